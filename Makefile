@@ -1,0 +1,37 @@
+# fhirsvc: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test validate lint clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with its test extras
+
+-include tools/validator/INSTALL.mk
+
+run: install ## serve on 127.0.0.1:8080 with gunicorn (override with HOST=... PORT=...)
+	$(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
+
+test: install validator ## run every test
+	$(PY) -m pytest
+
+validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
+	$(VENV)/bin/fhirsvc validate
+
+lint: install ## ruff over the code and tests
+	$(VENV)/bin/ruff check fhirsvc tests
+
+clean: ## remove .venv, the validator's install and caches
+	rm -rf $(VENV) .validator .pytest_cache .ruff_cache test-output *.egg-info

@@ -1,0 +1,28 @@
+"""fhirsvc: a drug monograph as computable FHIR knowledge, served over FHIR REST and CDS Hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from fhirsvc import errors, health
+from fhirsvc.config import knowledge_dirs, load_config
+from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
+
+__all__ = ["create_app", "get_knowledge"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, knowledge (validated; bad knowledge raises KnowledgeError), routes."""
+    app = Flask(__name__)
+    app.config.update(load_config(config))
+    app.json.sort_keys = False
+    logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
+    app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config))
+    errors.init_app(app)
+    app.register_blueprint(health.blueprint)
+    return app
+

@@ -1,0 +1,48 @@
+"""Configuration: documented defaults, overridden by ``FHIRSVC_*`` environment variables, then by
+the mapping given to ``create_app(config)``.
+
+Every key here is documented in the README's configuration table; an environment variable is the
+key with the ``FHIRSVC_`` prefix (``KNOWLEDGE_PATH`` -> ``FHIRSVC_KNOWLEDGE_PATH``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FHIRSVC_"
+SHIPPED_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "knowledge"
+
+DEFAULTS: dict[str, Any] = {
+    # The directory of the shipped FHIR R5 knowledge (the anakinra monograph).
+    "KNOWLEDGE_DIR": str(SHIPPED_KNOWLEDGE_DIR),
+    # Extra knowledge directories (other drugs), separated by os.pathsep; loaded after KNOWLEDGE_DIR.
+    "KNOWLEDGE_PATH": "",
+    # Python logging level of the service's own loggers.
+    "LOG_LEVEL": "INFO",
+}
+
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the effective configuration: defaults < environment < overrides.
+
+    Unknown keys in ``overrides`` are kept (Flask's own settings such as TESTING pass through).
+    """
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for key in DEFAULTS:
+        if ENV_PREFIX + key in environ:
+            config[key] = environ[ENV_PREFIX + key]
+    config.update(overrides or {})
+    return config
+
+
+def knowledge_dirs(config: Mapping[str, Any]) -> list[Path]:
+    """The knowledge directories to load, in order: the shipped one, then KNOWLEDGE_PATH entries."""
+    extra = config.get("KNOWLEDGE_PATH") or ""
+    if isinstance(extra, str):
+        extra = [part for part in extra.split(os.pathsep) if part.strip()]
+    return [Path(config["KNOWLEDGE_DIR"]), *(Path(part) for part in extra)]

@@ -1,0 +1,36 @@
+"""Read-only JSON: the store hands out resources that callers cannot change by accident."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+
+class FrozenDict(dict):
+    """A dict that refuses every change; still a dict, so ``json.dumps`` writes it as an object."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("knowledge resources are read-only; use thaw() for a mutable copy")
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
+
+
+def freeze(value: Any) -> Any:
+    """Return a deep read-only copy: dicts become FrozenDicts and lists tuples."""
+    if isinstance(value, dict):
+        return FrozenDict((key, freeze(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Return a deep mutable copy (plain dicts and lists) of frozen JSON."""
+    if isinstance(value, dict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(item) for item in value]
+    return value
