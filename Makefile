@@ -20,6 +20,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with its test extras
 
 -include tools/validator/INSTALL.mk
+-include bench/bench.mk
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn (override with HOST=... PORT=...)
 	$(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import errors, health
+from fhirsvc import cors, errors, fhir, health
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
 
@@ -21,8 +21,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     app.json.sort_keys = False
     logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
-    app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config))
+    knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config))
     errors.init_app(app)
+    cors.init_app(app)
     app.register_blueprint(health.blueprint)
+    fhir.init_app(app, knowledge)
     return app
 

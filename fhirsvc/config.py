@@ -22,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "KNOWLEDGE_PATH": "",
     # Python logging level of the service's own loggers.
     "LOG_LEVEL": "INFO",
+    # Origins allowed to call from a browser (CORS), comma-separated; "*" for any.
+    "CORS_ORIGINS": "*",
+    # Largest request body accepted, in bytes (larger: 413).
+    "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
 }
 
 
@@ -35,7 +39,8 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     config = dict(DEFAULTS)
     for key in DEFAULTS:
         if ENV_PREFIX + key in environ:
-            config[key] = environ[ENV_PREFIX + key]
+            value = environ[ENV_PREFIX + key]
+            config[key] = int(value) if isinstance(DEFAULTS[key], int) else value
     config.update(overrides or {})
     return config
 

@@ -55,8 +55,13 @@ def validate_files(paths: list[pathlib.Path]) -> list[Problem]:
     return sorted(problems)
 
 
+def validate_resource(resource: Any, name: str = "-") -> list[Problem]:
+    """Validate one R5 resource given as parsed JSON (e.g. a response body), reported under ``name``."""
+    return sorted(set(_validate_resource(_definitions(PACKAGE_DIR), resource, name)))
+
+
 def _validate_file(defs: Definitions, path: pathlib.Path) -> list[Problem]:
-    """Validate one file with both layers, dropping a schema enum error the walker already reports."""
+    """Validate one file, noting JSON keys given twice (parsers silently keep the last one)."""
     name = str(path)
     duplicates: list[str] = []
     try:
@@ -64,11 +69,16 @@ def _validate_file(defs: Definitions, path: pathlib.Path) -> list[Problem]:
         resource = json.loads(text, object_pairs_hook=functools.partial(_no_duplicates, duplicates))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return [Problem(name, "-", f"not readable as JSON: {exc}")]
+    problems = [Problem(name, str(resource.get("resourceType")), f"duplicate JSON key {key!r}") for key in duplicates]
+    return problems + _validate_resource(defs, resource, name)
+
+
+def _validate_resource(defs: Definitions, resource: Any, name: str) -> list[Problem]:
+    """Both layers on one resource, dropping a schema enum error the walker already reports."""
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in defs.resource_types:
         return [Problem(name, "resourceType", f"not an R5 resource type: {rtype!r}")]
-    problems = [Problem(name, rtype, f"duplicate JSON key {key!r}") for key in duplicates]
-    problems += [Problem(name, p, m, s) for p, m, s in Walker(defs, resource).run()]
+    problems = [Problem(name, p, m, s) for p, m, s in Walker(defs, resource).run()]
     walked = {p.path for p in problems}
     for spath, message, kind in _schema_problems(defs, resource):
         if not (kind == "enum" and spath in walked):

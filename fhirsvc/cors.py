@@ -1,0 +1,31 @@
+"""CORS on every route, errors included, so browser-based EHR apps and sandboxes can call the service."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Prefer, If-None-Match, If-Modified-Since"
+EXPOSED_HEADERS = "ETag, Last-Modified, Location, Content-Location"
+
+
+def init_app(app: Flask) -> None:
+    """Add CORS headers to every response; preflights (OPTIONS) are answered by Flask's automatic OPTIONS."""
+    origins = [o.strip() for o in str(app.config["CORS_ORIGINS"]).split(",") if o.strip()]
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if "*" in origins:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+        else:
+            return response
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "GET, POST, OPTIONS")
+            response.headers["Access-Control-Allow-Headers"] = (
+                request.headers.get("Access-Control-Request-Headers") or ALLOWED_HEADERS)
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response

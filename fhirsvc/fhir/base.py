@@ -1,0 +1,138 @@
+"""A FHIR base (R4 or R5): its resources with meta, and the search index built once at start-up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fhirsvc.fhir.registry import FHIR_VERSIONS, SearchParam, TypeSpec, type_specs
+from fhirsvc.knowledge.frozen import FrozenDict, freeze, thaw
+
+Key = tuple[str, str]
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form of a string, as FHIR string search compares."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
+
+
+def walk(node: Any, path: str, resolve: Callable[[str], Any]) -> list[Any]:
+    """The values at a dotted path (arrays flattened); ``->`` resolves references and walks on."""
+    hops = path.split("->")
+    nodes = [node]
+    for number, hop in enumerate(hops):
+        if number:
+            nodes = [target for ref in nodes if isinstance(ref, str) and (target := resolve(ref)) is not None]
+        for step in hop.split("."):
+            found = []
+            for item in nodes:
+                value = item.get(step) if isinstance(item, Mapping) else None
+                if isinstance(value, (list, tuple)):
+                    found.extend(value)
+                elif value is not None:
+                    found.append(value)
+            nodes = found
+    return nodes
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token value: a coding (system, code) or a bare code; ``text`` for the :text modifier."""
+
+    system: str | None
+    code: str | None
+    text: str | None = None
+
+
+def tokens(value: Any) -> list[Token]:
+    """Token values of a primitive, Coding, CodeableConcept or Identifier."""
+    if isinstance(value, str):
+        return [Token(None, value)]
+    if not isinstance(value, Mapping):
+        return []
+    if "coding" in value or "text" in value:
+        found = [Token(c.get("system"), c.get("code"), c.get("display")) for c in value.get("coding") or ()]
+        return found + ([Token(None, None, value["text"])] if value.get("text") else [])
+    if "value" in value and "system" in value:
+        return [Token(value.get("system"), value.get("value"))]
+    return [Token(value.get("system"), value.get("code"), value.get("display"))]
+
+
+def index_values(param: SearchParam, raw: list[Any]) -> tuple[Any, ...]:
+    """What a parameter compares against, prepared once: tokens, folded strings, references, instants."""
+    if param.type == "token":
+        return tuple(t for value in raw for t in tokens(value))
+    if param.type == "string":
+        return tuple((value, fold(value)) for value in raw if isinstance(value, str))
+    if param.type == "date":
+        return tuple(parse_instant(value) for value in raw if isinstance(value, str))
+    return tuple(value for value in raw if isinstance(value, str))
+
+
+def parse_instant(value: str) -> datetime:
+    """An instant (``Z`` or offset) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def format_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def version_id(resource: Mapping[str, Any]) -> str:
+    """The resource's version: a short hash of its content, stable across restarts, new when it changes."""
+    body = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class FhirBase:
+    """The resources one base serves, by type and id, with their search index."""
+
+    name: str  # "R4" | "R5"
+    fhir_version: str
+    specs: Mapping[str, TypeSpec]
+    resources: Mapping[Key, FrozenDict]
+    ids: Mapping[str, tuple[str, ...]]
+    index: Mapping[tuple[str, str], Mapping[str, tuple[Any, ...]]]
+    built: datetime
+
+    @classmethod
+    def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
+              provenance: Mapping[Key, tuple[str, datetime]]) -> FhirBase:
+        """Add ``meta.versionId``/``lastUpdated`` (from ``provenance``) and index every search parameter."""
+        served: dict[Key, FrozenDict] = {}
+        for key, resource in resources.items():
+            body = thaw(resource)
+            vid, updated = provenance[key]
+            body["meta"] = {**body.get("meta", {}), "versionId": vid, "lastUpdated": format_instant(updated)}
+            served[key] = freeze({"resourceType": body.pop("resourceType"), "id": body.pop("id"), **body})
+        specs = type_specs(name, {rtype for rtype, _ in served})
+        ids = {rtype: tuple(sorted(rid for t, rid in served if t == rtype)) for rtype in specs}
+
+        def resolve(reference: str) -> FrozenDict | None:
+            rtype, _, rid = reference.partition("/")
+            return served.get((rtype, rid))
+
+        index = {}
+        for rtype, spec in specs.items():
+            for param in spec.params.values():
+                index[(rtype, param.name)] = {
+                    rid: index_values(param, [v for path in param.paths[name]
+                                              for v in walk(served[(rtype, rid)], path, resolve)])
+                    for rid in ids[rtype]}
+        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC))
+
+    def get(self, rtype: str, rid: str) -> FrozenDict | None:
+        return self.resources.get((rtype, rid))
+
+    def last_updated(self, resource: Mapping[str, Any]) -> datetime:
+        return parse_instant(resource["meta"]["lastUpdated"])
+
+    def of_type(self, rtype: str) -> Iterable[FrozenDict]:
+        return (self.resources[(rtype, rid)] for rid in self.ids.get(rtype, ()))

@@ -1,0 +1,58 @@
+"""The CapabilityStatement of a base, generated from the table that drives routing and search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirsvc.fhir.base import FhirBase, format_instant
+
+OPERATION_DEFINITIONS = {
+    "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+    "validate-code": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+    "validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+}
+SOFTWARE_VERSION = "0.1.0"
+
+
+def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
+    """What this base can do: every served type with its interactions, search parameters and operations."""
+    resources = []
+    for rtype, spec in base.specs.items():
+        references = [p.name for p in spec.references]
+        revincludes = sorted(f"{source}:{p.name}" for source, other in base.specs.items()
+                             for p in other.references if rtype in p.targets)
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
+            "versioning": "versioned",
+            "readHistory": False,
+            "conditionalRead": "full-support",
+        }
+        if references:
+            entry["searchInclude"] = [f"{rtype}:{name}" for name in references]
+        if revincludes:
+            entry["searchRevInclude"] = revincludes
+        entry["searchParam"] = [
+            {"name": p.name, "type": p.type, **({"definition": p.definition} if p.definition else {}),
+             "documentation": p.description} for p in spec.params.values()]
+        entry["operation"] = [{"name": name, "definition": OPERATION_DEFINITIONS[name]} for name in spec.operations]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "id": f"fhirsvc-{base.name.lower()}",
+        "url": f"{url}/metadata",
+        "version": SOFTWARE_VERSION,
+        "name": f"Fhirsvc{base.name}",
+        "title": f"fhirsvc medication knowledge, FHIR {base.fhir_version}",
+        "status": "active",
+        "experimental": False,
+        "date": format_instant(base.built),
+        "publisher": "fhirsvc",
+        "description": "Read-only FHIR server for computable drug monograph knowledge (anakinra).",
+        "kind": "instance",
+        "software": {"name": "fhirsvc", "version": SOFTWARE_VERSION},
+        "implementation": {"description": f"fhirsvc FHIR {base.fhir_version} base", "url": url},
+        "fhirVersion": base.fhir_version,
+        "format": ["json", "application/fhir+json"],
+        "rest": [{"mode": "server", "resource": resources}],
+    }

@@ -1,0 +1,277 @@
+"""FHIR search over a base: parameter parsing, matching, sorting, paging, _include/_revinclude, _summary.
+
+Matching follows the FHIR search rules for the types we serve: token (``code``, ``system|code``,
+``|code``, ``system|``, ``:text``, ``:not``), string (starts-with, ``:exact``, ``:contains``; case- and
+accent-insensitive), reference (``Type/id``, ``id``, absolute URL), uri (exact), date (prefixes eq ne
+gt lt ge le sa eb ap, at the precision given). Comma-separated values are ORed, repeated parameters
+ANDed; ``:missing`` works on every parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+
+from fhirsvc.errors import ApiError
+from fhirsvc.fhir.base import FhirBase, Token, fold
+from fhirsvc.fhir.registry import R5, SearchParam
+from fhirsvc.fhirversion import r4b_class, r5_class
+from fhirsvc.knowledge.frozen import FrozenDict
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 500
+SUMMARY_MODES = ("true", "false", "text", "data", "count")
+# Parameters that shape the answer rather than select resources; _format/_pretty are handled by the views.
+RESULT_PARAMS = {"_count", "_offset", "_sort", "_summary", "_elements", "_include", "_revinclude", "_total",
+                 "_totalMethod", "_format", "_pretty"}
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+             "display": "subsetted"}
+_DATE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                   r"(Z|[+-]\d{2}:\d{2})?)?)?)?)$")
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, message)
+
+
+@dataclass
+class SearchRequest:
+    """A parsed search: selection criteria plus the result controls."""
+
+    criteria: list[tuple[SearchParam, str | None, list[str]]] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (parameter, descending)
+    summary: str | None = None
+    elements: list[str] = field(default_factory=list)
+    includes: list[tuple[str, str]] = field(default_factory=list)  # (type, param)
+    revincludes: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # unknown parameters, reported as an outcome
+
+
+@dataclass
+class SearchResult:
+    matches: list[FrozenDict]
+    total: int
+    included: list[FrozenDict]
+
+
+def parse_search(base: FhirBase, rtype: str, params: Sequence[tuple[str, str]], strict: bool) -> SearchRequest:
+    """Parse query/form parameters; unknown ones are ignored (or a 400 when ``strict``)."""
+    spec = base.specs[rtype]
+    request = SearchRequest()
+    for raw_name, value in params:
+        name, _, modifier = raw_name.partition(":")
+        if name in RESULT_PARAMS:
+            _parse_result_param(base, rtype, request, name, value, strict)
+        elif name in spec.params:
+            param = spec.params[name]
+            _check_modifier(param, modifier or None)
+            values = [v for v in value.split(",") if v != ""] if modifier != "missing" else [value]
+            if not values:
+                raise bad_request(f"parameter {raw_name} has no value")
+            request.criteria.append((param, modifier or None, values))
+        elif strict:
+            raise bad_request(f"unknown search parameter {raw_name!r} for {rtype}")
+        else:
+            request.ignored.append(raw_name)
+    return request
+
+
+def _check_modifier(param: SearchParam, modifier: str | None) -> None:
+    allowed = {"token": {"text", "not"}, "string": {"exact", "contains"}}.get(param.type, set()) | {"missing"}
+    if modifier is not None and modifier not in allowed:
+        raise bad_request(f"modifier :{modifier} is not supported on {param.type} parameter {param.name}")
+
+
+def _integer(name: str, value: str, minimum: int) -> int:
+    if not re.fullmatch(r"\d+", value) or int(value) < minimum:
+        raise bad_request(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def _parse_result_param(base: FhirBase, rtype: str, request: SearchRequest, name: str, value: str,
+                        strict: bool) -> None:
+    if name == "_count":
+        request.count = min(_integer(name, value, 0), MAX_COUNT)
+    elif name == "_offset":
+        request.offset = _integer(name, value, 0)
+    elif name == "_summary":
+        if value not in SUMMARY_MODES:
+            raise bad_request(f"_summary must be one of {', '.join(SUMMARY_MODES)}, not {value!r}")
+        request.summary = None if value == "false" else value
+    elif name == "_elements":
+        request.elements += [e.strip() for e in value.split(",") if e.strip()]
+    elif name == "_sort":
+        for key in value.split(","):
+            descending = key.startswith("-")
+            if key.lstrip("-") not in ("_id", "_lastUpdated"):
+                raise bad_request(f"_sort supports _id and _lastUpdated (prefix - to descend), not {key!r}")
+            request.sort.append((key.lstrip("-"), descending))
+    elif name in ("_include", "_revinclude"):
+        target = _parse_include(base, rtype, name, value)
+        if target:
+            (request.includes if name == "_include" else request.revincludes).append(target)
+        elif strict:
+            raise bad_request(f"{name}={value} names no reference search parameter this server supports")
+        else:
+            request.ignored.append(f"{name}={value}")
+
+
+def _parse_include(base: FhirBase, rtype: str, name: str, value: str) -> tuple[str, str] | None:
+    """``Source:param[:Target]`` -> (source type, param) when the parameter is a served reference."""
+    source, _, rest = value.partition(":")
+    param_name = rest.partition(":")[0]
+    if name == "_include" and source != rtype:
+        return None
+    spec = base.specs.get(source)
+    param = spec.params.get(param_name) if spec else None
+    return (source, param_name) if param is not None and param.type == "reference" else None
+
+
+def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResult:
+    """Select, sort and page; gather _include/_revinclude resources for the page."""
+    ids = [rid for rid in base.ids.get(rtype, ()) if all(
+        _matches(base, rtype, rid, param, modifier, values) for param, modifier, values in request.criteria)]
+    matches = [base.resources[(rtype, rid)] for rid in ids]
+    for key, descending in reversed(request.sort):
+        matches.sort(key=(lambda r: r["id"]) if key == "_id" else base.last_updated, reverse=descending)
+    page = matches[request.offset:request.offset + request.count]
+    return SearchResult(page, len(matches), _included(base, rtype, page, request))
+
+
+def _matches(base: FhirBase, rtype: str, rid: str, param: SearchParam, modifier: str | None,
+             values: list[str]) -> bool:
+    indexed = base.index[(rtype, param.name)][rid]
+    if modifier == "missing":
+        if values[0] not in ("true", "false"):
+            raise bad_request(f"{param.name}:missing must be true or false")
+        return (not indexed) == (values[0] == "true")
+    found = any(_match_one(param, modifier, value, indexed) for value in values)
+    return not found if modifier == "not" else found
+
+
+def _match_one(param: SearchParam, modifier: str | None, value: str, indexed: tuple[Any, ...]) -> bool:
+    if param.type == "token":
+        return _match_token(modifier, value, indexed)
+    if param.type == "string":
+        wanted = fold(value)
+        if modifier == "exact":
+            return any(original == value for original, _ in indexed)
+        if modifier == "contains":
+            return any(wanted in folded for _, folded in indexed)
+        return any(folded.startswith(wanted) for _, folded in indexed)
+    if param.type == "reference":
+        wanted = "/".join(value.rstrip("/").split("/")[-2:]) if "/" in value else value
+        return any(ref == wanted or ("/" not in wanted and ref.endswith("/" + wanted)) for ref in indexed)
+    if param.type == "date":
+        return _match_date(value, indexed)
+    return value in indexed  # uri
+
+
+def _match_token(modifier: str | None, value: str, indexed: Iterable[Token]) -> bool:
+    if modifier == "text":
+        wanted = fold(value)
+        return any(t.text and fold(t.text).startswith(wanted) for t in indexed)
+    if "|" not in value:
+        return any(t.code == value for t in indexed)
+    system, _, code = value.partition("|")
+    if not code:
+        return any(t.system == system and t.code for t in indexed)
+    return any(t.code == code and (t.system or "") == system for t in indexed)
+
+
+def date_range(text: str) -> tuple[str, datetime, datetime]:
+    """A search date (with optional prefix) -> (prefix, start, end) covering its precision."""
+    match = _DATE.match(text)
+    if not match:
+        raise bad_request(f"not a FHIR search date: {text!r}")
+    prefix, value = match.group(1) or "eq", match.group(2)
+    if len(value) == 4:
+        start = datetime(int(value), 1, 1, tzinfo=UTC)
+        end = start.replace(year=start.year + 1)
+    elif len(value) == 7:
+        start = datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=UTC)
+        end = (start + timedelta(days=32)).replace(day=1)
+    elif len(value) == 10:
+        start = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        end = start + timedelta(days=1)
+    else:
+        start = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        end = start + (timedelta(seconds=1) if value.count(":") >= 2 else timedelta(minutes=1))
+    return prefix, start, end
+
+
+def _match_date(text: str, indexed: Iterable[datetime]) -> bool:
+    try:
+        prefix, start, end = date_range(text)
+    except ValueError as exc:
+        raise bad_request(f"not a valid date: {text!r}") from exc
+    margin = (end - start) / 10 if prefix == "ap" else timedelta(0)
+    tests = {
+        "eq": lambda v: start <= v < end, "ne": lambda v: not start <= v < end,
+        "gt": lambda v: v >= end, "sa": lambda v: v >= end, "lt": lambda v: v < start, "eb": lambda v: v < start,
+        "ge": lambda v: v >= start, "le": lambda v: v < end, "ap": lambda v: start - margin <= v < end + margin,
+    }
+    return any(tests[prefix](moment) for moment in indexed)
+
+
+def _included(base: FhirBase, rtype: str, page: list[FrozenDict], request: SearchRequest) -> list[FrozenDict]:
+    """Resources named by _include (referenced from the page) and _revinclude (referencing the page)."""
+    found: dict[tuple[str, str], FrozenDict] = {}
+    on_page = {(r["resourceType"], r["id"]) for r in page}
+    for source, param in request.includes:
+        for resource in page:
+            for ref in base.index[(source, param)][resource["id"]]:
+                target_type, _, target_id = ref.partition("/")
+                target = base.get(target_type, target_id)
+                if target is not None and (target_type, target_id) not in on_page:
+                    found[(target_type, target_id)] = target
+    wanted = {f"{t}/{i}" for t, i in on_page}
+    for source, param in request.revincludes:
+        for source_id, refs in base.index[(source, param)].items():
+            if wanted.intersection(refs) and (source, source_id) not in on_page:
+                found[(source, source_id)] = base.resources[(source, source_id)]
+    return list(found.values())
+
+
+@cache
+def _element_flags(version: str, rtype: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(summary elements, mandatory elements) of a type, from the fhir.resources model of that version."""
+    model = r5_class(rtype) if version == R5 else r4b_class(rtype)
+    summary, mandatory = set(), set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("summary_element_property"):
+            summary.add(info.alias or name)
+        if extra.get("element_required"):
+            mandatory.add(info.alias or name)
+    return frozenset(summary), frozenset(mandatory)
+
+
+def subset(resource: Mapping[str, Any], version: str, summary: str | None, elements: list[str]) -> Mapping[str, Any]:
+    """Apply _summary (true, text, data) or _elements; a subset is tagged SUBSETTED in meta."""
+    if not summary and not elements:
+        return resource
+    rtype = resource["resourceType"]
+    summary_fields, mandatory = _element_flags(version, rtype)
+    if summary == "data":
+        keep = set(resource) - {"text"}
+    elif summary == "text":
+        keep = {"id", "meta", "text"} | mandatory
+    elif summary == "true":
+        keep = set(summary_fields) | mandatory
+    else:
+        keep = set(elements) | {"id", "meta"} | mandatory
+    body = {key: value for key, value in resource.items() if key in keep or key == "resourceType"}
+    meta = dict(body.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", ()), SUBSETTED]
+    body["meta"] = meta
+    return body

@@ -1,0 +1,100 @@
+"""ValueSet ``$expand`` and ``$validate-code`` over the knowledge's value sets.
+
+Members are the explicit concepts of ``compose.include``; includes that select codes by a regex filter
+(ICD-10-CM ranges) cannot be enumerated without the code system, so ``$expand`` lists them as
+``expansion.parameter`` entries while ``$validate-code`` evaluates them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from flask import request
+
+from fhirsvc.errors import ApiError
+from fhirsvc.fhir.base import fold
+from fhirsvc.fhir.negotiation import request_json
+from fhirsvc.terminology import ValueSetMatcher
+
+MAX_EXPANSION = 1000
+
+
+def operation_parameters() -> dict[str, Any]:
+    """Operation inputs from the query (GET) or a Parameters body (POST), by name."""
+    params: dict[str, Any] = dict(request.args.items())
+    if request.method == "POST":
+        body = request_json()
+        if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+            raise ApiError(HTTPStatus.BAD_REQUEST, "POST a Parameters resource")
+        for item in body.get("parameter") or ():
+            value = next((v for k, v in item.items() if k.startswith("value")), None)
+            if isinstance(item, dict) and "name" in item and value is not None:
+                params[item["name"]] = value
+    return params
+
+
+def _integer(params: dict[str, Any], name: str, default: int) -> int:
+    value = params.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, not {value!r}") from exc
+    if number < 0:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must not be negative")
+    return number
+
+
+def expand(value_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The value set with an ``expansion``, narrowed by ``filter`` and paged by ``offset``/``count``."""
+    offset = _integer(params, "offset", 0)
+    count = min(_integer(params, "count", MAX_EXPANSION), MAX_EXPANSION)
+    wanted = fold(str(params.get("filter", "")))
+    contains, unexpanded = [], []
+    for include in (value_set.get("compose") or {}).get("include") or ():
+        system = include.get("system")
+        for concept in include.get("concept") or ():
+            names = [concept["code"], concept.get("display", ""), *(d.get("value", "") for d in
+                                                                      concept.get("designation") or ())]
+            if not wanted or any(wanted in fold(name) for name in names):
+                entry = {"system": system, "code": concept["code"]}
+                if concept.get("display"):
+                    entry["display"] = concept["display"]
+                contains.append(entry)
+        unexpanded += [f"{system} code matching {f['value']}" for f in include.get("filter") or ()]
+    parameters = [{"name": "offset", "valueInteger": offset}, {"name": "count", "valueInteger": count}]
+    if wanted:
+        parameters.append({"name": "filter", "valueString": str(params["filter"])})
+    parameters += [{"name": "not-enumerated", "valueString": text} for text in unexpanded]
+    expansion = {"identifier": f"urn:uuid:{uuid.uuid4()}",
+                 "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                 "total": len(contains), "offset": offset, "parameter": parameters}
+    if contains[offset:offset + count]:
+        expansion["contains"] = contains[offset:offset + count]
+    return {**value_set, "expansion": expansion}
+
+
+def validate_code(value_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters ``result`` (and ``display`` or ``message``): is the code a member of the value set?"""
+    coding = params.get("coding")
+    if isinstance(coding, dict):
+        system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+    else:
+        system, code, display = params.get("system"), params.get("code"), params.get("display")
+    if not code:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "give code (with system) or coding")
+    matcher = ValueSetMatcher.from_value_set(value_set)
+    member = matcher.has_code(system, str(code))
+    result: list[dict[str, Any]] = [{"name": "result", "valueBoolean": member}]
+    known = next((c.get("display") for inc in (value_set.get("compose") or {}).get("include") or ()
+                  if inc.get("system") == system for c in inc.get("concept") or () if c["code"] == code), None)
+    if known:
+        result.append({"name": "display", "valueString": known})
+    if not member:
+        result.append({"name": "message",
+                       "valueString": f"{system or '(no system)'}|{code} is not in {value_set.get('url')}"})
+    elif display and known and fold(str(display)) != fold(known):
+        result.append({"name": "message", "valueString": f"display {display!r} differs from {known!r}"})
+    return {"resourceType": "Parameters", "parameter": result}

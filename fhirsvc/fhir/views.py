@@ -1,0 +1,218 @@
+"""FHIR REST routes: capabilities, read, vread, search, ValueSet operations and $validate.
+
+The same blueprint serves ``/fhir/R5`` (the knowledge as authored), ``/fhir/R4`` (the R4 view) and
+``/fhir`` (R4 unless the client asks for ``fhirVersion=5.0``). The store is read-only, so every write
+interaction answers 405.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import ValidationError
+
+from fhirsvc.errors import ApiError
+from fhirsvc.fhir import capability, terminology_ops
+from fhirsvc.fhir.base import FhirBase
+from fhirsvc.fhir.negotiation import fhir_response, negotiate, request_json
+from fhirsvc.fhir.registry import R5
+from fhirsvc.fhir.search import parse_search, run_search, subset
+from fhirsvc.fhirversion import UnknownResourceType, r4b_class, r5_class
+
+blueprint = Blueprint("fhir", __name__)
+BASES_EXTENSION = "fhirsvc.fhir.bases"
+
+
+def bases() -> dict[str, FhirBase]:
+    return current_app.extensions[BASES_EXTENSION]
+
+
+def _base(requested: str | None) -> FhirBase:
+    return bases()[negotiate(requested)]
+
+
+def _base_url(base: FhirBase, requested: str | None) -> str:
+    """The absolute URL of the base the client called (``/fhir`` or ``/fhir/R4`` ...)."""
+    return request.host_url.rstrip("/") + ("/fhir/" + requested if requested else "/fhir")
+
+
+def _spec(base: FhirBase, rtype: str):
+    spec = base.specs.get(rtype)
+    if spec is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"resource type {rtype} is not served on FHIR {base.fhir_version}",
+                       "not-supported")
+    return spec
+
+
+def _resource(base: FhirBase, rtype: str, rid: str):
+    _spec(base, rtype)
+    resource = base.get(rtype, rid)
+    if resource is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"{rtype}/{rid} is not known", "not-found")
+    return resource
+
+
+@blueprint.get("/metadata")
+def metadata(requested: str | None) -> Response:
+    base = _base(requested)
+    return fhir_response(capability.capability_statement(base, _base_url(base, requested)), base.name)
+
+
+@blueprint.get("/<rtype>/<rid>")
+def read(requested: str | None, rtype: str, rid: str) -> Response:
+    base = _base(requested)
+    return _conditional(base, _resource(base, rtype, rid))
+
+
+@blueprint.get("/<rtype>/<rid>/_history/<vid>")
+def vread(requested: str | None, rtype: str, rid: str, vid: str) -> Response:
+    base = _base(requested)
+    resource = _resource(base, rtype, rid)
+    if resource["meta"]["versionId"] != vid:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"{rtype}/{rid} has no version {vid}", "not-found")
+    return _conditional(base, resource)
+
+
+def _conditional(base: FhirBase, resource: Any) -> Response:
+    """The resource with ETag and Last-Modified, or 304 when the client's copy is current."""
+    etag = f'W/"{resource["meta"]["versionId"]}"'
+    modified = base.last_updated(resource)
+    if request.headers.get("If-None-Match"):
+        not_modified = etag in [t.strip() for t in request.headers["If-None-Match"].split(",")]
+    else:
+        not_modified = _not_modified_since(modified)
+    response = Response(status=HTTPStatus.NOT_MODIFIED) if not_modified else fhir_response(resource, base.name)
+    response.headers["ETag"] = etag
+    response.headers["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
+    return response
+
+
+def _not_modified_since(modified: datetime) -> bool:
+    header = request.headers.get("If-Modified-Since")
+    if not header:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored, as HTTP says
+    return modified.replace(microsecond=0) <= since
+
+
+@blueprint.get("/<rtype>")
+def search_get(requested: str | None, rtype: str) -> Response:
+    return _search(requested, rtype, list(request.args.items(multi=True)))
+
+
+@blueprint.post("/<rtype>/_search")
+def search_post(requested: str | None, rtype: str) -> Response:
+    if request.mimetype != "application/x-www-form-urlencoded" and request.get_data():
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                       "POST _search takes application/x-www-form-urlencoded parameters")
+    return _search(requested, rtype, [*request.args.items(multi=True), *request.form.items(multi=True)])
+
+
+def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) -> Response:
+    base = _base(requested)
+    _spec(base, rtype)
+    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+    search = parse_search(base, rtype, params, strict)
+    result = run_search(base, rtype, search)
+    url = _base_url(base, requested)
+    kept = [(k, v) for k, v in params if k not in ("_offset", "_format")]
+
+    def link(relation: str, offset: int) -> dict:
+        query = urlencode([*kept, ("_offset", str(offset))] if offset else kept)
+        return {"relation": relation, "url": f"{url}/{rtype}" + (f"?{query}" if query else "")}
+
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle", "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")},
+        "type": "searchset", "total": result.total, "link": [link("self", search.offset)],
+    }
+    if search.count and search.offset + search.count < result.total:
+        bundle["link"].append(link("next", search.offset + search.count))
+    if search.offset:
+        bundle["link"].append(link("previous", max(0, search.offset - (search.count or search.offset))))
+    entries = []
+    if search.summary != "count" and search.count:
+        entries += [_entry(url, subset(r, base.name, search.summary, search.elements), "match")
+                    for r in result.matches]
+        entries += [_entry(url, r, "include") for r in result.included]
+    if search.ignored:
+        outcome = _outcome(f"unknown search parameters ignored: {', '.join(search.ignored)}")
+        entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
+    if entries:
+        bundle["entry"] = entries
+    return fhir_response(bundle, base.name)
+
+
+def _entry(url: str, resource: Any, mode: str) -> dict:
+    return {"fullUrl": f"{url}/{resource['resourceType']}/{resource['id']}", "resource": resource,
+            "search": {"mode": mode}}
+
+
+def _outcome(text: str, severity: str = "warning", code: str = "not-supported") -> dict:
+    return {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()),
+            "issue": [{"severity": severity, "code": code, "diagnostics": text}]}
+
+
+@blueprint.route("/ValueSet/$expand", methods=["GET", "POST"])
+@blueprint.route("/ValueSet/<rid>/$expand", methods=["GET", "POST"])
+def expand(requested: str | None, rid: str | None = None) -> Response:
+    base = _base(requested)
+    params = terminology_ops.operation_parameters()
+    value_set = _value_set(base, rid, params)
+    return fhir_response(terminology_ops.expand(value_set, params), base.name)
+
+
+@blueprint.route("/ValueSet/$validate-code", methods=["GET", "POST"])
+@blueprint.route("/ValueSet/<rid>/$validate-code", methods=["GET", "POST"])
+def validate_code(requested: str | None, rid: str | None = None) -> Response:
+    base = _base(requested)
+    params = terminology_ops.operation_parameters()
+    value_set = _value_set(base, rid, params)
+    return fhir_response(terminology_ops.validate_code(value_set, params), base.name)
+
+
+def _value_set(base: FhirBase, rid: str | None, params: dict[str, Any]) -> Any:
+    if rid is not None:
+        return _resource(base, "ValueSet", rid)
+    url = params.get("url")
+    if not url:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "name the value set: ValueSet/[id]/$... or the url parameter")
+    found = [vs for vs in base.of_type("ValueSet") if vs.get("url") == str(url).split("|")[0]]
+    if not found:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no value set with url {url}", "not-found")
+    return found[0]
+
+
+@blueprint.post("/<rtype>/$validate")
+def validate(requested: str | None, rtype: str) -> Response:
+    """Validate a posted resource (or Parameters with a ``resource``) against the base's FHIR version."""
+    base = _base(requested)
+    _spec(base, rtype)
+    body = request_json()
+    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+        body = next((p.get("resource") for p in body.get("parameter", []) if p.get("name") == "resource"), None)
+    if not isinstance(body, dict) or body.get("resourceType") != rtype:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"post a {rtype} resource (or Parameters with a resource)")
+    issues = []
+    try:
+        model = r5_class(rtype) if base.name == R5 else r4b_class(rtype)
+        model.model_validate(body)
+    except UnknownResourceType as exc:
+        raise ApiError(HTTPStatus.NOT_FOUND, str(exc), "not-supported") from exc
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+            issues.append({"severity": "error", "code": "structure", "diagnostics": err["msg"], "expression": [path]})
+    if not issues:
+        issues = [{"severity": "information", "code": "informational",
+                   "diagnostics": f"valid {rtype} (FHIR {base.fhir_version})"}]
+    return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, base.name)

@@ -1,0 +1,1 @@
+"""Tests of the FHIR REST facade and the R4 view."""

@@ -1,0 +1,294 @@
+"""The FHIR REST API on both bases: read, vread, conditional reads, search, operations, errors, CORS.
+
+Every response body goes through the validating client (tests/fhir/conftest.py).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+
+from fhirsvc.fhir.registry import TYPE_PARAMS
+
+SNOMED_RA = "http://snomed.info/sct|69896004"
+
+
+def ids(response) -> list[str]:
+    body = response.get_json()
+    assert response.status_code == HTTPStatus.OK, body
+    return [e["resource"]["id"] for e in body.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def test_capability_statement_lists_every_served_type_and_parameter(fhir, knowledge):
+    body = fhir.get("/fhir/R5/metadata").get_json()
+    assert body["fhirVersion"] == "5.0.0" and body["kind"] == "instance" and body["date"]
+    served = {r["type"]: r for r in body["rest"][0]["resource"]}
+    assert set(served) == {rtype for rtype, _ in knowledge.resources}
+    mk = served["MedicationKnowledge"]
+    assert {p["name"] for p in mk["searchParam"]} == {"_id", "_lastUpdated"} | {p.name for p in
+                                                                                 TYPE_PARAMS["MedicationKnowledge"]}
+    indication = next(p for p in mk["searchParam"] if p["name"] == "indication")
+    assert knowledge.resolve(indication["definition"])["code"] == "indication"
+    assert {i["code"] for i in mk["interaction"]} == {"read", "vread", "search-type"}
+    assert served["ValueSet"]["operation"][0]["name"] == "expand"
+
+
+def test_read_has_meta_etag_and_last_modified(fhir):
+    response = fhir.get("/fhir/R5/MedicationKnowledge/anakinra")
+    body = response.get_json()
+    assert response.status_code == HTTPStatus.OK
+    assert response.headers["Content-Type"] == "application/fhir+json; fhirVersion=5.0; charset=utf-8"
+    assert response.headers["ETag"] == f'W/"{body["meta"]["versionId"]}"'
+    assert response.headers["Last-Modified"].endswith("GMT")
+    assert body["meta"]["lastUpdated"].endswith("Z")
+    assert body["indicationGuideline"][0]["dosingGuideline"][0]["id"] == "ra-adult"
+
+
+def test_vread_and_conditional_reads(fhir):
+    first = fhir.get("/fhir/R5/Medication/kineret")
+    version = first.get_json()["meta"]["versionId"]
+    assert fhir.get(f"/fhir/R5/Medication/kineret/_history/{version}").status_code == HTTPStatus.OK
+    assert fhir.get("/fhir/R5/Medication/kineret/_history/nope").status_code == HTTPStatus.NOT_FOUND
+    assert fhir.get("/fhir/R5/Medication/kineret",
+                    headers={"If-None-Match": first.headers["ETag"]}).status_code == HTTPStatus.NOT_MODIFIED
+    assert fhir.get("/fhir/R5/Medication/kineret",
+                    headers={"If-None-Match": 'W/"other"'}).status_code == HTTPStatus.OK
+    assert fhir.get("/fhir/R5/Medication/kineret", headers={
+        "If-Modified-Since": first.headers["Last-Modified"]}).status_code == HTTPStatus.NOT_MODIFIED
+    assert fhir.get("/fhir/R5/Medication/kineret", headers={
+        "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}).status_code == HTTPStatus.OK
+
+
+SEARCHES = [
+    ("MedicationKnowledge?code=L04AC03", ["anakinra"]),
+    ("MedicationKnowledge?code=http://www.whocc.no/atc|L04AC03", ["anakinra"]),
+    ("MedicationKnowledge?code=http://snomed.info/sct|L04AC03", []),
+    ("MedicationKnowledge?code=http://hl7.org/fhir/sid/ndc|", ["anakinra"]),
+    ("MedicationKnowledge?code=66658-234-07,999", ["anakinra"]),
+    ("MedicationKnowledge?drug-name=KIN", ["anakinra"]),
+    ("MedicationKnowledge?drug-name:exact=Kineret", ["anakinra"]),
+    ("MedicationKnowledge?drug-name:exact=kineret", []),
+    ("MedicationKnowledge?drug-name:contains=prefilled", ["anakinra"]),
+    ("MedicationKnowledge?drug-name=prefilled", []),
+    ("MedicationKnowledge?doseform=385219001", ["anakinra"]),
+    ("MedicationKnowledge?classification=L04AC", ["anakinra"]),
+    ("MedicationKnowledge?classification-type:text=ATC", ["anakinra"]),
+    ("MedicationKnowledge?ingredient-code=http://snomed.info/sct|385549000", ["anakinra"]),
+    ("MedicationKnowledge?status=active", ["anakinra"]),
+    ("MedicationKnowledge?status=inactive", []),
+    ("MedicationKnowledge?monitoring-program-type=751-8", ["anakinra"]),
+    ("MedicationKnowledge?monograph=DocumentReference/anakinra-monograph-2015", ["anakinra"]),
+    ("MedicationKnowledge?monograph=anakinra-monograph-2015", ["anakinra"]),
+    (f"MedicationKnowledge?indication={SNOMED_RA}", ["anakinra"]),
+    ("MedicationKnowledge?indication:text=neonatal-onset", ["anakinra"]),
+    ("MedicationKnowledge?indication=http://snomed.info/sct|25064002", []),
+    ("MedicationKnowledge?_id=anakinra", ["anakinra"]),
+    ("MedicationKnowledge?_lastUpdated=gt2000-01-01", ["anakinra"]),
+    ("MedicationKnowledge?_lastUpdated=lt2000", []),
+    ("MedicationKnowledge?code:missing=false", ["anakinra"]),
+    ("MedicationKnowledge?code:missing=true", []),
+    ("ClinicalUseDefinition?type=interaction",
+     ["anakinra-interaction-live-vaccines", "anakinra-interaction-tnf-inhibitors"]),
+    ("ClinicalUseDefinition?type=contraindication&subject=Medication/kineret",
+     ["anakinra-contraindication-anakinra", "anakinra-contraindication-e-coli-protein"]),
+    (f"ClinicalUseDefinition?indication={SNOMED_RA}", ["anakinra-indication-ra"]),
+    ("ClinicalUseDefinition?effect=http://snomed.info/sct|25064002", ["anakinra-effect-headache"]),
+    ("ClinicalUseDefinition?interaction=L04AB", ["anakinra-interaction-tnf-inhibitors"]),
+    ("ClinicalUseDefinition?contraindication:text=allergy to proteins",
+     ["anakinra-contraindication-e-coli-protein"]),
+    ("ClinicalUseDefinition?type:not=undesirable-effect&type:not=warning&type:not=indication",
+     ["anakinra-contraindication-anakinra", "anakinra-contraindication-e-coli-protein",
+      "anakinra-interaction-live-vaccines", "anakinra-interaction-tnf-inhibitors"]),
+    ("ValueSet?url=https://fhirsvc.org/fhir/ValueSet/live-vaccines", ["live-vaccines"]),
+    ("ValueSet?name=LiveVacc", ["live-vaccines"]),
+    ("ValueSet?status=retired", []),
+    ("Medication?code=66658-234-28", ["kineret"]),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES, ids=[q for q, _ in SEARCHES])
+def test_search(fhir, query, expected):
+    assert sorted(ids(fhir.get(f"/fhir/R5/{query}"))) == expected
+
+
+def test_search_by_post_equals_get(fhir):
+    form = {"type": "interaction", "_count": "1"}
+    posted = fhir.post("/fhir/R5/ClinicalUseDefinition/_search", data=form)
+    gotten = fhir.get("/fhir/R5/ClinicalUseDefinition", query_string=form)
+    assert ids(posted) == ids(gotten) and posted.get_json()["total"] == 2
+
+
+def test_paging_follows_next_links_to_every_match(fhir):
+    page = fhir.get("/fhir/R5/ClinicalUseDefinition?_count=7&_sort=_id").get_json()
+    total, seen = page["total"], []
+    while True:
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        assert all(e["fullUrl"].endswith(f"/fhir/R5/ClinicalUseDefinition/{e['resource']['id']}")
+                   for e in page["entry"])
+        links = {link["relation"]: link["url"] for link in page["link"]}
+        if "next" not in links:
+            break
+        assert "previous" in links or len(seen) == 7
+        page = fhir.get(links["next"].split("localhost", 1)[1]).get_json()
+    assert total == 32 and len(seen) == 32 and seen == sorted(seen)
+
+
+def test_count_summary_elements_and_sort(fhir):
+    counted = fhir.get("/fhir/R5/ClinicalUseDefinition?_summary=count").get_json()
+    assert counted["total"] == 32 and "entry" not in counted
+    zero = fhir.get("/fhir/R5/ClinicalUseDefinition?_count=0").get_json()
+    assert zero["total"] == 32 and "entry" not in zero
+    summary = fhir.get("/fhir/R5/MedicationKnowledge?_summary=true").get_json()["entry"][0]["resource"]
+    assert "code" in summary and "indicationGuideline" not in summary
+    assert summary["meta"]["tag"][0]["code"] == "SUBSETTED"
+    elements = fhir.get("/fhir/R5/ClinicalUseDefinition?_elements=type&_count=1").get_json()["entry"][0]["resource"]
+    assert set(elements) == {"resourceType", "id", "meta", "type"}
+    descending = ids(fhir.get("/fhir/R5/ClinicalUseDefinition?_sort=-_id"))
+    assert descending == sorted(descending, reverse=True)
+
+
+def test_include_and_revinclude(fhir):
+    body = fhir.get("/fhir/R5/MedicationKnowledge?_include=MedicationKnowledge:monograph").get_json()
+    modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in body["entry"]}
+    assert modes == {("MedicationKnowledge", "match"), ("DocumentReference", "include")}
+    body = fhir.get("/fhir/R5/Medication?_revinclude=ClinicalUseDefinition:subject").get_json()
+    included = [e for e in body["entry"] if e["search"]["mode"] == "include"]
+    assert len(included) == 32 and body["total"] == 1
+
+
+def test_unknown_parameter_is_reported_or_rejected_when_strict(fhir):
+    body = fhir.get("/fhir/R5/ValueSet?colour=blue&_count=1").get_json()
+    outcome = [e for e in body["entry"] if e["search"]["mode"] == "outcome"]
+    assert "colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    strict = fhir.get("/fhir/R5/ValueSet?colour=blue", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == HTTPStatus.BAD_REQUEST
+    assert "colour" in strict.get_json()["issue"][0]["diagnostics"]
+
+
+BAD_SEARCHES = [
+    "MedicationKnowledge?_count=-1", "MedicationKnowledge?_count=ten", "MedicationKnowledge?_offset=x",
+    "MedicationKnowledge?_sort=name", "MedicationKnowledge?_summary=maybe", "MedicationKnowledge?_lastUpdated=soon",
+    "MedicationKnowledge?_lastUpdated=2026-13-45", "MedicationKnowledge?code:exact=x",
+    "MedicationKnowledge?code:missing=maybe", "MedicationKnowledge?code=",
+]
+
+
+@pytest.mark.parametrize("query", BAD_SEARCHES)
+def test_bad_search_values_are_400(fhir, query):
+    response = fhir.get(f"/fhir/R5/{query}")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.get_json()["issue"][0]["code"] == "invalid"
+
+
+ERRORS = [
+    ("GET", "/fhir/R5/Patient", {}, HTTPStatus.NOT_FOUND),
+    ("GET", "/fhir/R5/MedicationKnowledge/no-such-drug", {}, HTTPStatus.NOT_FOUND),
+    ("PUT", "/fhir/R5/MedicationKnowledge/anakinra", {"json": {"resourceType": "MedicationKnowledge"}},
+     HTTPStatus.METHOD_NOT_ALLOWED),
+    ("DELETE", "/fhir/R5/MedicationKnowledge/anakinra", {}, HTTPStatus.METHOD_NOT_ALLOWED),
+    ("POST", "/fhir/R5/MedicationKnowledge", {"json": {"resourceType": "MedicationKnowledge"}},
+     HTTPStatus.METHOD_NOT_ALLOWED),
+    ("PATCH", "/fhir/R4/Medication/kineret", {"json": []}, HTTPStatus.METHOD_NOT_ALLOWED),
+    ("GET", "/fhir/R5/MedicationKnowledge?_format=xml", {}, HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R5/MedicationKnowledge/anakinra", {"headers": {"Accept": "application/fhir+xml"}},
+     HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R4/MedicationKnowledge/anakinra",
+     {"headers": {"Accept": "application/fhir+json; fhirVersion=5.0"}}, HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/MedicationKnowledge/anakinra", {"headers": {"Accept": "application/fhir+json; fhirVersion=3.0"}},
+     HTTPStatus.NOT_ACCEPTABLE),
+    ("POST", "/fhir/R5/Medication/$validate", {"data": "<Medication/>", "content_type": "application/fhir+xml"},
+     HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    ("POST", "/fhir/R5/Medication/$validate", {"data": "{not json", "content_type": "application/fhir+json"},
+     HTTPStatus.BAD_REQUEST),
+    ("POST", "/fhir/R5/Medication/$validate", {"json": {"resourceType": "Patient"}}, HTTPStatus.BAD_REQUEST),
+    ("POST", "/fhir/R5/ValueSet/_search", {"json": {"name": "x"}}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    ("POST", "/fhir/R5/Medication/$validate",
+     {"data": "{" + " " * (5 * 1024 * 1024) + "}", "content_type": "application/fhir+json"},
+     HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
+    ("GET", "/fhir/R5/ValueSet/$expand", {}, HTTPStatus.BAD_REQUEST),
+    ("GET", "/fhir/R5/ValueSet/$expand?url=https://example.org/none", {}, HTTPStatus.NOT_FOUND),
+    ("GET", "/fhir/R5/ValueSet/live-vaccines/$expand?count=-2", {}, HTTPStatus.BAD_REQUEST),
+    ("GET", "/fhir/R5/ValueSet/live-vaccines/$validate-code", {}, HTTPStatus.BAD_REQUEST),
+    ("POST", "/fhir/R5/ValueSet/live-vaccines/$expand", {"json": {"resourceType": "Bundle"}}, HTTPStatus.BAD_REQUEST),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs", "status"), ERRORS,
+                         ids=[f"{m} {u[:60]} -> {int(s)}" for m, u, _, s in ERRORS])
+def test_errors_are_operation_outcomes_with_the_right_status(fhir, method, url, kwargs, status):
+    response = fhir.open(url, method=method, **kwargs)
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["severity"] == "error"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        assert "GET" in response.headers["Allow"]
+
+
+def test_cors_preflight(client):
+    response = client.options("/fhir/R4/MedicationKnowledge", headers={
+        "Origin": "https://ehr.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert response.status_code == HTTPStatus.OK
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Allow-Headers"] == "authorization"
+
+
+def test_version_negotiation_on_the_unversioned_base(fhir):
+    default = fhir.get("/fhir/MedicationKnowledge/anakinra")
+    assert "fhirVersion=4.0" in default.headers["Content-Type"]
+    assert "administrationGuidelines" in default.get_json()
+    r5 = fhir.get("/fhir/MedicationKnowledge/anakinra", headers={"Accept": "application/fhir+json; fhirVersion=5.0"})
+    assert "fhirVersion=5.0" in r5.headers["Content-Type"] and "indicationGuideline" in r5.get_json()
+    assert fhir.get("/fhir/metadata", headers={"Accept": "application/json"}).get_json()["fhirVersion"] == "4.0.1"
+
+
+def test_pretty_and_format_json(client):
+    compact = client.get("/fhir/R5/Medication/kineret?_format=json")
+    pretty = client.get("/fhir/R5/Medication/kineret?_pretty=true&_format=application/fhir%2Bjson")
+    assert compact.status_code == pretty.status_code == HTTPStatus.OK
+    assert b"\n" not in compact.data and b'\n  "id": "kineret"' in pretty.data
+    assert compact.get_json() == pretty.get_json()
+
+
+def test_expand_with_filter_count_offset(fhir):
+    body = fhir.get("/fhir/R5/ValueSet/live-vaccines/$expand?filter=measles").get_json()
+    codes = {c["code"] for c in body["expansion"]["contains"]}
+    assert {"03", "05", "94"} <= codes and "111" not in codes
+    full = fhir.get("/fhir/R4/ValueSet/$expand?url=https://fhirsvc.org/fhir/ValueSet/live-vaccines").get_json()
+    page = fhir.get("/fhir/R4/ValueSet/live-vaccines/$expand?offset=2&count=3").get_json()
+    assert page["expansion"]["contains"] == full["expansion"]["contains"][2:5]
+    assert page["expansion"]["total"] == full["expansion"]["total"] >= 28
+    regex = fhir.get("/fhir/R5/ValueSet/serious-infections/$expand").get_json()
+    assert any(p["name"] == "not-enumerated" for p in regex["expansion"]["parameter"])
+
+
+VALIDATE_CODE = [
+    ("live-vaccines", "http://hl7.org/fhir/sid/cvx", "03", True),
+    ("live-vaccines", "http://hl7.org/fhir/sid/cvx", "141", False),
+    ("serious-infections", "http://hl7.org/fhir/sid/icd-10-cm", "J18.9", True),
+    ("serious-infections", "http://hl7.org/fhir/sid/icd-10-cm", "J30.1", False),
+    ("anakinra-products", "http://hl7.org/fhir/sid/ndc", "66658-234-07", True),
+]
+
+
+@pytest.mark.parametrize(("vs", "system", "code", "member"), VALIDATE_CODE)
+def test_validate_code(fhir, vs, system, code, member):
+    body = fhir.get(f"/fhir/R5/ValueSet/{vs}/$validate-code", query_string={"system": system, "code": code}).get_json()
+    assert body["parameter"][0] == {"name": "result", "valueBoolean": member}
+
+
+def test_validate_code_by_post_with_a_coding(fhir):
+    body = fhir.post("/fhir/R4/ValueSet/$validate-code", json={"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": "https://fhirsvc.org/fhir/ValueSet/tnf-inhibitors"},
+        {"name": "coding", "valueCoding": {"system": "http://www.whocc.no/atc", "code": "L04AB04"}}]}).get_json()
+    assert body["parameter"][0]["valueBoolean"] is True
+
+
+def test_validate_operation(fhir, knowledge):
+    good = fhir.post("/fhir/R5/Medication/$validate", json=dict(knowledge.get("Medication", "kineret"))).get_json()
+    assert good["issue"][0]["severity"] == "information"
+    bad = fhir.post("/fhir/R5/Medication/$validate", json={"resourceType": "Medication", "colour": "red"}).get_json()
+    assert bad["issue"][0]["severity"] == "error" and bad["issue"][0]["expression"] == ["Medication.colour"]
