@@ -126,12 +126,7 @@ def build_r4_view(knowledge: Knowledge) -> dict[tuple[str, str], Json]:
 
 
 def xver(path: str, value: Any) -> list[Json]:
-    """The R5 element at ``path`` (``Type.element...``, choice names as in JSON) as R4 cross-version extensions.
-
-    One extension per repetition. A value of a type R4 has is the extension's ``value[x]``; a backbone element
-    or an R5-only data type becomes sub-extensions named after its children, recursively; the element's own id
-    and extensions stay on the extension, so nothing of it is lost.
-    """
+    """The R5 element at ``path`` (JSON names) as R4 cross-version extensions, one per repetition, losing nothing."""
     parent, _, element = path.rpartition(".")
     _, fhir_type, child_model = _field(_model_at(parent), element)
     url = XVER + _url_path(path)
@@ -182,11 +177,7 @@ def _url_path(path: str) -> str:
 
 @cache
 def _field(model: Any, json_name: str) -> tuple[str, str, Any]:
-    """(url name, FHIR type, model class or None) of one JSON key of an R5 model.
-
-    The url name is the element's name (a choice's base name); the model class is given for the types that
-    must be nested (backbone elements and R5-only data types), None for types an R4 value[x] holds.
-    """
+    """(url name, FHIR type, model to nest or None for an R4 value[x]) of a JSON key of an R5 model."""
     info = model.model_fields.get(json_name)
     if info is None:
         raise ValueError(f"{json_name!r} is not an element of R5 {model.__name__}")
@@ -237,11 +228,7 @@ def _assemble(resource_type: str, resource_id: str, extensions: list[Json], elem
 
 
 def _r4_resource(resource: Json, elements: Mapping[str, Any] | None = None, extensions: Iterable[Json] = ()) -> Json:
-    """An R4 resource of the same type: R4 elements copied, the rest as cross-version extensions on the root.
-
-    ``elements`` gives converted values (None drops an element that was carried elsewhere); ``extensions`` adds
-    extensions made by the caller.
-    """
+    """The resource for R4: R4 elements copied or replaced by ``elements``, the rest as root xver extensions."""
     rtype = resource["resourceType"]
     elements = dict(elements or {})
     r4_names = R4_ELEMENTS[rtype]
@@ -450,10 +437,7 @@ def _regulatory(regulatory: Json) -> Json:
 
 
 def _packaging(packs: list[Json], knowledge: Knowledge) -> tuple[Json | None, list[Json]]:
-    """R4's one packaging (type and quantity of the first pack) and the other packs as root extensions.
-
-    Each pack keeps its R5 content and the PackagedProductDefinition it names (inlined: NDC, name, contents).
-    """
+    """R4's single packaging (the first pack) and the other packs as root extensions, each with its product inlined."""
     if not packs:
         return None, []
     first, *others = packs
@@ -484,12 +468,7 @@ def _resolved(reference: Mapping[str, Any] | None, knowledge: Knowledge) -> Json
 
 
 def _clinical_use_issues(references: list[Json], knowledge: Knowledge) -> tuple[list[Json], list[Json], list[Json]]:
-    """R5 clinicalUseIssue as R4: (contraindication references, root extensions, indication CUDs).
-
-    Contraindications and interactions are R4 contraindications (DetectedIssue); warnings and undesirable
-    effects are clinicalUseIssue extensions pointing at their DetectedIssue; indications go to the
-    administration guidelines.
-    """
+    """(contraindications, clinicalUseIssue extensions, indications): R4 can only link DetectedIssues."""
     contraindications, extensions, indications = [], [], []
     for reference in references:
         target = _resolved(reference, knowledge)
@@ -506,13 +485,7 @@ def _clinical_use_issues(references: list[Json], knowledge: Knowledge) -> tuple[
 
 
 def _administration_guidelines(guidelines: list[Json], indications: list[Json], knowledge: Knowledge) -> list[Json]:
-    """One R4 administrationGuidelines per R5 dosingGuideline, plus one per indication that has none.
-
-    The guideline carries the indication's concept (indicationCodeableConcept), the indication
-    ClinicalUseDefinition itself (extension), the dosages as R4 Dosages, the patient characteristics as R4
-    text values, and the whole structured dosingGuideline (id, treatmentIntent, typed characteristic values)
-    in its cross-version extension.
-    """
+    """One administrationGuidelines per R5 dosingGuideline (and per indication without one), since R4 has no nesting."""
     administration = []
     named = set()
     for guideline in guidelines:
@@ -533,8 +506,7 @@ def _administration_guidelines(guidelines: list[Json], indications: list[Json], 
 
 
 def _indications(references: list[Json], knowledge: Knowledge) -> tuple[list[Json], Json | None]:
-    """The indicationGuideline.indication extensions (each with its ClinicalUseDefinition inlined) and the
-    first indication's disease concept."""
+    """The indication extensions (each with its ClinicalUseDefinition inlined) and the first disease concept, for R4."""
     extensions, concept = [], None
     for reference in references:
         (extension,) = xver("MedicationKnowledge.indicationGuideline.indication", reference)
@@ -579,11 +551,7 @@ def _patient_characteristic(characteristic: Json) -> Json:
 
 
 def _detected_issue(use: Json, knowledge: Knowledge) -> list[Json]:
-    """A contraindication, interaction, warning or undesirable effect as an R4 DetectedIssue (indications: none).
-
-    The issue says what R4 can (type as code, severity, implicated product, text, management as mitigation);
-    the whole ClinicalUseDefinition travels in its cross-version extensions.
-    """
+    """A non-indication ClinicalUseDefinition as a DetectedIssue (what R4 MK can reference), whole in extensions."""
     kind = use["type"]
     if kind not in ISSUE_DISPLAY:
         return []
@@ -600,8 +568,7 @@ def _detected_issue(use: Json, knowledge: Knowledge) -> list[Json]:
 
 
 def _severity(use: Json) -> str | None:
-    """high for contraindications and serious undesirable effects, moderate for interactions, low for other
-    undesirable effects; warnings state no severity."""
+    """high: contraindication, serious effect; moderate: interaction; low: other effect; warnings state none."""
     if use["type"] == "undesirable-effect":
         classification = use.get("undesirableEffect", {}).get("classification", {})
         codes = {coding.get("code") for coding in classification.get("coding", ())}
@@ -725,8 +692,7 @@ def _related_action(related: Json) -> Json:
 
 
 def _structure_definition(definition: Json, knowledge: Knowledge) -> list[Json]:
-    """An extension definition for R4: fhirVersion 4.0.1, and a context on an R5-only element moved to the
-    cross-version extension that carries that element in R4."""
+    """An extension definition for R4: fhirVersion 4.0.1, contexts on R5-only elements moved to their extensions."""
     return [_r4_resource(definition, {
         "fhirVersion": R4_VERSION,
         "context": [_extension_context(item) for item in definition.get("context", ())] or None,
@@ -742,8 +708,7 @@ def _extension_context(context: Json) -> Json:
 
 
 def _search_parameter(parameter: Json, knowledge: Knowledge) -> list[Json]:
-    """R5 SearchParameter as R4: processingMode as xpathUsage, the expression in R4 paths (the R5 one kept);
-    none if it searches only R5-only types."""
+    """The search parameter on R4 paths (R5 expression kept), or none if it searches R5-only types only."""
     bases = [base for base in parameter.get("base", ()) if base not in R5_ONLY_TYPES]
     if not bases:
         return []

@@ -341,8 +341,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, Callable[[Any, Counter, list[str]], bo
 
 
 def r4_rendering(key: tuple[str, str], resource: Any, view: dict) -> list[dict]:
-    """Where the R4 view carries an R5 resource: its own R4 resource, its DetectedIssue, or the
-    MedicationKnowledge it is folded into."""
+    """Where the view carries an R5 resource: its R4 twin, its DetectedIssue, or the MK it is folded into."""
     rtype, rid = key
     if rtype == "ClinicalUseDefinition" and resource["type"] != "indication":
         return [view[("DetectedIssue", rid)]]
