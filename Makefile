@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+VENV_EHR := .venv-ehr
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test validate lint clean
+.PHONY: help install run test validate lint clean ehr-server
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,10 +23,17 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include tools/validator/INSTALL.mk
 -include bench/bench.mk
 
-run: install ## serve on 127.0.0.1:8080 with gunicorn (override with HOST=... PORT=...)
-	$(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
+run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)
+	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
 
-test: install validator ## run every test
+$(VENV_EHR)/.installed:
+	$(PYTHON) -m venv $(VENV_EHR)
+	$(VENV_EHR)/bin/pip install --quiet 'sekmet-fhir==0.1.1'
+	touch $@
+
+ehr-server: $(VENV_EHR)/.installed ## install the stand-in EHR FHIR server (sekmet-fhir) the integration tests start
+
+test: install validator ehr-server ## run every test
 	$(PY) -m pytest
 
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
@@ -35,4 +43,4 @@ lint: install ## ruff over the code and tests
 	$(VENV)/bin/ruff check fhirsvc tests
 
 clean: ## remove .venv, the validator's install and caches
-	rm -rf $(VENV) .validator .pytest_cache .ruff_cache test-output *.egg-info
+	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache test-output *.egg-info

@@ -26,6 +26,20 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "*",
     # Largest request body accepted, in bytes (larger: 413).
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+    # CDS Hooks caller authentication: "required" (JWT bearer per CDS Hooks 2.0) or "off" (local use only).
+    "AUTH": "required",
+    # JSON trust file of accepted JWT issuers and their key sets (see fixtures/trust/README.md).
+    "JWT_ISSUERS": "",
+    # Public base URL of the service (the JWT audience and card links); empty: taken from each request.
+    "PUBLIC_BASE_URL": "",
+    # fhirServer URL prefixes the service may fetch patient data from, comma-separated; empty: none.
+    "FHIR_SERVER_ALLOWLIST": "",
+    # Seconds: connect and read timeouts of one FHIR server request, and the deadline for all of a call's fetches.
+    "FETCH_CONNECT_TIMEOUT": 2.0,
+    "FETCH_READ_TIMEOUT": 3.0,
+    "FETCH_DEADLINE": 4.0,
+    # SQLite file that stores CDS Hooks feedback (created if missing).
+    "FEEDBACK_DB": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),
 }
 
 
@@ -40,7 +54,7 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     for key in DEFAULTS:
         if ENV_PREFIX + key in environ:
             value = environ[ENV_PREFIX + key]
-            config[key] = int(value) if isinstance(DEFAULTS[key], int) else value
+            config[key] = type(DEFAULTS[key])(value) if isinstance(DEFAULTS[key], (int, float)) else value
     config.update(overrides or {})
     return config
 

@@ -54,11 +54,12 @@ class KnowledgeError(FhirsvcError):
 class ApiError(FhirsvcError):
     """A request that cannot be served, with the status and FHIR issue code to answer with."""
 
-    def __init__(self, status: HTTPStatus, diagnostics: str, code: str | None = None):
+    def __init__(self, status: HTTPStatus, diagnostics: str, code: str | None = None, fields: dict | None = None):
         super().__init__(diagnostics)
         self.status = HTTPStatus(status)
         self.diagnostics = diagnostics
         self.code = code or _ISSUE_CODES.get(self.status, "processing")
+        self.fields = fields  # per-field messages (CDS request validation)
 
 
 def operation_outcome(diagnostics: str, code: str = "processing", severity: str = "error") -> dict:
@@ -69,10 +70,12 @@ def operation_outcome(diagnostics: str, code: str = "processing", severity: str 
     }
 
 
-def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None) -> Response:
+def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,
+                   fields: dict | None = None) -> Response:
     """Answer an error in the format of the route: CDS JSON error or FHIR OperationOutcome."""
     if request.path.startswith(CDS_PREFIX):
-        body, mimetype = {"error": status.phrase, "message": diagnostics}, "application/json"
+        body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
+        mimetype = "application/json"
     else:
         body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
         mimetype = "application/fhir+json"
@@ -84,7 +87,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.diagnostics, exc.code)
+        return error_response(exc.status, exc.diagnostics, exc.code, exc.fields)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

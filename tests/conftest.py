@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,17 @@ KNOWLEDGE_DIR = ROOT / "fixtures" / "knowledge"
 SHARED_DIR = ROOT.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _feedback_store_outside_the_checkout(tmp_path_factory):
+    """Apps built in tests keep CDS feedback in a temporary file, not in the checkout's var/."""
+    os.environ["FHIRSVC_FEEDBACK_DB"] = str(tmp_path_factory.mktemp("feedback") / "default.sqlite3")
+
+
 @pytest.fixture(scope="session")
-def app():
+def app(tmp_path_factory):
     """The app on the shipped knowledge only (an FHIRSVC_KNOWLEDGE_PATH in the environment is ignored)."""
-    return create_app({"TESTING": True, "KNOWLEDGE_PATH": ""})
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
+    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "FEEDBACK_DB": str(feedback)})
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from openapi_spec_validator.readers import read_from_filename
 
 from tests.conftest import ROOT
 
-VARIABLES = {"rtype": "type", "rid": "id", "vid": "vid"}
+VARIABLES = {"rtype": "type", "rid": "id", "vid": "vid", "service_id": "serviceId"}
 DOCUMENT, _ = read_from_filename(str(ROOT / "openapi.yaml"))
 
 

@@ -1,0 +1,82 @@
+"""Findings -> CDS Hooks 2.0.1 cards: summary < 140, indicator, source with topic, link to the
+monograph section, override reasons on warning/critical cards, suggestions with actions.
+
+Card and suggestion uuids are name-based (uuid5) on rule, drug, order and patient, so repeated
+order-select calls and the later order-sign give the same uuids and feedback lines up. No null or
+empty value is ever written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.knowledge import Knowledge
+
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OVERRIDE_REASONS = "https://fhirsvc.org/fhir/CodeSystem/cds-override-reasons"
+SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
+CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
+
+
+def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
+    """The override reasons offered on warning and critical cards, from the knowledge's CodeSystem."""
+    system = knowledge.resolve(OVERRIDE_REASONS)
+    return [{"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
+            for c in (system or {}).get("concept", ())]
+
+
+def card_uuid(finding: Finding, patient_id: str) -> str:
+    return str(uuid.uuid5(CARD_NAMESPACE, "|".join((finding.rule, finding.drug, finding.order_id or "", patient_id))))
+
+
+def _drop_empty(value: Any) -> Any:
+    """The value without None, "", [] or {} anywhere (CDS Hooks forbids them)."""
+    if isinstance(value, Mapping):
+        cleaned = {k: _drop_empty(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
+    if isinstance(value, (list, tuple)):
+        return [v for v in (_drop_empty(item) for item in value) if v not in (None, "", [], {})]
+    return value
+
+
+def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any]:
+    action: dict[str, Any] = {"type": suggestion.action, "description": suggestion.description}
+    if suggestion.resource is not None:
+        action["resource"] = suggestion.resource
+    if suggestion.resource_id is not None:
+        action["resourceId"] = suggestion.resource_id
+    body: dict[str, Any] = {"label": suggestion.label, "uuid": str(uuid.uuid5(uuid.UUID(card_id), suggestion.label)),
+                            "actions": [action]}
+    if suggestion.recommended:
+        body["isRecommended"] = True
+    return body
+
+
+def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str) -> list[dict]:
+    """One card per finding, in the order the checks gave them."""
+    reasons = override_reasons(knowledge)
+    cards = []
+    for finding in findings:
+        card_id = card_uuid(finding, patient_id)
+        page = f"{public_base}/monographs/{finding.drug}"
+        names = (knowledge.get("MedicationKnowledge", finding.drug) or {}).get("name") or [finding.drug]
+        card: dict[str, Any] = {
+            "uuid": card_id,
+            "summary": finding.summary,
+            "detail": f"{finding.detail}\n\nSource: {names[0]} monograph, {finding.section}.",
+            "indicator": finding.indicator,
+            "source": {"label": f"fhirsvc: {names[0]} monograph", "url": page,
+                       "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
+            "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
+                       "url": f"{page}#{finding.anchor}", "type": "absolute"}],
+        }
+        if finding.suggestions:
+            card["selectionBehavior"] = "at-most-one"
+            card["suggestions"] = [_suggestion(card_id, s) for s in finding.suggestions]
+        if finding.indicator in ("warning", "critical") and reasons:
+            card["overrideReasons"] = reasons
+        cards.append(_drop_empty(card))
+    return cards

@@ -1,0 +1,95 @@
+"""Draft orders as the checks need them: R4 MedicationRequest shape, read leniently.
+
+Real EHRs and the spec's own examples send slightly invalid R4 (../shared/conformance/README.md):
+``doseAndRate`` as an object, ``doseQuantity`` directly on the dosage (STU3), ``category`` as an
+object, a Bundle without ``type``, an order with no medication yet. DSTU2 ``MedicationOrder`` is read
+as a MedicationRequest. The incoming JSON is never mutated: every fix works on a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from fhirsvc.fhirversion import r4b_class
+
+log = logging.getLogger(__name__)
+
+ORDER_TYPES = ("MedicationRequest", "MedicationOrder", "ServiceRequest", "Immunization")
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def normalize_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
+    """One Dosage in R4 shape: ``doseAndRate`` a list, STU3/DSTU2 dose and rate fields moved into it."""
+    fixed = dict(dosage)
+    dose_and_rate = [dict(d) for d in _as_list(fixed.pop("doseAndRate", None)) if isinstance(d, Mapping)]
+    moved = {key: fixed.pop(key) for key in ("doseQuantity", "doseRange", "rateRatio", "rateQuantity", "rateRange")
+             if key in fixed}
+    if moved:
+        dose_and_rate.append(moved)
+    if dose_and_rate:
+        fixed["doseAndRate"] = dose_and_rate
+    if "additionalInstruction" in fixed:
+        fixed["additionalInstruction"] = _as_list(fixed["additionalInstruction"])
+    return fixed
+
+
+def normalize_order(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of one draft order in R4 shape (MedicationOrder becomes MedicationRequest)."""
+    order = copy.deepcopy(dict(resource))
+    if order.get("resourceType") == "MedicationOrder":
+        order["resourceType"] = "MedicationRequest"
+        order.setdefault("intent", "order")
+        if "patient" in order:
+            order["subject"] = order.pop("patient")
+        if "dateWritten" in order:
+            order["authoredOn"] = order.pop("dateWritten")
+        if "reasonCodeableConcept" in order:
+            order["reasonCode"] = _as_list(order.pop("reasonCodeableConcept"))
+    for key in ("category", "reasonCode", "dosageInstruction", "note", "identifier"):
+        if key in order:
+            order[key] = _as_list(order[key])
+    if "dosageInstruction" in order:
+        order["dosageInstruction"] = [normalize_dosage(d) for d in order["dosageInstruction"] if isinstance(d, Mapping)]
+    return order
+
+
+def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(orders, other resources) of the draftOrders Bundle; orders normalised, others (Medication) as sent."""
+    orders, others = [], []
+    for entry in _as_list(bundle.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+            continue
+        if resource["resourceType"] in ORDER_TYPES:
+            order = normalize_order(resource)
+            order.setdefault("id", f"draft-order-{len(orders) + 1}")
+            _check_r4(order)
+            orders.append(order)
+        else:
+            others.append(dict(resource))
+    return orders, others
+
+
+def _check_r4(order: Mapping[str, Any]) -> None:
+    """Log (never reject) what R4B models still find wrong after normalisation, for the integrator."""
+    try:
+        r4b_class(order["resourceType"]).model_validate(order)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})[:5]
+        log.info("draft %s/%s read leniently despite: %s", order["resourceType"], order.get("id"), ", ".join(fields))
+
+
+def order_ids(orders: Iterable[Mapping[str, Any]], references: Iterable[str]) -> frozenset[str]:
+    """The ids of the orders named by ``Type/id`` references (MedicationOrder/x names MedicationRequest x)."""
+    wanted = {ref.rsplit("/", 1)[-1] for ref in references}
+    return frozenset(o["id"] for o in orders if o.get("id") in wanted)

@@ -1,0 +1,212 @@
+"""The patient context of one call, from prefetch or, for what is missing, from the EHR's FHIR server.
+
+Per prefetch key (CDS Hooks 2.0.1 "Providing FHIR Resources"): present (a resource or a searchset
+Bundle, possibly paged: ``next`` links are followed, bounded), ``null`` (no data), an
+OperationOutcome (the EHR's fetch failed: the key is unavailable), or absent (fetched from
+``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline).
+``fhirServer`` is contacted only when it starts with an allow-listed prefix, and redirects are never
+followed, so a caller cannot make the service fetch a URL of its choosing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
+
+log = logging.getLogger(__name__)
+FHIR_JSON = "application/fhir+json"
+
+
+class FetchError(Exception):
+    """A FHIR server fetch that did not give a usable FHIR JSON answer (the message says why)."""
+
+
+class PreconditionFailed(Exception):
+    """Nothing about the patient could be had: the call answers 412 with this explanation."""
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    allowlist: tuple[str, ...]  # URL prefixes; empty: fetch nothing
+    connect_timeout: float = 2.0
+    read_timeout: float = 3.0
+    deadline: float = 4.0  # seconds for all fetches of one call
+    max_pages: int = 10
+    max_bytes: int = 10 * 1024 * 1024
+
+
+class FhirServer:
+    """The EHR's FHIR server for one call: allow-listed, bearer token, timeouts, bounded paging."""
+
+    def __init__(self, base: str | None, token: str | None, settings: FetchSettings, session: requests.Session):
+        self.base = (base or "").rstrip("/")
+        self.token = token
+        self.settings = settings
+        self.session = session
+        self.deadline = time.monotonic() + settings.deadline
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.base) and self.allowed(self.base)
+
+    def allowed(self, url: str) -> bool:
+        return any(prefix and url.startswith(prefix) for prefix in self.settings.allowlist)
+
+    def get(self, url: str) -> dict[str, Any]:
+        """GET one FHIR JSON document; FetchError for anything but a 200 with a FHIR resource."""
+        url = url if url.startswith(("http://", "https://")) else f"{self.base}/{url.lstrip('/')}"
+        if not self.allowed(url) or urlsplit(url).netloc != urlsplit(self.base).netloc:
+            raise FetchError(f"{urlsplit(url).netloc} is not an allow-listed FHIR server")
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("the time allowed for fetching ran out")
+        headers = {"Accept": FHIR_JSON}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.session.get(url, headers=headers, allow_redirects=False, stream=True, timeout=(
+                min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
+            with response:
+                body = response.raw.read(self.settings.max_bytes + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise FetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
+        if len(body) > self.settings.max_bytes:
+            raise FetchError("the FHIR server's answer is too large")
+        try:
+            document = requests.models.complexjson.loads(body)
+        except ValueError as exc:
+            raise FetchError("the FHIR server's answer is not JSON") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+            raise FetchError("the FHIR server's answer is not a FHIR resource")
+        if document["resourceType"] == "OperationOutcome":
+            raise FetchError("the FHIR server answered an OperationOutcome")
+        return document
+
+    def search_all(self, first: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every resource of a searchset Bundle, following ``next`` links (bounded, loop-safe)."""
+        page, seen, resources = first, set(), []
+        for _ in range(self.settings.max_pages):
+            resources += [e["resource"] for e in page.get("entry") or () if isinstance(e.get("resource"), dict)
+                          and (e.get("search") or {}).get("mode", "match") != "outcome"]
+            next_url = next((link.get("url") for link in page.get("link") or () if link.get("relation") == "next"),
+                            None)
+            if not next_url:
+                return resources
+            next_url = urljoin(self.base + "/", next_url)
+            if next_url in seen:
+                raise FetchError("the search's next links go round in a loop")
+            seen.add(next_url)
+            page = self.get(next_url)
+            if page.get("resourceType") != "Bundle":
+                raise FetchError("a next page is not a Bundle")
+        raise FetchError(f"the search has more than {self.settings.max_pages} pages")
+
+
+def resources_of(document: Any, key: str, server: FhirServer) -> tuple[dict[str, Any], ...]:
+    """The resources a prefetch value or a fetched document holds; FetchError if it is a failure."""
+    if document is None:
+        return ()
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        raise FetchError("the prefetch value is not a FHIR resource")
+    if document["resourceType"] == "OperationOutcome":
+        raise FetchError("the EHR could not fetch it (OperationOutcome)")
+    if document["resourceType"] == "Bundle":
+        return tuple(server.search_all(document))
+    return (document,)
+
+
+def fill_template(template: str, context: Mapping[str, Any]) -> str:
+    """Replace the ``{{context.x}}`` tokens of a prefetch template."""
+    for name in ("patientId", "userId", "encounterId"):
+        template = template.replace("{{context." + name + "}}", str(context.get(name, "")))
+    return template
+
+
+def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
+                     others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
+                     session: requests.Session, now: datetime) -> PatientContext:
+    """Read every data key from prefetch or the FHIR server; 412 (PreconditionFailed) if none could be had."""
+    token = (request.get("fhirAuthorization") or {}).get("access_token")
+    server = FhirServer(request.get("fhirServer"), token, settings, session)
+    prefetch = request.get("prefetch") or {}
+    data: dict[str, tuple[dict[str, Any], ...]] = {}
+    unavailable: dict[str, str] = {}
+
+    def read_key(key: str) -> tuple[dict[str, Any], ...]:
+        if key in prefetch:
+            return resources_of(prefetch[key], key, server)
+        if not server.base:
+            raise FetchError("not in prefetch, and the request names no fhirServer")
+        if not server.usable:
+            raise FetchError("not in prefetch, and fhirServer is not allow-listed")
+        return resources_of(server.get(fill_template(templates[key], request["context"])), key, server)
+
+    with ThreadPoolExecutor(max_workers=len(DATA_KEYS)) as pool:
+        futures = {key: pool.submit(read_key, key) for key in DATA_KEYS}
+        for key, future in futures.items():
+            try:
+                data[key] = future.result()
+            except FetchError as exc:
+                data[key], unavailable[key] = (), str(exc)
+    if len(unavailable) == len(DATA_KEYS):
+        reasons = "; ".join(f"{key}: {why}" for key, why in unavailable.items())
+        raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
+    for key, why in unavailable.items():
+        log.info("prefetch %s unavailable: %s", key, why)
+    pool_of_medications = [*others, *(r for r in data["medications"] if r.get("resourceType") == "Medication")]
+    patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
+    return PatientContext(
+        now=now, hook=request["hook"], patient=patient,
+        conditions=_of_type(data["conditions"], "Condition"),
+        allergies=_of_type(data["allergies"], "AllergyIntolerance"),
+        medications=_of_type(data["medications"], "MedicationRequest", "MedicationStatement"),
+        observations=_of_type(data["observations"], "Observation"),
+        unavailable=unavailable, draft_orders=tuple(orders), judged_ids=judged,
+        referenced_medications=resolve_medications([*orders, *data["medications"]], pool_of_medications, server),
+    )
+
+
+def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[str, Any], ...]:
+    return tuple(r for r in resources if r.get("resourceType") in types)
+
+
+def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[str, Any]],
+                        server: FhirServer, limit: int = 20) -> dict[str, dict[str, Any]]:
+    """Medication resources named by ``medicationReference``: contained, in the draft Bundle or prefetch,
+    else read from the FHIR server (bounded)."""
+    by_id = {f"Medication/{m.get('id')}": m for m in pool if m.get("resourceType") == "Medication"}
+    resolved: dict[str, dict[str, Any]] = {}
+    wanted: list[str] = []
+    for order in requests_:
+        reference = (order.get("medicationReference") or {}).get("reference")
+        if not isinstance(reference, str) or reference in resolved:
+            continue
+        if reference.startswith("#"):
+            found = next((c for c in order.get("contained") or () if c.get("id") == reference[1:]), None)
+        else:
+            found = by_id.get("/".join(reference.rstrip("/").split("/")[-2:]))
+        if found is not None:
+            resolved[reference] = dict(found)
+        elif not reference.startswith("#"):
+            wanted.append(reference)
+    fetchable = list(dict.fromkeys(wanted))[:limit] if server.usable else []
+    fetch: Callable[[str], dict[str, Any]] = server.get
+    with ThreadPoolExecutor(max_workers=5) as pool_:
+        for reference, future in [(ref, pool_.submit(fetch, ref)) for ref in fetchable]:
+            try:
+                resolved[reference] = future.result()
+            except FetchError as exc:
+                log.info("medicationReference not resolved: %s", exc)
+    return resolved

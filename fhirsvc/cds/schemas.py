@@ -1,0 +1,75 @@
+"""The request envelope (CDS Hooks 2.0.1 "Calling a CDS Service"), validated with marshmallow.
+
+Unknown top-level fields are ignored (``extension`` included, as the spec reserves it for vendors); a
+bad field gives a 400 naming it.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+
+class FhirAuthorizationSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    access_token = fields.String(required=True, validate=validate.Length(min=1))
+    token_type = fields.String(required=True, validate=validate.OneOf(["Bearer", "bearer"]))
+    expires_in = fields.Integer(required=True, strict=True)
+    scope = fields.String(required=True)
+    subject = fields.String(required=True)
+    patient = fields.String()
+
+
+class OrderContextSchema(Schema):
+    """order-select / order-sign context: draftOrders is a Bundle (type optional: real clients omit it)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    userId = fields.String(required=True, validate=validate.Length(min=1))
+    patientId = fields.String(required=True, validate=validate.Length(min=1))
+    encounterId = fields.String()
+    selections = fields.List(fields.String())
+    draftOrders = fields.Dict(required=True)
+
+    @validates_schema
+    def _draft_orders_is_a_bundle(self, data: dict, **kwargs) -> None:
+        orders = data.get("draftOrders") or {}
+        if orders.get("resourceType") != "Bundle":
+            raise ValidationError("must be a FHIR Bundle", "draftOrders")
+        if not isinstance(orders.get("entry", []), list):
+            raise ValidationError("entry must be an array", "draftOrders")
+
+
+class RequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    hook = fields.String(required=True, validate=validate.Length(min=1))
+    hookInstance = fields.String(required=True, validate=validate.Length(min=1))
+    fhirServer = fields.Url(require_tld=False, schemes={"http", "https"})
+    fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
+    context = fields.Dict(required=True)
+    prefetch = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    extension = fields.Dict()
+
+    @validates_schema
+    def _server_with_authorization(self, data: dict, **kwargs) -> None:
+        if "fhirAuthorization" in data and "fhirServer" not in data:
+            raise ValidationError("required when fhirAuthorization is present", "fhirServer")
+
+
+def validate_request(body: object) -> dict:
+    """The validated envelope with an order-hook context; raises ValidationError with field messages."""
+    if not isinstance(body, dict):
+        raise ValidationError({"_schema": ["the request body must be a JSON object"]})
+    data = RequestSchema().load(body)
+    if data["hook"] in ("order-select", "order-sign"):
+        try:
+            data["context"] = OrderContextSchema().load(data["context"])
+        except ValidationError as exc:
+            raise ValidationError({"context": exc.messages}) from exc
+        if data["hook"] == "order-select" and not data["context"].get("selections"):
+            raise ValidationError({"context": {"selections": ["required for order-select"]}})
+    return data

@@ -1,0 +1,61 @@
+"""The service declarations: one table drives discovery and routing (CDS Hooks 2.0.1 "Discovery").
+
+One service id serves both hooks ("update stale guidance": the EHR replaces order-select cards with
+order-sign ones); the call is routed by the body's ``hook``. Prefetch keys are the service contract's
+(../shared/spec/cds-checks.md); the observation codes come from the knowledge's LOINC value sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhirsvc.knowledge import Knowledge
+from fhirsvc.terminology import LOINC
+
+SERVICE_ID = "medication-safety"
+HOOKS = ("order-select", "order-sign")
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: dict[str, str]
+    usage_requirements: str
+
+    def discovery(self) -> dict:
+        return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
+                "prefetch": self.prefetch, "usageRequirements": self.usage_requirements}
+
+
+def observation_codes(knowledge: Knowledge) -> list[str]:
+    """The LOINC observation codes the rules read (value-set members; LOINC answer codes LA... excluded)."""
+    codes = set()
+    for value_set in knowledge.of_type("ValueSet"):
+        for include in (value_set.get("compose") or {}).get("include") or ():
+            if include.get("system") == LOINC:
+                codes.update(c["code"] for c in include.get("concept") or () if not c["code"].startswith("LA"))
+    return sorted(codes)
+
+
+def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
+    """The services this knowledge supports, one per hook, sharing one id."""
+    loinc = ",".join(f"{LOINC}|{code}" for code in observation_codes(knowledge))
+    prefetch = {
+        "patient": "Patient/{{context.patientId}}",
+        "conditions": "Condition?patient={{context.patientId}}",
+        "allergies": "AllergyIntolerance?patient={{context.patientId}}",
+        "medications": "MedicationRequest?patient={{context.patientId}}",
+        "observations": f"Observation?patient={{{{context.patientId}}}}&code={loinc}&_sort=-date",
+    }
+    drugs = ", ".join(sorted(mk["name"][0] for mk in knowledge.of_type("MedicationKnowledge") if mk.get("name")))
+    usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
+             "(allow-listed servers only). Checks whose data cannot be had say 'Unable to check'.")
+    return tuple(Service(
+        SERVICE_ID, hook, "Medication safety checks from drug monographs",
+        f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
+        f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
+        "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
+        prefetch, usage) for hook in HOOKS)

@@ -1,0 +1,175 @@
+"""CDS Hooks routes: discovery, the service call, feedback and feedback statistics.
+
+Errors are JSON ``{"error", "message", "fields"?}`` with the right status: 400 invalid request (each
+bad field named), 401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body
+too large, 415 not JSON. A call logs one structured line (hookInstance, service, hook, status,
+duration, card count) and nothing about the patient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import Blueprint, Flask, current_app, g, request
+from marshmallow import ValidationError
+
+from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
+from fhirsvc.cds.cards import build_cards
+from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
+from fhirsvc.cds.orders import order_ids, read_draft_orders
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.schemas import validate_request
+from fhirsvc.cds.services import Service, declare_services
+from fhirsvc.checks.engine import run_checks
+from fhirsvc.errors import ApiError
+from fhirsvc.knowledge import Knowledge, get_knowledge
+
+blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
+STATE = "fhirsvc.cds"
+calls_log = logging.getLogger("fhirsvc.cds.calls")
+log = logging.getLogger(__name__)
+
+
+class CdsState:
+    """What the CDS routes share: service table, JWT verifier, feedback store, HTTP session."""
+
+    def __init__(self, app: Flask, knowledge: Knowledge):
+        config = app.config
+        self.services = declare_services(knowledge)
+        self.auth_required = config["AUTH"] != "off"
+        issuers = load_issuers(config["JWT_ISSUERS"]) if config["JWT_ISSUERS"] else []
+        self.verifier = JwtVerifier(issuers)
+        self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
+        self.fetch = FetchSettings(
+            allowlist=tuple(p.strip() for p in str(config["FHIR_SERVER_ALLOWLIST"]).split(",") if p.strip()),
+            connect_timeout=float(config["FETCH_CONNECT_TIMEOUT"]), read_timeout=float(config["FETCH_READ_TIMEOUT"]),
+            deadline=float(config["FETCH_DEADLINE"]))
+        self.session = requests.Session()
+        Path(config["FEEDBACK_DB"]).parent.mkdir(parents=True, exist_ok=True)
+        self.feedback = FeedbackStore(config["FEEDBACK_DB"])
+        if not self.auth_required:
+            log.warning("CDS Hooks authentication is OFF (FHIRSVC_AUTH=off): use only on a trusted local machine")
+
+    def service(self, service_id: str, hook: str | None = None) -> Service:
+        matching = [s for s in self.services if s.id == service_id]
+        if not matching:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no CDS service {service_id!r}")
+        if hook is None:
+            return matching[0]
+        for service in matching:
+            if service.hook == hook:
+                return service
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"service {service_id!r} does not serve hook {hook!r}",
+                       fields={"hook": [f"must be one of {', '.join(s.hook for s in matching)}"]})
+
+
+def state() -> CdsState:
+    return current_app.extensions[STATE]
+
+
+def public_base() -> str:
+    return state().public_base or request.host_url.rstrip("/")
+
+
+def authenticate() -> None:
+    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL."""
+    if not state().auth_required:
+        return
+    try:
+        claims = state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)
+    except AuthError as exc:
+        log.info("CDS request refused: %s", exc)
+        raise ApiError(HTTPStatus.UNAUTHORIZED, "authentication required") from None
+    g.jwt_iss = claims.get("iss")
+
+
+def json_body() -> Any:
+    if (request.mimetype or "") not in ("application/json", "application/fhir+json"):
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                       f"Content-Type {request.content_type or '(none)'} is not supported; send application/json")
+    try:
+        return json.loads(request.get_data(cache=True))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
+
+
+@blueprint.get("")
+def discovery() -> dict:
+    authenticate()
+    return {"services": [s.discovery() for s in state().services]}
+
+
+@blueprint.post("/<service_id>")
+def call(service_id: str) -> Any:
+    started = time.monotonic()
+    outcome: dict[str, Any] = {"service": service_id, "status": HTTPStatus.OK}
+    try:
+        authenticate()
+        state().service(service_id)
+        body = json_body()
+        if isinstance(body, dict):
+            outcome.update(hookInstance=body.get("hookInstance"), hook=body.get("hook"))
+        cards = evaluate(service_id, body)
+        outcome["cards"] = len(cards)
+        return {"cards": cards}
+    except ApiError as exc:
+        outcome["status"] = exc.status
+        raise
+    finally:
+        outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
+        calls_log.info(json.dumps({k: int(v) if isinstance(v, HTTPStatus) else v for k, v in outcome.items()}))
+
+
+def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[dict]:
+    """Validate the request, assemble the patient context, run the checks, build the cards."""
+    try:
+        request_data = validate_request(body)
+    except ValidationError as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
+                       fields=exc.messages) from None
+    service = state().service(service_id, request_data["hook"])
+    context = request_data["context"]
+    orders, others = read_draft_orders(context["draftOrders"])
+    judged = order_ids(orders, context.get("selections") or [o.get("resourceType", "") + "/" + str(o.get("id"))
+                                                             for o in orders])
+    knowledge = get_knowledge()
+    try:
+        patient = assemble_context(request_data, service.prefetch, orders, others, judged, state().fetch,
+                                   state().session, now or datetime.now(UTC))
+    except PreconditionFailed as exc:
+        raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
+    cards = build_cards(run_checks(patient, knowledge), context["patientId"], knowledge, public_base())
+    state().feedback.remember_cards(service_id, cards)
+    return cards
+
+
+@blueprint.post("/<service_id>/feedback")
+def feedback(service_id: str) -> dict:
+    authenticate()
+    state().service(service_id)
+    try:
+        items = parse_feedback(json_body())
+    except FeedbackInvalid as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the feedback is not valid", fields=exc.errors) from None
+    stored = state().feedback.record(service_id, items)
+    return {"received": len(items), "stored": stored}
+
+
+@blueprint.get("/<service_id>/feedback/stats")
+def feedback_stats(service_id: str) -> Mapping[str, Any]:
+    """Counts per card topic and outcome, so that noisy rules can be seen (no patient data)."""
+    state().service(service_id)
+    return state().feedback.stats(service_id)
+
+
+def init_app(app: Flask, knowledge: Knowledge) -> None:
+    app.extensions[STATE] = CdsState(app, knowledge)
+    app.register_blueprint(blueprint)

@@ -1,0 +1,99 @@
+"""Allergy checks: contraindicating allergies (#1) and the latex warning (#2).
+
+Every contraindication ClinicalUseDefinition of the drug whose ``diseaseSymptomProcedure.concept``
+stands for a value set (the drug's own products: a previous allergic reaction; a substance the drug is
+made with) is matched against the active allergies; the latex warning's value set against allergies and
+conditions (latex allergy is often on the problem list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks.config import VS_LATEX_ALLERGY
+from fhirsvc.checks.context import ALLERGIES, CONDITIONS
+from fhirsvc.checks.drugs import section_of, value_set_of
+from fhirsvc.checks.findings import Finding
+from fhirsvc.checks.patient import allergy_concepts, concept_codes, concept_text, reference_key
+
+
+def _allergy_name(allergy) -> str:
+    return next((concept_text(c) for c in allergy_concepts(allergy) if concept_text(c)), "recorded allergy")
+
+
+@check("allergy-contraindication", (1,), "ALGY", "allergies", "allergies")
+def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
+    """#1 ALGY critical: an active allergy (not refuted / entered-in-error) to a substance of one of the
+    drug's contraindication value sets (its own products; the proteins it is made from). Monograph
+    SECTION 1 of 4 > IMPORTANT INFORMATION (allergy warning) and SECTION 3 of 4 > Allergies. Suggestion:
+    delete the draft order."""
+    contraindications = [(cud, value_set_of(((cud.get("contraindication") or {}).get("diseaseSymptomProcedure")
+                                             or {}).get("concept")))
+                         for cud in job.drug.cuds_of_type("contraindication")]
+    contraindications = [(cud, vs) for cud, vs in contraindications if vs]
+    if not contraindications:
+        return []
+    if ALLERGIES in job.context.unavailable:
+        return [job.finding(
+            "allergy-contraindication", "ALGY", "warning",
+            f"Unable to check allergies for {job.drug.name}: allergy list unavailable",
+            f"The {unavailable_text([ALLERGIES])} could not be retrieved. {job.drug.name} must not be given with "
+            "an allergy to " + "; ".join(_concept_text(c) for c, _ in contraindications) + ".",
+            section_of(contraindications[0][0]), "allergies", {"unavailable": [ALLERGIES]}, unable=True)]
+    out = []
+    for cud, vs in contraindications:
+        found = job.run.allergies_in(vs)
+        if not found:
+            continue
+        allergy = found[0]
+        what = _allergy_name(allergy)
+        stated = _concept_text(cud)
+        out.append(job.finding(
+            "allergy-contraindication", "ALGY", "critical",
+            f"Allergy recorded ({what}): {job.drug.name} is contraindicated",
+            f"An active allergy is recorded: **{what}** ({reference_key(allergy)}). The monograph contraindicates "
+            f"{job.drug.label} in: {stated}.",
+            section_of(cud, cud.get("contraindication")), "allergies",
+            {"allergy": reference_key(allergy), "allergy_code": [c for a in allergy_concepts(allergy)
+                                                                 for c in concept_codes(a)],
+             "contraindication": f"ClinicalUseDefinition/{cud.get('id')}", "value_set": vs},
+            [job.delete(job.order, f"Remove this {job.drug.name} order")]))
+        break  # one critical allergy card per order is enough
+    return out
+
+
+def _concept_text(cud) -> str:
+    return str((((cud.get("contraindication") or {}).get("diseaseSymptomProcedure") or {}).get("concept") or {})
+               .get("text") or cud.get("id"))
+
+
+@check("latex-allergy", (2,), "ALGY", "allergies", "latex allergy")
+def check_latex_allergy(job: Job) -> Iterable[Finding]:
+    """#2 ALGY warning: an active allergy (or condition) of latex / natural rubber, when the drug has a
+    latex warning (its needle cover). Monograph SECTION 3 of 4 > People with latex allergy."""
+    cud = job.drug.warning(VS_LATEX_ALLERGY)
+    if cud is None:
+        return []
+    warning = cud.get("warning") or {}
+    missing = job.run.unavailable(ALLERGIES)
+    records = job.run.allergies_in(VS_LATEX_ALLERGY) + job.run.conditions_in(VS_LATEX_ALLERGY)
+    if not records:
+        if missing:
+            return [job.finding(
+                "latex-allergy", "ALGY", "warning",
+                f"Unable to check latex allergy for {job.drug.name}: allergy list unavailable",
+                f"The {unavailable_text(missing)} could not be retrieved. {warning.get('description', '')}",
+                section_of(cud), "allergies", {"unavailable": missing}, unable=True)]
+        return []
+    record = records[0]
+    what = _allergy_name(record) if record.get("resourceType") == "AllergyIntolerance" else concept_text(
+        record.get("code"))
+    return [job.finding(
+        "latex-allergy", "ALGY", "warning",
+        f"Latex allergy recorded ({what}): see the {job.drug.name} latex warning before use",
+        f"Recorded: **{what}** ({reference_key(record)}). {warning.get('description', '')}",
+        section_of(cud), "allergies",
+        {"record": reference_key(record), "value_set": VS_LATEX_ALLERGY,
+         "warning": f"ClinicalUseDefinition/{cud.get('id')}",
+         **({"conditions_unavailable": True} if CONDITIONS in job.context.unavailable else {})})]

@@ -1,0 +1,288 @@
+"""The frame the checks run in: one ``Run`` per CDS call (patient data selected once), one ``Job`` per
+judged order and drug, and the registry of checks the engine runs in a fixed order.
+
+A check is a function ``(job) -> Iterable[Finding]`` registered with ``@check(...)``; its declared
+``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fhirsvc.checks.config import TOPICS
+from fhirsvc.checks.context import ALLERGIES, CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
+from fhirsvc.checks.dose import DailyDose, daily_dose
+from fhirsvc.checks.drugs import DrugProfile, Guideline, Interaction, drug_profiles
+from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.patient import (
+    age_years,
+    allergy_concepts,
+    concept_text,
+    condition_concepts,
+    is_active_allergy,
+    is_active_condition,
+    is_current,
+    is_live_draft,
+    matching,
+    reference_key,
+)
+from fhirsvc.checks.recognition import medication_concepts, recognize
+from fhirsvc.knowledge.store import Knowledge
+from fhirsvc.terminology import ValueSetMatcher, codings
+
+Resource = Mapping[str, Any]
+SUMMARY_MAX = 139
+
+
+def clip(text: str, limit: int = SUMMARY_MAX) -> str:
+    """Shorten card text to ``limit`` characters (an ellipsis marks the cut)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;:") + "…"
+
+
+def plain(value: Any) -> Any:
+    """A deep, mutable, plain-JSON copy (dicts and lists) of a resource; the input is never touched."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+class Run:
+    """One CDS call: the context, the knowledge, and what every check needs, computed once."""
+
+    def __init__(self, context: PatientContext, knowledge: Knowledge) -> None:
+        self.context = context
+        self.knowledge = knowledge
+        self.now = context.now
+
+    @cached_property
+    def drugs(self) -> tuple[DrugProfile, ...]:
+        return drug_profiles(self.knowledge)
+
+    def value_set(self, url: str | None) -> ValueSetMatcher | None:
+        return self.knowledge.value_sets.get(url) if url else None
+
+    def unavailable(self, *keys: str) -> list[str]:
+        """The data keys among ``keys`` that could not be had."""
+        return [k for k in keys if k in self.context.unavailable]
+
+    # --- patient data ---
+    @cached_property
+    def age(self) -> int | None:
+        return age_years(self.context.patient, self.now)
+
+    @cached_property
+    def active_conditions(self) -> list[Resource]:
+        return [c for c in self.context.conditions if is_active_condition(c)]
+
+    @cached_property
+    def active_allergies(self) -> list[Resource]:
+        return [a for a in self.context.allergies if is_active_allergy(a)]
+
+    def conditions_in(self, url: str | None) -> list[Resource]:
+        matcher = self.value_set(url)
+        return matching(self.active_conditions, matcher, condition_concepts) if matcher else []
+
+    def allergies_in(self, url: str | None) -> list[Resource]:
+        matcher = self.value_set(url)
+        return matching(self.active_allergies, matcher, allergy_concepts) if matcher else []
+
+    def _members(self, url: str | None, concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+        """The value set's concepts (``compose.include.concept``) that the concept's codings are."""
+        value_set = self.knowledge.resolve(url) if url else None
+        keys = {(c.get("system"), c.get("code")) for c in codings(concept)}
+        return [member for include in ((value_set or {}).get("compose") or {}).get("include") or ()
+                for member in include.get("concept") or () if (include.get("system"), member.get("code")) in keys]
+
+    def concept_display(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
+        """The display the concept's code has in a knowledge value set ("" if none)."""
+        return next((str(m["display"]) for m in self._members(url, concept) if m.get("display")), "")
+
+    def concept_label(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
+        """A short name of a coded concept: the shortest designation (or display) its code has in the
+        knowledge value set (a creatinine clearance code -> ``CrCl``), else its own text or display."""
+        for member in self._members(url, concept):
+            names = [d["value"] for d in member.get("designation") or () if d.get("value")]
+            names = names or ([member["display"]] if member.get("display") else [])
+            if names:
+                return str(min(names, key=len))
+        return concept_text(concept)
+
+    def concepts(self, resource: Resource) -> list[Mapping[str, Any]]:
+        return medication_concepts(resource, self.context.referenced_medications)
+
+    def drugs_of(self, resource: Resource) -> list[DrugProfile]:
+        return recognize(self.concepts(resource), self.drugs)
+
+    @property
+    def patient_reference(self) -> str | None:
+        patient = self.context.patient or {}
+        if patient.get("id"):
+            return f"Patient/{patient['id']}"
+        for order in self.context.draft_orders:
+            ref = (order.get("subject") or order.get("patient") or {}).get("reference")
+            if ref:
+                return str(ref)
+        return None
+
+    # --- other medications ---
+    def others(self, order: Resource, *, medications: bool = True) -> list[tuple[Resource, str]]:
+        """The records that can conflict with ``order``: current (active/on-hold) medications and the
+        other live draft orders, each once, tagged ``medication`` or ``draft``."""
+        seen = {reference_key(order)}
+        out: list[tuple[Resource, str]] = []
+        for draft in self.context.draft_orders:
+            key = reference_key(draft)
+            if key not in seen and is_live_draft(draft):
+                seen.add(key)
+                out.append((draft, "draft"))
+        if medications:
+            for med in self.context.medications:
+                key = reference_key(med)
+                if key not in seen and is_current(med):
+                    seen.add(key)
+                    out.append((med, "medication"))
+        return out
+
+
+@dataclass
+class Job:
+    """One judged order and one drug: a forward job (the order is for ``drug``), or a reverse job (the
+    order is for the other party of ``interaction``, one of ``drug``'s interactions)."""
+
+    run: Run
+    order: Resource
+    drug: DrugProfile
+    interaction: Interaction | None = None
+
+    @property
+    def context(self) -> PatientContext:
+        return self.run.context
+
+    @property
+    def order_id(self) -> str | None:
+        return self.order.get("id")
+
+    @property
+    def order_ref(self) -> str:
+        return reference_key(self.order)
+
+    @cached_property
+    def dose(self) -> DailyDose:
+        return daily_dose(self.order, self.drug.mg_per_ml, self.drug.mg_per_syringe)
+
+    def order_reasons(self) -> list[Mapping[str, Any]]:
+        """The order's reasons: ``reasonCode`` and the code of each ``reasonReference`` Condition."""
+        out = list(self.order.get("reasonCode") or ())
+        for ref in self.order.get("reasonReference") or ():
+            target = (ref or {}).get("reference") or ""
+            pool = list(self.context.conditions) + list(self.order.get("contained") or ())
+            for cond in pool:
+                if cond.get("code") and target in (reference_key(cond), f"#{cond.get('id')}"):
+                    out.append(cond["code"])
+            if ref.get("display"):
+                out.append({"text": ref["display"]})
+        return out
+
+    def indication_recorded(self, url: str | None) -> list[str]:
+        """How the indication of a value set is recorded: the active conditions and order reasons in it
+        (their names), empty if it is not recorded."""
+        matcher = self.run.value_set(url)
+        if matcher is None:
+            return []
+        names = [_name(c.get("code")) for c in self.run.conditions_in(url)]
+        names += [_name(r) for r in self.order_reasons() if matcher.matches_concept(r)]
+        return names
+
+    @cached_property
+    def weight_based_indication(self) -> Guideline | None:
+        """The first weight-based guideline whose indication is recorded, or None."""
+        for guide in self.drug.guidelines:
+            if guide.weight_based and self.indication_recorded(guide.indication_value_set):
+                return guide
+        return None
+
+    @cached_property
+    def fixed_guideline(self) -> Guideline | None:
+        """The fixed-dose guideline for this patient: one with a mg-per-day maximum whose indication is
+        recorded and whose age range fits; else the first with a maximum whose age fits; else the first
+        with a maximum."""
+        candidates = [g for g in self.drug.guidelines if g.fixed_limits]
+        if not candidates:
+            return None
+
+        def age_fits(guide: Guideline) -> bool:
+            ages = guide.of_kind("age")
+            return self.run.age is None or all(a.holds(self.run.age) for a in ages)
+
+        for pick in (lambda g: age_fits(g) and self.indication_recorded(g.indication_value_set), age_fits):
+            chosen = [g for g in candidates if pick(g)]
+            if chosen:
+                return chosen[0]
+        return candidates[0]
+
+    def finding(self, rule: str, topic: str, indicator: str, summary: str, detail: str, section: str,
+                anchor: str, facts: Mapping[str, Any] | None = None,
+                suggestions: Iterable[Suggestion] = (), unable: bool = False) -> Finding:
+        """A Finding about this job's order and drug (the summary is clipped to the card limit)."""
+        base = {"order": self.order_ref, "drug": self.drug.id}
+        return Finding(rule=rule, topic=topic, topic_display=TOPICS[topic], indicator=indicator,
+                       summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,
+                       anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},
+                       suggestions=tuple(suggestions), unable=unable)
+
+    def delete(self, resource: Resource, label: str) -> Suggestion:
+        """Suggest removing a draft order (``delete`` with its ``Type/id``)."""
+        return Suggestion(label=clip(label, 80), action="delete",
+                          description=f"Remove the draft order {reference_key(resource)}",
+                          resource_id=reference_key(resource))
+
+
+def _name(concept: Mapping[str, Any] | None) -> str:
+    return concept_text(concept) or "recorded"
+
+
+CheckFunction = Callable[[Job], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check: which contract rules it implements, and what the engine reports if it fails."""
+
+    rule: str
+    numbers: tuple[int, ...]
+    topic: str
+    anchor: str
+    title: str  # what it checks, for "Unable to check <title>"
+    reverse: bool
+    function: CheckFunction
+    position: float  # where its findings come in the output: its first contract number (or ``after``)
+
+
+CHECKS: list[Check] = []
+
+
+def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str,
+          reverse: bool = False, after: float | None = None) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check function; the registry is kept in contract order (the order of the findings)."""
+    def register(function: CheckFunction) -> CheckFunction:
+        position = after if after is not None else float(min(numbers))
+        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position))
+        CHECKS.sort(key=lambda c: c.position)
+        return function
+    return register
+
+
+# Data keys each kind of patient data comes from (for "Unable to check" findings).
+DATA_LABELS = {PATIENT: "patient record (birth date)", CONDITIONS: "condition list", ALLERGIES: "allergy list",
+               MEDICATIONS: "medication list", OBSERVATIONS: "observations (lab results, vital signs)"}
+
+
+def unavailable_text(keys: Iterable[str]) -> str:
+    return " and ".join(DATA_LABELS.get(k, k) for k in keys)

@@ -1,0 +1,138 @@
+"""The rules' configuration: the contract-level constants that are not facts about one drug.
+
+Everything a rule knows about a *drug* (its codes and names, doses and limits, the renal threshold, the
+age limits of its dosing guidelines, its interactions and washout periods, its warnings, its monitoring
+schedule) is read from the FHIR knowledge (``fixtures/knowledge/``). What stays here is what the service
+contract (``shared/spec/cds-checks.md``, "the contract" below) fixes for every drug: the card topics,
+the freshness windows of patient data, a few clinical thresholds that the monograph does not give as
+numbers, and which clinical-concept value sets of the knowledge each rule reads. Each constant names its
+contract source.
+
+The value sets named here are the knowledge's *clinical concept* groups (latex allergy, infections,
+neutropenia, pregnancy, ...), shared by every drug: a rule that reads one of them runs for a drug only if
+that drug's own knowledge points to it (a warning ClinicalUseDefinition whose ``warning.code`` carries
+the ``value-set`` extension with that URL, an interaction whose interactant carries it, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+CANONICAL = "https://fhirsvc.org/fhir/"
+EXT_VALUE_SET = CANONICAL + "StructureDefinition/value-set"
+EXT_SOURCE_SECTION = CANONICAL + "StructureDefinition/source-section"
+EXT_WASHOUT = CANONICAL + "StructureDefinition/washout-period"
+
+
+def value_set_url(name: str) -> str:
+    """Canonical URL of one of the knowledge's value sets."""
+    return f"{CANONICAL}ValueSet/{name}"
+
+
+# --- Card topics -------------------------------------------------------------------------------------
+# Contract "Service contract": source.topic is a Coding from v3-ActCode (the FHIR DetectedIssue codes).
+# Displays verified against the FHIR DetectedIssueCategory value set
+# (http://hl7.org/fhir/ValueSet/detectedissue-category, hl7.fhir.r4b.core 4.3.0 listing, and the
+# v3-ActCode code table of the same package) in the public code index (search tool, find_string).
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+TOPICS: dict[str, str] = {
+    "ALGY": "Allergy Alert",
+    "DRG": "Drug Interaction Alert",
+    "DUPTHPY": "Duplicate Therapy Alert",
+    "DOSE": "Dosage problem",
+    "DOSEH": "High Dose Alert",
+    "DOSEHINDW": "High Dose for Weight Alert",
+    "DOSELINDW": "Low Dose for Weight Alert",
+    "DOSECOND": "dosage-condition alert",
+    "AGE": "Age Alert",
+    "GEALRT": "geriatric alert",
+    "COND": "Condition Alert",
+    "LAB": "Lab Alert",
+    "PREG": "Pregnancy Alert",
+    "LACT": "Lactation Alert",
+}
+
+# --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
+WEIGHT_MAX_AGE = timedelta(days=90)  # "newest body weight ... taken within 90 days"
+KIDNEY_MAX_AGE = timedelta(days=180)  # "newest of creatinine clearance or eGFR within 180 days"
+TEMPERATURE_WINDOW = timedelta(hours=72)  # #12 "body temperature >= 38.0 °C in the last 72 h"
+# #15 reads "the newest pregnancy status"; a status older than the longest pregnancy (42 weeks) cannot
+# describe the present one. Not in the contract: this service's reading, so that a years-old
+# "pregnant" answer does not raise a warning.
+PREGNANCY_STATUS_MAX_AGE = timedelta(weeks=42)
+
+# --- Thresholds the monograph states only in words -------------------------------------------------------
+FEVER_CELSIUS = 38.0  # #12: temperature >= 38.0 °C
+NEUTROPENIA_ANC_10E9_PER_L = 1.5  # #13: absolute neutrophil count < 1.5 x 10^9/L (1500 /uL)
+GERIATRIC_AGE_YEARS = 65  # #11: "patient 65 years or older" (monograph: "over the age of 65")
+# #11 applies to a drug whose monograph has a seniors warning: a warning ClinicalUseDefinition whose
+# source-section ends with this heading of the monograph template ("SECTION 3 of 4 > For Seniors").
+SENIORS_HEADING = "For Seniors"
+CHILDREN_HEADING = "For Children"  # #10: the children warning's text goes into the detail
+
+# --- Clinical-concept value sets each rule reads (see the module docstring) ---------------------------
+VS_LATEX_ALLERGY = value_set_url("latex-allergy")  # #2
+VS_SERIOUS_INFECTIONS = value_set_url("serious-infections")  # #12
+VS_BODY_TEMPERATURE = value_set_url("body-temperature")  # #12 (observation codes)
+VS_NEUTROPENIA = value_set_url("neutropenia")  # #13 (conditions)
+VS_NEUTROPHIL_COUNT = value_set_url("neutrophil-count")  # #13, #14 (observation codes)
+VS_PREGNANCY = value_set_url("pregnancy")  # #15 (conditions)
+VS_PREGNANCY_STATUS = value_set_url("pregnancy-status")  # #15 (observation code: pregnancy status)
+VS_PREGNANCY_STATUS_PREGNANT = value_set_url("pregnancy-status-pregnant")  # #15 (answer: pregnant)
+VS_BREASTFEEDING = value_set_url("breastfeeding")  # #16 (conditions and answers)
+VS_BREASTFEEDING_STATUS = value_set_url("breastfeeding-status")  # #16 (observation code)
+VS_TNF_INHIBITORS = value_set_url("tnf-inhibitors")  # #3, #21
+VS_LIVE_VACCINES = value_set_url("live-vaccines")  # #4, #19, #20
+
+
+@dataclass(frozen=True)
+class InteractionRule:
+    """How an interaction class of the knowledge becomes findings (contract #3, #4, #19-21).
+
+    ``rule``: the drug is ordered and the other one is current (or another draft order);
+    ``reverse_rule``: the other one is ordered and the drug is current; ``washout_rule``: the other one
+    is ordered and the drug was stopped within the interaction's ``washout-period``.
+    ``current_medications``: whether the forward rule also looks at the medication list (#3 does; #4
+    looks at the draft orders only)."""
+
+    rule: str
+    indicator: str
+    reverse_rule: str
+    reverse_indicator: str
+    washout_rule: str
+    washout_indicator: str
+    anchor: str
+    current_medications: bool = True
+
+
+INTERACTION_RULES: dict[str, InteractionRule] = {
+    VS_TNF_INHIBITORS: InteractionRule(  # #3 warning, #21 warning
+        "tnf-inhibitor", "warning", "tnf-inhibitor-reverse", "warning", "tnf-inhibitor-washout", "warning",
+        "interactions"),
+    VS_LIVE_VACCINES: InteractionRule(  # #4 critical, #19 critical, #20 warning
+        "live-vaccine", "critical", "live-vaccine-reverse", "critical", "live-vaccine-washout", "warning",
+        "live-vaccines", current_medications=False),
+}
+
+
+def interaction_rule(value_set: str, cud_id: str) -> InteractionRule:
+    """The rule of an interaction class; a class the contract does not name gets warnings (a second
+    drug's interactions work without configuration), with rule ids made unique by the CUD id."""
+    if value_set in INTERACTION_RULES:
+        return INTERACTION_RULES[value_set]
+    return InteractionRule(f"interaction:{cud_id}", "warning", f"interaction-reverse:{cud_id}", "warning",
+                           f"interaction-washout:{cud_id}", "warning", "interactions")
+
+
+# --- Monograph page anchors (cards link to /monographs/<drug id>#<anchor>) -----------------------------
+# Fixed anchors used by the rules: summary, kidney-disease, interactions, live-vaccines, warnings, pregnancy,
+# breastfeeding, seniors, children, allergies, monitoring; dosing sections get dosing_anchor().
+
+
+def dosing_anchor(guideline_id: str | None) -> str:
+    """The anchor of a dosing guideline's section: ``dosing-`` + the first segment of its id, which names
+    the indication (``<indication>-adult`` -> ``dosing-<indication>``); a convention shared with the page."""
+    if not guideline_id:
+        return "summary"
+    return "dosing-" + guideline_id.split("-", 1)[0]

@@ -1,0 +1,202 @@
+"""Dose arithmetic: the daily dose of an order in mg.
+
+Contract "Dose arithmetic": daily dose = dose per administration x administrations per day, from
+``dosageInstruction.timing.repeat`` (``frequency``/``period``/``periodUnit``, incl. ``h``, ``d``, ``wk``)
+or ``timing.code`` (QD, BID, TID, QID, QOD, Q2D, Q8H, ...). Units: ``mg``; ``mL`` (converted with the
+drug's strength from the knowledge); a prefilled ``syringe`` (the content of one syringe, from the
+knowledge). Anything else, or no dose, is unreadable and the rule says "Unable to check dose".
+Both R4 shapes are accepted: ``doseAndRate[].doseQuantity`` (an array or a single object) and the older
+``doseQuantity`` directly on the dosage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fhirsvc.checks.units import DAYS_PER_UNIT
+from fhirsvc.terminology import codings
+
+Resource = Mapping[str, Any]
+
+# HL7 v3 GTSAbbreviation timing codes (and common EHR spellings) -> administrations per day.
+TIMING_CODES: dict[str, float] = {
+    "QD": 1, "DAILY": 1, "AM": 1, "PM": 1, "QAM": 1, "QPM": 1, "QHS": 1, "BED": 1, "HS": 1, "ONCE DAILY": 1,
+    "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "EOD": 0.5, "WK": 1 / 7, "QW": 1 / 7, "QWK": 1 / 7,
+    "MO": 1 / DAYS_PER_UNIT["mo"],
+}
+_Q_EVERY = re.compile(r"^Q(\d+(?:\.\d+)?)(H|HR|D|W|WK|MIN)$")
+_Q_UNITS = {"H": "h", "HR": "h", "D": "d", "W": "wk", "WK": "wk", "MIN": "min"}
+
+MG_UNITS = {"mg", "milligram", "milligrams"}
+ML_UNITS = {"ml", "milliliter", "milliliters", "millilitre", "millilitres"}
+SYRINGE_UNITS = {"syringe", "syringes", "{syringe}", "{syringes}", "prefilled syringe", "prefilled syringes",
+                 "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"}
+
+
+def timing_code_per_day(code: str | None) -> float | None:
+    """Administrations per day of a timing abbreviation (``BID`` -> 2, ``Q2D`` -> 0.5, ``Q8H`` -> 3)."""
+    if not code:
+        return None
+    key = " ".join(str(code).upper().replace(".", "").split())
+    if key in TIMING_CODES:
+        return float(TIMING_CODES[key])
+    match = _Q_EVERY.match(key.replace(" ", ""))
+    if match:
+        every_days = float(match[1]) * DAYS_PER_UNIT[_Q_UNITS[match[2]]]
+        return 1 / every_days if every_days > 0 else None
+    return None
+
+
+def administrations_per_day(timing: Mapping[str, Any] | None) -> float | None:
+    """Administrations per day of a Timing: ``repeat`` (frequency[Max] per period periodUnit; a list of
+    times of day) first, else its ``code``. None if neither says."""
+    if not timing:
+        return None
+    repeat = timing.get("repeat") or {}
+    period, unit = repeat.get("period"), repeat.get("periodUnit")
+    frequency = repeat.get("frequencyMax") or repeat.get("frequency")
+    if period is not None or unit is not None:
+        if unit not in DAYS_PER_UNIT or not period or period <= 0:
+            return None
+        return round((frequency or 1) / (period * DAYS_PER_UNIT[unit]), 6)
+    if repeat.get("timeOfDay"):
+        return float(len(repeat["timeOfDay"]))
+    code = timing.get("code") or {}
+    for candidate in [*(c.get("code") for c in codings(code)), code.get("text")]:
+        per_day = timing_code_per_day(candidate)
+        if per_day is not None:
+            return per_day
+    return None
+
+
+def dose_quantity(dosage: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The dose per administration of an R4 Dosage: ``doseAndRate[].doseQuantity`` (the ``ordered`` one
+    if types are given), or ``doseQuantity`` directly on the dosage."""
+    dose_and_rate = dosage.get("doseAndRate")
+    if isinstance(dose_and_rate, Mapping):
+        dose_and_rate = [dose_and_rate]
+    entries = [d for d in dose_and_rate or () if isinstance(d, Mapping) and d.get("doseQuantity")]
+    ordered = [d for d in entries if any(c.get("code") == "ordered" for c in codings(d.get("type")))]
+    if ordered or entries:
+        return (ordered or entries)[0]["doseQuantity"]
+    return dosage.get("doseQuantity")
+
+
+def unit_kind(unit: str | None) -> str | None:
+    """``mg``, ``mL`` or ``syringe`` for the units the contract accepts, else None."""
+    key = " ".join((unit or "").strip().lower().split())
+    if key in MG_UNITS:
+        return "mg"
+    if key in ML_UNITS:
+        return "mL"
+    if key in SYRINGE_UNITS:
+        return "syringe"
+    return None
+
+
+def to_mg(quantity: Mapping[str, Any] | None, mg_per_ml: float | None, mg_per_syringe: float | None) -> float | None:
+    """A dose quantity in mg (mL via the strength, syringes via one syringe's content), or None."""
+    if not quantity:
+        return None
+    value = quantity.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        return None
+    kind = unit_kind(quantity.get("code")) or unit_kind(quantity.get("unit"))
+    factor = {"mg": 1.0, "mL": mg_per_ml, "syringe": mg_per_syringe}.get(kind or "")
+    return None if factor is None else round(value * factor, 6)
+
+
+@dataclass(frozen=True)
+class DailyDose:
+    """The daily dose of an order, or why it cannot be read (``problem``)."""
+
+    daily_mg: float | None = None
+    per_administration_mg: float | None = None
+    per_day: float | None = None  # administrations per day (largest of the dosages)
+    dose_text: str = ""  # the ordered dose as written, e.g. "0.67 mL"
+    problem: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.problem is None and self.daily_mg is not None
+
+    def facts(self) -> dict[str, Any]:
+        return {"daily_dose_mg": self.daily_mg, "dose_per_administration_mg": self.per_administration_mg,
+                "administrations_per_day": self.per_day, "ordered_dose": self.dose_text,
+                **({"dose_problem": self.problem} if self.problem else {})}
+
+
+def quantity_text(quantity: Mapping[str, Any] | None) -> str:
+    if not quantity:
+        return ""
+    value = quantity.get("value")
+    text = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return f"{text} {quantity.get('unit') or quantity.get('code') or ''}".strip()
+
+
+def dosages(order: Resource) -> Sequence[Mapping[str, Any]]:
+    """The order's dosage instructions (MedicationRequest ``dosageInstruction``, MedicationStatement
+    ``dosage``)."""
+    return order.get("dosageInstruction") or order.get("dosage") or ()
+
+
+def daily_dose(order: Resource, mg_per_ml: float | None, mg_per_syringe: float | None) -> DailyDose:
+    """The order's daily dose in mg: per dosage instruction dose x administrations per day, summed over
+    instructions that apply together (same ``sequence``), the largest over sequential ones."""
+    instructions = [d for d in dosages(order) if isinstance(d, Mapping)]
+    if not instructions:
+        return DailyDose(problem="no dosage instruction")
+    totals: dict[Any, float] = {}
+    per_admin: list[float] = []
+    per_days: list[float] = []
+    texts = []
+    for dosage in instructions:
+        quantity = dose_quantity(dosage)
+        texts.append(quantity_text(quantity))
+        if not quantity or quantity.get("value") is None:
+            return DailyDose(problem="no dose quantity", dose_text=", ".join(filter(None, texts)))
+        mg = to_mg(quantity, mg_per_ml, mg_per_syringe)
+        if mg is None:
+            unit = quantity.get("unit") or quantity.get("code") or "no unit"
+            return DailyDose(problem=f"unit '{unit}' cannot be converted to mg", dose_text=", ".join(texts))
+        per_day = administrations_per_day(dosage.get("timing"))
+        if per_day is None:
+            return DailyDose(per_administration_mg=mg, problem="no readable frequency", dose_text=", ".join(texts))
+        totals[dosage.get("sequence")] = totals.get(dosage.get("sequence"), 0.0) + mg * per_day
+        per_admin.append(mg)
+        per_days.append(per_day)
+    return DailyDose(daily_mg=round(max(totals.values()), 6), per_administration_mg=max(per_admin),
+                     per_day=max(per_days), dose_text=", ".join(filter(None, texts)))
+
+
+def order_per_day(order: Resource) -> float | None:
+    """The largest number of administrations per day among the order's dosage instructions."""
+    values = [administrations_per_day(d.get("timing")) for d in dosages(order) if isinstance(d, Mapping)]
+    known = [v for v in values if v is not None]
+    return max(known) if known and len(known) == len(values) else None
+
+
+def describe_per_day(per_day: float | None) -> str:
+    """``every day``, ``twice a day``, ``every 2 days``, ``every 8 hours``, ``once a week`` ..."""
+    if per_day is None or per_day <= 0:
+        return "at an unreadable frequency"
+    if abs(per_day - 1) < 1e-9:
+        return "every day"
+    if abs(per_day - 2) < 1e-9:
+        return "twice a day"
+    if per_day > 1:
+        hours = 24 / per_day
+        if per_day > 4 and abs(hours - round(hours)) < 1e-9:
+            return f"every {round(hours)} hours"
+        return f"{per_day:g} times a day"
+    days = 1 / per_day
+    if abs(days - 2) < 1e-6:
+        return "every other day"
+    if abs(days - 7) < 1e-6:
+        return "once a week"
+    if abs(days - round(days)) < 1e-6:
+        return f"every {round(days)} days"
+    return f"every {days:.3g} days"

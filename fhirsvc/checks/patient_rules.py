@@ -1,0 +1,529 @@
+"""Patient checks: age (#10, #11), infection (#12), neutropenia (#13), blood count monitoring (#14),
+pregnancy (#15), breastfeeding (#16), indication (#17).
+
+Each rule runs for a drug only where the drug's knowledge says so: an age characteristic on its dosing
+guidelines (#10), a seniors warning (#11), a warning ClinicalUseDefinition pointing to the infection,
+neutropenia, pregnancy or breastfeeding value set (#12, #13, #15, #16), a monitoring PlanDefinition
+(#14), indication ClinicalUseDefinitions (#17).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks.config import (
+    CHILDREN_HEADING,
+    FEVER_CELSIUS,
+    GERIATRIC_AGE_YEARS,
+    NEUTROPENIA_ANC_10E9_PER_L,
+    PREGNANCY_STATUS_MAX_AGE,
+    SENIORS_HEADING,
+    TEMPERATURE_WINDOW,
+    VS_BODY_TEMPERATURE,
+    VS_BREASTFEEDING,
+    VS_BREASTFEEDING_STATUS,
+    VS_NEUTROPENIA,
+    VS_NEUTROPHIL_COUNT,
+    VS_PREGNANCY,
+    VS_PREGNANCY_STATUS,
+    VS_PREGNANCY_STATUS_PREGNANT,
+    VS_SERIOUS_INFECTIONS,
+)
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
+from fhirsvc.checks.drugs import section_of, value_set_of
+from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.patient import (
+    concept_text,
+    day,
+    has_code_in,
+    medication_start,
+    newest_measurement,
+    observation_time,
+    observations_of,
+    observations_within,
+    quantity_value,
+    reference_key,
+)
+from fhirsvc.checks.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius, duration
+
+Resource = Mapping[str, Any]
+GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
+
+
+def _description(cud: Resource | None) -> str:
+    return str(((cud or {}).get("warning") or {}).get("description") or "")
+
+
+def _code_text(cud: Resource | None, after_colon: bool = False) -> str:
+    """The warning's own short statement (``warning.code.text``), first letter lower-cased; with
+    ``after_colon`` only what follows its first colon ("Age over ...: higher risk ..." -> "higher risk ...")."""
+    text = str((((cud or {}).get("warning") or {}).get("code") or {}).get("text") or "see the monograph warning")
+    if after_colon and ": " in text:
+        text = text.split(": ", 1)[1]
+    return text[0].lower() + text[1:] if len(text) > 1 and text[1].islower() else text
+
+
+def _first_sentence(cud: Resource | None) -> str:
+    """The first sentence of the warning's description after its bold heading."""
+    text = re.sub(r"^\*\*[^*]+\*\*\s*", "", _description(cud)).strip()
+    return text.split(". ")[0].rstrip(".") + "." if text else "see the monograph warning"
+
+
+def _unable(job: Job, rule: str, topic: str, indicator: str, what: str, missing: list[str], section: str,
+            anchor: str, advice: str = "") -> Finding:
+    return job.finding(
+        rule, topic, indicator, f"Unable to check {what} for {job.drug.name}: {unavailable_text(missing)} unavailable",
+        f"The {unavailable_text(missing)} could not be retrieved, so {what} could not be checked. {advice}".strip(),
+        section, anchor, {"unavailable": missing}, unable=True)
+
+
+# --- age ------------------------------------------------------------------------------------------------
+
+def _no_age(job: Job) -> str | None:
+    """Why the age is unknown (or None if it is known)."""
+    if job.run.age is not None:
+        return None
+    if PATIENT in job.context.unavailable:
+        return "patient record unavailable"
+    return "no birth date recorded"
+
+
+@check("age", (10,), "AGE", "children", "age")
+def check_age(job: Job) -> Iterable[Finding]:
+    """#10 AGE warning: the patient is younger than the age the fixed-dose guidelines require (their age
+    ``patientCharacteristic``) and no weight-based indication is recorded. Monograph SECTION 3 of 4 > For
+    Children; SECTION 4 of 4 > the indication's Child Dosage (dose not established)."""
+    if job.weight_based_indication is not None:
+        return []
+    aged = [g for g in job.drug.guidelines if g.fixed_limits and g.of_kind("age")]
+    if not aged:
+        return []
+    children = job.drug.warning_with_heading(CHILDREN_HEADING)
+    why = _no_age(job)
+    if why:
+        return [job.finding("age", "AGE", "warning", f"Unable to check age for {job.drug.name}: {why}",
+                            f"The patient's age could not be determined ({why}). {_description(children)}",
+                            section_of(children) or aged[0].section, "children", {"age_unknown": why}, unable=True)]
+    age = job.run.age
+    assert age is not None
+    if any(all(c.holds(age) for c in g.of_kind("age")) for g in aged):
+        return []
+    limit = aged[0].of_kind("age")[0]
+    exempt = " or ".join(dict.fromkeys(
+        _short(_indication_text(cud)) for g in job.drug.guidelines if g.weight_based and g.indication_id
+        for cud in [job.run.knowledge.get("ClinicalUseDefinition", g.indication_id)] if cud))
+    bound = f"{limit.comparator or ''} {limit.value:g} years" if limit.value is not None else "the adult age range"
+    covering = [g for g in job.drug.guidelines if g.not_established and all(c.holds(age) for c in g.of_kind("age"))
+                and g.of_kind("age")]
+    statement = " ".join(d.dosage.get("text", "") for g in covering[:1] for d in g.dosages)
+    return [job.finding(
+        "age", "AGE", "warning",
+        f"Patient is {age} years old: {job.drug.name} dosing is for ages {bound.strip()}"
+        + (f" (no {exempt} recorded)" if exempt else ""),
+        f"The patient is **{age} years** old. The fixed {job.drug.name} dose applies to ages {bound.strip()}. "
+        f"{statement} {_description(children)}".strip(),
+        (covering[0].section if covering else section_of(children)) or aged[0].section, "children",
+        {"age_years": age, "birth_date": (job.context.patient or {}).get("birthDate"),
+         "required_age": {"comparator": limit.comparator, "value": limit.value, "unit": "a"},
+         **({"guideline": covering[0].id} if covering else {})})]
+
+
+@check("geriatric", (11,), "GEALRT", "seniors", "age")
+def check_geriatric(job: Job) -> Iterable[Finding]:
+    """#11 GEALRT info: the patient is at least ``GERIATRIC_AGE_YEARS`` old and the drug has a seniors
+    warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""
+    cud = job.drug.warning_with_heading(SENIORS_HEADING)
+    if cud is None:
+        return []
+    why = _no_age(job)
+    if why:
+        return [job.finding("geriatric", "GEALRT", "info", f"Unable to check age for {job.drug.name}: {why}",
+                            f"The patient's age could not be determined ({why}). {_description(cud)}",
+                            section_of(cud), "seniors", {"age_unknown": why}, unable=True)]
+    age = job.run.age
+    assert age is not None
+    if age < GERIATRIC_AGE_YEARS:
+        return []
+    return [job.finding(
+        "geriatric", "GEALRT", "info",
+        f"Patient is {age} years old: {_code_text(cud, after_colon=True)}",
+        f"The patient is **{age} years** old ({GERIATRIC_AGE_YEARS} or older). {_description(cud)}",
+        section_of(cud), "seniors", {"age_years": age, "threshold_years": GERIATRIC_AGE_YEARS,
+                                     "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
+
+
+# --- infection and neutropenia ----------------------------------------------------------------------------
+
+@check("active-infection", (12,), "COND", "warnings", "active infection")
+def check_infection(job: Job) -> Iterable[Finding]:
+    """#12 COND warning: an active condition in the drug's serious-infection value set, or a body
+    temperature of at least ``FEVER_CELSIUS`` within ``TEMPERATURE_WINDOW``. Monograph SECTION 1 of 4 >
+    IMPORTANT INFORMATION > Inability to fight infections."""
+    cud = job.drug.warning(VS_SERIOUS_INFECTIONS)
+    if cud is None:
+        return []
+    section = section_of(cud)
+    found = job.run.conditions_in(VS_SERIOUS_INFECTIONS)
+    if found:
+        cond = found[0]
+        name = concept_text(cond.get("code"))
+        return [job.finding(
+            "active-infection", "COND", "warning",
+            f"Active infection recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+            f"An active infection is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
+            section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
+    matcher = job.run.value_set(VS_BODY_TEMPERATURE)
+    fevers = []
+    if matcher is not None:
+        for obs in observations_within(job.context.observations, matcher, job.run.now, TEMPERATURE_WINDOW):
+            value = quantity_value(obs, celsius)
+            if value is not None and value >= FEVER_CELSIUS:
+                fevers.append((round(value, 1), obs))
+    if fevers:
+        value, obs = max(fevers, key=lambda pair: pair[0])
+        when = observation_time(obs)
+        return [job.finding(
+            "active-infection", "COND", "warning",
+            f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_code_text(cud)}",
+            f"A body temperature of **{value:g} °C** was recorded on {day(when)} (within "
+            f"{TEMPERATURE_WINDOW.total_seconds() / 3600:.0f} hours; fever is {FEVER_CELSIUS:g} °C or more), a sign of "
+            f"infection. {_description(cud)}",
+            section, "warnings",
+            {"temperature": {"value": value, "unit": "Cel", "date": day(when), "observation": reference_key(obs)},
+             "threshold_celsius": FEVER_CELSIUS, "window_hours": TEMPERATURE_WINDOW.total_seconds() / 3600})]
+    missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
+    if missing:
+        return [_unable(job, "active-infection", "COND", "warning", "for active infection", missing, section,
+                        "warnings")]
+    return []
+
+
+@check("neutropenia", (13,), "LAB", "warnings", "neutrophil count")
+def check_neutropenia(job: Job) -> Iterable[Finding]:
+    """#13 LAB warning: the newest absolute neutrophil count is below ``NEUTROPENIA_ANC_10E9_PER_L`` (units
+    converted; a percentage is not usable), or an active condition in the drug's neutropenia value set. Monograph
+    SECTION 1 of 4 > IMPORTANT INFORMATION > Decreased white blood cells. A missing count is #14's."""
+    cud = job.drug.warning(VS_NEUTROPENIA)
+    if cud is None:
+        return []
+    section = section_of(cud)
+    matcher = job.run.value_set(VS_NEUTROPHIL_COUNT)
+    measure = (newest_measurement(job.context.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L")
+               if matcher else None)
+    if measure is not None and measure.found and measure.value is not None \
+            and measure.value < NEUTROPENIA_ANC_10E9_PER_L:
+        per_ul = round(measure.value * 1000)
+        return [job.finding(
+            "neutropenia", "LAB", "warning",
+            f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} warning, "
+            f"{_code_text(cud)}",
+            f"The newest absolute neutrophil count is **{measure.value:g} {GIGA_PER_L}** ({per_ul} /\u00b5L, "
+            f"{day(measure.when)}), below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}. {_description(cud)}",
+            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
+    found = job.run.conditions_in(VS_NEUTROPENIA)
+    if found:
+        cond = found[0]
+        name = concept_text(cond.get("code"))
+        return [job.finding(
+            "neutropenia", "LAB", "warning",
+            f"Neutropenia recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+            f"An active condition is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
+            section, "warnings", {"condition": reference_key(cond),
+                                  **(measure.facts("neutrophils") if measure else {})})]
+    missing = job.run.unavailable(OBSERVATIONS)
+    if not missing and CONDITIONS in job.context.unavailable and not (measure and measure.found):
+        missing = [CONDITIONS]
+    if missing:
+        return [_unable(job, "neutropenia", "LAB", "warning", "the neutrophil count", missing, section, "warnings")]
+    return []
+
+
+# --- monitoring -------------------------------------------------------------------------------------------
+
+def _days(quantity: Mapping[str, Any] | None) -> float | None:
+    span = duration(quantity)
+    return None if span is None else span.total_seconds() / 86400
+
+
+def _schedule(plan: Resource) -> list[dict[str, Any]]:
+    """The plan's orderable actions (a code value set and a ``definitionCanonical``) as phases:
+    ``before`` (new therapy: a result within ``window`` days) or ``after`` (``start``-``end`` days after
+    starting: one every ``window`` days, the period rounded up to whole days)."""
+    phases = []
+    for action in plan.get("action") or ():
+        vs = value_set_of(action.get("code"))
+        if not vs or not action.get("definitionCanonical"):
+            continue
+        for related in action.get("relatedAction") or ():
+            rel = related.get("relationship")
+            if rel == "before-start":
+                window = _days((related.get("offsetRange") or {}).get("high")) or _days(related.get("offsetDuration"))
+                if window:
+                    phases.append({"kind": "before", "window": window, "action": action, "value_set": vs})
+            elif rel == "after-start":
+                repeat = (action.get("timingTiming") or {}).get("repeat") or {}
+                unit = repeat.get("periodUnit")
+                if not repeat.get("period") or unit not in DAYS_PER_UNIT:
+                    continue
+                period = repeat["period"] * DAYS_PER_UNIT[unit] / (repeat.get("frequency") or 1)
+                bounds = repeat.get("boundsRange") or {}
+                start = _days(bounds.get("low")) or _days(related.get("offsetDuration")) or 0.0
+                end = _days(bounds.get("high"))
+                if end is None:
+                    end = start + period * repeat["count"] if repeat.get("count") else math.inf
+                phases.append({"kind": "after", "start": start, "end": end, "window": math.ceil(period - 1e-9),
+                               "action": action, "value_set": vs})
+    return phases
+
+
+def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ServiceRequest of the action's ActivityDefinition: its code, intent, status draft, the patient."""
+    from fhirsvc.checks.base import plain
+
+    definition = job.run.knowledge.resolve(str(action.get("definitionCanonical")).split("|")[0])
+    if definition is None or not definition.get("code"):
+        return None
+    code = plain(definition["code"])
+    for coding in code.get("coding") or []:
+        coding.pop("extension", None)
+    request: dict[str, Any] = {
+        "resourceType": "ServiceRequest", "status": "draft", "intent": definition.get("intent") or "proposal",
+        "code": code, "instantiatesCanonical": [definition["url"]] if definition.get("url") else [],
+        "reasonCode": [{"text": f"Monitoring during {job.drug.name} treatment"}],
+    }
+    if job.run.patient_reference:
+        request["subject"] = {"reference": job.run.patient_reference}
+    if not request["instantiatesCanonical"]:
+        del request["instantiatesCanonical"]
+    return request
+
+
+@check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring")
+def check_monitoring(job: Job) -> Iterable[Finding]:
+    """#14 LAB info: a count is due by the drug's monitoring PlanDefinition: new therapy (no current order
+    of the drug) and none within the baseline action's ``offsetRange``; on therapy and none within the
+    period (rounded up to whole days) of the phase the therapy is in (``timingTiming`` with ``count`` or
+    ``boundsRange``); past the last phase, nothing. Suggestion: ``create`` the action's ActivityDefinition
+    as a ServiceRequest. Monograph SECTION 4 of 4 > Clinical Monitoring > Blood test."""
+    if not job.drug.monitoring or job.order.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+        return []
+    plan = job.drug.monitoring[0]
+    phases = _schedule(plan)
+    if not phases:
+        return []
+    section = section_of(phases[0]["action"], plan)
+    missing = job.run.unavailable(MEDICATIONS, OBSERVATIONS)
+    if missing:
+        return [_unable(job, "monitoring-due", "LAB", "info", "whether a blood count is due", missing, section,
+                        "monitoring")]
+    current = [m for m, kind in job.run.others(job.order) if kind == "medication"
+               and any(d.id == job.drug.id for d in job.run.drugs_of(m))]
+    if not current:
+        phase = next((p for p in phases if p["kind"] == "before"), None)
+        stage, started = "before starting", None
+    else:
+        starts = [medication_start(m) for m in current]
+        known = [s for s in starts if s is not None]
+        if not known:
+            return [job.finding(
+                "monitoring-due", "LAB", "info",
+                f"Unable to check blood count schedule for {job.drug.name}: start of therapy unknown",
+                f"A current {job.drug.name} order exists ({reference_key(current[0])}) but its start date is not "
+                "recorded, so the monitoring schedule could not be applied. " + str(plan.get("description") or ""),
+                section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
+        started = min(known)
+        elapsed = (job.run.now - started).total_seconds() / 86400
+        phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
+        stage = f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting ({day(started)})"
+    if phase is None:
+        return []
+    matcher = job.run.value_set(phase["value_set"])
+    if matcher is None:
+        return []
+    window = timedelta(days=phase["window"])
+    counts = observations_of(job.context.observations, matcher)
+    newest = counts[0] if counts else None
+    when = observation_time(newest) if newest else None
+    if when is not None and job.run.now - when <= window:
+        return []
+    last = f"last {day(when)}" if when else "none recorded"
+    request = _service_request(job, phase["action"])
+    label = concept_text(phase["action"].get("code")) or "Blood count"
+    suggestions = [Suggestion(label=f"Order {concept_text(request['code'])}", action="create",
+                              description=f"Order {concept_text(request['code'])} ({label.lower()} monitoring)",
+                              resource=request, recommended=True)] if request else []
+    value = quantity_value(newest, cells_10e9_per_l) if newest else None
+    return [job.finding(
+        "monitoring-due", "LAB", "info",
+        f"{label} due for {job.drug.name} ({stage.split(' (')[0]}; {last})",
+        f"{phase['action'].get('title', label)}: a result within **{phase['window']:g} days** is due "
+        f"({stage}); {last}. {plan.get('description', '')}",
+        section, "monitoring",
+        {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
+         "window_days": phase["window"], "last_count_date": day(when),
+         "last_count": {"value": value, "unit": "10*9/L"} if value is not None else None,
+         "plan": f"PlanDefinition/{plan.get('id')}", "action": phase["action"].get("id")},
+        suggestions)]
+
+
+# --- pregnancy, breastfeeding -----------------------------------------------------------------------------
+
+def _newest_status(job: Job, code_vs: str, max_age: timedelta | None) -> Resource | None:
+    matcher = job.run.value_set(code_vs)
+    if matcher is None:
+        return None
+    statuses = observations_of(job.context.observations, matcher)
+    if not statuses:
+        return None
+    newest = statuses[0]
+    when = observation_time(newest)
+    if max_age is not None and when is not None and job.run.now - when > max_age:
+        return None
+    return newest
+
+
+@check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy")
+def check_pregnancy(job: Job) -> Iterable[Finding]:
+    """#15 PREG warning: an active pregnancy condition, or the newest pregnancy status observation (its
+    code in the knowledge's pregnancy-status value set) answers pregnant (matched by code: "Not pregnant"
+    contains the name "pregnant"). Monograph SECTION 3 of 4 > Pregnant women."""
+    cud = job.drug.warning(VS_PREGNANCY)
+    if cud is None:
+        return []
+    section = section_of(cud)
+    found = job.run.conditions_in(VS_PREGNANCY)
+    evidence, facts = None, {}
+    if found:
+        evidence = f"pregnancy recorded ({concept_text(found[0].get('code'))})"
+        facts = {"condition": reference_key(found[0])}
+    else:
+        status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
+        pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
+        if status is not None and pregnant is not None and has_code_in(pregnant, status.get("valueCodeableConcept")):
+            when = observation_time(status)
+            evidence = f"pregnancy status: {concept_text(status.get('valueCodeableConcept'))}, {day(when)}"
+            facts = {"observation": reference_key(status), "date": day(when),
+                     "value": concept_text(status.get("valueCodeableConcept"))}
+    if evidence is None:
+        missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
+        return [_unable(job, "pregnancy", "PREG", "warning", "pregnancy", missing, section, "pregnancy")] \
+            if missing else []
+    return [job.finding(
+        "pregnancy", "PREG", "warning",
+        f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): {job.drug.name} warning, {_code_text(cud)}",
+        f"Recorded: **{evidence}**. {_description(cud)}",
+        section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
+
+
+@check("breastfeeding", (16,), "LACT", "breastfeeding", "breastfeeding")
+def check_breastfeeding(job: Job) -> Iterable[Finding]:
+    """#16 LACT info: breastfeeding recorded, as an active condition of the breastfeeding value set or as
+    the newest breastfeeding status observation (its code in the knowledge's breastfeeding-status value
+    set) whose answer is in the breastfeeding value set (by code) or ``true``. Monograph SECTION 3 of 4 >
+    Women who are nursing."""
+    cud = job.drug.warning(VS_BREASTFEEDING)
+    if cud is None:
+        return []
+    section = section_of(cud)
+    found = job.run.conditions_in(VS_BREASTFEEDING)
+    evidence, facts = None, {}
+    if found:
+        evidence = concept_text(found[0].get("code"))
+        facts = {"condition": reference_key(found[0])}
+    else:
+        status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
+        answers = job.run.value_set(VS_BREASTFEEDING)
+        if status is not None and answers is not None and (
+                status.get("valueBoolean") is True or has_code_in(answers, status.get("valueCodeableConcept"))):
+            when = observation_time(status)
+            evidence = f"{concept_text(status.get('valueCodeableConcept')) or 'breastfeeding'}, {day(when)}"
+            facts = {"observation": reference_key(status), "date": day(when)}
+    if evidence is None:
+        missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
+        return [_unable(job, "breastfeeding", "LACT", "info", "breastfeeding", missing, section, "breastfeeding")] \
+            if missing else []
+    return [job.finding(
+        "breastfeeding", "LACT", "info",
+        f"Breastfeeding recorded ({evidence}): {_first_sentence(cud)}",
+        f"Recorded: **{evidence}**. {_description(cud)}",
+        section, "breastfeeding", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
+
+
+# --- indication ---------------------------------------------------------------------------------------------
+
+def _indication_text(cud: Resource) -> str:
+    concept = ((cud.get("indication") or {}).get("diseaseSymptomProcedure") or {}).get("concept") or {}
+    return str(concept.get("text") or cud.get("id")).split(";")[0]
+
+
+def _short(text: str) -> str:
+    """An indication's short name: its abbreviation in brackets ("(ABC)") if it has one, else the text
+    before any bracket."""
+    match = re.search(r"\(([A-Z][A-Z0-9-]{1,9})\)", text)
+    return match[1] if match else text.split(" (")[0]
+
+
+def _prerequisite(cud: Resource) -> tuple[str | None, str]:
+    """The value set of therapy that must come first (``otherTherapy`` indicated-only-before), and its text."""
+    for other in (cud.get("indication") or {}).get("otherTherapy") or ():
+        codes = [c.get("code") for c in (other.get("relationshipType") or {}).get("coding") or ()]
+        if "indicated-only-before" in codes:
+            concept = (other.get("treatment") or {}).get("concept") or {}
+            return value_set_of(concept), str(concept.get("text") or "")
+    return None, ""
+
+
+@check("indication", (17,), "COND", "summary", "the indication")
+def check_indication(job: Job) -> Iterable[Finding]:
+    """#17 COND info: none of the drug's indications is recorded (conditions or the order's reason); or
+    the recorded indication must follow other therapy (``otherTherapy`` indicated-only-before, e.g.
+    conventional DMARDs) and none is in the medication list. Monograph SECTION 1 of 4 > Why It's Used;
+    More Details (not first-line therapy)."""
+    indications = [(cud, vs) for cud, vs in job.drug.indications() if vs]
+    if not indications:
+        return []
+    section = section_of(indications[0][0])
+    recorded = [(cud, vs, job.indication_recorded(vs)) for cud, vs in indications]
+    recorded = [(cud, vs, names) for cud, vs, names in recorded if names]
+    texts = [_indication_text(cud) for cud, _ in indications]
+    names = "; ".join(texts)
+    short = " or ".join(_short(t) for t in texts)
+    if not recorded:
+        if CONDITIONS in job.context.unavailable:
+            return [_unable(job, "indication", "COND", "info", "the indication", [CONDITIONS], section, "summary")]
+        return [job.finding(
+            "indication", "COND", "info",
+            f"No indication for {job.drug.name} recorded (used for {short})",
+            f"Neither the condition list nor the order's reason records an indication of {job.drug.label}. "
+            f"The monograph lists: {names}.",
+            section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})]
+    if any(_prerequisite(cud)[0] is None for cud, _, _ in recorded):
+        return []
+    cud, _, found = recorded[0]
+    prior_vs, prior_text = _prerequisite(cud)
+    matcher = job.run.value_set(prior_vs)
+    if matcher is None:
+        return []
+    if MEDICATIONS in job.context.unavailable:
+        return [_unable(job, "indication", "COND", "info", "earlier therapy", [MEDICATIONS], section_of(cud),
+                        "summary")]
+    earlier = [m for m in job.context.medications if m.get("status") != "entered-in-error"
+               and reference_key(m) != job.order_ref and any(matcher.matches_concept(c) for c in job.run.concepts(m))]
+    if earlier:
+        return []
+    vs = job.run.knowledge.resolve(prior_vs or "") or {}
+    title = str(vs.get("title") or prior_text)
+    relation = next((str((o.get("relationshipType") or {}).get("text") or "")
+                     for o in (cud.get("indication") or {}).get("otherTherapy") or ()), "")
+    return [job.finding(
+        "indication", "COND", "info",
+        f"{found[0]} recorded, but no earlier {title.split(' (')[0]} in the medication list",
+        f"Recorded indication: **{found[0]}**. {job.drug.name}: {relation or 'not first-line therapy'}. "
+        f"No {title} is in the medication list (any status).",
+        section_of(cud), "summary",
+        {"indication": f"ClinicalUseDefinition/{cud.get('id')}", "recorded_as": found, "prior_therapy": prior_vs})]

@@ -1,0 +1,98 @@
+"""Which drug an order (or a medication record) is for.
+
+Contract "Recognising a medication": match a code in the knowledge's code lists first, then the
+whole-word name of an ingredient or brand in a coding ``display`` or the ``text``. An order names its
+drug through ``medicationCodeableConcept`` or ``medicationReference`` (resolved by the CDS layer into
+``PatientContext.referenced_medications``, or from the order's ``contained``; failing both, the
+reference's ``display`` is read as text); a vaccine order through ``ServiceRequest.code`` or
+``Immunization.vaccineCode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fhirsvc.checks.drugs import DrugProfile
+from fhirsvc.terminology import ValueSetMatcher, codings
+
+Resource = Mapping[str, Any]
+Concept = Mapping[str, Any]
+
+
+def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] | None = None) -> list[Concept]:
+    """The CodeableConcepts that name what a resource orders or records: the medication (code of a
+    referenced Medication, or the reference's display as text), a ServiceRequest's code, an
+    Immunization's vaccine code."""
+    rtype = resource.get("resourceType")
+    if rtype == "ServiceRequest":
+        return [resource["code"]] if resource.get("code") else []
+    if rtype == "Immunization":
+        return [resource["vaccineCode"]] if resource.get("vaccineCode") else []
+    out: list[Concept] = []
+    if resource.get("medicationCodeableConcept"):
+        out.append(resource["medicationCodeableConcept"])
+    ref = resource.get("medicationReference") or {}
+    target = ref.get("reference")
+    if target:
+        med = (referenced or {}).get(target)
+        if med is None and target.startswith("#"):
+            med = next((c for c in resource.get("contained") or () if c.get("id") == target[1:]), None)
+        if med is not None:
+            if med.get("code"):
+                out.append(med["code"])
+            out += [i["itemCodeableConcept"] for i in med.get("ingredient") or () if i.get("itemCodeableConcept")]
+    if ref.get("display"):
+        out.append({"text": ref["display"]})
+    return out
+
+
+def _texts(concepts: Iterable[Concept]) -> list[str]:
+    texts = []
+    for concept in concepts:
+        texts.append(concept.get("text"))
+        texts += [c.get("display") for c in codings(concept)]
+    return [t for t in texts if t]
+
+
+def recognize(concepts: Sequence[Concept], drugs: Iterable[DrugProfile]) -> list[DrugProfile]:
+    """The knowledge drugs the concepts name: by code if any code matches, else by whole-word name."""
+    drugs = list(drugs)
+    by_code = [d for d in drugs if any(d.has_code(c.get("system"), c.get("code"))
+                                       for concept in concepts for c in codings(concept))]
+    if by_code:
+        return by_code
+    texts = _texts(concepts)
+    return [d for d in drugs if any(d.find_name(t) for t in texts)]
+
+
+def in_value_set(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> bool:
+    """True if a concept is a member of the value set, by code or by whole-word name."""
+    return any(matcher.matches_concept(c) for c in concepts)
+
+
+def matched_name(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> str:
+    """What a person would call the matched medication (text, else the first display, else a code)."""
+    for concept in concepts:
+        if matcher.matches_concept(concept):
+            if concept.get("text"):
+                return str(concept["text"])
+            for coding in codings(concept):
+                if coding.get("display"):
+                    return str(coding["display"])
+            for coding in codings(concept):
+                if coding.get("code"):
+                    return f"{coding.get('code')}"
+    return ""
+
+
+def describe(concepts: Sequence[Concept]) -> str:
+    """A short name of what the concepts name, for card text."""
+    texts = _texts(concepts)
+    if texts:
+        return texts[0]
+    for concept in concepts:
+        for coding in codings(concept):
+            if coding.get("code"):
+                return str(coding["code"])
+    return "the ordered medication"

@@ -1,0 +1,168 @@
+"""Assembling the patient context: prefetch cases, and fetching from a FHIR server on loopback that
+behaves well, badly, or is not allow-listed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from flask import Flask, jsonify, redirect, request
+from werkzeug.serving import make_server
+
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.checks.context import DATA_KEYS
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TEMPLATES = {"patient": "Patient/{{context.patientId}}", "conditions": "Condition?patient={{context.patientId}}",
+             "allergies": "AllergyIntolerance?patient={{context.patientId}}",
+             "medications": "MedicationRequest?patient={{context.patientId}}",
+             "observations": "Observation?patient={{context.patientId}}&_sort=-date"}
+
+
+def bundle(*resources, next_url=None):
+    body = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+            "entry": [{"resource": r} for r in resources]}
+    if next_url:
+        body["link"] = [{"relation": "next", "url": next_url}]
+    return body
+
+
+class FakeEhr:
+    """A FHIR server on 127.0.0.1 whose answer per resource type can be set: ok, 500, 401, garbage, slow,
+    redirect, loop (a next link to itself); it records every request it gets."""
+
+    def __init__(self):
+        self.modes: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        app = Flask("fake-ehr")
+
+        @app.route("/fhir/<rtype>", defaults={"rid": None})
+        @app.route("/fhir/<rtype>/<rid>")
+        def serve(rtype, rid):
+            self.requests.append((request.full_path, request.headers.get("Authorization")))
+            mode = self.modes.get(rtype, "ok")
+            if mode == "500":
+                return jsonify({"resourceType": "OperationOutcome"}), 500
+            if mode == "401":
+                return "", 401
+            if mode == "garbage":
+                return "<html>not json</html>", 200
+            if mode == "slow":
+                time.sleep(3)
+            if mode == "redirect":
+                return redirect("http://169.254.169.254/latest/meta-data")
+            if mode == "loop":
+                return jsonify(bundle({"resourceType": rtype, "id": "x"}, next_url=request.url))
+            if rtype == "Patient":
+                return jsonify({"resourceType": "Patient", "id": rid, "birthDate": "1950-01-01"})
+            if rtype == "Medication":
+                return jsonify({"resourceType": "Medication", "id": rid, "code": {"text": "Kineret"}})
+            if request.args.get("page") == "2":
+                return jsonify(bundle({"resourceType": rtype, "id": f"{rtype.lower()}-2"}))
+            return jsonify(bundle({"resourceType": rtype, "id": f"{rtype.lower()}-1"},
+                                  next_url=f"{request.base_url}?page=2" if rtype == "Condition" else None))
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.base = f"http://127.0.0.1:{self.server.server_port}/fhir"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def ehr():
+    server = FakeEhr()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _reset(ehr):
+    ehr.modes.clear()
+    ehr.requests.clear()
+
+
+def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="secret-token"):
+    request_data = {"hook": "order-sign", "context": {"patientId": "p1", "userId": "u1"}, "fhirServer": ehr.base}
+    if token:
+        request_data["fhirAuthorization"] = {"access_token": token}
+    if prefetch is not None:
+        request_data["prefetch"] = prefetch
+    settings = FetchSettings(allowlist=(ehr.base,) if allow else (), connect_timeout=0.5, read_timeout=1.0,
+                             deadline=deadline)
+    return assemble_context(request_data, TEMPLATES, list(orders), [], frozenset(), settings, requests.Session(), NOW)
+
+
+def test_absent_keys_are_fetched_with_the_bearer_token_and_pages_followed(ehr):
+    context = assemble(ehr)
+    assert context.unavailable == {}
+    assert context.patient["birthDate"] == "1950-01-01"
+    assert [c["id"] for c in context.conditions] == ["condition-1", "condition-2"]
+    assert {auth for _, auth in ehr.requests} == {"Bearer secret-token"}
+
+
+def test_no_token_means_an_unauthenticated_fetch(ehr):
+    assemble(ehr, token=None)
+    assert {auth for _, auth in ehr.requests} == {None}
+
+
+def test_a_server_that_is_not_allow_listed_is_never_contacted(ehr):
+    with pytest.raises(PreconditionFailed, match="not allow-listed"):
+        assemble(ehr, allow=False)
+    assert ehr.requests == []
+
+
+def test_prefetch_cases_null_operation_outcome_and_present(ehr):
+    prefetch = {"patient": {"resourceType": "Patient", "id": "p1"}, "conditions": None,
+                "allergies": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]},
+                "medications": bundle(), "observations": bundle({"resourceType": "Observation", "id": "o1"})}
+    context = assemble(ehr, prefetch=prefetch)
+    assert ehr.requests == []
+    assert set(context.unavailable) == {"allergies"} and "OperationOutcome" in context.unavailable["allergies"]
+    assert context.conditions == () and context.medications == ()
+    assert [o["id"] for o in context.observations] == ["o1"]
+
+
+def test_a_paged_prefetch_bundle_is_followed_on_the_server(ehr):
+    prefetch = {key: None for key in DATA_KEYS}
+    prefetch["conditions"] = bundle({"resourceType": "Condition", "id": "c0"}, next_url=f"{ehr.base}/Condition?page=2")
+    context = assemble(ehr, prefetch=prefetch)
+    assert [c["id"] for c in context.conditions] == ["c0", "condition-2"]
+
+
+FAULTS = ["500", "401", "garbage", "redirect", "loop", "slow"]
+
+
+@pytest.mark.parametrize("mode", FAULTS)
+def test_a_misbehaving_server_makes_the_key_unavailable_within_the_deadline(ehr, mode):
+    ehr.modes["Condition"] = mode
+    started = time.monotonic()
+    context = assemble(ehr, deadline=1.5)
+    assert "conditions" in context.unavailable and context.conditions == ()
+    assert context.patient is not None
+    assert time.monotonic() - started < 5, "the fetch deadline was not honoured"
+    assert not any("169.254" in path for path, _ in ehr.requests)
+
+
+def test_connection_refused_everywhere_is_412(ehr):
+    request_data = {"hook": "order-sign", "context": {"patientId": "p1"}, "fhirServer": "http://127.0.0.1:9/fhir"}
+    settings = FetchSettings(allowlist=("http://127.0.0.1:9/",), connect_timeout=0.5, read_timeout=0.5, deadline=1)
+    with pytest.raises(PreconditionFailed, match="could not be reached"):
+        assemble_context(request_data, TEMPLATES, [], [], frozenset(), settings, requests.Session(), NOW)
+
+
+def test_medication_references_are_resolved_from_contained_bundle_or_server(ehr):
+    orders = [
+        {"resourceType": "MedicationRequest", "id": "a", "medicationReference": {"reference": "#m"},
+         "contained": [{"resourceType": "Medication", "id": "m", "code": {"text": "contained"}}]},
+        {"resourceType": "MedicationRequest", "id": "b", "medicationReference": {"reference": "Medication/k1"}},
+        {"resourceType": "MedicationRequest", "id": "c",
+         "medicationReference": {"reference": "https://elsewhere.example/fhir/Medication/zz"}},
+    ]
+    prefetch = {key: None for key in DATA_KEYS}
+    context = assemble(ehr, prefetch=prefetch, orders=orders)
+    assert context.referenced_medications["#m"]["code"]["text"] == "contained"
+    assert context.referenced_medications["Medication/k1"]["code"]["text"] == "Kineret"
+    assert "https://elsewhere.example/fhir/Medication/zz" not in context.referenced_medications
+    assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]

@@ -1,0 +1,171 @@
+"""The CDS Hooks protocol: discovery, request validation, the conformance payloads, errors, feedback, logs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from http import HTTPStatus
+
+import pytest
+
+from tests.cds.card_schema import assert_valid_response
+from tests.cds.conftest import SERVICE, conformance, conformance_files, empty_prefetch, order_request
+
+ORDER_HOOK_REQUESTS = [p.name for p in conformance_files()
+                       if ("request" in p.name) and json.loads(p.read_text()).get("hook") in ("order-select",
+                                                                                               "order-sign")]
+CONTEXT_ONLY = [p.name for p in conformance_files() if p.name.endswith(".context.spec.json")]
+
+
+def post(cds, body, **kwargs):
+    return cds.post(SERVICE, data=json.dumps(body), content_type=kwargs.pop("content_type", "application/json"),
+                    **kwargs)
+
+
+def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
+    response = cds.get("/cds-services")
+    assert response.status_code == HTTPStatus.OK
+    services = response.get_json()["services"]
+    assert sorted(s["hook"] for s in services) == ["order-select", "order-sign"]
+    assert {s["id"] for s in services} == {"medication-safety"}
+    for service in services:
+        assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "observations"}
+        assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        assert "http://loinc.org|29463-7" in service["prefetch"]["observations"]
+        assert service["description"] and service["title"] and service["usageRequirements"]
+
+
+@pytest.mark.parametrize("name", ORDER_HOOK_REQUESTS)
+def test_every_conformance_request_is_accepted(cds, name):
+    body = conformance(name)
+    body["prefetch"] = empty_prefetch()
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.OK, response.get_json()
+    assert_valid_response(response.get_json())
+
+
+@pytest.mark.parametrize("name", CONTEXT_ONLY)
+def test_every_conformance_context_is_accepted(cds, name):
+    document = conformance(name)
+    context = document.get("context", document)
+    hook = "order-select" if name.startswith("order-select") else "order-sign"
+    context.setdefault("userId", "Practitioner/example")
+    context.setdefault("patientId", "example")
+    body = {"hook": hook, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "context": context,
+            "prefetch": empty_prefetch()}
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.OK, response.get_json()
+    assert_valid_response(response.get_json())
+
+
+@pytest.mark.parametrize("name", ORDER_HOOK_REQUESTS)
+def test_conformance_request_without_reachable_data_is_412_not_an_error(cds, name):
+    body = conformance(name)
+    body.pop("prefetch", None)
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.PRECONDITION_FAILED
+    assert "no patient data could be obtained" in response.get_json()["message"]
+
+
+def test_the_incoming_request_is_not_mutated(cds):
+    body = conformance("order-select.r4.full-request.assembled.json")
+    body["prefetch"] = empty_prefetch()
+    before = copy.deepcopy(body)
+    assert post(cds, body).status_code == HTTPStatus.OK
+    assert body == before
+
+
+def _without(path: str, hook: str = "order-sign") -> dict:
+    body = order_request(hook)
+    *parents, last = path.split(".")
+    node = body
+    for part in parents:
+        node = node[part]
+    del node[last]
+    return body
+
+
+BAD_REQUESTS = [
+    ("missing-hook", _without("hook"), "hook"),
+    ("missing-hookInstance", _without("hookInstance"), "hookInstance"),
+    ("missing-context", _without("context"), "context"),
+    ("missing-patientId", _without("context.patientId"), "patientId"),
+    ("missing-userId", _without("context.userId"), "userId"),
+    ("missing-draftOrders", _without("context.draftOrders"), "draftOrders"),
+    ("draftOrders-not-a-bundle", order_request(context={"userId": "u", "patientId": "p",
+                                                        "draftOrders": {"resourceType": "Patient"}}), "draftOrders"),
+    ("order-select-without-selections", _without("context.selections", "order-select"), "selections"),
+    ("authorization-without-server", order_request(fhirAuthorization={
+        "access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "user/Patient.read",
+        "subject": "fhirsvc"}), "fhirServer"),
+    ("authorization-incomplete", order_request(fhirServer="https://ehr.example.org/fhir",
+                                               fhirAuthorization={"access_token": "t"}), "token_type"),
+    ("fhirServer-not-a-url", order_request(fhirServer="not a url"), "fhirServer"),
+    ("hook-not-declared", order_request(hook="patient-view"), "hook"),
+    ("body-not-an-object", ["hook"], "_schema"),
+    ("prefetch-not-an-object", order_request(prefetch=["x"]), "prefetch"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), [(b, f) for _, b, f in BAD_REQUESTS], ids=[i for i, _, _ in BAD_REQUESTS])
+def test_bad_requests_are_400_naming_the_field(cds, body, field):
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    error = response.get_json()
+    assert field in json.dumps(error["fields"])
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_other_errors(cds):
+    assert post(cds, order_request(), content_type="text/plain").status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    assert post(cds, order_request(), content_type="application/json; charset=utf-8").status_code == HTTPStatus.OK
+    assert cds.post("/cds-services/no-such-service", json=order_request()).status_code == HTTPStatus.NOT_FOUND
+    assert cds.post(SERVICE, data="{not json", content_type="application/json").status_code == HTTPStatus.BAD_REQUEST
+    huge = cds.post(SERVICE, data="[" + "1," * (3 * 1024 * 1024) + "1]", content_type="application/json")
+    assert huge.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert huge.get_json()["error"] == "Request Entity Too Large"
+    assert cds.get(SERVICE).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_extension_is_accepted_and_ignored(cds):
+    body = order_request(extension={"com.example.flag": True})
+    assert post(cds, body).status_code == HTTPStatus.OK
+
+
+def test_cors_preflight_on_cds_routes(cds):
+    for path in ("/cds-services", SERVICE, SERVICE + "/feedback"):
+        response = cds.options(path, headers={"Origin": "https://sandbox.cds-hooks.org",
+                                              "Access-Control-Request-Method": "POST",
+                                              "Access-Control-Request-Headers": "authorization, content-type"})
+        assert response.status_code == HTTPStatus.OK
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "authorization" in response.headers["Access-Control-Allow-Headers"]
+
+
+def test_one_structured_log_line_per_call_without_patient_data(cds, caplog):
+    body = order_request()
+    with caplog.at_level(logging.INFO, logger="fhirsvc.cds.calls"):
+        post(cds, body)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "fhirsvc.cds.calls"]
+    assert len(lines) == 1
+    assert lines[0]["hookInstance"] == body["hookInstance"] and lines[0]["status"] == 200
+    assert set(lines[0]) == {"service", "status", "hookInstance", "hook", "cards", "ms"}
+    assert "p1" not in json.dumps(lines[0])
+
+
+def test_feedback_is_validated_stored_idempotently_and_counted(cds):
+    cards = post(cds, order_request()).get_json()["cards"]
+    item = {"card": cards[0]["uuid"] if cards else "c1", "outcome": "overridden",
+            "overrideReason": {"reason": {"system": "https://fhirsvc.org/fhir/CodeSystem/cds-override-reasons",
+                                          "code": "will-monitor"}},
+            "outcomeTimestamp": "2026-11-24T10:05:31Z"}
+    first = cds.post(SERVICE + "/feedback", json={"feedback": [item]})
+    again = cds.post(SERVICE + "/feedback", json={"feedback": [item]})
+    assert first.status_code == again.status_code == HTTPStatus.OK
+    assert first.get_json()["stored"] == 1 and again.get_json()["stored"] == 0
+    stats = cds.get(SERVICE + "/feedback/stats").get_json()
+    assert stats["total"] == 1
+    bad = cds.post(SERVICE + "/feedback", json={"feedback": [{"card": "c1", "outcome": "accepted",
+                                                              "outcomeTimestamp": "2026-11-24T10:05:31Z"}]})
+    assert bad.status_code == HTTPStatus.BAD_REQUEST and "acceptedSuggestions" in json.dumps(bad.get_json())
