@@ -61,7 +61,7 @@ def administrations_per_day(timing: Mapping[str, Any] | None) -> float | None:
     if period is not None or unit is not None:
         if unit not in DAYS_PER_UNIT or not period or period <= 0:
             return None
-        return round((frequency or 1) / (period * DAYS_PER_UNIT[unit]), 6)
+        return (frequency or 1) / (period * DAYS_PER_UNIT[unit])
     if repeat.get("timeOfDay"):
         return float(len(repeat["timeOfDay"]))
     code = timing.get("code") or {}
