@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 
+from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
@@ -84,21 +85,10 @@ def authenticate() -> None:
     if not state().auth_required:
         return
     try:
-        claims = state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)
+        state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)
     except AuthError as exc:
         log.info("CDS request refused: %s", exc)
         raise ApiError(HTTPStatus.UNAUTHORIZED, "authentication required") from None
-    g.jwt_iss = claims.get("iss")
-
-
-def json_body() -> Any:
-    if (request.mimetype or "") not in ("application/json", "application/fhir+json"):
-        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                       f"Content-Type {request.content_type or '(none)'} is not supported; send application/json")
-    try:
-        return json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
 
 
 @blueprint.get("")

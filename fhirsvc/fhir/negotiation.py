@@ -55,15 +55,3 @@ def fhir_response(body: object, version: str, status: int = HTTPStatus.OK) -> Re
                       separators=None if pretty else (",", ":"), sort_keys=False)
     return Response(text, status=status,
                     content_type=f"application/fhir+json; fhirVersion={MIME_PARAMETER[version]}; charset=utf-8")
-
-
-def request_json() -> object:
-    """The request body as JSON; 415 for another media type, 400 for malformed JSON."""
-    mime = (request.mimetype or "").lower()
-    if mime not in ("application/fhir+json", "application/json"):
-        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                       f"Content-Type {request.content_type or '(none)'} is not supported; send application/fhir+json")
-    try:
-        return json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from exc

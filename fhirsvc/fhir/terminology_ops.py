@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import request
 
+from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.base import fold
-from fhirsvc.fhir.negotiation import request_json
 from fhirsvc.terminology import ValueSetMatcher
 
 MAX_EXPANSION = 1000
@@ -26,7 +26,7 @@ def operation_parameters() -> dict[str, Any]:
     """Operation inputs from the query (GET) or a Parameters body (POST), by name."""
     params: dict[str, Any] = dict(request.args.items())
     if request.method == "POST":
-        body = request_json()
+        body = json_body("application/fhir+json")
         if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
             raise ApiError(HTTPStatus.BAD_REQUEST, "POST a Parameters resource")
         for item in body.get("parameter") or ():

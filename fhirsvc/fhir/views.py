@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
+from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir import capability, terminology_ops
 from fhirsvc.fhir.base import FhirBase
-from fhirsvc.fhir.negotiation import fhir_response, negotiate, request_json
+from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.registry import R5
 from fhirsvc.fhir.search import parse_search, run_search, subset
 from fhirsvc.fhirversion import UnknownResourceType, r4b_class, r5_class
@@ -197,7 +198,7 @@ def validate(requested: str | None, rtype: str) -> Response:
     """Validate a posted resource (or Parameters with a ``resource``) against the base's FHIR version."""
     base = _base(requested)
     _spec(base, rtype)
-    body = request_json()
+    body = json_body("application/fhir+json")
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
         body = next((p.get("resource") for p in body.get("parameter", []) if p.get("name") == "resource"), None)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:

@@ -59,7 +59,8 @@ ATTACKS = {
     "not-bearer": lambda key: "Basic dXNlcjpwYXNz",
     "garbage": lambda key: "Bearer not.a.jwt",
     "audience-of-another-endpoint": lambda key: f"Bearer {token(key, BASE + '/cds-services')}",
-    "expired": lambda key: f"Bearer {token(key, BASE + SERVICE, iat=int(time.time()) - 900, exp=int(time.time()) - 600)}",
+    "expired": lambda key: "Bearer " + token(key, BASE + SERVICE, iat=int(time.time()) - 900,
+                                             exp=int(time.time()) - 600),
     "unknown-issuer": lambda key: f"Bearer {token(key, BASE + SERVICE, iss='https://evil.example')}",
     "signed-by-another-key": lambda key: f"Bearer {token(ec.generate_private_key(ec.SECP384R1()), BASE + SERVICE)}",
 }
