@@ -84,6 +84,11 @@ def format_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def compact_json(value: Any) -> str:
+    """JSON without insignificant whitespace, UTF-8 text kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def version_id(resource: Mapping[str, Any]) -> str:
     """The resource's version: a short hash of its content, stable across restarts, new when it changes."""
     body = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -101,6 +106,7 @@ class FhirBase:
     ids: Mapping[str, tuple[str, ...]]
     index: Mapping[tuple[str, str], Mapping[str, tuple[Any, ...]]]
     built: datetime
+    texts: Mapping[int, str]  # id(resource) -> its compact JSON, serialized once at start-up
 
     @classmethod
     def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
@@ -126,7 +132,8 @@ class FhirBase:
                     rid: index_values(param, [v for path in param.paths[name]
                                               for v in walk(served[(rtype, rid)], path, resolve)])
                     for rid in ids[rtype]}
-        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC))
+        texts = {id(resource): compact_json(resource) for resource in served.values()}
+        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts)
 
     def get(self, rtype: str, rid: str) -> FrozenDict | None:
         return self.resources.get((rtype, rid))

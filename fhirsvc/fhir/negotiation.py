@@ -6,11 +6,15 @@ FHIR "managing multiple versions": a client names the version with the MIME para
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
-from flask import Response, json, request
+from flask import Response, request
 
 from fhirsvc.errors import ApiError
+from fhirsvc.fhir.base import compact_json
 from fhirsvc.fhir.registry import R4, R5
 
 JSON_TYPES = {"application/fhir+json", "application/json", "application/*", "*/*", "json", "text/json"}
@@ -48,10 +52,27 @@ def negotiate(fixed: str | None) -> str:
     return R5 if versions == {R5} else R4
 
 
-def fhir_response(body: object, version: str, status: int = HTTPStatus.OK) -> Response:
-    """A FHIR JSON response, pretty when ``_pretty=true``, labelled with its FHIR version."""
-    pretty = request.args.get("_pretty", "false").lower() == "true"
-    text = json.dumps(body, indent=2 if pretty else None, ensure_ascii=False,
-                      separators=None if pretty else (",", ":"), sort_keys=False)
+def _spliced(value: Any, texts: Mapping[int, str]) -> str:
+    """Compact JSON of a response body, reusing the start-up serialization of every served resource in it."""
+    text = texts.get(id(value))
+    if text is not None:
+        return text
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(k)}:{_spliced(v, texts)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+        return "[" + ",".join(_spliced(v, texts) for v in value) + "]"
+    return compact_json(value)
+
+
+def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: Mapping[int, str] | None = None
+                  ) -> Response:
+    """A FHIR JSON response, pretty when ``_pretty=true``, labelled with its FHIR version. ``texts`` holds the
+    ready-made JSON of the base's resources, so a read or search does not serialize them again."""
+    if request.args.get("_pretty", "false").lower() == "true":
+        text = json.dumps(body, indent=2, ensure_ascii=False)
+    elif texts and (id(body) in texts or (isinstance(body, Mapping) and body.get("resourceType") == "Bundle")):
+        text = _spliced(body, texts)
+    else:
+        text = compact_json(body)
     return Response(text, status=status,
                     content_type=f"application/fhir+json; fhirVersion={MIME_PARAMETER[version]}; charset=utf-8")

@@ -88,7 +88,10 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
         not_modified = etag in [t.strip() for t in request.headers["If-None-Match"].split(",")]
     else:
         not_modified = _not_modified_since(modified)
-    response = Response(status=HTTPStatus.NOT_MODIFIED) if not_modified else fhir_response(resource, base.name)
+    if not_modified:
+        response = Response(status=HTTPStatus.NOT_MODIFIED)
+    else:
+        response = fhir_response(resource, base.name, texts=base.texts)
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
     return response
@@ -150,7 +153,7 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
-    return fhir_response(bundle, base.name)
+    return fhir_response(bundle, base.name, texts=base.texts)
 
 
 def _entry(url: str, resource: Any, mode: str) -> dict:

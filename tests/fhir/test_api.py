@@ -292,3 +292,19 @@ def test_validate_operation(fhir, knowledge):
     assert good["issue"][0]["severity"] == "information"
     bad = fhir.post("/fhir/R5/Medication/$validate", json={"resourceType": "Medication", "colour": "red"}).get_json()
     assert bad["issue"][0]["severity"] == "error" and bad["issue"][0]["expression"] == ["Medication.colour"]
+
+
+def test_responses_built_from_cached_json_equal_a_fresh_serialization(client):
+    """Reads and searches splice the JSON serialized at start-up; the document equals a fresh (pretty)
+    serialization, apart from what differs per request (a Bundle's id, time and links)."""
+    def comparable(response):
+        body = response.get_json()
+        if body["resourceType"] == "Bundle":
+            for key in ("id", "meta", "link"):
+                body.pop(key)
+        return body
+
+    for url in ("/fhir/R4/MedicationKnowledge/anakinra", "/fhir/R5/ClinicalUseDefinition?_count=5",
+                "/fhir/R5/MedicationKnowledge?_include=MedicationKnowledge:monograph&_summary=true"):
+        pretty_url = url + ("&" if "?" in url else "?") + "_pretty=true"
+        assert comparable(client.get(url)) == comparable(client.get(pretty_url))
