@@ -44,6 +44,11 @@ def clip(text: str, limit: int = SUMMARY_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;:") + "…"
 
 
+def lower_first(text: str) -> str:
+    """``Live vaccines`` -> ``live vaccines`` (an acronym such as ``TNF inhibitors`` stays)."""
+    return text[0].lower() + text[1:] if len(text) > 1 and text[1].islower() else text
+
+
 def plain(value: Any) -> Any:
     """A deep, mutable, plain-JSON copy (dicts and lists) of a resource; the input is never touched."""
     if isinstance(value, Mapping):

@@ -53,6 +53,13 @@ TOPICS: dict[str, str] = {
     "LACT": "Lactation Alert",
 }
 
+# --- Dose units (contract "Dose arithmetic": mg; mL via the strength; one prefilled syringe's content) ----
+# Spellings compared lower-case; any other unit makes the dose unreadable ("Unable to check dose").
+MG_UNITS = frozenset({"mg", "milligram", "milligrams"})
+ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
+SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "prefilled syringe", "prefilled syringes",
+                           "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
+
 # --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
 WEIGHT_MAX_AGE = timedelta(days=90)  # "newest body weight ... taken within 90 days"
 KIDNEY_MAX_AGE = timedelta(days=180)  # "newest of creatinine clearance or eGFR within 180 days"

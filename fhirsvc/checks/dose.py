@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fhirsvc.checks.config import MG_UNITS, ML_UNITS, SYRINGE_UNITS
 from fhirsvc.checks.units import DAYS_PER_UNIT
 from fhirsvc.terminology import codings
 
@@ -30,10 +31,6 @@ TIMING_CODES: dict[str, float] = {
 _Q_EVERY = re.compile(r"^Q(\d+(?:\.\d+)?)(H|HR|D|W|WK|MIN)$")
 _Q_UNITS = {"H": "h", "HR": "h", "D": "d", "W": "wk", "WK": "wk", "MIN": "min"}
 
-MG_UNITS = {"mg", "milligram", "milligrams"}
-ML_UNITS = {"ml", "milliliter", "milliliters", "millilitre", "millilitres"}
-SYRINGE_UNITS = {"syringe", "syringes", "{syringe}", "{syringes}", "prefilled syringe", "prefilled syringes",
-                 "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"}
 
 
 def timing_code_per_day(code: str | None) -> float | None:

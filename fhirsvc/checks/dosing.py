@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, dosing_anchor
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
 from fhirsvc.checks.dose import (
@@ -237,8 +237,6 @@ def renal_update(order: Resource, repeat: Mapping[str, Any]) -> dict[str, Any]:
     """The order changed to the renal schedule: the same dose per administration, each dosage's
     ``timing.repeat`` set to ``repeat``'s frequency/period/periodUnit (a timing code removed), its text
     rewritten. A deep copy; the incoming order is not touched."""
-    from fhirsvc.checks.base import plain
-
     new = plain(order)
     target = administrations_per_day({"repeat": repeat})
     for dosage in new.get("dosageInstruction") or []:
@@ -321,9 +319,10 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         why = f"the {unavailable_text(missing)} could not be retrieved"
     else:
         stale = next((m for m in measurements if m.status == "stale"), None)
+        called = next((c.text for c in chars if c.text), "")
         why = (f"the newest kidney function result is {stale.age.days} days old ({day(stale.when)})"
-               if stale and stale.age else f"no kidney function result (CrCl or eGFR) in the last "
-               f"{KIDNEY_MAX_AGE.days} days")
+               if stale and stale.age else f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
+               f"in the last {KIDNEY_MAX_AGE.days} days")
     threshold = next((c for c in chars), None)
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
                          else None) or guide0.section

@@ -11,7 +11,7 @@ ClinicalUseDefinitions: contraindications, interactions with their interactant v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -67,6 +67,7 @@ class Characteristic:
     high: float | None = None
     section: str = ""
     coding: tuple[Mapping[str, Any], ...] = ()
+    text: str = ""  # the type's text, e.g. what the measurement is called
 
     def holds(self, number: float) -> bool:
         """Whether a number (age in years, a measurement in the characteristic's unit) satisfies it."""
@@ -99,7 +100,7 @@ def _characteristic(raw: Mapping[str, Any]) -> Characteristic:
     vs = value_set_of(ctype)
     if quantity:
         return Characteristic("measurement", vs, quantity.get("comparator"), quantity.get("value"), unit,
-                              section=section, coding=tuple(codings(ctype)))
+                              section=section, coding=tuple(codings(ctype)), text=str(ctype.get("text") or ""))
     if rng:
         return Characteristic("measurement", vs, None, None, unit, ((rng.get("low") or {}).get("value")),
                               ((rng.get("high") or {}).get("value")), section=section, coding=tuple(codings(ctype)))
@@ -390,7 +391,3 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
 def drug_profiles(knowledge: Knowledge) -> tuple[DrugProfile, ...]:
     """A profile for every MedicationKnowledge, in id order."""
     return tuple(build_profile(knowledge, mk) for mk in knowledge.of_type("MedicationKnowledge"))
-
-
-def first(items: Sequence[Any]) -> Any:
-    return items[0] if items else None

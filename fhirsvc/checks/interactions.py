@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks.base import Job, check, lower_first, unavailable_text
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import MEDICATIONS
 from fhirsvc.checks.drugs import Interaction, section_of
@@ -34,7 +34,7 @@ def class_label(job: Job, inter: Interaction) -> str:
     (e.g. the title "Live vaccines (CVX)" gives "live vaccines")."""
     vs = job.run.knowledge.resolve(inter.value_set) or {}
     label = str(vs.get("title") or inter.text or "interacting drugs").split(" (")[0].split(",")[0].strip()
-    return label[0].lower() + label[1:] if len(label) > 1 and label[1].islower() else label
+    return lower_first(label)
 
 
 def member_name(job: Job, concepts, url: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks.base import SUMMARY_MAX, Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import (
     CHILDREN_HEADING,
     FEVER_CELSIUS,
@@ -65,7 +65,17 @@ def _code_text(cud: Resource | None, after_colon: bool = False) -> str:
     text = str((((cud or {}).get("warning") or {}).get("code") or {}).get("text") or "see the monograph warning")
     if after_colon and ": " in text:
         text = text.split(": ", 1)[1]
-    return text[0].lower() + text[1:] if len(text) > 1 and text[1].islower() else text
+    return lower_first(text)
+
+
+def _short_text(cud: Resource | None) -> str:
+    """The warning's statement without its bracketed explanation ("Pregnancy (category ...)" -> "pregnancy")."""
+    return _code_text(cud).split(" (")[0]
+
+
+def fit(*variants: str) -> str:
+    """The first variant short enough for a card summary (else the last one, clipped by the Finding)."""
+    return next((v for v in variants if len(v) < SUMMARY_MAX), variants[-1])
 
 
 def _first_sentence(cud: Resource | None) -> str:
@@ -174,7 +184,8 @@ def check_infection(job: Job) -> Iterable[Finding]:
         name = concept_text(cond.get("code"))
         return [job.finding(
             "active-infection", "COND", "warning",
-            f"Active infection recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+            fit(f"Active infection recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+                f"Active infection recorded ({name}): {job.drug.name} warning, {_short_text(cud)}"),
             f"An active infection is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
@@ -189,7 +200,8 @@ def check_infection(job: Job) -> Iterable[Finding]:
         when = observation_time(obs)
         return [job.finding(
             "active-infection", "COND", "warning",
-            f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_code_text(cud)}",
+            fit(f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_code_text(cud)}",
+                f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_short_text(cud)}"),
             f"A body temperature of **{value:g} °C** was recorded on {day(when)} (within "
             f"{TEMPERATURE_WINDOW.total_seconds() / 3600:.0f} hours; fever is {FEVER_CELSIUS:g} °C or more), a sign of "
             f"infection. {_description(cud)}",
@@ -220,8 +232,10 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         per_ul = round(measure.value * 1000)
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} warning, "
-            f"{_code_text(cud)}",
+            fit(f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} "
+                f"warning, {_code_text(cud)}",
+                f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} "
+                f"warning, {_short_text(cud)}"),
             f"The newest absolute neutrophil count is **{measure.value:g} {GIGA_PER_L}** ({per_ul} /\u00b5L, "
             f"{day(measure.when)}), below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}. {_description(cud)}",
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
@@ -231,7 +245,8 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         name = concept_text(cond.get("code"))
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            f"Neutropenia recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+            fit(f"Neutropenia recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
+                f"Neutropenia recorded ({name}): {job.drug.name} warning, {_short_text(cud)}"),
             f"An active condition is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
             section, "warnings", {"condition": reference_key(cond),
                                   **(measure.facts("neutrophils") if measure else {})})]
@@ -283,8 +298,6 @@ def _schedule(plan: Resource) -> list[dict[str, Any]]:
 
 def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ServiceRequest of the action's ActivityDefinition: its code, intent, status draft, the patient."""
-    from fhirsvc.checks.base import plain
-
     definition = job.run.knowledge.resolve(str(action.get("definitionCanonical")).split("|")[0])
     if definition is None or not definition.get("code"):
         return None
@@ -362,7 +375,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
         "monitoring-due", "LAB", "info",
         f"{label} due for {job.drug.name} ({stage.split(' (')[0]}; {last})",
         f"{phase['action'].get('title', label)}: a result within **{phase['window']:g} days** is due "
-        f"({stage}); {last}. {plan.get('description', '')}",
+        f"({stage}); {last}. Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
         section, "monitoring",
         {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
          "window_days": phase["window"], "last_count_date": day(when),
@@ -415,7 +428,9 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
             if missing else []
     return [job.finding(
         "pregnancy", "PREG", "warning",
-        f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): {job.drug.name} warning, {_code_text(cud)}",
+        fit(f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): {job.drug.name} warning, {_code_text(cud)}",
+            f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): see the {job.drug.name} {_short_text(cud)} "
+            "warning"),
         f"Recorded: **{evidence}**. {_description(cud)}",
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
@@ -449,7 +464,7 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
             if missing else []
     return [job.finding(
         "breastfeeding", "LACT", "info",
-        f"Breastfeeding recorded ({evidence}): {_first_sentence(cud)}",
+        f"Breastfeeding recorded ({evidence}): {lower_first(_first_sentence(cud))}",
         f"Recorded: **{evidence}**. {_description(cud)}",
         section, "breastfeeding", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
@@ -522,8 +537,8 @@ def check_indication(job: Job) -> Iterable[Finding]:
                      for o in (cud.get("indication") or {}).get("otherTherapy") or ()), "")
     return [job.finding(
         "indication", "COND", "info",
-        f"{found[0]} recorded, but no earlier {title.split(' (')[0]} in the medication list",
-        f"Recorded indication: **{found[0]}**. {job.drug.name}: {relation or 'not first-line therapy'}. "
-        f"No {title} is in the medication list (any status).",
+        f"{found[0]} recorded, but no earlier {lower_first(title.split(' (')[0])} in the medication list",
+        f"Recorded indication: **{found[0]}**. The monograph: {lower_first(relation or 'not first-line therapy')}. "
+        f"No {lower_first(title)} in the medication list (any status).",
         section_of(cud), "summary",
         {"indication": f"ClinicalUseDefinition/{cud.get('id')}", "recorded_as": found, "prior_therapy": prior_vs})]

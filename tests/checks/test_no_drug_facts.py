@@ -1,0 +1,40 @@
+"""Nothing about the knowledge's drug is written into the rules: no drug or indication names, no codes
+(LOINC, CVX, RxNorm, NDC, SNOMED CT), no dose numbers in ``fhirsvc/checks/``. The rules find them in
+the knowledge (the second-drug test shows the other half: a new drug needs no code change)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import fhirsvc.checks
+
+CHECKS_DIR = Path(fhirsvc.checks.__file__).parent
+SOURCES = sorted(CHECKS_DIR.glob("*.py"))
+FORBIDDEN_WORDS = re.compile(r"anakinra|kineret|\bnomid\b|rheumatoid|etanercept|adalimumab|humira|measles|"
+                             r"e\. coli|escherichia|methotrexate", re.IGNORECASE)
+CODE_LIKE = re.compile(r"^(?:\d{3,6}-\d|LA\d+-\d|\d{5}-\d{3,4}-\d{1,2}|\d{6,}|[A-Z]\d{2}(?:\.\d+)?|L04A\w*)$")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_no_drug_names_in_the_rules(path):
+    found = FORBIDDEN_WORDS.findall(path.read_text(encoding="utf-8"))
+    assert found == [], f"{path.name} names drug facts: {sorted(set(found))}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_no_codes_or_dose_numbers_in_the_rules(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    codes = [s for s in strings if CODE_LIKE.match(s.strip())]
+    assert codes == [], f"{path.name} holds code-like literals: {codes}"
+    rule_numbers = {id(n) for call in ast.walk(tree) if isinstance(call, ast.Call)
+                    and getattr(call.func, "id", None) == "check" and len(call.args) > 1
+                    for n in ast.walk(call.args[1])}  # the contract's rule numbers, e.g. @check("route", (18,), ...)
+    numbers = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in rule_numbers
+               and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)}
+    drug_numbers = {100, 0.67, 8, 30, 18, 149.25}
+    assert not numbers & drug_numbers, f"{path.name} holds drug numbers: {numbers & drug_numbers}"
