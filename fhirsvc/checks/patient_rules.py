@@ -537,7 +537,8 @@ def check_indication(job: Job) -> Iterable[Finding]:
                      for o in (cud.get("indication") or {}).get("otherTherapy") or ()), "")
     return [job.finding(
         "indication", "COND", "info",
-        f"{found[0]} recorded, but no earlier {lower_first(title.split(' (')[0])} in the medication list",
+        f"{_short(_indication_text(cud))} recorded, but no earlier {lower_first(title.split(' (')[0])} "
+        "in the medication list",
         f"Recorded indication: **{found[0]}**. The monograph: {lower_first(relation or 'not first-line therapy')}. "
         f"No {lower_first(title)} in the medication list (any status).",
         section_of(cud), "summary",
