@@ -1,11 +1,13 @@
-"""``fhirsvc serve | validate``: the service's command line."""
+"""``fhirsvc serve | validate | check``: the service's command line."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fhirsvc.config import knowledge_dirs, load_config
@@ -27,10 +29,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("paths", nargs="*", type=Path,
                           help="extra knowledge files or directories (default: the configured knowledge)")
 
+    check = commands.add_parser(
+        "check", help="run the checks offline on a saved CDS Hooks request or a FHIR Bundle of MedicationRequests",
+        description="Run the medication-safety checks offline (nothing is fetched) on a saved order-select / "
+                    "order-sign request, or on a FHIR Bundle of MedicationRequests with optional Patient, Condition, "
+                    "AllergyIntolerance, Observation and MedicationRequest context entries (the orders are the "
+                    "draft entries, or every MedicationRequest if none is a draft). Exit status: 0 nothing "
+                    "critical, 1 a critical finding, 2 unreadable input.")
+    check.add_argument("file", type=Path, metavar="FILE.json", help="the saved request or Bundle")
+    check.add_argument("--json", action="store_true", help="print the findings and cards as JSON")
+    check.add_argument("--now", type=_instant, metavar="ISO",
+                       help="the clock for the checks, e.g. 2026-11-24T12:00:00Z (default: now; no zone means UTC)")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_app(args.host, args.port, args.workers)
+    if args.command == "check":
+        return check_file(args.file, as_json=args.json, now=args.now)
     return validate_knowledge(args.paths)
+
+
+def _instant(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def check_file(path: Path, as_json: bool = False, now: datetime | None = None) -> int:
+    """Run the checks offline on ``path``; print a table (or JSON). 0 if nothing is critical, 1 if a finding
+    is critical, 2 if the input cannot be read (one line on stderr) or the knowledge does not load."""
+    from fhirsvc.cds.offline import (
+        DEFAULT_PUBLIC_BASE,
+        UnreadableInput,
+        evaluate_offline,
+        findings_json,
+        findings_table,
+        read_document,
+    )
+    from fhirsvc.knowledge import load_knowledge
+
+    try:
+        document = read_document(path)
+    except UnreadableInput as exc:
+        print(f"fhirsvc check: {exc}", file=sys.stderr)
+        return 2
+    config = load_config()
+    try:
+        knowledge = load_knowledge(knowledge_dirs(config))
+    except KnowledgeError as exc:
+        print(f"fhirsvc check: the knowledge does not load: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = evaluate_offline(document, knowledge, now=now,
+                                  public_base=str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE))
+    except UnreadableInput as exc:
+        print(f"fhirsvc check: {path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(findings_json(result), indent=2, ensure_ascii=False) if as_json else findings_table(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into head: not an error of the checks
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1 if result.critical else 0
 
 
 def serve_app(host: str, port: int, workers: int) -> int:

@@ -38,6 +38,10 @@ def normalize_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
         dose_and_rate.append(moved)
     if dose_and_rate:
         fixed["doseAndRate"] = dose_and_rate
+    repeat = (fixed.get("timing") or {}).get("repeat")
+    if isinstance(repeat, Mapping) and any(key in repeat for key in ("periodUnits", "durationUnits")):
+        renamed = {"periodUnits": "periodUnit", "durationUnits": "durationUnit"}  # DSTU2 names
+        fixed["timing"] = {**fixed["timing"], "repeat": {renamed.get(k, k): v for k, v in repeat.items()}}
     if "additionalInstruction" in fixed:
         fixed["additionalInstruction"] = _as_list(fixed["additionalInstruction"])
     return fixed

@@ -98,8 +98,12 @@ class FhirServer:
         """Every resource of a searchset Bundle, following ``next`` links (bounded, loop-safe)."""
         page, seen, resources = first, set(), []
         for _ in range(self.settings.max_pages):
-            resources += [e["resource"] for e in page.get("entry") or () if isinstance(e.get("resource"), dict)
-                          and (e.get("search") or {}).get("mode", "match") != "outcome"]
+            entries = page.get("entry") or []
+            if not isinstance(entries, list):
+                raise FetchError("a Bundle's entry is not an array")
+            resources += [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+                          and ((e.get("search") or {}).get("mode", "match") if isinstance(e.get("search"), dict)
+                               else "match") != "outcome"]
             next_url = next((link.get("url") for link in page.get("link") or () if link.get("relation") == "next"),
                             None)
             if not next_url:

@@ -101,7 +101,8 @@ class InteractionRule:
     ``reverse_rule``: the other one is ordered and the drug is current; ``washout_rule``: the other one
     is ordered and the drug was stopped within the interaction's ``washout-period``.
     ``current_medications``: whether the forward rule also looks at the medication list (#3 does; #4
-    looks at the draft orders only)."""
+    looks at the draft orders only). ``reverse_drafts``: whether the reverse rule also counts the drug
+    in the same draft Bundle (#19 does; #21 needs it active/on-hold, and a drafted pair is #3's card)."""
 
     rule: str
     indicator: str
@@ -111,6 +112,7 @@ class InteractionRule:
     washout_indicator: str
     anchor: str
     current_medications: bool = True
+    reverse_drafts: bool = False
 
 
 INTERACTION_RULES: dict[str, InteractionRule] = {
@@ -119,7 +121,7 @@ INTERACTION_RULES: dict[str, InteractionRule] = {
         "interactions"),
     VS_LIVE_VACCINES: InteractionRule(  # #4 critical, #19 critical, #20 warning
         "live-vaccine", "critical", "live-vaccine-reverse", "critical", "live-vaccine-washout", "warning",
-        "live-vaccines", current_medications=False),
+        "live-vaccines", current_medications=False, reverse_drafts=True),
 }
 
 

@@ -167,6 +167,7 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
     assert inter is not None
     rule = interaction_rule(inter.value_set, inter.id)
     current, _ = _drug_records(job)
+    current = [(record, kind) for record, kind in current if rule.reverse_drafts or kind != "draft"]
     name = _order_name(job)
     if not current:
         if MEDICATIONS in job.context.unavailable:
@@ -215,7 +216,8 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
             within.append((med, end))
     if within:
         med, end = max(within, key=lambda pair: pair[1])
-        ago = max(job.run.now - end, timedelta(0)).days
+        end = end - timedelta(microseconds=1)  # a date-only end is exclusive midnight: show the day itself
+        ago = max((job.run.now.date() - end.date()).days, 0)
         return [job.finding(
             rule.washout_rule, "DRG", rule.washout_indicator,
             f"{name} ordered {ago} days after {job.drug.name} was stopped ({day(end)}); wait {span}",

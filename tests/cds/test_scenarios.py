@@ -1,0 +1,128 @@
+"""Golden scenarios (fixtures/scenarios/): each saved CDS Hooks request through the real app, with the clock
+fixed to the scenario's ``now``, compared with its expected topics and indicators.
+
+The clock is fixed without touching production code: ``fhirsvc.cds.views.evaluate(service_id, body, now)``
+is the service call minus the HTTP layer (validation, prefetch, checks, cards, feedback bookkeeping), and it
+runs here inside ``app.test_request_context`` for the service's route. The comparison is on the multiset of
+(topic code, indicator) pairs; where an expected card lists ``actions``, a card of that pair must carry
+exactly those suggestion action types (in order). ``absent`` topics must not appear at all. A scenario
+with ``"xfail": "reason"`` documents a known defect against the contract (strict: it must keep failing).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhirsvc import create_app
+from fhirsvc.cds.views import evaluate
+from tests.cds.card_schema import assert_valid_response
+from tests.cds.conftest import SERVICE
+from tests.conftest import ROOT
+
+SCENARIOS = ROOT / "fixtures" / "scenarios"
+SERVICE_ID = SERVICE.rsplit("/", 1)[-1]
+
+
+def _scenarios() -> list[Any]:
+    params = []
+    for request_file in sorted(SCENARIOS.glob("*.request.json")):
+        name = request_file.name.removesuffix(".request.json")
+        expected = json.loads(request_file.with_name(f"{name}.expected.json").read_text(encoding="utf-8"))
+        marks = [pytest.mark.xfail(reason=expected["xfail"], strict=True)] if expected.get("xfail") else []
+        params.append(pytest.param(request_file, expected, id=name, marks=marks))
+    return params
+
+
+PARAMS = _scenarios()
+
+
+@pytest.fixture(scope="module")
+def scenario_app(tmp_path_factory):
+    return create_app({"KNOWLEDGE_PATH": "", "AUTH": "off",
+                       "FEEDBACK_DB": str(tmp_path_factory.mktemp("scenarios") / "feedback.sqlite3"),
+                       "PUBLIC_BASE_URL": "https://cds.example.org"})
+
+
+def run_scenario(app, body: dict, now: datetime) -> list[dict]:
+    """One service call as the route makes it, with the clock fixed."""
+    with app.test_request_context(SERVICE, method="POST", json=body):
+        return evaluate(SERVICE_ID, body, now=now)
+
+
+def pair(card: dict) -> tuple[str, str]:
+    return card["source"]["topic"]["code"], card["indicator"]
+
+
+def action_types(card: dict) -> list[str]:
+    return [action["type"] for suggestion in card.get("suggestions", ()) for action in suggestion["actions"]]
+
+
+def patient_names(body: dict) -> set[str]:
+    """The patient's name parts as they could leak into card text (full name, family, given names)."""
+    patient = (body.get("prefetch") or {}).get("patient") or {}
+    names: set[str] = set()
+    for name in patient.get("name") or ():
+        given = [g for g in name.get("given") or () if g]
+        names.update(n for n in (name.get("text"), name.get("family"), *given) if n)
+        if given and name.get("family"):
+            names.add(" ".join([*given, name["family"]]))
+    return {n.lower() for n in names}
+
+
+def test_the_scenarios_are_there():
+    assert len(PARAMS) >= 40
+    names = [p.id for p in PARAMS]
+    assert len(set(names)) == len(names)
+    numbers = [name.split("-", 1)[0] for name in names]
+    assert len(set(numbers)) == len(numbers), "scenario numbers must be unique"
+    requests = {f.name.removesuffix(".request.json") for f in SCENARIOS.glob("*.request.json")}
+    expected = {f.name.removesuffix(".expected.json") for f in SCENARIOS.glob("*.expected.json")}
+    assert requests == expected, f"unpaired files: {sorted(requests ^ expected)}"
+    assert {f.name for f in SCENARIOS.glob("*.json")} == {f"{n}.{kind}.json" for n in requests
+                                                          for kind in ("request", "expected")}
+
+
+@pytest.mark.parametrize(("request_file", "expected"), PARAMS)
+def test_scenario(scenario_app, request_file: Path, expected: dict):
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    pristine = copy.deepcopy(body)
+    now = datetime.fromisoformat(expected["now"])
+    assert now.tzinfo is not None, "a scenario's now must carry a time zone"
+
+    cards = run_scenario(scenario_app, body, now)
+
+    assert_valid_response({"cards": cards})
+    assert body == pristine, "the request JSON was mutated"
+
+    got = Counter(pair(c) for c in cards)
+    want = Counter((c["topic"], c["indicator"]) for c in expected["cards"])
+    assert got == want, "\n".join([f"expected {sorted(want.elements())}", f"got      {sorted(got.elements())}",
+                                   *(f"  {pair(c)} {c['summary']}" for c in cards)])
+
+    remaining = list(cards)
+    for card in (c for c in expected["cards"] if "actions" in c):
+        key = (card["topic"], card["indicator"])
+        match = next((c for c in remaining if pair(c) == key and action_types(c) == card["actions"]), None)
+        assert match is not None, (f"no {key} card with actions {card['actions']}: "
+                                   f"{[(pair(c), action_types(c)) for c in cards if pair(c) == key]}")
+        remaining.remove(match)
+
+    topics = {pair(c)[0] for c in cards}
+    assert not topics & set(expected.get("absent") or ()), f"absent topics present: {topics & set(expected['absent'])}"
+
+    text = json.dumps(cards, ensure_ascii=False).lower()
+    leaked = [name for name in patient_names(body) if name in text]
+    assert not leaked, f"card text contains the patient's name: {leaked}"
+
+    again = run_scenario(scenario_app, copy.deepcopy(pristine), now)
+    assert [c["uuid"] for c in again] == [c["uuid"] for c in cards], "card uuids are not deterministic"
+    assert [s["uuid"] for c in again for s in c.get("suggestions", ())] == \
+        [s["uuid"] for c in cards for s in c.get("suggestions", ())], "suggestion uuids are not deterministic"
+    assert len({c["uuid"] for c in cards}) == len(cards), "two cards share a uuid"
