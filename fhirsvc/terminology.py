@@ -87,11 +87,11 @@ class ValueSetMatcher:
                                   for sys, pat in self.code_patterns)
 
     def find_name(self, text: str | None) -> str | None:
-        """The first member name that occurs in ``text`` as whole words, or None."""
+        """The first member name that occurs in ``text`` as whole words, as written there, or None."""
         if not text or self._pattern is None:
             return None
         found = self._pattern.search(text)
-        return normalize_name(found.group(0)) if found else None
+        return " ".join(found.group(0).split()) if found else None
 
     def matches_concept(self, concept: Mapping[str, Any] | None) -> bool:
         """True if a CodeableConcept has a member code, or names a member in a display or its text."""

@@ -37,7 +37,7 @@ def test_has_code(system, code, member):
 
 @pytest.mark.parametrize(("text", "found"), [
     ("adalimumab 40 MG/0.4ML Prefilled Syringe [Humira]", "adalimumab"),
-    ("HUMIRA pen", "humira"),
+    ("HUMIRA pen", "HUMIRA"),
     ("certolizumab  pegol 200 mg", "certolizumab pegol"),
     ("certolizumab 200 mg", None),
     ("Humiras", None),
