@@ -23,6 +23,7 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include tools/validator/INSTALL.mk
 -include bench/bench.mk
 -include scenarios.mk
+-include browser.mk
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)
 	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)

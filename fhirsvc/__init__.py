@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import cors, errors, fhir, health
+from fhirsvc import cors, errors, fhir, health, monograph
 from fhirsvc.cds import views as cds_views
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
@@ -28,5 +28,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     fhir.init_app(app, knowledge)
     cds_views.init_app(app, knowledge)
+    monograph.init_app(app)
     return app
 
