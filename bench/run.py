@@ -1,14 +1,17 @@
 """Benchmark fhirsvc against a bare Flask endpoint measured in the same run (``make bench``).
 
-Three parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
-Flask test client, and HTTP throughput and latency under gunicorn on loopback (wrk, or a Python load
-generator when wrk is not installed). Every number is also given as a ratio to the bare endpoint.
+Five parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
+Flask test client (FHIR reads and searches, CDS order-sign), HTTP throughput and latency under gunicorn on
+loopback (wrk, or a Python load generator when wrk is not installed), how the CDS evaluation scales with the
+number of drugs (start-up and RSS too), draft orders and prefetch size, and what fetching missing prefetch
+from a slow FHIR server adds. Every in-process and HTTP number is also given as a ratio to the bare endpoint.
 Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any response was an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import math
@@ -26,10 +29,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload  # bench/workload.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -39,11 +45,40 @@ READ_R4 = "/fhir/R4/MedicationKnowledge/anakinra"
 READ_R5 = "/fhir/R5/MedicationKnowledge/anakinra"
 SEARCH_R4 = "/fhir/R4/MedicationKnowledge?code=L04AC03"
 SEARCH_R5_INCLUDE = "/fhir/R5/MedicationKnowledge?code=L04AC03&_include=MedicationKnowledge:monograph"
+ORDER_SIGN = "/cds-services/medication-safety"
 BARE = "/bare"
+BARE_POST = "/bare-post"
+FETCH_DELAY = 0.05  # seconds the stand-in FHIR server adds to every request
 
-IN_PROCESS = {"read R4": READ_R4, "read R5": READ_R5, "search R4": SEARCH_R4,
-              "search R5 _include": SEARCH_R5_INCLUDE, "bare": BARE}
-OVER_HTTP = {"read R4": READ_R4, "search R4": SEARCH_R4, "bare": BARE}
+
+@dataclass(frozen=True)
+class Call:
+    """One request: GET without a body, or POST of a JSON body."""
+
+    path: str
+    body: bytes | None = None
+
+    @property
+    def method(self) -> str:
+        return "GET" if self.body is None else "POST"
+
+    @property
+    def bare(self) -> bool:
+        return self.path in (BARE, BARE_POST)
+
+
+def order_sign_body(orders: int = 1, prefetch: int = 100, **kwargs: Any) -> bytes:
+    return json.dumps(workload.order_sign(orders, prefetch, **kwargs)).encode()
+
+
+# The order-sign call of the in-process and HTTP parts: 1 anakinra order, about 100 prefetched resources.
+ORDER_SIGN_BODY = order_sign_body()
+IN_PROCESS = {"read R4": Call(READ_R4), "read R5": Call(READ_R5), "search R4": Call(SEARCH_R4),
+              "search R5 _include": Call(SEARCH_R5_INCLUDE), "bare": Call(BARE),
+              "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
+OVER_HTTP = {"read R4": Call(READ_R4), "search R4": Call(SEARCH_R4), "bare": Call(BARE),
+             "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
+BARE_OF = {"order-sign": "bare POST", "bare POST": "bare POST"}  # the bare row each row is divided by (else "bare")
 
 
 @dataclass(frozen=True)
@@ -57,18 +92,24 @@ class Settings:
     http_warmup: float  # seconds of HTTP load per endpoint before measuring
     connections: int  # concurrent keep-alive connections of the load generator
     workers: int  # gunicorn workers, the same for the service and the bare app
+    scaling_iterations: int  # order-sign calls per scaling point (fewer if the budget runs out)
+    scaling_budget: float  # seconds per scaling point
+    drug_counts: tuple[int, ...]  # made-up drugs loaded beside the shipped knowledge
+    fetch_iterations: int  # order-sign calls with and without the five keys fetched from the slow server
 
 
 def full(workers: int) -> Settings:
-    """The default run: about 70 s."""
+    """The default run: about 5 minutes."""
     return Settings(iterations=3000, warmup=300, startup_runs=3, duration=15, http_warmup=2,
-                    connections=2 * workers, workers=workers)
+                    connections=2 * workers, workers=workers, scaling_iterations=2000, scaling_budget=8,
+                    drug_counts=(1, 100, 1000, 10000), fetch_iterations=40)
 
 
 def quick(workers: int) -> Settings:
-    """The ``--quick`` smoke run: about 20 s."""
+    """The ``--quick`` smoke run: about 1 minute."""
     return Settings(iterations=300, warmup=50, startup_runs=1, duration=3, http_warmup=1,
-                    connections=2 * workers, workers=workers)
+                    connections=2 * workers, workers=workers, scaling_iterations=200, scaling_budget=2,
+                    drug_counts=(1, 100, 1000), fetch_iterations=10)
 
 
 # --- the bare Flask app ---------------------------------------------------------------------------
@@ -80,25 +121,32 @@ def bare_body(size: int) -> bytes:
     return head + b"x" * max(0, size - len(head) - len(tail)) + tail
 
 
-def bare_app(size: int):
-    """A plain Flask app with one route returning a precomputed body of ``size`` bytes."""
-    from flask import Flask
+def bare_app(size: int, post_size: int = 0):
+    """A plain Flask app: ``GET /bare`` returns a precomputed body of ``size`` bytes; ``POST /bare-post``
+    parses the JSON request body (Flask's ``request.get_json()``: a JSON API cannot do less) and returns a
+    precomputed body of ``post_size`` bytes."""
+    from flask import Flask, request
 
     app = Flask(__name__)
-    body = bare_body(size)
+    body, post_body = bare_body(size), bare_body(post_size)
 
     @app.get(BARE)
     def bare():
         return app.response_class(body, mimetype="application/json")
 
+    @app.post(BARE_POST)
+    def bare_post():
+        request.get_json()
+        return app.response_class(post_body, mimetype="application/json")
+
     return app
 
 
-def serve_bare(bind: str, workers: int, size: int) -> None:
+def serve_bare(bind: str, workers: int, size: int, post_size: int) -> None:
     """Serve the bare app with gunicorn, configured as ``fhirsvc serve`` configures it."""
     from gunicorn.app.base import BaseApplication
 
-    app = bare_app(size)
+    app = bare_app(size, post_size)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -158,31 +206,40 @@ def startup_probe() -> None:
                       "rss_mb": rss_mb(), "peak_rss_mb": rss_mb(field="VmHWM")}))
 
 
-def measure_startup(settings: Settings) -> dict[str, Any]:
-    """Median over fresh processes of the start-up probe."""
-    runs = []
-    for _ in range(settings.startup_runs):
+def measure_startup(runs: int, knowledge_path: str = "") -> dict[str, Any]:
+    """Median over fresh processes of the start-up probe (``knowledge_path``: extra knowledge directories)."""
+    env = {**os.environ, "FHIRSVC_KNOWLEDGE_PATH": knowledge_path}
+    results = []
+    for _ in range(runs):
         out = subprocess.run([sys.executable, __file__, "--startup-probe"], check=True, capture_output=True,
-                             text=True, cwd=ROOT).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    result = {key: statistics.median(r[key] for r in runs) if runs[0][key] is not None else None for key in runs[0]}
-    return result | {"runs": len(runs)}
+                             text=True, cwd=ROOT, env=env).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    result = {key: statistics.median(r[key] for r in results) if results[0][key] is not None else None
+              for key in results[0]}
+    return result | {"runs": len(results)}
+
+
+def request(client, call: Call):
+    """Send one call with a Flask test client; the response with its body read."""
+    response = client.open(call.path, method=call.method, data=call.body,
+                           content_type="application/json" if call.body is not None else None)
+    response.get_data()
+    return response
 
 
 def measure_in_process(service, bare, settings: Settings) -> tuple[dict[str, Any], int]:
     """Latency of each endpoint with the Flask test client, interleaved so drift hits all alike."""
-    clients = {name: (bare if url == BARE else service).test_client() for name, url in IN_PROCESS.items()}
+    clients = {name: (bare if call.bare else service).test_client() for name, call in IN_PROCESS.items()}
     samples: dict[str, list[int]] = {name: [] for name in IN_PROCESS}
     sizes: dict[str, int] = {}
     errors = dict.fromkeys(IN_PROCESS, 0)
     for _ in range(settings.warmup):
-        for name, url in IN_PROCESS.items():
-            sizes[name] = len(clients[name].get(url).get_data())
+        for name, call in IN_PROCESS.items():
+            sizes[name] = len(request(clients[name], call).get_data())
     for _ in range(settings.iterations):
-        for name, url in IN_PROCESS.items():
+        for name, call in IN_PROCESS.items():
             began = time.perf_counter_ns()
-            response = clients[name].get(url)
-            response.get_data()
+            response = request(clients[name], call)
             samples[name].append(time.perf_counter_ns() - began)
             errors[name] += response.status_code != 200
     results = {name: summary(samples[name]) | {"bytes": sizes[name], "errors": errors[name]} for name in IN_PROCESS}
@@ -190,9 +247,9 @@ def measure_in_process(service, bare, settings: Settings) -> tuple[dict[str, Any
 
 
 def with_ratios(results: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Add ``<key>_x_bare``: each value divided by the bare endpoint's."""
-    bare = results["bare"]
-    for row in results.values():
+    """Add ``<key>_x_bare``: each value divided by its bare endpoint's (``BARE_OF``, else ``bare``)."""
+    for name, row in results.items():
+        bare = results.get(BARE_OF.get(name, "bare"), {})
         for key in keys:
             row[f"{key}_x_bare"] = row[key] / bare[key] if bare.get(key) else None
     return results
@@ -208,7 +265,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
     """Poll ``url`` until it answers 200; raise with the server's log if it dies or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,10 +282,12 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 
 
 
 @contextmanager
-def served(command: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen]:
+def served(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None
+           ) -> Iterator[subprocess.Popen]:
     """Run a server until the block ends; its output goes to ``log``."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                   env={**os.environ, **(env or {})})
     try:
         wait_ready(process, ready_url, log)
         yield process
@@ -265,10 +324,18 @@ def _ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
-def wrk_load(url: str, duration: float, settings: Settings) -> dict[str, Any]:
-    """Drive ``url`` with wrk; requests/s, latency and error count from its report."""
+def wrk_load(url: str, call: Call, duration: float, settings: Settings, scratch: Path) -> dict[str, Any]:
+    """Drive ``url`` with wrk (a Lua script sends the POST body); requests/s, latency and errors from its report."""
+    script: list[str] = []
+    if call.body is not None:
+        body_file = scratch / "wrk-body.json"
+        body_file.write_bytes(call.body)
+        script_file = scratch / "wrk-post.lua"
+        script_file.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                               f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+        script = ["-s", str(script_file)]
     out = subprocess.run(["wrk", "-t1", f"-c{settings.connections}", f"-d{max(1, round(duration))}s", "--latency",
-                          url], check=True, capture_output=True, text=True).stdout
+                          *script, url], check=True, capture_output=True, text=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -279,10 +346,11 @@ def wrk_load(url: str, duration: float, settings: Settings) -> dict[str, Any]:
             "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]), "errors": errors}
 
 
-def python_load(url: str, duration: float, settings: Settings) -> dict[str, Any]:
+def python_load(url: str, call: Call, duration: float, settings: Settings, scratch: Path) -> dict[str, Any]:
     """Drive ``url`` from threads, one keep-alive http.client connection each (reconnecting when closed)."""
     parsed = urllib.request.urlparse(url)
     path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    headers = {"Content-Type": "application/json"} if call.body is not None else {}
     results: list[tuple[list[int], int]] = []
     deadline = time.perf_counter() + duration
 
@@ -292,7 +360,7 @@ def python_load(url: str, duration: float, settings: Settings) -> dict[str, Any]
         while time.perf_counter() < deadline:
             began = time.perf_counter_ns()
             try:
-                connection.request("GET", path)
+                connection.request(call.method, path, body=call.body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 errors += response.status != 200
@@ -316,25 +384,155 @@ def python_load(url: str, duration: float, settings: Settings) -> dict[str, Any]
             "errors": sum(errors for _, errors in results)}
 
 
-def measure_http(settings: Settings, body_size: int, generator: str) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The service (``fhirsvc serve``) and the bare app under gunicorn, same workers, driven in turn."""
+def measure_http(settings: Settings, body_size: int, post_size: int, generator: str
+                 ) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The service (``fhirsvc serve``, CDS authentication off) and the bare app under gunicorn, same workers,
+    driven in turn."""
     load = wrk_load if generator == "wrk" else python_load
     service_port, bare_port = free_port(), free_port()
     service_cmd = [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(service_port),
                    "--workers", str(settings.workers)]
     bare_cmd = [sys.executable, __file__, "--serve-bare", f"{HOST}:{bare_port}", "--workers", str(settings.workers),
-                "--body-size", str(body_size)]
+                "--body-size", str(body_size), "--post-body-size", str(post_size)]
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as logs, \
-            served(service_cmd, f"http://{HOST}:{service_port}/healthz", Path(logs, "service.log")) as service, \
-            served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", Path(logs, "bare.log")) as bare:
-        for name, path in OVER_HTTP.items():
-            url = f"http://{HOST}:{bare_port if path == BARE else service_port}{path}"
-            load(url, settings.http_warmup, settings)
-            results[name] = load(url, settings.duration, settings)
-        memory = {"service": tree_rss_mb(service.pid), "bare": tree_rss_mb(bare.pid)}
+    with tempfile.TemporaryDirectory() as scratch:
+        service_env = {"FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(Path(scratch, "feedback.sqlite3"))}
+        with served(service_cmd, f"http://{HOST}:{service_port}/healthz", Path(scratch, "service.log"),
+                    service_env) as service, \
+                served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", Path(scratch, "bare.log")) as bare:
+            for name, call in OVER_HTTP.items():
+                url = f"http://{HOST}:{bare_port if call.bare else service_port}{call.path}"
+                load(url, call, settings.http_warmup, settings, Path(scratch))
+                results[name] = load(url, call, settings.duration, settings, Path(scratch))
+            memory = {"service": tree_rss_mb(service.pid), "bare": tree_rss_mb(bare.pid)}
     errors = sum(row["errors"] for row in results.values())
     return with_ratios(results, ("requests_per_s", "mean_ms", "p50_ms", "p99_ms")), memory, errors
+
+
+# --- CDS: scaling and fhirServer fetch ------------------------------------------------------------
+
+
+def cds_app(scratch: Path, **config: Any):
+    """An app for the CDS measurements: authentication off, feedback in ``scratch``."""
+    from fhirsvc import create_app
+
+    return create_app({"AUTH": "off", "FEEDBACK_DB": str(scratch / "feedback.sqlite3"), **config})
+
+
+def time_calls(client, call: Call, settings: Settings, warmup: int = 20) -> tuple[dict[str, Any], int]:
+    """p50/p99 of repeated calls: ``scaling_iterations`` or as many as fit in ``scaling_budget`` seconds."""
+    for _ in range(warmup):
+        request(client, call)
+    samples, errors = [], 0
+    deadline = time.perf_counter() + settings.scaling_budget
+    while len(samples) < settings.scaling_iterations and (len(samples) < 20 or time.perf_counter() < deadline):
+        began = time.perf_counter_ns()
+        response = request(client, call)
+        samples.append(time.perf_counter_ns() - began)
+        errors += response.status_code != 200
+    cards = len(json.loads(request(client, call).get_data())["cards"])
+    return summary(samples) | {"errors": errors, "cards": cards}, errors
+
+
+def growth(rows: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """How p50 grows from the smallest to the largest point: the ratio and the cost per added unit (ms)."""
+    low, high = min(rows), max(rows)
+    first, last = rows[low]["p50_ms"], rows[high]["p50_ms"]
+    return {"p50_ratio": last / first, "ms_per_unit": (last - first) / (high - low) if high > low else None}
+
+
+def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[str, Any], int]:
+    """order-sign p50/p99 against the number of made-up drugs (with start-up time and RSS of each knowledge,
+    in fresh processes), of draft orders and of prefetched resources."""
+    call = Call(ORDER_SIGN, ORDER_SIGN_BODY)
+    drugs: dict[int, dict[str, Any]] = {}
+    errors = 0
+    for count in settings.drug_counts:
+        directory = workload.write_drugs(scratch / f"drugs-{count}", count)
+        startup = measure_startup(settings.startup_runs if count < 10000 else 1, str(directory))
+        app = cds_app(scratch, KNOWLEDGE_PATH=str(directory))
+        row, bad = time_calls(app.test_client(), call, settings)
+        drugs[count] = row | {"startup": startup, "files": 5 * count}
+        errors += bad
+        seconds = startup["import_s"] + startup["create_app_s"]
+        print(f"  {count} drugs: p50 {row['p50_ms']:.3f} ms, start-up {seconds:.2f} s,"
+              f" peak RSS {startup['peak_rss_mb']:.0f} MB", flush=True)
+        del app
+        gc.collect()
+    client = service.test_client()
+    orders: dict[int, dict[str, Any]] = {}
+    for count in (1, 10, 50):
+        orders[count], bad = time_calls(client, Call(ORDER_SIGN, order_sign_body(orders=count)), settings)
+        errors += bad
+    prefetch: dict[int, dict[str, Any]] = {}
+    for size in (10, 100, 1000):
+        prefetch[size], bad = time_calls(client, Call(ORDER_SIGN, order_sign_body(prefetch=size)), settings)
+        prefetch[size]["bytes"] = len(order_sign_body(prefetch=size))
+        errors += bad
+    return {"drugs": {"points": drugs, "growth": growth(drugs)},
+            "orders": {"points": orders, "growth": growth(orders)},
+            "prefetch": {"points": prefetch, "growth": growth(prefetch)}}, errors
+
+
+def measure_fetch(settings: Settings, scratch: Path) -> tuple[dict[str, Any], int]:
+    """order-sign with all prefetch against the same call with the five keys missing, read from a stand-in FHIR
+    server on loopback that adds ``FETCH_DELAY`` to every request (interleaved)."""
+    keys = ("patient", "conditions", "allergies", "medications", "observations")
+    with workload.slow_fhir_server(FETCH_DELAY) as (base, arrivals):
+        app = cds_app(scratch, FHIR_SERVER_ALLOWLIST=base)
+        client = app.test_client()
+        calls = {"prefetch": Call(ORDER_SIGN, order_sign_body(fhir_server=base)),
+                 "fetched": Call(ORDER_SIGN, order_sign_body(fhir_server=base, missing=keys))}
+        cards = {name: json.loads(request(client, call).get_data())["cards"] for name, call in calls.items()}
+        samples: dict[str, list[int]] = {name: [] for name in calls}
+        spreads, requests_per_call, errors = [], [], 0
+        for _ in range(settings.fetch_iterations):
+            for name, call in calls.items():
+                seen = len(arrivals)
+                began = time.perf_counter_ns()
+                response = request(client, call)
+                samples[name].append(time.perf_counter_ns() - began)
+                errors += response.status_code != 200
+                if name == "fetched":
+                    mine = arrivals[seen:]
+                    requests_per_call.append(len(mine))
+                    spreads.append((max(mine) - min(mine)) * 1000 if mine else 0.0)
+    rows = {name: summary(values) for name, values in samples.items()}
+    added = rows["fetched"]["p50_ms"] - rows["prefetch"]["p50_ms"]
+    return {"delay_ms": FETCH_DELAY * 1000, "keys_fetched": len(keys), **rows,
+            "added_p50_ms": added, "added_in_requests": added / (FETCH_DELAY * 1000),
+            "requests_per_call": statistics.median(requests_per_call),
+            "arrival_spread_ms_p50": statistics.median(spreads),
+            "same_cards": [c["summary"] for c in cards["prefetch"]] == [c["summary"] for c in cards["fetched"]]}, errors
+
+
+# --- targets --------------------------------------------------------------------------------------
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets with the measured values: each ``met`` or not."""
+    out = []
+
+    def target(name: str, value: float | None, limit: float, below: bool, unit: str) -> None:
+        if value is not None:
+            out.append({"target": name, "value": value, "limit": limit, "unit": unit,
+                        "met": value < limit if below else value >= limit})
+
+    in_process, http = result.get("in_process") or {}, (result.get("http") or {}).get("endpoints") or {}
+    target("order-sign in-process p50", (in_process.get("order-sign") or {}).get("p50_ms"), 2.0, True, "ms")
+    target("HTTP order-sign req/s vs bare POST", (http.get("order-sign") or {}).get("requests_per_s_x_bare"),
+           0.5, False, "x")
+    target("HTTP read R4 req/s vs bare", (http.get("read R4") or {}).get("requests_per_s_x_bare"), 0.8, False, "x")
+    startup = result.get("startup")
+    if startup:
+        target("start-up, shipped knowledge (import + create_app)", startup["import_s"] + startup["create_app_s"],
+               1.0, True, "s")
+    big = ((result.get("scaling") or {}).get("drugs") or {}).get("points", {}).get(10000)
+    if big:
+        target("start-up, 10,000 drugs (import + create_app)",
+               big["startup"]["import_s"] + big["startup"]["create_app_s"], 30.0, True, "s")
+        target("peak RSS, 10,000 drugs", big["startup"]["peak_rss_mb"], 1024.0, True, "MB")
+    return out
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -374,31 +572,72 @@ def ratio(value: float | None) -> str:
 
 def report(result: dict[str, Any]) -> str:
     """The readable tables of a result."""
-    start, rows = result["startup"], result["in_process"]
-    parts = [table(
-        f"In-process (Flask test client, {result['settings']['iterations']} requests each, interleaved)",
-        ["endpoint", "bytes", "mean ms", "p50 ms", "p99 ms", "mean/bare", "p50/bare", "p99/bare", "errors"],
-        [[name, r["bytes"], f"{r['mean_ms']:.3f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
-          ratio(r["mean_ms_x_bare"]), ratio(r["p50_ms_x_bare"]), ratio(r["p99_ms_x_bare"]), r["errors"]]
-         for name, r in rows.items()])]
-    http = result["http"]
+    parts = []
     settings = result["settings"]
-    parts.append(table(
-        f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} workers, "
-        f"{settings['connections']} connections, {settings['duration']:g} s each)",
-        ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "p50/bare", "p99/bare", "errors"],
-        [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
-          f"{r['p99_ms']:.3f}", ratio(r["p50_ms_x_bare"]), ratio(r["p99_ms_x_bare"]), r["errors"]]
-         for name, r in http["endpoints"].items()]))
-    memory = http["rss"]
-    load = f", knowledge load {start['knowledge_load_s']:.3f} s" if start["knowledge_load_s"] is not None else ""
-    parts.append("\n".join([
-        f"Start-up (fresh process, median of {start['runs']}): import fhirsvc {start['import_s']:.3f} s, "
-        f"create_app() {start['create_app_s']:.3f} s{load}",
-        f"RSS after create_app(): {start['rss_mb']:.1f} MB (peak {start['peak_rss_mb']:.1f} MB)",
-        f"RSS under gunicorn after load: service {memory['service']['total_mb']:.1f} MB, "
-        f"bare {memory['bare']['total_mb']:.1f} MB (master + {settings['workers']} workers)",
-    ]))
+    rows = result.get("in_process")
+    if rows:
+        parts.append(table(
+            f"In-process (Flask test client, {settings['iterations']} requests each, interleaved; "
+            "order-sign is divided by bare POST)",
+            ["endpoint", "bytes", "mean ms", "p50 ms", "p99 ms", "mean/bare", "p50/bare", "p99/bare", "errors"],
+            [[name, r["bytes"], f"{r['mean_ms']:.3f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+              ratio(r["mean_ms_x_bare"]), ratio(r["p50_ms_x_bare"]), ratio(r["p99_ms_x_bare"]), r["errors"]]
+             for name, r in rows.items()]))
+    http = result.get("http")
+    if http:
+        parts.append(table(
+            f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} workers, "
+            f"{settings['connections']} connections, {settings['duration']:g} s each; order-sign vs bare POST)",
+            ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "p50/bare", "p99/bare", "errors"],
+            [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
+              f"{r['p99_ms']:.3f}", ratio(r["p50_ms_x_bare"]), ratio(r["p99_ms_x_bare"]), r["errors"]]
+             for name, r in http["endpoints"].items()]))
+    scaling = result.get("scaling")
+    if scaling:
+        drugs = scaling["drugs"]
+        parts.append(table(
+            f"order-sign vs knowledge size (made-up drugs beside the shipped one; 1 order, ~100 prefetched; "
+            f"p50 ratio largest/smallest {drugs['growth']['p50_ratio']:.2f}x)",
+            ["drugs", "files", "calls", "p50 ms", "p99 ms", "start-up s", "load s", "RSS MB", "peak RSS MB"],
+            [[n, r["files"], r["n"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+              f"{r['startup']['import_s'] + r['startup']['create_app_s']:.2f}",
+              f"{r['startup']['knowledge_load_s']:.2f}", f"{r['startup']['rss_mb']:.0f}",
+              f"{r['startup']['peak_rss_mb']:.0f}"] for n, r in drugs["points"].items()]))
+        for key, label in (("orders", "draft orders (anakinra + others; ~100 prefetched)"),
+                           ("prefetch", "prefetched resources (1 order)")):
+            part = scaling[key]
+            parts.append(table(
+                f"order-sign vs {label}: p50 ratio {part['growth']['p50_ratio']:.2f}x, "
+                f"{part['growth']['ms_per_unit']:.4f} ms per added one",
+                [key, "calls", "p50 ms", "p99 ms", "cards"],
+                [[n, r["n"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", r["cards"]]
+                 for n, r in part["points"].items()]))
+    fetch = result.get("fetch")
+    if fetch:
+        parts.append("\n".join([
+            f"fhirServer fetch ({fetch['keys_fetched']} prefetch keys missing, stand-in server +"
+            f"{fetch['delay_ms']:.0f} ms per request, {fetch['fetched']['n']} calls each, interleaved):",
+            f"  p50 with prefetch {fetch['prefetch']['p50_ms']:.1f} ms, fetched {fetch['fetched']['p50_ms']:.1f} ms "
+            f"(p99 {fetch['fetched']['p99_ms']:.1f}): added {fetch['added_p50_ms']:.1f} ms = "
+            f"{fetch['added_in_requests']:.2f} x one request",
+            f"  {fetch['requests_per_call']:.0f} requests per call, arriving within "
+            f"{fetch['arrival_spread_ms_p50']:.1f} ms of each other (p50); same cards: {fetch['same_cards']}"]))
+    start = result.get("startup")
+    if start:
+        load = f", knowledge load {start['knowledge_load_s']:.3f} s" if start["knowledge_load_s"] is not None else ""
+        lines = [f"Start-up (fresh process, median of {start['runs']}): import fhirsvc {start['import_s']:.3f} s, "
+                 f"create_app() {start['create_app_s']:.3f} s{load}",
+                 f"RSS after create_app(): {start['rss_mb']:.1f} MB (peak {start['peak_rss_mb']:.1f} MB)"]
+        if http:
+            memory = http["rss"]
+            lines.append(f"RSS under gunicorn after load: service {memory['service']['total_mb']:.1f} MB, "
+                         f"bare {memory['bare']['total_mb']:.1f} MB (master + {settings['workers']} workers)")
+        parts.append("\n".join(lines))
+    if result["targets"]:
+        parts.append(table("Targets", ["target", "measured", "limit", "met"],
+                           [[t["target"], f"{t['value']:.3f} {t['unit']}",
+                             f"{'<' if t['target'].startswith(('order-sign', 'start', 'peak')) else '>='} "
+                             f"{t['limit']:g} {t['unit']}", "yes" if t["met"] else "NO"] for t in result["targets"]]))
     info = result["machine"]
     parts.append(f"{info['cpu_count']} CPUs ({info['cpu_model']}), Python {info['python']}, "
                  f"commit {(info['git_commit'] or '?')[:12]}{' (dirty)' if info['git_dirty'] else ''}, "
@@ -406,51 +645,82 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+PARTS = ("startup", "in-process", "http", "scaling", "fetch")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 if every response was a success, 1 otherwise."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run (no 10,000-drug knowledge)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("FHIRSVC_WORKERS", "2")),
                         help="gunicorn workers for both servers (default: FHIRSVC_WORKERS or 2)")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is found")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
+    parser.add_argument("--drugs", help="comma-separated made-up drug counts for the scaling part "
+                                        "(default: 1,100,1000,10000; --quick: 1,100,1000)")
     parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", metavar="BIND", help=argparse.SUPPRESS)
     parser.add_argument("--body-size", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--post-body-size", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.startup_probe:
         startup_probe()
         return 0
     if args.serve_bare:
-        serve_bare(args.serve_bare, args.workers, args.body_size)
+        serve_bare(args.serve_bare, args.workers, args.body_size, args.post_body_size)
         return 0
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
 
     began = time.perf_counter()
     settings = (quick if args.quick else full)(args.workers)
+    if args.drugs:
+        settings = replace(settings, drug_counts=tuple(int(n) for n in args.drugs.split(",")))
     generator = "wrk" if shutil.which("wrk") and not args.python_load else "python (threads + http.client)"
-    print(f"{'quick' if args.quick else 'full'} run; load generator: {generator}", flush=True)
+    print(f"{'quick' if args.quick else 'full'} run; load generator: {generator}; parts: {', '.join(sorted(parts))}",
+          flush=True)
 
-    startup = measure_startup(settings)
-    from fhirsvc import create_app
-
-    service = create_app()
-    body_size = len(service.test_client().get(READ_R4).get_data())
-    in_process, in_process_errors = measure_in_process(service, bare_app(body_size), settings)
-    endpoints, memory, http_errors = measure_http(settings, body_size, generator)
+    result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(),
+                              "settings": asdict(settings)}
+    errors = 0
+    with tempfile.TemporaryDirectory(prefix="fhirsvc-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        if "startup" in parts:
+            result["startup"] = measure_startup(settings.startup_runs)
+        service = cds_app(scratch)
+        body_size = len(request(service.test_client(), IN_PROCESS["read R4"]).get_data())
+        post_size = len(request(service.test_client(), IN_PROCESS["order-sign"]).get_data())
+        if "in-process" in parts:
+            print("in-process ...", flush=True)
+            result["in_process"], bad = measure_in_process(service, bare_app(body_size, post_size), settings)
+            errors += bad
+        if "http" in parts:
+            print("HTTP ...", flush=True)
+            endpoints, memory, bad = measure_http(settings, body_size, post_size, generator)
+            result["http"] = {"generator": generator, "endpoints": endpoints, "rss": memory}
+            errors += bad
+        if "scaling" in parts:
+            print("scaling ...", flush=True)
+            result["scaling"], bad = measure_scaling(service, settings, scratch)
+            errors += bad
+        if "fetch" in parts:
+            print("fhirServer fetch ...", flush=True)
+            result["fetch"], bad = measure_fetch(settings, scratch)
+            errors += bad
 
     now = datetime.now(UTC)
-    result = {
-        "timestamp": now.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
-        "machine": machine(), "settings": asdict(settings), "startup": startup, "in_process": in_process,
-        "http": {"generator": generator, "endpoints": endpoints, "rss": memory},
-        "errors": in_process_errors + http_errors, "run_time_s": time.perf_counter() - began,
-    }
+    result = {"timestamp": now.isoformat(timespec="seconds"), **result, "errors": errors,
+              "run_time_s": time.perf_counter() - began}
+    result["targets"] = targets(result)
     print(report(result))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{now.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {path.relative_to(ROOT)}")
     if result["errors"]:
-        print(f"FAILED: {result['errors']} error response(s) during the load", file=sys.stderr)
+        print(f"FAILED: {result['errors']} error response(s) during the run", file=sys.stderr)
         return 1
     return 0
 

@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, json, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CDS_PREFIX = "/cds-services"
+HTML_PREFIX = "/monographs"  # HTML pages: their errors are HTML too
 
 # FHIR issue-type codes (http://hl7.org/fhir/issue-type) for the HTTP statuses we answer with.
 _ISSUE_CODES = {
@@ -72,7 +74,10 @@ def operation_outcome(diagnostics: str, code: str = "processing", severity: str 
 
 def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,
                    fields: dict | None = None) -> Response:
-    """Answer an error in the format of the route: CDS JSON error or FHIR OperationOutcome."""
+    """Answer an error in the format of the route: CDS JSON error, HTML page or FHIR OperationOutcome."""
+    if request.path.startswith(HTML_PREFIX):
+        text = f"<!doctype html><title>{status.phrase}</title><h1>{status.phrase}</h1><p>{escape(diagnostics)}</p>"
+        return Response(text, status=status, mimetype="text/html")
     if request.path.startswith(CDS_PREFIX):
         body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
         mimetype = "application/json"

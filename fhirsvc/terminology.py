@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -34,7 +35,26 @@ def code_key(system: str | None, code: str | None) -> str:
 
 def codings(concept: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
     """The codings of a CodeableConcept (none for None)."""
-    yield from (concept or {}).get("coding") or ()
+    found = concept.get("coding") if isinstance(concept, Mapping) else None
+    yield from (c for c in found if isinstance(c, Mapping)) if isinstance(found, list) else ()
+
+
+MEMO_SIZE = 4096  # remembered answers per value set (or index); cleared when full
+_MEMO_TEXT = 200  # longest string a remembered concept may hold
+
+
+def concept_key(concept: Any) -> tuple[str | None, ...] | None:
+    """What membership by concept reads of a CodeableConcept: its text, then each coding's system, code and
+    display. None when one of them is neither None nor a short string: such a concept is not remembered."""
+    if not isinstance(concept, Mapping):
+        return None
+    key = [concept.get("text")]
+    for coding in codings(concept):
+        key += (coding.get("system"), coding.get("code"), coding.get("display"))
+    for part in key:
+        if part is not None and (type(part) is not str or len(part) > _MEMO_TEXT):
+            return None
+    return tuple(key)
 
 
 def normalize_name(text: str) -> str:
@@ -51,6 +71,44 @@ def name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
+_WORD = re.compile(r"\w+")
+# Letters re.IGNORECASE matches with a letter that str.casefold() keeps apart (dotless and dotted I).
+_IGNORECASE_FOLDS = str.maketrans({"\u0131": "i", "\u0130": "i"})
+
+
+def word_key(word: str) -> str:
+    """The form words are looked up in: two words that a name pattern matches case-insensitively
+    (``re.IGNORECASE``) have the same key."""
+    return word.translate(_IGNORECASE_FOLDS).casefold()
+
+
+def first_word(name: str) -> str | None:
+    """The key of a name's first word (its leading run of word characters); None if it starts otherwise."""
+    found = _WORD.match(name)
+    return word_key(found.group(0)) if found else None
+
+
+def text_words(text: str) -> frozenset[str]:
+    """The keys of every word (maximal run of word characters) of a text.
+
+    Where a name pattern matches whole words, the text has a word equal to the name's first word (the
+    match starts at a word boundary and the name's first word ends at a non-word character or at the end
+    of the name): so a text none of whose words is a name's first word cannot contain that name, and the
+    pattern need not run."""
+    return _short_text_words(text) if len(text) <= 200 else _text_words(text)
+
+
+def _text_words(text: str) -> frozenset[str]:
+    if text.isascii():  # the common case: lower() is casefold() here, and keeps the words apart
+        return frozenset(_WORD.findall(text.lower()))
+    return frozenset(word_key(word) for word in _WORD.findall(text))
+
+
+# The same displays and texts (drug, condition and observation names) come in every call: remembered, short
+# ones only, so the cache stays small whatever the callers send.
+_short_text_words = lru_cache(maxsize=4096)(_text_words)
+
+
 @dataclass(frozen=True)
 class ValueSetMatcher:
     """Membership test for one ValueSet: explicit codes, regex filters on codes, and names."""
@@ -59,7 +117,16 @@ class ValueSetMatcher:
     codes: frozenset[str] = frozenset()
     code_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
     names: frozenset[str] = frozenset()
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        """The whole-word pattern of the names, compiled on first use (most value sets are never searched)."""
+        return name_pattern(self.names)
+
+    @cached_property
+    def first_words(self) -> frozenset[str | None]:
+        """The first-word keys of the names (``None`` for a name that does not start with a word character)."""
+        return frozenset(first_word(name) for name in self.names if name)
 
     @classmethod
     def from_value_set(cls, value_set: Mapping[str, Any]) -> ValueSetMatcher:
@@ -77,24 +144,48 @@ class ValueSetMatcher:
                 if flt.get("property") == "code" and flt.get("op") == "regex":
                     patterns.append((system, re.compile(flt["value"])))
         return cls(value_set.get("url", ""), frozenset(codes), tuple(patterns),
-                   frozenset(normalize_name(n) for n in names), name_pattern(names))
+                   frozenset(normalize_name(n) for n in names))
 
     def has_code(self, system: str | None, code: str | None) -> bool:
         """True if the coding is a member, explicitly or through a regex filter."""
         if code_key(system, code) in self.codes:
             return True
-        return bool(code) and any(sys == (system or "") and pat.search(code)
+        return isinstance(code, str) and bool(code) and any(sys == (system or "") and pat.search(code)
                                   for sys, pat in self.code_patterns)
 
     def find_name(self, text: str | None) -> str | None:
         """The first member name that occurs in ``text`` as whole words, as written there, or None."""
-        if not text or self._pattern is None:
+        if not text or not isinstance(text, str) or not self.names:
+            return None
+        if None not in self.first_words and self.first_words.isdisjoint(text_words(text)):
+            return None  # no word of the text starts a name: the pattern cannot match (text_words)
+        if self._pattern is None:
             return None
         found = self._pattern.search(text)
         return " ".join(found.group(0).split()) if found else None
 
+    @cached_property
+    def _verdicts(self) -> dict[tuple[str | None, ...], bool]:
+        return {}
+
     def matches_concept(self, concept: Mapping[str, Any] | None) -> bool:
-        """True if a CodeableConcept has a member code, or names a member in a display or its text."""
+        """True if a CodeableConcept has a member code, or names a member in a display or its text. The
+        answer depends only on ``concept_key(concept)``: the same codes and names come in every call, so
+        answers are remembered by it (at most MEMO_SIZE)."""
+        return self.matches_keyed(concept, concept_key(concept))
+
+    def matches_keyed(self, concept: Mapping[str, Any] | None, key: tuple[str | None, ...] | None) -> bool:
+        """``matches_concept`` with ``concept_key(concept)`` already known (a caller asking many value sets)."""
+        if key is None:
+            return self._matches_concept(concept)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= MEMO_SIZE:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._matches_concept(concept)
+        return verdict
+
+    def _matches_concept(self, concept: Mapping[str, Any] | None) -> bool:
         if not concept:
             return False
         if any(self.has_code(c.get("system"), c.get("code")) for c in codings(concept)):

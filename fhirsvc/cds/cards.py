@@ -8,6 +8,7 @@ empty value is ever written.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from fhirsvc.knowledge import Knowledge
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 OVERRIDE_REASONS = "https://fhirsvc.org/fhir/CodeSystem/cds-override-reasons"
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
+_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
 
 
@@ -73,9 +75,12 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
                        "url": f"{page}#{finding.anchor}", "type": "absolute"}],
         }
-        if finding.suggestions:
+        # an action on an order the EHR gave no usable FHIR id cannot name its target: no such suggestion
+        suggestions = [_suggestion(card_id, s) for s in finding.suggestions
+                       if s.resource_id is None or _REFERENCE.fullmatch(s.resource_id)]
+        if suggestions:
             card["selectionBehavior"] = "at-most-one"
-            card["suggestions"] = [_suggestion(card_id, s) for s in finding.suggestions]
+            card["suggestions"] = suggestions
         if finding.indicator in ("warning", "critical") and reasons:
             card["overrideReasons"] = reasons
         cards.append(_drop_empty(card))

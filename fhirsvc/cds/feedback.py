@@ -64,7 +64,7 @@ class Instant(fields.Field):
         text = base.upper() + (fraction or "")[:7] + ("+00:00" if offset in "Zz" else offset)
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: 0001-01-01T00:00:01+00:01 is before year 1 in UTC
             raise self.make_error("invalid") from exc
 
 
@@ -304,14 +304,23 @@ class FeedbackStore:
                 rows.append((service_id, uuid, topic, indicator, json.dumps(suggestions), _utc_text(now)))
         if not rows:
             return  # clients send no feedback on cards without a uuid, so there is nothing to remember
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (_utc_text(now - self.card_max_age),))
-            conn.executemany(
-                "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
-                " indicator = excluded.indicator, suggestions = excluded.suggestions, issued_at = excluded.issued_at",
-                rows,
-            )
+        # This runs on every CDS call with cards, so it does not wait for the disk: synchronous NORMAL (WAL) keeps
+        # the rows through a crash of the process and loses only the last few on a power loss (feedback to those
+        # cards then counts under no topic). Feedback itself (record) stays FULL: on disk before the 200.
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with _Transaction(conn, "IMMEDIATE"):
+                conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (_utc_text(now - self.card_max_age),))
+                conn.executemany(
+                    "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
+                    " indicator = excluded.indicator, suggestions = excluded.suggestions,"
+                    " issued_at = excluded.issued_at",
+                    rows,
+                )
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
 
     def stats(self, service_id: str) -> dict:
         """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""

@@ -38,7 +38,8 @@ def normalize_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
         dose_and_rate.append(moved)
     if dose_and_rate:
         fixed["doseAndRate"] = dose_and_rate
-    repeat = (fixed.get("timing") or {}).get("repeat")
+    timing = fixed.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
     if isinstance(repeat, Mapping) and any(key in repeat for key in ("periodUnits", "durationUnits")):
         renamed = {"periodUnits": "periodUnit", "durationUnits": "durationUnit"}  # DSTU2 names
         fixed["timing"] = {**fixed["timing"], "repeat": {renamed.get(k, k): v for k, v in repeat.items()}}
@@ -76,7 +77,8 @@ def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
             continue
         if resource["resourceType"] in ORDER_TYPES:
             order = normalize_order(resource)
-            order.setdefault("id", f"draft-order-{len(orders) + 1}")
+            if not isinstance(order.get("id"), str):  # missing, or not a FHIR id at all
+                order["id"] = f"draft-order-{len(orders) + 1}"
             _check_r4(order)
             orders.append(order)
         else:
@@ -85,12 +87,16 @@ def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
 
 
 def _check_r4(order: Mapping[str, Any]) -> None:
-    """Log (never reject) what R4B models still find wrong after normalisation, for the integrator."""
+    """Log (never reject) what R4B models still find wrong after normalisation, for the integrator: at DEBUG
+    level (``FHIRSVC_LOG_LEVEL=DEBUG``), and validated only then, as a model validation costs more than the
+    checks of the order."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
     try:
         r4b_class(order["resourceType"]).model_validate(order)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})[:5]
-        log.info("draft %s/%s read leniently despite: %s", order["resourceType"], order.get("id"), ", ".join(fields))
+        log.debug("draft %s/%s read leniently despite: %s", order["resourceType"], order.get("id"), ", ".join(fields))
 
 
 def order_ids(orders: Iterable[Mapping[str, Any]], references: Iterable[str]) -> frozenset[str]:

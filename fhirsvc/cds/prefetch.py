@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 
@@ -77,8 +78,9 @@ class FhirServer:
             response = self.session.get(url, headers=headers, allow_redirects=False, stream=True, timeout=(
                 min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
             with response:
-                body = response.raw.read(self.settings.max_bytes + 1, decode_content=True)
-        except requests.RequestException as exc:
+                body = self._read_body(response)
+        # Reading response.raw raises urllib3's own errors (a read timeout, a truncated body), not requests'.
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
@@ -94,6 +96,20 @@ class FhirServer:
             raise FetchError("the FHIR server answered an OperationOutcome")
         return document
 
+    def _read_body(self, response: requests.Response) -> bytes:
+        """At most max_bytes + 1 bytes of the body, read as they arrive: a server that trickles bytes (each
+        within the read timeout) cannot hold the call past the deadline."""
+        chunks, size = [], 0
+        while size <= self.settings.max_bytes:
+            if time.monotonic() > self.deadline:
+                raise FetchError("the time allowed for fetching ran out while reading the answer")
+            chunk = response.raw.read1(min(64 * 1024, self.settings.max_bytes + 1 - size), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
     def search_all(self, first: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every resource of a searchset Bundle, following ``next`` links (bounded, loop-safe)."""
         page, seen, resources = first, set(), []
@@ -104,9 +120,10 @@ class FhirServer:
             resources += [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)
                           and ((e.get("search") or {}).get("mode", "match") if isinstance(e.get("search"), dict)
                                else "match") != "outcome"]
-            next_url = next((link.get("url") for link in page.get("link") or () if link.get("relation") == "next"),
-                            None)
-            if not next_url:
+            links = page.get("link") if isinstance(page.get("link"), list) else []
+            next_url = next((link.get("url") for link in links
+                             if isinstance(link, dict) and link.get("relation") == "next"), None)
+            if not next_url or not isinstance(next_url, str):
                 return resources
             next_url = urljoin(self.base + "/", next_url)
             if next_url in seen:
@@ -157,11 +174,13 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
             raise FetchError("not in prefetch, and fhirServer is not allow-listed")
         return resources_of(server.get(fill_template(templates[key], request["context"])), key, server)
 
-    with ThreadPoolExecutor(max_workers=len(DATA_KEYS)) as pool:
-        futures = {key: pool.submit(read_key, key) for key in DATA_KEYS}
-        for key, future in futures.items():
+    # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
+    fetched = [key for key in DATA_KEYS if key not in prefetch or _has_next_page(prefetch[key])]
+    with ThreadPoolExecutor(max_workers=max(1, len(fetched))) as pool:
+        futures = {key: pool.submit(read_key, key) for key in fetched}
+        for key in DATA_KEYS:
             try:
-                data[key] = future.result()
+                data[key] = futures[key].result() if key in futures else read_key(key)
             except FetchError as exc:
                 data[key], unavailable[key] = (), str(exc)
     if len(unavailable) == len(DATA_KEYS):
@@ -182,6 +201,12 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
     )
 
 
+def _has_next_page(value: Any) -> bool:
+    """Whether a prefetch value is a Bundle with a ``next`` link (reading it fetches pages)."""
+    links = value.get("link") if isinstance(value, dict) and value.get("resourceType") == "Bundle" else None
+    return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+
+
 def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[str, Any], ...]:
     return tuple(r for r in resources if r.get("resourceType") in types)
 
@@ -194,11 +219,13 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
     resolved: dict[str, dict[str, Any]] = {}
     wanted: list[str] = []
     for order in requests_:
-        reference = (order.get("medicationReference") or {}).get("reference")
+        medication = order.get("medicationReference")
+        reference = medication.get("reference") if isinstance(medication, Mapping) else None
         if not isinstance(reference, str) or reference in resolved:
             continue
         if reference.startswith("#"):
-            found = next((c for c in order.get("contained") or () if c.get("id") == reference[1:]), None)
+            contained = order.get("contained") if isinstance(order.get("contained"), list) else []
+            found = next((c for c in contained if isinstance(c, Mapping) and c.get("id") == reference[1:]), None)
         else:
             found = by_id.get("/".join(reference.rstrip("/").split("/")[-2:]))
         if found is not None:

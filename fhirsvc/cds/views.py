@@ -30,6 +30,7 @@ from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_con
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import Service, declare_services
 from fhirsvc.checks.engine import run_checks
+from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError
 from fhirsvc.knowledge import Knowledge, get_knowledge
 
@@ -45,6 +46,7 @@ class CdsState:
     def __init__(self, app: Flask, knowledge: Knowledge):
         config = app.config
         self.services = declare_services(knowledge)
+        drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
         issuers = load_issuers(config["JWT_ISSUERS"]) if config["JWT_ISSUERS"] else []
         self.verifier = JwtVerifier(issuers)

@@ -16,9 +16,11 @@ from typing import Any
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
 from fhirsvc.checks.dose import DailyDose, daily_dose
-from fhirsvc.checks.drugs import DrugProfile, Guideline, Interaction, drug_profiles
+from fhirsvc.checks.drugs import DrugProfile, Guideline, Interaction
 from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.index import DrugIndex, drug_index
 from fhirsvc.checks.patient import (
+    ObservationIndex,
     age_years,
     allergy_concepts,
     concept_text,
@@ -27,12 +29,11 @@ from fhirsvc.checks.patient import (
     is_active_condition,
     is_current,
     is_live_draft,
-    matching,
     reference_key,
 )
-from fhirsvc.checks.recognition import medication_concepts, recognize
+from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.knowledge.store import Knowledge
-from fhirsvc.terminology import ValueSetMatcher, codings
+from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
 SUMMARY_MAX = 139
@@ -65,10 +66,16 @@ class Run:
         self.context = context
         self.knowledge = knowledge
         self.now = context.now
+        self.index: DrugIndex = drug_index(knowledge)
+        # per resource (by identity; the resource is kept, so its id is not reused): its concepts and drugs
+        self._concepts: dict[int, tuple[Resource, list[Mapping[str, Any]]]] = {}
+        self._drugs: dict[int, tuple[Resource, list[DrugProfile]]] = {}
+        self._in_value_set: dict[tuple[str, str | None], list[Resource]] = {}  # active conditions/allergies
+        self._others: dict[tuple[int, bool], tuple[Resource, list[tuple[Resource, str]]]] = {}
 
-    @cached_property
+    @property
     def drugs(self) -> tuple[DrugProfile, ...]:
-        return drug_profiles(self.knowledge)
+        return self.index.drugs
 
     def value_set(self, url: str | None) -> ValueSetMatcher | None:
         return self.knowledge.value_sets.get(url) if url else None
@@ -90,13 +97,37 @@ class Run:
     def active_allergies(self) -> list[Resource]:
         return [a for a in self.context.allergies if is_active_allergy(a)]
 
+    @cached_property
+    def observations(self) -> ObservationIndex:
+        """The observations, for ``patient.observations_of`` (and the functions built on it) over several value
+        sets: each value set's observations are selected once per call."""
+        return ObservationIndex(self.context.observations)
+
+    @cached_property
+    def _keyed_conditions(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
+        return [(c, [(concept, concept_key(concept)) for concept in condition_concepts(c)])
+                for c in self.active_conditions]
+
+    @cached_property
+    def _keyed_allergies(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
+        return [(a, [(concept, concept_key(concept)) for concept in allergy_concepts(a)])
+                for a in self.active_allergies]
+
     def conditions_in(self, url: str | None) -> list[Resource]:
-        matcher = self.value_set(url)
-        return matching(self.active_conditions, matcher, condition_concepts) if matcher else []
+        """The active conditions with a code in the value set (``patient.matching``), once per value set."""
+        return self._in(url, "conditions", self._keyed_conditions)
 
     def allergies_in(self, url: str | None) -> list[Resource]:
-        matcher = self.value_set(url)
-        return matching(self.active_allergies, matcher, allergy_concepts) if matcher else []
+        """The active allergies to something in the value set (``patient.matching``), once per value set."""
+        return self._in(url, "allergies", self._keyed_allergies)
+
+    def _in(self, url: str | None, kind: str, keyed: list[tuple[Resource, list[tuple[Any, Any]]]]) -> list[Resource]:
+        if (kind, url) not in self._in_value_set:
+            matcher = self.value_set(url)
+            self._in_value_set[(kind, url)] = [
+                record for record, concepts in keyed if any(matcher.matches_keyed(c, k) for c, k in concepts)
+            ] if matcher else []
+        return list(self._in_value_set[(kind, url)])
 
     def _members(self, url: str | None, concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
         """The value set's concepts (``compose.include.concept``) that the concept's codings are."""
@@ -120,10 +151,16 @@ class Run:
         return concept_text(concept)
 
     def concepts(self, resource: Resource) -> list[Mapping[str, Any]]:
-        return medication_concepts(resource, self.context.referenced_medications)
+        if id(resource) not in self._concepts:
+            self._concepts[id(resource)] = (resource, medication_concepts(resource,
+                                                                          self.context.referenced_medications))
+        return self._concepts[id(resource)][1]
 
     def drugs_of(self, resource: Resource) -> list[DrugProfile]:
-        return recognize(self.concepts(resource), self.drugs)
+        """The knowledge drugs a resource is for (``recognition.recognize``, through the index)."""
+        if id(resource) not in self._drugs:
+            self._drugs[id(resource)] = (resource, self.index.recognize(self.concepts(resource)))
+        return list(self._drugs[id(resource)][1])
 
     @property
     def patient_reference(self) -> str | None:
@@ -139,7 +176,13 @@ class Run:
     # --- other medications ---
     def others(self, order: Resource, *, medications: bool = True) -> list[tuple[Resource, str]]:
         """The records that can conflict with ``order``: current (active/on-hold) medications and the
-        other live draft orders, each once, tagged ``medication`` or ``draft``."""
+        other live draft orders, each once, tagged ``medication`` or ``draft`` (once per order and call)."""
+        key = (id(order), medications)
+        if key not in self._others:
+            self._others[key] = (order, self._find_others(order, medications))
+        return list(self._others[key][1])
+
+    def _find_others(self, order: Resource, medications: bool) -> list[tuple[Resource, str]]:
         seen = {reference_key(order)}
         out: list[tuple[Resource, str]] = []
         for draft in self.context.draft_orders:

@@ -100,7 +100,7 @@ def _weight(job: Job, guide: Guideline) -> Measurement | None:
     matcher = job.run.value_set(chars[0].value_set) if chars else None
     if matcher is None:
         return None
-    return newest_measurement(job.context.observations, matcher, job.run.now, weight_kg, "kg", WEIGHT_MAX_AGE)
+    return newest_measurement(job.run.observations, matcher, job.run.now, weight_kg, "kg", WEIGHT_MAX_AGE)
 
 
 def _weight_problem(measure: Measurement | None) -> str:
@@ -221,7 +221,7 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             if conversion is None or matcher is None:
                 continue
             unit, convert = conversion
-            measure = newest_measurement(job.context.observations, matcher, job.run.now, convert, unit,
+            measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
                                          KIDNEY_MAX_AGE)
             chars.append(char)
             measurements.append(measure)

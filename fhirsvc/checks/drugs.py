@@ -7,13 +7,19 @@ dosing guidelines per indication (``indicationGuideline[].dosingGuideline[]`` wi
 ``maxDosePerPeriod`` and ``patientCharacteristic``s), clinical use issues (``clinicalUseIssue`` ->
 ClinicalUseDefinitions: contraindications, interactions with their interactant value sets and
 ``washout-period``, warnings, indications) and the monitoring PlanDefinition. Nothing here names a drug.
+
+The profiles are built once per knowledge (``fhirsvc.checks.index``) and never change, so what is derived
+from them (dose limits, the name pattern) is computed on first use and kept.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from fhirsvc.checks.config import EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
@@ -141,7 +147,7 @@ class Dosage:
     type: str
     dosage: Mapping[str, Any]
 
-    @property
+    @cached_property
     def limits(self) -> list[DoseLimit]:
         return [lim for lim in (_limit(r) for r in self.dosage.get("maxDosePerPeriod") or ()) if lim]
 
@@ -174,26 +180,26 @@ class Guideline:
     def of_kind(self, kind: str) -> list[Characteristic]:
         return [c for c in self.characteristics if c.kind == kind]
 
-    @property
+    @cached_property
     def limits(self) -> list[tuple[Dosage, DoseLimit]]:
         return [(d, lim) for d in self.dosages for lim in d.limits]
 
-    @property
+    @cached_property
     def weight_based(self) -> bool:
         return any(lim.per_kg for _, lim in self.limits)
 
-    @property
+    @cached_property
     def fixed_limits(self) -> list[tuple[Dosage, DoseLimit]]:
         return [(d, lim) for d, lim in self.limits if not lim.per_kg]
 
-    @property
+    @cached_property
     def renal(self) -> bool:
         """A guideline for reduced kidney function: it has a kidney measurement or condition
         characteristic (and no age or weight one)."""
         kinds = {c.kind for c in self.characteristics}
         return bool(kinds & {"measurement", "condition"}) and not kinds & {"age", "weight"}
 
-    @property
+    @cached_property
     def not_established(self) -> bool:
         """A guideline that gives no dose (``not established`` for its population)."""
         return bool(self.dosages) and all(not d.dosage.get("doseAndRate") and not d.limits and
@@ -232,7 +238,11 @@ class DrugProfile:
     interactions: tuple[Interaction, ...]
     monitoring: tuple[Resource, ...]
     section: str
-    _names: Any = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def _names(self) -> re.Pattern[str] | None:
+        """The whole-word pattern of the drug's names, compiled on first use."""
+        return name_pattern(self.names)
 
     @property
     def name(self) -> str:
@@ -345,14 +355,21 @@ def _interactions(cuds: Iterable[Resource], own_value_set: str | None) -> tuple[
 
 def _monitoring(knowledge: Knowledge, mk: Resource, product_vs: str | None) -> tuple[Resource, ...]:
     """PlanDefinitions about the drug: they cite its MedicationKnowledge or stand for its products."""
-    out = []
-    mk_ref = f"MedicationKnowledge/{mk.get('id')}"
-    for plan in knowledge.of_type("PlanDefinition"):
-        cites = any((a.get("resourceReference") or {}).get("reference") == mk_ref
-                    for a in plan.get("relatedArtifact") or ())
-        if cites or (product_vs and value_set_of(plan.get("subjectCodeableConcept")) == product_vs):
-            out.append(plan)
-    return tuple(out)
+    plans = knowledge.derived("checks.plans", _plans_by_subject)
+    found = {*plans.get(f"MedicationKnowledge/{mk.get('id')}", ()), *(plans.get(product_vs, ()) if product_vs else ())}
+    return tuple(plan for _, plan in sorted(found))
+
+
+def _plans_by_subject(knowledge: Knowledge) -> dict[str, list[tuple[int, Resource]]]:
+    """Each PlanDefinition (with its position in id order) under the MedicationKnowledge references it cites
+    and the value set its ``subjectCodeableConcept`` stands for."""
+    out: defaultdict[str, list[tuple[int, Resource]]] = defaultdict(list)
+    for position, plan in enumerate(knowledge.of_type("PlanDefinition")):
+        keys = {(a.get("resourceReference") or {}).get("reference") for a in plan.get("relatedArtifact") or ()}
+        keys.add(value_set_of(plan.get("subjectCodeableConcept")))
+        for key in keys - {None}:
+            out[key].append((position, plan))
+    return out
 
 
 def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
@@ -384,7 +401,6 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
         interactions=_interactions(cuds, product_vs),
         monitoring=_monitoring(knowledge, mk, product_vs),
         section=section_of(mk),
-        _names=name_pattern(names),
     )
 
 

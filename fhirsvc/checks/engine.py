@@ -24,7 +24,6 @@ from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import is_live_draft, reference_key
-from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.knowledge.store import Knowledge
 
 logger = logging.getLogger(__name__)
@@ -35,16 +34,8 @@ def jobs_for(run: Run, order) -> tuple[list[Job], list[Job]]:
     interaction of another knowledge drug whose interactant class the order belongs to)."""
     drugs = sorted(run.drugs_of(order), key=lambda d: d.id)
     forward = [Job(run, order, drug) for drug in drugs]
-    reverse = []
-    concepts = run.concepts(order)
-    own = {d.id for d in drugs}
-    for drug in run.drugs:
-        if drug.id in own:
-            continue
-        for inter in sorted(drug.interactions, key=lambda i: (i.id, i.value_set)):
-            matcher = run.value_set(inter.value_set)
-            if matcher is not None and in_value_set(concepts, matcher):
-                reverse.append(Job(run, order, drug, inter))
+    reverse = [Job(run, order, found.drug, found.interaction)
+               for found in run.index.reverse(run.concepts(order), own={d.id for d in drugs})]
     return forward, reverse
 
 

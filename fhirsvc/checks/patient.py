@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fhirsvc.checks.units import unit_of
-from fhirsvc.terminology import ValueSetMatcher, codings
+from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
 
@@ -196,13 +196,42 @@ class Measurement:
         return out
 
 
-def observations_of(observations: Iterable[Resource], matcher: ValueSetMatcher) -> list[Resource]:
+def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher) -> list[Resource]:
     """The observations whose code is in the value set (by code or name), newest first, without
     entered-in-error, cancelled or undated ones."""
-    chosen = [o for o in observations
-              if o.get("status") not in _EXCLUDED_OBSERVATION and observation_time(o) is not None
-              and matcher.matches_concept(o.get("code"))]
-    return sorted(chosen, key=lambda o: observation_time(o), reverse=True)  # type: ignore[arg-type,return-value]
+    index = observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
+    return index.of(matcher)
+
+
+class ObservationIndex:
+    """One call's observations, for ``observations_of`` over several value sets: each observation's status,
+    time and code key are read once, and each value set's observations are selected once."""
+
+    def __init__(self, observations: Iterable[Resource]) -> None:
+        self.observations = tuple(observations)
+        self._usable: list[tuple[Resource, datetime, Any]] | None = None
+        self._selected: dict[ValueSetMatcher, list[Resource]] = {}
+
+    def usable(self) -> list[tuple[Resource, datetime, Any]]:
+        """(observation, time, ``concept_key`` of its code) of every observation not excluded by its status,
+        and dated."""
+        if self._usable is None:
+            usable = []
+            for obs in self.observations:
+                if obs.get("status") in _EXCLUDED_OBSERVATION:
+                    continue
+                when = observation_time(obs)
+                if when is not None:
+                    usable.append((obs, when, concept_key(obs.get("code"))))
+            self._usable = usable
+        return self._usable
+
+    def of(self, matcher: ValueSetMatcher) -> list[Resource]:
+        if matcher not in self._selected:
+            chosen = [(obs, when) for obs, when, key in self.usable() if matcher.matches_keyed(obs.get("code"), key)]
+            chosen.sort(key=lambda pair: pair[1], reverse=True)
+            self._selected[matcher] = [obs for obs, _ in chosen]
+        return list(self._selected[matcher])
 
 
 def quantity_value(observation: Resource, convert: Callable[[float, str], float | None]) -> float | None:
@@ -255,7 +284,8 @@ _DRAFT_EXCLUDED = {"entered-in-error", "cancelled", "revoked", "not-done", "stop
 
 
 def medication_status(resource: Resource) -> str | None:
-    return resource.get("status")
+    status = resource.get("status")
+    return status if isinstance(status, str) else None  # sent data can have any JSON type
 
 
 def is_current(resource: Resource) -> bool:
@@ -273,8 +303,8 @@ def is_live_draft(order: Resource) -> bool:
     Immunization, whose only statuses are completed | entered-in-error | not-done: not entered-in-error or
     not-done)."""
     if order.get("resourceType") == "Immunization":
-        return order.get("status") not in ("entered-in-error", "not-done")
-    return order.get("status") not in _DRAFT_EXCLUDED
+        return medication_status(order) not in ("entered-in-error", "not-done")
+    return medication_status(order) not in _DRAFT_EXCLUDED
 
 
 def _bounds(resource: Resource) -> list[Mapping[str, Any]]:

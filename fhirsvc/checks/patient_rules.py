@@ -191,7 +191,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
     fevers = []
     if matcher is not None:
-        for obs in observations_within(job.context.observations, matcher, job.run.now, TEMPERATURE_WINDOW):
+        for obs in observations_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW):
             value = quantity_value(obs, celsius)
             if value is not None and value >= FEVER_CELSIUS:
                 fevers.append((round(value, 1), obs))
@@ -225,7 +225,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         return []
     section = section_of(cud)
     matcher = job.run.value_set(VS_NEUTROPHIL_COUNT)
-    measure = (newest_measurement(job.context.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L")
+    measure = (newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L")
                if matcher else None)
     if measure is not None and measure.found and measure.value is not None \
             and measure.value < NEUTROPENIA_ANC_10E9_PER_L:
@@ -359,7 +359,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     if matcher is None:
         return []
     window = timedelta(days=phase["window"])
-    counts = observations_of(job.context.observations, matcher)
+    counts = observations_of(job.run.observations, matcher)
     newest = counts[0] if counts else None
     when = observation_time(newest) if newest else None
     if when is not None and job.run.now - when <= window:
@@ -390,7 +390,7 @@ def _newest_status(job: Job, code_vs: str, max_age: timedelta | None) -> Resourc
     matcher = job.run.value_set(code_vs)
     if matcher is None:
         return None
-    statuses = observations_of(job.context.observations, matcher)
+    statuses = observations_of(job.run.observations, matcher)
     if not statuses:
         return None
     newest = statuses[0]
@@ -527,8 +527,8 @@ def check_indication(job: Job) -> Iterable[Finding]:
     if MEDICATIONS in job.context.unavailable:
         return [_unable(job, "indication", "COND", "info", "earlier therapy", [MEDICATIONS], section_of(cud),
                         "summary")]
-    earlier = [m for m in job.context.medications if m.get("status") != "entered-in-error"
-               and reference_key(m) != job.order_ref and any(matcher.matches_concept(c) for c in job.run.concepts(m))]
+    earlier = any(m.get("status") != "entered-in-error" and reference_key(m) != job.order_ref
+                  and any(matcher.matches_concept(c) for c in job.run.concepts(m)) for m in job.context.medications)
     if earlier:
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}

@@ -26,25 +26,31 @@ def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] |
     Immunization's vaccine code."""
     rtype = resource.get("resourceType")
     if rtype == "ServiceRequest":
-        return [resource["code"]] if resource.get("code") else []
+        return [resource["code"]] if isinstance(resource.get("code"), Mapping) else []
     if rtype == "Immunization":
-        return [resource["vaccineCode"]] if resource.get("vaccineCode") else []
+        return [resource["vaccineCode"]] if isinstance(resource.get("vaccineCode"), Mapping) else []
     out: list[Concept] = []
     if resource.get("medicationCodeableConcept"):
         out.append(resource["medicationCodeableConcept"])
-    ref = resource.get("medicationReference") or {}
+    ref = resource.get("medicationReference")
+    ref = ref if isinstance(ref, Mapping) else {}
     target = ref.get("reference")
-    if target:
+    if target and isinstance(target, str):
         med = (referenced or {}).get(target)
         if med is None and target.startswith("#"):
-            med = next((c for c in resource.get("contained") or () if c.get("id") == target[1:]), None)
-        if med is not None:
+            med = next((c for c in _list(resource.get("contained")) if c.get("id") == target[1:]), None)
+        if isinstance(med, Mapping):
             if med.get("code"):
                 out.append(med["code"])
-            out += [i["itemCodeableConcept"] for i in med.get("ingredient") or () if i.get("itemCodeableConcept")]
+            out += [i["itemCodeableConcept"] for i in _list(med.get("ingredient")) if i.get("itemCodeableConcept")]
     if ref.get("display"):
         out.append({"text": ref["display"]})
-    return out
+    return [concept for concept in out if isinstance(concept, Mapping)]
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a JSON array (nothing if it is not one): sent data can have any JSON type."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _texts(concepts: Iterable[Concept]) -> list[str]:
@@ -52,7 +58,7 @@ def _texts(concepts: Iterable[Concept]) -> list[str]:
     for concept in concepts:
         texts.append(concept.get("text"))
         texts += [c.get("display") for c in codings(concept)]
-    return [t for t in texts if t]
+    return [t for t in texts if t and isinstance(t, str)]
 
 
 def recognize(concepts: Sequence[Concept], drugs: Iterable[DrugProfile]) -> list[DrugProfile]:

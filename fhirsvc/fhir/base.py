@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhirsvc.fhir.registry import FHIR_VERSIONS, SearchParam, TypeSpec, type_specs
-from fhirsvc.knowledge.frozen import FrozenDict, freeze, thaw
+from fhirsvc.knowledge.frozen import FrozenDict, freeze
 
 Key = tuple[str, str]
 
@@ -111,13 +111,18 @@ class FhirBase:
     @classmethod
     def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
               provenance: Mapping[Key, tuple[str, datetime]]) -> FhirBase:
-        """Add ``meta.versionId``/``lastUpdated`` (from ``provenance``) and index every search parameter."""
+        """Add ``meta.versionId``/``lastUpdated`` (from ``provenance``) and index every search parameter.
+
+        A served resource is a new top-level object around the elements of the (frozen) resource itself: the
+        read-only elements are shared, not copied, so a base costs little memory and time beyond its meta."""
         served: dict[Key, FrozenDict] = {}
         for key, resource in resources.items():
-            body = thaw(resource)
+            frozen = resource if isinstance(resource, FrozenDict) else freeze(resource)
             vid, updated = provenance[key]
-            body["meta"] = {**body.get("meta", {}), "versionId": vid, "lastUpdated": format_instant(updated)}
-            served[key] = freeze({"resourceType": body.pop("resourceType"), "id": body.pop("id"), **body})
+            body = {k: v for k, v in frozen.items() if k not in ("resourceType", "id")}
+            body["meta"] = FrozenDict({**frozen.get("meta", {}), "versionId": vid,
+                                       "lastUpdated": format_instant(updated)})
+            served[key] = FrozenDict({"resourceType": frozen["resourceType"], "id": frozen["id"], **body})
         specs = type_specs(name, {rtype for rtype, _ in served})
         ids = {rtype: tuple(sorted(rid for t, rid in served if t == rtype)) for rtype in specs}
 

@@ -212,13 +212,14 @@ def date_range(text: str) -> tuple[str, datetime, datetime]:
 def _match_date(text: str, indexed: Iterable[datetime]) -> bool:
     try:
         prefix, start, end = date_range(text)
-    except ValueError as exc:
+        margin = (end - start) / 10 if prefix == "ap" else timedelta(0)
+        low, high = start - margin, end + margin
+    except (ValueError, OverflowError) as exc:  # OverflowError: past the ends of the calendar (9999-12-31 + 1 day)
         raise bad_request(f"not a valid date: {text!r}") from exc
-    margin = (end - start) / 10 if prefix == "ap" else timedelta(0)
     tests = {
         "eq": lambda v: start <= v < end, "ne": lambda v: not start <= v < end,
         "gt": lambda v: v >= end, "sa": lambda v: v >= end, "lt": lambda v: v < start, "eb": lambda v: v < start,
-        "ge": lambda v: v >= start, "le": lambda v: v < end, "ap": lambda v: start - margin <= v < end + margin,
+        "ge": lambda v: v >= start, "le": lambda v: v < end, "ap": lambda v: low <= v < high,
     }
     return any(tests[prefix](moment) for moment in indexed)
 

@@ -29,9 +29,12 @@ def operation_parameters() -> dict[str, Any]:
         body = json_body("application/fhir+json")
         if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
             raise ApiError(HTTPStatus.BAD_REQUEST, "POST a Parameters resource")
-        for item in body.get("parameter") or ():
+        items = body.get("parameter") or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Parameters.parameter must be a list of objects")
+        for item in items:
             value = next((v for k, v in item.items() if k.startswith("value")), None)
-            if isinstance(item, dict) and "name" in item and value is not None:
+            if isinstance(item.get("name"), str) and value is not None:
                 params[item["name"]] = value
     return params
 
@@ -40,7 +43,7 @@ def _integer(params: dict[str, Any], name: str, default: int) -> int:
     value = params.get(name, default)
     try:
         number = int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a JSON number such as 1e999
         raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, not {value!r}") from exc
     if number < 0:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must not be negative")

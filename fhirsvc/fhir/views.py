@@ -203,7 +203,9 @@ def validate(requested: str | None, rtype: str) -> Response:
     _spec(base, rtype)
     body = json_body("application/fhir+json")
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        body = next((p.get("resource") for p in body.get("parameter", []) if p.get("name") == "resource"), None)
+        parameters = body.get("parameter") if isinstance(body.get("parameter"), list) else []
+        body = next((p.get("resource") for p in parameters if isinstance(p, dict) and p.get("name") == "resource"),
+                    None)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"post a {rtype} resource (or Parameters with a resource)")
     issues = []

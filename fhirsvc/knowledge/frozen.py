@@ -18,19 +18,22 @@ class FrozenDict(dict):
         return id(self)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # JSON leaves: kept as they are, without a call
+
+
 def freeze(value: Any) -> Any:
     """Return a deep read-only copy: dicts become FrozenDicts and lists tuples."""
     if isinstance(value, dict):
-        return FrozenDict((key, freeze(item)) for key, item in value.items())
+        return FrozenDict({key: item if type(item) in _SCALARS else freeze(item) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(item) for item in value)
+        return tuple([item if type(item) in _SCALARS else freeze(item) for item in value])
     return value
 
 
 def thaw(value: Any) -> Any:
     """Return a deep mutable copy (plain dicts and lists) of frozen JSON."""
     if isinstance(value, dict):
-        return {key: thaw(item) for key, item in value.items()}
+        return {key: item if type(item) in _SCALARS else thaw(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [thaw(item) for item in value]
+        return [item if type(item) in _SCALARS else thaw(item) for item in value]
     return value

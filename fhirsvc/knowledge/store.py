@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from fhirsvc.knowledge.frozen import FrozenDict, freeze
 from fhirsvc.terminology import ValueSetMatcher, code_key, codings, normalize_name
 
 Key = tuple[str, str]  # (resourceType, id)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Knowledge:
     by_code: Mapping[str, tuple[Key, ...]]
     by_name: Mapping[str, tuple[Key, ...]]
     value_sets: Mapping[str, ValueSetMatcher]
+    by_type: Mapping[str, tuple[FrozenDict, ...]]  # the resources of each type, in id order
+    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, resource_type: str, resource_id: str) -> FrozenDict | None:
         """The resource with this type and id, or None."""
@@ -33,7 +36,14 @@ class Knowledge:
 
     def of_type(self, resource_type: str) -> tuple[FrozenDict, ...]:
         """Every resource of one type, in id order."""
-        return tuple(res for (rtype, _), res in sorted(self.resources.items()) if rtype == resource_type)
+        return self.by_type.get(resource_type, ())
+
+    def derived(self, name: str, build: Callable[[Knowledge], T]) -> T:
+        """What ``build`` computes from this knowledge (e.g. the checks' drug profiles), computed once and kept:
+        the knowledge never changes, so neither does anything derived from it."""
+        if name not in self._derived:
+            self._derived[name] = build(self)
+        return self._derived[name]
 
     def resolve(self, reference: str) -> FrozenDict | None:
         """The resource a relative reference (``Type/id``) or canonical URL names, or None."""
@@ -82,7 +92,16 @@ class Knowledge:
             by_code=MappingProxyType({k: tuple(dict.fromkeys(v)) for k, v in by_code.items()}),
             by_name=MappingProxyType({k: tuple(dict.fromkeys(v)) for k, v in by_name.items()}),
             value_sets=MappingProxyType(value_sets),
+            by_type=MappingProxyType({rtype: tuple(resources[key] for key in keys) for rtype, keys in
+                                      _group_by_type(sorted(resources)).items()}),
         )
+
+
+def _group_by_type(keys: Iterable[Key]) -> dict[str, list[Key]]:
+    groups: defaultdict[str, list[Key]] = defaultdict(list)
+    for key in keys:
+        groups[key[0]].append(key)
+    return groups
 
 
 def _terms(resource: Mapping[str, Any]) -> Iterable[tuple[str | None, str | None, str | None]]:

@@ -1,0 +1,317 @@
+"""What the CDS part of ``make bench`` sends and loads: order-sign requests with a realistic prefetch, made-up
+drugs written as knowledge files, and a stand-in FHIR server on loopback with a fixed delay per request.
+
+Nothing here is committed data: the made-up drugs are generated into a temporary directory at bench time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+LOCAL = "urn:example:bench-drugs"
+CANONICAL = "https://fhirsvc.org/fhir/"
+VALUE_SET_EXT = CANONICAL + "StructureDefinition/value-set"
+SECTION_EXT = CANONICAL + "StructureDefinition/source-section"
+PATIENT_ID = "bench-patient"
+
+# --- made-up drugs ---------------------------------------------------------------------------------------
+
+
+def drug_name(i: int) -> tuple[str, str]:
+    """The generic and brand name of made-up drug ``i``: whole words no real text contains."""
+    return f"benchimab{i:05d}", f"Benchra{i:05d}"
+
+
+def _section(text: str) -> list[dict]:
+    return [{"url": SECTION_EXT, "valueString": text}]
+
+
+def _value_set(vid: str, title: str, concepts: list[tuple[str, str, list[str]]]) -> dict:
+    return {"resourceType": "ValueSet", "id": vid, "url": f"{CANONICAL}ValueSet/{vid}", "version": "1.0.0",
+            "name": vid.title().replace("-", ""), "title": title, "status": "active",
+            "compose": {"include": [{"system": LOCAL, "concept": [
+                {"code": code, "display": display, **({"designation": [{"value": n} for n in names]} if names else {})}
+                for code, display, names in concepts]}]}}
+
+
+PER_DAY = {"value": 1, "unit": "day", "system": UCUM, "code": "d"}
+
+
+def _mg(value: float) -> dict:
+    return {"value": value, "unit": "mg", "system": UCUM, "code": "mg"}
+
+
+def made_up_drug(i: int) -> list[dict]:
+    """Five knowledge resources shaped like the shipped drug's: a MedicationKnowledge with a product ValueSet,
+    a dosing guideline with a maximum daily dose, an interaction (its own interactant class) and an allergy
+    contraindication (its own products)."""
+    generic, brand = drug_name(i)
+    did = f"bench-{i:05d}"
+    products, klass = f"{did}-products", f"{did}-interactants"
+    return [
+        _value_set(products, f"{generic} products ({generic}, {brand})",
+                   [(f"BD-{i}", generic, [brand]), (f"BD-{i}-20", f"{generic} 20 mg/mL vial", [brand])]),
+        _value_set(klass, f"Interactants of {generic} (made-up class)",
+                   [(f"BC-{i}-1", f"benchstatin{i:05d}", [f"Statbench{i:05d}"]),
+                    (f"BC-{i}-2", f"benchotra{i:05d}", [])]),
+        {"resourceType": "ClinicalUseDefinition", "id": f"{did}-interaction", "extension": _section("Interactions"),
+         "type": "interaction",
+         "interaction": {"interactant": [{"itemCodeableConcept": {
+             "extension": [{"url": VALUE_SET_EXT, "valueCanonical": f"{CANONICAL}ValueSet/{klass}"}],
+             "text": f"Interactants of {generic}"}}],
+             "management": [{"text": f"Do not combine {generic} with its interactants."}]}},
+        {"resourceType": "ClinicalUseDefinition", "id": f"{did}-contraindication", "extension": _section("Allergies"),
+         "type": "contraindication",
+         "contraindication": {"diseaseSymptomProcedure": {"concept": {
+             "extension": [{"url": VALUE_SET_EXT, "valueCanonical": f"{CANONICAL}ValueSet/{products}"}],
+             "text": f"Allergy to {generic}"}}}},
+        {"resourceType": "MedicationKnowledge", "id": did, "extension": _section(f"{generic} monograph"),
+         "code": {"extension": [{"url": VALUE_SET_EXT, "valueCanonical": f"{CANONICAL}ValueSet/{products}"}],
+                  "coding": [{"system": LOCAL, "code": f"BD-{i}", "display": generic}], "text": generic},
+         "status": "active", "name": [generic, brand],
+         "clinicalUseIssue": [{"reference": f"ClinicalUseDefinition/{did}-interaction"},
+                              {"reference": f"ClinicalUseDefinition/{did}-contraindication"}],
+         "indicationGuideline": [{"dosingGuideline": [{
+             "id": "daily-standard", "extension": _section("Dosage"),
+             "dosage": [{"type": {"text": "standard"}, "dosage": [{
+                 "text": "40 mg once a day.",
+                 "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                 "doseAndRate": [{"doseQuantity": _mg(40)}],
+                 "maxDosePerPeriod": [{"numerator": _mg(40), "denominator": PER_DAY}]}]}]}]}],
+         "definitional": {"ingredient": [{"item": {"concept": {"text": generic}}, "strengthRatio": {
+             "numerator": _mg(20), "denominator": {"value": 1, "unit": "mL", "system": UCUM, "code": "mL"}}}]}},
+    ]
+
+
+def write_drugs(directory: Path, count: int) -> Path:
+    """Write ``count`` made-up drugs (5 files each) into ``directory``; return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        for resource in made_up_drug(i):
+            (directory / f"{resource['resourceType']}-{resource['id']}.json").write_text(json.dumps(resource))
+    return directory
+
+
+# --- order-sign requests -------------------------------------------------------------------------------------
+
+
+def _concept(*codings: dict, text: str | None = None) -> dict:
+    out: dict[str, Any] = {}
+    if codings:
+        out["coding"] = list(codings)
+    if text:
+        out["text"] = text
+    return out
+
+
+def _med(rid: str, concept: dict, status: str, authored: str, dose: float = 10, unit: str = "mg") -> dict:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "authoredOn": authored,
+            "medicationCodeableConcept": concept,
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                   "route": {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral"}]},
+                                   "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit, "system": UCUM,
+                                                                     "code": unit}}]}]}
+
+
+# Other medications of an RA patient (none of them the knowledge's drug): orders and medication history.
+OTHER_MEDICATIONS = [
+    _concept({"system": RXNORM, "code": "105586", "display": "methotrexate 2.5 MG Oral Tablet"},
+             text="methotrexate 2.5 mg tablet"),
+    _concept({"system": RXNORM, "code": "310273", "display": "folic acid 1 MG Oral Tablet"}, text="folic acid 1 mg"),
+    _concept({"system": RXNORM, "code": "312617", "display": "prednisone 5 MG Oral Tablet"}, text="prednisone 5 mg"),
+    _concept({"system": RXNORM, "code": "197806", "display": "ibuprofen 600 MG Oral Tablet"}, text="ibuprofen 600 mg"),
+    _concept({"system": RXNORM, "code": "198211", "display": "simvastatin 40 MG Oral Tablet"},
+             text="simvastatin 40 mg"),
+    _concept({"system": RXNORM, "code": "314076", "display": "lisinopril 10 MG Oral Tablet"}, text="lisinopril 10 mg"),
+    _concept({"system": RXNORM, "code": "197361", "display": "amlodipine 5 MG Oral Tablet"}, text="amlodipine 5 mg"),
+    _concept({"system": RXNORM, "code": "860975", "display": "metformin hydrochloride 500 MG Oral Tablet"},
+             text="metformin 500 mg"),
+    _concept({"system": RXNORM, "code": "198052", "display": "omeprazole 20 MG Delayed Release Oral Capsule"},
+             text="omeprazole 20 mg"),
+    _concept({"system": RXNORM, "code": "979485", "display": "losartan potassium 50 MG Oral Tablet"},
+             text="losartan 50 mg"),
+    _concept({"system": RXNORM, "code": "1049630", "display": "acetaminophen 325 MG / oxycodone 5 MG Oral Tablet"},
+             text="oxycodone/acetaminophen 5/325"),
+    _concept({"system": RXNORM, "code": "312938", "display": "sertraline 50 MG Oral Tablet"}, text="sertraline 50 mg"),
+]
+
+CONDITIONS = [
+    _concept({"system": SNOMED, "code": "69896004", "display": "Rheumatoid arthritis"}, text="Rheumatoid arthritis"),
+    _concept({"system": ICD10CM, "code": "I10", "display": "Essential (primary) hypertension"}, text="Hypertension"),
+    _concept({"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2"}, text="Type 2 diabetes"),
+    _concept({"system": SNOMED, "code": "55822004", "display": "Hyperlipidemia"}, text="Hyperlipidemia"),
+    _concept({"system": ICD10CM, "code": "K21.9", "display": "Gastro-esophageal reflux disease without esophagitis"},
+             text="GERD"),
+    _concept({"system": SNOMED, "code": "35489007", "display": "Depressive disorder"}, text="Depression"),
+    _concept({"system": SNOMED, "code": "64859006", "display": "Osteoporosis"}, text="Osteoporosis"),
+]
+
+ALLERGIES = [
+    _concept({"system": RXNORM, "code": "7980", "display": "penicillin G"}, text="Penicillin"),
+    _concept({"system": SNOMED, "code": "91936005", "display": "Allergy to penicillin"}, text="Penicillin allergy"),
+    _concept({"system": RXNORM, "code": "10180", "display": "sulfamethoxazole"}, text="Sulfa drugs"),
+    _concept({"system": SNOMED, "code": "300913006", "display": "Shellfish allergy"}, text="Shellfish"),
+]
+
+# (LOINC code, display, unit, value at index 0, change per step): weights, kidney function, ANC, temperature.
+OBSERVATIONS = [
+    ("29463-7", "Body weight", "kg", 72.0, -0.1),
+    ("35591-7", "Creatinine renal clearance predicted by Cockcroft-Gault formula", "mL/min", 85.0, -0.2),
+    ("751-8", "Neutrophils [#/volume] in Blood by Automated count", "10*9/L", 4.2, 0.01),
+    ("8310-5", "Body temperature", "Cel", 36.8, 0.0),
+    ("33914-3", "Glomerular filtration rate/1.73 sq M.predicted by Creatinine-based formula (MDRD)",
+     "mL/min/{1.73_m2}", 88.0, -0.1),
+]
+
+
+def kineret_order(rid: str = "order-kineret") -> dict:
+    """The anakinra draft order: 100 mg once a day, named as an EHR names it (a branded clinical drug code)."""
+    order = _med(rid, _concept({"system": RXNORM, "code": "349325",
+                                "display": "anakinra 150 MG/ML Prefilled Syringe [Kineret]"},
+                               text="Kineret 100 mg/0.67 mL prefilled syringe"),
+                 "draft", datetime.now(UTC).date().isoformat(), 100)
+    order["dosageInstruction"][0]["route"] = {"coding": [{"system": SNOMED, "code": "34206005",
+                                                          "display": "Subcutaneous route"}]}
+    return order
+
+
+def _bundle(resources: list[dict]) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+            "entry": [{"fullUrl": f"urn:uuid:{r['resourceType']}-{r['id']}", "resource": r,
+                       "search": {"mode": "match"}} for r in resources]}
+
+
+def patient_data(size: int, now: datetime | None = None) -> dict[str, list[dict]]:
+    """About ``size`` resources of one RA patient: the Patient, conditions (~12 %), allergies (~5 %),
+    medication history (~30 %) and observations over time (the rest: weights, kidney function, ANC,
+    temperature, newest first)."""
+    now = now or datetime.now(UTC)
+    rest = max(0, size - 1)
+    n_cond = max(1, round(rest * 0.12)) if rest else 0
+    n_alg = max(1, round(rest * 0.05)) if rest >= 4 else 0
+    n_med = max(1, round(rest * 0.30)) if rest >= 3 else 0
+    n_obs = max(0, rest - n_cond - n_alg - n_med)
+    patient = {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female", "birthDate": "1954-04-12",
+               "name": [{"family": "Benchperson", "given": ["Ada"]}]}
+    conditions = [{"resourceType": "Condition", "id": f"cond-{k}", "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                                  "code": "active" if k < len(CONDITIONS) else "resolved"}]},
+                   "code": CONDITIONS[k % len(CONDITIONS)],
+                   "onsetDateTime": (now - timedelta(days=400 + 30 * k)).date().isoformat()} for k in range(n_cond)]
+    allergies = [{"resourceType": "AllergyIntolerance", "id": f"alg-{k}",
+                  "patient": {"reference": f"Patient/{PATIENT_ID}"},
+                  "clinicalStatus": {"coding": [{"code": "active"}]},
+                  "verificationStatus": {"coding": [{"code": "confirmed"}]},
+                  "code": ALLERGIES[k % len(ALLERGIES)]} for k in range(n_alg)]
+    medications = []
+    for k in range(n_med):
+        status = "active" if k < len(OTHER_MEDICATIONS) else "completed"
+        med = _med(f"med-{k}", OTHER_MEDICATIONS[k % len(OTHER_MEDICATIONS)], status,
+                   (now - timedelta(days=20 + 15 * k)).date().isoformat())
+        if status == "completed":
+            med["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+                "start": (now - timedelta(days=60 + 15 * k)).date().isoformat(),
+                "end": (now - timedelta(days=20 + 15 * k)).date().isoformat()}
+        medications.append(med)
+    observations = []
+    for k in range(n_obs):
+        code, display, unit, first, step = OBSERVATIONS[k % len(OBSERVATIONS)]
+        age = k // len(OBSERVATIONS)
+        observations.append({
+            "resourceType": "Observation", "id": f"obs-{k}", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                      "code": "laboratory" if unit not in ("kg", "Cel") else "vital-signs"}]}],
+            "code": _concept({"system": LOINC, "code": code, "display": display}),
+            "subject": {"reference": f"Patient/{PATIENT_ID}"},
+            "effectiveDateTime": (now - timedelta(days=3 + 7 * age, hours=k % 5)).isoformat(timespec="seconds"),
+            "valueQuantity": {"value": round(first + step * age, 2), "unit": unit, "system": UCUM, "code": unit}})
+    return {"patient": [patient], "conditions": conditions, "allergies": allergies, "medications": medications,
+            "observations": observations}
+
+
+def draft_orders(count: int) -> list[dict]:
+    """The anakinra order and ``count - 1`` other draft orders (the patient's other medications)."""
+    today = datetime.now(UTC).date().isoformat()
+    return [kineret_order()] + [_med(f"order-{k}", OTHER_MEDICATIONS[k % len(OTHER_MEDICATIONS)], "draft", today)
+                                for k in range(count - 1)]
+
+
+def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = (),
+               fhir_server: str | None = None) -> dict:
+    """An order-sign request: ``orders`` draft orders (anakinra first), about ``prefetch`` prefetched resources;
+    the keys in ``missing`` are left out (read from ``fhir_server`` instead)."""
+    data = patient_data(prefetch)
+    values = {"patient": data["patient"][0], **{key: _bundle(data[key]) for key in
+                                                ("conditions", "allergies", "medications", "observations")}}
+    body: dict[str, Any] = {
+        "hook": "order-sign", "hookInstance": "6f1c2f8e-bench-4bd6-9a0e-000000000001",
+        "context": {"userId": "Practitioner/bench", "patientId": PATIENT_ID,
+                    "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                    "entry": [{"resource": o} for o in draft_orders(orders)]}},
+        "prefetch": {key: value for key, value in values.items() if key not in missing}}
+    if fhir_server:
+        body["fhirServer"] = fhir_server
+        body["fhirAuthorization"] = {"access_token": "bench-token", "token_type": "Bearer", "expires_in": 300,
+                                     "scope": "patient/*.read", "subject": "fhirsvc"}
+    return body
+
+
+# --- a stand-in FHIR server -------------------------------------------------------------------------------
+
+
+@contextmanager
+def slow_fhir_server(delay: float, prefetch: int = 100) -> Iterator[tuple[str, list[float]]]:
+    """A threaded FHIR server on loopback answering the prefetch templates after ``delay`` seconds each;
+    yields its base URL and the list of request arrival times (monotonic)."""
+    import time
+
+    data = patient_data(prefetch)
+    routes = {"Patient": data["patient"][0], "Condition": _bundle(data["conditions"]),
+              "AllergyIntolerance": _bundle(data["allergies"]), "MedicationRequest": _bundle(data["medications"]),
+              "Observation": _bundle(data["observations"])}
+    bodies = {name: json.dumps(doc).encode() for name, doc in routes.items()}
+    arrivals: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+
+        def do_GET(self) -> None:
+            arrivals.append(time.monotonic())
+            time.sleep(delay)
+            path = urlsplit(self.path).path.rstrip("/").split("/")
+            body = bodies.get(path[-2] if len(path) > 1 and path[-2] == "Patient" else path[-1])
+            status = 200 if body is not None else 404
+            body = body if body is not None else b'{"resourceType": "OperationOutcome"}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/fhir", arrivals
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,171 @@
+"""Feedback is on disk before the 200: the real service under gunicorn (2 workers, loopback, a feedback
+store in a temporary directory) takes feedback POSTs from several threads at once; one worker is killed
+with SIGKILL in the middle and the posting goes on; then the whole server is killed with SIGKILL (no
+graceful shutdown, no checkpoint). Read straight from the SQLite file afterwards: every item of every
+200 is there, a request that got no 200 was stored whole or not at all, nothing is stored twice, and
+``PRAGMA integrity_check`` says ok.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+
+THREADS = 8
+BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
+SERVICE = "medication-safety"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers, for its master)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_for_workers(master: int, count: int, timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = _children(master)
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError(f"gunicorn has {len(_children(master))} workers, not {count}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``fhirsvc serve`` with 2 workers on a free loopback port; killed (SIGKILL) at the end if still up."""
+    port = _free_port()
+    db = tmp_path / "feedback.sqlite3"
+    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(db), "FHIRSVC_KNOWLEDGE_PATH": "",
+           "FHIRSVC_LOG_LEVEL": "WARNING"}
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1",
+                                "--port", str(port), "--workers", "2"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        _wait_for_workers(process.pid, 2)
+        yield base, process, db
+    finally:
+        _kill_all(process)
+        log.close()
+
+
+def _kill_all(process: subprocess.Popen) -> None:
+    """SIGKILL the master and its workers (all started by this test), as a crash would."""
+    if process.poll() is None:
+        workers = _children(process.pid)
+        process.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _item(card: str, when: datetime) -> dict:
+    return {"card": card, "outcome": "overridden", "outcomeTimestamp": when.isoformat().replace("+00:00", "Z"),
+            "overrideReason": {"reason": {"system": "https://fhirsvc.org/fhir/CodeSystem/cds-override-reasons",
+                                          "code": "will-monitor"}, "userComment": f"comment on {card}"}}
+
+
+def test_every_acknowledged_feedback_item_survives_killed_workers(server):
+    base, master, db = server
+    start = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    acknowledged: list[list[tuple[str, str]]] = []  # the items of each 200
+    unacknowledged: list[list[tuple[str, str]]] = []  # the items of each request that got no 200
+    answers_after_kill = []
+    killed = threading.Event()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def post(thread: int) -> None:
+        session = requests.Session()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            size = 1 + n % 3  # one to three items per request, stored in one transaction
+            items = [_item(f"card-{thread}-{n}-{i}", start + timedelta(microseconds=n)) for i in range(size)]
+            keys = [(item["card"], f"2026-11-24T12:00:00.{n:06d}Z") for item in items]
+            try:
+                response = session.post(f"{base}/cds-services/{SERVICE}/feedback", json={"feedback": items},
+                                        timeout=10)
+                ok = response.status_code == 200 and response.json() == {"received": size, "stored": size}
+            except requests.RequestException:
+                ok = False
+                session = requests.Session()
+            with lock:
+                (acknowledged if ok else unacknowledged).append(keys)
+                if killed.is_set():
+                    answers_after_kill.append(ok)
+
+    threads = [threading.Thread(target=post, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(BEFORE_KILL)
+    victim = _wait_for_workers(master.pid, 2)[0]
+    os.kill(victim, signal.SIGKILL)
+    killed.set()
+    time.sleep(AFTER_KILL)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert master.poll() is None, "the gunicorn master died with its worker"
+    replacement = [pid for pid in _children(master.pid) if pid != victim]
+    _kill_all(master)  # a crash of everything: no graceful close, no WAL checkpoint
+
+    assert len(acknowledged) > 100, f"only {len(acknowledged)} acknowledged requests"
+    assert sum(answers_after_kill) > 50, "the service did not keep answering after a worker was killed"
+    assert len(replacement) == 2, "gunicorn did not replace the killed worker"
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        rows = conn.execute("SELECT card, outcome_timestamp FROM feedback WHERE service = ?", (SERVICE,)).fetchall()
+    conn.close()
+    stored = set(rows)
+    assert len(rows) == len(stored), "an item was stored twice"
+    missing = [key for keys in acknowledged for key in keys if key not in stored]
+    assert not missing, f"{len(missing)} acknowledged items are not in the store, e.g. {missing[:3]}"
+    partial = [keys for keys in unacknowledged if 0 < sum(key in stored for key in keys) < len(keys)]
+    assert not partial, f"requests stored in part: {partial[:3]}"
+    expected = {key for keys in acknowledged for key in keys}
+    assert stored - expected <= {key for keys in unacknowledged for key in keys}, "items nobody sent"
+    print(f"{len(acknowledged)} requests acknowledged ({len(expected)} items, all stored), "
+          f"{len(unacknowledged)} not ({sum(all(k in stored for k in keys) for keys in unacknowledged)} stored whole)")
