@@ -24,6 +24,7 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include bench/bench.mk
 -include scenarios.mk
 -include browser.mk
+-include quality.mk
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)
 	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
@@ -35,7 +36,7 @@ $(VENV_EHR)/.installed:
 
 ehr-server: $(VENV_EHR)/.installed ## install the stand-in EHR FHIR server (sekmet-fhir) the integration tests start
 
-test: install validator ehr-server ## run every test
+test: install validator ehr-server openapi-check ## run every test
 	$(PY) -m pytest
 
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
