@@ -112,6 +112,7 @@ def serve_app(host: str, port: int, workers: int) -> int:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("limit_request_line", 8190)  # gunicorn's maximum; longer searches: POST [type]/_search
 
         def load(self):
             return app

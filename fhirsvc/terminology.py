@@ -34,9 +34,10 @@ def code_key(system: str | None, code: str | None) -> str:
 
 
 def codings(concept: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
-    """The codings of a CodeableConcept (none for None)."""
+    """The codings of a CodeableConcept (none for None). Sent data can have any JSON type, so only objects
+    in an array count; the knowledge's arrays are tuples (frozen)."""
     found = concept.get("coding") if isinstance(concept, Mapping) else None
-    yield from (c for c in found if isinstance(c, Mapping)) if isinstance(found, list) else ()
+    yield from (c for c in found if isinstance(c, Mapping)) if isinstance(found, (list, tuple)) else ()
 
 
 MEMO_SIZE = 4096  # remembered answers per value set (or index); cleared when full

@@ -108,12 +108,15 @@ def call(service_id: str) -> Any:
         state().service(service_id)
         body = json_body()
         if isinstance(body, dict):
-            outcome.update(hookInstance=body.get("hookInstance"), hook=body.get("hook"))
+            outcome.update({key: str(body.get(key))[:100] for key in ("hookInstance", "hook") if key in body})
         cards = evaluate(service_id, body)
         outcome["cards"] = len(cards)
         return {"cards": cards}
     except ApiError as exc:
         outcome["status"] = exc.status
+        raise
+    except Exception:
+        outcome["status"] = HTTPStatus.INTERNAL_SERVER_ERROR
         raise
     finally:
         outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
