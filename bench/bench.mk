@@ -1,6 +1,6 @@
 # make bench: fhirsvc against a bare Flask endpoint in the same run (bench/README.md). Included by the Makefile.
 # wrk drives the HTTP part; it is installed with apt-get when missing and this runs as root, otherwise
-# bench/run.py falls back to its Python load generator. BENCH_ARGS=--quick for a ~20 s smoke run.
+# bench/run.py falls back to its Python load generator. BENCH_ARGS=--quick for a ~1 minute smoke run.
 
 BENCH_ARGS ?=
 

@@ -22,7 +22,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     app.json.sort_keys = False
     logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
-    knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config))
+    knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config),
+                                                               app.config["VALIDATION_CACHE"] or None)
     errors.init_app(app)
     cors.init_app(app)
     app.register_blueprint(health.blueprint)

@@ -69,6 +69,8 @@ def _unusable(value: Any, raw: bytes | None = None) -> str | None:
             if isinstance(node, dict):
                 below += node  # the keys
                 node = node.values()
+            elif not isinstance(node, list):
+                continue  # a number, true, false or null
             below += [child for child in node if isinstance(child, (dict, list, str))]
         level, depth = below, depth + 1
     return None

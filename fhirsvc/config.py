@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_DEADLINE": 4.0,
     # SQLite file that stores CDS Hooks feedback (created if missing).
     "FEEDBACK_DB": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),
+    # File of the knowledge files that passed the R5 model validation (by content hash), so that start-up
+    # validates only new or changed files; empty: validate every file at every start-up.
+    "VALIDATION_CACHE": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "knowledge-validated.txt"),
 }
 
 

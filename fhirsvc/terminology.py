@@ -8,7 +8,7 @@ designations of its concepts).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -33,11 +33,14 @@ def code_key(system: str | None, code: str | None) -> str:
     return f"{system or ''}|{code or ''}"
 
 
-def codings(concept: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+def codings(concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     """The codings of a CodeableConcept (none for None). Sent data can have any JSON type, so only objects
     in an array count; the knowledge's arrays are tuples (frozen)."""
-    found = concept.get("coding") if isinstance(concept, Mapping) else None
-    yield from (c for c in found if isinstance(c, Mapping)) if isinstance(found, (list, tuple)) else ()
+    # dict first: the same answer, without the slower Mapping (ABC) check for JSON objects
+    found = concept.get("coding") if isinstance(concept, (dict, Mapping)) else None
+    if isinstance(found, (list, tuple)):
+        return [c for c in found if isinstance(c, (dict, Mapping))]
+    return []
 
 
 MEMO_SIZE = 4096  # remembered answers per value set (or index); cleared when full
@@ -47,7 +50,7 @@ _MEMO_TEXT = 200  # longest string a remembered concept may hold
 def concept_key(concept: Any) -> tuple[str | None, ...] | None:
     """What membership by concept reads of a CodeableConcept: its text, then each coding's system, code and
     display. None when one of them is neither None nor a short string: such a concept is not remembered."""
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, (dict, Mapping)):
         return None
     key = [concept.get("text")]
     for coding in codings(concept):

@@ -17,8 +17,10 @@ SHARED_DIR = ROOT.parent / "shared"
 
 @pytest.fixture(scope="session", autouse=True)
 def _feedback_store_outside_the_checkout(tmp_path_factory):
-    """Apps built in tests keep CDS feedback in a temporary file, not in the checkout's var/."""
+    """Apps built in tests keep CDS feedback (and the knowledge validation cache) in temporary files, not in
+    the checkout's var/."""
     os.environ["FHIRSVC_FEEDBACK_DB"] = str(tmp_path_factory.mktemp("feedback") / "default.sqlite3")
+    os.environ["FHIRSVC_VALIDATION_CACHE"] = str(tmp_path_factory.mktemp("validation") / "validated.txt")
 
 
 @pytest.fixture(scope="session")

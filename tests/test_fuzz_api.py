@@ -60,7 +60,8 @@ def fuzz_config(base_url: str | None, vid: str | None, examples: int, seed: int,
         data["operations"] = [vread, *data.get("operations", [])]
     if base_url is not None:
         data["base-url"] = base_url
-    data.update({"seed": seed, "generation": {"mode": "all", "max-examples": examples, "database": "none"}, "phases": phases,
+    data.update({"seed": seed, "generation": {"mode": "all", "max-examples": examples, "database": "none"},
+                 "phases": phases,
                  "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECK_NAMES}},
                  "cache": {"enabled": False}})
     return data

@@ -8,7 +8,6 @@ as a MedicationRequest. The incoming JSON is never mutated: every fix works on a
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -48,9 +47,19 @@ def normalize_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
     return fixed
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of parsed JSON (objects, arrays and immutable leaves): what ``copy.deepcopy`` gives here, at a
+    fraction of its cost."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
 def normalize_order(resource: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of one draft order in R4 shape (MedicationOrder becomes MedicationRequest)."""
-    order = copy.deepcopy(dict(resource))
+    order = _copy(dict(resource))
     if order.get("resourceType") == "MedicationOrder":
         order["resourceType"] = "MedicationRequest"
         order.setdefault("intent", "order")

@@ -272,10 +272,15 @@ class DrugProfile:
 
     def warning(self, value_set: str) -> Resource | None:
         """The warning CUD whose ``warning.code`` stands for this value set."""
+        return self._warnings.get(value_set)
+
+    @cached_property
+    def _warnings(self) -> dict[str | None, Resource]:
+        """The first warning CUD of each value set (its ``warning.code``)."""
+        found: dict[str | None, Resource] = {}
         for cud in self.cuds_of_type("warning"):
-            if value_set_of((cud.get("warning") or {}).get("code")) == value_set:
-                return cud
-        return None
+            found.setdefault(value_set_of((cud.get("warning") or {}).get("code")), cud)
+        return found
 
     def warning_with_heading(self, heading: str) -> Resource | None:
         """The warning CUD whose monograph section ends with this heading (e.g. "For Seniors")."""

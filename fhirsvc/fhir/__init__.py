@@ -11,13 +11,15 @@ from fhirsvc.fhir.base import FhirBase, version_id
 from fhirsvc.fhir.r4 import build_r4_view
 from fhirsvc.fhir.registry import R4, R5
 from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.frozen import freeze
 
 
 def build_bases(knowledge: Knowledge) -> dict[str, FhirBase]:
     """Both bases, with meta from the knowledge: version = content hash, lastUpdated = file time."""
     provenance = {key: (version_id(resource), datetime.fromtimestamp(int(knowledge.files[key].stat().st_mtime), UTC))
                   for key, resource in knowledge.resources.items()}
-    r4_view = build_r4_view(knowledge)
+    view = build_r4_view(knowledge, copy=False)
+    r4_view = {key: freeze(view.pop(key)) for key in list(view)}  # copied by freezing, one by one
 
     def source(key: tuple[str, str]) -> tuple[str, str]:
         return key if key in provenance else ("ClinicalUseDefinition", key[1])

@@ -18,6 +18,8 @@ Key = tuple[str, str]
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form of a string, as FHIR string search compares."""
+    if text.isascii():  # nothing to decompose
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
 
@@ -106,7 +108,7 @@ class FhirBase:
     ids: Mapping[str, tuple[str, ...]]
     index: Mapping[tuple[str, str], Mapping[str, tuple[Any, ...]]]
     built: datetime
-    texts: Mapping[int, str]  # id(resource) -> its compact JSON, serialized once at start-up
+    texts: Mapping[int, bytes]  # id(resource) -> its compact JSON in UTF-8, serialized once at start-up
 
     @classmethod
     def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
@@ -137,7 +139,7 @@ class FhirBase:
                     rid: index_values(param, [v for path in param.paths[name]
                                               for v in walk(served[(rtype, rid)], path, resolve)])
                     for rid in ids[rtype]}
-        texts = {id(resource): compact_json(resource) for resource in served.values()}
+        texts = {id(resource): compact_json(resource).encode() for resource in served.values()}
         return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts)
 
     def get(self, rtype: str, rid: str) -> FrozenDict | None:

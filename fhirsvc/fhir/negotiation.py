@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -22,21 +23,23 @@ VERSIONS = {"4.0": R4, "4.0.1": R4, "5.0": R5, "5.0.0": R5}
 MIME_PARAMETER = {R4: "4.0", R5: "5.0"}
 
 
-def _media_ranges(header: str) -> list[tuple[str, dict[str, str]]]:
+@lru_cache(maxsize=256)
+def _media_ranges(header: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    """The media ranges of an Accept header (remembered: clients send the same few headers; read only)."""
     ranges = []
     for part in header.split(","):
         mime, *params = [p.strip() for p in part.split(";")]
         if mime:
             ranges.append((mime.lower(), dict(p.split("=", 1) for p in params if "=" in p)))
-    return ranges
+    return tuple(ranges)
 
 
 def negotiate(fixed: str | None) -> str:
     """The base to answer from (R4 or R5); 406 for a non-JSON format or a version this URL cannot give."""
-    wanted_format = request.args.get("_format")
+    wanted_format = request.args.get("_format") if request.query_string else None
     if wanted_format is not None and wanted_format.split(";")[0].strip().lower() not in JSON_TYPES:
         raise ApiError(HTTPStatus.NOT_ACCEPTABLE, f"_format={wanted_format} is not supported; this server speaks JSON")
-    ranges = _media_ranges(request.headers.get("Accept", "")) if wanted_format is None else []
+    ranges = _media_ranges(request.headers.get("Accept", "")) if wanted_format is None else ()
     acceptable = [(mime, params) for mime, params in ranges if mime in JSON_TYPES]
     if ranges and not acceptable:
         raise ApiError(HTTPStatus.NOT_ACCEPTABLE,
@@ -52,23 +55,24 @@ def negotiate(fixed: str | None) -> str:
     return R5 if versions == {R5} else R4
 
 
-def _spliced(value: Any, texts: Mapping[int, str]) -> str:
-    """Compact JSON of a response body, reusing the start-up serialization of every served resource in it."""
+def _spliced(value: Any, texts: Mapping[int, bytes]) -> bytes:
+    """Compact JSON (UTF-8) of a response body, reusing the start-up serialization of every served resource in it."""
     text = texts.get(id(value))
     if text is not None:
         return text
     if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(k)}:{_spliced(v, texts)}" for k, v in value.items()) + "}"
+        return b"{" + b",".join(json.dumps(k).encode() + b":" + _spliced(v, texts) for k, v in value.items()) + b"}"
     if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
-        return "[" + ",".join(_spliced(v, texts) for v in value) + "]"
-    return compact_json(value)
+        return b"[" + b",".join(_spliced(v, texts) for v in value) + b"]"
+    return compact_json(value).encode()
 
 
-def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: Mapping[int, str] | None = None
+def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: Mapping[int, bytes] | None = None
                   ) -> Response:
     """A FHIR JSON response, pretty when ``_pretty=true``, labelled with its FHIR version. ``texts`` holds the
-    ready-made JSON of the base's resources, so a read or search does not serialize them again."""
-    if request.args.get("_pretty", "false").lower() == "true":
+    ready-made JSON of the base's resources, already encoded, so a read or search neither serializes nor
+    encodes them again."""
+    if request.query_string and request.args.get("_pretty", "false").lower() == "true":
         text = json.dumps(body, indent=2, ensure_ascii=False)
     elif texts and (id(body) in texts or (isinstance(body, Mapping) and body.get("resourceType") == "Bundle")):
         text = _spliced(body, texts)

@@ -110,15 +110,17 @@ R4_RELATED_ARTIFACT_TYPES = frozenset({"documentation", "justification", "citati
 Json = dict[str, Any]
 
 
-def build_r4_view(knowledge: Knowledge) -> dict[tuple[str, str], Json]:
-    """Every R4 resource of the view by (type, id), built from the R5 knowledge; the knowledge is not changed."""
+def build_r4_view(knowledge: Knowledge, copy: bool = True) -> dict[tuple[str, str], Json]:
+    """Every R4 resource of the view by (type, id), built from the R5 knowledge; the knowledge is not changed.
+    ``copy=False`` leaves out the deep copy that keeps the view's resources from sharing parts (for a caller
+    that copies them anyway, as freezing does)."""
     view: dict[tuple[str, str], Json] = {}
     for key in sorted(knowledge.resources):
         converter = _CONVERTERS.get(key[0])
         if converter is None:
             continue
         for resource in converter(thaw(knowledge.resources[key]), knowledge):
-            view[(resource["resourceType"], resource["id"])] = thaw(resource)  # a deep copy: no shared parts
+            view[(resource["resourceType"], resource["id"])] = thaw(resource) if copy else resource
     return view
 
 

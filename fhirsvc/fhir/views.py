@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir import capability, terminology_ops
-from fhirsvc.fhir.base import FhirBase
+from fhirsvc.fhir.base import FhirBase, parse_instant
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.registry import R5
 from fhirsvc.fhir.search import parse_search, run_search, subset
@@ -83,7 +84,7 @@ def vread(requested: str | None, rtype: str, rid: str, vid: str) -> Response:
 def _conditional(base: FhirBase, resource: Any) -> Response:
     """The resource with ETag and Last-Modified, or 304 when the client's copy is current."""
     etag = f'W/"{resource["meta"]["versionId"]}"'
-    modified = base.last_updated(resource)
+    modified, http_date = _http_date(resource["meta"]["lastUpdated"])
     if request.headers.get("If-None-Match"):
         not_modified = etag in [t.strip() for t in request.headers["If-None-Match"].split(",")]
     else:
@@ -93,8 +94,15 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
     else:
         response = fhir_response(resource, base.name, texts=base.texts)
     response.headers["ETag"] = etag
-    response.headers["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
+    response.headers["Last-Modified"] = http_date
     return response
+
+
+@lru_cache(maxsize=1024)
+def _http_date(last_updated: str) -> tuple[datetime, str]:
+    """A ``meta.lastUpdated`` as a datetime and as an HTTP date (a few distinct values: file times)."""
+    modified = parse_instant(last_updated)
+    return modified, format_datetime(modified.astimezone(UTC), usegmt=True)
 
 
 def _not_modified_since(modified: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any, NoReturn
 
 
@@ -19,15 +20,28 @@ class FrozenDict(dict):
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # JSON leaves: kept as they are, without a call
+_SHORT = 100  # strings up to this length are interned by freeze
 
 
 def freeze(value: Any) -> Any:
-    """Return a deep read-only copy: dicts become FrozenDicts and lists tuples."""
+    """Return a deep read-only copy: dicts become FrozenDicts and lists tuples.
+
+    Keys and short strings are interned: every parsed file has its own copies of ``system``, ``code``,
+    ``http://unitsofmeasure.org``..., and the knowledge of thousands of drugs then holds one of each."""
     if isinstance(value, dict):
-        return FrozenDict({key: item if type(item) in _SCALARS else freeze(item) for key, item in value.items()})
+        return FrozenDict({intern(key) if type(key) is str else key: _freeze_item(item)
+                           for key, item in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple([item if type(item) in _SCALARS else freeze(item) for item in value])
+        return tuple([_freeze_item(item) for item in value])
+    if type(value) is str and len(value) <= _SHORT:
+        return intern(value)
     return value
+
+
+def _freeze_item(item: Any) -> Any:
+    if type(item) is str:
+        return intern(item) if len(item) <= _SHORT else item
+    return item if type(item) in _SCALARS else freeze(item)
 
 
 def thaw(value: Any) -> Any:

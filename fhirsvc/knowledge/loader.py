@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from fhirsvc.errors import KnowledgeError
 from fhirsvc.fhirversion import UnknownResourceType, r5_class
+from fhirsvc.knowledge.frozen import freeze
 from fhirsvc.knowledge.problems import Problem
 from fhirsvc.knowledge.store import Knowledge
 
@@ -26,26 +27,90 @@ _RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_hi
 Entry = tuple[Path, dict[str, Any]]
 
 
-def load_knowledge(paths: Sequence[Path]) -> Knowledge:
-    """Load and index every ``*.json`` under ``paths``; raise KnowledgeError naming each problem."""
-    entries, problems = check_paths(paths)
+def load_knowledge(paths: Sequence[Path], cache: str | Path | None = None) -> Knowledge:
+    """Load and index every ``*.json`` under ``paths``; raise KnowledgeError naming each problem. ``cache``:
+    the validation cache file (``ValidationCache``), or None to validate every file."""
+    entries, problems = check_paths(paths, cache)
     if problems:
         raise KnowledgeError(problems)
     return Knowledge.build(knowledge_version(entries), entries)
 
 
-def check_paths(paths: Sequence[Path]) -> tuple[list[Entry], list[Problem]]:
-    """Read and check every file: R5 structure, unique ids and urls, resolvable references."""
+def check_paths(paths: Sequence[Path], cache: str | Path | None = None) -> tuple[list[Entry], list[Problem]]:
+    """Read and check every file: R5 structure, unique ids and urls, resolvable references. The resources
+    come back frozen (read-only, as the store keeps them: frozen once, file by file, never held twice)."""
     entries: list[Entry] = []
     problems: list[Problem] = []
+    validated = ValidationCache(cache)
     for path in knowledge_files(paths, problems):
-        resource, file_problems = read_resource(path)
+        resource, file_problems = read_resource(path, validated)
         problems += file_problems
         if resource is not None and not file_problems:
-            entries.append((path, resource))
+            entries.append((path, freeze(resource)))
+    validated.save()
     problems += check_unique(entries)
     problems += check_references(entries)
     return entries, problems
+
+
+class ValidationCache:
+    """The files (by SHA-256 of their text and the fhir.resources release) that passed the R5 model validation:
+    with thousands of drugs that validation is most of the start-up, and the knowledge rarely changes.
+
+    Only the model validation is skipped, and only for a file whose exact text passed it before with the same
+    models: a changed file has another hash and is validated again, so bad knowledge still stops start-up
+    with its file, element and message. One hex digest a line, appended to; unreadable or unwritable: no cache.
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self.known: set[str] = set()
+        self.new: list[str] = []
+        if self.path is not None:
+            try:
+                self.known = set(self.path.read_text(encoding="ascii").split())
+            except (OSError, UnicodeDecodeError):
+                self.known = set()
+
+    def digest(self, text: str) -> str | None:
+        if self.path is None:
+            return None
+        return hashlib.sha256(_MODELS.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def passed(self, digest: str | None) -> bool:
+        return digest is not None and digest in self.known
+
+    def add(self, digest: str | None) -> None:
+        if digest is not None and digest not in self.known:
+            self.known.add(digest)
+            self.new.append(digest)
+
+    def save(self) -> None:
+        if self.path is None or not self.new:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="ascii") as out:
+                out.write("".join(f"{digest}\n" for digest in self.new))
+        except OSError:
+            pass
+        self.new = []
+
+
+def _models_release() -> str:
+    """What the model validation depends on: the fhir.resources and fhir-core releases."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("fhir.resources", "fhir-core", "pydantic"):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package}==?")
+    return " ".join(found)
+
+
+_MODELS = _models_release()
 
 
 def knowledge_files(paths: Iterable[Path], problems: list[Problem]) -> list[Path]:
@@ -61,10 +126,12 @@ def knowledge_files(paths: Iterable[Path], problems: list[Problem]) -> list[Path
     return list(found)
 
 
-def read_resource(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Parse one file as JSON and validate it against its R5 resource model."""
+def read_resource(path: Path, cache: ValidationCache | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Parse one file as JSON and validate it against its R5 resource model (unless ``cache`` knows that this
+    exact text passed it)."""
     try:
-        resource = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        resource = json.loads(text)
     except UnicodeDecodeError as exc:
         return None, [Problem(str(path), "-", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
     except json.JSONDecodeError as exc:
@@ -79,11 +146,17 @@ def read_resource(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
     problems = []
     if not isinstance(resource.get("id"), str) or not resource["id"]:
         problems.append(Problem(str(path), f"{rtype}.id", "every knowledge resource needs an id"))
+    digest = cache.digest(text) if cache is not None else None
+    if cache is not None and cache.passed(digest):
+        return resource, problems
     try:
         model.model_validate(resource)
     except ValidationError as exc:
         problems += [Problem(str(path), _element_path(rtype, err["loc"]), _describe(err))
                      for err in exc.errors()]
+    else:
+        if cache is not None:
+            cache.add(digest)
     return resource, problems
 
 
@@ -173,7 +246,7 @@ def _strings(node: Any, path: str) -> Iterator[tuple[str, str, str]]:
             child = f"{path}.{key}"
             if isinstance(value, str):
                 yield child, key, value
-            elif isinstance(value, list):
+            elif isinstance(value, (list, tuple)):
                 for index, item in enumerate(value):
                     if isinstance(item, str):
                         yield f"{child}[{index}]", key, item

@@ -71,7 +71,7 @@ class Knowledge:
         value_sets: dict[str, ValueSetMatcher] = {}
         for path, resource in entries:
             key = (resource["resourceType"], resource["id"])
-            resources[key] = freeze(resource)
+            resources[key] = resource if isinstance(resource, FrozenDict) else freeze(resource)
             files[key] = path
             if "url" in resource:
                 by_url[resource["url"]] = key

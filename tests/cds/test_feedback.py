@@ -284,6 +284,12 @@ def test_connection_settings(store, db):
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
+def test_remembering_cards_leaves_the_connection_fully_synced(store):
+    """Issued cards are written without waiting for the disk; feedback written next is FULL again."""
+    store.remember_cards(SERVICE, [card("a", "A")])
+    assert store._conn().execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
 def test_record_is_idempotent(store, db):
     assert store.record(SERVICE, [item()]) == 1
     assert store.record(SERVICE, [item()]) == 0
