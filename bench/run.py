@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload  # bench/workload.py, beside this script
+from workload import children, free_port, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -174,14 +174,6 @@ def summary(nanoseconds: list[int]) -> dict[str, float]:
     return {"n": len(ms), "mean_ms": statistics.fmean(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99)}
 
 
-def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
-    """Resident set size of a process (``VmRSS``; ``VmHWM`` for the peak), from /proc (MB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def startup_probe() -> None:
     """In a fresh process: time the import and create_app() (and the knowledge load inside it); print JSON."""
     start = time.perf_counter()
@@ -283,13 +275,6 @@ def with_ratios(results: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> di
 # --- HTTP under gunicorn --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
     """Poll ``url`` until it answers 200; raise with the server's log if it dies or never does."""
     deadline = time.monotonic() + timeout
@@ -327,15 +312,7 @@ def served(command: list[str], ready_url: str, log: Path, env: dict[str, str] | 
 
 def tree_rss_mb(pid: int) -> dict[str, Any]:
     """RSS of a gunicorn master and its workers (MB)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    workers = [rss_mb(child) for child in children]
+    workers = [rss_mb(child) for child in children(pid)]
     master = rss_mb(pid)
     return {"master_mb": master, "workers_mb": sorted(workers), "total_mb": master + sum(workers)}
 

@@ -7,6 +7,7 @@ Nothing here is committed data: the made-up drugs are generated into a temporary
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -315,3 +316,37 @@ def slow_fhir_server(delay: float, prefetch: int = 100) -> Iterator[tuple[str, l
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- processes on this machine (shared by run.py and soak.py) -------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a gunicorn master's workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """Resident set size of a process (``VmRSS``; ``VmHWM`` for the peak), from /proc (MB); 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
