@@ -222,6 +222,18 @@ def request(client, call: Call):
     return response
 
 
+@contextmanager
+def as_served() -> Iterator[None]:
+    """Measure as ``fhirsvc serve`` runs: what start-up built frozen out of the garbage collector (``gc.freeze``)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@as_served()
 def measure_in_process(service, bare, settings: Settings) -> tuple[dict[str, Any], int]:
     """Latency of each endpoint with the Flask test client, interleaved so drift hits all alike."""
     clients = {name: (bare if call.bare else service).test_client() for name, call in IN_PROCESS.items()}
@@ -421,6 +433,7 @@ def cds_app(scratch: Path, **config: Any):
     return create_app({"AUTH": "off", "FEEDBACK_DB": str(scratch / "feedback.sqlite3"), **config})
 
 
+@as_served()
 def time_calls(client, call: Call, settings: Settings, warmup: int = 20) -> tuple[dict[str, Any], int]:
     """p50/p99 of repeated calls: ``scaling_iterations`` or as many as fit in ``scaling_budget`` seconds."""
     for _ in range(warmup):

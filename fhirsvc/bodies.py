@@ -35,24 +35,28 @@ def json_body(preferred: str = "application/json") -> Any:
 
 _TOO_DEEP = object()
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # deleted: all but quotes and brackets
+_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")  # an object nests as an array does
+_STRING = re.compile(rb'"[^"]*"')
 
 
-def _surrogate_free(raw: bytes) -> bool:
-    """True when JSON text cannot decode to a lone surrogate: ASCII without NUL bytes (so UTF-8, the only
-    encoding json.loads then detects, and no raw surrogate bytes) and no ``\\uD800``-``\\uDFFF`` escape."""
-    return raw.isascii() and b"\x00" not in raw and _SURROGATE_ESCAPE.search(raw) is None
+def _ascii_text(raw: bytes) -> bool:
+    """ASCII without NUL bytes: so UTF-8 (the only encoding json.loads then detects), with no raw surrogate
+    bytes."""
+    return raw.isascii() and b"\x00" not in raw
 
 
 def _unusable(value: Any, raw: bytes | None = None) -> str | None:
     """Why a parsed body cannot be used, or None: nesting deeper than MAX_DEPTH (the code reading it
     recurses), or a string with a lone surrogate (``"\\ud800"``: not Unicode text, it cannot be encoded
-    again). Walked level by level without recursion; strings are looked at only when the ``raw`` JSON text
-    does not show that none can hold a surrogate (a walk of every node of every request body cost more than
-    the rest of a CDS call)."""
+    again). When the ``raw`` JSON text is ASCII, both are read from the text (``_too_deep_text``; strings
+    are walked only if it has a ``\\uD800``-``\\uDFFF`` escape): walking every node of a request body
+    cost more than the rest of a CDS call. Otherwise the parsed value is walked level by level, without
+    recursion."""
     if value is _TOO_DEEP:
         return f"arrays and objects nest deeper than {MAX_DEPTH} levels"
-    if raw is not None and _surrogate_free(raw):
-        return _too_deep(value)
+    if raw is not None and _ascii_text(raw) and not (b"\\" in raw and _SURROGATE_ESCAPE.search(raw)):
+        return f"arrays and objects nest deeper than {MAX_DEPTH} levels" if _too_deep_text(raw) else None
     level, depth = [value], 1
     while level:
         below: list[Any] = []
@@ -76,16 +80,16 @@ def _unusable(value: Any, raw: bytes | None = None) -> str | None:
     return None
 
 
-def _too_deep(value: Any) -> str | None:
-    """``_unusable`` for nesting only, over the arrays and objects of ``json.loads`` (exactly dict and list)."""
-    level, depth = ([value] if type(value) is dict or type(value) is list else []), 1
-    while level:
-        if depth > MAX_DEPTH:
-            return f"arrays and objects nest deeper than {MAX_DEPTH} levels"
-        below = []
-        for node in level:
-            for child in node.values() if type(node) is dict else node:
-                if type(child) is dict or type(child) is list:
-                    below.append(child)
-        level, depth = below, depth + 1
-    return None
+def _too_deep_text(raw: bytes) -> bool:
+    """Whether valid ASCII JSON text nests arrays and objects deeper than MAX_DEPTH, from the text alone:
+    drop the escapes that can hide a quote (``\\\\``, ``\\"``), keep only quotes and brackets, drop the
+    strings (empty pairs of quotes first: removing two adjacent quotes never moves a bracket into or out of
+    a string), then remove the innermost bracket pairs, one level per pass."""
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _STRING.sub(b"", raw.translate(_ONE_BRACKET, _NOT_STRUCTURE).replace(b'""', b""))
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)

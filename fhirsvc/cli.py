@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -95,17 +97,32 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None) -
     return 1 if result.critical else 0
 
 
+def log_to_stderr() -> None:
+    """Send the service's own log lines (``fhirsvc.*``: one per CDS call, errors, start-up warnings) to stderr,
+    where gunicorn writes its own."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S %z"))
+    logging.getLogger("fhirsvc").addHandler(handler)
+
+
 def serve_app(host: str, port: int, workers: int) -> int:
     """Load the knowledge once (a bad file stops here, with its message), then serve with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
     from fhirsvc import create_app
 
+    log_to_stderr()
     try:
         app = create_app()
     except KnowledgeError as exc:
         print(exc, file=sys.stderr)
         return 1
+    # What start-up built (the knowledge, its texts and indexes) lives as long as the process: frozen out of
+    # the collector's generations, so the collections that each call's garbage triggers do not walk it all
+    # again, and the forked workers do not write to its pages.
+    gc.collect()
+    gc.freeze()
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -1,13 +1,20 @@
-"""``fhirsvc validate``: the shipped knowledge is clean; each kind of defect is reported with its file."""
+"""``fhirsvc validate``: the shipped knowledge is clean; each kind of defect is reported with its file.
+``fhirsvc serve``: its log."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
+import requests
 
 from fhirsvc.cli import main
+from tests.cds.conftest import order_request
+from tests.conftest import ROOT
 from tests.knowledge.test_loader import BROKEN
+from tests.servers import free_port, served
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +44,25 @@ def test_defect_that_only_the_independent_validator_sees_fails(tmp_path, capsys)
     errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ERROR")]
     assert errors and all("Medication-test-drug.json" in line for line in errors)
     assert any("isActive" in line for line in errors)
+
+
+def test_serve_writes_one_log_line_per_cds_call(tmp_path):
+    """Under gunicorn the service's own log lines reach its output: the call line, and nothing about the
+    patient (the patient id is not in it)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3"),
+           "FHIRSVC_KNOWLEDGE_PATH": ""}
+    log = tmp_path / "server.log"
+    with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                 "--workers", "1"], f"{base}/healthz", log, env, cwd=ROOT, timeout=30):
+        body = order_request()
+        body["context"]["patientId"] = "patient-7f3a"
+        response = requests.post(f"{base}/cds-services/medication-safety", json=body, timeout=10)
+        assert response.status_code == 200
+    calls = [json.loads(line.split("fhirsvc.cds.calls: ", 1)[1]) for line in log.read_text().splitlines()
+             if "fhirsvc.cds.calls: " in line]
+    assert calls == [{"service": "medication-safety", "status": 200, "hookInstance": body["hookInstance"],
+                      "hook": "order-sign", "cards": len(response.json()["cards"]), "ms": calls[0]["ms"]}]
+    assert "CDS Hooks authentication is OFF" in log.read_text()
+    assert "patient-7f3a" not in log.read_text()

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from werkzeug.serving import make_server
 
 from fhirsvc import create_app
 from tests.conftest import ROOT
+from tests.servers import free_port, served
 
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "schemathesis.toml"
@@ -168,25 +168,6 @@ def test_what_fuzzing_found_stays_fixed(fuzz_app, method, path, body, status):
 
 # --- make fuzz: the long run, gunicorn + the schemathesis CLI -----------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(process: subprocess.Popen, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"the server did not answer {url} within {timeout} s")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Serve with gunicorn on loopback, run ``st run`` over openapi.yaml, print its summary; its exit status."""
     parser = argparse.ArgumentParser(description="long schemathesis run against fhirsvc under gunicorn")
@@ -194,18 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()), help="seed (default: the clock)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     st = Path(sys.executable).with_name("st")
     with tempfile.TemporaryDirectory(prefix="fhirsvc-fuzz-") as tmp:
         env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": f"{tmp}/feedback.sqlite3"}
         log = Path(tmp, "server.log")
-        with log.open("wb") as out:
-            server = subprocess.Popen([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1",
-                                       "--port", str(port), "--workers", str(args.workers)],
-                                      stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-        try:
-            _wait_ready(server, f"{base_url}/healthz")
+        with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                     "--workers", str(args.workers)], f"{base_url}/healthz", log, env, cwd=ROOT):
             phases = {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
                       "stateful": {"enabled": False}}
             config = fuzz_config(base_url, version_id(base_url), args.examples, args.seed, phases)
@@ -216,9 +193,6 @@ def main(argv: list[str] | None = None) -> int:
             status = subprocess.run([str(st), "--config-file", str(config_path), "--no-color", "run", str(SPEC),
                                      "--checks", ",".join(CHECK_NAMES), "--continue-on-failure"],
                                     cwd=tmp, check=False).returncode
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         errors = _unhandled_errors(log.read_text(errors="replace"))
         print(f"server log: {len(errors)} unhandled error(s)" + "".join(f"\n  {line}" for line in errors[:20]))
     return status or (1 if errors else 0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,16 +23,11 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
+from tests.servers import free_port, served
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
 SERVICE = "medication-safety"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -62,31 +56,18 @@ def _wait_for_workers(master: int, count: int, timeout: float = 20) -> list[int]
 @pytest.fixture
 def server(tmp_path):
     """``fhirsvc serve`` with 2 workers on a free loopback port; killed (SIGKILL) at the end if still up."""
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "feedback.sqlite3"
     env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(db), "FHIRSVC_KNOWLEDGE_PATH": "",
            "FHIRSVC_LOG_LEVEL": "WARNING"}
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--workers", "2"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        _wait_for_workers(process.pid, 2)
-        yield base, process, db
-    finally:
-        _kill_all(process)
-        log.close()
+    with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                 "--workers", "2"], f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT, timeout=30) as process:
+        try:
+            _wait_for_workers(process.pid, 2)
+            yield base, process, db
+        finally:
+            _kill_all(process)
 
 
 def _kill_all(process: subprocess.Popen) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, order_request
 from tests.conftest import ROOT
+from tests.servers import free_port, served
 
 SEKMET = ROOT / ".venv-ehr" / "bin" / "sekmet"
 PATIENT_DATA = [
@@ -50,41 +49,23 @@ KEYS = {"Patient": "patient", "Condition": "conditions", "AllergyIntolerance": "
         "MedicationRequest": "medications", "Observation": "observations"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ehr_server(tmp_path_factory):
     """sekmet-fhir on 127.0.0.1 holding PATIENT_DATA; its base URL."""
     if not SEKMET.exists():
         pytest.skip("the stand-in EHR FHIR server is not installed: run `make ehr-server` (make test does)")
     workdir: Path = tmp_path_factory.mktemp("ehr")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = {**os.environ, "SEKMET_BASE_URL": base, "SEKMET_PORT": str(port), "SEKMET_DB": str(workdir / "ehr.db")}
-    process = subprocess.Popen([str(SEKMET), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=workdir,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{base}/metadata", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the EHR FHIR server did not start")
+    with served([str(SEKMET), "serve", "--host", "127.0.0.1", "--port", str(port)], f"{base}/metadata",
+                workdir / "ehr.log", env, cwd=workdir, timeout=20):
         transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r,
              "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in PATIENT_DATA]}
         loaded = requests.post(base, json=transaction, headers={"Content-Type": "application/fhir+json"}, timeout=10)
         assert loaded.status_code == 200, loaded.text
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _cards(app, body) -> list[dict]:
