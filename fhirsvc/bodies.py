@@ -1,12 +1,18 @@
-"""Reading a JSON request body the same way on every route: 415 for another media type, 400 if malformed."""
+"""Reading a JSON request body the same way on every route: 415 for another media type, 400 if malformed.
+
+Bodies are parsed with orjson: it takes only UTF-8 (RFC 8259 section 8.1), refuses a string with a lone
+surrogate (``"\\ud800"`` is not Unicode text and could not be written out again) and NaN or Infinity, and
+parses a CDS request in half the time of the standard library. It accepts nesting up to 1,024 levels; the
+code that reads a body recurses, so a body that nests deeper than MAX_DEPTH is refused as well.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from flask import request
 
 from fhirsvc.errors import ApiError
@@ -22,69 +28,35 @@ def json_body(preferred: str = "application/json") -> Any:
                        f"Content-Type {request.content_type or '(none)'} is not supported; send {preferred}")
     raw = request.get_data(cache=True)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        body = _TOO_DEEP
-    problem = _unusable(body, raw)
-    if problem:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not usable JSON: {problem}")
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {_why_not_json(raw, exc)}") from None
+    if too_deep(raw):
+        raise ApiError(HTTPStatus.BAD_REQUEST,
+                       f"the body is not usable JSON: arrays and objects nest deeper than {MAX_DEPTH} levels")
     return body
 
 
-_TOO_DEEP = object()
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+def _why_not_json(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    return str(exc)
+
+
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # deleted: all but quotes and brackets
 _ONE_BRACKET = bytes.maketrans(b"{}", b"[]")  # an object nests as an array does
 _STRING = re.compile(rb'"[^"]*"')
 
 
-def _ascii_text(raw: bytes) -> bool:
-    """ASCII without NUL bytes: so UTF-8 (the only encoding json.loads then detects), with no raw surrogate
-    bytes."""
-    return raw.isascii() and b"\x00" not in raw
-
-
-def _unusable(value: Any, raw: bytes | None = None) -> str | None:
-    """Why a parsed body cannot be used, or None: nesting deeper than MAX_DEPTH (the code reading it
-    recurses), or a string with a lone surrogate (``"\\ud800"``: not Unicode text, it cannot be encoded
-    again). When the ``raw`` JSON text is ASCII, both are read from the text (``_too_deep_text``; strings
-    are walked only if it has a ``\\uD800``-``\\uDFFF`` escape): walking every node of a request body
-    cost more than the rest of a CDS call. Otherwise the parsed value is walked level by level, without
-    recursion."""
-    if value is _TOO_DEEP:
-        return f"arrays and objects nest deeper than {MAX_DEPTH} levels"
-    if raw is not None and _ascii_text(raw) and not (b"\\" in raw and _SURROGATE_ESCAPE.search(raw)):
-        return f"arrays and objects nest deeper than {MAX_DEPTH} levels" if _too_deep_text(raw) else None
-    level, depth = [value], 1
-    while level:
-        below: list[Any] = []
-        for node in level:
-            if isinstance(node, str):
-                if not node.isascii():
-                    try:
-                        node.encode("utf-8")
-                    except UnicodeEncodeError:
-                        return "a string holds a lone UTF-16 surrogate"
-                continue
-            if depth > MAX_DEPTH:
-                return f"arrays and objects nest deeper than {MAX_DEPTH} levels"
-            if isinstance(node, dict):
-                below += node  # the keys
-                node = node.values()
-            elif not isinstance(node, list):
-                continue  # a number, true, false or null
-            below += [child for child in node if isinstance(child, (dict, list, str))]
-        level, depth = below, depth + 1
-    return None
-
-
-def _too_deep_text(raw: bytes) -> bool:
-    """Whether valid ASCII JSON text nests arrays and objects deeper than MAX_DEPTH, from the text alone:
-    drop the escapes that can hide a quote (``\\\\``, ``\\"``), keep only quotes and brackets, drop the
-    strings (empty pairs of quotes first: removing two adjacent quotes never moves a bracket into or out of
-    a string), then remove the innermost bracket pairs, one level per pass."""
+def too_deep(raw: bytes) -> bool:
+    """Whether valid UTF-8 JSON text nests arrays and objects deeper than MAX_DEPTH, read from the text (a walk
+    of every node of a request body cost more than the rest of a CDS call): drop the escapes that can hide a
+    quote (``\\\\``, ``\\"``), keep only quotes and brackets, drop the strings (empty pairs of quotes first:
+    removing two adjacent quotes never moves a bracket into or out of a string), then remove the innermost
+    bracket pairs, one level per pass. (In UTF-8 no byte of a multi-byte character is a quote, bracket or
+    backslash.)"""
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = _STRING.sub(b"", raw.translate(_ONE_BRACKET, _NOT_STRUCTURE).replace(b'""', b""))

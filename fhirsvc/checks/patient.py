@@ -204,33 +204,47 @@ def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher
 
 
 class ObservationIndex:
-    """One call's observations, for ``observations_of`` over several value sets: each observation's status,
-    time and code key are read once, and each value set's observations are selected once."""
+    """One call's observations, for ``observations_of`` over several value sets: observations of the same code
+    (the same ``concept_key``) are matched against a value set once, an observation's time is read only when
+    a value set selects it, and each value set's observations are selected once."""
 
     def __init__(self, observations: Iterable[Resource]) -> None:
         self.observations = tuple(observations)
-        self._usable: list[tuple[Resource, datetime, Any]] | None = None
+        self._groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] | None = None
+        self._times: dict[int, datetime | None] = {}
         self._selected: dict[ValueSetMatcher, list[Resource]] = {}
 
-    def usable(self) -> list[tuple[Resource, datetime, Any]]:
-        """(observation, time, ``concept_key`` of its code) of every observation not excluded by its status,
-        and dated."""
-        if self._usable is None:
-            usable = []
-            for obs in self.observations:
+    def groups(self) -> list[tuple[Any, Any, list[tuple[int, Resource]]]]:
+        """(code, its ``concept_key``, [(position, observation)]) of the observations not excluded by their
+        status, one group per code (an observation whose code has no key is a group of its own)."""
+        if self._groups is None:
+            groups, by_key = [], {}
+            for position, obs in enumerate(self.observations):
                 if obs.get("status") in _EXCLUDED_OBSERVATION:
                     continue
-                when = observation_time(obs)
-                if when is not None:
-                    usable.append((obs, when, concept_key(obs.get("code"))))
-            self._usable = usable
-        return self._usable
+                code = obs.get("code")
+                key = concept_key(code)
+                if key is not None and key in by_key:
+                    by_key[key].append((position, obs))
+                    continue
+                members = [(position, obs)]
+                groups.append((code, key, members))
+                if key is not None:
+                    by_key[key] = members
+            self._groups = groups
+        return self._groups
+
+    def time(self, position: int, observation: Resource) -> datetime | None:
+        if position not in self._times:
+            self._times[position] = observation_time(observation)
+        return self._times[position]
 
     def of(self, matcher: ValueSetMatcher) -> list[Resource]:
         if matcher not in self._selected:
-            chosen = [(obs, when) for obs, when, key in self.usable() if matcher.matches_keyed(obs.get("code"), key)]
-            chosen.sort(key=lambda pair: pair[1], reverse=True)
-            self._selected[matcher] = [obs for obs, _ in chosen]
+            chosen = [(when, -position, obs) for code, key, members in self.groups() if matcher.matches_keyed(code, key)
+                      for position, obs in members if (when := self.time(position, obs)) is not None]
+            chosen.sort(key=lambda row: row[:2], reverse=True)  # newest first; at the same time, in sent order
+            self._selected[matcher] = [obs for _, _, obs in chosen]
         return list(self._selected[matcher])
 
 
