@@ -224,13 +224,17 @@ def request(client, call: Call):
 
 @contextmanager
 def as_served() -> Iterator[None]:
-    """Measure as ``fhirsvc serve`` runs: what start-up built frozen out of the garbage collector (``gc.freeze``)."""
-    gc.collect()
-    gc.freeze()
+    """Measure with the garbage collector set up as ``fhirsvc serve`` sets it (``fhirsvc.cli.tune_gc``), then
+    put it back."""
+    from fhirsvc.cli import tune_gc
+
+    threshold = gc.get_threshold()
+    tune_gc()
     try:
         yield
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 @as_served()

@@ -117,9 +117,11 @@ class FhirServer:
             entries = page.get("entry") or []
             if not isinstance(entries, list):
                 raise FetchError("a Bundle's entry is not an array")
-            resources += [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-                          and ((e.get("search") or {}).get("mode", "match") if isinstance(e.get("search"), dict)
-                               else "match") != "outcome"]
+            for entry in entries:  # each resource, but not an OperationOutcome entry (search.mode "outcome")
+                resource = entry.get("resource") if type(entry) is dict else None
+                search = entry.get("search") if type(resource) is dict else None
+                if type(resource) is dict and not (type(search) is dict and search.get("mode") == "outcome"):
+                    resources.append(resource)
             links = page.get("link") if isinstance(page.get("link"), list) else []
             next_url = next((link.get("url") for link in links
                              if isinstance(link, dict) and link.get("relation") == "next"), None)

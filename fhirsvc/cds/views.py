@@ -17,6 +17,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
@@ -111,7 +112,7 @@ def call(service_id: str) -> Any:
             outcome.update({key: str(body.get(key))[:100] for key in ("hookInstance", "hook") if key in body})
         cards = evaluate(service_id, body)
         outcome["cards"] = len(cards)
-        return {"cards": cards}
+        return current_app.response_class(orjson.dumps({"cards": cards}), mimetype="application/json")
     except ApiError as exc:
         outcome["status"] = exc.status
         raise
