@@ -202,10 +202,13 @@ def _card_facts(card: Mapping[str, Any]) -> tuple[str | None, str | None, list[s
 class FeedbackStore:
     """Feedback and the cards it refers to in one SQLite file, safe for several processes and threads at once."""
 
-    def __init__(self, path: str | Path, card_max_age: timedelta = timedelta(days=30), busy_timeout: float = 10.0):
+    def __init__(self, path: str | Path, card_max_age: timedelta = timedelta(days=30), busy_timeout: float = 10.0,
+                 prune_every: timedelta = timedelta(minutes=1)):
         self.path = str(path)
         self.card_max_age = card_max_age
         self.busy_timeout = busy_timeout
+        self.prune_every = prune_every  # cards older than card_max_age are deleted at most this often (per process)
+        self._pruned_at: float | None = None
         self._local = threading.local()
         conn = self._connect()
         try:
@@ -213,14 +216,15 @@ class FeedbackStore:
         finally:
             conn.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        """A new connection in autocommit mode, WAL, fully synced commits, and waiting on locks rather than failing."""
+    def _connect(self, synchronous: str = "FULL") -> sqlite3.Connection:
+        """A new connection in autocommit mode, WAL, fully synced commits (unless told otherwise), and waiting on
+        locks rather than failing."""
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         mode = self._enable_wal(conn)
         if mode != "wal":
             log.warning("feedback store %s is in %s mode, not WAL; writers will block readers", self.path, mode)
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> str:
@@ -234,24 +238,28 @@ class FeedbackStore:
                     raise
                 time.sleep(0.01)
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection; a forked worker opens its own, since SQLite connections must not cross fork."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = self._connect()
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+    def _conn(self, synchronous: str = "FULL") -> sqlite3.Connection:
+        """This thread's connection (one per ``synchronous`` setting); a forked worker opens its own, since SQLite
+        connections must not cross fork."""
+        conns = getattr(self._local, "conns", None)
+        if conns is None or self._local.pid != os.getpid():
+            conns = self._local.conns = {}
+            self._local.pid = os.getpid()
+        if synchronous not in conns:
+            conns[synchronous] = self._connect(synchronous)
+        return conns[synchronous]
 
     def _transaction(self, mode: str = "IMMEDIATE") -> _Transaction:
         """A transaction on this thread's connection; IMMEDIATE for writes."""
         return _Transaction(self._conn(), mode)
 
     def close(self) -> None:
-        """Close this thread's connection (another is opened on next use)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        """Close this thread's connections (others are opened on next use)."""
+        conns = getattr(self._local, "conns", None)
+        if conns is not None and self._local.pid == os.getpid():
+            for conn in conns.values():
+                conn.close()
+        self._local.conns = None
 
     def record(
         self, service_id: str, items: list[FeedbackItem], topics: Mapping[str, tuple[str, str]] | None = None
@@ -296,31 +304,32 @@ class FeedbackStore:
     def remember_cards(self, service_id: str, cards: list[dict]) -> None:
         """Note the topic of each card with a uuid so later feedback can be counted per topic; prune old cards."""
         now = datetime.now(UTC)
+        issued_at = _utc_text(now)
         rows = []
         for card in cards:
             uuid = card.get("uuid")
             if isinstance(uuid, str) and uuid:
                 topic, indicator, suggestions = _card_facts(card)
-                rows.append((service_id, uuid, topic, indicator, json.dumps(suggestions), _utc_text(now)))
+                rows.append((service_id, uuid, topic, indicator, json.dumps(suggestions), issued_at))
         if not rows:
             return  # clients send no feedback on cards without a uuid, so there is nothing to remember
-        # This runs on every CDS call with cards, so it does not wait for the disk: synchronous NORMAL (WAL) keeps
-        # the rows through a crash of the process and loses only the last few on a power loss (feedback to those
-        # cards then counts under no topic). Feedback itself (record) stays FULL: on disk before the 200.
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            with _Transaction(conn, "IMMEDIATE"):
+        # This runs on every CDS call with cards, so it does not wait for the disk: its own connection with
+        # synchronous NORMAL (WAL) keeps the rows through a crash of the process and loses only the last few on a
+        # power loss (feedback to those cards then counts under no topic). Feedback itself (record) stays FULL:
+        # on disk before the 200.
+        prune = self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds()
+        with _Transaction(self._conn("NORMAL"), "IMMEDIATE") as conn:
+            if prune:
                 conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (_utc_text(now - self.card_max_age),))
-                conn.executemany(
-                    "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
-                    " indicator = excluded.indicator, suggestions = excluded.suggestions,"
-                    " issued_at = excluded.issued_at",
-                    rows,
-                )
-        finally:
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.executemany(
+                "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
+                " indicator = excluded.indicator, suggestions = excluded.suggestions,"
+                " issued_at = excluded.issued_at",
+                rows,
+            )
+        if prune:
+            self._pruned_at = time.monotonic()
 
     def stats(self, service_id: str) -> dict:
         """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""

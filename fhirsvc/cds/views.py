@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import orjson
 import requests
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
+from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
@@ -80,7 +82,13 @@ def state() -> CdsState:
 
 
 def public_base() -> str:
-    return state().public_base or request.host_url.rstrip("/")
+    """PUBLIC_BASE_URL, else this request's scheme and host (as Flask's ``request.host_url``, remembered)."""
+    return state().public_base or _host_base(request.scheme, request.host)
+
+
+@lru_cache(maxsize=64)
+def _host_base(scheme: str, host: str) -> str:
+    return get_current_url(scheme, host).rstrip("/")
 
 
 def authenticate() -> None:

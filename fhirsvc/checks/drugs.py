@@ -268,7 +268,14 @@ class DrugProfile:
         return self.product.find_name(text) if self.product is not None else None
 
     def cuds_of_type(self, cud_type: str) -> list[Resource]:
-        return [c for c in self.cuds if c.get("type") == cud_type]
+        return list(self._cuds_by_type.get(cud_type, ()))
+
+    @cached_property
+    def _cuds_by_type(self) -> dict[str, list[Resource]]:
+        found: dict[str, list[Resource]] = {}
+        for cud in self.cuds:
+            found.setdefault(cud.get("type"), []).append(cud)
+        return found
 
     def warning(self, value_set: str) -> Resource | None:
         """The warning CUD whose ``warning.code`` stands for this value set."""
@@ -284,18 +291,28 @@ class DrugProfile:
 
     def warning_with_heading(self, heading: str) -> Resource | None:
         """The warning CUD whose monograph section ends with this heading (e.g. "For Seniors")."""
+        return self._warnings_by_heading.get(heading)
+
+    @cached_property
+    def _warnings_by_heading(self) -> dict[str, Resource]:
+        """The first warning CUD of each heading that ends one of its monograph sections."""
+        found: dict[str, Resource] = {}
         for cud in self.cuds_of_type("warning"):
-            if any(s.split("\u203a")[-1].strip() == heading for s in sections_of(cud)):
-                return cud
-        return None
+            for section in sections_of(cud):
+                found.setdefault(section.split("\u203a")[-1].strip(), cud)
+        return found
 
     def indications(self) -> list[tuple[Resource, str | None]]:
         """The indication CUDs with their value sets: those with dosing guidelines first (in
         ``indicationGuideline`` order), then the others."""
+        return list(self._indications)
+
+    @cached_property
+    def _indications(self) -> tuple[tuple[Resource, str | None], ...]:
         order = {g.indication_id: i for i, g in reversed(list(enumerate(self.guidelines)))}
         cuds = sorted(self.cuds_of_type("indication"), key=lambda c: order.get(c.get("id"), len(order)))
-        return [(c, value_set_of(((c.get("indication") or {}).get("diseaseSymptomProcedure") or {})
-                                 .get("concept"))) for c in cuds]
+        return tuple((c, value_set_of(((c.get("indication") or {}).get("diseaseSymptomProcedure") or {})
+                                      .get("concept"))) for c in cuds)
 
 
 def _guidelines(knowledge: Knowledge, mk: Resource) -> tuple[Guideline, ...]:

@@ -284,9 +284,10 @@ def test_connection_settings(store, db):
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
-def test_remembering_cards_leaves_the_connection_fully_synced(store):
-    """Issued cards are written without waiting for the disk; feedback written next is FULL again."""
+def test_issued_cards_do_not_wait_for_the_disk_and_feedback_does(store):
+    """Issued cards are written on their own connection, synchronous NORMAL; feedback's stays FULL."""
     store.remember_cards(SERVICE, [card("a", "A")])
+    assert store._conn("NORMAL").execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
     assert store._conn().execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
@@ -394,7 +395,8 @@ def test_topics_argument_and_late_remembered_cards(store):
     assert stats["unknownCards"] == 0
 
 
-def test_remember_cards_is_idempotent_and_prunes_old_cards(store, db):
+def test_remember_cards_is_idempotent_and_prunes_old_cards(db):
+    store = FeedbackStore(db, prune_every=timedelta(0))
     store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
     store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
     store.record(SERVICE, [item("old")])  # the topic is kept with the feedback, beyond the card's pruning
@@ -406,10 +408,24 @@ def test_remember_cards_is_idempotent_and_prunes_old_cards(store, db):
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT card FROM issued_cards")] == ["new"]
     assert [t["topic"] for t in store.stats(SERVICE)["byTopic"]] == ["OLD"]
+    store.close()
+
+
+def test_old_cards_are_pruned_at_most_once_per_interval(db):
+    store = FeedbackStore(db, card_max_age=timedelta(0), prune_every=timedelta(hours=1))
+    store.remember_cards(SERVICE, [card("a", "A")])
+    store.remember_cards(SERVICE, [card("b", "B")])  # "a" is older than 0 s, but the last pruning is recent
+    with sqlite3.connect(db) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT card FROM issued_cards")) == ["a", "b"]
+    store._pruned_at -= 3600  # an hour later
+    store.remember_cards(SERVICE, [card("c", "C")])
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT card FROM issued_cards")] == ["c"]
+    store.close()
 
 
 def test_card_max_age_is_configurable(db):
-    store = FeedbackStore(db, card_max_age=timedelta(0))
+    store = FeedbackStore(db, card_max_age=timedelta(0), prune_every=timedelta(0))
     store.remember_cards(SERVICE, [card("a", "A")])
     store.remember_cards(SERVICE, [card("b", "B")])
     with sqlite3.connect(db) as conn:
