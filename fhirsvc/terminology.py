@@ -36,8 +36,10 @@ def code_key(system: str | None, code: str | None) -> str:
 def codings(concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     """The codings of a CodeableConcept (none for None). Sent data can have any JSON type, so only objects
     in an array count; the knowledge's arrays are tuples (frozen)."""
-    # dict first: the same answer, without the slower Mapping (ABC) check for JSON objects
-    found = concept.get("coding") if isinstance(concept, (dict, Mapping)) else None
+    # dict first, and None at once: the same answers, without the slower Mapping (ABC) check on the common ones
+    if concept is None or not isinstance(concept, (dict, Mapping)):
+        return []
+    found = concept.get("coding")
     if isinstance(found, (list, tuple)):
         return [c for c in found if isinstance(c, (dict, Mapping))]
     return []
@@ -50,7 +52,7 @@ _MEMO_TEXT = 200  # longest string a remembered concept may hold
 def concept_key(concept: Any) -> tuple[str | None, ...] | None:
     """What membership by concept reads of a CodeableConcept: its text, then each coding's system, code and
     display. None when one of them is neither None nor a short string: such a concept is not remembered."""
-    if not isinstance(concept, (dict, Mapping)):
+    if concept is None or not isinstance(concept, (dict, Mapping)):
         return None
     key = [concept.get("text")]
     for coding in codings(concept):

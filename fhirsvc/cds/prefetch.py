@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,7 +179,7 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
 
     # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
     fetched = [key for key in DATA_KEYS if key not in prefetch or _has_next_page(prefetch[key])]
-    with ThreadPoolExecutor(max_workers=max(1, len(fetched))) as pool:
+    with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
         futures = {key: pool.submit(read_key, key) for key in fetched}
         for key in DATA_KEYS:
             try:
@@ -235,6 +236,8 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
         elif not reference.startswith("#"):
             wanted.append(reference)
     fetchable = list(dict.fromkeys(wanted))[:limit] if server.usable else []
+    if not fetchable:
+        return resolved
     fetch: Callable[[str], dict[str, Any]] = server.get
     with ThreadPoolExecutor(max_workers=5) as pool_:
         for reference, future in [(ref, pool_.submit(fetch, ref)) for ref in fetchable]:

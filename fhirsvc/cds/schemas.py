@@ -51,7 +51,7 @@ class RequestSchema(Schema):
     fhirServer = fields.Url(require_tld=False, schemes={"http", "https"})
     fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
     context = fields.Dict(required=True)
-    prefetch = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    prefetch = fields.Dict()  # JSON object keys are strings; a value may be anything, null included
     extension = fields.Dict()
 
     @validates_schema

@@ -29,6 +29,13 @@ def parse_datetime(value: str | None, *, end: bool = False) -> datetime | None:
     first instant after them (so ``end`` dates include the whole day)."""
     if not value or not isinstance(value, str):
         return None
+    if len(value) > 10:  # a date and a time, the common case: read at once (what the general path does last)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     match = _DATE.match(value.strip())
     if match:
         year, month, day = int(match[1]), int(match[2] or 1), int(match[3] or 1)
