@@ -1,18 +1,19 @@
-"""Request bodies: what ``json_body`` accepts and refuses (through a route, as every API reads them), and the
-nesting read from the JSON text against the nesting of the parsed value."""
+"""Request bodies: what ``json_body`` accepts and refuses (through a route, as every API reads them), and
+``too_deep`` (orjson's recursion guard) against the walked nesting of the value."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhirsvc import bodies, errors
-from fhirsvc.bodies import MAX_DEPTH, json_body, too_deep
+from fhirsvc.bodies import MAX_DEPTH, ORJSON_DEPTH_LIMIT, json_body, too_deep
 
 DEEP = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
 
@@ -75,23 +76,34 @@ def nesting(value: Any) -> int:
     return 0 if children is None else 1 + max((nesting(child) for child in children), default=0)
 
 
-# JSON values whose strings hold what could confuse a reading of the text: quotes and backslashes (escaped by
-# json.dumps), brackets, and non-ASCII characters (written as UTF-8 or as \u escapes).
-CHARACTERS = '[]{}"\\ ,:a\u00e9\U0001f600'
+# What orjson.loads gives: integers within 64 bits (it reads larger ones as floats), finite floats.
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet=CHARACTERS, max_size=6),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet=CHARACTERS, max_size=4), inner,
-                                                                max_size=4),
-    max_leaves=40)
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=30)
 
 
 @settings(max_examples=400, deadline=None)
-@given(value=JSON_VALUES, limit=st.integers(min_value=1, max_value=6), ascii_only=st.booleans())
-def test_nesting_read_from_the_text_is_the_walked_nesting(value, limit, ascii_only):
-    raw = json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":") if limit % 2 else (", ", ": ")).encode()
+@given(value=JSON_VALUES, limit=st.integers(min_value=1, max_value=6))
+def test_too_deep_is_the_walked_nesting(value, limit):
     original = bodies.MAX_DEPTH
     bodies.MAX_DEPTH = limit  # a small limit, so that random values fall on both sides of it
     try:
-        assert too_deep(raw) == (nesting(value) > limit)
+        assert too_deep(value) == (nesting(value) > limit)
     finally:
         bodies.MAX_DEPTH = original
+
+
+@pytest.mark.parametrize("innermost", [0, [], {}, {"a": "b"}])
+def test_orjson_refuses_exactly_at_its_depth_limit(innermost):
+    """``too_deep`` counts on this: orjson.dumps writes ORJSON_DEPTH_LIMIT - 1 levels and refuses one more."""
+    def nested(levels: int) -> Any:
+        value = innermost
+        for _ in range(levels - nesting(innermost)):
+            value = [value]
+        return value
+
+    orjson.dumps(nested(ORJSON_DEPTH_LIMIT - 1))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(nested(ORJSON_DEPTH_LIMIT))

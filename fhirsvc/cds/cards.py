@@ -25,9 +25,13 @@ CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-service
 
 def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
     """The override reasons offered on warning and critical cards, from the knowledge's CodeSystem."""
+    return [dict(reason) for reason in knowledge.derived("cds.override_reasons", _override_reasons)]
+
+
+def _override_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
     system = knowledge.resolve(OVERRIDE_REASONS)
-    return [{"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
-            for c in (system or {}).get("concept", ())]
+    return tuple({"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
+                 for c in (system or {}).get("concept", ()))
 
 
 def card_uuid(finding: Finding, patient_id: str) -> str:
