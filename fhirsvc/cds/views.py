@@ -8,7 +8,6 @@ duration, card count) and nothing about the patient.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -129,7 +128,7 @@ def call(service_id: str) -> Any:
         raise
     finally:
         outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
-        calls_log.info(json.dumps({k: int(v) if isinstance(v, HTTPStatus) else v for k, v in outcome.items()}))
+        calls_log.info(orjson.dumps(outcome).decode())
 
 
 def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[dict]:
