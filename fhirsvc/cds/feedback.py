@@ -317,19 +317,18 @@ class FeedbackStore:
         # synchronous NORMAL (WAL) keeps the rows through a crash of the process and loses only the last few on a
         # power loss (feedback to those cards then counts under no topic). Feedback itself (record) stays FULL:
         # on disk before the 200.
-        prune = self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds()
-        with _Transaction(self._conn("NORMAL"), "IMMEDIATE") as conn:
-            if prune:
-                conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (_utc_text(now - self.card_max_age),))
-            conn.executemany(
-                "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
-                " indicator = excluded.indicator, suggestions = excluded.suggestions,"
-                " issued_at = excluded.issued_at",
-                rows,
-            )
-        if prune:
+        conn = self._conn("NORMAL")
+        if self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds():
+            conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (_utc_text(now - self.card_max_age),))
             self._pruned_at = time.monotonic()
+        # One statement for all the cards: one transaction of its own (the connection is in autocommit mode).
+        conn.execute(
+            "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+            + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
+            " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+            [value for row in rows for value in row],
+        )
 
     def stats(self, service_id: str) -> dict:
         """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""

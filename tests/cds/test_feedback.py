@@ -411,6 +411,13 @@ def test_remember_cards_is_idempotent_and_prunes_old_cards(db):
     store.close()
 
 
+def test_the_cards_of_one_call_are_stored_together_the_last_of_a_uuid_winning(store, db):
+    store.remember_cards(SERVICE, [card("a", "A", suggestions=("s1", "s2")), card("b", "B"), card("a", "A2")])
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT card, topic, suggestions FROM issued_cards ORDER BY card").fetchall() == [
+            ("a", "A2", "[]"), ("b", "B", "[]")]
+
+
 def test_old_cards_are_pruned_at_most_once_per_interval(db):
     store = FeedbackStore(db, card_max_age=timedelta(0), prune_every=timedelta(hours=1))
     store.remember_cards(SERVICE, [card("a", "A")])
