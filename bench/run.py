@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload  # bench/workload.py, beside this script
-from workload import children, free_port, rss_mb
+from workload import children, free_port, rss_mb, served
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -291,41 +291,6 @@ def with_ratios(results: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> di
 # --- HTTP under gunicorn --------------------------------------------------------------------------
 
 
-def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    """Poll ``url`` until it answers 200; raise with the server's log if it dies or never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {timeout} s:\n{log.read_text()[-2000:]}")
-
-
-@contextmanager
-def served(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None
-           ) -> Iterator[subprocess.Popen]:
-    """Run a server until the block ends; its output goes to ``log``."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                   env={**os.environ, **(env or {})})
-    try:
-        wait_ready(process, ready_url, log)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def tree_rss_mb(pid: int) -> dict[str, Any]:
     """RSS of a gunicorn master and its workers (MB)."""
     workers = [rss_mb(child) for child in children(pid)]
@@ -416,8 +381,8 @@ def measure_http(settings: Settings, body_size: int, post_size: int, generator: 
     with tempfile.TemporaryDirectory() as scratch:
         service_env = {"FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(Path(scratch, "feedback.sqlite3"))}
         with served(service_cmd, f"http://{HOST}:{service_port}/healthz", Path(scratch, "service.log"),
-                    service_env) as service, \
-                served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", Path(scratch, "bare.log")) as bare:
+                    service_env, cwd=ROOT) as service, \
+                served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", Path(scratch, "bare.log"), cwd=ROOT) as bare:
             for name, call in OVER_HTTP.items():
                 url = f"http://{HOST}:{bare_port if call.bare else service_port}{call.path}"
                 load(url, call, settings.http_warmup, settings, Path(scratch))

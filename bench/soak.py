@@ -22,13 +22,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workload import children, free_port, rss_mb  # bench/workload.py, beside this script
+from workload import children, free_port, rss_mb, served, wait_for_workers  # bench/workload.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -180,21 +179,6 @@ def memory(master: int) -> dict[str, Any]:
     return {"master_mb": round(rss_mb(master), 1), "workers": {pid: round(rss_mb(pid), 1) for pid in workers}}
 
 
-def wait_ready(process: subprocess.Popen, url: str, workers: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200 and len(children(process.pid)) >= workers:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server was not ready after {timeout} s")
-
-
 # --- per-kind latency under load ---------------------------------------------------------------------------
 
 class Probe(threading.Thread):
@@ -244,15 +228,11 @@ def soak(seconds: float, workers: int, connections: int, threads: int) -> dict[s
     with tempfile.TemporaryDirectory(prefix="fhirsvc-soak-") as tmp:
         script = Path(tmp, "soak.lua")
         script.write_text(wrk_script(kinds), encoding="utf-8")
-        env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": f"{tmp}/feedback.sqlite3",
-               "FHIRSVC_LOG_LEVEL": "WARNING"}
+        env = {"FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": f"{tmp}/feedback.sqlite3", "FHIRSVC_LOG_LEVEL": "WARNING"}
         log_path = Path(tmp, "server.log")
-        with log_path.open("wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST,
-                                       "--port", str(port), "--workers", str(workers)],
-                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(server, f"{base}/healthz", workers)
+        with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
+                     "--workers", str(workers)], f"{base}/healthz", log_path, env, cwd=ROOT) as server:
+            wait_for_workers(server.pid, workers)
             run_wrk(base, script, min(10, max(2, seconds / 30)), connections, threads)  # warm-up
             start_memory = memory(server.pid)
             samples = [(0.0, start_memory)]
@@ -274,13 +254,6 @@ def soak(seconds: float, workers: int, connections: int, threads: int) -> dict[s
             probe.join(timeout=60)
             sampler.join(timeout=10)
             end_memory = memory(server.pid)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
         server_errors = [line for line in log_path.read_text(errors="replace").splitlines()
                          if "unhandled error" in line or "WORKER TIMEOUT" in line or "Worker (pid" in line]
     restarted = sorted(set(start_memory["workers"]) - set(end_memory["workers"]))

@@ -1,5 +1,7 @@
 """What the CDS part of ``make bench`` sends and loads: order-sign requests with a realistic prefetch, made-up
-drugs written as knowledge files, and a stand-in FHIR server on loopback with a fixed delay per request.
+drugs written as knowledge files, and a stand-in FHIR server on loopback with a fixed delay per request; and
+the helpers for real servers on this machine (a free port, a served process, a gunicorn master's workers,
+RSS) that run.py, soak.py and the tests that start servers share.
 
 Nothing here is committed data: the made-up drugs are generated into a temporary directory at bench time.
 """
@@ -7,8 +9,12 @@ Nothing here is committed data: the made-up drugs are generated into a temporary
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -318,7 +324,7 @@ def slow_fhir_server(delay: float, prefetch: int = 100) -> Iterator[tuple[str, l
         server.server_close()
 
 
-# --- processes on this machine (shared by run.py and soak.py) -------------------------------------------
+# --- processes on this machine (shared by run.py, soak.py and the tests that start servers) --------------
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -350,3 +356,55 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
     except OSError:
         pass
     return 0.0
+
+
+@contextmanager
+def served(command: list[str], ready_url: str, log: Path | None, env: dict[str, str] | None = None,
+           cwd: Path | None = None, timeout: float = 120) -> Iterator[subprocess.Popen]:
+    """Start ``command`` (its output in ``log``, or discarded; ``env`` added to this environment), wait until
+    ``ready_url`` answers 200, yield the process; terminate it at the end if it still runs. RuntimeError, with
+    the end of the log, if it exits or does not answer within ``timeout`` seconds."""
+    with log.open("wb") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                   env={**os.environ, **(env or {})})
+    try:
+        _wait_ready(process, ready_url, timeout, log)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer {url} within {timeout:g} s{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    return f"; its log ends:\n{log.read_text(errors='replace')[-2000:]}" if log and log.exists() else ""
+
+
+def wait_for_workers(master: int, count: int, timeout: float = 30) -> list[int]:
+    """The pids of a gunicorn master's workers, once it has ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = children(master)
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.05)
+    raise RuntimeError(f"gunicorn has {len(children(master))} workers, not {count}")

@@ -10,11 +10,11 @@ import sys
 import pytest
 import requests
 
+from bench.workload import free_port, served
 from fhirsvc.cli import main
 from tests.cds.conftest import order_request
 from tests.conftest import ROOT
 from tests.knowledge.test_loader import BROKEN
-from tests.servers import free_port, served
 
 
 @pytest.fixture(autouse=True)

@@ -36,9 +36,9 @@ from schemathesis.checks import (
 )
 from werkzeug.serving import make_server
 
+from bench.workload import free_port, served
 from fhirsvc import create_app
 from tests.conftest import ROOT
-from tests.servers import free_port, served
 
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "schemathesis.toml"

@@ -17,40 +17,16 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 
+from bench.workload import children, free_port, served, wait_for_workers
 from tests.conftest import ROOT
-from tests.servers import free_port, served
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
 SERVICE = "medication-safety"
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (gunicorn's workers, for its master)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _wait_for_workers(master: int, count: int, timeout: float = 20) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        workers = _children(master)
-        if len(workers) >= count:
-            return workers
-        time.sleep(0.05)
-    raise AssertionError(f"gunicorn has {len(_children(master))} workers, not {count}")
 
 
 @pytest.fixture
@@ -64,7 +40,7 @@ def server(tmp_path):
     with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                  "--workers", "2"], f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT, timeout=30) as process:
         try:
-            _wait_for_workers(process.pid, 2)
+            wait_for_workers(process.pid, 2)
             yield base, process, db
         finally:
             _kill_all(process)
@@ -73,7 +49,7 @@ def server(tmp_path):
 def _kill_all(process: subprocess.Popen) -> None:
     """SIGKILL the master and its workers (all started by this test), as a crash would."""
     if process.poll() is None:
-        workers = _children(process.pid)
+        workers = children(process.pid)
         process.kill()
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
@@ -121,7 +97,7 @@ def test_every_acknowledged_feedback_item_survives_killed_workers(server):
     for thread in threads:
         thread.start()
     time.sleep(BEFORE_KILL)
-    victim = _wait_for_workers(master.pid, 2)[0]
+    victim = wait_for_workers(master.pid, 2)[0]
     os.kill(victim, signal.SIGKILL)
     killed.set()
     time.sleep(AFTER_KILL)
@@ -129,7 +105,7 @@ def test_every_acknowledged_feedback_item_survives_killed_workers(server):
     for thread in threads:
         thread.join(timeout=20)
     assert master.poll() is None, "the gunicorn master died with its worker"
-    replacement = [pid for pid in _children(master.pid) if pid != victim]
+    replacement = [pid for pid in children(master.pid) if pid != victim]
     _kill_all(master)  # a crash of everything: no graceful close, no WAL checkpoint
 
     assert len(acknowledged) > 100, f"only {len(acknowledged)} acknowledged requests"

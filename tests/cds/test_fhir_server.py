@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.workload import free_port, served
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, order_request
 from tests.conftest import ROOT
-from tests.servers import free_port, served
 
 SEKMET = ROOT / ".venv-ehr" / "bin" / "sekmet"
 PATIENT_DATA = [
