@@ -5,10 +5,9 @@ agreed out of band) and/or a list of allow-listed JWK Set URLs (``jku``). A toke
 signature (ES384, RS384, ES256 or RS256) by the key named in its ``kid``, addressed to the exact endpoint
 URL being called (``aud``), short-lived (``exp``/``iat``), and used once (``jti``).
 
-Replayed ``jti`` values are remembered in memory, per process, until the token expires. A deployment
-with several worker processes therefore has one replay cache per worker: a token replayed to a
-different worker within its lifetime is not detected. Keep ``max_lifetime`` short, or put a shared
-store in front if that matters.
+Used ``jti`` values are remembered until their tokens expire (``fhirsvc.cds.replay``): in memory by default,
+and by the service in a SQLite file that all its worker processes share, so a token replayed to any worker
+is refused.
 
 Nothing here logs a token or its claims; ``AuthError`` messages may name ``iss``, ``jti``, ``tenant``,
 ``kid``, ``alg`` or a configured ``jku`` URL, and are meant for the service's own logs only.
@@ -30,6 +29,8 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -178,6 +179,7 @@ class JwtVerifier:
         leeway: int = 30,
         max_lifetime: int = 3600,
         clock: Callable[[], float] = time.time,
+        replay_cache: ReplayCache | None = None,
     ) -> None:
         self._issuers: dict[str, TrustedIssuer] = {}
         self._inline_keys: dict[str, dict[str, dict]] = {}
@@ -194,9 +196,7 @@ class JwtVerifier:
         self._clock = clock
         self._jku_lock = threading.Lock()
         self._jku_cache: dict[str, _JkuEntry] = {}
-        self._replay_lock = threading.Lock()
-        self._seen_jti: dict[tuple[str, str], float] = {}
-        self._next_purge = -math.inf
+        self._replay_cache = replay_cache if replay_cache is not None else MemoryReplayCache()
 
     def verify(self, authorization_header: str | None, audience: str) -> dict:
         """Return the verified claims, or raise AuthError; ``audience`` is the exact endpoint URL being called."""
@@ -304,14 +304,8 @@ class JwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise AuthError("JWT 'jti' claim is not a non-empty string")
-        with self._replay_lock:
-            if now >= self._next_purge:
-                self._seen_jti = {k: until for k, until in self._seen_jti.items() if until > now}
-                self._next_purge = now + 60
-            until = self._seen_jti.get((iss, jti))
-            if until is not None and until > now:
-                raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} was already used")
-            self._seen_jti[(iss, jti)] = _numeric(claims, "exp") + self._leeway
+        if not self._replay_cache.first_use(iss, jti, _numeric(claims, "exp") + self._leeway, now):
+            raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} was already used")
 
 
 def _bearer_token(authorization_header: str | None) -> str:

@@ -29,6 +29,7 @@ from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
 from fhirsvc.cds.orders import order_ids, read_draft_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import Service, declare_services
 from fhirsvc.checks.engine import run_checks
@@ -51,7 +52,6 @@ class CdsState:
         drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
         issuers = load_issuers(config["JWT_ISSUERS"]) if config["JWT_ISSUERS"] else []
-        self.verifier = JwtVerifier(issuers)
         self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
         self.fetch = FetchSettings(
             allowlist=tuple(p.strip() for p in str(config["FHIR_SERVER_ALLOWLIST"]).split(",") if p.strip()),
@@ -60,6 +60,8 @@ class CdsState:
         self.session = requests.Session()
         Path(config["FEEDBACK_DB"]).parent.mkdir(parents=True, exist_ok=True)
         self.feedback = FeedbackStore(config["FEEDBACK_DB"])
+        # used token ids in the same file, so that every worker process refuses a token replayed to any of them
+        self.verifier = JwtVerifier(issuers, replay_cache=SqliteReplayCache(config["FEEDBACK_DB"]))
         if not self.auth_required:
             log.warning("CDS Hooks authentication is OFF (FHIRSVC_AUTH=off): use only on a trusted local machine")
 

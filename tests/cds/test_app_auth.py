@@ -4,15 +4,20 @@ that says nothing about why, still with CORS headers."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.workload import free_port, served, wait_for_workers
 from fhirsvc import create_app
 from tests.cds.conftest import SERVICE, order_request
+from tests.conftest import ROOT
 
 BASE = "https://cds.example.org"
 ISSUER = "https://ehr.example.org"
@@ -23,14 +28,19 @@ def key():
     return ec.generate_private_key(ec.SECP384R1())
 
 
-@pytest.fixture
-def secured(tmp_path, key):
+def trust_file(directory: Path, key) -> Path:
+    """A trust file naming ISSUER with the public half of ``key`` (kid k1)."""
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     public.update(kid="k1", alg="ES384", use="sig")
-    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [public]}))
-    trust = tmp_path / "trust.json"
+    (directory / "jwks.json").write_text(json.dumps({"keys": [public]}))
+    trust = directory / "trust.json"
     trust.write_text(json.dumps([{"iss": ISSUER, "jwks_file": "jwks.json"}]))
-    app = create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "JWT_ISSUERS": str(trust),
+    return trust
+
+
+@pytest.fixture
+def secured(tmp_path, key):
+    app = create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "JWT_ISSUERS": str(trust_file(tmp_path, key)),
                       "PUBLIC_BASE_URL": BASE, "FEEDBACK_DB": str(tmp_path / "f.db")})
     return app.test_client()
 
@@ -79,6 +89,26 @@ def test_a_replayed_token_is_refused(secured, key):
     header = {"Authorization": f"Bearer {token(key, BASE + SERVICE)}"}
     assert secured.post(SERVICE, json=order_request(), headers=header).status_code == 200
     assert secured.post(SERVICE, json=order_request(), headers=header).status_code == 401
+
+
+def test_a_token_replayed_to_another_worker_is_refused(tmp_path, key):
+    """``fhirsvc serve`` with 2 workers; one token sent 20 times on new connections reaches both workers (with a
+    replay cache per worker it would be accepted once by each): it is accepted exactly once."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"FHIRSVC_AUTH": "required", "FHIRSVC_JWT_ISSUERS": str(trust_file(tmp_path, key)),
+           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_FEEDBACK_DB": str(tmp_path / "state.sqlite3"),
+           "FHIRSVC_KNOWLEDGE_PATH": ""}
+    with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                 "--workers", "2"], f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT) as server:
+        wait_for_workers(server.pid, 2)
+        header = {"Authorization": f"Bearer {token(key, BASE + SERVICE)}", "Connection": "close"}
+        statuses = [requests.post(base + SERVICE, json=order_request(), headers=header, timeout=10).status_code
+                    for _ in range(20)]
+    assert sorted(statuses) == [200] + [401] * 19
+    workers = {line.split("] [")[1] for line in (tmp_path / "server.log").read_text().splitlines()
+               if "CDS request refused" in line or "fhirsvc.cds.calls" in line}
+    assert len(workers) == 2, "the requests did not reach both workers"
 
 
 def test_the_sandbox_development_trust_file_loads(tmp_path):

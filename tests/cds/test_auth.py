@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from fhirsvc.cds import auth
 from fhirsvc.cds.auth import AuthError, JwtVerifier, TrustedIssuer, fetch_jwks, load_issuers
+from fhirsvc.cds.replay import MemoryReplayCache, SqliteReplayCache
 from tests.conftest import ROOT, SHARED_DIR
 
 NOW = 1_800_000_000
@@ -286,13 +287,31 @@ def test_same_jti_from_another_issuer_is_not_a_replay(keys):
     v.verify(bearer(sign(keys.ec, payload=claims(iss=TENANT_ISS, tenant="tenant-a", jti="shared"))), AUD)
 
 
-def test_replay_cache_forgets_expired_tokens(keys):
+@pytest.fixture(params=["memory", "sqlite"])
+def replay_cache(request, tmp_path):
+    return MemoryReplayCache() if request.param == "memory" else SqliteReplayCache(tmp_path / "state.sqlite3")
+
+
+def test_replay_cache_forgets_expired_tokens(keys, replay_cache):
     clock = Clock()
-    v = verifier(keys, clock=clock)
-    v.verify(bearer(sign(keys.ec, payload=claims(jti="old"))), AUD)
-    clock.now += 400
-    v.verify(bearer(sign(keys.ec, payload=claims(jti="new", iat=clock.now, exp=clock.now + 300))), AUD)
-    assert ("https://ehr.example.org", "old") not in v._seen_jti
+    v = JwtVerifier([TrustedIssuer(ISS, jwks={"keys": [public_jwk(keys.ec, "ec-1")]})], clock=clock,
+                    replay_cache=replay_cache)
+    v.verify(bearer(sign(keys.ec, payload=claims(jti="reused"))), AUD)
+    with pytest.raises(AuthError, match="already used"):
+        v.verify(bearer(sign(keys.ec, payload=claims(jti="reused"))), AUD)
+    clock.now += 400  # the first token has expired: its jti may be used again
+    v.verify(bearer(sign(keys.ec, payload=claims(jti="reused", iat=clock.now, exp=clock.now + 300))), AUD)
+
+
+def test_a_token_replayed_to_another_process_is_refused(keys, tmp_path):
+    """Two verifiers on one replay file stand for two gunicorn workers: each has its own connection."""
+    path = tmp_path / "state.sqlite3"
+    first, second = (JwtVerifier([TrustedIssuer(ISS, jwks={"keys": [public_jwk(keys.ec, "ec-1")]})], clock=Clock(),
+                                 replay_cache=SqliteReplayCache(path)) for _ in range(2))
+    token = bearer(sign(keys.ec))
+    first.verify(token, AUD)
+    with pytest.raises(AuthError, match="already used"):
+        second.verify(token, AUD)
 
 
 def test_short_rsa_key_is_rejected(keys):
