@@ -1,11 +1,16 @@
-"""Shared fixtures: the app on the shipped knowledge, its test client, and the knowledge itself."""
+"""Shared fixtures: the app on the shipped knowledge, its test client, the knowledge itself, and the app served
+on loopback."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
 from fhirsvc import create_app
 from fhirsvc.knowledge import Knowledge, get_knowledge
@@ -13,6 +18,21 @@ from fhirsvc.knowledge import Knowledge, get_knowledge
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = ROOT / "fixtures" / "knowledge"
 SHARED_DIR = ROOT.parent / "shared"
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The app on a real HTTP server on 127.0.0.1 (a port chosen by the system), in a thread, until the block
+    ends; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 import urllib.request
@@ -34,11 +33,10 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from werkzeug.serving import make_server
 
 from bench.workload import free_port, served
 from fhirsvc import create_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, serving
 
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "schemathesis.toml"
@@ -82,12 +80,8 @@ def fuzz_app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live_server(fuzz_app):
-    server = make_server("127.0.0.1", 0, fuzz_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(fuzz_app) as url:
+        yield url
 
 
 DEFAULT_PHASES = {"examples": {"enabled": True}, "coverage": {"enabled": False}, "fuzzing": {"enabled": True},

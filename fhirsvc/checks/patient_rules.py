@@ -78,6 +78,12 @@ def fit(*variants: str) -> str:
     return next((v for v in variants if len(v) < SUMMARY_MAX), variants[-1])
 
 
+def _warning_summary(job: Job, found: str, cud: Resource) -> str:
+    """``<found>: <drug> warning, <the warning's statement>``, its statement shortened if that is too long."""
+    return fit(f"{found}: {job.drug.name} warning, {_code_text(cud)}",
+               f"{found}: {job.drug.name} warning, {_short_text(cud)}")
+
+
 def _first_sentence(cud: Resource | None) -> str:
     """The first sentence of the warning's description after its bold heading."""
     text = re.sub(r"^\*\*[^*]+\*\*\s*", "", _description(cud)).strip()
@@ -184,8 +190,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
         name = concept_text(cond.get("code"))
         return [job.finding(
             "active-infection", "COND", "warning",
-            fit(f"Active infection recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
-                f"Active infection recorded ({name}): {job.drug.name} warning, {_short_text(cud)}"),
+            _warning_summary(job, f"Active infection recorded ({name})", cud),
             f"An active infection is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
@@ -200,8 +205,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
         when = observation_time(obs)
         return [job.finding(
             "active-infection", "COND", "warning",
-            fit(f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_code_text(cud)}",
-                f"Fever {value:g} °C ({day(when)}): {job.drug.name} warning, {_short_text(cud)}"),
+            _warning_summary(job, f"Fever {value:g} °C ({day(when)})", cud),
             f"A body temperature of **{value:g} °C** was recorded on {day(when)} (within "
             f"{TEMPERATURE_WINDOW.total_seconds() / 3600:.0f} hours; fever is {FEVER_CELSIUS:g} °C or more), a sign of "
             f"infection. {_description(cud)}",
@@ -232,10 +236,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         per_ul = round(measure.value * 1000)
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            fit(f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} "
-                f"warning, {_code_text(cud)}",
-                f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)}): {job.drug.name} "
-                f"warning, {_short_text(cud)}"),
+            _warning_summary(job, f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)})", cud),
             f"The newest absolute neutrophil count is **{measure.value:g} {GIGA_PER_L}** ({per_ul} /\u00b5L, "
             f"{day(measure.when)}), below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}. {_description(cud)}",
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
@@ -245,8 +246,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         name = concept_text(cond.get("code"))
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            fit(f"Neutropenia recorded ({name}): {job.drug.name} warning, {_code_text(cud)}",
-                f"Neutropenia recorded ({name}): {job.drug.name} warning, {_short_text(cud)}"),
+            _warning_summary(job, f"Neutropenia recorded ({name})", cud),
             f"An active condition is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
             section, "warnings", {"condition": reference_key(cond),
                                   **(measure.facts("neutrophils") if measure else {})})]

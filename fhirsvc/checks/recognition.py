@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fhirsvc.checks.drugs import DrugProfile
+from fhirsvc.checks.patient import concept_text
 from fhirsvc.terminology import ValueSetMatcher, codings
 
 Resource = Mapping[str, Any]
@@ -80,15 +81,9 @@ def in_value_set(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> bool:
 def matched_name(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> str:
     """What a person would call the matched medication (text, else the first display, else a code)."""
     for concept in concepts:
-        if matcher.matches_concept(concept):
-            if concept.get("text"):
-                return str(concept["text"])
-            for coding in codings(concept):
-                if coding.get("display"):
-                    return str(coding["display"])
-            for coding in codings(concept):
-                if coding.get("code"):
-                    return f"{coding.get('code')}"
+        name = concept_text(concept) if matcher.matches_concept(concept) else ""
+        if name:
+            return name
     return ""
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from fhirclient import client as smart_client
 from fhirclient.models.medicationknowledge import MedicationKnowledge
@@ -11,18 +9,15 @@ from fhirclient.models.valueset import ValueSet
 from fhirclient.server import FHIRNotFoundException
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
-from werkzeug.serving import make_server
+
+from tests.conftest import serving
 
 
 @pytest.fixture(scope="module")
 def server_url(app):
     """The app on a real HTTP server on 127.0.0.1 (a free port), for the lifetime of this module."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
