@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
-from fhirsvc.storage.base import SCHEMA_VERSION, StorageError, Store, StoreUnavailable
+from fhirsvc.storage.base import CARD_MAX_AGE, PRUNE_EVERY, SCHEMA_VERSION, StorageError, Store, StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "StorageError", "Store", "StoreUnavailable", "get_store", "init_app", "open_store",
            "sqlite_path"]
@@ -36,20 +37,22 @@ def sqlite_path(url: str) -> Path:
     return Path(unquote(url[len("sqlite:///"):]))
 
 
-def open_store(url: str, timeout: float = 5.0, pool_size: int = 4) -> Store:
+def open_store(url: str, timeout: float = 5.0, pool_size: int = 4, card_max_age: timedelta = CARD_MAX_AGE,
+               prune_every: timedelta = PRUNE_EVERY) -> Store:
     """Open the database at ``url`` (created or migrated to this version's schema). StorageError if it cannot be
     used: an unknown scheme, a file that cannot be created, a server that does not answer, a newer schema."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         from fhirsvc.storage.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url), timeout=timeout)
+        return SqliteStore(sqlite_path(url), timeout=timeout, card_max_age=card_max_age, prune_every=prune_every)
     if scheme in ("postgresql", "postgres"):
         try:
             from fhirsvc.storage.postgres import PostgresStore
         except ImportError as exc:  # psycopg is a dependency; this is a broken installation
             raise StorageError(f"PostgreSQL needs psycopg 3 and psycopg_pool: {exc}") from exc
-        return PostgresStore(url, timeout=timeout, pool_size=pool_size)
+        return PostgresStore(url, timeout=timeout, pool_size=pool_size, card_max_age=card_max_age,
+                             prune_every=prune_every)
     raise StorageError(f"FHIRSVC_DATABASE_URL: unknown kind of database {scheme!r}; use sqlite:///path or "
                        "postgresql://user@host:port/database")
 

@@ -255,5 +255,11 @@ class PostgresStore(Store):
         return self._run(first_use, HOT_TIMEOUT)
 
     def _db_ping(self) -> None:
-        self._run(lambda conn: conn.execute("SELECT version FROM fhirsvc_schema").fetchall(), HEALTH_TIMEOUT)
+        """Read the schema version with a row lock that does not block anyone: a read-only database (or a standby)
+        refuses it, as it would refuse the service's writes."""
+        def ping(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                conn.execute("SELECT version FROM fhirsvc_schema FOR KEY SHARE").fetchall()
+
+        self._run(ping, HEALTH_TIMEOUT)
 

@@ -214,7 +214,10 @@ class SqliteStore(Store):
             (iss, jti, until, now)).rowcount == 1 for iss, jti, until in pairs]
 
     def _db_ping(self) -> None:
-        self._conn(HOT).execute("SELECT version FROM fhirsvc_schema").fetchall()
+        """Read the schema version holding the write lock: a file locked by another writer is unavailable too."""
+        with _Transaction(self._conn(HOT), "IMMEDIATE") as conn:
+            conn.execute("SELECT version FROM fhirsvc_schema").fetchall()
+            conn.execute("ROLLBACK")
 
 
 class _Transaction:
