@@ -24,7 +24,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -174,6 +175,14 @@ class PostgresStore(Store):
                 if conn is None or not conn.broken or time.monotonic() >= deadline:
                     raise
 
+    @staticmethod
+    @contextmanager
+    def durable_transaction(conn: psycopg.Connection) -> Iterator[None]:
+        """A transaction whose commit waits for the server's disk (and its synchronous standbys, if any)."""
+        with conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = on")
+            yield
+
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None and self._pool_pid == os.getpid():
@@ -186,8 +195,7 @@ class PostgresStore(Store):
                    received_at: datetime) -> int:
         def record(conn: psycopg.Connection) -> int:
             known = dict(topics)
-            with conn.transaction():
-                conn.execute("SET LOCAL synchronous_commit = on")
+            with self.durable_transaction(conn):
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
                     for card, topic, indicator in conn.execute(

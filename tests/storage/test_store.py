@@ -17,6 +17,7 @@ import pytest
 
 from fhirsvc.cds.feedback import FeedbackItem
 from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
+from fhirsvc.storage.base import HOT_TIMEOUT
 from tests.storage.conftest import run_sql
 
 SERVICE = "anakinra-order-select"
@@ -50,6 +51,28 @@ def count_rows(sql) -> int:
     return sql("SELECT COUNT(*) FROM feedback")[0][0]
 
 
+# --- connection settings --------------------------------------------------------------------------------------
+
+
+def test_feedback_waits_for_the_disk_and_the_hot_path_does_not(store):
+    """Feedback commits are synced before the 200; the issued-cards note and the jti are not (a crash of the
+    server may lose the last few), and wait for a lock at most HOT_TIMEOUT."""
+    if store.backend == "sqlite":
+        durable, hot = store._conn("durable"), store._conn("hot")
+        assert durable.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert durable.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert hot.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert durable.execute("PRAGMA busy_timeout").fetchone() == (int(store.timeout * 1000),)
+        assert hot.execute("PRAGMA busy_timeout").fetchone() == (int(HOT_TIMEOUT * 1000),)
+    else:
+        with store.pool().connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+            assert conn.execute("SHOW statement_timeout").fetchone() == (f"{int(store.timeout)}s",)
+            with store.durable_transaction(conn):
+                assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+
+
 # --- feedback ---------------------------------------------------------------------------------------------------
 
 
@@ -74,8 +97,8 @@ def test_idempotency_key_is_service_card_outcome_instant(store, sql):
 def test_stored_columns(store, sql):
     store.record(SERVICE, [item(override_code="d7ecf885", override_system="https://x", user_comment="patient declined"),
                            item(card="c2", outcome="accepted", accepted_suggestions=("s1", "s2"))])
-    rows = {r[0]: r[1:] for r in sql("SELECT card, outcome_timestamp, override_code, user_comment, accepted_suggestions,"
-                                     " received_at FROM feedback")}
+    rows = {r[0]: r[1:] for r in sql("SELECT card, outcome_timestamp, override_code, user_comment,"
+                                     " accepted_suggestions, received_at FROM feedback")}
     assert as_instant(rows["card-1"][0]) == T0
     assert rows["card-1"][1:3] == ("d7ecf885", "patient declined")
     assert as_json(rows["c2"][3]) == ["s1", "s2"]
