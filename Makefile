@@ -24,6 +24,7 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include bench/bench.mk
 -include scenarios.mk
 -include browser.mk
+-include postgres.mk
 -include quality.mk
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)

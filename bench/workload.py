@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -397,6 +398,17 @@ def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log: Path |
 
 def _tail(log: Path | None) -> str:
     return f"; its log ends:\n{log.read_text(errors='replace')[-2000:]}" if log and log.exists() else ""
+
+
+def kill_all(process: subprocess.Popen) -> None:
+    """SIGKILL a gunicorn master started here and its workers, as a crash would (no graceful shutdown)."""
+    if process.poll() is None:
+        workers = children(process.pid)
+        process.kill()
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 def wait_for_workers(master: int, count: int, timeout: float = 30) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import cors, errors, fhir, health, monograph
+from fhirsvc import cors, errors, fhir, health, monograph, storage
 from fhirsvc.cds import views as cds_views
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
@@ -17,7 +17,8 @@ __all__ = ["create_app", "get_knowledge"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, knowledge (validated; bad knowledge raises KnowledgeError), routes."""
+    """Build the app: configuration, knowledge (validated; bad knowledge raises KnowledgeError), the database
+    (StorageError if it cannot be used), routes."""
     app = Flask(__name__)
     app.config.update(load_config(config))
     app.json.sort_keys = False
@@ -28,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cors.init_app(app)
     app.register_blueprint(health.blueprint)
     fhir.init_app(app, knowledge)
+    storage.init_app(app)
     cds_views.init_app(app, knowledge)
     monograph.init_app(app)
     return app

@@ -122,15 +122,17 @@ def tune_gc() -> None:
 
 
 def serve_app(host: str, port: int, workers: int) -> int:
-    """Load the knowledge once (a bad file stops here, with its message), then serve with gunicorn."""
+    """Load the knowledge once and open the database (a bad file or an unusable database stops here, with its
+    message), then serve with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
     from fhirsvc import create_app
+    from fhirsvc.storage import StorageError
 
     log_to_stderr()
     try:
         app = create_app()
-    except (KnowledgeError, ConfigError) as exc:
+    except (KnowledgeError, ConfigError, StorageError) as exc:
         print(f"fhirsvc serve: {exc}", file=sys.stderr)
         return 1
     tune_gc()

@@ -7,12 +7,14 @@ key with the ``FHIRSVC_`` prefix (``KNOWLEDGE_PATH`` -> ``FHIRSVC_KNOWLEDGE_PATH
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "FHIRSVC_"
+log = logging.getLogger(__name__)
 SHIPPED_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "knowledge"
 
 DEFAULTS: dict[str, Any] = {
@@ -38,8 +40,15 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_CONNECT_TIMEOUT": 2.0,
     "FETCH_READ_TIMEOUT": 3.0,
     "FETCH_DEADLINE": 4.0,
-    # SQLite file that stores CDS Hooks feedback (created if missing).
-    "FEEDBACK_DB": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),
+    # The service's state (CDS Hooks feedback, issued cards, used JWT ids): sqlite:///relative/path,
+    # sqlite:////absolute/path or postgresql://user@host:port/database (created or migrated at start-up).
+    "DATABASE_URL": "sqlite:///" + str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),
+    # Seconds feedback and statistics wait for the database (then 503); also PostgreSQL's statement timeout.
+    "DATABASE_TIMEOUT": 5.0,
+    # PostgreSQL: most connections each worker process keeps open.
+    "DATABASE_POOL_SIZE": 4,
+    # Deprecated: a SQLite file, the same as DATABASE_URL=sqlite:///<file> (DATABASE_URL wins when both are given).
+    "FEEDBACK_DB": "",
     # File of the knowledge files that passed the R5 model validation (by content hash), so that start-up
     # validates only new or changed files; empty: validate every file at every start-up.
     "VALIDATION_CACHE": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "knowledge-validated.txt"),
@@ -54,11 +63,16 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     """
     environ = os.environ if environ is None else environ
     config = dict(DEFAULTS)
+    from_environ = {}
     for key in DEFAULTS:
         if ENV_PREFIX + key in environ:
             value = environ[ENV_PREFIX + key]
-            config[key] = type(DEFAULTS[key])(value) if isinstance(DEFAULTS[key], (int, float)) else value
-    config.update(overrides or {})
+            from_environ[key] = type(DEFAULTS[key])(value) if isinstance(DEFAULTS[key], (int, float)) else value
+    for layer in (from_environ, dict(overrides or {})):
+        if layer.get("FEEDBACK_DB") and not layer.get("DATABASE_URL"):
+            log.warning("FEEDBACK_DB is deprecated: use DATABASE_URL=sqlite:///%s", layer["FEEDBACK_DB"])
+            layer["DATABASE_URL"] = f"sqlite:///{layer['FEEDBACK_DB']}"
+        config.update(layer)
     return config
 
 

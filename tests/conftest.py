@@ -3,6 +3,7 @@ on loopback."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -37,11 +38,43 @@ def serving(app) -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _feedback_store_outside_the_checkout(tmp_path_factory):
-    """Apps built in tests keep CDS feedback (and the knowledge validation cache) in temporary files, not in
+    """Apps built in tests keep their state (and the knowledge validation cache) in temporary files, not in
     the checkout's var/, and have a public base URL (authentication, on by default, needs one)."""
-    os.environ["FHIRSVC_FEEDBACK_DB"] = str(tmp_path_factory.mktemp("feedback") / "default.sqlite3")
+    os.environ.pop("FHIRSVC_FEEDBACK_DB", None)
+    os.environ["FHIRSVC_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('feedback') / 'default.sqlite3'}"
     os.environ.setdefault("FHIRSVC_PUBLIC_BASE_URL", "https://cds.example.org")
     os.environ["FHIRSVC_VALIDATION_CACHE"] = str(tmp_path_factory.mktemp("validation") / "validated.txt")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster for the session (bench/pgcluster.py). Without PostgreSQL's binaries the
+    tests that need it are skipped with the install hint (under CI, which installs them, they fail)."""
+    from bench.pgcluster import INSTALL_HINT, find_bin_dir, throwaway_cluster
+
+    if find_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A new, empty database in the session's cluster."""
+    return postgres_cluster.create_database(f"test{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """The URL of a new, empty database of each backend: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture(scope="session")

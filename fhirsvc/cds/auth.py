@@ -6,8 +6,8 @@ signature (ES384, RS384, ES256 or RS256) by the key named in its ``kid``, addres
 URL being called (``aud``), short-lived (``exp``/``iat``), and used once (``jti``).
 
 Used ``jti`` values are remembered until their tokens expire (``fhirsvc.cds.replay``): in memory by default,
-and by the service in a SQLite file that all its worker processes share, so a token replayed to any worker
-is refused.
+and by the service in its database (``fhirsvc.storage``), shared by its worker processes and instances, so a
+token replayed to any of them is refused.
 
 Nothing here logs a token or its claims; ``AuthError`` messages may name ``iss``, ``jti``, ``tenant``,
 ``kid``, ``alg`` or a configured ``jku`` URL, and are meant for the service's own logs only.

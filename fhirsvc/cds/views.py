@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,10 +25,9 @@ from werkzeug.sansio.utils import get_current_url
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
 from fhirsvc.cds.cards import build_cards
-from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
+from fhirsvc.cds.feedback import FeedbackInvalid, parse_feedback
 from fhirsvc.cds.orders import order_ids, read_draft_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
-from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
 from fhirsvc.cds.urlpolicy import UrlPolicy
@@ -37,6 +35,7 @@ from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError
 from fhirsvc.knowledge import Knowledge, get_knowledge
+from fhirsvc.storage import get_store
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
 STATE = "fhirsvc.cds"
@@ -75,10 +74,9 @@ class CdsState:
         # One connection pool (urllib3's PoolManager is thread-safe) used through HTTPAdapter.send alone: no
         # Session, so no cookie jar carried from one call to the next, no redirects, nothing from the environment.
         self.http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
-        Path(config["FEEDBACK_DB"]).parent.mkdir(parents=True, exist_ok=True)
-        self.feedback = FeedbackStore(config["FEEDBACK_DB"])
-        # used token ids in the same file, so that every worker process refuses a token replayed to any of them
-        self.verifier = JwtVerifier(issuers, replay_cache=SqliteReplayCache(config["FEEDBACK_DB"]))
+        self.feedback = get_store(app)  # feedback, issued cards and used token ids (fhirsvc.storage)
+        # used token ids in the shared database, so that every worker and instance refuses a token replayed to it
+        self.verifier = JwtVerifier(issuers, replay_cache=self.feedback)
         if not self.auth_required:
             log.warning("CDS Hooks authentication is OFF (FHIRSVC_AUTH=off): use only on a trusted local machine")
 

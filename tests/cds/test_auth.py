@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from fhirsvc.cds import auth
 from fhirsvc.cds.auth import AuthError, JwtVerifier, TrustedIssuer, fetch_jwks, load_issuers
-from fhirsvc.cds.replay import MemoryReplayCache, SqliteReplayCache
+from fhirsvc.cds.replay import MemoryReplayCache
+from fhirsvc.storage import open_store
 from tests.conftest import CONFORMANCE_DIR, ROOT
 
 NOW = 1_800_000_000
@@ -287,9 +288,16 @@ def test_same_jti_from_another_issuer_is_not_a_replay(keys):
     v.verify(bearer(sign(keys.ec, payload=claims(iss=TENANT_ISS, tenant="tenant-a", jti="shared"))), AUD)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def replay_cache(request, tmp_path):
-    return MemoryReplayCache() if request.param == "memory" else SqliteReplayCache(tmp_path / "state.sqlite3")
+    """This process's memory, or the service's database (both backends)."""
+    if request.param == "memory":
+        yield MemoryReplayCache()
+        return
+    store = open_store(f"sqlite:///{tmp_path / 'state.sqlite3'}" if request.param == "sqlite"
+                       else request.getfixturevalue("postgres_url"))
+    yield store
+    store.close()
 
 
 def test_replay_cache_forgets_expired_tokens(keys, replay_cache):
@@ -303,15 +311,18 @@ def test_replay_cache_forgets_expired_tokens(keys, replay_cache):
     v.verify(bearer(sign(keys.ec, payload=claims(jti="reused", iat=clock.now, exp=clock.now + 300))), AUD)
 
 
-def test_a_token_replayed_to_another_process_is_refused(keys, tmp_path):
-    """Two verifiers on one replay file stand for two gunicorn workers: each has its own connection."""
-    path = tmp_path / "state.sqlite3"
+def test_a_token_replayed_to_another_process_is_refused(keys, database_url):
+    """Two verifiers on one database stand for two gunicorn workers (SQLite) or two instances (PostgreSQL): each
+    has its own connections."""
+    stores = [open_store(database_url) for _ in range(2)]
     first, second = (JwtVerifier([TrustedIssuer(ISS, jwks={"keys": [public_jwk(keys.ec, "ec-1")]})], clock=Clock(),
-                                 replay_cache=SqliteReplayCache(path)) for _ in range(2))
+                                 replay_cache=store) for store in stores)
     token = bearer(sign(keys.ec))
     first.verify(token, AUD)
     with pytest.raises(AuthError, match="already used"):
         second.verify(token, AUD)
+    for store in stores:
+        store.close()
 
 
 def test_short_rsa_key_is_rejected(keys):

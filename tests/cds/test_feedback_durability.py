@@ -1,18 +1,15 @@
-"""Feedback is on disk before the 200: the real service under gunicorn (2 workers, loopback, a feedback
-store in a temporary directory) takes feedback POSTs from several threads at once; one worker is killed
-with SIGKILL in the middle and the posting goes on; then the whole server is killed with SIGKILL (no
-graceful shutdown, no checkpoint). Read straight from the SQLite file afterwards: every item of every
-200 is there, a request that got no 200 was stored whole or not at all, nothing is stored twice, and
-``PRAGMA integrity_check`` says ok.
+"""Feedback is on disk before the 200, on both backends: the real service under gunicorn (2 workers, loopback,
+its state in a SQLite file in a temporary directory or in a database of the tests' PostgreSQL) takes feedback
+POSTs from several threads at once; one worker is killed with SIGKILL in the middle and the posting goes on;
+then the whole server is killed with SIGKILL (no graceful shutdown, no checkpoint). Read straight from the
+database afterwards: every item of every 200 is there, a request that got no 200 was stored whole or not at
+all, nothing is stored twice, and SQLite's ``PRAGMA integrity_check`` says ok.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -21,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from bench.workload import children, free_port, served, wait_for_workers
+from bench.workload import children, free_port, kill_all, served, wait_for_workers
+from fhirsvc.storage.base import utc_text
 from tests.conftest import ROOT
+from tests.storage.conftest import run_sql
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
@@ -30,11 +29,11 @@ SERVICE = "medication-safety-order-sign"
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, database_url):
     """``fhirsvc serve`` with 2 workers on a free loopback port; killed (SIGKILL) at the end if still up."""
     port = free_port()
-    db = tmp_path / "feedback.sqlite3"
-    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(db), "FHIRSVC_KNOWLEDGE_PATH": "",
+    db = database_url
+    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": database_url, "FHIRSVC_KNOWLEDGE_PATH": "",
            "FHIRSVC_LOG_LEVEL": "WARNING"}
     base = f"http://127.0.0.1:{port}"
     with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -43,18 +42,7 @@ def server(tmp_path):
             wait_for_workers(process.pid, 2)
             yield base, process, db
         finally:
-            _kill_all(process)
-
-
-def _kill_all(process: subprocess.Popen) -> None:
-    """SIGKILL the master and its workers (all started by this test), as a crash would."""
-    if process.poll() is None:
-        workers = children(process.pid)
-        process.kill()
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    process.wait(timeout=10)
+            kill_all(process)
 
 
 def _item(card: str, when: datetime) -> dict:
@@ -106,16 +94,16 @@ def test_every_acknowledged_feedback_item_survives_killed_workers(server):
         thread.join(timeout=20)
     assert master.poll() is None, "the gunicorn master died with its worker"
     replacement = [pid for pid in children(master.pid) if pid != victim]
-    _kill_all(master)  # a crash of everything: no graceful close, no WAL checkpoint
+    kill_all(master)  # a crash of everything: no graceful close, no WAL checkpoint
 
     assert len(acknowledged) > 100, f"only {len(acknowledged)} acknowledged requests"
     assert sum(answers_after_kill) > 50, "the service did not keep answering after a worker was killed"
     assert len(replacement) == 2, "gunicorn did not replace the killed worker"
 
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        rows = conn.execute("SELECT card, outcome_timestamp FROM feedback WHERE service = ?", (SERVICE,)).fetchall()
-    conn.close()
+    if db.startswith("sqlite:"):
+        assert run_sql(db, "PRAGMA integrity_check") == [("ok",)]
+    rows = [(card, stamp if isinstance(stamp, str) else utc_text(stamp))
+            for card, stamp in run_sql(db, "SELECT card, outcome_timestamp FROM feedback WHERE service = ?", SERVICE)]
     stored = set(rows)
     assert len(rows) == len(stored), "an item was stored twice"
     missing = [key for keys in acknowledged for key in keys if key not in stored]

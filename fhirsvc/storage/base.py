@@ -1,0 +1,284 @@
+"""What both backends share: the store's behaviour around the database, and the rows it writes.
+
+A backend (``SqliteStore``, ``PostgresStore``) implements a few ``_db_*`` methods that talk to its database and
+raise its own errors (``unavailable_errors``). ``Store`` turns those into the service's behaviour, the same for
+both:
+
+- ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with a CDS JSON error) when the database
+  cannot be reached or written: nothing is acknowledged that is not committed.
+- ``remember_cards`` (the issued-cards note, on every CDS call) is best-effort: it never raises, waits at most
+  ``HOT_TIMEOUT``, and a failure is logged and counted (``card_notes_failed``). The cards always go out.
+- ``first_use`` (JWT ``jti`` replay protection, on every authenticated call) falls back to this process's memory
+  while the database is unavailable, and writes what it accepted meanwhile to the database when it returns.
+- After a failure on the hot path the database is left alone for ``RETRY_AFTER`` seconds, so an outage costs the
+  CDS calls no waiting; ``health()`` always asks the database, so ``/healthz`` sees it return at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fhirsvc.cds.replay import PURGE_EVERY, MemoryReplayCache
+from fhirsvc.errors import ApiError, FhirsvcError
+
+if TYPE_CHECKING:
+    from fhirsvc.cds.feedback import FeedbackItem
+
+log = logging.getLogger("fhirsvc.storage")
+
+SCHEMA_VERSION = 1  # the version this code writes; a database at a higher version is refused at start-up
+HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
+RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
+HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
+CARD_MAX_AGE = timedelta(days=30)
+PRUNE_EVERY = timedelta(minutes=1)
+PENDING_JTI_MAX = 100_000  # jti values accepted during an outage, kept to be written when the database returns
+
+T = TypeVar("T")
+
+
+class StorageError(FhirsvcError):
+    """The configured database cannot be used (bad URL, unreachable at start-up, schema of a newer version): the
+    service does not start."""
+
+
+class StoreUnavailable(ApiError):
+    """The database cannot be reached or written right now: answered 503, never a 500."""
+
+    def __init__(self, what: str):
+        super().__init__(HTTPStatus.SERVICE_UNAVAILABLE,
+                         f"the service's database is unavailable: the {what} could not be completed; try again later")
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    """What the statistics need of one issued card."""
+
+    card: str
+    topic: str | None
+    indicator: str | None
+    suggestions: str  # JSON array of suggestion uuids
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    """One feedback item as stored."""
+
+    card: str
+    outcome: str
+    outcome_timestamp: datetime  # aware, UTC
+    accepted_suggestions: str  # JSON array of suggestion uuids
+    override_system: str | None
+    override_code: str | None
+    override_display: str | None
+    user_comment: str | None
+
+
+def utc_text(moment: datetime) -> str:
+    """A fixed-width UTC timestamp, so text order is time order and equal instants are equal strings (SQLite)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def issued_cards(cards: Iterable[Mapping[str, Any]]) -> list[IssuedCard]:
+    """The cards with a uuid (clients send feedback only on those), the last of a uuid winning."""
+    found: dict[str, IssuedCard] = {}
+    for card in cards:
+        uuid = card.get("uuid")
+        if not isinstance(uuid, str) or not uuid:
+            continue
+        source = card.get("source")
+        topic = source.get("topic") if isinstance(source, Mapping) else None
+        code = topic.get("code") if isinstance(topic, Mapping) else None
+        indicator = card.get("indicator")
+        suggestions = [s["uuid"] for s in card.get("suggestions") or ()
+                       if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)]
+        found.pop(uuid, None)
+        found[uuid] = IssuedCard(uuid, code if isinstance(code, str) else None,
+                                 indicator if isinstance(indicator, str) else None, json.dumps(suggestions))
+    return list(found.values())
+
+
+def feedback_rows(items: Iterable[FeedbackItem]) -> list[FeedbackRow]:
+    return [FeedbackRow(item.card, item.outcome, item.outcome_timestamp.astimezone(UTC),
+                        json.dumps(list(item.accepted_suggestions)), item.override_system, item.override_code,
+                        item.override_display, item.user_comment) for item in items]
+
+
+def stats_document(service_id: str, total: int, unknown: int,
+                   rows: Iterable[tuple[str | None, str | None, str, str | None, int]]) -> dict:
+    """The statistics answer from (topic, indicator, outcome, override code, count) rows."""
+    groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    for topic, indicator, outcome, code, count in rows:
+        group = groups.setdefault(
+            (topic, indicator),
+            {"topic": topic, "indicator": indicator, "accepted": 0, "overridden": 0, "overrideReasons": {}},
+        )
+        group[outcome] += count
+        if code is not None:
+            group["overrideReasons"][code] = group["overrideReasons"].get(code, 0) + count
+    by_topic = [groups[key] for key in sorted(groups, key=lambda k: (k[0] is None, k[0] or "", k[1] or ""))]
+    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": unknown}
+
+
+class Store:
+    """The service's state in one database; see the module docstring for the behaviour around failures."""
+
+    backend = ""
+    unavailable_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, where: str, timeout: float, card_max_age: timedelta = CARD_MAX_AGE,
+                 prune_every: timedelta = PRUNE_EVERY):
+        self.where = where  # the database, without credentials: said in logs, errors and /healthz
+        self.timeout = timeout  # seconds feedback and statistics may wait for the database
+        self.card_max_age = card_max_age
+        self.prune_every = prune_every  # old cards are deleted at most this often (per process)
+        self.card_notes_failed = 0  # issued-cards notes not written, in this process
+        self._pruned_at: float | None = None
+        self._jti_purge_at = -math.inf
+        self._lock = threading.Lock()
+        self._down_until = -math.inf  # monotonic time until which the hot path skips the database
+        self._fallback = MemoryReplayCache()
+        self._pending_jti: dict[tuple[str, str], float] = {}
+
+    # --- what a backend implements -----------------------------------------------------------------------------
+
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+                   received_at: datetime) -> int:
+        raise NotImplementedError
+
+    def _db_stats(self, service_id: str) -> dict:
+        raise NotImplementedError
+
+    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
+                           prune_before: datetime | None) -> None:
+        raise NotImplementedError
+
+    def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
+        """Record each (iss, jti, until) unless an unexpired record of it exists; True for each recorded."""
+        raise NotImplementedError
+
+    def _db_ping(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close this process's connections (they are opened again on next use)."""
+
+    # --- feedback and statistics: committed or refused ---------------------------------------------------------
+
+    def record(self, service_id: str, items: list[FeedbackItem],
+               topics: Mapping[str, tuple[str, str]] | None = None) -> int:
+        """Store items durably (committed before this returns), ignoring ones already stored; return how many were
+        new. StoreUnavailable if they could not be committed."""
+        rows = feedback_rows(items)
+        new = self._durable("feedback", lambda: self._db_record(service_id, rows, dict(topics or {}),
+                                                                datetime.now(UTC)))
+        log.info("feedback for %s: %d item(s), %d new", service_id, len(items), new)
+        return new
+
+    def stats(self, service_id: str) -> dict:
+        """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""
+        return self._durable("feedback statistics", lambda: self._db_stats(service_id))
+
+    def _durable(self, what: str, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except self.unavailable_errors as exc:
+            log.warning("database %s unavailable for the %s: %s", self.where, what, reason(exc))
+            raise StoreUnavailable(what) from None
+
+    # --- the hot path: never fails a CDS call ------------------------------------------------------------------
+
+    def remember_cards(self, service_id: str, cards: list[dict]) -> None:
+        """Note the topic of each card with a uuid, so later feedback can be counted per topic; prune old cards.
+        Best-effort: a failure is logged and counted, never raised."""
+        try:
+            issued = issued_cards(cards)
+            if not issued:
+                return
+            if not self._hot_path_open():
+                self._count_failed_note()
+                return
+            now = datetime.now(UTC)
+            prune = self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds()
+            self._db_remember_cards(service_id, issued, now, now - self.card_max_age if prune else None)
+            if prune:
+                self._pruned_at = time.monotonic()
+        except Exception as exc:  # the cards go out whatever happens to the note
+            self._count_failed_note()
+            if isinstance(exc, self.unavailable_errors):
+                self._hot_path_failed("issued-cards note", exc)
+            else:
+                log.exception("issued-cards note failed")
+
+    def _count_failed_note(self) -> None:
+        with self._lock:
+            self.card_notes_failed += 1
+
+    def first_use(self, iss: str, jti: str, until: float, now: float) -> bool:
+        """Record (iss, jti) as used until ``until``; False if it was already used and has not expired at ``now``
+        (the JWT verifier's replay cache). While the database is unavailable, this process's memory decides."""
+        if self._hot_path_open():
+            with self._lock:
+                pending = [(i, j, u) for (i, j), u in self._pending_jti.items() if u > now]
+            purge = now >= self._jti_purge_at
+            try:
+                first, *_ = self._db_first_use([(iss, jti, until), *pending], now, purge)
+            except self.unavailable_errors as exc:
+                self._hot_path_failed("jti check", exc)
+            else:
+                if purge:
+                    self._jti_purge_at = now + PURGE_EVERY
+                if pending:
+                    log.info("database %s available: %d jti value(s) accepted meanwhile written", self.where,
+                             len(pending))
+                    with self._lock:
+                        for i, j, _ in pending:
+                            self._pending_jti.pop((i, j), None)
+                self._fallback.first_use(iss, jti, until, now)  # so a fallback later still knows it
+                return first
+        accepted = self._fallback.first_use(iss, jti, until, now)
+        if accepted:
+            with self._lock:
+                if len(self._pending_jti) < PENDING_JTI_MAX:
+                    self._pending_jti[(iss, jti)] = until
+        return accepted
+
+    def _hot_path_open(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _hot_path_failed(self, what: str, exc: BaseException) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + RETRY_AFTER
+        log.warning("database %s unavailable for the %s (left alone for %g s): %s", self.where, what, RETRY_AFTER,
+                    reason(exc))
+
+    # --- health ------------------------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """For /healthz: whether the database answers now, which one, and the notes lost in this process."""
+        status: dict[str, Any] = {"backend": self.backend, "database": self.where}
+        try:
+            self._db_ping()
+        except self.unavailable_errors as exc:
+            status.update(status="unavailable", error=reason(exc))
+        else:
+            status["status"] = "ok"
+            with self._lock:
+                self._down_until = -math.inf
+        status["cardNotesFailed"] = self.card_notes_failed
+        return status
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of a database error, without the noise of multi-line server messages."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

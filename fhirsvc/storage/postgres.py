@@ -1,0 +1,273 @@
+"""The shared backend: PostgreSQL, through psycopg 3 and its connection pool.
+
+Every instance of the service (and every gunicorn worker of each) writes to the same database, so a ``jti`` used on
+one instance is refused on all, and feedback posted to one is counted by all.
+
+- Start-up (``__init__``, in the gunicorn master before the workers fork) opens one plain connection, creates or
+  migrates the schema under an advisory lock (several instances may start at once), and closes it. A database
+  that cannot be reached stops the service there, with its URL (without password) and the reason.
+- Each worker process opens its own pool on first use (a pool's sockets and threads must not cross fork):
+  bounded (``pool_size``), waiting at most ``timeout`` for a connection (``HOT_TIMEOUT`` on a CDS call's path),
+  with a server-side ``statement_timeout`` and a TCP user timeout, so a lost database answers with an error
+  rather than a hang. A connection broken by a restart of the server is discarded and the operation is tried
+  again on another; the pool reconnects by itself when the server is back.
+- Connections default to ``synchronous_commit = off``: the issued-cards note and the ``jti`` values do not wait
+  for the server's disk (other sessions see them as soon as they are committed; a crash of the server may lose
+  the last few, as SQLite's NORMAL mode on a power loss). Feedback is committed in a transaction with
+  ``synchronous_commit = on``: on the server's disk before its 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from fhirsvc.storage.base import (
+    CARD_MAX_AGE,
+    HEALTH_TIMEOUT,
+    HOT_TIMEOUT,
+    PRUNE_EVERY,
+    SCHEMA_VERSION,
+    FeedbackRow,
+    IssuedCard,
+    StorageError,
+    Store,
+    reason,
+    stats_document,
+)
+
+log = logging.getLogger("fhirsvc.storage")
+T = TypeVar("T")
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS feedback (
+            id bigserial PRIMARY KEY,
+            service text NOT NULL,
+            card text NOT NULL,
+            outcome text NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+            outcome_timestamp timestamptz NOT NULL,
+            accepted_suggestions jsonb NOT NULL,       -- array of suggestion uuids
+            override_system text,
+            override_code text,
+            override_display text,
+            user_comment text,
+            topic text,                                -- card topic code, when known at recording time
+            indicator text,
+            received_at timestamptz NOT NULL,
+            UNIQUE (service, card, outcome, outcome_timestamp))""",
+        """CREATE TABLE IF NOT EXISTS issued_cards (
+            service text NOT NULL,
+            card text NOT NULL,
+            topic text,
+            indicator text,
+            suggestions jsonb NOT NULL,                -- array of suggestion uuids
+            issued_at timestamptz NOT NULL,
+            PRIMARY KEY (service, card))""",
+        "CREATE INDEX IF NOT EXISTS issued_cards_issued_at ON issued_cards (issued_at)",
+        """CREATE TABLE IF NOT EXISTS used_jti (
+            iss text NOT NULL, jti text NOT NULL, until double precision NOT NULL, PRIMARY KEY (iss, jti))""",
+        "CREATE INDEX IF NOT EXISTS used_jti_until ON used_jti (until)",
+    ],
+}
+
+SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
+RECONNECT_TIMEOUT = 5.0  # seconds one reconnection attempt of the pool goes on before a new one may start
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (and without query parameters, which may carry one)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(unreadable URL)"
+    user = f"{params['user']}@" if params.get("user") else ""
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
+
+
+class PostgresStore(Store):
+    """Feedback, issued cards and used ``jti`` values in a PostgreSQL database shared by every instance."""
+
+    backend = "postgresql"
+    unavailable_errors = (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError)
+
+    def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 4, card_max_age: timedelta = CARD_MAX_AGE,
+                 prune_every: timedelta = PRUNE_EVERY):
+        super().__init__(redacted(url), timeout, card_max_age, prune_every)
+        self.pool_size = pool_size
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StorageError(f"FHIRSVC_DATABASE_URL is not a PostgreSQL URL: {exc}") from None
+        # Defaults that the URL's own parameters override.
+        self.conninfo = make_conninfo(**{"connect_timeout": max(2, math.ceil(timeout)), "application_name": "fhirsvc",
+                                         "tcp_user_timeout": int(timeout * 1000), **given})
+        self._pool: ConnectionPool | None = None
+        self._pool_pid: int | None = None
+        self._pool_lock = threading.Lock()
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                self._migrate(conn)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot use the database {self.where}: {reason(exc)}") from None
+
+    def _migrate(self, conn: psycopg.Connection) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS fhirsvc_schema (version integer NOT NULL)")
+            version = conn.execute("SELECT MAX(version) FROM fhirsvc_schema").fetchone()[0] or 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"the database {self.where} has schema version {version}; this fhirsvc knows "
+                                   f"versions up to {SCHEMA_VERSION}: upgrade fhirsvc")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            if version < SCHEMA_VERSION:
+                conn.execute("DELETE FROM fhirsvc_schema")
+                conn.execute("INSERT INTO fhirsvc_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    # --- connections -------------------------------------------------------------------------------------------
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Each new pooled connection: asynchronous commit by default (feedback turns it on), statement timeout."""
+        conn.execute("SET synchronous_commit = off")
+        conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
+
+    def pool(self) -> ConnectionPool:
+        """This process's pool, opened on first use (so each gunicorn worker opens its own, after fork)."""
+        pid = os.getpid()
+        if self._pool is None or self._pool_pid != pid:
+            with self._pool_lock:
+                if self._pool is None or self._pool_pid != pid:
+                    self._pool = ConnectionPool(
+                        self.conninfo, min_size=1, max_size=self.pool_size, timeout=self.timeout, open=True,
+                        kwargs={"autocommit": True}, configure=self._configure, name=f"fhirsvc-{pid}",
+                        reconnect_timeout=RECONNECT_TIMEOUT, reconnect_failed=self._reconnect_failed)
+                    self._pool_pid = pid
+        return self._pool
+
+    def _reconnect_failed(self, pool: ConnectionPool) -> None:
+        log.warning("database %s: no connection for %g s; trying again on the next request", self.where,
+                    RECONNECT_TIMEOUT)
+
+    def _run(self, operation: Callable[[psycopg.Connection], T], timeout: float) -> T:
+        """Run ``operation`` on a pooled connection, waiting at most ``timeout`` for one; on a connection broken
+        under it (the server restarted since it was opened) try again on another, within the same time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = None
+            try:
+                with self.pool().connection(timeout=max(0.001, deadline - time.monotonic())) as conn:
+                    return operation(conn)
+            except psycopg.OperationalError:
+                if conn is None or not conn.broken or time.monotonic() >= deadline:
+                    raise
+
+    @staticmethod
+    @contextmanager
+    def durable_transaction(conn: psycopg.Connection) -> Iterator[None]:
+        """A transaction whose commit waits for the server's disk (and its synchronous standbys, if any)."""
+        with conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = on")
+            yield
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.close()
+            self._pool = None
+
+    # --- the backend's operations ------------------------------------------------------------------------------
+
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+                   received_at: datetime) -> int:
+        def record(conn: psycopg.Connection) -> int:
+            known = dict(topics)
+            with self.durable_transaction(conn):
+                unknown = sorted({row.card for row in rows} - known.keys())
+                if unknown:
+                    for card, topic, indicator in conn.execute(
+                            "SELECT card, topic, indicator FROM issued_cards WHERE service = %s AND card = ANY(%s)",
+                            (service_id, unknown)):
+                        known[card] = (topic, indicator)
+                inserted = conn.execute(
+                    "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
+                    " override_system, override_code, override_display, user_comment, topic, indicator, received_at)"
+                    " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+                    + " ON CONFLICT (service, card, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
+                    [value for row in rows for value in (
+                        service_id, row.card, row.outcome, row.outcome_timestamp, row.accepted_suggestions,
+                        row.override_system, row.override_code, row.override_display, row.user_comment,
+                        *known.get(row.card, (None, None)), received_at)]).fetchall()
+            return len(inserted)
+
+        return self._run(record, self.timeout)
+
+    def _db_stats(self, service_id: str) -> dict:
+        joined = (
+            "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
+            " f.card, f.outcome, f.override_code"
+            " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
+            " WHERE f.service = %s"
+        )
+
+        def stats(conn: psycopg.Connection) -> dict:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for both
+                total, unknown = conn.execute(
+                    "SELECT COUNT(*), COUNT(DISTINCT CASE WHEN topic IS NULL AND indicator IS NULL THEN card END)"
+                    f" FROM ({joined}) j", (service_id,)).fetchone()
+                rows = conn.execute(
+                    f"SELECT topic, indicator, outcome, override_code, COUNT(*) FROM ({joined}) j"
+                    " WHERE topic IS NOT NULL OR indicator IS NOT NULL GROUP BY 1, 2, 3, 4", (service_id,)).fetchall()
+            return stats_document(service_id, total, unknown, rows)
+
+        return self._run(stats, self.timeout)
+
+    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
+                           prune_before: datetime | None) -> None:
+        def remember(conn: psycopg.Connection) -> None:
+            if prune_before is not None:
+                conn.execute("DELETE FROM issued_cards WHERE issued_at < %s", (prune_before,))
+            conn.execute(
+                "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(cards))
+                + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
+                " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+                [value for card in cards
+                 for value in (service_id, card.card, card.topic, card.indicator, card.suggestions, issued_at)])
+
+        self._run(remember, HOT_TIMEOUT)
+
+    def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
+        def first_use(conn: psycopg.Connection) -> list[bool]:
+            if purge:
+                conn.execute("DELETE FROM used_jti WHERE until <= %s", (now,))
+            return [conn.execute(
+                "INSERT INTO used_jti (iss, jti, until) VALUES (%s, %s, %s)"
+                " ON CONFLICT (iss, jti) DO UPDATE SET until = excluded.until WHERE used_jti.until <= %s",
+                (iss, jti, until, now)).rowcount == 1 for iss, jti, until in pairs]
+
+        return self._run(first_use, HOT_TIMEOUT)
+
+    def _db_ping(self) -> None:
+        """Read the schema version with a row lock that does not block anyone: a read-only database (or a standby)
+        refuses it, as it would refuse the service's writes."""
+        def ping(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                conn.execute("SELECT version FROM fhirsvc_schema FOR KEY SHARE").fetchall()
+
+        self._run(ping, HEALTH_TIMEOUT)
+

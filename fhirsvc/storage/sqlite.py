@@ -1,0 +1,244 @@
+"""The embedded backend: one SQLite file (WAL) shared by the worker processes of one instance.
+
+Feedback is written on a connection with ``synchronous=FULL``: on disk before its 200. The issued-cards note and
+the ``jti`` values are written on a second connection with ``synchronous=NORMAL`` and a short busy timeout: they
+survive a crash of the process, lose at most the last few on a power loss, and never make a CDS call wait for
+the disk or for a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from fhirsvc.storage.base import (
+    CARD_MAX_AGE,
+    HOT_TIMEOUT,
+    PRUNE_EVERY,
+    SCHEMA_VERSION,
+    FeedbackRow,
+    IssuedCard,
+    StorageError,
+    Store,
+    stats_document,
+    utc_text,
+)
+
+# Each version's statements, applied in order to a database at a lower version (IF NOT EXISTS: the files written
+# before the schema had a version hold exactly version 1).
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS feedback (
+            id INTEGER PRIMARY KEY,
+            service TEXT NOT NULL,
+            card TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+            outcome_timestamp TEXT NOT NULL,      -- UTC, fixed width: 2021-12-11T10:05:31.000000Z
+            accepted_suggestions TEXT NOT NULL,   -- JSON array of suggestion uuids
+            override_system TEXT,
+            override_code TEXT,
+            override_display TEXT,
+            user_comment TEXT,
+            topic TEXT,                           -- card topic code, when known at recording time
+            indicator TEXT,
+            received_at TEXT NOT NULL,
+            UNIQUE (service, card, outcome, outcome_timestamp))""",
+        """CREATE TABLE IF NOT EXISTS issued_cards (
+            service TEXT NOT NULL,
+            card TEXT NOT NULL,
+            topic TEXT,
+            indicator TEXT,
+            suggestions TEXT NOT NULL,            -- JSON array of suggestion uuids
+            issued_at TEXT NOT NULL,
+            PRIMARY KEY (service, card))""",
+        "CREATE INDEX IF NOT EXISTS issued_cards_issued_at ON issued_cards (issued_at)",
+        """CREATE TABLE IF NOT EXISTS used_jti (
+            iss TEXT NOT NULL, jti TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID""",
+    ],
+}
+
+log = logging.getLogger("fhirsvc.storage")
+
+DURABLE, HOT = "durable", "hot"
+
+
+class SqliteStore(Store):
+    """Feedback, issued cards and used ``jti`` values in one SQLite file, safe for several processes and threads."""
+
+    backend = "sqlite"
+    unavailable_errors = (sqlite3.Error,)
+
+    def __init__(self, path: str | Path, timeout: float = 5.0, card_max_age=CARD_MAX_AGE, prune_every=PRUNE_EVERY,
+                 hot_timeout: float = HOT_TIMEOUT):
+        self.path = str(path)
+        super().__init__(f"sqlite:///{self.path}", timeout, card_max_age, prune_every)
+        self.hot_timeout = hot_timeout
+        self._local = threading.local()
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = self._connect(DURABLE)
+            try:
+                self._migrate(conn)
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot use the database {self.where}: {exc}") from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with _Transaction(conn, "IMMEDIATE"):
+            conn.execute("CREATE TABLE IF NOT EXISTS fhirsvc_schema (version INTEGER NOT NULL)")
+            version = conn.execute("SELECT MAX(version) FROM fhirsvc_schema").fetchone()[0] or 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"the database {self.where} has schema version {version}; this fhirsvc knows "
+                                   f"versions up to {SCHEMA_VERSION}: upgrade fhirsvc")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            if version < SCHEMA_VERSION:
+                conn.execute("DELETE FROM fhirsvc_schema")
+                conn.execute("INSERT INTO fhirsvc_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    # --- connections -------------------------------------------------------------------------------------------
+
+    def _connect(self, kind: str) -> sqlite3.Connection:
+        """A new connection in autocommit mode, WAL; ``durable``: fully synced commits, waiting ``timeout`` on
+        locks; ``hot``: synchronous NORMAL, waiting ``hot_timeout``."""
+        timeout = self.timeout if kind == DURABLE else self.hot_timeout
+        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._enable_wal(conn, timeout)
+            conn.execute(f"PRAGMA synchronous = {'FULL' if kind == DURABLE else 'NORMAL'}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+        """Switch to WAL, retrying: on a new file the switch fails at once when another process does it too."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    log.warning("database file %s is in %s mode, not WAL; writers will block readers",
+                                conn.execute("PRAGMA database_list").fetchone()[2], mode)
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _conn(self, kind: str = DURABLE) -> sqlite3.Connection:
+        """This thread's connection of that kind; a forked worker opens its own (SQLite connections must not
+        cross fork)."""
+        conns = getattr(self._local, "conns", None)
+        if conns is None or self._local.pid != os.getpid():
+            conns = self._local.conns = {}
+            self._local.pid = os.getpid()
+        if kind not in conns:
+            conns[kind] = self._connect(kind)
+        return conns[kind]
+
+    def close(self) -> None:
+        conns = getattr(self._local, "conns", None)
+        if conns is not None and self._local.pid == os.getpid():
+            for conn in conns.values():
+                conn.close()
+        self._local.conns = None
+
+    # --- the backend's operations ------------------------------------------------------------------------------
+
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+                   received_at: datetime) -> int:
+        conn = self._conn()
+        with _Transaction(conn, "IMMEDIATE"):
+            for card in {row.card for row in rows} - topics.keys():
+                found = conn.execute("SELECT topic, indicator FROM issued_cards WHERE service = ? AND card = ?",
+                                     (service_id, card)).fetchone()
+                if found is not None:
+                    topics[card] = found
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
+                " override_system, override_code, override_display, user_comment, topic, indicator, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(service_id, row.card, row.outcome, utc_text(row.outcome_timestamp), row.accepted_suggestions,
+                  row.override_system, row.override_code, row.override_display, row.user_comment,
+                  *topics.get(row.card, (None, None)), utc_text(received_at)) for row in rows])
+            return cursor.rowcount
+
+    def _db_stats(self, service_id: str) -> dict:
+        joined = (
+            "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
+            " f.card, f.outcome, f.override_code"
+            " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
+            " WHERE f.service = ?"
+        )
+        conn = self._conn()
+        with _Transaction(conn, "DEFERRED"):  # one snapshot for both queries
+            total, unknown = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT CASE WHEN topic IS NULL AND indicator IS NULL THEN card END)"
+                f" FROM ({joined})", (service_id,)).fetchone()
+            rows = conn.execute(
+                f"SELECT topic, indicator, outcome, override_code, COUNT(*) FROM ({joined})"
+                " WHERE topic IS NOT NULL OR indicator IS NOT NULL GROUP BY 1, 2, 3, 4", (service_id,)).fetchall()
+        return stats_document(service_id, total, unknown, rows)
+
+    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
+                           prune_before: datetime | None) -> None:
+        conn = self._conn(HOT)
+        if prune_before is not None:
+            conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (utc_text(prune_before),))
+        # One statement for all the cards: one transaction of its own (the connection is in autocommit mode).
+        conn.execute(
+            "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(cards))
+            + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
+            " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+            [value for card in cards
+             for value in (service_id, card.card, card.topic, card.indicator, card.suggestions, utc_text(issued_at))])
+
+    def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
+        conn = self._conn(HOT)
+        if purge:
+            conn.execute("DELETE FROM used_jti WHERE until <= ?", (now,))
+        return [conn.execute(
+            "INSERT INTO used_jti (iss, jti, until) VALUES (?, ?, ?)"
+            " ON CONFLICT (iss, jti) DO UPDATE SET until = excluded.until WHERE used_jti.until <= ?",
+            (iss, jti, until, now)).rowcount == 1 for iss, jti, until in pairs]
+
+    def _db_ping(self) -> None:
+        """Read the schema version holding the write lock: a file locked by another writer is unavailable too."""
+        with _Transaction(self._conn(HOT), "IMMEDIATE") as conn:
+            conn.execute("SELECT version FROM fhirsvc_schema").fetchall()
+            conn.execute("ROLLBACK")
+
+
+class _Transaction:
+    """BEGIN ... COMMIT; writers use IMMEDIATE to take the lock up front, so they queue instead of deadlocking."""
+
+    def __init__(self, conn: sqlite3.Connection, mode: str):
+        self.conn = conn
+        self.mode = mode
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute(f"BEGIN {self.mode}")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.conn.in_transaction:
+            return
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self.conn.execute("ROLLBACK")  # leave the connection usable for the next request
+                raise
+        self.conn.execute("ROLLBACK")

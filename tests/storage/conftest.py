@@ -1,0 +1,77 @@
+"""Storage fixtures: a store on each backend, plain SQL on its database (not through the store), and an outage of
+that database (a SQLite file locked by another writer; the PostgreSQL server stopped as by a crash)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from fhirsvc.storage import open_store, sqlite_path
+
+
+def run_sql(url: str, query: str, *params) -> list[tuple]:
+    """Run one statement on the database of ``url`` on a connection of its own (``?`` placeholders); its rows."""
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(query.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def sql(database_url) -> Callable[..., list[tuple]]:
+    return lambda query, *params: run_sql(database_url, query, *params)
+
+
+@pytest.fixture
+def store(database_url):
+    store = open_store(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def outage(database_url, request) -> Callable[[], contextlib.AbstractContextManager]:
+    """``with outage():`` the database cannot be written: SQLite, another connection holds the write lock;
+    PostgreSQL, the server is stopped (immediate mode: as a crash) and started again at the end."""
+
+    @contextlib.contextmanager
+    def sqlite_locked() -> Iterator[None]:
+        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+
+    @contextlib.contextmanager
+    def postgres_stopped() -> Iterator[None]:
+        cluster = request.getfixturevalue("postgres_cluster")
+        cluster.stop("immediate")
+        try:
+            yield
+        finally:
+            cluster.start()
+
+    return sqlite_locked if database_url.startswith("sqlite:") else postgres_stopped
+
+
+def wait_until_healthy(store, timeout: float = 30.0) -> dict:
+    """Ask the store's health until the database answers (bounded); the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = store.health()
+        if health["status"] == "ok" or time.monotonic() > deadline:
+            return health
+        time.sleep(0.1)

@@ -1,0 +1,354 @@
+"""The store, the same suite on both backends (a SQLite file; a database of a real PostgreSQL server): feedback
+idempotent and durable, statistics per topic, issued cards pruned, used ``jti`` values refused until they expire
+(across stores, as across instances), the schema and its version, concurrency of threads and processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fhirsvc.cds.feedback import FeedbackItem
+from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
+from fhirsvc.storage.base import HOT_TIMEOUT
+from tests.storage.conftest import run_sql
+
+SERVICE = "anakinra-order-select"
+T0 = datetime(2021, 12, 11, 10, 5, 31, tzinfo=UTC)
+NOW = 1_800_000_000.0
+
+
+def item(card: str = "card-1", outcome: str = "overridden", at: datetime = T0, **kwargs) -> FeedbackItem:
+    return FeedbackItem(card=card, outcome=outcome, outcome_timestamp=at, **kwargs)
+
+
+def card(uuid: str, topic: str | None, indicator: str = "warning", suggestions: tuple[str, ...] = ()) -> dict:
+    source = {"label": "Anakinra monograph"}
+    if topic:
+        source["topic"] = {"system": "http://example.org/topics", "code": topic, "display": topic.title()}
+    return {"uuid": uuid, "summary": "s", "indicator": indicator, "source": source,
+            "suggestions": [{"label": "l", "uuid": s} for s in suggestions]}
+
+
+def as_json(value) -> object:
+    """A JSON column: text in SQLite, already decoded from PostgreSQL's jsonb."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def as_instant(value) -> datetime:
+    """A timestamp column: fixed-width UTC text in SQLite, timestamptz in PostgreSQL."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def count_rows(sql) -> int:
+    return sql("SELECT COUNT(*) FROM feedback")[0][0]
+
+
+# --- connection settings --------------------------------------------------------------------------------------
+
+
+def test_feedback_waits_for_the_disk_and_the_hot_path_does_not(store):
+    """Feedback commits are synced before the 200; the issued-cards note and the jti are not (a crash of the
+    server may lose the last few), and wait for a lock at most HOT_TIMEOUT."""
+    if store.backend == "sqlite":
+        durable, hot = store._conn("durable"), store._conn("hot")
+        assert durable.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert durable.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert hot.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert durable.execute("PRAGMA busy_timeout").fetchone() == (int(store.timeout * 1000),)
+        assert hot.execute("PRAGMA busy_timeout").fetchone() == (int(HOT_TIMEOUT * 1000),)
+    else:
+        with store.pool().connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+            assert conn.execute("SHOW statement_timeout").fetchone() == (f"{int(store.timeout)}s",)
+            with store.durable_transaction(conn):
+                assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+
+
+# --- feedback ---------------------------------------------------------------------------------------------------
+
+
+def test_record_is_idempotent(store, sql):
+    assert store.record(SERVICE, [item()]) == 1
+    assert store.record(SERVICE, [item()]) == 0
+    assert count_rows(sql) == 1
+    assert store.record(SERVICE, [item(at=T0 + timedelta(seconds=1))]) == 1
+    assert count_rows(sql) == 2
+
+
+def test_idempotency_key_is_service_card_outcome_instant(store, sql):
+    same_instant = T0.astimezone(datetime.fromisoformat("2000-01-01T00:00:00+05:30").tzinfo)
+    assert store.record(SERVICE, [item(at=same_instant), item(), item()]) == 1
+    assert store.record(SERVICE, [item(outcome="accepted", accepted_suggestions=("s1",))]) == 1
+    assert store.record("other-service", [item()]) == 1
+    assert store.record(SERVICE, [item(card="card-2")]) == 1
+    assert store.record(SERVICE, [item(at=T0 + timedelta(microseconds=1))]) == 1  # to the microsecond
+    assert count_rows(sql) == 5
+
+
+def test_stored_columns(store, sql):
+    store.record(SERVICE, [item(override_code="d7ecf885", override_system="https://x", user_comment="patient declined"),
+                           item(card="c2", outcome="accepted", accepted_suggestions=("s1", "s2"))])
+    rows = {r[0]: r[1:] for r in sql("SELECT card, outcome_timestamp, override_code, user_comment,"
+                                     " accepted_suggestions, received_at FROM feedback")}
+    assert as_instant(rows["card-1"][0]) == T0
+    assert rows["card-1"][1:3] == ("d7ecf885", "patient declined")
+    assert as_json(rows["c2"][3]) == ["s1", "s2"]
+    assert abs(as_instant(rows["c2"][4]) - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+def test_user_comment_is_never_logged(store, caplog):
+    caplog.set_level(logging.DEBUG)
+    store.record(SERVICE, [item(user_comment="SECRET-FREE-TEXT")])
+    assert caplog.records and "SECRET-FREE-TEXT" not in caplog.text
+
+
+def test_stats_per_topic_and_outcome(store):
+    store.remember_cards(SERVICE, [
+        card("a1", "DOSECOND", suggestions=("s-a1",)),
+        card("a2", "DOSECOND"),
+        card("b1", "INFECTION", indicator="critical"),
+        card("n1", None, indicator="info"),
+        {"summary": "no uuid, never fed back", "indicator": "info", "source": {"label": "x"}},
+    ])
+    reason = {"override_code": "pt-declined", "override_system": "https://x"}
+    store.record(SERVICE, [
+        item("a1", "accepted", accepted_suggestions=("s-a1",)),
+        item("a1", "overridden", **reason),
+        item("a2", "overridden", **reason),
+        item("a2", "overridden", at=T0 + timedelta(minutes=1), user_comment="only a comment"),
+        item("b1", "overridden", override_code="other", override_system="https://x"),
+        item("n1", "accepted", accepted_suggestions=("s",)),
+        item("zz-unknown", "overridden"),
+        item("zz-unknown", "accepted", accepted_suggestions=("s",)),
+    ])
+    store.record("other-service", [item("a1", "accepted", accepted_suggestions=("s-a1",))])
+    assert store.stats(SERVICE) == {
+        "service": SERVICE,
+        "total": 8,
+        "byTopic": [
+            {"topic": "DOSECOND", "indicator": "warning", "accepted": 1, "overridden": 3,
+             "overrideReasons": {"pt-declined": 2}},
+            {"topic": "INFECTION", "indicator": "critical", "accepted": 0, "overridden": 1,
+             "overrideReasons": {"other": 1}},
+            {"topic": None, "indicator": "info", "accepted": 1, "overridden": 0, "overrideReasons": {}},
+        ],
+        "unknownCards": 1,
+    }
+    assert store.stats("other-service")["byTopic"] == []  # cards are remembered per service
+    assert store.stats("nobody") == {"service": "nobody", "total": 0, "byTopic": [], "unknownCards": 0}
+
+
+def test_topics_argument_and_late_remembered_cards(store):
+    store.record(SERVICE, [item("given")], topics={"given": ("GIVEN", "info")})
+    store.record(SERVICE, [item("late")])
+    assert store.stats(SERVICE)["unknownCards"] == 1
+    store.remember_cards(SERVICE, [card("late", "LATE")])
+    stats = store.stats(SERVICE)
+    assert [(t["topic"], t["indicator"], t["overridden"]) for t in stats["byTopic"]] == [
+        ("GIVEN", "info", 1), ("LATE", "warning", 1)]
+    assert stats["unknownCards"] == 0
+
+
+# --- issued cards -----------------------------------------------------------------------------------------------
+
+
+def test_remember_cards_is_idempotent_and_prunes_old_cards(database_url, sql):
+    store = open_store(database_url, prune_every=timedelta(0))
+    store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
+    store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
+    store.record(SERVICE, [item("old")])  # the topic is kept with the feedback, beyond the card's pruning
+    [(count, suggestions)] = sql("SELECT COUNT(*), MIN(suggestions::text) FROM issued_cards"
+                                 if database_url.startswith("postgresql") else
+                                 "SELECT COUNT(*), MIN(suggestions) FROM issued_cards")
+    assert (count, json.loads(suggestions)) == (1, ["s1"])
+    moment = datetime.now(UTC) - timedelta(days=31)
+    sql("UPDATE issued_cards SET issued_at = ?",
+        moment if database_url.startswith("postgresql") else moment.replace(tzinfo=None).isoformat() + "Z")
+    store.remember_cards(SERVICE, [card("new", "NEW")])
+    assert sql("SELECT card FROM issued_cards") == [("new",)]
+    assert [t["topic"] for t in store.stats(SERVICE)["byTopic"]] == ["OLD"]
+    store.close()
+
+
+def test_the_cards_of_one_call_are_stored_together_the_last_of_a_uuid_winning(store, sql):
+    store.remember_cards(SERVICE, [card("a", "A", suggestions=("s1", "s2")), card("b", "B"), card("a", "A2")])
+    rows = sql("SELECT card, topic, suggestions FROM issued_cards ORDER BY card")
+    assert [(c, t, as_json(s)) for c, t, s in rows] == [("a", "A2", []), ("b", "B", [])]
+
+
+def test_old_cards_are_pruned_at_most_once_per_interval(database_url, sql):
+    store = open_store(database_url, card_max_age=timedelta(0), prune_every=timedelta(hours=1))
+    store.remember_cards(SERVICE, [card("a", "A")])
+    store.remember_cards(SERVICE, [card("b", "B")])  # "a" is older than 0 s, but the last pruning is recent
+    assert sorted(r[0] for r in sql("SELECT card FROM issued_cards")) == ["a", "b"]
+    store._pruned_at -= 3600  # an hour later
+    store.remember_cards(SERVICE, [card("c", "C")])
+    assert sql("SELECT card FROM issued_cards") == [("c",)]
+    store.close()
+
+
+def test_card_max_age_is_configurable(database_url, sql):
+    store = open_store(database_url, card_max_age=timedelta(0), prune_every=timedelta(0))
+    store.remember_cards(SERVICE, [card("a", "A")])
+    store.remember_cards(SERVICE, [card("b", "B")])
+    assert sql("SELECT card FROM issued_cards") == [("b",)]
+    store.close()
+
+
+# --- used jti values --------------------------------------------------------------------------------------------
+
+
+def test_a_jti_is_accepted_once_until_its_token_expires(store):
+    assert store.first_use("iss-a", "j1", NOW + 300, NOW)
+    assert not store.first_use("iss-a", "j1", NOW + 300, NOW + 10)
+    assert store.first_use("iss-b", "j1", NOW + 300, NOW)  # another issuer's jti is another token
+    assert store.first_use("iss-a", "j1", NOW + 700, NOW + 400)  # the first token has expired
+
+
+def test_a_jti_used_through_one_store_is_refused_through_another(database_url):
+    """Two stores on one database stand for two worker processes (SQLite) or two instances (PostgreSQL)."""
+    first, second = open_store(database_url), open_store(database_url)
+    try:
+        assert first.first_use("iss", "shared", NOW + 300, NOW)
+        assert not second.first_use("iss", "shared", NOW + 300, NOW + 1)
+        assert second.first_use("iss", "other", NOW + 300, NOW + 1)
+        assert not first.first_use("iss", "other", NOW + 300, NOW + 2)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_expired_jti_values_are_deleted(store, sql):
+    store.first_use("iss", "old", NOW + 10, NOW)
+    store.first_use("iss", "young", NOW + 1000, NOW)
+    store._jti_purge_at = NOW  # due
+    store.first_use("iss", "new", NOW + 900, NOW + 500)
+    assert sorted(r[0] for r in sql("SELECT jti FROM used_jti")) == ["new", "young"]
+
+
+# --- schema -----------------------------------------------------------------------------------------------------
+
+
+def test_schema_is_created_with_its_version(store, sql):
+    assert sql("SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)]
+    tables = {"feedback", "issued_cards", "used_jti", "fhirsvc_schema"}
+    if store.backend == "sqlite":
+        found = {r[0] for r in sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    else:
+        found = {r[0] for r in sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    assert tables <= found
+
+
+def test_reopening_keeps_everything(database_url, sql):
+    first = open_store(database_url)
+    first.remember_cards(SERVICE, [card("a1", "DOSECOND")])
+    first.record(SERVICE, [item("a1")])
+    first.first_use("iss", "j", NOW + 300, NOW)
+    first.close()
+    second = open_store(database_url)  # the schema step on an existing database changes nothing
+    assert second.stats(SERVICE)["byTopic"][0]["overridden"] == 1
+    assert second.record(SERVICE, [item("a1")]) == 0
+    assert not second.first_use("iss", "j", NOW + 300, NOW + 1)
+    assert sql("SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)]
+    second.close()
+
+
+def test_a_database_of_a_newer_schema_is_refused(database_url, sql):
+    open_store(database_url).close()
+    sql("UPDATE fhirsvc_schema SET version = ?", SCHEMA_VERSION + 1)
+    with pytest.raises(StorageError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade fhirsvc"):
+        open_store(database_url)
+
+
+def test_a_sqlite_file_from_before_the_schema_version_is_adopted(tmp_path):
+    """Files written before the schema had a version hold exactly version 1's tables: they are kept, and marked."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    run_sql(url, "CREATE TABLE issued_cards (service TEXT NOT NULL, card TEXT NOT NULL, topic TEXT, indicator TEXT,"
+                 " suggestions TEXT NOT NULL, issued_at TEXT NOT NULL, PRIMARY KEY (service, card))")
+    run_sql(url, "INSERT INTO issued_cards VALUES ('s', 'c', 'OLD', 'info', '[]', '2026-11-01T00:00:00.000000Z')")
+    store = open_store(url)
+    store.record("s", [item("c")])
+    assert [t["topic"] for t in store.stats("s")["byTopic"]] == ["OLD"]
+    assert run_sql(url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)]
+    store.close()
+
+
+# --- durability and concurrency ---------------------------------------------------------------------------------
+
+
+def record_then_die(url: str) -> None:
+    """Record one item, then die without closing anything, as a worker killed by its master would."""
+    open_store(url).record(SERVICE, [item("before-kill")])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_committed_feedback_survives_a_killed_process(database_url, store):
+    process = multiprocessing.get_context("spawn").Process(target=record_then_die, args=(database_url,))
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL
+    assert store.record(SERVICE, [item("before-kill")]) == 0
+    if store.backend == "sqlite":
+        assert store._conn().execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_threads_share_a_store(store, sql):
+    def work(n: int) -> int:
+        return store.record(SERVICE, [item(f"t{n}-{i}") for i in range(5)] + [item("shared")])
+
+    with ThreadPoolExecutor(8) as pool:
+        new = sum(pool.map(work, range(16)))
+    assert new == 16 * 5 + 1 == count_rows(sql)
+
+
+def record_many(url: str, worker: int, count: int, start, results) -> None:
+    """One worker process: wait for the others, then open the store and record items one request at a time."""
+    start.wait()
+    began = time.monotonic()
+    store = open_store(url)  # schema creation races too, as when gunicorn workers or instances start
+    new = 0
+    for i in range(count):
+        store.remember_cards(SERVICE, [card(f"w{worker}-{i}", f"TOPIC{worker}")])
+        new += store.record(SERVICE, [item(f"w{worker}-{i}"), item("shared-by-all")])
+        assert store.first_use("iss", f"w{worker}-{i}", NOW + 300, NOW)
+        assert not store.first_use("iss", f"w{worker}-{i}", NOW + 300, NOW)
+    failed = store.card_notes_failed
+    store.close()
+    results.put((began, time.monotonic(), new, failed))
+
+
+def test_concurrent_processes_lose_nothing(database_url, sql):
+    workers, count = 4, 50
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(workers), ctx.Queue()
+    processes = [ctx.Process(target=record_many, args=(database_url, w, count, start, results))
+                 for w in range(workers)]
+    for process in processes:
+        process.start()
+    began, ended, new, failed = zip(*(results.get(timeout=120) for _ in processes), strict=True)
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    assert max(began) < min(ended), "the workers did not overlap"
+    assert sum(new) == workers * count + 1
+    assert {r[0] for r in sql("SELECT card FROM feedback")} == (
+        {f"w{w}-{i}" for w in range(workers) for i in range(count)} | {"shared-by-all"})
+    if database_url.startswith("sqlite:"):
+        assert sql("PRAGMA integrity_check") == [("ok",)]
+    store = open_store(database_url)
+    stats = store.stats(SERVICE)
+    store.close()
+    # every card note that was written counts its feedback under its topic; a note that could not wait for the
+    # lock was counted as failed, and its card's feedback under no topic
+    assert stats["total"] == workers * count + 1
+    assert stats["unknownCards"] == 1 + sum(failed)
+    assert sum(t["overridden"] for t in stats["byTopic"]) == workers * count - sum(failed)
