@@ -47,6 +47,15 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_TIMEOUT": 5.0,
     # PostgreSQL: most connections each worker process keeps open.
     "DATABASE_POOL_SIZE": 4,
+    # Days an issued card is kept (for the feedback statistics and the governance view's card counts; feedback
+    # itself is kept, with its rule).
+    "CARD_RETENTION_DAYS": 90,
+    # The governance view (GET /governance/): "on" serves it; "off" (default) answers 404 there.
+    "GOVERNANCE": "off",
+    # The governance view flags a rule whose override rate is at least this share (0-1) ...
+    "GOVERNANCE_FLAG_OVERRIDE_RATE": 0.8,
+    # ... over at least this many feedback items in the period.
+    "GOVERNANCE_FLAG_MIN_FEEDBACK": 20,
     # Deprecated: a SQLite file, the same as DATABASE_URL=sqlite:///<file> (DATABASE_URL wins when both are given).
     "FEEDBACK_DB": "",
     # File of the knowledge files that passed the R5 model validation (by content hash), so that start-up

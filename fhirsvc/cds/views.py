@@ -169,8 +169,9 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
                                    state().http, now or datetime.now(UTC))
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
-    cards = build_cards(run_checks(patient, knowledge), context["patientId"], knowledge, public_base())
-    state().feedback.remember_cards(service_id, cards)
+    findings = run_checks(patient, knowledge)
+    cards = build_cards(findings, context["patientId"], knowledge, public_base())
+    state().feedback.remember_cards(service_id, cards, [finding.drug for finding in findings])  # a card per finding
     return cards
 
 

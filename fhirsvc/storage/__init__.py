@@ -61,7 +61,8 @@ def init_app(app: Flask) -> Store:
     """Open the configured store for the app (before gunicorn forks: each worker opens its own connections)."""
     config: Mapping[str, Any] = app.config
     store = open_store(str(config["DATABASE_URL"]), timeout=float(config["DATABASE_TIMEOUT"]),
-                       pool_size=int(config["DATABASE_POOL_SIZE"]))
+                       pool_size=int(config["DATABASE_POOL_SIZE"]),
+                       card_max_age=timedelta(days=int(config["CARD_RETENTION_DAYS"])))
     log.info("state in %s", store.where)
     app.extensions[EXTENSION] = store
     return store

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fhirsvc.storage")
 
-SCHEMA_VERSION = 1  # the version this code writes; a database at a higher version is refused at start-up
+SCHEMA_VERSION = 2  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
 RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
@@ -67,6 +67,7 @@ class IssuedCard:
     topic: str | None
     indicator: str | None
     suggestions: str  # JSON array of suggestion uuids
+    drug: str | None = None  # the MedicationKnowledge id the card is about: topic + indicator + drug tell rules apart
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,13 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def issued_cards(cards: Iterable[Mapping[str, Any]]) -> list[IssuedCard]:
-    """The cards with a uuid (clients send feedback only on those), the last of a uuid winning."""
+def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None] | None = None) -> list[IssuedCard]:
+    """The cards with a uuid (clients send feedback only on those), the last of a uuid winning; ``drugs`` gives
+    each card's drug, in the order of the cards."""
     found: dict[str, IssuedCard] = {}
-    for card in cards:
+    cards = list(cards)
+    drug_of = list(drugs) if drugs is not None else [None] * len(cards)
+    for card, drug in zip(cards, drug_of, strict=True):
         uuid = card.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             continue
@@ -103,7 +107,8 @@ def issued_cards(cards: Iterable[Mapping[str, Any]]) -> list[IssuedCard]:
                        if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)]
         found.pop(uuid, None)
         found[uuid] = IssuedCard(uuid, code if isinstance(code, str) else None,
-                                 indicator if isinstance(indicator, str) else None, json.dumps(suggestions))
+                                 indicator if isinstance(indicator, str) else None, json.dumps(suggestions),
+                                 drug if isinstance(drug, str) and drug else None)
     return list(found.values())
 
 
@@ -113,20 +118,74 @@ def feedback_rows(items: Iterable[FeedbackItem]) -> list[FeedbackRow]:
                         item.override_display, item.user_comment) for item in items]
 
 
-def stats_document(service_id: str, total: int, unknown: int,
-                   rows: Iterable[tuple[str | None, str | None, str, str | None, int]]) -> dict:
-    """The statistics answer from (topic, indicator, outcome, override code, count) rows."""
+@dataclass(frozen=True)
+class IssuedCount:
+    """Cards of one rule (topic + indicator + drug) last issued on one UTC day, and how many of them had feedback
+    (whenever it came)."""
+
+    topic: str | None
+    indicator: str | None
+    drug: str | None
+    day: date
+    cards: int
+    with_feedback: int
+
+
+@dataclass(frozen=True)
+class FeedbackCount:
+    """Feedback items of one rule on one UTC day (by their outcomeTimestamp), of one outcome and override reason.
+    The rule is the one noted when the item was recorded, else that of the card as issued; all None: unknown."""
+
+    topic: str | None
+    indicator: str | None
+    drug: str | None
+    day: date
+    outcome: str
+    override_system: str | None
+    override_code: str | None
+    override_display: str | None
+    items: int
+
+
+@dataclass(frozen=True)
+class FeedbackCounts:
+    rows: list[FeedbackCount]
+    unknown_cards: int  # distinct cards with feedback whose topic and indicator are unknown
+
+
+@dataclass(frozen=True)
+class Governance:
+    """What the governance view reads for one period, in one snapshot of the database."""
+
+    issued: list[IssuedCount]
+    feedback: FeedbackCounts
+
+
+def as_day(value: Any) -> date:
+    """A day column: ``YYYY-MM-DD`` text in SQLite, a date in PostgreSQL."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def stats_document(service_id: str, counts: FeedbackCounts) -> dict:
+    """The statistics answer: the feedback counts summed per topic and indicator (over drugs and days)."""
     groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-    for topic, indicator, outcome, code, count in rows:
+    total = 0
+    for row in counts.rows:
+        total += row.items
+        if row.topic is None and row.indicator is None:
+            continue
         group = groups.setdefault(
-            (topic, indicator),
-            {"topic": topic, "indicator": indicator, "accepted": 0, "overridden": 0, "overrideReasons": {}},
+            (row.topic, row.indicator),
+            {"topic": row.topic, "indicator": row.indicator, "accepted": 0, "overridden": 0, "overrideReasons": {}},
         )
-        group[outcome] += count
-        if code is not None:
-            group["overrideReasons"][code] = group["overrideReasons"].get(code, 0) + count
+        group[row.outcome] += row.items
+        if row.override_code is not None:
+            reasons = group["overrideReasons"]
+            reasons[row.override_code] = reasons.get(row.override_code, 0) + row.items
     by_topic = [groups[key] for key in sorted(groups, key=lambda k: (k[0] is None, k[0] or "", k[1] or ""))]
-    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": unknown}
+    for group in by_topic:  # reasons in a stable order, whatever order the database grouped them in
+        group["overrideReasons"] = dict(sorted(group["overrideReasons"].items()))
+    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": counts.unknown_cards}
 
 
 class Store:
@@ -151,11 +210,17 @@ class Store:
 
     # --- what a backend implements -----------------------------------------------------------------------------
 
-    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
                    received_at: datetime) -> int:
+        """``topics``: card -> (topic, indicator, drug) known to the caller; the others are read from the issued
+        cards."""
         raise NotImplementedError
 
-    def _db_stats(self, service_id: str) -> dict:
+    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                   issued: bool) -> Governance:
+        """In one read-only snapshot: the feedback counts of ``service_id`` (None: every service) with an
+        outcomeTimestamp in [start, end) (None: unbounded), and, if ``issued``, the issued-card counts of that
+        period (by issued_at). The one query behind both the feedback statistics and the governance view."""
         raise NotImplementedError
 
     def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
@@ -175,18 +240,24 @@ class Store:
     # --- feedback and statistics: committed or refused ---------------------------------------------------------
 
     def record(self, service_id: str, items: list[FeedbackItem],
-               topics: Mapping[str, tuple[str, str]] | None = None) -> int:
+               topics: Mapping[str, tuple[str | None, ...]] | None = None) -> int:
         """Store items durably (committed before this returns), ignoring ones already stored; return how many were
-        new. StoreUnavailable if they could not be committed."""
+        new. StoreUnavailable if they could not be committed. ``topics``: card -> (topic, indicator[, drug])."""
         rows = feedback_rows(items)
-        new = self._durable("feedback", lambda: self._db_record(service_id, rows, dict(topics or {}),
-                                                                datetime.now(UTC)))
+        known = {card: (*rule, None, None, None)[:3] for card, rule in (topics or {}).items()}
+        new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC)))
         log.info("feedback for %s: %d item(s), %d new", service_id, len(items), new)
         return new
 
     def stats(self, service_id: str) -> dict:
         """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""
-        return self._durable("feedback statistics", lambda: self._db_stats(service_id))
+        counts = self._durable("feedback statistics", lambda: self._db_counts(service_id, None, None, False))
+        return stats_document(service_id, counts.feedback)
+
+    def governance(self, service_id: str | None, start: datetime, end: datetime) -> Governance:
+        """The issued-card and feedback counts per rule and UTC day for [start, end), of one service or (None) all,
+        read in one snapshot: the same feedback query as ``stats``."""
+        return self._durable("governance report", lambda: self._db_counts(service_id, start, end, True))
 
     def _durable(self, what: str, operation: Callable[[], T]) -> T:
         try:
@@ -197,11 +268,12 @@ class Store:
 
     # --- the hot path: never fails a CDS call ------------------------------------------------------------------
 
-    def remember_cards(self, service_id: str, cards: list[dict]) -> None:
-        """Note the topic of each card with a uuid, so later feedback can be counted per topic; prune old cards.
-        Best-effort: a failure is logged and counted, never raised."""
+    def remember_cards(self, service_id: str, cards: list[dict], drugs: Iterable[str | None] | None = None) -> None:
+        """Note the rule (topic, indicator, drug: ``drugs`` in the order of the cards) of each card with a uuid, so
+        later feedback can be counted per rule; prune old cards. Best-effort: a failure is logged and counted, never
+        raised."""
         try:
-            issued = issued_cards(cards)
+            issued = issued_cards(cards, drugs)
             if not issued:
                 return
             if not self._hot_path_open():

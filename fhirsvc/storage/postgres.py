@@ -39,12 +39,15 @@ from fhirsvc.storage.base import (
     HOT_TIMEOUT,
     PRUNE_EVERY,
     SCHEMA_VERSION,
+    FeedbackCount,
+    FeedbackCounts,
     FeedbackRow,
+    Governance,
     IssuedCard,
+    IssuedCount,
     StorageError,
     Store,
     reason,
-    stats_document,
 )
 
 log = logging.getLogger("fhirsvc.storage")
@@ -79,6 +82,14 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE IF NOT EXISTS used_jti (
             iss text NOT NULL, jti text NOT NULL, until double precision NOT NULL, PRIMARY KEY (iss, jti))""",
         "CREATE INDEX IF NOT EXISTS used_jti_until ON used_jti (until)",
+    ],
+    # The drug of each card (rules are told apart by topic + indicator + drug), and the indexes of the
+    # governance view's period queries.
+    2: [
+        "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS drug text",
+        "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS drug text",
+        "CREATE INDEX IF NOT EXISTS issued_cards_service_issued_at ON issued_cards (service, issued_at)",
+        "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
 }
 
@@ -191,50 +202,66 @@ class PostgresStore(Store):
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
-    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
                    received_at: datetime) -> int:
         def record(conn: psycopg.Connection) -> int:
             known = dict(topics)
             with self.durable_transaction(conn):
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
-                    for card, topic, indicator in conn.execute(
-                            "SELECT card, topic, indicator FROM issued_cards WHERE service = %s AND card = ANY(%s)",
-                            (service_id, unknown)):
-                        known[card] = (topic, indicator)
+                    for card, topic, indicator, drug in conn.execute(
+                            "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = %s"
+                            " AND card = ANY(%s)", (service_id, unknown)):
+                        known[card] = (topic, indicator, drug)
                 inserted = conn.execute(
                     "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
-                    " override_system, override_code, override_display, user_comment, topic, indicator, received_at)"
-                    " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+                    " override_system, override_code, override_display, user_comment, topic, indicator, drug,"
+                    " received_at) VALUES "
+                    + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
                     + " ON CONFLICT (service, card, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
                     [value for row in rows for value in (
                         service_id, row.card, row.outcome, row.outcome_timestamp, row.accepted_suggestions,
                         row.override_system, row.override_code, row.override_display, row.user_comment,
-                        *known.get(row.card, (None, None)), received_at)]).fetchall()
+                        *known.get(row.card, (None, None, None)), received_at)]).fetchall()
             return len(inserted)
 
         return self._run(record, self.timeout)
 
-    def _db_stats(self, service_id: str) -> dict:
+    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                   issued: bool) -> Governance:
+        where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
-            " f.card, f.outcome, f.override_code"
+            " COALESCE(f.drug, c.drug) AS drug, (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.card,"
+            " f.outcome, f.override_system, f.override_code, f.override_display"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-            " WHERE f.service = %s"
+            f" WHERE {where}"
         )
+        issued_where, issued_params = _period("c.service", "c.issued_at", service_id, start, end)
 
-        def stats(conn: psycopg.Connection) -> dict:
+        def counts(conn: psycopg.Connection) -> Governance:
             with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for both
-                total, unknown = conn.execute(
-                    "SELECT COUNT(*), COUNT(DISTINCT CASE WHEN topic IS NULL AND indicator IS NULL THEN card END)"
-                    f" FROM ({joined}) j", (service_id,)).fetchone()
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for all
                 rows = conn.execute(
-                    f"SELECT topic, indicator, outcome, override_code, COUNT(*) FROM ({joined}) j"
-                    " WHERE topic IS NOT NULL OR indicator IS NOT NULL GROUP BY 1, 2, 3, 4", (service_id,)).fetchall()
-            return stats_document(service_id, total, unknown, rows)
+                    "SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
+                    f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                    params).fetchall()
+                unknown = conn.execute(
+                    f"SELECT COUNT(DISTINCT card) FROM ({joined}) j WHERE topic IS NULL AND indicator IS NULL",
+                    params).fetchone()[0]
+                cards: list[tuple] = []
+                if issued:
+                    cards = conn.execute(
+                        "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*),"
+                        " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
+                        " AND f.card = c.card) THEN 1 ELSE 0 END)"
+                        f" FROM issued_cards c WHERE {issued_where} GROUP BY 1, 2, 3, 4", issued_params).fetchall()
+            return Governance(
+                [IssuedCount(topic, indicator, drug, day, n, int(with_feedback))
+                 for topic, indicator, drug, day, n, with_feedback in cards],
+                FeedbackCounts([FeedbackCount(*row) for row in rows], unknown))
 
-        return self._run(stats, self.timeout)
+        return self._run(counts, self.timeout)
 
     def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
                            prune_before: datetime | None) -> None:
@@ -242,12 +269,13 @@ class PostgresStore(Store):
             if prune_before is not None:
                 conn.execute("DELETE FROM issued_cards WHERE issued_at < %s", (prune_before,))
             conn.execute(
-                "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(cards))
+                "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(cards))
                 + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
-                " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+                " drug = excluded.drug, suggestions = excluded.suggestions, issued_at = excluded.issued_at",
                 [value for card in cards
-                 for value in (service_id, card.card, card.topic, card.indicator, card.suggestions, issued_at)])
+                 for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
+                               issued_at)])
 
         self._run(remember, HOT_TIMEOUT)
 
@@ -271,3 +299,18 @@ class PostgresStore(Store):
 
         self._run(ping, HEALTH_TIMEOUT)
 
+
+def _period(service_column: str, time_column: str, service_id: str | None, start: datetime | None,
+            end: datetime | None) -> tuple[str, list[object]]:
+    """The WHERE clause (and its parameters) of one service, or all, in [start, end)."""
+    clauses, params = ["TRUE"], []
+    if service_id is not None:
+        clauses.append(f"{service_column} = %s")
+        params.append(service_id)
+    if start is not None:
+        clauses.append(f"{time_column} >= %s")
+        params.append(start)
+    if end is not None:
+        clauses.append(f"{time_column} < %s")
+        params.append(end)
+    return " AND ".join(clauses), params

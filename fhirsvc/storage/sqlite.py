@@ -21,11 +21,15 @@ from fhirsvc.storage.base import (
     HOT_TIMEOUT,
     PRUNE_EVERY,
     SCHEMA_VERSION,
+    FeedbackCount,
+    FeedbackCounts,
     FeedbackRow,
+    Governance,
     IssuedCard,
+    IssuedCount,
     StorageError,
     Store,
-    stats_document,
+    as_day,
     utc_text,
 )
 
@@ -59,6 +63,14 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS issued_cards_issued_at ON issued_cards (issued_at)",
         """CREATE TABLE IF NOT EXISTS used_jti (
             iss TEXT NOT NULL, jti TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID""",
+    ],
+    # The drug of each card (rules are told apart by topic + indicator + drug), and the indexes of the
+    # governance view's period queries.
+    2: [
+        "ALTER TABLE issued_cards ADD COLUMN drug TEXT",
+        "ALTER TABLE feedback ADD COLUMN drug TEXT",
+        "CREATE INDEX IF NOT EXISTS issued_cards_service_issued_at ON issued_cards (service, issued_at)",
+        "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
 }
 
@@ -155,40 +167,56 @@ class SqliteStore(Store):
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
-    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str, str]],
+    def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
                    received_at: datetime) -> int:
         conn = self._conn()
         with _Transaction(conn, "IMMEDIATE"):
             for card in {row.card for row in rows} - topics.keys():
-                found = conn.execute("SELECT topic, indicator FROM issued_cards WHERE service = ? AND card = ?",
+                found = conn.execute("SELECT topic, indicator, drug FROM issued_cards WHERE service = ? AND card = ?",
                                      (service_id, card)).fetchone()
                 if found is not None:
                     topics[card] = found
             cursor = conn.executemany(
                 "INSERT OR IGNORE INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
-                " override_system, override_code, override_display, user_comment, topic, indicator, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " override_system, override_code, override_display, user_comment, topic, indicator, drug,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(service_id, row.card, row.outcome, utc_text(row.outcome_timestamp), row.accepted_suggestions,
                   row.override_system, row.override_code, row.override_display, row.user_comment,
-                  *topics.get(row.card, (None, None)), utc_text(received_at)) for row in rows])
+                  *topics.get(row.card, (None, None, None)), utc_text(received_at)) for row in rows])
             return cursor.rowcount
 
-    def _db_stats(self, service_id: str) -> dict:
+    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                   issued: bool) -> Governance:
+        # Timestamps are fixed-width UTC text: the first 10 characters are the UTC day, and text order is time order.
+        where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
-            " f.card, f.outcome, f.override_code"
+            " COALESCE(f.drug, c.drug) AS drug, substr(f.outcome_timestamp, 1, 10) AS day, f.card, f.outcome,"
+            " f.override_system, f.override_code, f.override_display"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-            " WHERE f.service = ?"
+            f" WHERE {where}"
         )
         conn = self._conn()
-        with _Transaction(conn, "DEFERRED"):  # one snapshot for both queries
-            total, unknown = conn.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT CASE WHEN topic IS NULL AND indicator IS NULL THEN card END)"
-                f" FROM ({joined})", (service_id,)).fetchone()
+        with _Transaction(conn, "DEFERRED"):  # one snapshot for every query
             rows = conn.execute(
-                f"SELECT topic, indicator, outcome, override_code, COUNT(*) FROM ({joined})"
-                " WHERE topic IS NOT NULL OR indicator IS NOT NULL GROUP BY 1, 2, 3, 4", (service_id,)).fetchall()
-        return stats_document(service_id, total, unknown, rows)
+                "SELECT topic, indicator, drug, day, outcome, override_system, override_code, MAX(override_display),"
+                f" COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params).fetchall()
+            unknown = conn.execute(
+                f"SELECT COUNT(DISTINCT card) FROM ({joined}) WHERE topic IS NULL AND indicator IS NULL",
+                params).fetchone()[0]
+            cards: list[tuple] = []
+            if issued:
+                where, params = _period("c.service", "c.issued_at", service_id, start, end)
+                cards = conn.execute(
+                    "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*),"
+                    " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service AND f.card = c.card)"
+                    " THEN 1 ELSE 0 END)"
+                    f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params).fetchall()
+        return Governance(
+            [IssuedCount(topic, indicator, drug, as_day(day), n, with_feedback)
+             for topic, indicator, drug, day, n, with_feedback in cards],
+            FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
+                            for topic, indicator, drug, day, *rest in rows], unknown))
 
     def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
                            prune_before: datetime | None) -> None:
@@ -197,12 +225,13 @@ class SqliteStore(Store):
             conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (utc_text(prune_before),))
         # One statement for all the cards: one transaction of its own (the connection is in autocommit mode).
         conn.execute(
-            "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(cards))
+            "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(cards))
             + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
-            " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+            " drug = excluded.drug, suggestions = excluded.suggestions, issued_at = excluded.issued_at",
             [value for card in cards
-             for value in (service_id, card.card, card.topic, card.indicator, card.suggestions, utc_text(issued_at))])
+             for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
+                           utc_text(issued_at))])
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         conn = self._conn(HOT)
@@ -218,6 +247,22 @@ class SqliteStore(Store):
         with _Transaction(self._conn(HOT), "IMMEDIATE") as conn:
             conn.execute("SELECT version FROM fhirsvc_schema").fetchall()
             conn.execute("ROLLBACK")
+
+
+def _period(service_column: str, time_column: str, service_id: str | None, start: datetime | None,
+            end: datetime | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of one service, or all, in [start, end)."""
+    clauses, params = ["1 = 1"], []
+    if service_id is not None:
+        clauses.append(f"{service_column} = ?")
+        params.append(service_id)
+    if start is not None:
+        clauses.append(f"{time_column} >= ?")
+        params.append(utc_text(start))
+    if end is not None:
+        clauses.append(f"{time_column} < ?")
+        params.append(utc_text(end))
+    return " AND ".join(clauses), params
 
 
 class _Transaction:
