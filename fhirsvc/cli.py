@@ -43,7 +43,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--now", type=_instant, metavar="ISO",
                        help="the clock for the checks, e.g. 2026-11-24T12:00:00Z (default: now; no zone means UTC)")
 
+    governance = commands.add_parser(
+        "governance", help="print the governance report (which CDS rules are overridden) for a period",
+        description="Print the governance report, read from the configured database (FHIRSVC_DATABASE_URL): per "
+                    "rule (topic, indicator, drug) the cards issued, the share with feedback, accepted, overridden, "
+                    "the override rate and its top reason, ranked by override rate. Exit status: 0, or 2 for a "
+                    "bad parameter or an unusable database.")
+    governance.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first day, UTC (default: 29 days "
+                            "before --to)")
+    governance.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last day, UTC (default: today)")
+    governance.add_argument("--service", help="one service id (default: every service)")
+    output = governance.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print the table as CSV (as GET /governance/report.csv)")
+    output.add_argument("--json", action="store_true", help="print the whole report as JSON (as "
+                        "GET /governance/report.json)")
+
     args = parser.parse_args(argv)
+    if args.command == "governance":
+        return print_governance(args.start, args.end, args.service, "csv" if args.csv else
+                                "json" if args.json else "table")
     if args.command == "serve":
         return serve_app(args.host, args.port, args.workers)
     if args.command == "check":
@@ -95,6 +113,49 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None) -
     except BrokenPipeError:  # e.g. piped into head: not an error of the checks
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if result.critical else 0
+
+
+def print_governance(start: str | None, end: str | None, service: str | None, output: str) -> int:
+    """The governance report in the terminal: the same numbers as the page, read from the same store."""
+    import csv
+
+    from fhirsvc.governance.report import (
+        CSV_COLUMNS,
+        BadParameter,
+        governance_report,
+        report_document,
+        report_rows,
+        report_table,
+    )
+    from fhirsvc.knowledge.loader import load_knowledge
+    from fhirsvc.storage import StorageError, open_store
+
+    config = load_config()
+    try:
+        knowledge = load_knowledge(knowledge_dirs(config), config["VALIDATION_CACHE"] or None)
+        store = open_store(str(config["DATABASE_URL"]), timeout=float(config["DATABASE_TIMEOUT"]))
+    except (KnowledgeError, StorageError) as exc:
+        print(f"fhirsvc governance: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = governance_report(store, knowledge, config, start, end, service, datetime.now(UTC).date())
+    except BadParameter as exc:
+        print(f"fhirsvc governance: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the database went away meanwhile
+        print(f"fhirsvc governance: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    if output == "json":
+        print(json.dumps(report_document(report), indent=2, ensure_ascii=False))
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(report_rows(report))
+    else:
+        sys.stdout.write(report_table(report))
+    return 0
 
 
 def log_to_stderr() -> None:

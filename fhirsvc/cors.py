@@ -1,4 +1,5 @@
-"""CORS on every route, errors included, so browser-based EHR apps and sandboxes can call the service."""
+"""CORS on every route but the governance view, errors included, so browser-based EHR apps and sandboxes can call
+the service."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from flask import Flask, Response, request
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Prefer, If-None-Match, If-Modified-Since"
 EXPOSED_HEADERS = "ETag, Last-Modified, Location, Content-Location"
+# The governance view is for people on this origin (it shows how clinicians act): no other site's script may read it.
+PRIVATE_PREFIX = "/governance"
 
 
 def init_app(app: Flask) -> None:
@@ -14,6 +17,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _cors(response: Response) -> Response:
+        if request.path.startswith(PRIVATE_PREFIX):
+            return response
         origin = request.headers.get("Origin")
         if "*" in origins:
             response.headers["Access-Control-Allow-Origin"] = "*"
