@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,12 +144,24 @@ def load(store, history: History, batch: int = 500) -> None:
     from fhirsvc.cds.feedback import FeedbackItem
     from fhirsvc.storage.base import IssuedCard
 
+    def remember(call: list[Show]) -> None:
+        """One call's cards at their time; the backend's hot-path insert waits little for a connection, so a busy
+        machine gets a few tries."""
+        cards = [IssuedCard(s.card, s.rule.topic, s.rule.indicator, "[]", s.rule.drug) for s in call]
+        for attempt in range(20):
+            try:
+                store._db_remember_cards(call[0].service, cards, call[0].at, None)
+                return
+            except store.unavailable_errors:
+                if attempt == 19:
+                    raise
+                time.sleep(0.05)
+
+    store.health()  # opens the connections
     call: list[Show] = []
     for show in [*history.shows, None]:
         if call and (show is None or (show.service, show.at) != (call[0].service, call[0].at)):
-            store._db_remember_cards(call[0].service, [
-                IssuedCard(s.card, s.rule.topic, s.rule.indicator, "[]", s.rule.drug) for s in call], call[0].at,
-                None)
+            remember(call)
             call = []
         if show is not None:
             call.append(show)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
 
 import matplotlib
 
@@ -45,6 +44,8 @@ STYLE = {
 NONE = "\u2013"  # a dash: no feedback that week
 _SVG_START = re.compile(r"<svg\b")
 _SIZE = re.compile(r'\s(width|height)="[^"]*pt"')
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF about the file: nothing for the page
+_NAMESPACES = re.compile(r'\sxmlns:(dc|cc|rdf)="[^"]*"')
 
 
 def _svg(figure: Figure, salt: str, title_id: str) -> str:
@@ -54,9 +55,9 @@ def _svg(figure: Figure, salt: str, title_id: str) -> str:
     with rc_context({"svg.hashsalt": salt}):  # stable ids, and distinct ones for the charts of one page
         FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    text = text[_SVG_START.search(text).start():]
+    text = _METADATA.sub("", text[_SVG_START.search(text).start():], count=1)
     head, rest = text.split(">", 1)
-    head = _SIZE.sub("", head) + f' role="img" aria-labelledby="{title_id}" class="chart"'
+    head = _NAMESPACES.sub("", _SIZE.sub("", head)) + f' role="img" aria-labelledby="{title_id}" class="chart"'
     return head + ">" + rest
 
 
@@ -84,7 +85,7 @@ def override_chart(report: Report, title_id: str) -> str | None:
         axes.axvline(threshold.override_rate, color=FLAG, linestyle=(0, (4, 3)), linewidth=1.2)
         axes.text(threshold.override_rate, -0.75, f"flag: ≥ {threshold.override_rate * 100:.0f} % over "
                   f"≥ {threshold.min_feedback} items", ha="center", va="bottom", fontsize=8, color=FLAG)
-        axes.set_yticks(list(positions), [f"{rule.rank}. {rule.short_label}" for rule in rules])
+        axes.set_yticks(list(positions), [_label(rule) for rule in rules])
         axes.set_ylim(len(rules) - 0.5, -1.1)
         axes.set_xlim(0, 1.0)
         axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -117,7 +118,7 @@ def trend_chart(report: Report, title_id: str) -> str | None:
                 elif label_cells:
                     axes.text(x, y, f"{value * 100:.0f}", ha="center", va="center", fontsize=7,
                               color="#ffffff" if value >= 0.55 else INK)
-        axes.set_yticks(range(len(rules)), [f"{rule.rank}. {rule.short_label}" for rule in rules])
+        axes.set_yticks(range(len(rules)), [_label(rule) for rule in rules])
         axes.set_xticks(range(len(weeks)), [week.strftime("%d %b") for week in weeks],
                         rotation=45 if len(weeks) > 8 else 0, ha="right" if len(weeks) > 8 else "center")
         axes.set_xlabel("week starting (Monday, UTC); cells: override rate in % (" + NONE + " no feedback)")
@@ -127,9 +128,10 @@ def trend_chart(report: Report, title_id: str) -> str | None:
         return _svg(figure, "weekly-trend", title_id)
 
 
+def _label(rule: RuleReport) -> str:
+    """A rule's axis label; ``$`` would start matplotlib's math text."""
+    return f"{rule.rank}. {rule.short_label}".replace("$", r"\$")
+
+
 def _cell_rate(rule: RuleReport, week: int) -> float | None:
     return rule.weeks[week].override_rate
-
-
-def charts(report: Report) -> Sequence[str | None]:
-    return override_chart(report, "chart-rates-title"), trend_chart(report, "chart-trend-title")
