@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test clone-test validate lint clean ehr-server
+.PHONY: help install run test clone-test validate lint clean ehr-server demo-governance
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)
 	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
+
+demo-governance: install ## serve the governance view over a generated history in a temporary store (HOST=, PORT=)
+	$(PY) bench/demo_governance.py --host $(HOST) --port $(PORT)
 
 $(VENV_EHR)/.installed:
 	$(PYTHON) -m venv $(VENV_EHR)

@@ -227,8 +227,9 @@ class PostgresStore(Store):
 
         return self._run(record, self.timeout)
 
-    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
-                   issued: bool) -> Governance:
+    def count_queries(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                      issued: bool) -> dict[str, tuple[str, list]]:
+        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``)."""
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
@@ -237,25 +238,32 @@ class PostgresStore(Store):
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where}"
         )
-        issued_where, issued_params = _period("c.service", "c.issued_at", service_id, start, end)
+        queries = {
+            "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
+                         f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                         params),
+            "unknown": (f"SELECT COUNT(DISTINCT card) FROM ({joined}) j WHERE topic IS NULL AND indicator IS NULL",
+                        params),
+        }
+        if issued:
+            where, params = _period("c.service", "c.issued_at", service_id, start, end)
+            queries["issued"] = (
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*),"
+                " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
+                " AND f.card = c.card) THEN 1 ELSE 0 END)"
+                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+        return queries
+
+    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                   issued: bool) -> Governance:
+        queries = self.count_queries(service_id, start, end, issued)
 
         def counts(conn: psycopg.Connection) -> Governance:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for all
-                rows = conn.execute(
-                    "SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
-                    f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
-                    params).fetchall()
-                unknown = conn.execute(
-                    f"SELECT COUNT(DISTINCT card) FROM ({joined}) j WHERE topic IS NULL AND indicator IS NULL",
-                    params).fetchone()[0]
-                cards: list[tuple] = []
-                if issued:
-                    cards = conn.execute(
-                        "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*),"
-                        " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
-                        " AND f.card = c.card) THEN 1 ELSE 0 END)"
-                        f" FROM issued_cards c WHERE {issued_where} GROUP BY 1, 2, 3, 4", issued_params).fetchall()
+                rows = conn.execute(*queries["feedback"]).fetchall()
+                unknown = conn.execute(*queries["unknown"]).fetchone()[0]
+                cards = conn.execute(*queries["issued"]).fetchall() if issued else []
             return Governance(
                 [IssuedCount(topic, indicator, drug, day, n, int(with_feedback))
                  for topic, indicator, drug, day, n, with_feedback in cards],

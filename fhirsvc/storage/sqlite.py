@@ -185,8 +185,9 @@ class SqliteStore(Store):
                   *topics.get(row.card, (None, None, None)), utc_text(received_at)) for row in rows])
             return cursor.rowcount
 
-    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
-                   issued: bool) -> Governance:
+    def count_queries(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                      issued: bool) -> dict[str, tuple[str, list]]:
+        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``)."""
         # Timestamps are fixed-width UTC text: the first 10 characters are the UTC day, and text order is time order.
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
@@ -196,22 +197,29 @@ class SqliteStore(Store):
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where}"
         )
+        queries = {
+            "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
+                         f" MAX(override_display), COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params),
+            "unknown": (f"SELECT COUNT(DISTINCT card) FROM ({joined}) WHERE topic IS NULL AND indicator IS NULL",
+                        params),
+        }
+        if issued:
+            where, params = _period("c.service", "c.issued_at", service_id, start, end)
+            queries["issued"] = (
+                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*),"
+                " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service AND f.card = c.card)"
+                " THEN 1 ELSE 0 END)"
+                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+        return queries
+
+    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+                   issued: bool) -> Governance:
+        queries = self.count_queries(service_id, start, end, issued)
         conn = self._conn()
         with _Transaction(conn, "DEFERRED"):  # one snapshot for every query
-            rows = conn.execute(
-                "SELECT topic, indicator, drug, day, outcome, override_system, override_code, MAX(override_display),"
-                f" COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params).fetchall()
-            unknown = conn.execute(
-                f"SELECT COUNT(DISTINCT card) FROM ({joined}) WHERE topic IS NULL AND indicator IS NULL",
-                params).fetchone()[0]
-            cards: list[tuple] = []
-            if issued:
-                where, params = _period("c.service", "c.issued_at", service_id, start, end)
-                cards = conn.execute(
-                    "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*),"
-                    " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service AND f.card = c.card)"
-                    " THEN 1 ELSE 0 END)"
-                    f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params).fetchall()
+            rows = conn.execute(*queries["feedback"]).fetchall()
+            unknown = conn.execute(*queries["unknown"]).fetchone()[0]
+            cards = conn.execute(*queries["issued"]).fetchall() if issued else []
         return Governance(
             [IssuedCount(topic, indicator, drug, as_day(day), n, with_feedback)
              for topic, indicator, drug, day, n, with_feedback in cards],
