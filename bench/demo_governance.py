@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.history import default_window, generate, load  # noqa: E402
-from fhirsvc.storage import open_store  # noqa: E402
+from bench.history import default_window, generate, load
+from fhirsvc.storage import open_store
 
 
 def main() -> int:

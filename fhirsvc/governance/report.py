@@ -288,7 +288,7 @@ def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, A
     the CSV, the JSON and ``fhirsvc governance`` all show."""
     period = parse_period(from_text, to_text, today)
     service = parse_service(service_text)
-    counts = store.governance(service, period.start, period.end)
+    counts = store.governance(service, period.first, period.last)
     kept_since = today - timedelta(days=int(config["CARD_RETENTION_DAYS"]))
     return build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)
 

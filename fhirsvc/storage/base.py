@@ -161,6 +161,22 @@ class Governance:
     feedback: FeedbackCounts
 
 
+def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """The instants [start, end) of the UTC days ``first`` to ``last``."""
+    start = datetime.combine(first, datetime.min.time(), UTC) if first else None
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC) if last else None
+    return start, end
+
+
+def merge_issued(issued: Iterable[tuple], answered: Iterable[tuple]) -> list[IssuedCount]:
+    """Issued-card counts from (topic, indicator, drug, day, cards) rows and the (same key, cards with feedback)
+    rows."""
+    with_feedback = {tuple(row[:4]): row[4] for row in answered}
+    return [IssuedCount(topic, indicator, drug, as_day(day), cards, int(with_feedback.get((topic, indicator, drug,
+                                                                                           day), 0)))
+            for topic, indicator, drug, day, cards in issued]
+
+
 def as_day(value: Any) -> date:
     """A day column: ``YYYY-MM-DD`` text in SQLite, a date in PostgreSQL."""
     return value if isinstance(value, date) else date.fromisoformat(value)
@@ -216,11 +232,12 @@ class Store:
         cards."""
         raise NotImplementedError
 
-    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+    def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
         """In one read-only snapshot: the feedback counts of ``service_id`` (None: every service) with an
-        outcomeTimestamp in [start, end) (None: unbounded), and, if ``issued``, the issued-card counts of that
-        period (by issued_at). The one query behind both the feedback statistics and the governance view."""
+        outcomeTimestamp on the UTC days ``first`` to ``last`` (both included; None: unbounded), and, if ``issued``,
+        the issued-card counts of those days (by issued_at). The one query behind both the feedback statistics and
+        the governance view."""
         raise NotImplementedError
 
     def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
@@ -254,10 +271,10 @@ class Store:
         counts = self._durable("feedback statistics", lambda: self._db_counts(service_id, None, None, False))
         return stats_document(service_id, counts.feedback)
 
-    def governance(self, service_id: str | None, start: datetime, end: datetime) -> Governance:
-        """The issued-card and feedback counts per rule and UTC day for [start, end), of one service or (None) all,
-        read in one snapshot: the same feedback query as ``stats``."""
-        return self._durable("governance report", lambda: self._db_counts(service_id, start, end, True))
+    def governance(self, service_id: str | None, first: date, last: date) -> Governance:
+        """The issued-card and feedback counts per rule and UTC day from ``first`` to ``last`` (both included), of
+        one service or (None) all, read in one snapshot: the same feedback query as ``stats``."""
+        return self._durable("governance report", lambda: self._db_counts(service_id, first, last, True))
 
     def _durable(self, what: str, operation: Callable[[], T]) -> T:
         try:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 import psycopg
@@ -44,9 +44,10 @@ from fhirsvc.storage.base import (
     FeedbackRow,
     Governance,
     IssuedCard,
-    IssuedCount,
     StorageError,
     Store,
+    day_bounds,
+    merge_issued,
     reason,
 )
 
@@ -88,7 +89,6 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [
         "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS drug text",
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS drug text",
-        "CREATE INDEX IF NOT EXISTS issued_cards_service_issued_at ON issued_cards (service, issued_at)",
         "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
 }
@@ -227,9 +227,11 @@ class PostgresStore(Store):
 
         return self._run(record, self.timeout)
 
-    def count_queries(self, service_id: str | None, start: datetime | None, end: datetime | None,
+    def count_queries(self, service_id: str | None, first: date | None, last: date | None,
                       issued: bool) -> dict[str, tuple[str, list]]:
-        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``)."""
+        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``). The rule of
+        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's."""
+        start, end = day_bounds(first, last)
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
@@ -242,21 +244,24 @@ class PostgresStore(Store):
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
                          f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
                          params),
-            "unknown": (f"SELECT COUNT(DISTINCT card) FROM ({joined}) j WHERE topic IS NULL AND indicator IS NULL",
-                        params),
+            "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
+                        f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
+                        " AND c.topic IS NULL AND c.indicator IS NULL", params),
         }
         if issued:
             where, params = _period("c.service", "c.issued_at", service_id, start, end)
             queries["issued"] = (
-                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*),"
-                " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
-                " AND f.card = c.card) THEN 1 ELSE 0 END)"
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
                 f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+            queries["answered"] = (
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
+                f" FROM issued_cards c WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
+                " AND f.card = c.card) GROUP BY 1, 2, 3, 4", params)
         return queries
 
-    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+    def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
-        queries = self.count_queries(service_id, start, end, issued)
+        queries = self.count_queries(service_id, first, last, issued)
 
         def counts(conn: psycopg.Connection) -> Governance:
             with conn.transaction():
@@ -264,10 +269,9 @@ class PostgresStore(Store):
                 rows = conn.execute(*queries["feedback"]).fetchall()
                 unknown = conn.execute(*queries["unknown"]).fetchone()[0]
                 cards = conn.execute(*queries["issued"]).fetchall() if issued else []
-            return Governance(
-                [IssuedCount(topic, indicator, drug, day, n, int(with_feedback))
-                 for topic, indicator, drug, day, n, with_feedback in cards],
-                FeedbackCounts([FeedbackCount(*row) for row in rows], unknown))
+                answered = conn.execute(*queries["answered"]).fetchall() if issued else []
+            return Governance(merge_issued(cards, answered),
+                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown))
 
         return self._run(counts, self.timeout)
 

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from fhirsvc.storage.base import (
@@ -26,10 +26,11 @@ from fhirsvc.storage.base import (
     FeedbackRow,
     Governance,
     IssuedCard,
-    IssuedCount,
     StorageError,
     Store,
     as_day,
+    day_bounds,
+    merge_issued,
     utc_text,
 )
 
@@ -69,7 +70,9 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [
         "ALTER TABLE issued_cards ADD COLUMN drug TEXT",
         "ALTER TABLE feedback ADD COLUMN drug TEXT",
-        "CREATE INDEX IF NOT EXISTS issued_cards_service_issued_at ON issued_cards (service, issued_at)",
+        # the cards of a period by UTC day and rule, read from the index alone, in the order they are grouped
+        "CREATE INDEX IF NOT EXISTS issued_cards_day ON issued_cards (substr(issued_at, 1, 10), topic, indicator,"
+        " drug, service)",
         "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
 }
@@ -185,10 +188,12 @@ class SqliteStore(Store):
                   *topics.get(row.card, (None, None, None)), utc_text(received_at)) for row in rows])
             return cursor.rowcount
 
-    def count_queries(self, service_id: str | None, start: datetime | None, end: datetime | None,
+    def count_queries(self, service_id: str | None, first: date | None, last: date | None,
                       issued: bool) -> dict[str, tuple[str, list]]:
-        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``)."""
+        """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``). The rule of
+        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's."""
         # Timestamps are fixed-width UTC text: the first 10 characters are the UTC day, and text order is time order.
+        start, end = day_bounds(first, last)
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
@@ -200,29 +205,34 @@ class SqliteStore(Store):
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
                          f" MAX(override_display), COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params),
-            "unknown": (f"SELECT COUNT(DISTINCT card) FROM ({joined}) WHERE topic IS NULL AND indicator IS NULL",
-                        params),
+            "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
+                        f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
+                        " AND c.topic IS NULL AND c.indicator IS NULL", params),
         }
         if issued:
-            where, params = _period("c.service", "c.issued_at", service_id, start, end)
+            days, day_params = _days("", service_id, first, last)
             queries["issued"] = (
-                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*),"
-                " SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service AND f.card = c.card)"
-                " THEN 1 ELSE 0 END)"
-                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+                "SELECT topic, indicator, drug, substr(issued_at, 1, 10) AS day, COUNT(*) FROM issued_cards"
+                f" WHERE {days} GROUP BY day, topic, indicator, drug", day_params)
+            # the cards of the period with feedback: from the (fewer) cards that have feedback, each once
+            days, day_params = _days("c.", service_id, first, last)
+            queries["answered"] = (
+                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*)"
+                " FROM (SELECT DISTINCT service, card FROM feedback) f CROSS JOIN issued_cards c"
+                f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4", day_params)
         return queries
 
-    def _db_counts(self, service_id: str | None, start: datetime | None, end: datetime | None,
+    def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
-        queries = self.count_queries(service_id, start, end, issued)
+        queries = self.count_queries(service_id, first, last, issued)
         conn = self._conn()
         with _Transaction(conn, "DEFERRED"):  # one snapshot for every query
             rows = conn.execute(*queries["feedback"]).fetchall()
             unknown = conn.execute(*queries["unknown"]).fetchone()[0]
             cards = conn.execute(*queries["issued"]).fetchall() if issued else []
+            answered = conn.execute(*queries["answered"]).fetchall() if issued else []
         return Governance(
-            [IssuedCount(topic, indicator, drug, as_day(day), n, with_feedback)
-             for topic, indicator, drug, day, n, with_feedback in cards],
+            merge_issued(cards, answered),
             FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
                             for topic, indicator, drug, day, *rest in rows], unknown))
 
@@ -270,6 +280,20 @@ def _period(service_column: str, time_column: str, service_id: str | None, start
     if end is not None:
         clauses.append(f"{time_column} < ?")
         params.append(utc_text(end))
+    return " AND ".join(clauses), params
+
+
+def _days(alias: str, service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[str]]:
+    """The WHERE clause of issued cards of one service, or all, on the UTC days first to last: on the day
+    expression, so that the issued_cards_day index serves it."""
+    clauses, params = ["1 = 1"], []
+    if service_id is not None:
+        clauses.append(f"{alias}service = ?")
+        params.append(service_id)
+    for bound, op in ((first, ">="), (last, "<=")):
+        if bound is not None:
+            clauses.append(f"substr({alias}issued_at, 1, 10) {op} ?")
+            params.append(bound.isoformat())
     return " AND ".join(clauses), params
 
 

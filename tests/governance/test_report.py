@@ -49,7 +49,7 @@ def as_numbers(rule) -> tuple:
 def test_the_report_equals_the_history(loaded, history, knowledge):
     for first, last, service in PERIODS:
         oracle, unknown_items, unknown_cards = expected(history, first, last, service)
-        report = build_report(loaded.governance(service, *_bounds(first, last)), parse_period(
+        report = build_report(loaded.governance(service, first, last), parse_period(
             first.isoformat(), last.isoformat(), END.date()), service, THRESHOLDS, knowledge, date(2026, 1, 1))
         assert {(r.topic, r.indicator, r.drug): as_numbers(r) for r in report.rules} == {
             key: (e.issued, e.with_feedback, e.accepted, e.overridden) for key, e in oracle.items()}, (first, service)
@@ -115,14 +115,9 @@ def test_the_json_twin_carries_the_report(loaded, knowledge):
 
 def report_for(store, knowledge, period):
     first, last, service = period
-    return build_report(store.governance(service, *_bounds(first, last)),
+    return build_report(store.governance(service, first, last),
                         parse_period(first.isoformat(), last.isoformat(), END.date()), service, THRESHOLDS,
                         knowledge, date(2026, 1, 1))
-
-
-def _bounds(first: date, last: date):
-    period = parse_period(first.isoformat(), last.isoformat(), END.date())
-    return period.start, period.end
 
 
 # --- the period -------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ in place (its cards and feedback kept, their drug unknown)."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from fhirsvc import create_app
 from fhirsvc.cds.feedback import FeedbackItem
@@ -29,7 +29,7 @@ def test_a_cds_call_notes_the_drug_of_each_card(database_url):
     store.record(SERVICE_ID, [FeedbackItem(cards[0]["uuid"], "overridden", datetime.now(UTC))])
     assert run_sql(database_url, "SELECT drug FROM feedback") == [("anakinra",)]  # the rule, kept with the item
     now = datetime.now(UTC)
-    counts = store.governance(SERVICE_ID, now - timedelta(days=1), now + timedelta(days=1))
+    counts = store.governance(SERVICE_ID, now.date() - timedelta(days=1), now.date() + timedelta(days=1))
     assert {(row.topic, row.drug) for row in counts.issued} == {(c["source"]["topic"]["code"], "anakinra")
                                                                 for c in cards}
     assert [(row.drug, row.outcome, row.items) for row in counts.feedback.rows] == [("anakinra", "overridden", 1)]
@@ -46,7 +46,7 @@ def test_a_version_1_database_is_migrated(database_url):
     store = open_store(database_url)
     assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(2,)]
     store.record("s", [FeedbackItem("c", "overridden", datetime(2026, 11, 20, 11, tzinfo=UTC))])
-    counts = store.governance("s", datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+    counts = store.governance("s", date(2026, 11, 20), date(2026, 11, 20))
     assert [(r.topic, r.indicator, r.drug, r.cards, r.with_feedback) for r in counts.issued] == [
         ("DOSEH", "warning", None, 1, 1)]
     assert store.stats("s")["byTopic"][0]["overridden"] == 1
