@@ -4,13 +4,15 @@ No pyplot and no global state: each chart is a ``Figure`` of its own, drawn unde
 with ``FigureCanvasSVG``, so concurrent requests never share a figure. Text stays text (``svg.fonttype = none``):
 the browser draws it with the page's fonts, it can be selected, and screen readers and search read it. Nothing in
 a chart depends on colour alone: flagged rules are hatched and labelled, the threshold is a dashed, labelled line,
-and every cell of the weekly chart prints its number. Each chart has a text table beside it on the page.
+the weekly chart hatches the weeks at or above it and marks weeks without feedback with a cross, and shades
+by lightness in one hue. Each chart has a text table beside it on the page.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from functools import lru_cache
 
 import matplotlib
 
@@ -41,7 +43,7 @@ STYLE = {
     "hatch.color": FLAG,
     "hatch.linewidth": 1.2,
 }
-NONE = "\u2013"  # a dash: no feedback that week
+CACHED = 32  # charts kept per process: a page opened again on unchanged numbers is not drawn again
 _SVG_START = re.compile(r"<svg\b")
 _SIZE = re.compile(r'\s(width|height)="[^"]*pt"')
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF about the file: nothing for the page
@@ -63,29 +65,34 @@ def _svg(figure: Figure, salt: str, title_id: str) -> str:
 
 def override_chart(report: Report, title_id: str) -> str | None:
     """Override rate per rule with feedback, ranked as the table, with the flag threshold; None without feedback."""
-    rules = [rule for rule in report.rules if rule.total.feedback]
+    rules = tuple((_label(rule), rule.total.override_rate or 0.0, rule.total.feedback, rule.flagged)
+                  for rule in report.rules if rule.total.feedback)
     if not rules:
         return None
-    threshold = report.thresholds
+    return _override_svg(rules, report.thresholds.override_rate, report.thresholds.min_feedback, title_id)
+
+
+@lru_cache(maxsize=CACHED)
+def _override_svg(rules: tuple[tuple[str, float, int, bool], ...], flag_rate: float, min_feedback: int,
+                  title_id: str) -> str:
     with rc_context(STYLE):
-        figure = Figure(figsize=(8.2, 0.9 + 0.34 * len(rules)))
-        axes = figure.add_axes((0.36, 0.9 / (0.9 + 0.34 * len(rules)) * 0.75, 0.52,
-                                0.34 * len(rules) / (0.9 + 0.34 * len(rules))))
+        height = 0.9 + 0.34 * len(rules)
+        figure = Figure(figsize=(8.2, height))
+        axes = figure.add_axes((0.36, 0.9 / height * 0.75, 0.52, 0.34 * len(rules) / height))
         positions = range(len(rules))
-        rates = [rule.total.override_rate or 0.0 for rule in rules]
-        bars = axes.barh(positions, rates, height=0.62, color=["#e9d9cf" if r.flagged else "#c7d4e6" for r in rules],
-                         edgecolor=[FLAG if r.flagged else "#0b3d7a" for r in rules], linewidth=0.8)
-        for bar, rule in zip(bars, rules, strict=True):
-            if rule.flagged:
+        bars = axes.barh(positions, [rate for _, rate, _, _ in rules], height=0.62,
+                         color=["#e9d9cf" if flagged else "#c7d4e6" for *_, flagged in rules],
+                         edgecolor=[FLAG if flagged else "#0b3d7a" for *_, flagged in rules], linewidth=0.8)
+        for bar, (_, rate, feedback, flagged) in zip(bars, rules, strict=True):
+            if flagged:
                 bar.set_hatch("///")
-            note = f"{rule.total.override_rate * 100:.0f} % of {rule.total.feedback}"
-            axes.text(min(bar.get_width(), 1.0) + 0.01, bar.get_y() + bar.get_height() / 2,
-                      note + ("  FLAG" if rule.flagged else ""), va="center", fontsize=8,
-                      color=FLAG if rule.flagged else INK, fontweight="bold" if rule.flagged else "normal")
-        axes.axvline(threshold.override_rate, color=FLAG, linestyle=(0, (4, 3)), linewidth=1.2)
-        axes.text(threshold.override_rate, -0.75, f"flag: ≥ {threshold.override_rate * 100:.0f} % over "
-                  f"≥ {threshold.min_feedback} items", ha="center", va="bottom", fontsize=8, color=FLAG)
-        axes.set_yticks(list(positions), [_label(rule) for rule in rules])
+            axes.text(min(rate, 1.0) + 0.01, bar.get_y() + bar.get_height() / 2,
+                      f"{rate * 100:.0f} % of {feedback}" + ("  FLAG" if flagged else ""), va="center", fontsize=8,
+                      color=FLAG if flagged else INK, fontweight="bold" if flagged else "normal")
+        axes.axvline(flag_rate, color=FLAG, linestyle=(0, (4, 3)), linewidth=1.2)
+        axes.text(flag_rate, -0.75, f"flag: ≥ {flag_rate * 100:.0f} % over ≥ {min_feedback} items", ha="center",
+                  va="bottom", fontsize=8, color=FLAG)
+        axes.set_yticks(list(positions), [label for label, *_ in rules])
         axes.set_ylim(len(rules) - 0.5, -1.1)
         axes.set_xlim(0, 1.0)
         axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -96,32 +103,43 @@ def override_chart(report: Report, title_id: str) -> str | None:
 
 
 def trend_chart(report: Report, title_id: str) -> str | None:
-    """Weekly override rate of each rule with feedback (rows) per ISO week (columns), the number in every cell;
-    None without feedback."""
+    """Weekly override rate of each rule with feedback (rows) per ISO week (columns): darker is higher, hatched at
+    or above the flag rate, a cross where the week had no feedback; None without feedback. The numbers are in the
+    table beside it."""
     rules = [rule for rule in report.rules if rule.total.feedback]
     if not rules:
         return None
-    weeks = report.weeks
+    rows = tuple((_label(rule), tuple(tally.override_rate for tally in rule.weeks)) for rule in rules)
+    return _trend_svg(rows, tuple(week.strftime("%d %b") for week in report.weeks),
+                      report.thresholds.override_rate, title_id)
+
+
+@lru_cache(maxsize=CACHED)
+def _trend_svg(rows: tuple[tuple[str, tuple[float | None, ...]], ...], weeks: tuple[str, ...], flag_rate: float,
+               title_id: str) -> str:
     with rc_context(STYLE):
-        width = min(11.0, 3.2 + 0.62 * len(weeks))
-        height = 1.1 + 0.3 * len(rules)
+        width = min(11.0, 3.4 + 0.5 * len(weeks))
+        height = 1.1 + 0.3 * len(rows)
         figure = Figure(figsize=(width, height))
-        axes = figure.add_axes((2.9 / width, 0.75 / height, 1 - 3.1 / width, 0.3 * len(rules) / height))
-        values = [[_cell_rate(rule, week) for week in range(len(weeks))] for rule in rules]
-        grid = [[v if v is not None else float("nan") for v in row] for row in values]
-        axes.imshow(grid, cmap=SHADES, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-        label_cells = len(weeks) <= 16
-        for y, row in enumerate(values):
-            for x, value in enumerate(row):
-                if value is None:
-                    axes.text(x, y, NONE, ha="center", va="center", fontsize=7, color=MUTED)
-                elif label_cells:
-                    axes.text(x, y, f"{value * 100:.0f}", ha="center", va="center", fontsize=7,
-                              color="#ffffff" if value >= 0.55 else INK)
-        axes.set_yticks(range(len(rules)), [_label(rule) for rule in rules])
-        axes.set_xticks(range(len(weeks)), [week.strftime("%d %b") for week in weeks],
+        axes = figure.add_axes((2.9 / width, 0.75 / height, 1 - 3.1 / width, 0.3 * len(rows) / height))
+        grid = [[rate if rate is not None else float("nan") for rate in rates] for _, rates in rows]
+        axes.pcolormesh(grid, cmap=SHADES, vmin=0.0, vmax=1.0, edgecolors="#ffffff", linewidth=1.0)
+        high = [(x, y) for y, (_, rates) in enumerate(rows) for x, rate in enumerate(rates)
+                if rate is not None and rate >= flag_rate]
+        if high:
+            axes.bar([x + 0.5 for x, _ in high], 0.8, bottom=[y + 0.1 for _, y in high], width=0.8, fill=False,
+                     hatch="///", edgecolor="#ffffff", linewidth=0)
+        empty = [(x + 0.5, y + 0.5) for y, (_, rates) in enumerate(rows) for x, rate in enumerate(rates)
+                 if rate is None]
+        if empty:
+            axes.scatter(*zip(*empty, strict=True), marker="x", s=14, color=MUTED, linewidths=0.8)
+        axes.set_xlim(0, len(weeks))
+        axes.set_ylim(len(rows), 0)
+        axes.set_yticks([y + 0.5 for y in range(len(rows))], [label for label, _ in rows])
+        axes.set_xticks([x + 0.5 for x in range(len(weeks))], list(weeks),
                         rotation=45 if len(weeks) > 8 else 0, ha="right" if len(weeks) > 8 else "center")
-        axes.set_xlabel("week starting (Monday, UTC); cells: override rate in % (" + NONE + " no feedback)")
+        axes.set_xlabel(f"week starting (Monday, UTC): darker is a higher override rate; hatched "
+                        f"≥ {flag_rate * 100:.0f} %; cross: no feedback")
         axes.tick_params(length=0)
         for spine in axes.spines.values():
             spine.set_visible(False)
@@ -133,5 +151,7 @@ def _label(rule: RuleReport) -> str:
     return f"{rule.rank}. {rule.short_label}".replace("$", r"\$")
 
 
-def _cell_rate(rule: RuleReport, week: int) -> float | None:
-    return rule.weeks[week].override_rate
+def cache_clear() -> None:
+    """Forget the charts drawn (``make bench`` measures drawing them)."""
+    _override_svg.cache_clear()
+    _trend_svg.cache_clear()
