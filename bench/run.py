@@ -1,10 +1,11 @@
 """Benchmark fhirsvc against a bare Flask endpoint measured in the same run (``make bench``).
 
-Five parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
+Six parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
 Flask test client (FHIR reads and searches, CDS order-sign), HTTP throughput and latency under gunicorn on
 loopback (wrk, or a Python load generator when wrk is not installed), how the CDS evaluation scales with the
 number of drugs (start-up and RSS too), draft orders and prefetch size, and what fetching missing prefetch
-from a slow FHIR server adds. Every in-process and HTTP number is also given as a ratio to the bare endpoint.
+from a slow FHIR server adds, and the governance view over 100,000 issued cards (bench/governance.py). Every
+in-process and HTTP number is also given as a ratio to the bare endpoint.
 Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any response was an error.
 """
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import governance  # bench/governance.py, beside this script
 import workload  # bench/workload.py, beside this script
 from workload import children, free_port, rss_mb, served
 
@@ -509,6 +511,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     target("HTTP order-sign req/s vs bare POST", (http.get("order-sign") or {}).get("requests_per_s_x_bare"),
            0.5, False, "x")
     target("HTTP read R4 req/s vs bare", (http.get("read R4") or {}).get("requests_per_s_x_bare"), 0.8, False, "x")
+    for backend, part in ((result.get("governance") or {}).get("backends") or {}).items():
+        if part:
+            target(f"governance page p50, {result['governance']['cards']:,} cards, {backend}", part["page"]["p50_ms"],
+                   1000.0, True, "ms")
     startup = result.get("startup")
     if startup:
         for state in ("cold", "warm"):
@@ -629,6 +635,8 @@ def report(result: dict[str, Any]) -> str:
             lines.append(f"RSS under gunicorn after load: service {memory['service']['total_mb']:.1f} MB, "
                          f"bare {memory['bare']['total_mb']:.1f} MB (master + {settings['workers']} workers)")
         parts.append("\n".join(lines))
+    if result.get("governance"):
+        parts.append("\n".join(governance.report_lines(result["governance"])))
     if result["targets"]:
         parts.append(table("Targets", ["target", "measured", "limit", "met"],
                            [[t["target"], f"{t['value']:.3f} {t['unit']}",
@@ -641,7 +649,7 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-PARTS = ("startup", "in-process", "http", "scaling", "fetch")
+PARTS = ("startup", "in-process", "http", "scaling", "fetch", "governance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -704,6 +712,10 @@ def main(argv: list[str] | None = None) -> int:
         if "fetch" in parts:
             print("fhirServer fetch ...", flush=True)
             result["fetch"], bad = measure_fetch(settings, scratch)
+            errors += bad
+        if "governance" in parts:
+            print("governance view ...", flush=True)
+            result["governance"], bad = governance.measure_governance(args.quick, scratch, ORDER_SIGN_BODY)
             errors += bad
 
     now = datetime.now(UTC)
