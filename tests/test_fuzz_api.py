@@ -74,7 +74,7 @@ def version_id(base_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off",
+    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off", "GOVERNANCE": "on",
                        "FEEDBACK_DB": str(tmp_path_factory.mktemp("fuzz-api") / "feedback.sqlite3")})
 
 
