@@ -7,7 +7,10 @@ both:
 - ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with a CDS JSON error) when the database
   cannot be reached or written: nothing is acknowledged that is not committed.
 - ``remember_cards`` (the issued-cards note, on every CDS call) is best-effort: it never raises, waits at most
-  ``HOT_TIMEOUT``, and a failure is logged and counted (``card_notes_failed``). The cards always go out.
+  ``HOT_TIMEOUT``, and a failure is logged and counted (``card_notes_failed``). The cards always go out. Card
+  uuids are name-based, so order-select on every keystroke gives the same cards again: a card this process noted
+  unchanged within ``NOTE_AGAIN_AFTER`` is not written again (its ``issued_at`` is that much older at most, against
+  30 days of keeping).
 - ``first_use`` (JWT ``jti`` replay protection, on every authenticated call) falls back to this process's memory
   while the database is unavailable, and writes what it accepted meanwhile to the database when it returns.
 - After a failure on the hot path the database is left alone for ``RETRY_AFTER`` seconds, so an outage costs the
@@ -41,6 +44,8 @@ RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a fail
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
 CARD_MAX_AGE = timedelta(days=30)
 PRUNE_EVERY = timedelta(minutes=1)
+NOTE_AGAIN_AFTER = 3600.0  # seconds: an unchanged card noted by this process is not written again before then
+NOTED_MAX = 10_000  # cards remembered as noted, per process
 PENDING_JTI_MAX = 100_000  # jti values accepted during an outage, kept to be written when the database returns
 
 T = TypeVar("T")
@@ -148,6 +153,7 @@ class Store:
         self._down_until = -math.inf  # monotonic time until which the hot path skips the database
         self._fallback = MemoryReplayCache()
         self._pending_jti: dict[tuple[str, str], float] = {}
+        self._noted: dict[tuple[str, IssuedCard], float] = {}  # (service, card) -> monotonic time written
 
     # --- what a backend implements -----------------------------------------------------------------------------
 
@@ -201,18 +207,24 @@ class Store:
         """Note the topic of each card with a uuid, so later feedback can be counted per topic; prune old cards.
         Best-effort: a failure is logged and counted, never raised."""
         try:
-            issued = issued_cards(cards)
+            moment = time.monotonic()
+            issued = [card for card in issued_cards(cards)
+                      if moment - self._noted.get((service_id, card), -math.inf) >= NOTE_AGAIN_AFTER]
             if not issued:
                 return
             if not self._hot_path_open():
                 self._count_failed_note()
                 return
             now = datetime.now(UTC)
-            prune = self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds()
+            prune = self._pruned_at is None or moment - self._pruned_at >= self.prune_every.total_seconds()
             self._db_remember_cards(service_id, issued, now, now - self.card_max_age if prune else None)
             if prune:
-                self._pruned_at = time.monotonic()
+                self._pruned_at = moment
+            if len(self._noted) + len(issued) > NOTED_MAX:
+                self._noted.clear()
+            self._noted.update(((service_id, card), moment) for card in issued)
         except Exception as exc:  # the cards go out whatever happens to the note
+            self._noted.clear()  # what was written may be lost with the database: write it again next time
             self._count_failed_note()
             if isinstance(exc, self.unavailable_errors):
                 self._hot_path_failed("issued-cards note", exc)

@@ -17,7 +17,7 @@ import pytest
 
 from fhirsvc.cds.feedback import FeedbackItem
 from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
-from fhirsvc.storage.base import HOT_TIMEOUT
+from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER
 from tests.storage.conftest import run_sql
 
 SERVICE = "anakinra-order-select"
@@ -183,6 +183,23 @@ def test_the_cards_of_one_call_are_stored_together_the_last_of_a_uuid_winning(st
     store.remember_cards(SERVICE, [card("a", "A", suggestions=("s1", "s2")), card("b", "B"), card("a", "A2")])
     rows = sql("SELECT card, topic, suggestions FROM issued_cards ORDER BY card")
     assert [(c, t, as_json(s)) for c, t, s in rows] == [("a", "A2", []), ("b", "B", [])]
+
+
+def test_an_unchanged_card_is_not_written_again_for_a_while(store, sql):
+    """order-select on every keystroke gives the same cards: this process writes an unchanged card once per
+    NOTE_AGAIN_AFTER; a changed card (or another service's) at once."""
+    store.remember_cards(SERVICE, [card("a", "A")])
+    sql("UPDATE issued_cards SET topic = 'MARK'")  # tells a write from none
+    store.remember_cards(SERVICE, [card("a", "A")])
+    assert sql("SELECT topic FROM issued_cards") == [("MARK",)]
+    store.remember_cards(SERVICE, [card("a", "A", indicator="critical")])  # changed: written
+    assert sql("SELECT topic, indicator FROM issued_cards") == [("A", "critical")]
+    store.remember_cards("other-service", [card("a", "A", indicator="critical")])
+    assert len(sql("SELECT card FROM issued_cards")) == 2
+    sql("UPDATE issued_cards SET topic = 'MARK'")
+    store._noted = {key: moment - NOTE_AGAIN_AFTER for key, moment in store._noted.items()}  # an hour later
+    store.remember_cards(SERVICE, [card("a", "A", indicator="critical")])
+    assert sorted(sql("SELECT topic FROM issued_cards")) == [("A",), ("MARK",)]
 
 
 def test_old_cards_are_pruned_at_most_once_per_interval(database_url, sql):
