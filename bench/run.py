@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import gc
 import http.client
+import itertools
 import json
 import math
 import os
@@ -58,6 +59,13 @@ class Call:
 
     path: str
     body: bytes | None = None
+    vary: str = ""  # non-empty: each request's body names a new patient (so new cards), tagged with this
+
+    def varied(self, n: int) -> bytes | None:
+        """The body of the n-th request."""
+        if not self.vary or self.body is None:
+            return self.body
+        return self.body.replace(workload.PATIENT_ID.encode(), f"{workload.PATIENT_ID}-{self.vary}-{n}".encode())
 
     @property
     def method(self) -> str:
@@ -317,6 +325,21 @@ def wrk_load(url: str, call: Call, duration: float, settings: Settings, scratch:
         script_file = scratch / "wrk-post.lua"
         script_file.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                                f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+        if call.vary:  # a new patient per request: the body cut at the patient id once, joined with a new id
+            with script_file.open("a") as script_text:
+                script_text.write(
+                    f'local pid, tag = "{workload.PATIENT_ID}", "{call.vary}"\n'
+                    'local parts, start, n = {}, 1, 0\n'
+                    'while true do\n'
+                    '  local i, j = string.find(wrk.body, pid, start, true)\n'
+                    '  if not i then table.insert(parts, string.sub(wrk.body, start)) break end\n'
+                    '  table.insert(parts, string.sub(wrk.body, start, i - 1))\n'
+                    '  start = j + 1\n'
+                    'end\n'
+                    'request = function()\n'
+                    '  n = n + 1\n'
+                    '  return wrk.format(nil, nil, nil, table.concat(parts, pid .. "-" .. tag .. "-" .. n))\n'
+                    'end\n')
         script = ["-s", str(script_file)]
     out = subprocess.run(["wrk", "-t1", f"-c{settings.connections}", f"-d{max(1, round(duration))}s", "--latency",
                           *script, url], check=True, capture_output=True, text=True).stdout
@@ -337,14 +360,16 @@ def python_load(url: str, call: Call, duration: float, settings: Settings, scrat
     headers = {"Content-Type": "application/json"} if call.body is not None else {}
     results: list[tuple[list[int], int]] = []
     deadline = time.perf_counter() + duration
+    counter = itertools.count(1)
 
     def drive() -> None:
         connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
         samples, errors = [], 0
         while time.perf_counter() < deadline:
+            body = call.varied(next(counter))
             began = time.perf_counter_ns()
             try:
-                connection.request(call.method, path, body=call.body, headers=headers)
+                connection.request(call.method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 errors += response.status != 200
@@ -546,10 +571,11 @@ def measure_writes(url: str, cards: list[dict], settings: Settings) -> dict[str,
     try:
         for i in range(settings.warmup + settings.iterations):
             now = time.time()
+            new_cards = [card | {"uuid": f"{card['uuid']}-{now}-{i}"} for card in cards]  # new cards: written
             began = time.perf_counter_ns()
             store.first_use("https://ehr.example.org", f"bench-{now}-{i}", now + 300, now)
             middle = time.perf_counter_ns()
-            store.remember_cards("medication-safety", cards)
+            store.remember_cards("medication-safety", new_cards)
             ended = time.perf_counter_ns()
             if i >= settings.warmup:
                 jti.append(middle - began)
@@ -594,11 +620,14 @@ def measure_storage(settings: Settings, body_size: int, post_size: int, generato
                                        {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": url}, cwd=ROOT))
             services[backend] = f"http://{HOST}:{port}"
         http_rows = {}
-        for name, url in [("bare POST", f"http://{HOST}:{bare_port}{BARE_POST}"),
-                          *((f"order-sign ({backend})", base + ORDER_SIGN) for backend, base in services.items())]:
-            call = Call(ORDER_SIGN, ORDER_SIGN_BODY)
-            load(url, call, settings.http_warmup, settings, scratch)
-            http_rows[name] = load(url, call, settings.duration, settings, scratch)
+        rows = [("bare POST", f"http://{HOST}:{bare_port}{BARE_POST}", True),
+                *((f"order-sign ({backend})", base + ORDER_SIGN, True) for backend, base in services.items()),
+                *((f"order-sign ({backend}), same request", base + ORDER_SIGN, False)
+                  for backend, base in services.items())]
+        for number, (name, url, new_patients) in enumerate(rows):
+            for phase, seconds in (("warm", settings.http_warmup), ("run", settings.duration)):
+                call = Call(ORDER_SIGN, ORDER_SIGN_BODY, f"{number}{phase}" if new_patients else "")
+                http_rows[name] = load(url, call, seconds, settings, scratch)
             errors += http_rows[name]["errors"]
         for row in http_rows.values():
             row["requests_per_s_x_bare"] = row["requests_per_s"] / http_rows["bare POST"]["requests_per_s"]
@@ -746,7 +775,7 @@ def report(result: dict[str, Any]) -> str:
         parts.append(table(
             f"Storage: HTTP order-sign with its issued-cards note in each backend, vs bare POST ({settings['workers']}"
             f" workers, {settings['connections']} connections, {settings['duration']:g} s each; PostgreSQL on "
-            "loopback)",
+            "loopback; a new patient in each request, so new cards to note, unless 'same request')",
             ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "errors"],
             [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
               f"{r['p99_ms']:.3f}", r["errors"]] for name, r in storage["http"].items()]))
