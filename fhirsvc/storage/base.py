@@ -185,6 +185,8 @@ class Store:
         """Store items durably (committed before this returns), ignoring ones already stored; return how many were
         new. StoreUnavailable if they could not be committed."""
         rows = feedback_rows(items)
+        if not rows:
+            return 0
         new = self._durable("feedback", lambda: self._db_record(service_id, rows, dict(topics or {}),
                                                                 datetime.now(UTC)))
         log.info("feedback for %s: %d item(s), %d new", service_id, len(items), new)

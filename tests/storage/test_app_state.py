@@ -93,7 +93,7 @@ def test_a_read_only_postgresql_database(make_app, postgres_url):
     check_service_without_its_database(app.test_client())
 
 
-def test_an_unreachable_database_stops_start_up(make_app, postgres_cluster):
+def test_an_unreachable_database_stops_start_up(make_app):
     from bench.workload import free_port
 
     url = f"postgresql://fhirsvc:secret-password@127.0.0.1:{free_port()}/fhirsvc"
