@@ -257,7 +257,6 @@ class Store:
                     with self._lock:
                         for i, j, _ in pending:
                             self._pending_jti.pop((i, j), None)
-                self._fallback.first_use(iss, jti, until, now)  # so a fallback later still knows it
                 return first
         accepted = self._fallback.first_use(iss, jti, until, now)
         if accepted:

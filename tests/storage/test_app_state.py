@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 import pytest
 
@@ -55,7 +56,9 @@ def test_healthz_names_the_database(make_app, database_url):
 def check_service_without_its_database(client) -> None:
     """Order-sign answers its cards (the note counted as failed); feedback and stats answer 503 in CDS JSON."""
     before = client.get("/healthz").get_json()["database"]["cardNotesFailed"]
-    call = client.post(SERVICE, json=order_request())
+    body = order_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["id"] = f"mr-{uuid.uuid4()}"  # new cards to note
+    call = client.post(SERVICE, json=body)
     assert call.status_code == 200
     cards = call.get_json()["cards"]
     assert cards and all(card.get("uuid") for card in cards)
