@@ -89,8 +89,10 @@ def test_readme_code_table_cites_the_knowledge_provenance_and_no_lookup():
 
 
 def _code_and_docs() -> list[Path]:
-    files = [ROOT / "README.md", *sorted(KNOWLEDGE_DIR.glob("*.md")), *sorted((ROOT / "fhirsvc").rglob("*.py"))]
-    return files + sorted((ROOT / "docs").rglob("*.md"))
+    """The README, the code, the docs and every fixture (knowledge descriptions, scenarios)."""
+    fixtures = [p for p in sorted((ROOT / "fixtures").rglob("*")) if p.suffix in {".json", ".md"}]
+    return [ROOT / "README.md", *sorted((ROOT / "fhirsvc").rglob("*.py")), *sorted((ROOT / "docs").rglob("*.md")),
+            *fixtures]
 
 
 @pytest.mark.parametrize("path", _code_and_docs(), ids=lambda p: str(p.relative_to(ROOT)))
