@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from fhirsvc.cds.feedback import FeedbackInvalid, parse_feedback
+from tests.conftest import CONFORMANCE_DIR as CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 SPEC_EXAMPLES = ["accepted", "overridden", "overridden-with-reason"]
 
 

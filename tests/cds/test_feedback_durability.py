@@ -25,7 +25,7 @@ from tests.storage.conftest import run_sql
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
-SERVICE = "medication-safety"
+SERVICE = "medication-safety-order-sign"
 
 
 @pytest.fixture

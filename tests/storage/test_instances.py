@@ -82,7 +82,8 @@ def test_replays_and_feedback_across_instances(layout, key, tmp_path, request):
         replayed = post(key, b, SERVICE, order_request(), bearer)
         posted = post(key, a, FEEDBACK, {"feedback": [feedback_item(first.json()["cards"][0]["uuid"],
                                                                      datetime.now(UTC))]})
-        stats = requests.get(b + FEEDBACK + "/stats", headers={"Authorization": f"Bearer {token(key, BASE)}"},
+        stats = requests.get(b + FEEDBACK + "/stats",
+                             headers={"Authorization": f"Bearer {token(key, BASE + FEEDBACK + '/stats')}"},
                              timeout=15)
     assert first.status_code == 200 and posted.status_code == 200 and stats.status_code == 200
     if layout == "one-postgresql-database":
