@@ -589,23 +589,27 @@ def measure_writes(url: str, cards: list[dict], settings: Settings) -> dict[str,
     from fhirsvc.storage import open_store
 
     store = open_store(url)
-    jti, note = [], []
+    jti, queued, written = [], [], []
     try:
         for i in range(settings.warmup + settings.iterations):
             now = time.time()
             new_cards = [card | {"uuid": f"{card['uuid']}-{now}-{i}"} for card in cards]  # new cards: written
             began = time.perf_counter_ns()
             store.first_use("https://ehr.example.org", f"bench-{now}-{i}", now + 300, now)
-            middle = time.perf_counter_ns()
+            checked = time.perf_counter_ns()
             store.remember_cards("medication-safety", new_cards)
+            noted = time.perf_counter_ns()
+            store.write_notes()  # this call's note alone (the note writer batches 50 ms of calls)
             ended = time.perf_counter_ns()
             if i >= settings.warmup:
-                jti.append(middle - began)
-                note.append(ended - middle)
+                jti.append(checked - began)
+                queued.append(noted - checked)
+                written.append(ended - noted)
         failed = store.card_notes_failed
     finally:
         store.close()
-    return {"jti": summary(jti), "cards_note": summary(note) | {"cards": len(cards), "failed": failed}}
+    return {"jti": summary(jti), "cards_note_in_call": summary(queued),
+            "cards_note_written": summary(written) | {"cards": len(cards), "failed": failed}}
 
 
 def measure_storage(settings: Settings, body_size: int, post_size: int, generator: str,
@@ -799,11 +803,13 @@ def report(result: dict[str, Any]) -> str:
               f"{r['p99_ms']:.3f}", r["errors"]] for name, r in storage["http"].items()]))
         parts.append(table(
             "Storage: writes of one CDS call, in process (jti of its token; issued-cards note of the order-sign "
-            f"cards), and feedback posted by {FEEDBACK_POSTERS} concurrent posters over HTTP (one new item each)",
-            ["backend", "jti p50 ms", "jti p99 ms", "note p50 ms", "note p99 ms", "feedback items/s",
-             "feedback p50 ms", "p99 ms", "errors"],
-            [[backend, f"{w['jti']['p50_ms']:.3f}", f"{w['jti']['p99_ms']:.3f}", f"{w['cards_note']['p50_ms']:.3f}",
-              f"{w['cards_note']['p99_ms']:.3f}", f"{storage['feedback'][backend]['items_per_s']:.0f}",
+            "cards: queued in the call, then written alone), and feedback posted by "
+            f"{FEEDBACK_POSTERS} concurrent posters over HTTP (one new item each)",
+            ["backend", "jti p50 ms", "jti p99 ms", "note in call p50", "note written p50", "p99",
+             "feedback items/s", "feedback p50 ms", "p99 ms", "errors"],
+            [[backend, f"{w['jti']['p50_ms']:.3f}", f"{w['jti']['p99_ms']:.3f}",
+              f"{w['cards_note_in_call']['p50_ms']:.3f}", f"{w['cards_note_written']['p50_ms']:.3f}",
+              f"{w['cards_note_written']['p99_ms']:.3f}", f"{storage['feedback'][backend]['items_per_s']:.0f}",
               f"{storage['feedback'][backend]['p50_ms']:.3f}", f"{storage['feedback'][backend]['p99_ms']:.3f}",
               storage["feedback"][backend]["errors"]] for backend, w in storage["writes"].items()]))
         if storage.get("postgresql_skipped"):
