@@ -10,7 +10,7 @@ deprecated one rarely); weekdays are busier than weekends. Some cards are shown 
 a few feedback items name cards the store never issued.
 
 ``load(store, history)`` writes it through the store: the cards with the backend's own insert at their
-generated times, the feedback with ``Store.record`` (so each item gets its rule as the service would).
+generated times, in batches, the feedback with ``Store.record`` (so each item gets its rule as the service would).
 """
 
 from __future__ import annotations
@@ -144,13 +144,14 @@ def load(store, history: History, batch: int = 500) -> None:
     from fhirsvc.cds.feedback import FeedbackItem
     from fhirsvc.storage.base import IssuedCard
 
-    def remember(call: list[Show]) -> None:
-        """One call's cards at their time; the backend's hot-path insert waits little for a connection, so a busy
-        machine gets a few tries."""
-        cards = [IssuedCard(s.card, s.rule.topic, s.rule.indicator, "[]", s.rule.drug) for s in call]
+    def remember(batch: list[Show]) -> None:
+        """Cards at their generated times, with the backend's own insert (what the note writer calls); it waits
+        little for a connection, so a busy machine gets a few tries."""
+        rows = [(s.service, IssuedCard(s.card, s.rule.topic, s.rule.indicator, "[]", s.rule.drug), s.at)
+                for s in batch]
         for attempt in range(20):
             try:
-                store._db_remember_cards(call[0].service, cards, call[0].at, None)
+                store._db_remember_cards(rows, None)
                 return
             except store.unavailable_errors:
                 if attempt == 19:
@@ -158,13 +159,16 @@ def load(store, history: History, batch: int = 500) -> None:
                 time.sleep(0.05)
 
     store.health()  # opens the connections
-    call: list[Show] = []
-    for show in [*history.shows, None]:
-        if call and (show is None or (show.service, show.at) != (call[0].service, call[0].at)):
-            remember(call)
-            call = []
-        if show is not None:
-            call.append(show)
+    batch: list[Show] = []
+    keys: set[tuple[str, str]] = set()
+    for show in history.shows:  # in time order; a card shown again goes to a later batch, so the later time wins
+        if len(batch) >= 2000 or (show.service, show.card) in keys:
+            remember(batch)
+            batch, keys = [], set()
+        batch.append(show)
+        keys.add((show.service, show.card))
+    if batch:
+        remember(batch)
     by_service: dict[str, list[Feedback]] = {}
     for item in history.feedback:
         by_service.setdefault(item.service, []).append(item)

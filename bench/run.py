@@ -12,8 +12,10 @@ Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any respo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import http.client
+import itertools
 import json
 import math
 import os
@@ -59,6 +61,13 @@ class Call:
 
     path: str
     body: bytes | None = None
+    vary: str = ""  # non-empty: each request's body names a new patient (so new cards), tagged with this
+
+    def varied(self, n: int) -> bytes | None:
+        """The body of the n-th request."""
+        if not self.vary or self.body is None:
+            return self.body
+        return self.body.replace(workload.PATIENT_ID.encode(), f"{workload.PATIENT_ID}-{self.vary}-{n}".encode())
 
     @property
     def method(self) -> str:
@@ -318,6 +327,21 @@ def wrk_load(url: str, call: Call, duration: float, settings: Settings, scratch:
         script_file = scratch / "wrk-post.lua"
         script_file.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                                f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+        if call.vary:  # a new patient per request: the body cut at the patient id once, joined with a new id
+            with script_file.open("a") as script_text:
+                script_text.write(
+                    f'local pid, tag = "{workload.PATIENT_ID}", "{call.vary}"\n'
+                    'local parts, start, n = {}, 1, 0\n'
+                    'while true do\n'
+                    '  local i, j = string.find(wrk.body, pid, start, true)\n'
+                    '  if not i then table.insert(parts, string.sub(wrk.body, start)) break end\n'
+                    '  table.insert(parts, string.sub(wrk.body, start, i - 1))\n'
+                    '  start = j + 1\n'
+                    'end\n'
+                    'request = function()\n'
+                    '  n = n + 1\n'
+                    '  return wrk.format(nil, nil, nil, table.concat(parts, pid .. "-" .. tag .. "-" .. n))\n'
+                    'end\n')
         script = ["-s", str(script_file)]
     out = subprocess.run(["wrk", "-t1", f"-c{settings.connections}", f"-d{max(1, round(duration))}s", "--latency",
                           *script, url], check=True, capture_output=True, text=True).stdout
@@ -338,14 +362,16 @@ def python_load(url: str, call: Call, duration: float, settings: Settings, scrat
     headers = {"Content-Type": "application/json"} if call.body is not None else {}
     results: list[tuple[list[int], int]] = []
     deadline = time.perf_counter() + duration
+    counter = itertools.count(1)
 
     def drive() -> None:
         connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
         samples, errors = [], 0
         while time.perf_counter() < deadline:
+            body = call.varied(next(counter))
             began = time.perf_counter_ns()
             try:
-                connection.request(call.method, path, body=call.body, headers=headers)
+                connection.request(call.method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 errors += response.status != 200
@@ -381,7 +407,7 @@ def measure_http(settings: Settings, body_size: int, post_size: int, generator: 
                 "--body-size", str(body_size), "--post-body-size", str(post_size)]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        service_env = {"FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(Path(scratch, "feedback.sqlite3"))}
+        service_env = {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{Path(scratch, 'feedback.sqlite3')}"}
         with served(service_cmd, f"http://{HOST}:{service_port}/healthz", Path(scratch, "service.log"),
                     service_env, cwd=ROOT) as service, \
                 served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", Path(scratch, "bare.log"), cwd=ROOT) as bare:
@@ -401,7 +427,7 @@ def cds_app(scratch: Path, **config: Any):
     """An app for the CDS measurements: authentication off, feedback in ``scratch``."""
     from fhirsvc import create_app
 
-    return create_app({"AUTH": "off", "FEEDBACK_DB": str(scratch / "feedback.sqlite3"), **config})
+    return create_app({"AUTH": "off", "DATABASE_URL": f"sqlite:///{scratch / 'feedback.sqlite3'}", **config})
 
 
 @as_served()
@@ -492,6 +518,154 @@ def measure_fetch(settings: Settings, scratch: Path) -> tuple[dict[str, Any], in
             "same_cards": [c["summary"] for c in cards["prefetch"]] == [c["summary"] for c in cards["fetched"]]}, errors
 
 
+# --- storage: SQLite and PostgreSQL side by side -------------------------------------------------
+
+FEEDBACK_POSTERS = 4
+
+
+def post_feedback(url: str, duration: float, prefix: str) -> dict[str, Any]:
+    """``FEEDBACK_POSTERS`` threads post feedback (one new item per request, keep-alive connections) for
+    ``duration`` seconds: items/s, p50/p99 per request, errors."""
+    parsed = urllib.request.urlparse(url)
+    results: list[tuple[list[int], int]] = []
+    deadline = time.perf_counter() + duration
+
+    def drive(poster: int) -> None:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        samples, errors, n = [], 0, 0
+        while time.perf_counter() < deadline:
+            n += 1
+            body = json.dumps({"feedback": [{"card": f"{prefix}-{poster}-{n}", "outcome": "overridden",
+                                             "outcomeTimestamp": "2026-11-24T12:00:00Z"}]})
+            began = time.perf_counter_ns()
+            try:
+                connection.request("POST", parsed.path, body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                errors += response.status != 200 or json.loads(response.read()) != {"received": 1, "stored": 1}
+            except (OSError, http.client.HTTPException, ValueError):
+                errors += 1
+                connection.close()
+            samples.append(time.perf_counter_ns() - began)
+        connection.close()
+        results.append((samples, errors))
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=drive, args=(poster,)) for poster in range(FEEDBACK_POSTERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    samples = [ns for thread_samples, _ in results for ns in thread_samples]
+    stats = summary(samples)
+    errors = sum(errors for _, errors in results)
+    return {"items": stats.pop("n") - errors, "items_per_s": (len(samples) - errors) / elapsed, **stats,
+            "posters": FEEDBACK_POSTERS, "errors": errors}
+
+
+STORAGE_ROUNDS = 3  # the HTTP rows of the storage part take turns this many times, so drift hits all alike
+
+
+def interleaved(rows: list[tuple[str, str, bool]], load, settings: Settings, scratch: Path) -> dict[str, Any]:
+    """Drive each (name, url, new patients) row for ``duration`` seconds in all, in ``STORAGE_ROUNDS`` turns
+    (after one warm-up each): req/s over all turns, the median p50 and the highest p99 of the turns."""
+    rounds = STORAGE_ROUNDS if settings.duration >= 3 * STORAGE_ROUNDS else 1
+    turns: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in rows}
+    for number, (_, url, new_patients) in enumerate(rows):
+        load(url, Call(ORDER_SIGN, ORDER_SIGN_BODY, f"{number}w" if new_patients else ""), settings.http_warmup,
+             settings, scratch)
+    for turn in range(rounds):
+        for number, (name, url, new_patients) in enumerate(rows):
+            call = Call(ORDER_SIGN, ORDER_SIGN_BODY, f"{number}t{turn}" if new_patients else "")
+            turns[name].append(load(url, call, settings.duration / rounds, settings, scratch))
+    return {name: {"requests": sum(t["requests"] for t in runs),
+                   "requests_per_s": sum(t["requests"] for t in runs) / sum(t["requests"] / t["requests_per_s"]
+                                                                            for t in runs),
+                   "p50_ms": statistics.median(t["p50_ms"] for t in runs), "p99_ms": max(t["p99_ms"] for t in runs),
+                   "errors": sum(t["errors"] for t in runs), "turns": len(runs)} for name, runs in turns.items()}
+
+
+def measure_writes(url: str, cards: list[dict], settings: Settings) -> dict[str, Any]:
+    """In process, what one CDS call writes: the ``jti`` of its token and the issued-cards note (the cards of the
+    bench's order-sign request), each alone, on a store of the backend."""
+    from fhirsvc.storage import open_store
+
+    store = open_store(url)
+    jti, queued, written = [], [], []
+    try:
+        for i in range(settings.warmup + settings.iterations):
+            now = time.time()
+            new_cards = [card | {"uuid": f"{card['uuid']}-{now}-{i}"} for card in cards]  # new cards: written
+            began = time.perf_counter_ns()
+            store.first_use("https://ehr.example.org", f"bench-{now}-{i}", now + 300, now)
+            checked = time.perf_counter_ns()
+            store.remember_cards("medication-safety", new_cards)
+            noted = time.perf_counter_ns()
+            store.write_notes()  # this call's note alone (the note writer batches 50 ms of calls)
+            ended = time.perf_counter_ns()
+            if i >= settings.warmup:
+                jti.append(checked - began)
+                queued.append(noted - checked)
+                written.append(ended - noted)
+        failed = store.card_notes_failed
+    finally:
+        store.close()
+    return {"jti": summary(jti), "cards_note_in_call": summary(queued),
+            "cards_note_written": summary(written) | {"cards": len(cards), "failed": failed}}
+
+
+def measure_storage(settings: Settings, body_size: int, post_size: int, generator: str,
+                    scratch: Path) -> tuple[dict[str, Any], int]:
+    """Both backends in the same run: HTTP order-sign under gunicorn (its issued-cards note written to SQLite, or
+    to PostgreSQL on loopback) against the bare POST endpoint; the jti and issued-cards writes per call in
+    process; feedback throughput with ``FEEDBACK_POSTERS`` concurrent posters. PostgreSQL is a throwaway cluster
+    (bench/pgcluster.py); without its binaries the part says so and measures SQLite alone."""
+    import pgcluster
+
+    load = wrk_load if generator == "wrk" else python_load
+    result: dict[str, Any] = {}
+    errors = 0
+    with contextlib.ExitStack() as stack:
+        urls = {"sqlite": f"sqlite:///{scratch / 'storage.sqlite3'}"}
+        try:
+            cluster = stack.enter_context(pgcluster.throwaway_cluster())
+            urls["postgresql"] = cluster.create_database("bench")
+            result["postgresql_server"] = subprocess.run([str(cluster.bin_dir / "postgres"), "--version"],
+                                                         capture_output=True, text=True).stdout.strip()
+        except RuntimeError as exc:
+            result["postgresql_skipped"] = str(exc).splitlines()[0]
+            print(f"  PostgreSQL not measured: {result['postgresql_skipped']}", flush=True)
+        bare_port = free_port()
+        bare_cmd = [sys.executable, __file__, "--serve-bare", f"{HOST}:{bare_port}", "--workers",
+                    str(settings.workers), "--body-size", str(body_size), "--post-body-size", str(post_size)]
+        stack.enter_context(served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", scratch / "bare.log", cwd=ROOT))
+        services = {}
+        for backend, url in urls.items():
+            port = free_port()
+            command = [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
+                       "--workers", str(settings.workers)]
+            stack.enter_context(served(command, f"http://{HOST}:{port}/healthz", scratch / f"{backend}.log",
+                                       {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": url}, cwd=ROOT))
+            services[backend] = f"http://{HOST}:{port}"
+        rows = [("bare POST", f"http://{HOST}:{bare_port}{BARE_POST}", True),
+                *((f"order-sign ({backend})", base + ORDER_SIGN, True) for backend, base in services.items()),
+                *((f"order-sign ({backend}), same request", base + ORDER_SIGN, False)
+                  for backend, base in services.items())]
+        http_rows = interleaved(rows, load, settings, scratch)
+        errors += sum(row["errors"] for row in http_rows.values())
+        for row in http_rows.values():
+            row["requests_per_s_x_bare"] = row["requests_per_s"] / http_rows["bare POST"]["requests_per_s"]
+        result["http"] = http_rows
+        cards = json.loads(request(cds_app(scratch).test_client(), IN_PROCESS["order-sign"]).get_data())["cards"]
+        result["writes"] = {backend: measure_writes(url, cards, settings) for backend, url in urls.items()}
+        result["feedback"] = {}
+        for backend, base in services.items():
+            row = post_feedback(base + ORDER_SIGN + "/feedback", settings.duration, f"bench-{backend}")
+            result["feedback"][backend] = row
+            errors += row["errors"]
+    return result, errors
+
+
 # --- targets --------------------------------------------------------------------------------------
 
 
@@ -511,6 +685,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     target("HTTP order-sign req/s vs bare POST", (http.get("order-sign") or {}).get("requests_per_s_x_bare"),
            0.5, False, "x")
     target("HTTP read R4 req/s vs bare", (http.get("read R4") or {}).get("requests_per_s_x_bare"), 0.8, False, "x")
+    storage_http = (result.get("storage") or {}).get("http") or {}
+    for backend in ("sqlite", "postgresql"):
+        target(f"HTTP order-sign req/s vs bare POST, {backend}",
+               (storage_http.get(f"order-sign ({backend})") or {}).get("requests_per_s_x_bare"), 0.5, False, "x")
     for backend, part in ((result.get("governance") or {}).get("backends") or {}).items():
         if part:
             target(f"governance page p50, {result['governance']['cards']:,} cards, {backend}", part["page"]["p50_ms"],
@@ -620,6 +798,28 @@ def report(result: dict[str, Any]) -> str:
             f"{fetch['added_in_requests']:.2f} x one request",
             f"  {fetch['requests_per_call']:.0f} requests per call, arriving within "
             f"{fetch['arrival_spread_ms_p50']:.1f} ms of each other (p50); same cards: {fetch['same_cards']}"]))
+    storage = result.get("storage")
+    if storage:
+        parts.append(table(
+            f"Storage: HTTP order-sign with its issued-cards note in each backend, vs bare POST ({settings['workers']}"
+            f" workers, {settings['connections']} connections, {settings['duration']:g} s each in turns; PostgreSQL"
+            " on loopback; a new patient in each request, so new cards to note, unless 'same request')",
+            ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "errors"],
+            [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
+              f"{r['p99_ms']:.3f}", r["errors"]] for name, r in storage["http"].items()]))
+        parts.append(table(
+            "Storage: writes of one CDS call, in process (jti of its token; issued-cards note of the order-sign "
+            "cards: queued in the call, then written alone), and feedback posted by "
+            f"{FEEDBACK_POSTERS} concurrent posters over HTTP (one new item each)",
+            ["backend", "jti p50 ms", "jti p99 ms", "note in call p50", "note written p50", "p99",
+             "feedback items/s", "feedback p50 ms", "p99 ms", "errors"],
+            [[backend, f"{w['jti']['p50_ms']:.3f}", f"{w['jti']['p99_ms']:.3f}",
+              f"{w['cards_note_in_call']['p50_ms']:.3f}", f"{w['cards_note_written']['p50_ms']:.3f}",
+              f"{w['cards_note_written']['p99_ms']:.3f}", f"{storage['feedback'][backend]['items_per_s']:.0f}",
+              f"{storage['feedback'][backend]['p50_ms']:.3f}", f"{storage['feedback'][backend]['p99_ms']:.3f}",
+              storage["feedback"][backend]["errors"]] for backend, w in storage["writes"].items()]))
+        if storage.get("postgresql_skipped"):
+            parts.append(f"PostgreSQL not measured: {storage['postgresql_skipped']}")
     start = result.get("startup")
     if start:
         lines = []
@@ -649,7 +849,7 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-PARTS = ("startup", "in-process", "http", "scaling", "fetch", "governance")
+PARTS = ("startup", "in-process", "http", "storage", "scaling", "fetch", "governance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -704,6 +904,10 @@ def main(argv: list[str] | None = None) -> int:
             print("HTTP ...", flush=True)
             endpoints, memory, bad = measure_http(settings, body_size, post_size, generator)
             result["http"] = {"generator": generator, "endpoints": endpoints, "rss": memory}
+            errors += bad
+        if "storage" in parts:
+            print("storage (SQLite, PostgreSQL) ...", flush=True)
+            result["storage"], bad = measure_storage(settings, body_size, post_size, generator, scratch)
             errors += bad
         if "scaling" in parts:
             print("scaling ...", flush=True)

@@ -228,7 +228,8 @@ def soak(seconds: float, workers: int, connections: int, threads: int) -> dict[s
     with tempfile.TemporaryDirectory(prefix="fhirsvc-soak-") as tmp:
         script = Path(tmp, "soak.lua")
         script.write_text(wrk_script(kinds), encoding="utf-8")
-        env = {"FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": f"{tmp}/feedback.sqlite3", "FHIRSVC_LOG_LEVEL": "WARNING"}
+        env = {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp}/feedback.sqlite3",
+               "FHIRSVC_LOG_LEVEL": "WARNING"}
         log_path = Path(tmp, "server.log")
         with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
                      "--workers", str(workers)], f"{base}/healthz", log_path, env, cwd=ROOT) as server:

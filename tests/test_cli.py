@@ -51,7 +51,7 @@ def test_serve_writes_one_log_line_per_cds_call(tmp_path):
     patient (the patient id is not in it)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3"),
+    env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
            "FHIRSVC_KNOWLEDGE_PATH": ""}
     log = tmp_path / "server.log"
     with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{port}"
     st = Path(sys.executable).with_name("st")
     with tempfile.TemporaryDirectory(prefix="fhirsvc-fuzz-") as tmp:
-        env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_FEEDBACK_DB": f"{tmp}/feedback.sqlite3"}
+        env = {**os.environ, "FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp}/feedback.sqlite3"}
         log = Path(tmp, "server.log")
         with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                      "--workers", str(args.workers)], f"{base_url}/healthz", log, env, cwd=ROOT):

@@ -6,8 +6,13 @@ both:
 
 - ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with a CDS JSON error) when the database
   cannot be reached or written: nothing is acknowledged that is not committed.
-- ``remember_cards`` (the issued-cards note, on every CDS call) is best-effort: it never raises, waits at most
-  ``HOT_TIMEOUT``, and a failure is logged and counted (``card_notes_failed``). The cards always go out.
+- ``remember_cards`` (the issued-cards note, on every CDS call) is best-effort: it queues the note, which a
+  thread of each process writes within ``NOTE_BATCH_DELAY`` with the other calls' notes in one statement, waiting
+  at most ``HOT_TIMEOUT``; a failure is logged and counted (``card_notes_failed``). It never raises, and a CDS
+  call never waits for the database: the cards always go out. Card
+  uuids are name-based, so order-select on every keystroke gives the same cards again: a card this process noted
+  unchanged within ``NOTE_AGAIN_AFTER`` is not written again (its ``issued_at`` is that much older at most, against
+  30 days of keeping).
 - ``first_use`` (JWT ``jti`` replay protection, on every authenticated call) falls back to this process's memory
   while the database is unavailable, and writes what it accepted meanwhile to the database when it returns.
 - After a failure on the hot path the database is left alone for ``RETRY_AFTER`` seconds, so an outage costs the
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +47,10 @@ RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a fail
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
 CARD_MAX_AGE = timedelta(days=30)
 PRUNE_EVERY = timedelta(minutes=1)
+NOTE_AGAIN_AFTER = 3600.0  # seconds: an unchanged card noted by this process is not written again before then
+NOTED_MAX = 10_000  # cards remembered as noted, per process
+NOTE_BATCH_DELAY = 0.05  # seconds the note writer gathers the calls' notes before writing them together
+NOTES_QUEUED_MAX = 10_000  # calls' notes waiting to be written, per process; beyond, a note is counted as failed
 PENDING_JTI_MAX = 100_000  # jti values accepted during an outage, kept to be written when the database returns
 
 T = TypeVar("T")
@@ -223,6 +233,11 @@ class Store:
         self._down_until = -math.inf  # monotonic time until which the hot path skips the database
         self._fallback = MemoryReplayCache()
         self._pending_jti: dict[tuple[str, str], float] = {}
+        self._noted: dict[tuple[str, IssuedCard], float] = {}  # (service, card) -> monotonic time noted
+        self._queue: list[tuple[str, list[IssuedCard], datetime]] = []  # notes waiting for the note writer
+        self._notes_queued = threading.Event()
+        self._write_lock = threading.Lock()
+        self._writer_pid: int | None = None
 
     # --- what a backend implements -----------------------------------------------------------------------------
 
@@ -240,8 +255,9 @@ class Store:
         the governance view."""
         raise NotImplementedError
 
-    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
-                           prune_before: datetime | None) -> None:
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
+        """Insert or update each (service, card, issued_at), at most once per (service, card); first delete the
+        cards issued before ``prune_before``, if given."""
         raise NotImplementedError
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
@@ -252,7 +268,12 @@ class Store:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Close this process's connections (they are opened again on next use)."""
+        """Write the queued notes, close this process's connections (they are opened again on next use)."""
+        self.write_notes()
+        self._close()
+
+    def _close(self) -> None:
+        pass
 
     # --- feedback and statistics: committed or refused ---------------------------------------------------------
 
@@ -261,6 +282,9 @@ class Store:
         """Store items durably (committed before this returns), ignoring ones already stored; return how many were
         new. StoreUnavailable if they could not be committed. ``topics``: card -> (topic, indicator[, drug])."""
         rows = feedback_rows(items)
+        if not rows:
+            return 0
+        self.write_notes()  # so the rules of this process's cards are known
         known = {card: (*rule, None, None, None)[:3] for card, rule in (topics or {}).items()}
         new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC)))
         log.info("feedback for %s: %d item(s), %d new", service_id, len(items), new)
@@ -268,12 +292,14 @@ class Store:
 
     def stats(self, service_id: str) -> dict:
         """Outcome counts per card topic and indicator, plus how many distinct cards had no known topic."""
+        self.write_notes()
         counts = self._durable("feedback statistics", lambda: self._db_counts(service_id, None, None, False))
         return stats_document(service_id, counts.feedback)
 
     def governance(self, service_id: str | None, first: date, last: date) -> Governance:
         """The issued-card and feedback counts per rule and UTC day from ``first`` to ``last`` (both included), of
         one service or (None) all, read in one snapshot: the same feedback query as ``stats``."""
+        self.write_notes()
         return self._durable("governance report", lambda: self._db_counts(service_id, first, last, True))
 
     def _durable(self, what: str, operation: Callable[[], T]) -> T:
@@ -287,30 +313,70 @@ class Store:
 
     def remember_cards(self, service_id: str, cards: list[dict], drugs: Iterable[str | None] | None = None) -> None:
         """Note the rule (topic, indicator, drug: ``drugs`` in the order of the cards) of each card with a uuid, so
-        later feedback can be counted per rule; prune old cards. Best-effort: a failure is logged and counted, never
-        raised."""
+        later feedback can be counted per rule. The note is queued and this process's note writer writes it within
+        NOTE_BATCH_DELAY, with the other calls' notes, in one statement: a CDS call never waits for the database.
+        Best-effort: never raises; a note that cannot be written is logged and counted."""
         try:
-            issued = issued_cards(cards, drugs)
+            moment = time.monotonic()
+            issued = [card for card in issued_cards(cards, drugs)
+                      if moment - self._noted.get((service_id, card), -math.inf) >= NOTE_AGAIN_AFTER]
             if not issued:
                 return
-            if not self._hot_path_open():
-                self._count_failed_note()
-                return
-            now = datetime.now(UTC)
-            prune = self._pruned_at is None or time.monotonic() - self._pruned_at >= self.prune_every.total_seconds()
-            self._db_remember_cards(service_id, issued, now, now - self.card_max_age if prune else None)
-            if prune:
-                self._pruned_at = time.monotonic()
-        except Exception as exc:  # the cards go out whatever happens to the note
+            with self._lock:
+                if len(self._noted) + len(issued) > NOTED_MAX:
+                    self._noted.clear()
+                self._noted.update(((service_id, card), moment) for card in issued)
+                if len(self._queue) >= NOTES_QUEUED_MAX:
+                    self.card_notes_failed += 1
+                    return
+                self._queue.append((service_id, issued, datetime.now(UTC)))
+                if self._writer_pid != os.getpid():  # one writer thread per process, started after fork
+                    self._writer_pid = os.getpid()
+                    threading.Thread(target=self._write_notes_forever, name="fhirsvc-card-notes", daemon=True).start()
+            self._notes_queued.set()
+        except Exception:  # the cards go out whatever happens to the note
             self._count_failed_note()
-            if isinstance(exc, self.unavailable_errors):
-                self._hot_path_failed("issued-cards note", exc)
-            else:
-                log.exception("issued-cards note failed")
+            log.exception("issued-cards note failed")
 
-    def _count_failed_note(self) -> None:
+    def _write_notes_forever(self) -> None:
+        while True:
+            self._notes_queued.wait()
+            time.sleep(NOTE_BATCH_DELAY)  # gather the notes of the calls meanwhile
+            self.write_notes()
+
+    def write_notes(self) -> None:
+        """Write the queued notes now (the note writer calls this; so do record, stats, health and close, so that
+        they see every note of this process)."""
+        with self._write_lock:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                self._notes_queued.clear()
+            if not batch:
+                return
+            if not self._hot_path_open():
+                self._count_failed_note(len(batch))
+                return
+            rows = {(service_id, card.card): (service_id, card, issued_at)
+                    for service_id, cards, issued_at in batch for card in cards}  # the last of a uuid wins
+            moment = time.monotonic()
+            prune = self._pruned_at is None or moment - self._pruned_at >= self.prune_every.total_seconds()
+            try:
+                self._db_remember_cards(list(rows.values()),
+                                        datetime.now(UTC) - self.card_max_age if prune else None)
+            except Exception as exc:
+                self._noted.clear()  # write them again next time
+                self._count_failed_note(len(batch))
+                if isinstance(exc, self.unavailable_errors):
+                    self._hot_path_failed("issued-cards note", exc)
+                else:
+                    log.exception("issued-cards note failed")
+            else:
+                if prune:
+                    self._pruned_at = moment
+
+    def _count_failed_note(self, calls: int = 1) -> None:
         with self._lock:
-            self.card_notes_failed += 1
+            self.card_notes_failed += calls
 
     def first_use(self, iss: str, jti: str, until: float, now: float) -> bool:
         """Record (iss, jti) as used until ``until``; False if it was already used and has not expired at ``now``
@@ -332,7 +398,6 @@ class Store:
                     with self._lock:
                         for i, j, _ in pending:
                             self._pending_jti.pop((i, j), None)
-                self._fallback.first_use(iss, jti, until, now)  # so a fallback later still knows it
                 return first
         accepted = self._fallback.first_use(iss, jti, until, now)
         if accepted:
@@ -355,6 +420,7 @@ class Store:
     def health(self) -> dict:
         """For /healthz: whether the database answers now, which one, and the notes lost in this process."""
         status: dict[str, Any] = {"backend": self.backend, "database": self.where}
+        self.write_notes()  # so the count of failed notes is current
         try:
             self._db_ping()
         except self.unavailable_errors as exc:

@@ -7,7 +7,8 @@ one instance is refused on all, and feedback posted to one is counted by all.
   migrates the schema under an advisory lock (several instances may start at once), and closes it. A database
   that cannot be reached stops the service there, with its URL (without password) and the reason.
 - Each worker process opens its own pool on first use (a pool's sockets and threads must not cross fork):
-  bounded (``pool_size``), waiting at most ``timeout`` for a connection (``HOT_TIMEOUT`` on a CDS call's path),
+  bounded (``pool_size``), waiting at most ``timeout`` for a connection (``HOT_TIMEOUT`` for the ``jti`` check
+  and the issued-cards notes),
   with a server-side ``statement_timeout`` and a TCP user timeout, so a lost database answers with an error
   rather than a hang. A connection broken by a restart of the server is discarded and the operation is tried
   again on another; the pool reconnects by itself when the server is back.
@@ -94,6 +95,7 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
+NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (7 parameters each, within the protocol's 65,535)
 RECONNECT_TIMEOUT = 5.0  # seconds one reconnection attempt of the pool goes on before a new one may start
 
 
@@ -194,7 +196,7 @@ class PostgresStore(Store):
             conn.execute("SET LOCAL synchronous_commit = on")
             yield
 
-    def close(self) -> None:
+    def _close(self) -> None:
         with self._pool_lock:
             if self._pool is not None and self._pool_pid == os.getpid():
                 self._pool.close()
@@ -275,19 +277,22 @@ class PostgresStore(Store):
 
         return self._run(counts, self.timeout)
 
-    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
-                           prune_before: datetime | None) -> None:
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
         def remember(conn: psycopg.Connection) -> None:
-            if prune_before is not None:
-                conn.execute("DELETE FROM issued_cards WHERE issued_at < %s", (prune_before,))
-            conn.execute(
-                "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(cards))
-                + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
-                " drug = excluded.drug, suggestions = excluded.suggestions, issued_at = excluded.issued_at",
-                [value for card in cards
-                 for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
-                               issued_at)])
+            with conn.transaction():
+                if prune_before is not None:
+                    conn.execute("DELETE FROM issued_cards WHERE issued_at < %s", (prune_before,))
+                for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
+                    part = rows[chunk:chunk + NOTES_PER_STATEMENT]
+                    conn.execute(
+                        "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at)"
+                        " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
+                        " indicator = excluded.indicator, drug = excluded.drug, suggestions = excluded.suggestions,"
+                        " issued_at = excluded.issued_at",
+                        [value for service_id, card, issued_at in part
+                         for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
+                                       issued_at)])
 
         self._run(remember, HOT_TIMEOUT)
 

@@ -1,9 +1,9 @@
 """The embedded backend: one SQLite file (WAL) shared by the worker processes of one instance.
 
-Feedback is written on a connection with ``synchronous=FULL``: on disk before its 200. The issued-cards note and
-the ``jti`` values are written on a second connection with ``synchronous=NORMAL`` and a short busy timeout: they
-survive a crash of the process, lose at most the last few on a power loss, and never make a CDS call wait for
-the disk or for a lock.
+Feedback is written on a connection with ``synchronous=FULL``: on disk before its 200. The issued-cards notes (by
+the note writer thread) and the ``jti`` values are written on connections with ``synchronous=NORMAL`` and a short
+busy timeout: they survive a crash of the process, lose at most the last few on a power loss, and never make a
+CDS call wait for the disk, nor long for a lock.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ MIGRATIONS: dict[int, list[str]] = {
 log = logging.getLogger("fhirsvc.storage")
 
 DURABLE, HOT = "durable", "hot"
+NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (7 values each, within SQLite's limit of bound values)
 
 
 class SqliteStore(Store):
@@ -161,7 +162,7 @@ class SqliteStore(Store):
             conns[kind] = self._connect(kind)
         return conns[kind]
 
-    def close(self) -> None:
+    def _close(self) -> None:
         conns = getattr(self._local, "conns", None)
         if conns is not None and self._local.pid == os.getpid():
             for conn in conns.values():
@@ -236,20 +237,22 @@ class SqliteStore(Store):
             FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
                             for topic, indicator, drug, day, *rest in rows], unknown))
 
-    def _db_remember_cards(self, service_id: str, cards: list[IssuedCard], issued_at: datetime,
-                           prune_before: datetime | None) -> None:
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
         conn = self._conn(HOT)
-        if prune_before is not None:
-            conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (utc_text(prune_before),))
-        # One statement for all the cards: one transaction of its own (the connection is in autocommit mode).
-        conn.execute(
-            "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(cards))
-            + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic, indicator = excluded.indicator,"
-            " drug = excluded.drug, suggestions = excluded.suggestions, issued_at = excluded.issued_at",
-            [value for card in cards
-             for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
-                           utc_text(issued_at))])
+        with _Transaction(conn, "IMMEDIATE"):
+            if prune_before is not None:
+                conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (utc_text(prune_before),))
+            for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
+                part = rows[chunk:chunk + NOTES_PER_STATEMENT]
+                conn.execute(
+                    "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                    + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
+                    " indicator = excluded.indicator, drug = excluded.drug, suggestions = excluded.suggestions,"
+                    " issued_at = excluded.issued_at",
+                    [value for service_id, card, issued_at in part
+                     for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
+                                   utc_text(issued_at))])
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         conn = self._conn(HOT)

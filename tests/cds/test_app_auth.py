@@ -129,7 +129,7 @@ def test_a_token_replayed_to_another_worker_is_refused(tmp_path, key):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {"FHIRSVC_AUTH": "required", "FHIRSVC_JWT_ISSUERS": str(trust_file(tmp_path, key)),
-           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_FEEDBACK_DB": str(tmp_path / "state.sqlite3"),
+           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
            "FHIRSVC_KNOWLEDGE_PATH": ""}
     with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                  "--workers", "2"], f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT) as server:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 import pytest
 
@@ -55,7 +56,9 @@ def test_healthz_names_the_database(make_app, database_url):
 def check_service_without_its_database(client) -> None:
     """Order-sign answers its cards (the note counted as failed); feedback and stats answer 503 in CDS JSON."""
     before = client.get("/healthz").get_json()["database"]["cardNotesFailed"]
-    call = client.post(SERVICE, json=order_request())
+    body = order_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["id"] = f"mr-{uuid.uuid4()}"  # new cards to note
+    call = client.post(SERVICE, json=body)
     assert call.status_code == 200
     cards = call.get_json()["cards"]
     assert cards and all(card.get("uuid") for card in cards)
@@ -93,7 +96,7 @@ def test_a_read_only_postgresql_database(make_app, postgres_url):
     check_service_without_its_database(app.test_client())
 
 
-def test_an_unreachable_database_stops_start_up(make_app, postgres_cluster):
+def test_an_unreachable_database_stops_start_up(make_app):
     from bench.workload import free_port
 
     url = f"postgresql://fhirsvc:secret-password@127.0.0.1:{free_port()}/fhirsvc"

@@ -17,7 +17,7 @@ import pytest
 
 from fhirsvc.cds.feedback import FeedbackItem
 from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
-from fhirsvc.storage.base import HOT_TIMEOUT
+from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER
 from tests.storage.conftest import run_sql
 
 SERVICE = "anakinra-order-select"
@@ -45,6 +45,12 @@ def as_json(value) -> object:
 def as_instant(value) -> datetime:
     """A timestamp column: fixed-width UTC text in SQLite, timestamptz in PostgreSQL."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def note(store, service_id: str, cards: list[dict]) -> None:
+    """One call's issued-cards note, written now rather than by the note writer a moment later."""
+    store.remember_cards(service_id, cards)
+    store.write_notes()
 
 
 def count_rows(sql) -> int:
@@ -163,8 +169,8 @@ def test_topics_argument_and_late_remembered_cards(store):
 
 def test_remember_cards_is_idempotent_and_prunes_old_cards(database_url, sql):
     store = open_store(database_url, prune_every=timedelta(0))
-    store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
-    store.remember_cards(SERVICE, [card("old", "OLD", suggestions=("s1",))])
+    note(store, SERVICE, [card("old", "OLD", suggestions=("s1",))])
+    note(store, SERVICE, [card("old", "OLD", suggestions=("s1",))])
     store.record(SERVICE, [item("old")])  # the topic is kept with the feedback, beyond the card's pruning
     [(count, suggestions)] = sql("SELECT COUNT(*), MIN(suggestions::text) FROM issued_cards"
                                  if database_url.startswith("postgresql") else
@@ -173,35 +179,61 @@ def test_remember_cards_is_idempotent_and_prunes_old_cards(database_url, sql):
     moment = datetime.now(UTC) - timedelta(days=31)
     sql("UPDATE issued_cards SET issued_at = ?",
         moment if database_url.startswith("postgresql") else moment.replace(tzinfo=None).isoformat() + "Z")
-    store.remember_cards(SERVICE, [card("new", "NEW")])
+    note(store, SERVICE, [card("new", "NEW")])
     assert sql("SELECT card FROM issued_cards") == [("new",)]
     assert [t["topic"] for t in store.stats(SERVICE)["byTopic"]] == ["OLD"]
     store.close()
 
 
 def test_the_cards_of_one_call_are_stored_together_the_last_of_a_uuid_winning(store, sql):
-    store.remember_cards(SERVICE, [card("a", "A", suggestions=("s1", "s2")), card("b", "B"), card("a", "A2")])
+    note(store, SERVICE, [card("a", "A", suggestions=("s1", "s2")), card("b", "B"), card("a", "A2")])
     rows = sql("SELECT card, topic, suggestions FROM issued_cards ORDER BY card")
     assert [(c, t, as_json(s)) for c, t, s in rows] == [("a", "A2", []), ("b", "B", [])]
 
 
+def test_an_unchanged_card_is_not_written_again_for_a_while(store, sql):
+    """order-select on every keystroke gives the same cards: this process writes an unchanged card once per
+    NOTE_AGAIN_AFTER; a changed card (or another service's) at once."""
+    note(store, SERVICE, [card("a", "A")])
+    sql("UPDATE issued_cards SET topic = 'MARK'")  # tells a write from none
+    note(store, SERVICE, [card("a", "A")])
+    assert sql("SELECT topic FROM issued_cards") == [("MARK",)]
+    note(store, SERVICE, [card("a", "A", indicator="critical")])  # changed: written
+    assert sql("SELECT topic, indicator FROM issued_cards") == [("A", "critical")]
+    note(store, "other-service", [card("a", "A", indicator="critical")])
+    assert len(sql("SELECT card FROM issued_cards")) == 2
+    sql("UPDATE issued_cards SET topic = 'MARK'")
+    store._noted = {key: moment - NOTE_AGAIN_AFTER for key, moment in store._noted.items()}  # an hour later
+    note(store, SERVICE, [card("a", "A", indicator="critical")])
+    assert sorted(sql("SELECT topic FROM issued_cards")) == [("A",), ("MARK",)]
+
+
 def test_old_cards_are_pruned_at_most_once_per_interval(database_url, sql):
     store = open_store(database_url, card_max_age=timedelta(0), prune_every=timedelta(hours=1))
-    store.remember_cards(SERVICE, [card("a", "A")])
-    store.remember_cards(SERVICE, [card("b", "B")])  # "a" is older than 0 s, but the last pruning is recent
+    note(store, SERVICE, [card("a", "A")])
+    note(store, SERVICE, [card("b", "B")])  # "a" is older than 0 s, but the last pruning is recent
     assert sorted(r[0] for r in sql("SELECT card FROM issued_cards")) == ["a", "b"]
     store._pruned_at -= 3600  # an hour later
-    store.remember_cards(SERVICE, [card("c", "C")])
+    note(store, SERVICE, [card("c", "C")])
     assert sql("SELECT card FROM issued_cards") == [("c",)]
     store.close()
 
 
 def test_card_max_age_is_configurable(database_url, sql):
     store = open_store(database_url, card_max_age=timedelta(0), prune_every=timedelta(0))
-    store.remember_cards(SERVICE, [card("a", "A")])
-    store.remember_cards(SERVICE, [card("b", "B")])
+    note(store, SERVICE, [card("a", "A")])
+    note(store, SERVICE, [card("b", "B")])
     assert sql("SELECT card FROM issued_cards") == [("b",)]
     store.close()
+
+
+def test_the_note_writer_writes_by_itself(store, sql):
+    """A CDS call only queues its note; this process's note writer thread writes it a moment later."""
+    store.remember_cards(SERVICE, [card("queued", "Q")])
+    deadline = time.monotonic() + 30
+    while not sql("SELECT card FROM issued_cards") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sql("SELECT card, topic FROM issued_cards") == [("queued", "Q")]
 
 
 # --- used jti values --------------------------------------------------------------------------------------------
