@@ -159,16 +159,16 @@ def load(store, history: History, batch: int = 500) -> None:
                 time.sleep(0.05)
 
     store.health()  # opens the connections
-    batch: list[Show] = []
+    shows: list[Show] = []
     keys: set[tuple[str, str]] = set()
     for show in history.shows:  # in time order; a card shown again goes to a later batch, so the later time wins
-        if len(batch) >= 2000 or (show.service, show.card) in keys:
-            remember(batch)
-            batch, keys = [], set()
-        batch.append(show)
+        if len(shows) >= 2000 or (show.service, show.card) in keys:
+            remember(shows)
+            shows, keys = [], set()
+        shows.append(show)
         keys.add((show.service, show.card))
-    if batch:
-        remember(batch)
+    if shows:
+        remember(shows)
     by_service: dict[str, list[Feedback]] = {}
     for item in history.feedback:
         by_service.setdefault(item.service, []).append(item)

@@ -21,11 +21,12 @@ def test_a_cds_call_notes_the_drug_of_each_card(database_url):
     response = app.test_client().post(SERVICE, json=order_request())
     cards = response.get_json()["cards"]
     assert response.status_code == 200 and cards
+    store = get_store(app)
+    store.write_notes()  # the note writer's work, now
     rows = run_sql(database_url, "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = ?",
                    SERVICE_ID)
     assert sorted(rows) == sorted((c["uuid"], c["source"]["topic"]["code"], c["indicator"], "anakinra")
                                   for c in cards)
-    store = get_store(app)
     store.record(SERVICE_ID, [FeedbackItem(cards[0]["uuid"], "overridden", datetime.now(UTC))])
     assert run_sql(database_url, "SELECT drug FROM feedback") == [("anakinra",)]  # the rule, kept with the item
     now = datetime.now(UTC)
