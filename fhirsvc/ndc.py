@@ -66,11 +66,14 @@ def _pad(labeler: str, product: str, package: str | None = None) -> str:
     return "-".join(parts)
 
 
+def parse(code: object) -> Ndc | None:
+    """The NDC a code is, in canonical form; None if it is not an NDC in any form (module docstring). Sent
+    data can have any JSON type: anything but a string is not an NDC."""
+    return _parse(code) if isinstance(code, str) else None
+
+
 @lru_cache(maxsize=4096)
-def parse(code: str | None) -> Ndc | None:
-    """The NDC a code is, in canonical form; None if it is not an NDC in any form (module docstring)."""
-    if not isinstance(code, str):
-        return None
+def _parse(code: str) -> Ndc | None:
     text = code.strip()
     if not text.isascii():
         return None
