@@ -2,6 +2,7 @@
 
     FhirsvcError
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
+     +-- ConfigError         a setting that cannot be served safely; stops start-up (the message says which)
      +-- ApiError            a request that cannot be served (status, FHIR issue code, diagnostics)
 
 Foreign exceptions are translated where they happen (``raise ... from exc``); anything left over
@@ -53,6 +54,10 @@ class KnowledgeError(FhirsvcError):
         super().__init__(f"invalid knowledge ({len(self.problems)} problem(s)):\n{lines}")
 
 
+class ConfigError(FhirsvcError):
+    """A configuration the service refuses to start with; the message names the setting and the fix."""
+
+
 class ApiError(FhirsvcError):
     """A request that cannot be served, with the status and FHIR issue code to answer with."""
 
@@ -84,7 +89,10 @@ def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None
     else:
         body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
         mimetype = "application/fhir+json"
-    return Response(json.dumps(body), status=status, mimetype=mimetype)
+    response = Response(json.dumps(body), status=status, mimetype=mimetype)
+    if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def init_app(app: Flask) -> None:

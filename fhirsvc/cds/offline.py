@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import ORDER_TYPES, order_ids, read_draft_orders
@@ -29,6 +29,7 @@ from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.relevance import judged_context
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.knowledge import Knowledge
@@ -158,9 +159,9 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
         orders, others = read_draft_orders(context["draftOrders"])
         judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
                                                                  for o in orders])
-        with requests.Session() as session:
-            patient = judged_context(data, {}, orders, others, judged, FetchSettings(allowlist=()), session, now,
-                                     knowledge)
+        # the empty allow-list admits no server: the adapter never sends
+        patient = judged_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(), now,
+                                 knowledge)
         findings = run_checks(patient, knowledge) if patient is not None else []
         cards = build_cards(findings, context["patientId"], knowledge, public_base.rstrip("/"))
     except PreconditionFailed as exc:

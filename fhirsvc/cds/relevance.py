@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import requests
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.prefetch import FetchSettings, assemble_context, fhir_server, resolve_medications
 from fhirsvc.checks.context import MEDICATIONS, PatientContext
@@ -57,10 +57,10 @@ def _unresolved(orders: list[dict[str, Any]], referenced: Mapping[str, Any]) -> 
 
 def judged_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
                    others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
-                   session: requests.Session, now: datetime, knowledge: Knowledge) -> PatientContext | None:
+                   http: HTTPAdapter, now: datetime, knowledge: Knowledge) -> PatientContext | None:
     """The patient context for the judged orders that matter, or None when none does (nothing fetched).
     PreconditionFailed (412) when none of the data their checks need could be had."""
-    server = fhir_server(request, settings, session)
+    server = None  # named only when something is to be fetched
     prefetch = request.get("prefetch") or {}
     pool = [*others, *inline_medications(prefetch)]
     referenced = resolve_medications(orders, pool, None)
@@ -71,12 +71,13 @@ def judged_context(request: Mapping[str, Any], templates: Mapping[str, str], ord
     pending = [order for order in _unresolved(list(drafts.judged_orders()), referenced)
                if is_live_draft(order) and reference_key(order) not in mattering]
     if pending:  # still needed: only the FHIR server can tell what these orders are for
+        server = fhir_server(request, settings, http)
         referenced = resolve_medications(pending, pool, server, known=referenced)
         found = relevance(replace(drafts, referenced_medications=referenced), knowledge)
     if not found.orders:
         log.debug("no judged order is for a drug the knowledge knows or interacts with: nothing fetched, no card")
         return None
     log.debug("judging %d order(s); data keys needed: %s", len(found.orders), ", ".join(sorted(found.keys)))
-    return assemble_context(request, templates, orders, others, judged, settings, session, now,
+    return assemble_context(request, templates, orders, others, judged, settings, http, now,
                             keys=found.keys, server=server, referenced=referenced)
 
