@@ -24,7 +24,7 @@ from flask import Flask, jsonify, request
 
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
-from tests.cds.conftest import SERVICE, empty_prefetch, order_request
+from tests.cds.conftest import empty_prefetch, order_request, service_path
 from tests.conftest import serving
 
 EXAMPLES = Path(__file__).parent / "hl7_r4_examples"
@@ -105,7 +105,7 @@ def _reset(ehr):
 
 
 def call(service, body) -> tuple[int, dict]:
-    response = service.post(SERVICE, data=json.dumps(body), content_type="application/json")
+    response = service.post(service_path(body["hook"]), data=json.dumps(body), content_type="application/json")
     return response.status_code, response.get_json()
 
 
