@@ -21,7 +21,7 @@ Anything else (letters, other segment lengths, other digit counts, empty) is not
 None and the code is treated as an unknown code. Surrounding white space is ignored.
 
 The matching keys (``index_keys`` for the knowledge's codes, ``NdcDirectory.lookup_keys`` for codes sent
-to the service) are ``system|canonical`` strings, so they sit in the same code indexes as every other
+to the service) are ``system|canonical`` strings, so they are indexed beside every other
 code: a package key ``NDC|66658-0234-07``, a product key ``NDC|66658-0234``, and, for a product NDC in the
 knowledge, ``NDC|66658-0234-*`` (any package of it).
 """
