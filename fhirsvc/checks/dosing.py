@@ -24,7 +24,7 @@ from fhirsvc.checks.dose import (
 )
 from fhirsvc.checks.drugs import Characteristic, Guideline, section_of
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.patient import Measurement, concept_text, day, newest_measurement
+from fhirsvc.checks.patient import Measurement, Test, concept_text, day, newest_measurement
 from fhirsvc.checks.units import converter_for, weight_kg
 
 Resource = Mapping[str, Any]
@@ -104,12 +104,11 @@ def _weight(job: Job, guide: Guideline) -> Measurement | None:
 
 
 def _weight_problem(measure: Measurement | None) -> str:
-    if measure is None or measure.status == "missing":
+    """What was found instead of a usable body weight (``Measurement.problem``: the unit or text and the date
+    of an unreadable one; how old a stale one is, with the 90-day rule)."""
+    if measure is None:
         return "no body weight is recorded"
-    if measure.status == "unusable":
-        return "the body weight has a unit that cannot be converted to kg"
-    return (f"the newest body weight ({_mg(measure.value)} kg, {day(measure.when)}) is "
-            f"{measure.age.days if measure.age else '?'} days old (limit {WEIGHT_MAX_AGE.days} days)")
+    return measure.problem("body weight")
 
 
 @check("high-dose-for-weight", (7,), "DOSEHINDW", "summary", "the dose for body weight")
@@ -136,7 +135,8 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
         problem = _weight_problem(measure)
         return [job.finding(
             "high-dose-for-weight", "DOSEHINDW", "warning",
-            f"Unable to check {job.drug.name} dose for weight: {problem}",
+            f"Unable to check {job.drug.name} dose for weight: "
+            f"{measure.brief('body weight') if measure else problem}",
             f"The dose of {job.drug.name} for this indication is based on body weight (at most "
             f"{_mg(limit.amount_per_day)} mg/kg per day), and {problem}. Weigh the patient and check the dose.",
             guide.section, anchor, {**job.dose.facts(), **(measure.facts("weight") if measure else {})},
@@ -221,11 +221,13 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             if conversion is None or matcher is None:
                 continue
             unit, convert = conversion
+            test = Test(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
+                        if char.value is not None else char.unit)
             measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
-                                         KIDNEY_MAX_AGE)
+                                         KIDNEY_MAX_AGE, test)
             chars.append(char)
             measurements.append(measure)
-            if measure.found and measure.value is not None and char.holds(measure.value) and evidence is None:
+            if measure.found and measure.meets and evidence is None:
                 label = job.run.concept_label(char.value_set, measure.observation.get("code")
                                               if measure.observation else None)
                 evidence = {"kind": "measurement", "label": label, "measure": measure, "guideline": guide,
@@ -284,8 +286,8 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         char: Characteristic = evidence["char"]
         if evidence["kind"] == "measurement":
             measure: Measurement = evidence["measure"]
-            why = f"{evidence['label']} {_mg(measure.value)} {char.unit}, {day(measure.when)}"
-            found = (f"The newest kidney function result is **{evidence['label']} {_mg(measure.value)} {char.unit}** "
+            why = f"{evidence['label']} {measure.shown}, {day(measure.when)}"
+            found = (f"The newest kidney function result is **{evidence['label']} {measure.shown}** "
                      f"({day(measure.when)}), below {char.value:g} {char.unit}.")
         else:
             why = evidence["label"]
@@ -316,25 +318,27 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         return []  # a recent result above the threshold (it decides even if the condition list is missing)
     missing = job.run.unavailable(OBSERVATIONS)
     if missing:
-        why = f"the {unavailable_text(missing)} could not be retrieved"
+        why = brief = f"the {unavailable_text(missing)} could not be retrieved"
     else:
-        stale = next((m for m in measurements if m.status == "stale"), None)
+        shown = next((m for m in measurements if m.status == "unreadable"), None) \
+            or next((m for m in measurements if m.status == "stale"), None)
         called = next((c.text for c in chars if c.text), "")
-        why = (f"the newest kidney function result is {stale.age.days} days old ({day(stale.when)})"
-               if stale and stale.age else f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
-               f"in the last {KIDNEY_MAX_AGE.days} days")
+        why = brief = (f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
+                       f"in the last {KIDNEY_MAX_AGE.limit} days")
+        if shown is not None:
+            why, brief = shown.problem("kidney function result"), shown.brief("kidney function result")
     threshold = next((c for c in chars), None)
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
                          else None) or guide0.section
     return [job.finding(
         "renal-dosing", "DOSECOND", "info",
-        f"Unable to check {name} dose for kidney function: {why}",
+        f"Unable to check {name} dose for kidney function: {brief}",
         f"The {name} dose depends on kidney function: in severe kidney disease"
         f"{f' ({threshold.comparator} {threshold.value:g} {threshold.unit})' if threshold else ''} "
         f"the monograph advises {every}. {why[0].upper() + why[1:]}. The monograph advises a kidney test "
         f"before starting {name}.",
         section, "kidney-disease",
-        {**kidney_facts, "window_days": KIDNEY_MAX_AGE.days,
+        {**kidney_facts, "window_days": KIDNEY_MAX_AGE.limit,
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
         unable=True)]
 
