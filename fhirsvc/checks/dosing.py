@@ -24,7 +24,7 @@ from fhirsvc.checks.dose import (
 )
 from fhirsvc.checks.drugs import Characteristic, Guideline, section_of
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.patient import Measurement, Test, concept_text, day, newest_measurement
+from fhirsvc.checks.patient import Measurement, Threshold, concept_text, day, newest_measurement
 from fhirsvc.checks.units import converter_for, weight_kg
 
 Resource = Mapping[str, Any]
@@ -221,7 +221,7 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             if conversion is None or matcher is None:
                 continue
             unit, convert = conversion
-            test = Test(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
+            test = Threshold(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
                         if char.value is not None else char.unit)
             measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
                                          KIDNEY_MAX_AGE, test)

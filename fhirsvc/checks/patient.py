@@ -227,7 +227,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 
 @dataclass(frozen=True)
-class Test:
+class Threshold:
     """The question a rule asks of a measurement (``holds``: e.g. below 30 mL/min), and how a card says it.
 
     A value reported with a comparator (eGFR ``>60``, a count ``<0.1``) is a bound, not a value: it is
@@ -237,7 +237,7 @@ class Test:
     text: str
 
     @classmethod
-    def compare(cls, comparator: str, threshold: float, unit: str = "") -> Test:
+    def compare(cls, comparator: str, threshold: float, unit: str = "") -> Threshold:
         """``value <comparator> threshold`` (``<``, ``<=``, ``>``, ``>=``)."""
         op = _COMPARE[comparator]
         return cls(lambda value: op(value, threshold), f"{comparator} {threshold:g} {unit}".strip())
@@ -313,7 +313,7 @@ def _status_problem(observation: Resource) -> str | None:
 
 
 def read_quantity(observation: Resource, convert: Callable[[float, str], float | None],
-                  test: Test | None = None) -> Reading:
+                  test: Threshold | None = None) -> Reading:
     """The observation as a measurement: readable when its status is final, amended or corrected, it has no
     ``dataAbsentReason``, and its ``valueQuantity`` has a number in a unit ``convert`` knows. A value with a
     comparator is readable only for a ``test`` that it decides."""
@@ -427,7 +427,9 @@ class Measurement:
             return (f"newest {label} is {self.window.how_old(self.reading.when, self.now)} "
                     f"(over {_plural_window(self.window)})")
         if self.status == "unreadable" and self.reading:
-            return f"newest {label} cannot be used ({self.reading.shown or 'no value'}, {self.reading.date})"
+            shown = self.reading.shown or "no value"
+            shown = shown if len(shown) <= 32 else shown[:31].rstrip() + "\u2026"
+            return f"newest {label} cannot be used ({shown}, {self.reading.date})"
         return ""
 
     def facts(self, label: str) -> dict[str, Any]:
@@ -522,7 +524,7 @@ def quantity_value(observation: Resource, convert: Callable[[float, str], float 
 
 def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
-                       max_age: timedelta | Window | None = None, test: Test | None = None) -> Measurement:
+                       max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
     """The newest readable observation of the value set decides (``read_quantity``): ``found`` if it is within
     ``max_age`` (a window in whole days, inclusive: ``Window``), else ``stale``; ``unreadable`` when the newest
     observation cannot be read and no readable one is within the window; ``missing`` if there is none."""
@@ -565,7 +567,7 @@ def _measured(status: str, reading: Reading, unit: str, now: datetime, window: W
 
 
 def readings_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime, window: Window,
-                    convert: Callable[[float, str], float | None], test: Test | None = None) -> list[Reading]:
+                    convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
     """Every observation of the value set within the window (an imprecise date placed at its last instant:
     ``windows``), read (``read_quantity``), newest first."""
     return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)

@@ -38,7 +38,7 @@ from fhirsvc.checks.drugs import section_of, value_set_of
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.patient import (
     Measurement,
-    Test,
+    Threshold,
     concept_text,
     day,
     has_code_in,
@@ -54,7 +54,7 @@ from fhirsvc.checks.windows import Window
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
 # #13: is the count below the threshold (a count reported as a bound, "<0.5", is read when it decides this)
-ANC_TEST = Test.compare("<", NEUTROPENIA_ANC_10E9_PER_L, "10*9/L")
+ANC_TEST = Threshold.compare("<", NEUTROPENIA_ANC_10E9_PER_L, "10*9/L")
 
 
 def _description(cud: Resource | None) -> str:
@@ -73,6 +73,11 @@ def _code_text(cud: Resource | None, after_colon: bool = False) -> str:
 def _short_text(cud: Resource | None) -> str:
     """The warning's statement without its bracketed explanation ("Pregnancy (category ...)" -> "pregnancy")."""
     return _code_text(cud).split(" (")[0]
+
+
+def _sentence(text: str) -> str:
+    """The text with its first letter upper-cased (a clause as a sentence)."""
+    return text[:1].upper() + text[1:]
 
 
 def fit(*variants: str) -> str:
@@ -225,7 +230,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
     readings = readings_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW, celsius,
-                               Test.compare(">=", FEVER_CELSIUS, "°C")) if matcher is not None else []
+                               Threshold.compare(">=", FEVER_CELSIUS, "°C")) if matcher is not None else []
     fevers = [r for r in readings if r.readable and r.meets]
     window_text = f"within {TEMPERATURE_WINDOW.limit} hours; {TEMPERATURE_WINDOW.rule}"
     if fevers:
@@ -303,7 +308,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         return [job.finding(
             "neutropenia", "LAB", "warning",
             f"Unable to check the neutrophil count for {job.drug.name}: {measure.brief(label)}",
-            f"The {measure.problem(label)}. An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is "
+            f"{_sentence(measure.problem(label))}. An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is "
             f"needed to check for neutropenia (below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}). "
             f"{_description(cud)}",
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L},
@@ -487,7 +492,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
             return [job.finding(
                 "pregnancy", "PREG", "warning",
                 f"Unable to check pregnancy for {job.drug.name}: {status.brief(label)}",
-                f"No pregnancy is recorded, and the {status.problem(label)}. A pregnancy status answered with a code "
+                f"No pregnancy is recorded, and {status.problem(label)}. A pregnancy status answered with a code "
                 f"(status final) is needed. {_description(cud)}",
                 section, "pregnancy", status.facts("pregnancy_status"), unable=True)]
         return []

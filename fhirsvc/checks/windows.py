@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# FHIR's extended form (seconds and zone may be left out: EHRs do; no zone means UTC)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?$")
 _TICK = timedelta(microseconds=1)
 
 
@@ -80,6 +82,8 @@ def parse_when(value: object) -> When | None:
         if match[2]:
             return When(start, datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC), "month", text)
         return When(start, datetime(year + 1, 1, 1, tzinfo=UTC), "year", text)
+    if not _DATE_TIME.match(text):
+        return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
