@@ -44,6 +44,11 @@ def _has_limits(job: Job) -> bool:
     return any(g.limits or g.renal for g in job.drug.guidelines)
 
 
+def _upper(job: Job) -> str:
+    """How a dose range was read, for the card ("" for a single dose)."""
+    return " at the upper end of its dose range" if job.dose.ranged else ""
+
+
 def _mg(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
@@ -87,7 +92,7 @@ def check_high_dose(job: Job) -> Iterable[Finding]:
     return [job.finding(
         "high-dose", "DOSEH", "warning",
         f"{name} {_mg(daily)} mg/day exceeds the recommended {_mg(limit.amount_per_day)} mg/day",
-        f"This order gives **{_mg(daily)} mg per day** ({job.dose.dose_text}, "
+        f"This order gives **{_mg(daily)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
         f"{describe_per_day(job.dose.per_day)} = {_mg(job.dose.per_administration_mg)} mg \u00d7 "
         f"{job.dose.per_day:g} per day). The monograph's dose is **{_mg(limit.amount_per_day)} mg per day**: "
         f"\"{dosage.dosage.get('text', '')}\" {dosage.dosage.get('patientInstruction', '')}".strip(),
@@ -151,7 +156,7 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
         "high-dose-for-weight", "DOSEHINDW", "critical",
         f"{job.drug.name} {per_kg:.3g} mg/kg/day exceeds the maximum {_mg(limit.amount_per_day)} mg/kg/day "
         f"({_mg(measure.value)} kg, {day(measure.when)})",
-        f"This order gives **{_mg(job.dose.daily_mg)} mg per day** ({job.dose.dose_text}, "
+        f"This order gives **{_mg(job.dose.daily_mg)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
         f"{describe_per_day(job.dose.per_day)}) for a body weight of **{_mg(measure.value)} kg** "
         f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**. The monograph: \"{dosage.dosage.get('text', '')}\"",
         guide.section, anchor,
@@ -175,15 +180,18 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     measure = _weight(job, guide)
     if measure is None or not measure.found or not measure.value:
         return []
-    assert job.dose.daily_mg is not None and low is not None
-    per_kg = round(job.dose.daily_mg / measure.value, 6)
+    least = job.dose.lowest_daily_mg  # a dose range: its lower end
+    if least is None or low is None:
+        return []
+    per_kg = round(least / measure.value, 6)
     if per_kg >= low:
         return []
     return [job.finding(
         "low-dose-for-weight", "DOSELINDW", "info",
         f"{job.drug.name} {per_kg:.3g} mg/kg/day is below the {low:g}-{high:g} mg/kg/day starting dose "
         f"({_mg(measure.value)} kg)",
-        f"This order gives **{_mg(job.dose.daily_mg)} mg per day** for a body weight of **{_mg(measure.value)} kg** "
+        f"This order gives **{_mg(least)} mg per day**{' at the low end of its range' if job.dose.ranged else ''} "
+        f"for a body weight of **{_mg(measure.value)} kg** "
         f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**, below the starting dose of "
         f"{low:g}-{high:g} {unit} per day. The monograph: \"{dosage.dosage.get('text', '')}\"",
         guide.section, dosing_anchor(guide.id),

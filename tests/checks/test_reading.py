@@ -450,3 +450,46 @@ def test_window_messages_state_the_rule(window, value, age, inside, said):
 def test_a_date_time_is_dated_in_the_time_zone_of_now():
     """23:30 at UTC-05:00 on the 20th is the 21st in UTC (the service's clock)."""
     assert WEIGHT_MAX_AGE.age(parse_when("2026-11-20T23:30:00-05:00"), NOW) == 3
+
+
+# --- the order's dose: a dose range, as-needed dosing ---------------------------------------------------------
+
+def ranged(low: float | None, high: float | None, unit: str = "mg", **timing: Any) -> dict:
+    d = dosage(None, **timing)
+    d["doseAndRate"] = [{"doseRange": {k: {"value": v, "unit": unit} for k, v in (("low", low), ("high", high))
+                                       if v is not None}}]
+    return d
+
+
+@pytest.mark.parametrize(("dosages", "pat", "conditions", "weights", "expected"), [
+    pytest.param([ranged(50, 100)], None, [RA], [], set(), id="50-100-mg-within-the-maximum"),
+    pytest.param([ranged(50, 150)], None, [RA], [], {("high-dose", False)}, id="50-150-mg-upper-end-too-high"),
+    pytest.param([ranged(None, 150)], None, [RA], [], {("high-dose", False)}, id="up-to-150-mg"),
+    pytest.param([ranged(50, None)], None, [RA], [], {("dose-unreadable", True)}, id="no-upper-end"),
+    pytest.param([ranged(0.5, 1, unit="g")], None, [RA], [], {("dose-unreadable", True)}, id="unit-not-mg"),
+    pytest.param([ranged(10, 40)], 6, [NOMID], [WEIGHT], {("low-dose-for-weight", False)},
+                 id="nomid-10-40-mg-low-end-below-1-mg-kg"),
+    pytest.param([ranged(20, 180)], 6, [NOMID], [WEIGHT], {("high-dose-for-weight", False)},
+                 id="nomid-20-180-mg-upper-end-above-8-mg-kg"),
+    pytest.param([ranged(20, 160)], 6, [NOMID], [WEIGHT], set(), id="nomid-20-160-mg-within"),
+])
+def test_a_dose_range_is_read_at_both_ends(knowledge, dosages, pat, conditions, weights, expected):
+    found = run(knowledge, context(med_request(dosages=dosages), pat=patient(pat) if pat else True, **quiet(
+        conditions=conditions, observations=[*weights, RECENT_KIDNEY, RECENT_ANC])))
+    assert outcome(found) == expected
+    for finding in found:
+        if finding.rule in ("high-dose", "high-dose-for-weight"):
+            assert "upper end of its dose range" in finding.detail
+            assert finding.facts["dose_range"]["read_at"] == "upper end"
+
+
+@pytest.mark.parametrize(("as_needed", "timing", "expected"), [
+    pytest.param({"asNeededBoolean": True}, {"freq": 1}, set(), id="prn-once-a-day-100-mg"),
+    pytest.param({"asNeededBoolean": True}, {"freq": 2}, {("high-dose", False)}, id="prn-up-to-twice-a-day"),
+    pytest.param({"asNeededCodeableConcept": {"text": "flare"}}, {"freq": 2}, {("high-dose", False)},
+                 id="prn-for-a-reason-twice-a-day"),
+    pytest.param({"asNeededBoolean": True}, {"timing": {}}, {("dose-unreadable", True)}, id="prn-without-frequency"),
+])
+def test_as_needed_dosing_is_judged_at_the_most_it_allows(knowledge, as_needed, timing, expected):
+    order = med_request(dosages=[{**dosage(100, **timing), **as_needed}])
+    assert outcome(run(knowledge, context(order, **quiet()))) == expected
