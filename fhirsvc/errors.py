@@ -2,6 +2,7 @@
 
     FhirsvcError
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
+     +-- ConfigError         a setting that cannot be served safely; stops start-up (the message says which)
      +-- ApiError            a request that cannot be served (status, FHIR issue code, diagnostics)
 
 Foreign exceptions are translated where they happen (``raise ... from exc``); anything left over
@@ -51,6 +52,10 @@ class KnowledgeError(FhirsvcError):
         self.problems = list(problems)
         lines = "\n".join(f"  {problem}" for problem in self.problems)
         super().__init__(f"invalid knowledge ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class ConfigError(FhirsvcError):
+    """A configuration the service refuses to start with; the message names the setting and the fix."""
 
 
 class ApiError(FhirsvcError):

@@ -20,14 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import ORDER_TYPES, order_ids, read_draft_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.knowledge import Knowledge
@@ -157,8 +158,8 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
         orders, others = read_draft_orders(context["draftOrders"])
         judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
                                                                  for o in orders])
-        with requests.Session() as session:
-            patient = assemble_context(data, {}, orders, others, judged, FetchSettings(allowlist=()), session, now)
+        # the empty allow-list admits no server: the adapter never sends
+        patient = assemble_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(), now)
         findings = run_checks(patient, knowledge)
         cards = build_cards(findings, context["patientId"], knowledge, public_base.rstrip("/"))
     except PreconditionFailed as exc:

@@ -1,8 +1,11 @@
 """The service declarations: one table drives discovery and routing (CDS Hooks 2.0.1 "Discovery").
 
-One service id serves both hooks ("update stale guidance": the EHR replaces order-select cards with
-order-sign ones); the call is routed by the body's ``hook``. Prefetch keys are the service contract's
-(../shared/spec/cds-checks.md); the observation codes come from the knowledge's LOINC value sets.
+Each hook has a service of its own id (``medication-safety-order-select``, ``medication-safety-order-sign``):
+ids are unique in discovery, as clients such as the CDS Hooks sandbox key the services they discover by id
+(docs/cds-checks.md, "Service contract"). The earlier id ``medication-safety``, which served both hooks, still
+answers both for existing callers (deprecated, not listed in discovery); the call is then routed by the
+body's ``hook``. Prefetch keys are the service contract's; the observation codes come from the knowledge's
+LOINC value sets.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from dataclasses import dataclass
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
-SERVICE_ID = "medication-safety"
 HOOKS = ("order-select", "order-sign")
+LEGACY_SERVICE_ID = "medication-safety"  # deprecated: one id for both order hooks; not in discovery
+
+
+def service_id(hook: str) -> str:
+    """The id of the service for ``hook``."""
+    return f"medication-safety-{hook}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ def observation_codes(knowledge: Knowledge) -> list[str]:
 
 
 def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
-    """The services this knowledge supports, one per hook, sharing one id."""
+    """The services this knowledge supports, one per hook, each with its own id."""
     loinc = ",".join(f"{LOINC}|{code}" for code in observation_codes(knowledge))
     prefetch = {
         "patient": "Patient/{{context.patientId}}",
@@ -54,7 +62,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
     usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
              "(allow-listed servers only). Checks whose data cannot be had say 'Unable to check'.")
     return tuple(Service(
-        SERVICE_ID, hook, "Medication safety checks from drug monographs",
+        service_id(hook), hook, "Medication safety checks from drug monographs",
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
