@@ -185,7 +185,7 @@ def condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None,
     pneumonia). The whole-word names of the value set are matched in ``text`` and displays only for a
     concept with no code from such a system (uncoded, or local codes only). A code of the ``not_active``
     value set never counts."""
-    if not concept or not_an_active_condition(concept, not_active):
+    if not isinstance(concept, Mapping) or not concept or not_an_active_condition(concept, not_active):
         return False
     coded = _coded(concept)
     systems = code_systems(matcher)
@@ -292,7 +292,7 @@ def _shown_value(observation: Resource) -> str:
     """What the observation holds instead of a quantity (for messages)."""
     if isinstance(observation.get("valueString"), str):
         return f"text '{observation['valueString'][:60]}'"
-    if observation.get("valueCodeableConcept"):
+    if isinstance(observation.get("valueCodeableConcept"), Mapping):
         return f"'{concept_text(observation['valueCodeableConcept'])[:60]}'"
     for key in ("valueBoolean", "valueInteger", "valueRange", "valueRatio", "valueSampledData", "valueTime",
                 "valueDateTime", "valuePeriod"):
@@ -304,11 +304,11 @@ def _shown_value(observation: Resource) -> str:
 def _status_problem(observation: Resource) -> str | None:
     """Why the observation is not a usable result whatever its value: its status, a dataAbsentReason."""
     status = observation.get("status")
-    if status not in READABLE_STATUSES:
+    if not isinstance(status, str) or status not in READABLE_STATUSES:
         return f"its status is {status}, not final" if isinstance(status, str) else "it has no status"
     absent = observation.get("dataAbsentReason")
     if absent:
-        return f"no value ({concept_text(absent) or 'data absent'})"
+        return f"no value ({(concept_text(absent) if isinstance(absent, Mapping) else '') or 'data absent'})"
     return None
 
 
@@ -488,9 +488,12 @@ class ObservationIndex:
         if self._groups is None:
             groups, by_key = [], {}
             for position, obs in enumerate(self.observations):
-                if obs.get("status") in _EXCLUDED_OBSERVATION:
+                status = obs.get("status")
+                if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
                     continue
                 code = obs.get("code")
+                if not isinstance(code, Mapping):  # no code: of no value set
+                    continue
                 key = concept_key(code)
                 if key is not None and key in by_key:
                     by_key[key].append((position, obs))

@@ -493,3 +493,24 @@ def test_a_dose_range_is_read_at_both_ends(knowledge, dosages, pat, conditions, 
 def test_as_needed_dosing_is_judged_at_the_most_it_allows(knowledge, as_needed, timing, expected):
     order = med_request(dosages=[{**dosage(100, **timing), **as_needed}])
     assert outcome(run(knowledge, context(order, **quiet()))) == expected
+
+
+ODD = [None, 7, "x", [], {}, [{"code": 1}], {"value": "12"}, True]
+
+
+@pytest.mark.parametrize("odd", ODD, ids=[repr(v) for v in ODD])
+def test_odd_shapes_are_unreadable_never_a_failed_check(knowledge, odd):
+    """Sent data can have any JSON type: a result or condition of an odd shape is unreadable or no match, and no
+    check fails on it (a failure would be an "Unable to check ...: the check failed" card)."""
+    obs = []
+    for field in ("status", "valueQuantity", "effectiveDateTime", "dataAbsentReason", "valueCodeableConcept",
+                  "effectivePeriod", "code"):
+        for base in (LOW_ANC, STATUS, FEVER, CRCL):
+            obs.append({**base, "id": f"{base['id']}-{field}", field: odd})
+    cond = condition("233604007", cid="odd-code")
+    cond["code"] = odd
+    odd_status = condition("165517008", cid="odd-status")
+    odd_status["clinicalStatus"] = odd
+    odd_status["verificationStatus"] = odd
+    found = run(knowledge, context(med_request(), **quiet(conditions=[RA, cond, odd_status], observations=obs)))
+    assert not [f for f in found if "the check failed" in f.summary], [f.summary for f in found]
