@@ -119,11 +119,16 @@ class Run:
         """The knowledge's codes that are never an active condition (history, screening, exposure)."""
         return self.value_set(VS_NOT_ACTIVE_CONDITION)
 
-    def condition_in(self, url: str | None, concept: Mapping[str, Any] | None) -> bool:
+    def condition_in(self, url: str | None, concept: Mapping[str, Any] | None, key: Any = ...) -> bool:
         """Whether a condition's or a reason's concept is the value set's condition (``patient.condition_in``:
         by code, by name only without a code the value set can judge; never a history/screening code)."""
         matcher = self.value_set(url)
-        return matcher is not None and condition_in(matcher, concept, self.not_active)
+        return matcher is not None and condition_in(matcher, concept, self.not_active, key)
+
+    @cached_property
+    def _condition_keys(self) -> dict[int, Any]:
+        """The ``concept_key`` of each condition's code, once per call (by the condition's identity)."""
+        return {id(c): concept_key(c.get("code")) for c in self.context.conditions}
 
     @cached_property
     def _keyed_allergies(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
@@ -141,7 +146,9 @@ class Run:
 
     def _conditions(self, url: str | None, kind: str, records: list[Resource]) -> list[Resource]:
         if (kind, url) not in self._in_value_set:
-            self._in_value_set[(kind, url)] = [c for c in records if self.condition_in(url, c.get("code"))]
+            keys = self._condition_keys
+            self._in_value_set[(kind, url)] = [c for c in records
+                                               if self.condition_in(url, c.get("code"), keys.get(id(c), ...))]
         return list(self._in_value_set[(kind, url)])
 
     def allergies_in(self, url: str | None) -> list[Resource]:

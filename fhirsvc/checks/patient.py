@@ -16,7 +16,7 @@ from typing import Any
 
 from fhirsvc.checks.units import unit_of
 from fhirsvc.checks.windows import When, Window, parse_when
-from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
+from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
 
@@ -176,16 +176,39 @@ def not_an_active_condition(concept: Mapping[str, Any] | None, not_active: Value
     return not_active is not None and any(not_active.has_code(s, c) for s, c in _coded(concept))
 
 
+_VERDICTS: dict[tuple[int, int, tuple[str | None, ...]], tuple[ValueSetMatcher, ValueSetMatcher | None, bool]] = {}
+
+
 def condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None,
-                 not_active: ValueSetMatcher | None = None) -> bool:
+                 not_active: ValueSetMatcher | None = None, key: Any = ...) -> bool:
     """Whether a condition's (or a reason's) concept is the value set's condition.
 
     Judged by code: when a coding has a code from a system the value set covers, membership is by code
     alone (the display and text of ICD-10-CM Z87.01 "Personal history of pneumonia" do not make it a
     pneumonia). The whole-word names of the value set are matched in ``text`` and displays only for a
     concept with no code from such a system (uncoded, or local codes only). A code of the ``not_active``
-    value set never counts."""
-    if not isinstance(concept, Mapping) or not concept or not_an_active_condition(concept, not_active):
+    value set never counts. The same problem-list entries come in every call: answers are remembered by
+    ``concept_key`` (at most MEMO_SIZE; ``key``: that key if the caller has it)."""
+    if not isinstance(concept, Mapping) or not concept:
+        return False
+    if key is ...:
+        key = concept_key(concept)
+    if key is None:
+        return _condition_in(matcher, concept, not_active)
+    memo = (id(matcher), id(not_active), key)
+    known = _VERDICTS.get(memo)
+    if known is not None and known[0] is matcher and known[1] is not_active:
+        return known[2]
+    if len(_VERDICTS) >= MEMO_SIZE:
+        _VERDICTS.clear()
+    verdict = _condition_in(matcher, concept, not_active)
+    _VERDICTS[memo] = (matcher, not_active, verdict)
+    return verdict
+
+
+def _condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any],
+                  not_active: ValueSetMatcher | None) -> bool:
+    if not_an_active_condition(concept, not_active):
         return False
     coded = _coded(concept)
     systems = code_systems(matcher)

@@ -69,6 +69,14 @@ def parse_when(value: object) -> When | None:
     """A FHIR date, dateTime or instant as a ``When`` (None if it is not one)."""
     if not value or not isinstance(value, str):
         return None
+    if len(value) > 16 and value[4] == "-" and value[7] == "-" and value[10] == "T":  # a date-time: the common case
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if not parsed.tzinfo:
+            parsed = parsed.replace(tzinfo=UTC)
+        return When(parsed, parsed, "time", value)
     text = value.strip()
     match = _DATE.match(text)
     if match:
