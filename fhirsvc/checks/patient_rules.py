@@ -49,7 +49,7 @@ from fhirsvc.checks.patient import (
     reference_key,
 )
 from fhirsvc.checks.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius, duration
-from fhirsvc.checks.windows import Window
+from fhirsvc.checks.windows import Window, whole_days
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
@@ -408,7 +408,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
                 "recorded, so the monitoring schedule could not be applied. " + str(plan.get("description") or ""),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
         started = min(known)
-        elapsed = (job.run.now - started).total_seconds() / 86400
+        elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date (windows.py)
         phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
         stage = f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting ({day(started)})"
     if phase is None:

@@ -101,6 +101,12 @@ def parse_when(value: object) -> When | None:
     return When(parsed, parsed, "time", text)
 
 
+def whole_days(since: datetime, now: datetime) -> int:
+    """Whole calendar days from an instant's date to the date of ``now`` (both in the time zone of ``now``)."""
+    zone = now.tzinfo or UTC
+    return (now.astimezone(zone).date() - since.astimezone(zone).date()).days
+
+
 def _plural(amount: float, unit: str) -> str:
     shown = f"{amount:g}"
     return f"{shown} {unit if shown == '1' else unit + 's'}"

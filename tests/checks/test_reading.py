@@ -514,3 +514,18 @@ def test_odd_shapes_are_unreadable_never_a_failed_check(knowledge, odd):
     odd_status["verificationStatus"] = odd
     found = run(knowledge, context(med_request(), **quiet(conditions=[RA, cond, odd_status], observations=obs)))
     assert not [f for f in found if "the check failed" in f.summary], [f.summary for f in found]
+
+
+@pytest.mark.parametrize("form", ["date", "date-time"])
+@pytest.mark.parametrize(("started", "count_age", "window"), [
+    (91, 35, 31), (92, 35, None), (92, 100, 92), (365, 100, 92), (366, 100, None)])
+def test_therapy_phases_in_whole_days(knowledge, started, count_age, window, form):
+    """#14's phases (3 months = 91.3 days, 12 months = 365.25 days) count whole days since the start date: on day
+    91 the monthly window (31 days) applies, from day 92 the quarterly one (92 days), after day 365 none."""
+    start = date_ago(started) if form == "date" else (NOW - timedelta(days=started)).replace(hour=23).isoformat()
+    current = current_med("k-1", concept(ANAKINRA_RXNORM), authoredOn=start)
+    count = dated(RECENT_ANC, count_age, "date")
+    found = run(knowledge, context(med_request(), **quiet(observations=[RECENT_KIDNEY, count],
+                                                         medications=[METHOTREXATE, current])))
+    due = [f for f in found if f.rule == "monitoring-due"]
+    assert [f.facts["window_days"] for f in due] == ([window] if window else [])
