@@ -176,7 +176,8 @@ def test_a_bad_trust_file_stops_fhirsvc_serve_with_a_message_not_a_traceback(tmp
     trust = tmp_path / "trust.json"
     trust.write_text(content)
     env = {**os.environ, "FHIRSVC_AUTH": "required", "FHIRSVC_JWT_ISSUERS": str(trust),
-           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_FEEDBACK_DB": str(tmp_path / "f.db"), "FHIRSVC_KNOWLEDGE_PATH": ""}
+           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}",
+           "FHIRSVC_KNOWLEDGE_PATH": ""}
     done = subprocess.run([sys.executable, "-m", "fhirsvc.cli", "serve", "--port", str(free_port())], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
