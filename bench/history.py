@@ -92,7 +92,7 @@ def generate(seed: int, cards: int, feedback: int, start: datetime, end: datetim
     rng = random.Random(seed)
     rules = scenario_rules()
     reasons = override_reasons()
-    volume = {rule: rng.paretovariate(1.2) for rule in rules}  # a few rules fire far more than the others
+    volume = {rule: rng.lognormvariate(0, 1.0) for rule in rules}  # some rules fire far more than others
     override = {rule: rng.choice((0.97, 0.92, 0.85, 0.7, 0.5, 0.3, 0.15)) for rule in rules}
     preferred = {rule: rng.sample(reasons, k=min(3, len(reasons))) for rule in rules}
     services, service_weights = zip(*SERVICES, strict=True)

@@ -138,8 +138,7 @@ def _trend_svg(rows: tuple[tuple[str, tuple[float | None, ...]], ...], weeks: tu
         axes.set_yticks([y + 0.5 for y in range(len(rows))], [label for label, _ in rows])
         axes.set_xticks([x + 0.5 for x in range(len(weeks))], list(weeks),
                         rotation=45 if len(weeks) > 8 else 0, ha="right" if len(weeks) > 8 else "center")
-        axes.set_xlabel(f"week starting (Monday, UTC): darker is a higher override rate; hatched "
-                        f"≥ {flag_rate * 100:.0f} %; cross: no feedback")
+        axes.set_xlabel("week starting Monday (UTC)")
         axes.tick_params(length=0)
         for spine in axes.spines.values():
             spine.set_visible(False)

@@ -3,8 +3,8 @@
 A rule is what tells cards apart: topic + indicator + drug. For each rule, over the period [from, to] (whole UTC
 days, both included):
 
-- **cards issued**: cards last shown in the period (a card shown again, e.g. at every order-select call on the same
-  order, has the same uuid and counts once, on the day it was last shown);
+- **cards issued**: cards last noted in the period (a card shown again, e.g. at every order-select call on the same
+  order, has the same uuid and counts once, on the day it was last noted: at most once an hour per worker);
 - **with feedback**: of those cards, how many got any feedback (whenever it came); the share is of the cards issued;
 - **accepted**, **overridden**: the feedback items with an outcomeTimestamp in the period;
 - **override rate**: overridden / (accepted + overridden); none without feedback;
