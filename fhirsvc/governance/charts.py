@@ -78,7 +78,7 @@ def _override_svg(rules: tuple[tuple[str, float, int, bool], ...], flag_rate: fl
     with rc_context(STYLE):
         height = 0.9 + 0.34 * len(rules)
         figure = Figure(figsize=(8.2, height))
-        axes = figure.add_axes((0.36, 0.9 / height * 0.75, 0.52, 0.34 * len(rules) / height))
+        axes = figure.add_axes((0.34, 0.9 / height * 0.75, 0.46, 0.34 * len(rules) / height))  # labels on the right
         positions = range(len(rules))
         bars = axes.barh(positions, [rate for _, rate, _, _ in rules], height=0.62,
                          color=["#e9d9cf" if flagged else "#c7d4e6" for *_, flagged in rules],
