@@ -23,12 +23,11 @@ from typing import Any
 import requests
 from marshmallow import ValidationError
 
-from fhirsvc.cds.cards import build_cards
-from fhirsvc.cds.orders import ORDER_TYPES, order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.orders import ORDER_TYPES
+from fhirsvc.cds.pipeline import evaluate_orders
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS
-from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.knowledge import Knowledge
 
@@ -152,22 +151,17 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
     answer. Nothing is fetched. UnreadableInput if the document cannot be checked."""
     data = as_request(document)
     now = now or datetime.now(UTC)
-    context = data["context"]
     try:
-        orders, others = read_draft_orders(context["draftOrders"])
-        judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
-                                                                 for o in orders])
         with requests.Session() as session:
-            patient = assemble_context(data, {}, orders, others, judged, FetchSettings(allowlist=()), session, now)
-        findings = run_checks(patient, knowledge)
-        cards = build_cards(findings, context["patientId"], knowledge, public_base.rstrip("/"))
+            result = evaluate_orders(data, {}, FetchSettings(allowlist=()), session, knowledge,
+                                     public_base.rstrip("/"), now)
     except PreconditionFailed as exc:
         raise UnreadableInput(str(exc)) from None
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise UnreadableInput(f"the request's resources have an unexpected structure ({type(exc).__name__})") \
             from None
-    refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in orders if o.get("id") in judged)
-    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=findings, cards=cards)
+    refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in result.orders if o.get("id") in result.judged)
+    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=result.findings, cards=result.cards)
 
 
 def findings_json(result: OfflineResult) -> dict[str, Any]:

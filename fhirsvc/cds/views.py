@@ -25,14 +25,12 @@ from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
-from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
-from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.pipeline import evaluate_orders
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import Service, declare_services
-from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError
 from fhirsvc.knowledge import Knowledge, get_knowledge
@@ -141,19 +139,13 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
         raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
                        fields=exc.messages) from None
     service = state().service(service_id, request_data["hook"])
-    context = request_data["context"]
-    orders, others = read_draft_orders(context["draftOrders"])
-    judged = order_ids(orders, context.get("selections") or [o.get("resourceType", "") + "/" + str(o.get("id"))
-                                                             for o in orders])
-    knowledge = get_knowledge()
     try:
-        patient = assemble_context(request_data, service.prefetch, orders, others, judged, state().fetch,
-                                   state().session, now or datetime.now(UTC))
+        result = evaluate_orders(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
+                                 public_base(), now or datetime.now(UTC))
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
-    cards = build_cards(run_checks(patient, knowledge), context["patientId"], knowledge, public_base())
-    state().feedback.remember_cards(service_id, cards)
-    return cards
+    state().feedback.remember_cards(service_id, result.cards)
+    return result.cards
 
 
 @blueprint.post("/<service_id>/feedback")

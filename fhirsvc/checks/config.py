@@ -125,6 +125,12 @@ INTERACTION_RULES: dict[str, InteractionRule] = {
 }
 
 
+# patient-view (#19 on the medication list): the interaction classes whose members, recorded as due or ordered
+# (a MedicationRequest that still stands), get a reminder while the drug is current. Live vaccines: the
+# monograph's Vaccines warning applies throughout therapy, and a vaccination is planned between orders.
+PATIENT_VIEW_INTERACTION_CLASSES = frozenset({VS_LIVE_VACCINES})
+
+
 def interaction_rule(value_set: str, cud_id: str) -> InteractionRule:
     """The rule of an interaction class; a class the contract does not name gets warnings (a second
     drug's interactions work without configuration), with rule ids made unique by the CUD id."""

@@ -1,0 +1,90 @@
+"""A drug's monitoring schedule, read from its monitoring PlanDefinition (``DrugProfile.monitoring``).
+
+Each action with a code that stands for a value set (the ``value-set`` extension: which observations count)
+becomes phases:
+
+- ``before``: ``relatedAction`` before-start. ``window``: a result within that many days counts
+  (``offsetRange.high`` or ``offsetDuration``); None when the plan gives no window ("before starting").
+- ``after``: ``relatedAction`` after-start with ``timingTiming.repeat``: from ``start`` to ``end`` days
+  after starting (``boundsRange``, else the offset and ``count`` periods), one result every ``window`` days
+  (the period, rounded up to whole days).
+
+``definition`` is the action's ``definitionCanonical`` (the ActivityDefinition to order), or None. Actions
+with no code (watch for signs of infection) are not phases. Nothing here names a drug.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhirsvc.checks.drugs import section_of, value_set_of
+from fhirsvc.checks.units import DAYS_PER_UNIT, duration
+
+Resource = Mapping[str, Any]
+UNIT_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a monitoring schedule (see the module docstring)."""
+
+    kind: str  # before | after
+    action: Resource
+    value_set: str
+    window: float | None  # days
+    start: float = 0.0  # days after starting (after phases)
+    end: float = math.inf
+    definition: str | None = None
+    interval: str = ""  # the period as the plan says it: "every month", "every 3 months"
+
+    @property
+    def title(self) -> str:
+        return str(self.action.get("title") or "")
+
+    def section(self, plan: Resource) -> str:
+        return section_of(self.action, plan)
+
+
+def _days(quantity: Mapping[str, Any] | None) -> float | None:
+    span = duration(quantity)
+    return None if span is None else span.total_seconds() / 86400
+
+
+def _interval(repeat: Mapping[str, Any]) -> str:
+    """``every 3 months`` from a Timing repeat (period, periodUnit, frequency)."""
+    period, unit, frequency = repeat.get("period"), repeat.get("periodUnit"), repeat.get("frequency") or 1
+    word = UNIT_WORDS.get(str(unit), str(unit))
+    every = f"every {word}" if period == 1 else f"every {period:g} {word}s"
+    return every if frequency == 1 else f"{frequency:g} times {every}"
+
+
+def monitoring_schedule(plan: Resource) -> tuple[Phase, ...]:
+    """The plan's phases, in action order."""
+    phases = []
+    for action in plan.get("action") or ():
+        vs = value_set_of(action.get("code"))
+        if not vs:
+            continue
+        definition = str(action["definitionCanonical"]).split("|")[0] if action.get("definitionCanonical") else None
+        for related in action.get("relatedAction") or ():
+            rel = related.get("relationship")
+            if rel == "before-start":
+                window = _days((related.get("offsetRange") or {}).get("high")) or _days(related.get("offsetDuration"))
+                phases.append(Phase("before", action, vs, window, definition=definition))
+            elif rel == "after-start":
+                repeat = (action.get("timingTiming") or {}).get("repeat") or {}
+                unit = repeat.get("periodUnit")
+                if not repeat.get("period") or unit not in DAYS_PER_UNIT:
+                    continue
+                period = repeat["period"] * DAYS_PER_UNIT[unit] / (repeat.get("frequency") or 1)
+                bounds = repeat.get("boundsRange") or {}
+                start = _days(bounds.get("low")) or _days(related.get("offsetDuration")) or 0.0
+                end = _days(bounds.get("high"))
+                if end is None:
+                    end = start + period * repeat["count"] if repeat.get("count") else math.inf
+                phases.append(Phase("after", action, vs, math.ceil(period - 1e-9), start, end, definition,
+                                    _interval(repeat)))
+    return tuple(phases)
