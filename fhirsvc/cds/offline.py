@@ -4,7 +4,8 @@ A saved request (``order-select`` / ``order-sign``) is evaluated as the service 
 is fetched: the FHIR server allow-list is empty, so a prefetch key that is missing counts as unavailable
 ("Unable to check"). A plain Bundle holds the orders and, optionally, the patient's data: the orders are
 its entries with status ``draft`` (MedicationRequest, DSTU2 MedicationOrder, ServiceRequest, Immunization),
-or every MedicationRequest if none is a draft; the rest (Patient, Condition, AllergyIntolerance,
+else the MedicationRequests a transaction Bundle creates (``request.method`` POST or PUT), else every
+MedicationRequest; the rest (Patient, Condition, AllergyIntolerance,
 Observation, other MedicationRequests and MedicationStatements, Medication) is the patient's record, and
 what the Bundle does not hold counts as "nothing recorded".
 
@@ -86,14 +87,23 @@ def _searchset(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "entry": [{"resource": r} for r in resources]}
 
 
-def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
-    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data."""
+def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
+    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
+    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too)."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise UnreadableInput("the Bundle's entry is not an array")
     resources = [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
                  and isinstance(e["resource"].get("resourceType"), str)]
-    orders = [r for r in resources if r["resourceType"] in ORDER_TYPES and r.get("status") == "draft"]
+    selected = set(selections)
+    orders = [r for r in resources if r["resourceType"] in ORDER_TYPES
+              and (r.get("status") == "draft" or f"{r['resourceType']}/{r.get('id')}" in selected)]
+    if not orders and bundle.get("type") == "transaction":
+        created = {id(e["resource"]) for e in entries
+                   if isinstance(e, Mapping) and isinstance(e.get("request"), Mapping)
+                   and e["request"].get("method") in ("POST", "PUT")}
+        orders = [r for r in resources if r["resourceType"] in ("MedicationRequest", "MedicationOrder")
+                  and id(r) in created]
     if not orders:
         orders = [r for r in resources if r["resourceType"] in ("MedicationRequest", "MedicationOrder")]
     if not orders:
@@ -107,11 +117,13 @@ def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("conditions", "allergies", "medications", "observations"):
         prefetch[key] = _searchset([r for r in rest if _CONTEXT_TYPES.get(r["resourceType"]) == key])
     medications = [r for r in rest if r["resourceType"] == "Medication"]
-    return {"hook": "order-sign", "hookInstance": OFFLINE_HOOK_INSTANCE,
-            "context": {"userId": "Practitioner/offline", "patientId": str(patient_id),
-                        "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                                        "entry": [{"resource": r} for r in [*orders, *medications]]}},
-            "prefetch": prefetch}
+    context = {"userId": "Practitioner/offline", "patientId": str(patient_id),
+               "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": r} for r in [*orders, *medications]]}}
+    if selected:
+        context["selections"] = list(selections)
+    return {"hook": "order-select" if selected else "order-sign", "hookInstance": OFFLINE_HOOK_INSTANCE,
+            "context": context, "prefetch": prefetch}
 
 
 def as_request(document: Any) -> dict[str, Any]:
