@@ -25,10 +25,10 @@ import requests
 from marshmallow import ValidationError
 
 from fhirsvc.cds.orders import ORDER_TYPES
-from fhirsvc.cds.pipeline import evaluate_orders
+from fhirsvc.cds.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
-from fhirsvc.cds.services import HOOKS
+from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
 from fhirsvc.checks.findings import Finding
 from fhirsvc.knowledge import Knowledge
 
@@ -52,6 +52,8 @@ class OfflineResult:
     judged: tuple[str, ...]  # Type/id of the judged orders
     findings: list[Finding] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: Evaluation | None = None  # the pipeline's result, for other faces ($check-orders' Bundle)
+    request: Mapping[str, Any] = field(default_factory=dict)  # the validated request the document stands for
 
     @property
     def critical(self) -> bool:
@@ -143,8 +145,9 @@ def as_request(document: Any) -> dict[str, Any]:
         data = validate_request(body)
     except ValidationError as exc:
         raise UnreadableInput(f"not a valid CDS Hooks request: {_one_line(exc.messages)}") from None
-    if data["hook"] not in HOOKS:
-        raise UnreadableInput(f"hook {data['hook']!r} is not checked here (only {' and '.join(HOOKS)})")
+    if data["hook"] not in (*HOOKS, PATIENT_VIEW):
+        raise UnreadableInput(f"hook {data['hook']!r} is not checked here (only {', '.join(HOOKS)} and "
+                              f"{PATIENT_VIEW})")
     return data
 
 
@@ -165,15 +168,16 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
     now = now or datetime.now(UTC)
     try:
         with requests.Session() as session:
-            result = evaluate_orders(data, {}, FetchSettings(allowlist=()), session, knowledge,
-                                     public_base.rstrip("/"), now)
+            handler = evaluate_patient_view if data["hook"] == PATIENT_VIEW else evaluate_orders
+            result = handler(data, {}, FetchSettings(allowlist=()), session, knowledge, public_base.rstrip("/"), now)
     except PreconditionFailed as exc:
         raise UnreadableInput(str(exc)) from None
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise UnreadableInput(f"the request's resources have an unexpected structure ({type(exc).__name__})") \
             from None
     refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in result.orders if o.get("id") in result.judged)
-    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=result.findings, cards=result.cards)
+    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=result.findings, cards=result.cards,
+                         evaluation=result, request=data)
 
 
 def findings_json(result: OfflineResult) -> dict[str, Any]:

@@ -20,12 +20,14 @@ import requests
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, assemble_context
-from fhirsvc.checks.context import PatientContext
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.monitoring import run_patient_view
 from fhirsvc.knowledge.store import Knowledge
+
+PATIENT_VIEW_KEYS = (PATIENT, CONDITIONS, MEDICATIONS, OBSERVATIONS)  # what patient-view reads
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,12 @@ def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str],
                           session: requests.Session, knowledge: Knowledge, public_base: str,
                           now: datetime) -> Evaluation:
     """The patient-view hook: the monitoring reminders for the drugs the patient is on."""
+    # patient-view reads no allergies: "no data", so that nothing is fetched for them
+    data = {**data, "prefetch": {**(data.get("prefetch") or {}), "allergies": None}}
     patient = assemble_context(data, templates, [], [], frozenset(), fetch, session, now)
+    if all(key in patient.unavailable for key in PATIENT_VIEW_KEYS):
+        reasons = "; ".join(f"{key}: {patient.unavailable[key]}" for key in PATIENT_VIEW_KEYS)
+        raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
     findings = run_patient_view(patient, knowledge)
     cards = build_cards(findings, str(data["context"]["patientId"]), knowledge, public_base)
     return Evaluation(data["hook"], now, (), frozenset(), patient, findings, cards)

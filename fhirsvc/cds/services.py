@@ -1,19 +1,25 @@
 """The service declarations: one table drives discovery and routing (CDS Hooks 2.0.1 "Discovery").
 
-One service id serves both hooks ("update stale guidance": the EHR replaces order-select cards with
-order-sign ones); the call is routed by the body's ``hook``. Prefetch keys are the service contract's
-(../shared/spec/cds-checks.md); the observation codes come from the knowledge's LOINC value sets.
+One service id serves both order hooks ("update stale guidance": the EHR replaces order-select cards with
+order-sign ones); the call is routed by the body's ``hook``. ``medication-safety-patient-view`` serves
+``patient-view``: monitoring reminders for patients already on therapy. Each declaration names the pipeline
+that answers it (``cds.pipeline``). Prefetch keys are the service contract's (../shared/spec/cds-checks.md);
+the observation codes come from the knowledge's LOINC value sets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from fhirsvc.cds.pipeline import evaluate_orders, evaluate_patient_view
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
 SERVICE_ID = "medication-safety"
 HOOKS = ("order-select", "order-sign")
+PATIENT_VIEW_ID = "medication-safety-patient-view"
+PATIENT_VIEW = "patient-view"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Service:
     description: str
     prefetch: dict[str, str]
     usage_requirements: str
+    handler: Callable = field(default=evaluate_orders, compare=False)  # the pipeline that answers a call
 
     def discovery(self) -> dict:
         return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
@@ -53,9 +60,18 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
     drugs = ", ".join(sorted(mk["name"][0] for mk in knowledge.of_type("MedicationKnowledge") if mk.get("name")))
     usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
              "(allow-listed servers only). Checks whose data cannot be had say 'Unable to check'.")
-    return tuple(Service(
+    orders = tuple(Service(
         SERVICE_ID, hook, "Medication safety checks from drug monographs",
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
         prefetch, usage) for hook in HOOKS)
+    view = Service(
+        PATIENT_VIEW_ID, PATIENT_VIEW, "Monitoring reminders for patients on therapy",
+        f"For a patient with a current order of a drug of the monograph knowledge ({drugs}): what its monitoring "
+        "plan says is due (blood counts overdue, kidney function never measured), an active infection or fever "
+        "while on therapy, a live vaccine due or ordered. Nothing for patients on none of these drugs.",
+        {key: prefetch[key] for key in ("patient", "conditions", "medications", "observations")},
+        "Works best with the prefetch data; without it the service reads the same data from fhirServer "
+        "(allow-listed servers only). Without the medication list, nothing is said.", evaluate_patient_view)
+    return (*orders, view)

@@ -26,7 +26,6 @@ from werkzeug.sansio.utils import get_current_url
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
-from fhirsvc.cds.pipeline import evaluate_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
@@ -140,7 +139,7 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
                        fields=exc.messages) from None
     service = state().service(service_id, request_data["hook"])
     try:
-        result = evaluate_orders(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
+        result = service.handler(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
                                  public_base(), now or datetime.now(UTC))
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None

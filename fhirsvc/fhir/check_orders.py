@@ -161,8 +161,14 @@ def check_orders(body: Any, knowledge: Knowledge, version: str, base_url: str, p
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST,
                        f"the Bundle's resources have an unexpected structure ({type(exc).__name__})") from None
-    issues = detected_issues(result, bundle, request, version)
-    return searchset(base_url, now, issues)
+    return answer(result, data, version, base_url, bundle)
+
+
+def answer(evaluation: Evaluation, request: Mapping[str, Any], version: str, base_url: str,
+           bundle: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The searchset Bundle of DetectedIssues for an evaluation of ``request`` (its orders from ``bundle``, whose
+    fullUrls name them, when there is one)."""
+    return searchset(base_url, evaluation.now, detected_issues(evaluation, bundle or {}, request, version))
 
 
 def searchset(base_url: str, now: datetime, issues: list[dict[str, Any]], outcome: str | None = None) -> dict:

@@ -50,10 +50,19 @@ def scenario_app(tmp_path_factory):
                        "PUBLIC_BASE_URL": "https://cds.example.org"})
 
 
+PATIENT_VIEW_ID = "medication-safety-patient-view"
+
+
+def service_of(body: dict) -> str:
+    """The service a scenario calls: the patient-view service for patient-view, else the order service."""
+    return PATIENT_VIEW_ID if body.get("hook") == "patient-view" else SERVICE_ID
+
+
 def run_scenario(app, body: dict, now: datetime) -> list[dict]:
     """One service call as the route makes it, with the clock fixed."""
-    with app.test_request_context(SERVICE, method="POST", json=body):
-        return evaluate(SERVICE_ID, body, now=now)
+    service = service_of(body)
+    with app.test_request_context(f"/cds-services/{service}", method="POST", json=body):
+        return evaluate(service, body, now=now)
 
 
 def pair(card: dict) -> tuple[str, str]:
