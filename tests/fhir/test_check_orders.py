@@ -59,11 +59,11 @@ def fhir_client(scenario_app):  # noqa: F811
     return ValidatingClient(scenario_app.test_client())
 
 
-@pytest.mark.parametrize("base", ["/fhir/R4", "/fhir/R5"])
 ORDER_SCENARIOS = [p for p in PARAMS if not p.marks and json.loads(p.values[0].read_text(encoding="utf-8"))["hook"]
                    in ("order-select", "order-sign")]
 
 
+@pytest.mark.parametrize("base", ["/fhir/R4", "/fhir/R5"])
 @pytest.mark.parametrize(("request_file", "expected"), ORDER_SCENARIOS)
 def test_scenario_through_check_orders_matches_cds_hooks(scenario_app, fhir_client, base,  # noqa: F811
                                                         request_file, expected):
