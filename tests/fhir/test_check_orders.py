@@ -254,3 +254,12 @@ def test_declared_by_an_operation_definition_listed_in_the_capability_statement(
     assert definition["url"] == operation["definition"]
     assert definition["code"] == "check-orders" and definition["system"] is True
     assert {p["name"] for p in definition["parameter"]} == {"orders", "now", "unavailable", "selection", "return"}
+
+
+def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledge):
+    outcome = knowledge.resolve(CHECK_OUTCOME)
+    assert [c["code"] for c in outcome["concept"]] == ["unable-to-check"]
+    extension = knowledge.resolve(PROPOSED_CHANGE)
+    slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
+    assert slices == {"type", "description", "resource"}
+    assert extension["context"] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
