@@ -262,4 +262,4 @@ def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledg
     extension = knowledge.resolve(PROPOSED_CHANGE)
     slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
     assert slices == {"type", "description", "resource"}
-    assert extension["context"] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
+    assert [dict(c) for c in extension["context"]] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
