@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
 from fhirsvc.checks.findings import Finding
+from fhirsvc.errors import FhirsvcError
 from fhirsvc.knowledge import Knowledge
 
 DEFAULT_PUBLIC_BASE = "http://127.0.0.1:8080"  # where `make run` serves the monograph pages
@@ -40,9 +42,11 @@ _CONTEXT_TYPES = {  # resource type in a plain Bundle -> prefetch key
 }
 
 
-class UnreadableInput(ValueError):
+class UnreadableInput(FhirsvcError, ValueError):
     """The input is not JSON, not a CDS Hooks order request or a FHIR Bundle, or has nothing to check.
     The message is one line, meant for a person."""
+
+    status = HTTPStatus.BAD_REQUEST
 
 
 @dataclass(frozen=True)

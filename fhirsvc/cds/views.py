@@ -24,14 +24,14 @@ from marshmallow import ValidationError
 from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
-from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
+from fhirsvc.cds.auth import JwtVerifier, load_issuers
+from fhirsvc.cds.feedback import FeedbackStore, parse_feedback
+from fhirsvc.cds.prefetch import FetchSettings
 from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import Service, declare_services
 from fhirsvc.checks.index import drug_index
-from fhirsvc.errors import ApiError
+from fhirsvc.errors import ApiError, FhirsvcError
 from fhirsvc.knowledge import Knowledge, get_knowledge
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
@@ -93,11 +93,7 @@ def authenticate() -> None:
     """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL."""
     if not state().auth_required:
         return
-    try:
-        state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)
-    except AuthError as exc:
-        log.info("CDS request refused: %s", exc)
-        raise ApiError(HTTPStatus.UNAUTHORIZED, "authentication required") from None
+    state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # AuthError: 401
 
 
 @blueprint.get("")
@@ -119,7 +115,7 @@ def call(service_id: str) -> Any:
         cards = evaluate(service_id, body)
         outcome["cards"] = len(cards)
         return current_app.response_class(orjson.dumps({"cards": cards}), mimetype="application/json")
-    except ApiError as exc:
+    except FhirsvcError as exc:
         outcome["status"] = exc.status
         raise
     except Exception:
@@ -138,11 +134,8 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
         raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
                        fields=exc.messages) from None
     service = state().service(service_id, request_data["hook"])
-    try:
-        result = service.handler(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
-                                 public_base(), now or datetime.now(UTC))
-    except PreconditionFailed as exc:
-        raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
+    result = service.handler(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
+                             public_base(), now or datetime.now(UTC))  # PreconditionFailed: 412
     state().feedback.remember_cards(service_id, result.cards)
     return result.cards
 
@@ -151,10 +144,7 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
 def feedback(service_id: str) -> dict:
     authenticate()
     state().service(service_id)
-    try:
-        items = parse_feedback(json_body())
-    except FeedbackInvalid as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the feedback is not valid", fields=exc.errors) from None
+    items = parse_feedback(json_body())  # FeedbackInvalid: 400 naming each bad field
     stored = state().feedback.record(service_id, items)
     return {"received": len(items), "stored": stored}
 
