@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test validate lint clean ehr-server
+.PHONY: help install run test clone-test validate lint clean ehr-server
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,12 @@ ehr-server: $(VENV_EHR)/.installed ## install the stand-in EHR FHIR server (sekm
 
 test: install validator ehr-server openapi-check ## run every test
 	$(PY) -m pytest
+
+# A clone of HEAD with nothing beside it, then `make test` in it (CI runs this): what the repository needs, it holds.
+clone-test: ## clone HEAD into an empty temporary directory and run `make test` there
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	git clone --quiet "$(CURDIR)" "$$dir/fhirsvc" && echo "clone-test: HEAD cloned into $$dir/fhirsvc" && \
+	$(MAKE) -C "$$dir/fhirsvc" test
 
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
 	$(VENV)/bin/fhirsvc validate

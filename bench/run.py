@@ -45,7 +45,7 @@ READ_R4 = "/fhir/R4/MedicationKnowledge/anakinra"
 READ_R5 = "/fhir/R5/MedicationKnowledge/anakinra"
 SEARCH_R4 = "/fhir/R4/MedicationKnowledge?code=L04AC03"
 SEARCH_R5_INCLUDE = "/fhir/R5/MedicationKnowledge?code=L04AC03&_include=MedicationKnowledge:monograph"
-ORDER_SIGN = "/cds-services/medication-safety"
+ORDER_SIGN = "/cds-services/medication-safety-order-sign"
 PATIENT_VIEW = "/cds-services/medication-safety-patient-view"
 CHECK_ORDERS = "/fhir/R4/$check-orders"
 BARE = "/bare"
@@ -211,7 +211,7 @@ def measure_startup(runs: int, knowledge_path: str = "") -> dict[str, Any]:
     cache of its own: the first run starts cold (every file validated), the others warm (median of them)."""
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "FHIRSVC_KNOWLEDGE_PATH": knowledge_path,
-               "FHIRSVC_VALIDATION_CACHE": str(Path(scratch, "validated.txt"))}
+               "FHIRSVC_VALIDATION_CACHE": str(Path(scratch, "validated.txt")), "FHIRSVC_AUTH": "off"}
         results = []
         for _ in range(max(2, runs)):
             out = subprocess.run([sys.executable, __file__, "--startup-probe"], check=True, capture_output=True,
@@ -280,7 +280,7 @@ def measure_evaluate(service, settings: Settings) -> dict[str, Any]:
     with service.test_request_context(ORDER_SIGN, method="POST"):
         for number in range(settings.warmup + settings.iterations):
             began = time.perf_counter_ns()
-            evaluate("medication-safety", body)
+            evaluate("medication-safety-order-sign", body)
             if number >= settings.warmup:
                 samples.append(time.perf_counter_ns() - began)
     return summary(samples) | {"bytes": 0, "errors": 0, **{f"{key}_x_bare": None for key in

@@ -60,7 +60,7 @@ def mix(cds_bodies: list[str]) -> list[Kind]:
         Kind("terminology", 10, "GET", ("/fhir/R4/ValueSet/live-vaccines/$expand?filter=measles",
                                         f"/fhir/R4/ValueSet/$validate-code?url={VALUE_SET}"
                                         "&system=http://hl7.org/fhir/sid/cvx&code=03")),
-        Kind("cds order-sign", 40, "POST", ("/cds-services/medication-safety",), tuple(cds_bodies)),
+        Kind("cds order-sign", 40, "POST", ("/cds-services/medication-safety-order-sign",), tuple(cds_bodies)),
     ]
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fhirsvc.config import knowledge_dirs, load_config
-from fhirsvc.errors import KnowledgeError
+from fhirsvc.errors import ConfigError, KnowledgeError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,8 +146,8 @@ def serve_app(host: str, port: int, workers: int) -> int:
     log_to_stderr()
     try:
         app = create_app()
-    except KnowledgeError as exc:
-        print(exc, file=sys.stderr)
+    except (KnowledgeError, ConfigError) as exc:
+        print(f"fhirsvc serve: {exc}", file=sys.stderr)
         return 1
     tune_gc()
 

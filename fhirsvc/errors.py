@@ -2,6 +2,7 @@
 
     FhirsvcError             status, FHIR issue code, public message, per-field messages
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
+     +-- ConfigError         a setting that cannot be served safely; stops start-up (the message says which)
      +-- ApiError            a request that cannot be served (status, FHIR issue code, diagnostics)
      +-- cds.prefetch.PreconditionFailed   412: nothing about the patient could be had
      +-- cds.prefetch.FetchError           502: a FHIR server fetch failed (read as "unavailable" data)
@@ -60,6 +61,10 @@ class KnowledgeError(FhirsvcError):
         self.problems = list(problems)
         lines = "\n".join(f"  {problem}" for problem in self.problems)
         super().__init__(f"invalid knowledge ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class ConfigError(FhirsvcError):
+    """A configuration the service refuses to start with; the message names the setting and the fix."""
 
 
 class ApiError(FhirsvcError):

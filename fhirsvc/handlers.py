@@ -30,7 +30,10 @@ def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None
     else:
         body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
         mimetype = "application/fhir+json"
-    return Response(json.dumps(body), status=status, mimetype=mimetype)
+    response = Response(json.dumps(body), status=status, mimetype=mimetype)
+    if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def init_app(app: Flask) -> None:

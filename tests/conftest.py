@@ -17,7 +17,7 @@ from fhirsvc.knowledge import Knowledge, get_knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = ROOT / "fixtures" / "knowledge"
-SHARED_DIR = ROOT.parent / "shared"
+CONFORMANCE_DIR = ROOT / "tests" / "conformance"  # CDS Hooks payloads from the spec and the sandbox (README)
 
 
 @contextmanager
@@ -38,8 +38,9 @@ def serving(app) -> Iterator[str]:
 @pytest.fixture(scope="session", autouse=True)
 def _feedback_store_outside_the_checkout(tmp_path_factory):
     """Apps built in tests keep CDS feedback (and the knowledge validation cache) in temporary files, not in
-    the checkout's var/."""
+    the checkout's var/, and have a public base URL (authentication, on by default, needs one)."""
     os.environ["FHIRSVC_FEEDBACK_DB"] = str(tmp_path_factory.mktemp("feedback") / "default.sqlite3")
+    os.environ.setdefault("FHIRSVC_PUBLIC_BASE_URL", "https://cds.example.org")
     os.environ["FHIRSVC_VALIDATION_CACHE"] = str(tmp_path_factory.mktemp("validation") / "validated.txt")
 
 

@@ -58,11 +58,11 @@ def test_serve_writes_one_log_line_per_cds_call(tmp_path):
                  "--workers", "1"], f"{base}/healthz", log, env, cwd=ROOT, timeout=30):
         body = order_request()
         body["context"]["patientId"] = "patient-7f3a"
-        response = requests.post(f"{base}/cds-services/medication-safety", json=body, timeout=10)
+        response = requests.post(f"{base}/cds-services/medication-safety-order-sign", json=body, timeout=10)
         assert response.status_code == 200
     calls = [json.loads(line.split("fhirsvc.cds.calls: ", 1)[1]) for line in log.read_text().splitlines()
              if "fhirsvc.cds.calls: " in line]
-    assert calls == [{"service": "medication-safety", "status": 200, "hookInstance": body["hookInstance"],
+    assert calls == [{"service": "medication-safety-order-sign", "status": 200, "hookInstance": body["hookInstance"],
                       "hook": "order-sign", "cards": len(response.json()["cards"]), "ms": calls[0]["ms"]}]
     assert "CDS Hooks authentication is OFF" in log.read_text()
     assert "patient-7f3a" not in log.read_text()

@@ -123,8 +123,8 @@ def test_the_same_cards_as_the_service(capsys, tmp_path):
     app = create_app({"KNOWLEDGE_PATH": "", "AUTH": "off", "FEEDBACK_DB": str(tmp_path / "f.sqlite3"),
                       "PUBLIC_BASE_URL": "http://127.0.0.1:8080"})
     body = json.loads(ORDER_SELECT.read_text(encoding="utf-8"))
-    with app.test_request_context("/cds-services/medication-safety", method="POST"):
-        served = evaluate("medication-safety", body, now=datetime.fromisoformat(NOW))
+    with app.test_request_context("/cds-services/medication-safety-order-select", method="POST"):
+        served = evaluate("medication-safety-order-select", body, now=datetime.fromisoformat(NOW))
     assert offline == served
     assert [(c["source"]["topic"]["code"], c["indicator"]) for c in offline] == [("DRG", "warning")]
 

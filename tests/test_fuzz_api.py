@@ -143,8 +143,8 @@ FOUND = [
     ("GET", "/fhir/R4/MedicationKnowledge?_lastUpdated=ap0001", None, 400),
     ("POST", "/fhir/R4/ValueSet/$expand", '{"resourceType": "Parameters", "parameter": ' + "[" * 900 + "]" * 900 + "}",
      400),
-    ("POST", "/cds-services/medication-safety", '{"hook": ' + "[" * 100_000 + "]" * 100_000 + "}", 400),
-    ("POST", "/cds-services/medication-safety/feedback",
+    ("POST", "/cds-services/medication-safety-order-sign", '{"hook": ' + "[" * 100_000 + "]" * 100_000 + "}", 400),
+    ("POST", "/cds-services/medication-safety-order-sign/feedback",
      '{"feedback": [{"card": "0", "outcome": "overridden", "outcomeTimestamp": "0001-01-01T00:00:01+00:01"}]}', 400),
     ("GET", "/monographs/anakinra%0A", None, 404),
 ]

@@ -22,14 +22,15 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import requests
 from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.orders import ORDER_TYPES
 from fhirsvc.cds.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.findings import Finding
 from fhirsvc.errors import FhirsvcError
 from fhirsvc.knowledge import Knowledge
@@ -171,9 +172,10 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
     data = as_request(document)
     now = now or datetime.now(UTC)
     try:
-        with requests.Session() as session:
-            handler = evaluate_patient_view if data["hook"] == PATIENT_VIEW else evaluate_orders
-            result = handler(data, {}, FetchSettings(allowlist=()), session, knowledge, public_base.rstrip("/"), now)
+        # the empty allow-list admits no server: the adapter never sends
+        handler = evaluate_patient_view if data["hook"] == PATIENT_VIEW else evaluate_orders
+        result = handler(data, {}, FetchSettings(UrlPolicy(())), HTTPAdapter(), knowledge, public_base.rstrip("/"),
+                         now)
     except PreconditionFailed as exc:
         raise UnreadableInput(str(exc)) from None
     except (AttributeError, TypeError, KeyError, ValueError) as exc:

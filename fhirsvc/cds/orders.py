@@ -1,6 +1,6 @@
 """Draft orders as the checks need them: R4 MedicationRequest shape, read leniently.
 
-Real EHRs and the spec's own examples send slightly invalid R4 (../shared/conformance/README.md):
+Real EHRs and the spec's own examples send slightly invalid R4 (tests/conformance/README.md):
 ``doseAndRate`` as an object, ``doseQuantity`` directly on the dosage (STU3), ``category`` as an
 object, a Bundle without ``type``, an order with no medication yet. DSTU2 ``MedicationOrder`` is read
 as a MedicationRequest. The incoming JSON is never mutated: every fix works on a copy.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import order_ids, read_draft_orders
@@ -45,25 +45,25 @@ class Evaluation:
 
 
 def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], fetch: FetchSettings,
-                    session: requests.Session, knowledge: Knowledge, public_base: str, now: datetime) -> Evaluation:
+                    http: HTTPAdapter, knowledge: Knowledge, public_base: str, now: datetime) -> Evaluation:
     """The order hooks (order-select, order-sign) on a request validated by ``schemas.validate_request``."""
     context = data["context"]
     orders, others = read_draft_orders(context["draftOrders"])
     judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
                                                              for o in orders])
-    patient = assemble_context(data, templates, orders, others, judged, fetch, session, now)
+    patient = assemble_context(data, templates, orders, others, judged, fetch, http, now)
     findings = run_checks(patient, knowledge)
     cards = build_cards(findings, str(context["patientId"]), knowledge, public_base)
     return Evaluation(data["hook"], now, tuple(orders), judged, patient, findings, cards)
 
 
 def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str], fetch: FetchSettings,
-                          session: requests.Session, knowledge: Knowledge, public_base: str,
+                          http: HTTPAdapter, knowledge: Knowledge, public_base: str,
                           now: datetime) -> Evaluation:
     """The patient-view hook: the monitoring reminders for the drugs the patient is on."""
     # patient-view reads no allergies: "no data", so that nothing is fetched for them
     data = {**data, "prefetch": {**(data.get("prefetch") or {}), "allergies": None}}
-    patient = assemble_context(data, templates, [], [], frozenset(), fetch, session, now)
+    patient = assemble_context(data, templates, [], [], frozenset(), fetch, http, now)
     if all(key in patient.unavailable for key in PATIENT_VIEW_KEYS):
         reasons = "; ".join(f"{key}: {patient.unavailable[key]}" for key in PATIENT_VIEW_KEYS)
         raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")

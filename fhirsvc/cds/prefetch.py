@@ -4,8 +4,11 @@ Per prefetch key (CDS Hooks 2.0.1 "Providing FHIR Resources"): present (a resour
 Bundle, possibly paged: ``next`` links are followed, bounded), ``null`` (no data), an
 OperationOutcome (the EHR's fetch failed: the key is unavailable), or absent (fetched from
 ``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline).
-``fhirServer`` is contacted only when it starts with an allow-listed prefix, and redirects are never
-followed, so a caller cannot make the service fetch a URL of its choosing.
+``fhirServer`` is contacted only when the allow-list (``urlpolicy.UrlPolicy``: parsed URLs compared
+exactly) admits it, and every URL followed from it (``next`` links, ``medicationReference`` reads) must be
+admitted too and stay on its origin. Redirects are never followed, and the requests carry no cookies and
+no settings from the environment (``.netrc``, proxies): each is sent through a bare ``HTTPAdapter``,
+with the bearer token of this call only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
+from fhirsvc.cds.urlpolicy import Url, UrlPolicy, UrlRefused, host_for_log
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.errors import FhirsvcError
 
@@ -45,7 +50,7 @@ class PreconditionFailed(FhirsvcError):
 
 @dataclass(frozen=True)
 class FetchSettings:
-    allowlist: tuple[str, ...]  # URL prefixes; empty: fetch nothing
+    allowlist: UrlPolicy  # the FHIR servers that may be read; empty: fetch nothing
     connect_timeout: float = 2.0
     read_timeout: float = 3.0
     deadline: float = 4.0  # seconds for all fetches of one call
@@ -56,25 +61,42 @@ class FetchSettings:
 class FhirServer:
     """The EHR's FHIR server for one call: allow-listed, bearer token, timeouts, bounded paging."""
 
-    def __init__(self, base: str | None, token: str | None, settings: FetchSettings, session: requests.Session):
-        self.base = (base or "").rstrip("/")
+    def __init__(self, base: str | None, token: str | None, settings: FetchSettings, http: HTTPAdapter):
+        self.named = bool(base)
         self.token = token
         self.settings = settings
-        self.session = session
+        self.http = http
         self.deadline = time.monotonic() + settings.deadline
+        self.base: Url | None = None
+        if base:
+            try:
+                self.base = settings.allowlist.check(base)
+            except UrlRefused as exc:
+                log.warning("fhirServer refused: host %s: %s", host_for_log(base), exc)
 
     @property
     def usable(self) -> bool:
-        return bool(self.base) and self.allowed(self.base)
+        return self.base is not None
 
-    def allowed(self, url: str) -> bool:
-        return any(prefix and url.startswith(prefix) for prefix in self.settings.allowlist)
+    def admit(self, url: str) -> Url:
+        """The parsed URL to request for ``url`` (absolute, or relative to fhirServer): allow-listed and on
+        fhirServer's own origin, else FetchError."""
+        if self.base is None:
+            raise FetchError("fhirServer is not allow-listed")
+        try:
+            absolute = url if urlsplit(url).scheme else f"{self.base.text}/{url.lstrip('/')}"
+            target = self.settings.allowlist.check(absolute, allow_query=True)
+        except (UrlRefused, ValueError) as exc:
+            log.warning("FHIR server URL refused: host %s: %s", host_for_log(url), exc)
+            raise FetchError(f"a URL that is not allow-listed was not followed ({exc})") from None
+        if target.origin != self.base.origin:
+            log.warning("FHIR server URL refused: host %s is not fhirServer's", host_for_log(url))
+            raise FetchError("a URL on another server than fhirServer was not followed")
+        return target
 
     def get(self, url: str) -> dict[str, Any]:
         """GET one FHIR JSON document; FetchError for anything but a 200 with a FHIR resource."""
-        url = url if url.startswith(("http://", "https://")) else f"{self.base}/{url.lstrip('/')}"
-        if not self.allowed(url) or urlsplit(url).netloc != urlsplit(self.base).netloc:
-            raise FetchError(f"{urlsplit(url).netloc} is not an allow-listed FHIR server")
+        target = self.admit(url)
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("the time allowed for fetching ran out")
@@ -82,7 +104,8 @@ class FhirServer:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = self.session.get(url, headers=headers, allow_redirects=False, stream=True, timeout=(
+            prepared = requests.Request("GET", target.text, headers=headers).prepare()
+            response = self.http.send(prepared, stream=True, timeout=(
                 min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
             with response:
                 body = self._read_body(response)
@@ -134,7 +157,7 @@ class FhirServer:
                              if isinstance(link, dict) and link.get("relation") == "next"), None)
             if not next_url or not isinstance(next_url, str):
                 return resources
-            next_url = urljoin(self.base + "/", next_url)
+            next_url = urljoin(self.base.text + "/", next_url) if self.base else next_url
             if next_url in seen:
                 raise FetchError("the search's next links go round in a loop")
             seen.add(next_url)
@@ -166,10 +189,10 @@ def fill_template(template: str, context: Mapping[str, Any]) -> str:
 
 def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
                      others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
-                     session: requests.Session, now: datetime) -> PatientContext:
+                     http: HTTPAdapter, now: datetime) -> PatientContext:
     """Read every data key from prefetch or the FHIR server; 412 (PreconditionFailed) if none could be had."""
     token = (request.get("fhirAuthorization") or {}).get("access_token")
-    server = FhirServer(request.get("fhirServer"), token, settings, session)
+    server = FhirServer(request.get("fhirServer"), token, settings, http)
     prefetch = request.get("prefetch") or {}
     data: dict[str, tuple[dict[str, Any], ...]] = {}
     unavailable: dict[str, str] = {}
@@ -177,7 +200,7 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
     def read_key(key: str) -> tuple[dict[str, Any], ...]:
         if key in prefetch:
             return resources_of(prefetch[key], key, server)
-        if not server.base:
+        if not server.named:
             raise FetchError("not in prefetch, and the request names no fhirServer")
         if not server.usable:
             raise FetchError("not in prefetch, and fhirServer is not allow-listed")

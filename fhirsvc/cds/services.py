@@ -1,10 +1,12 @@
 """The service declarations: one table drives discovery and routing (CDS Hooks 2.0.1 "Discovery").
 
-One service id serves both order hooks ("update stale guidance": the EHR replaces order-select cards with
-order-sign ones); the call is routed by the body's ``hook``. ``medication-safety-patient-view`` serves
-``patient-view``: monitoring reminders for patients already on therapy. Each declaration names the pipeline
-that answers it (``cds.pipeline``). Prefetch keys are the service contract's (../shared/spec/cds-checks.md);
-the observation codes come from the knowledge's LOINC value sets.
+Each hook has a service of its own id (``medication-safety-order-select``, ``medication-safety-order-sign``,
+``medication-safety-patient-view``): ids are unique in discovery, as clients such as the CDS Hooks sandbox key the
+services they discover by id (docs/cds-checks.md, "Service contract"). The earlier id ``medication-safety``, which
+served both order hooks, still answers both for existing callers (deprecated, not listed in discovery); the call
+is then routed by the body's ``hook``. ``patient-view`` gives monitoring reminders for patients already on
+therapy. Each declaration names the pipeline that answers it (``cds.pipeline``). Prefetch keys are the service
+contract's; the observation codes come from the knowledge's LOINC value sets.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from fhirsvc.cds.pipeline import evaluate_orders, evaluate_patient_view
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
-SERVICE_ID = "medication-safety"
 HOOKS = ("order-select", "order-sign")
-PATIENT_VIEW_ID = "medication-safety-patient-view"
 PATIENT_VIEW = "patient-view"
+LEGACY_SERVICE_ID = "medication-safety"  # deprecated: one id for both order hooks; not in discovery
+
+
+def service_id(hook: str) -> str:
+    """The id of the service for ``hook``."""
+    return f"medication-safety-{hook}"
+
+
+PATIENT_VIEW_ID = service_id(PATIENT_VIEW)
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ def observation_codes(knowledge: Knowledge) -> list[str]:
 
 
 def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
-    """The services this knowledge supports, one per hook, sharing one id."""
+    """The services this knowledge supports, one per hook, each with its own id."""
     loinc = ",".join(f"{LOINC}|{code}" for code in observation_codes(knowledge))
     prefetch = {
         "patient": "Patient/{{context.patientId}}",
@@ -61,7 +70,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
     usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
              "(allow-listed servers only). Checks whose data cannot be had say 'Unable to check'.")
     orders = tuple(Service(
-        SERVICE_ID, hook, "Medication safety checks from drug monographs",
+        service_id(hook), hook, "Medication safety checks from drug monographs",
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import requests
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
 from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
@@ -29,9 +29,10 @@ from fhirsvc.cds.feedback import FeedbackStore, parse_feedback
 from fhirsvc.cds.prefetch import FetchSettings
 from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
-from fhirsvc.cds.services import Service, declare_services
+from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.index import drug_index
-from fhirsvc.errors import ApiError, FhirsvcError
+from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.knowledge import Knowledge, get_knowledge
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
@@ -41,20 +42,36 @@ log = logging.getLogger(__name__)
 
 
 class CdsState:
-    """What the CDS routes share: service table, JWT verifier, feedback store, HTTP session."""
+    """What the CDS routes share: service table, JWT verifier, feedback store, HTTP connection pool.
+
+    A configuration that cannot be served safely stops start-up with ConfigError: an unreadable trust file,
+    an allow-list entry that is not a plain http(s) URL, or authentication required with no
+    PUBLIC_BASE_URL (the JWT audience would otherwise come from the caller's own Host header, so a token
+    minted for another service could be replayed here)."""
 
     def __init__(self, app: Flask, knowledge: Knowledge):
         config = app.config
         self.services = declare_services(knowledge)
         drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
-        issuers = load_issuers(config["JWT_ISSUERS"]) if config["JWT_ISSUERS"] else []
         self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
+        try:
+            issuers = load_issuers(config["JWT_ISSUERS"]) if config["JWT_ISSUERS"] else []
+            allowlist = UrlPolicy.from_setting(config["FHIR_SERVER_ALLOWLIST"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.auth_required and not self.public_base:
+            raise ConfigError(
+                "FHIRSVC_AUTH=required needs FHIRSVC_PUBLIC_BASE_URL (the service's public URL, e.g. "
+                "https://cds.example.org): the JWT audience is checked against it, never against the caller's "
+                "Host header. Set it, or FHIRSVC_AUTH=off on a trusted local machine only.")
         self.fetch = FetchSettings(
-            allowlist=tuple(p.strip() for p in str(config["FHIR_SERVER_ALLOWLIST"]).split(",") if p.strip()),
+            allowlist=allowlist,
             connect_timeout=float(config["FETCH_CONNECT_TIMEOUT"]), read_timeout=float(config["FETCH_READ_TIMEOUT"]),
             deadline=float(config["FETCH_DEADLINE"]))
-        self.session = requests.Session()
+        # One connection pool (urllib3's PoolManager is thread-safe) used through HTTPAdapter.send alone: no
+        # Session, so no cookie jar carried from one call to the next, no redirects, nothing from the environment.
+        self.http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
         Path(config["FEEDBACK_DB"]).parent.mkdir(parents=True, exist_ok=True)
         self.feedback = FeedbackStore(config["FEEDBACK_DB"])
         # used token ids in the same file, so that every worker process refuses a token replayed to any of them
@@ -63,7 +80,10 @@ class CdsState:
             log.warning("CDS Hooks authentication is OFF (FHIRSVC_AUTH=off): use only on a trusted local machine")
 
     def service(self, service_id: str, hook: str | None = None) -> Service:
-        matching = [s for s in self.services if s.id == service_id]
+        """The service that answers ``hook`` at ``service_id`` (the deprecated shared id answers both order hooks);
+        404 for an unknown id, 400 for a hook the id does not serve."""
+        legacy = service_id == LEGACY_SERVICE_ID
+        matching = [s for s in self.services if (s.hook in HOOKS if legacy else s.id == service_id)]
         if not matching:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no CDS service {service_id!r}")
         if hook is None:
@@ -134,7 +154,7 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
         raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
                        fields=exc.messages) from None
     service = state().service(service_id, request_data["hook"])
-    result = service.handler(request_data, service.prefetch, state().fetch, state().session, get_knowledge(),
+    result = service.handler(request_data, service.prefetch, state().fetch, state().http, get_knowledge(),
                              public_base(), now or datetime.now(UTC))  # PreconditionFailed: 412
     state().feedback.remember_cards(service_id, result.cards)
     return result.cards
@@ -152,6 +172,7 @@ def feedback(service_id: str) -> dict:
 @blueprint.get("/<service_id>/feedback/stats")
 def feedback_stats(service_id: str) -> Mapping[str, Any]:
     """Counts per card topic and outcome, so that noisy rules can be seen (no patient data)."""
+    authenticate()
     state().service(service_id)
     return state().feedback.stats(service_id)
 

@@ -1,6 +1,6 @@
 """The clinical rules: pure functions (patient context, knowledge) -> findings; no I/O, no Flask.
 
-Entry point: ``engine.run_checks(context, knowledge)``. The contract is ``shared/spec/cds-checks.md``.
+Entry point: ``engine.run_checks(context, knowledge)``. The contract is ``docs/cds-checks.md``.
 
 - ``context.py``, ``findings.py``: what the checks see (``PatientContext``) and report (``Finding``).
 - ``config.py``: the contract-level constants that are not drug facts (topics, data windows, thresholds,

@@ -15,7 +15,7 @@ from typing import Any
 
 Resource = Mapping[str, Any]
 
-# Prefetch keys of the service contract (../shared/spec/cds-checks.md), in this order.
+# Prefetch keys of the service contract (docs/cds-checks.md), in this order.
 PATIENT, CONDITIONS, ALLERGIES, MEDICATIONS, OBSERVATIONS = (
     "patient", "conditions", "allergies", "medications", "observations")
 DATA_KEYS = (PATIENT, CONDITIONS, ALLERGIES, MEDICATIONS, OBSERVATIONS)

@@ -23,15 +23,16 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-import requests
 from marshmallow import ValidationError as RequestInvalid
 from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.offline import UnreadableInput, request_from_bundle
 from fhirsvc.cds.orders import ORDER_TYPES
 from fhirsvc.cds.pipeline import Evaluation, evaluate_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.checks.patient import parse_datetime
 from fhirsvc.errors import ApiError
@@ -47,8 +48,8 @@ PROPOSED_CHANGE = "https://fhirsvc.org/fhir/StructureDefinition/proposed-change"
 SEVERITY = {"critical": "high", "warning": "moderate", "info": "low"}
 BUNDLE_TYPES = ("collection", "transaction")
 PARAMETERS = ("orders", "now", "unavailable", "selection")
-NO_FETCH = FetchSettings(allowlist=())
-_SESSION = requests.Session()  # never used: nothing is fetched (empty allow-list)
+NO_FETCH = FetchSettings(UrlPolicy(()))  # the empty allow-list admits no server
+_HTTP = HTTPAdapter()  # never sends: nothing is fetched
 
 
 def read_input(body: Any) -> tuple[dict[str, Any], datetime | None, list[str], list[str]]:
@@ -153,7 +154,7 @@ def check_orders(body: Any, knowledge: Knowledge, version: str, base_url: str, p
     request = as_request(bundle, version, unavailable, selections)
     try:
         data = validate_request(request)
-        result = evaluate_orders(data, {}, NO_FETCH, _SESSION, knowledge, public_base, now)
+        result = evaluate_orders(data, {}, NO_FETCH, _HTTP, knowledge, public_base, now)
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"nothing about the patient can be read: {exc}") from None
     except RequestInvalid as exc:

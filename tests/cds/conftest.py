@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 
 from fhirsvc import create_app
-from tests.conftest import SHARED_DIR
+from tests.conftest import CONFORMANCE_DIR as CONFORMANCE
 
-CONFORMANCE = SHARED_DIR / "conformance"
-SERVICE = "/cds-services/medication-safety"
+
+def service_path(hook: str = "order-sign") -> str:
+    """The route of the service for ``hook`` (one id per hook)."""
+    return f"/cds-services/medication-safety-{hook}"
+
+
+SERVICE = service_path("order-sign")
+LEGACY_SERVICE = "/cds-services/medication-safety"  # deprecated: answers both order hooks
 
 
 @pytest.fixture
@@ -26,10 +32,7 @@ def cds(cds_app):
 
 
 def conformance(name: str) -> dict:
-    path = CONFORMANCE / name
-    if not path.exists():
-        pytest.skip(f"{path} is not beside the checkout")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((CONFORMANCE / name).read_text(encoding="utf-8"))
 
 
 def order_request(hook: str = "order-sign", orders: list | None = None, prefetch: dict | None = None,
@@ -59,7 +62,7 @@ def empty_prefetch() -> dict:
 
 
 def conformance_files() -> list[Path]:
-    return sorted(CONFORMANCE.glob("*.json")) if CONFORMANCE.exists() else []
+    return sorted(CONFORMANCE.glob("*.json"))
 
 
 __all__ = ["SERVICE", "Path", "conformance", "empty_prefetch", "order_request"]

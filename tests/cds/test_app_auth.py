@@ -4,6 +4,8 @@ that says nothing about why, still with CORS headers."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.workload import free_port, served, wait_for_workers
 from fhirsvc import create_app
+from fhirsvc.errors import ConfigError
 from tests.cds.conftest import SERVICE, order_request
 from tests.conftest import ROOT
 
@@ -39,10 +42,14 @@ def trust_file(directory: Path, key) -> Path:
 
 
 @pytest.fixture
-def secured(tmp_path, key):
-    app = create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "JWT_ISSUERS": str(trust_file(tmp_path, key)),
-                      "PUBLIC_BASE_URL": BASE, "FEEDBACK_DB": str(tmp_path / "f.db")})
-    return app.test_client()
+def secured_app(tmp_path, key):
+    return create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "JWT_ISSUERS": str(trust_file(tmp_path, key)),
+                       "PUBLIC_BASE_URL": BASE, "FEEDBACK_DB": str(tmp_path / "f.db")})
+
+
+@pytest.fixture
+def secured(secured_app):
+    return secured_app.test_client()
 
 
 def token(key, audience: str, **changes) -> str:
@@ -50,6 +57,31 @@ def token(key, audience: str, **changes) -> str:
     claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
     claims.update(changes)
     return jwt.encode(claims, key, algorithm="ES384", headers={"kid": "k1", "typ": "JWT"})
+
+
+def cds_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every CDS route of the app's URL map, with a service id filled in; CORS preflight
+    (OPTIONS, answered without credentials as browsers send none) and HEAD aside."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/cds-services"):
+            path = rule.rule.replace("<service_id>", SERVICE.rsplit("/", 1)[-1])
+            routes += [(method, path) for method in sorted(rule.methods - {"OPTIONS", "HEAD"})]
+    return routes
+
+
+def test_every_cds_route_of_the_url_map_needs_a_token(secured_app, key):
+    client = secured_app.test_client()
+    routes = cds_routes(secured_app)
+    assert {path for _, path in routes} >= {"/cds-services", SERVICE, SERVICE + "/feedback",
+                                            SERVICE + "/feedback/stats"}
+    for method, path in routes:
+        refused = client.open(path, method=method, json={} if method == "POST" else None)
+        assert refused.status_code == 401, (method, path)
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        allowed = client.open(path, method=method, json={} if method == "POST" else None,
+                              headers={"Authorization": f"Bearer {token(key, BASE + path)}"})
+        assert allowed.status_code != 401, (method, path)
 
 
 def test_a_valid_token_is_accepted_on_every_route(secured, key):
@@ -115,5 +147,37 @@ def test_the_sandbox_development_trust_file_loads(tmp_path):
     from tests.conftest import ROOT
 
     app = create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "FEEDBACK_DB": str(tmp_path / "f.db"),
-                      "JWT_ISSUERS": str(ROOT / "fixtures" / "trust" / "sandbox-dev.json")})
+                      "JWT_ISSUERS": str(ROOT / "fixtures" / "trust" / "sandbox-dev.json"),
+                      "PUBLIC_BASE_URL": "http://127.0.0.1:8080"})
     assert app.test_client().get("/cds-services").status_code == 401
+
+
+def test_authentication_without_a_public_base_url_refuses_to_start(tmp_path, key):
+    """Else the audience would be built from the caller's Host header: a token minted for another service
+    (aud https://other.example/cds-services/...) would pass with ``Host: other.example``."""
+    with pytest.raises(ConfigError, match="FHIRSVC_PUBLIC_BASE_URL"):
+        create_app({"KNOWLEDGE_PATH": "", "AUTH": "required", "JWT_ISSUERS": str(trust_file(tmp_path, key)),
+                    "PUBLIC_BASE_URL": "", "FEEDBACK_DB": str(tmp_path / "f.db")})
+
+
+def test_the_audience_is_the_configured_url_whatever_the_host_header(secured, key):
+    other = "https://other.example" + SERVICE
+    response = secured.post(SERVICE, json=order_request(), headers={
+        "Host": "other.example", "X-Forwarded-Proto": "https", "Authorization": f"Bearer {token(key, other)}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json", "cannot read trust file"),
+    ('{"iss": "x"}', "expected a JSON array"),
+    ('[{"iss": "https://ehr.example.org", "jwks_file": "missing.json"}]', "cannot read"),
+])
+def test_a_bad_trust_file_stops_fhirsvc_serve_with_a_message_not_a_traceback(tmp_path, content, message):
+    trust = tmp_path / "trust.json"
+    trust.write_text(content)
+    env = {**os.environ, "FHIRSVC_AUTH": "required", "FHIRSVC_JWT_ISSUERS": str(trust),
+           "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_FEEDBACK_DB": str(tmp_path / "f.db"), "FHIRSVC_KNOWLEDGE_PATH": ""}
+    done = subprocess.run([sys.executable, "-m", "fhirsvc.cli", "serve", "--port", str(free_port())], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr

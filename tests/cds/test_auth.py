@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fhirsvc.cds import auth
 from fhirsvc.cds.auth import AuthError, JwtVerifier, TrustedIssuer, fetch_jwks, load_issuers
 from fhirsvc.cds.replay import MemoryReplayCache, SqliteReplayCache
-from tests.conftest import ROOT, SHARED_DIR
+from tests.conftest import CONFORMANCE_DIR, ROOT
 
 NOW = 1_800_000_000
 ISS = "https://ehr.example.org"
@@ -31,7 +31,7 @@ TENANT_ISS = "https://multi-tenant-ehr.example.org"
 JKU_ISS = "https://rotating-ehr.example.org"
 JKU = "https://ehr.example.org/.well-known/jwks.json"
 ROTATING_JKU = "https://rotating-ehr.example.org/jwks"
-AUD = "https://cds.example.org/cds-services/medication-safety"
+AUD = "https://cds.example.org/cds-services/medication-safety-order-sign"
 SANDBOX_TRUST = ROOT / "fixtures" / "trust" / "sandbox-dev.json"
 _jti = itertools.count(1)
 
@@ -440,9 +440,7 @@ def test_sandbox_trust_file_loads_and_verifies_offline(keys):
     assert issuer.iss == "https://sandbox.cds-hooks.org"
     assert issuer.jku == ("https://sandbox.cds-hooks.org/.well-known/jwks.json",)
     kid = issuer.jwks["keys"][0]["kid"]
-    shared = SHARED_DIR / "conformance" / "sandbox.jwks.json"
-    if shared.exists():
-        assert issuer.jwks == json.loads(shared.read_text(encoding="utf-8"))
+    assert issuer.jwks == json.loads((CONFORMANCE_DIR / "sandbox.jwks.json").read_text(encoding="utf-8"))
     fetcher = FakeFetcher()
     v = JwtVerifier([issuer], fetch_jwks=fetcher, clock=Clock())
     forged = sign(keys.ec, "ES384", kid, claims(iss=issuer.iss), jku=issuer.jku[0])

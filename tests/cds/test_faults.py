@@ -2,7 +2,7 @@
 with 200 (cards; a check whose data could not be had says "Unable to check") or 412 (no patient data at
 all), never a 500 and never a hang.
 
-Two fake servers on loopback: ``FakeEhr`` (tests/cds/test_prefetch.py) for HTTP-level faults per resource
+Two fake servers on loopback: ``FakeEhr`` (tests/cds/fake_ehr.py) for HTTP-level faults per resource
 type (slow beyond the timeouts, 500, 401, garbage body, redirect, a ``next`` link to itself), and
 ``SocketEhr`` below for faults under HTTP (stalling after the headers, trickling bytes, a truncated body,
 a closed connection, silence). A third base URL has nothing listening: connection refused.
@@ -20,7 +20,7 @@ import pytest
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
-from tests.cds.test_prefetch import FakeEhr
+from tests.cds.fake_ehr import FakeEhr
 
 CONNECT_TIMEOUT, READ_TIMEOUT, DEADLINE = 0.5, 0.8, 1.0
 # What the call may take: the fetch deadline, at most one read timeout for a read already under way, and

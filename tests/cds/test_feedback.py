@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackItem, FeedbackStore, parse_feedback
+from tests.conftest import CONFORMANCE_DIR as CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 SPEC_EXAMPLES = ["accepted", "overridden", "overridden-with-reason"]
 SERVICE = "anakinra-order-select"
 T0 = datetime(2021, 12, 11, 10, 5, 31, tzinfo=UTC)

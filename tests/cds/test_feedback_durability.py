@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
-SERVICE = "medication-safety"
+SERVICE = "medication-safety-order-sign"
 
 
 @pytest.fixture

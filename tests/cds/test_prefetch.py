@@ -1,19 +1,18 @@
 """Assembling the patient context: prefetch cases, and fetching from a FHIR server on loopback that
-behaves well, badly, or is not allow-listed."""
+behaves well, badly, or is not allow-listed (tests/cds/test_urlpolicy.py tries the URL tricks)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
-import requests
-from flask import Flask, jsonify, redirect, request
-from werkzeug.serving import make_server
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.context import DATA_KEYS
+from tests.cds.fake_ehr import FakeEhr, bundle
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATES = {"patient": "Patient/{{context.patientId}}", "conditions": "Condition?patient={{context.patientId}}",
@@ -22,65 +21,16 @@ TEMPLATES = {"patient": "Patient/{{context.patientId}}", "conditions": "Conditio
              "observations": "Observation?patient={{context.patientId}}&_sort=-date"}
 
 
-def bundle(*resources, next_url=None):
-    body = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}
-    if next_url:
-        body["link"] = [{"relation": "next", "url": next_url}]
-    return body
-
-
-class FakeEhr:
-    """A FHIR server on 127.0.0.1 whose answer per resource type can be set: ok, 500, 401, garbage, slow,
-    redirect, loop (a next link to itself); it records every request it gets."""
-
-    def __init__(self):
-        self.modes: dict[str, str] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        app = Flask("fake-ehr")
-
-        @app.route("/fhir/<rtype>", defaults={"rid": None})
-        @app.route("/fhir/<rtype>/<rid>")
-        def serve(rtype, rid):
-            self.requests.append((request.full_path, request.headers.get("Authorization")))
-            mode = self.modes.get(rtype, "ok")
-            if mode == "500":
-                return jsonify({"resourceType": "OperationOutcome"}), 500
-            if mode == "401":
-                return "", 401
-            if mode == "garbage":
-                return "<html>not json</html>", 200
-            if mode == "slow":
-                time.sleep(3)
-            if mode == "redirect":
-                return redirect("http://169.254.169.254/latest/meta-data")
-            if mode == "loop":
-                return jsonify(bundle({"resourceType": rtype, "id": "x"}, next_url=request.url))
-            if rtype == "Patient":
-                return jsonify({"resourceType": "Patient", "id": rid, "birthDate": "1950-01-01"})
-            if rtype == "Medication":
-                return jsonify({"resourceType": "Medication", "id": rid, "code": {"text": "Kineret"}})
-            if request.args.get("page") == "2":
-                return jsonify(bundle({"resourceType": rtype, "id": f"{rtype.lower()}-2"}))
-            return jsonify(bundle({"resourceType": rtype, "id": f"{rtype.lower()}-1"},
-                                  next_url=f"{request.base_url}?page=2" if rtype == "Condition" else None))
-
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.base = f"http://127.0.0.1:{self.server.server_port}/fhir"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def ehr():
     server = FakeEhr()
     yield server
-    server.server.shutdown()
+    server.close()
 
 
 @pytest.fixture(autouse=True)
 def _reset(ehr):
-    ehr.modes.clear()
-    ehr.requests.clear()
+    ehr.reset()
 
 
 def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="secret-token"):
@@ -89,9 +39,9 @@ def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="sec
         request_data["fhirAuthorization"] = {"access_token": token}
     if prefetch is not None:
         request_data["prefetch"] = prefetch
-    settings = FetchSettings(allowlist=(ehr.base,) if allow else (), connect_timeout=0.5, read_timeout=1.0,
-                             deadline=deadline)
-    return assemble_context(request_data, TEMPLATES, list(orders), [], frozenset(), settings, requests.Session(), NOW)
+    settings = FetchSettings(allowlist=UrlPolicy([ehr.base] if allow else []), connect_timeout=0.5,
+                             read_timeout=1.0, deadline=deadline)
+    return assemble_context(request_data, TEMPLATES, list(orders), [], frozenset(), settings, HTTPAdapter(), NOW)
 
 
 def test_absent_keys_are_fetched_with_the_bearer_token_and_pages_followed(ehr):
@@ -147,9 +97,10 @@ def test_a_misbehaving_server_makes_the_key_unavailable_within_the_deadline(ehr,
 
 def test_connection_refused_everywhere_is_412(ehr):
     request_data = {"hook": "order-sign", "context": {"patientId": "p1"}, "fhirServer": "http://127.0.0.1:9/fhir"}
-    settings = FetchSettings(allowlist=("http://127.0.0.1:9/",), connect_timeout=0.5, read_timeout=0.5, deadline=1)
+    settings = FetchSettings(allowlist=UrlPolicy(["http://127.0.0.1:9/"]), connect_timeout=0.5, read_timeout=0.5,
+                             deadline=1)
     with pytest.raises(PreconditionFailed, match="could not be reached"):
-        assemble_context(request_data, TEMPLATES, [], [], frozenset(), settings, requests.Session(), NOW)
+        assemble_context(request_data, TEMPLATES, [], [], frozenset(), settings, HTTPAdapter(), NOW)
 
 
 def test_medication_references_are_resolved_from_contained_bundle_or_server(ehr):

@@ -9,8 +9,17 @@ from http import HTTPStatus
 
 import pytest
 
+from fhirsvc.cds.services import HOOKS
 from tests.cds.card_schema import assert_valid_response
-from tests.cds.conftest import SERVICE, conformance, conformance_files, empty_prefetch, order_request
+from tests.cds.conftest import (
+    LEGACY_SERVICE,
+    SERVICE,
+    conformance,
+    conformance_files,
+    empty_prefetch,
+    order_request,
+    service_path,
+)
 
 ORDER_HOOK_REQUESTS = [p.name for p in conformance_files()
                        if ("request" in p.name) and json.loads(p.read_text()).get("hook") in ("order-select",
@@ -19,8 +28,10 @@ CONTEXT_ONLY = [p.name for p in conformance_files() if p.name.endswith(".context
 
 
 def post(cds, body, **kwargs):
-    return cds.post(SERVICE, data=json.dumps(body), content_type=kwargs.pop("content_type", "application/json"),
-                    **kwargs)
+    """POST to the service of the body's hook (the order-sign service when the body names no order hook)."""
+    hook = body.get("hook") if isinstance(body, dict) else None
+    return cds.post(service_path(hook) if hook in HOOKS else SERVICE, data=json.dumps(body),
+                    content_type=kwargs.pop("content_type", "application/json"), **kwargs)
 
 
 def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
@@ -29,7 +40,8 @@ def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
     everything = response.get_json()["services"]
     services = [s for s in everything if s["hook"] != "patient-view"]
     assert sorted(s["hook"] for s in services) == ["order-select", "order-sign"]
-    assert {s["id"] for s in services} == {"medication-safety"}
+    assert {s["id"]: s["hook"] for s in services} == {"medication-safety-order-select": "order-select",
+                                                      "medication-safety-order-sign": "order-sign"}
     (view,) = [s for s in everything if s["hook"] == "patient-view"]
     assert view["id"] == "medication-safety-patient-view"
     assert set(view["prefetch"]) == {"patient", "conditions", "medications", "observations"}
@@ -39,6 +51,46 @@ def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert "http://loinc.org|29463-7" in service["prefetch"]["observations"]
         assert service["description"] and service["title"] and service["usageRequirements"]
+
+
+def test_every_discovered_service_id_is_unique_and_answers_its_own_hook(cds):
+    """Clients such as the CDS Hooks sandbox key discovered services by id: a shared id loses a hook."""
+    ids = [s["id"] for s in cds.get("/cds-services").get_json()["services"]]
+    assert len(ids) == len(set(ids))
+    for service in cds.get("/cds-services").get_json()["services"]:
+        body = order_request(hook=service["hook"], prefetch=empty_prefetch())
+        response = cds.post(f"/cds-services/{service['id']}", json=body)
+        assert response.status_code == HTTPStatus.OK, response.get_json()
+        assert_valid_response(response.get_json())
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_a_service_refuses_the_other_hook(cds, hook):
+    other = next(h for h in HOOKS if h != hook)
+    response = cds.post(service_path(hook), json=order_request(hook=other, prefetch=empty_prefetch()))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.get_json()["fields"] == {"hook": [f"must be one of {hook}"]}
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_the_deprecated_shared_id_still_answers_both_hooks_with_the_same_cards(cds, hook):
+    body = order_request(hook=hook, prefetch=empty_prefetch())
+    legacy = cds.post(LEGACY_SERVICE, json=body)
+    own = cds.post(service_path(hook), json=body)
+    assert legacy.status_code == own.status_code == HTTPStatus.OK
+    assert legacy.get_json() == own.get_json() and legacy.get_json()["cards"]
+
+
+def test_feedback_and_its_statistics_are_kept_per_service_id(cds):
+    cards = cds.post(service_path("order-select"), json=order_request(hook="order-select",
+                                                                      prefetch=empty_prefetch())).get_json()["cards"]
+    item = {"card": cards[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:00:00Z"}
+    assert cds.post(service_path("order-select") + "/feedback", json={"feedback": [item]}).status_code == 200
+    select = cds.get(service_path("order-select") + "/feedback/stats").get_json()
+    sign = cds.get(service_path("order-sign") + "/feedback/stats").get_json()
+    assert (select["service"], select["total"], select["unknownCards"]) == ("medication-safety-order-select", 1, 0)
+    assert select["byTopic"][0]["topic"] == cards[0]["source"]["topic"]["code"]
+    assert (sign["service"], sign["total"], sign["byTopic"]) == ("medication-safety-order-sign", 0, [])
 
 
 @pytest.mark.parametrize("name", ORDER_HOOK_REQUESTS)

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from fhirsvc import create_app
+from fhirsvc.cds.services import service_id
 from fhirsvc.cds.views import evaluate
 from tests.cds.card_schema import assert_valid_response
-from tests.cds.conftest import SERVICE
+from tests.cds.conftest import service_path
 from tests.conftest import ROOT
 
 SCENARIOS = ROOT / "fixtures" / "scenarios"
-SERVICE_ID = SERVICE.rsplit("/", 1)[-1]
 
 
 def _scenarios() -> list[Any]:
@@ -50,19 +50,10 @@ def scenario_app(tmp_path_factory):
                        "PUBLIC_BASE_URL": "https://cds.example.org"})
 
 
-PATIENT_VIEW_ID = "medication-safety-patient-view"
-
-
-def service_of(body: dict) -> str:
-    """The service a scenario calls: the patient-view service for patient-view, else the order service."""
-    return PATIENT_VIEW_ID if body.get("hook") == "patient-view" else SERVICE_ID
-
-
 def run_scenario(app, body: dict, now: datetime) -> list[dict]:
     """One service call as the route makes it, with the clock fixed."""
-    service = service_of(body)
-    with app.test_request_context(f"/cds-services/{service}", method="POST", json=body):
-        return evaluate(service, body, now=now)
+    with app.test_request_context(service_path(body["hook"]), method="POST", json=body):
+        return evaluate(service_id(body["hook"]), body, now=now)
 
 
 def pair(card: dict) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The project's illustrative CDS requests (shared/conformance) through the rules, and the findings'
+"""The project's illustrative CDS requests (tests/conformance) through the rules, and the findings'
 JSON-readiness (facts and suggested resources are plain JSON)."""
 
 from __future__ import annotations
@@ -8,16 +8,11 @@ import json
 import pytest
 
 from tests.checks.conftest import context, patient, rules, run
-from tests.conftest import SHARED_DIR
-
-EXAMPLES = SHARED_DIR / "conformance"
+from tests.conftest import CONFORMANCE_DIR as EXAMPLES
 
 
 def drafts(name: str) -> tuple[list[dict], list[str]]:
-    path = EXAMPLES / name
-    if not path.exists():
-        pytest.skip(f"{name} is not available")
-    body = json.loads(path.read_text(encoding="utf-8"))
+    body = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
     resources = [e["resource"] for e in body["context"]["draftOrders"]["entry"]]
     selected = [s.split("/", 1)[1] for s in body["context"].get("selections", [])] or [r["id"] for r in resources]
     return resources, selected
