@@ -19,15 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-CANONICAL = "https://fhirsvc.org/fhir/"
-EXT_VALUE_SET = CANONICAL + "StructureDefinition/value-set"
-EXT_SOURCE_SECTION = CANONICAL + "StructureDefinition/source-section"
-EXT_WASHOUT = CANONICAL + "StructureDefinition/washout-period"
+from fhirsvc.drugmodel.profile import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
 
-
-def value_set_url(name: str) -> str:
-    """Canonical URL of one of the knowledge's value sets."""
-    return f"{CANONICAL}ValueSet/{name}"
+__all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
 
 
 # --- Card topics -------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from typing import Any
 from fhirsvc.checks.base import Check, Job, Run
 from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
 from fhirsvc.checks.context import MEDICATIONS, OBSERVATIONS, PatientContext
-from fhirsvc.checks.drugs import DrugProfile
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.interactions import check_reverse_current
@@ -47,8 +46,9 @@ from fhirsvc.checks.patient import (
     reference_key,
 )
 from fhirsvc.checks.patient_rules import _service_request, _unable, check_infection
-from fhirsvc.checks.schedule import Phase, monitoring_schedule
-from fhirsvc.checks.units import DAYS_PER_UNIT, cells_10e9_per_l
+from fhirsvc.drugmodel.profile import DrugProfile
+from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l
 from fhirsvc.knowledge.store import Knowledge
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fhirsvc.checks.units import unit_of
+from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]

@@ -35,7 +35,6 @@ from fhirsvc.checks.config import (
     VS_SERIOUS_INFECTIONS,
 )
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
-from fhirsvc.checks.drugs import section_of, value_set_of
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.patient import (
     concept_text,
@@ -49,7 +48,8 @@ from fhirsvc.checks.patient import (
     quantity_value,
     reference_key,
 )
-from fhirsvc.checks.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius, duration
+from fhirsvc.drugmodel.profile import section_of, value_set_of
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius, duration
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card

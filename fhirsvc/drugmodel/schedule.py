@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fhirsvc.checks.drugs import section_of, value_set_of
-from fhirsvc.checks.units import DAYS_PER_UNIT, duration
+from fhirsvc.drugmodel.profile import section_of, value_set_of
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration
 
 Resource = Mapping[str, Any]
 UNIT_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
