@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from fhirsvc.drugmodel.timing import administrations_per_day
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration, unit_of
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, code_key, codings, name_pattern
@@ -175,6 +176,31 @@ class Dosage:
     def repeat(self) -> Mapping[str, Any]:
         return (self.dosage.get("timing") or {}).get("repeat") or {}
 
+    @cached_property
+    def per_day(self) -> float | None:
+        """Administrations per day (``timing.administrations_per_day``; 1 when the dosage gives no timing)."""
+        timing = self.dosage.get("timing")
+        return administrations_per_day(timing) if timing else 1.0
+
+    @cached_property
+    def mg_per_kg(self) -> tuple[tuple[str, float], ...]:
+        """The mg/kg doses of ``doseAndRate``: ("", value) for a quantity, (" (low)", low) and (" (high)", high)
+        for a range."""
+        out: list[tuple[str, float]] = []
+        for dose_rate in self.dosage.get("doseAndRate") or ():
+            quantity = dose_rate.get("doseQuantity") or {}
+            if _is_mg_per_kg(quantity):
+                out.append(("", float(quantity["value"])))
+            for bound in ("low", "high"):
+                value = (dose_rate.get("doseRange") or {}).get(bound) or {}
+                if _is_mg_per_kg(value):
+                    out.append((f" ({bound})", float(value["value"])))
+        return tuple(out)
+
+
+def _is_mg_per_kg(quantity: Mapping[str, Any]) -> bool:
+    return quantity.get("value") is not None and unit_of(quantity).lower().replace(" ", "") == "mg/kg"
+
 
 @dataclass(frozen=True)
 class Guideline:
@@ -186,9 +212,34 @@ class Guideline:
     indication_value_set: str | None
     dosages: tuple[Dosage, ...]
     characteristics: tuple[Characteristic, ...]
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the dosingGuideline element
 
     def of_kind(self, kind: str) -> list[Characteristic]:
         return [c for c in self.characteristics if c.kind == kind]
+
+    @cached_property
+    def weight_rates(self) -> tuple[tuple[str, float], ...]:
+        """The guideline's doses per kg as daily totals, in dosage order, each once: every mg/kg dose (or range
+        bound) x the dosage's administrations per day, labelled with the dosage type and bound ("starting
+        (low)"), and every mg/kg-per-day maximum, labelled "maximum". Empty for a guideline not dosed by weight."""
+        rates: list[tuple[str, float]] = []
+        for dosage in self.dosages:
+            if dosage.per_day:
+                rates += [(f"{dosage.type or 'dose'}{bound}", value * dosage.per_day)
+                          for bound, value in dosage.mg_per_kg]
+            rates += [("maximum", limit.amount_per_day) for limit in dosage.limits if limit.per_kg]
+        return tuple(dict.fromkeys(rates))
+
+    @cached_property
+    def split_dosages(self) -> tuple[Dosage, ...]:
+        """The dosages that divide the day's dose between several administrations."""
+        return tuple(d for d in self.dosages if d.per_day and (d.repeat.get("frequency") or 1) > 1)
+
+    def below_age(self, years: int) -> bool:
+        """Whether the guideline is for patients younger than ``years``: it has age characteristics, they all hold
+        a year below that age, and not all hold at it."""
+        ages = self.of_kind("age")
+        return bool(ages) and all(c.holds(years - 1) for c in ages) and not all(c.holds(years) for c in ages)
 
     @cached_property
     def limits(self) -> list[tuple[Dosage, DoseLimit]]:
@@ -240,6 +291,7 @@ class DrugProfile:
     codes: frozenset[str]
     product_value_set: str | None
     product: ValueSetMatcher | None
+    strength: Strength | None
     mg_per_ml: float | None
     mg_per_syringe: float | None
     route_value_set: str | None
@@ -342,17 +394,30 @@ def _guidelines(knowledge: Knowledge, mk: Resource) -> tuple[Guideline, ...]:
             dosages = tuple(Dosage(str((d.get("type") or {}).get("text") or ""), dose)
                             for d in guide.get("dosage") or () for dose in d.get("dosage") or ())
             out.append(Guideline(str(guide.get("id") or ""), section_of(guide, group, mk), cud_id, vs, dosages,
-                                 tuple(_characteristic(c) for c in guide.get("patientCharacteristic") or ())))
+                                 tuple(_characteristic(c) for c in guide.get("patientCharacteristic") or ()), guide))
     return tuple(out)
 
 
-def _strength(mk: Resource) -> float | None:
-    """mg per mL from the first ingredient strength given as mg / mL."""
-    for ing in (mk.get("definitional") or {}).get("ingredient") or ():
+@dataclass(frozen=True)
+class Strength:
+    """The strength of the solution: ``mg`` in ``ml`` (as the knowledge states it, e.g. 100 mg / 0.67 mL)."""
+
+    mg: float
+    ml: float
+
+    @property
+    def mg_per_ml(self) -> float:
+        return self.mg / self.ml
+
+
+def _strength(ingredients: Iterable[Mapping[str, Any]]) -> Strength | None:
+    """The first active ingredient strength given as mg / mL."""
+    for ing in ingredients:
         ratio = ing.get("strengthRatio") or {}
         num, den = ratio.get("numerator") or {}, ratio.get("denominator") or {}
-        if unit_of(num).lower() == "mg" and unit_of(den).lower() == "ml" and num.get("value") and den.get("value"):
-            return num["value"] / den["value"]
+        if (unit_of(num).lower() == "mg" and unit_of(den).lower() == "ml" and num.get("value") and den.get("value")
+                and ing.get("isActive", True) is not False):
+            return Strength(float(num["value"]), float(den["value"]))
     return None
 
 
@@ -364,7 +429,8 @@ def _syringe_mg(knowledge: Knowledge, mk: Resource, mg_per_ml: float | None) -> 
         if med is None:
             continue
         volume = med.get("totalVolume") or {}
-        strength = _strength({"definitional": {"ingredient": med.get("ingredient") or ()}}) or mg_per_ml
+        own = _strength(med.get("ingredient") or ())
+        strength = own.mg_per_ml if own else mg_per_ml
         if volume.get("value") and unit_of(volume).lower() == "ml" and strength:
             return round(volume["value"] * strength, 6)
     return None
@@ -416,7 +482,8 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
             codes |= {code_key(c.get("system"), c.get("code")) for c in codings(med.get("code"))}
     cuds = tuple(c for c in (knowledge.resolve((r or {}).get("reference") or "")
                              for r in mk.get("clinicalUseIssue") or ()) if c is not None)
-    mg_per_ml = _strength(mk)
+    strength = _strength((mk.get("definitional") or {}).get("ingredient") or ())
+    mg_per_ml = strength.mg_per_ml if strength else None
     routes = (mk.get("definitional") or {}).get("intendedRoute") or ()
     return DrugProfile(
         id=str(mk.get("id")),
@@ -425,6 +492,7 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
         codes=frozenset(codes),
         product_value_set=product_vs,
         product=product,
+        strength=strength,
         mg_per_ml=mg_per_ml,
         mg_per_syringe=_syringe_mg(knowledge, mk, mg_per_ml),
         route_value_set=next((value_set_of(r) for r in routes if value_set_of(r)), None),
@@ -437,8 +505,16 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
 
 
 def drug_profiles(knowledge: Knowledge) -> tuple[DrugProfile, ...]:
-    """A profile for every MedicationKnowledge, in id order."""
-    return tuple(build_profile(knowledge, mk) for mk in knowledge.of_type("MedicationKnowledge"))
+    """A profile for every MedicationKnowledge, in id order: built once per knowledge and kept with it, so that
+    every face reads the same profiles."""
+    return knowledge.derived("drugmodel.profiles", lambda k: tuple(build_profile(k, mk)
+                                                                  for mk in k.of_type("MedicationKnowledge")))
+
+
+def profile_of(knowledge: Knowledge, drug_id: str) -> DrugProfile | None:
+    """The profile of the MedicationKnowledge with this id, or None."""
+    by_id = knowledge.derived("drugmodel.profiles_by_id", lambda k: {p.id: p for p in drug_profiles(k)})
+    return by_id.get(drug_id)
 
 
 __all__ = [
@@ -452,10 +528,12 @@ __all__ = [
     "DrugProfile",
     "Guideline",
     "Interaction",
+    "Strength",
     "build_profile",
     "compare",
     "drug_profiles",
     "extension_values",
+    "profile_of",
     "section_of",
     "sections_of",
     "value_set_of",

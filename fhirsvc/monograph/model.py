@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fhirsvc.checks.config import dosing_anchor
+from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Strength, profile_of
 from fhirsvc.knowledge import Knowledge
 
 FHIR_BASE = "/fhir/R5"
@@ -27,6 +28,7 @@ LOINC = "http://loinc.org"
 CVX = "http://hl7.org/fhir/sid/cvx"
 BODY_WEIGHT_CODES = frozenset({"29463-7", "3141-9"})  # LOINC body weight (measured, stated)
 TABLE_WEIGHTS_KG = (5, 10, 15, 20, 30, 40, 50, 60, 70)
+ADULT_AGE_YEARS = 18  # "For children": the guidelines for patients younger than this
 SYSTEM_NAMES = {
     CVX: "CVX",
     "http://snomed.info/sct": "SNOMED CT",
@@ -342,7 +344,18 @@ class _Builder:
         self.packs = [pack for pack in (self._resolve(_reference(p.get("packagedProduct")))
                                         for p in mk.get("packaging") or ()) if pack is not None]
         self.guides = self._guides()
-        self.strength = _strength(mk, self.products)
+        # the drug model the checks read: the page's dose arithmetic, strength and guideline kinds come from it
+        self.profile: DrugProfile | None = profile_of(knowledge, str(mk["id"]))
+        self.strength: Strength | None = self.profile.strength if self.profile else None
+        self.model_guidelines = {id(g.source): g for g in self.profile.guidelines} if self.profile else {}
+
+    def _model(self, dosing: Mapping[str, Any]) -> Guideline | None:
+        """The drug model's reading of a dosingGuideline element."""
+        return self.model_guidelines.get(id(dosing))
+
+    def _renal(self, dosing: Mapping[str, Any]) -> bool:
+        model = self._model(dosing)
+        return model is not None and model.renal
 
     # Related resources
 
@@ -446,7 +459,7 @@ class _Builder:
         if routes:
             rows.append(("Route", "; ".join(routes)))
         if self.strength:
-            rows.append(("Strength", self.strength.text))
+            rows.append(("Strength", _strength_text(self.strength)))
         for classification in mk.get("medicineClassification") or ():
             values = [_text(c) for c in classification.get("classification") or ()]
             codes = [f"{c.get('code')} {c.get('display') or ''}".strip() for cc in classification.get("classification")
@@ -535,28 +548,11 @@ class _Builder:
         return draft
 
     def _weight_table(self, dosing: Mapping[str, Any]) -> WeightDoseTable | None:
-        """Doses by body weight for a guideline with a body-weight characteristic and mg/kg doses."""
-        if not any(_is_body_weight(c.get("type")) for c in dosing.get("patientCharacteristic") or ()):
-            return None
-        rates: list[tuple[str, float]] = []
-        split: list[str] = []
-        for group in dosing.get("dosage") or ():
-            kind = _text(group.get("type")) or "dose"
-            for dosage in group.get("dosage") or ():
-                per_day = _per_day_factor(dosage.get("timing"))
-                freq = ((dosage.get("timing") or {}).get("repeat") or {}).get("frequency") or 1
-                if per_day and freq > 1:
-                    split.append(_timing_text(dosage.get("timing")))
-                for dose_rate in dosage.get("doseAndRate") or ():
-                    for bound, value in _mg_per_kg(dose_rate):
-                        if per_day:
-                            rates.append((f"{_cap(kind)}{bound}", value * per_day))
-                for max_dose in dosage.get("maxDosePerPeriod") or ():
-                    value = _max_mg_per_kg_day(max_dose)
-                    if value is not None:
-                        rates.append(("Maximum", value))
-        rates = list(dict.fromkeys(rates))  # "split" repeats the same maximum
-        if not rates:
+        """Daily doses by body weight for a guideline dosed in mg/kg: the drug model's daily rates
+        (``Guideline.weight_rates``) x each weight of the table, and the volume of each with its strength."""
+        guide = self._model(dosing)
+        rates = [(_cap(label), rate) for label, rate in guide.weight_rates] if guide else []
+        if not guide or not rates:
             return None
         mg_per_ml = self.strength.mg_per_ml if self.strength else None
         rows = tuple(WeightRow(float(kg), tuple(
@@ -564,20 +560,21 @@ class _Builder:
             for _, rate in rates)) for kg in TABLE_WEIGHTS_KG)
         columns = tuple(f"{label}: {_num(rate)} mg/kg/day" for label, rate in rates)
         notes = ["Doses are daily totals."]
+        split = [_timing_text(d.dosage.get("timing")) for d in guide.split_dosages]
         if split:
             notes.append(f"When given {' or '.join(dict.fromkeys(split))}, the total is divided between the "
                          "injections.")
-        if self.strength:
-            notes.append(f"Volumes are of the {self.strength.text} solution.")
+        strength = _strength_text(self.strength) if self.strength else None
+        if strength:
+            notes.append(f"Volumes are of the {strength} solution.")
         return WeightDoseTable(f"Daily dose by body weight ({_guideline_label(dosing)})", columns,
-                               tuple(rate for _, rate in rates), rows, self.strength.text if self.strength else None,
-                               " ".join(notes))
+                               tuple(rate for _, rate in rates), rows, strength, " ".join(notes))
 
     def _kidney(self, draft: _Draft) -> None:
         rows = []
         for guide in self.guides:
             for dosing in guide.guideline.get("dosingGuideline") or ():
-                if not _is_renal(dosing):
+                if not self._renal(dosing):
                     continue
                 for group in dosing.get("dosage") or ():
                     for dosage in group.get("dosage") or ():
@@ -588,7 +585,7 @@ class _Builder:
             draft.add(Table("Dosing in kidney disease", ("Indication", "When", "Dose", "How often"),
                             tuple(dict.fromkeys(rows))))
             draft.add(ItemList(tuple(Link(f"Dosing: {guide.name}", f"#{guide.anchor}") for guide in self.guides
-                                     if any(_is_renal(d) for d in guide.guideline.get("dosingGuideline") or ()))))
+                                     if any(self._renal(d) for d in guide.guideline.get("dosingGuideline") or ()))))
         checks = [entry for entry in self._plan_entries() if KIDNEY.search(entry[1])]
         if checks:
             draft.add(Heading("Kidney tests"), ItemList(tuple(f"{when}: {what}" for when, what, _ in checks)),
@@ -694,7 +691,8 @@ class _Builder:
         items: list[str | Link] = []
         for guide in self.guides:
             for dosing in guide.guideline.get("dosingGuideline") or ():
-                if _is_child_guideline(dosing):
+                model = self._model(dosing)
+                if model is not None and model.below_age(ADULT_AGE_YEARS):
                     texts = [d.get("text") for g in dosing.get("dosage") or () for d in g.get("dosage") or ()
                              if d.get("text")]
                     summary = f"{guide.name}, {_characteristics_text(dosing)}"
@@ -1074,30 +1072,8 @@ def _topic(text: str, topics: Sequence[tuple[str, re.Pattern[str]]]) -> str | No
 # Dosing
 
 
-@dataclass(frozen=True)
-class _Strength:
-    mg: float
-    ml: float
-    text: str
-
-    @property
-    def mg_per_ml(self) -> float:
-        return self.mg / self.ml
-
-
-def _strength(mk: Mapping[str, Any], products: Iterable[Mapping[str, Any]]) -> _Strength | None:
-    """The product's mg per mL (the first active ingredient given as mg over mL)."""
-    ingredients = list((mk.get("definitional") or {}).get("ingredient") or ())
-    for product in products:
-        ingredients += product.get("ingredient") or ()
-    for ingredient in ingredients:
-        ratio = ingredient.get("strengthRatio") or {}
-        numerator, denominator = ratio.get("numerator") or {}, ratio.get("denominator") or {}
-        if (numerator.get("code") == "mg" and denominator.get("code") == "mL" and numerator.get("value")
-                and denominator.get("value") and ingredient.get("isActive", True) is not False):
-            return _Strength(float(numerator["value"]), float(denominator["value"]),
-                             f"{_num(numerator['value'])} mg/{_num(denominator['value'])} mL")
-    return None
+def _strength_text(strength: Strength) -> str:
+    return f"{_num(strength.mg)} mg/{_num(strength.ml)} mL"
 
 
 def _characteristic_text(characteristic: Mapping[str, Any]) -> str:
@@ -1115,36 +1091,6 @@ def _characteristics_text(dosing: Mapping[str, Any]) -> str:
 def _guideline_label(dosing: Mapping[str, Any]) -> str:
     first = (dosing.get("dosage") or [{}])[0]
     return _characteristics_text(dosing) or _cap(_text(first.get("type"))) or str(dosing.get("id") or "Dosage")
-
-
-def _is_body_weight(concept: Mapping[str, Any] | None) -> bool:
-    if not concept:
-        return False
-    if any(c.get("system") == LOINC and c.get("code") in BODY_WEIGHT_CODES for c in concept.get("coding") or ()):
-        return True
-    return bool(re.search(r"body ?weight", _text(concept), re.I))
-
-
-def _is_renal(dosing: Mapping[str, Any]) -> bool:
-    texts = [_characteristic_text(c) for c in dosing.get("patientCharacteristic") or ()]
-    texts += [c.get("display") or "" for ch in dosing.get("patientCharacteristic") or ()
-              for c in (ch.get("type") or {}).get("coding") or ()]
-    texts += [_text(group.get("type")) for group in dosing.get("dosage") or ()]
-    return any(KIDNEY.search(text) for text in texts)
-
-
-def _is_child_guideline(dosing: Mapping[str, Any]) -> bool:
-    for characteristic in dosing.get("patientCharacteristic") or ():
-        codes = {c.get("code") for c in (characteristic.get("type") or {}).get("coding") or ()}
-        if "30525-0" not in codes and not re.search(r"\bage\b", _text(characteristic.get("type")), re.I):
-            continue
-        high = ((characteristic.get("valueRange") or {}).get("high") or {}).get("value")
-        quantity = characteristic.get("valueQuantity") or {}
-        if high is not None and high < 18:
-            return True
-        if quantity.get("comparator") in ("<", "<=") and (quantity.get("value") or 99) <= 18:
-            return True
-    return False
 
 
 def _dose_text(dosage: Mapping[str, Any]) -> str:
@@ -1177,38 +1123,6 @@ def _max_text(dosage: Mapping[str, Any]) -> str:
         else:
             texts.append(f"{_quantity_text(numerator)} per {_num(denominator['value'])} {per}s")
     return "; ".join(texts)
-
-
-def _per_day_factor(timing: Mapping[str, Any] | None) -> float | None:
-    """Administrations per day of a dosage's timing (1 when it says nothing)."""
-    repeat = (timing or {}).get("repeat") or {}
-    if not repeat:
-        return 1.0
-    days = DAYS_PER_UNIT.get(repeat.get("periodUnit") or "d")
-    if days is None or not repeat.get("period", 1):
-        return None
-    return (repeat.get("frequency") or 1) / (repeat.get("period", 1) * days)
-
-
-def _mg_per_kg(dose_rate: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """The mg/kg values of one doseAndRate: ("", v) for a quantity, (" (low)", lo), (" (high)", hi) for a range."""
-    quantity = dose_rate.get("doseQuantity") or {}
-    if quantity.get("code") == "mg/kg" and quantity.get("value") is not None:
-        return [("", float(quantity["value"]))]
-    values = []
-    for bound in ("low", "high"):
-        value = (dose_rate.get("doseRange") or {}).get(bound) or {}
-        if value.get("code") == "mg/kg" and value.get("value") is not None:
-            values.append((f" ({bound})", float(value["value"])))
-    return values
-
-
-def _max_mg_per_kg_day(ratio: Mapping[str, Any]) -> float | None:
-    numerator, denominator = ratio.get("numerator") or {}, ratio.get("denominator") or {}
-    days = DAYS_PER_UNIT.get(denominator.get("code") or "")
-    if numerator.get("code") != "mg/kg" or numerator.get("value") is None or days is None:
-        return None
-    return float(numerator["value"]) / ((denominator.get("value") or 1) * days)
 
 
 # Monitoring
