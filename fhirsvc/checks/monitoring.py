@@ -75,7 +75,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     """monitoring-overdue: the therapy's current phase wants a result every ``window`` days and the newest is
     older, or there is none. Monograph SECTION 4 of 4 > Clinical Monitoring > Blood test."""
     plan, phases = _plan(job)
-    after = [p for p in phases if p.kind == "after"]
+    after = [p for p in phases if p.kind == "after" and p.value_set]
     if plan is None or not after:
         return []
     section = after[0].section(plan)
@@ -131,7 +131,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
         return []
     repeated = {p.value_set for p in phases if p.kind == "after"}
     out = []
-    for phase in (p for p in phases if p.kind == "before" and p.value_set not in repeated):
+    for phase in (p for p in phases if p.kind == "before" and p.value_set and p.value_set not in repeated):
         matcher = job.run.value_set(phase.value_set)
         if matcher is None:
             continue

@@ -266,7 +266,8 @@ def _schedule(plan: Resource) -> list[dict[str, Any]]:
     (``start``-``end`` days after starting: one every ``window`` days)."""
     return [{"kind": phase.kind, "window": phase.window, "action": phase.action, "value_set": phase.value_set,
              **({"start": phase.start, "end": phase.end} if phase.kind == "after" else {})}
-            for phase in monitoring_schedule(plan) if phase.definition and (phase.kind == "after" or phase.window)]
+            for phase in monitoring_schedule(plan) if phase.value_set and phase.definition
+            and (phase.kind == "after" or (phase.kind == "before" and phase.window))]
 
 
 def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | None:
