@@ -113,6 +113,11 @@ def _canonical_host(host: str, bracketed: bool) -> str:
         except ValueError:
             raise UrlRefused("has an invalid IPv6 literal") from None
     host = host.lower()
+    if not _NUMERIC_HOST.match(host):
+        try:  # UTS #46 maps look-alikes too: full-width digits become digits, checked as an address below
+            host = idna.encode(host.removesuffix("."), uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise UrlRefused(f"host is not a valid domain name ({exc})") from None
     if _NUMERIC_HOST.match(host):
         try:
             address = ipaddress.IPv4Address(host)
@@ -121,13 +126,9 @@ def _canonical_host(host: str, bracketed: bool) -> str:
         if str(address) != host:  # e.g. leading zeros, which some resolvers read as octal
             raise UrlRefused(f"host {host!r} is not in canonical form ({address})")
         return host
-    try:
-        ascii_host = idna.encode(host.removesuffix("."), uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise UrlRefused(f"host is not a valid domain name ({exc})") from None
-    if not all(_HOST_LABEL.match(label) for label in ascii_host.split(".")):
+    if not all(_HOST_LABEL.match(label) for label in host.split(".")):
         raise UrlRefused("host is not a valid domain name")
-    return ascii_host
+    return host
 
 
 def _canonical_path(path: str) -> str:

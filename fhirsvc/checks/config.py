@@ -26,9 +26,10 @@ __all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "v
 
 # --- Card topics -------------------------------------------------------------------------------------
 # Contract "Service contract": source.topic is a Coding from v3-ActCode (the FHIR DetectedIssue codes).
-# Displays verified against the FHIR DetectedIssueCategory value set
-# (http://hl7.org/fhir/ValueSet/detectedissue-category, hl7.fhir.r4b.core 4.3.0 listing, and the
-# v3-ActCode code table of the same package) in the public code index (search tool, find_string).
+# Codes and displays: HL7 v3-ActCode (terminology.hl7.org), the code system of the FHIR
+# DetectedIssueCategory value set http://hl7.org/fhir/ValueSet/detectedissue-category (defined in HL7/fhir
+# source/detectedissue/valueset-detectedissue-category.xml), as listed in the hl7.fhir.r4b.core 4.3.0 package
+# (the value set's expansion and its v3-ActCode code table).
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 TOPICS: dict[str, str] = {
     "ALGY": "Allergy Alert",

@@ -93,6 +93,7 @@ TRICKS = {
     "fullwidth solidus before @ (NFKC)": ("http://127.0.0.1:{A}\uff0f@127.0.0.1:{B}/fhir", set()),
     "ideographic full stops in the host": ("http://127\u30020\u30020\u30021:{B}/fhir", set()),
     "percent-encoded host": ("http://%31%32%37.0.0.1:{B}/fhir", set()),
+    "full-width hex IPv4 (read as 0x7f.1 after mapping)": ("http://\uff10x7f.1:{B}/fhir", set()),
     "dot-dot out of /fhir": ("http://127.0.0.1:{A}/fhir/../admin", set()),
     "encoded dot-dot": ("http://127.0.0.1:{A}/fhir/%2e%2e/admin", set()),
     "encoded slash": ("http://127.0.0.1:{A}/fhir%2f..%2fadmin", set()),
@@ -235,6 +236,7 @@ def test_a_redirect_to_another_server_is_not_followed(apps, ehr, decoy):
     ("https://b\u00fccher.example/fhir", ("https", "xn--bcher-kva.example", 443, "/fhir")),
     ("https://XN--BCHER-KVA.example/fhir", ("https", "xn--bcher-kva.example", 443, "/fhir")),
     ("http://10.0.0.7:80/fhir", ("http", "10.0.0.7", 80, "/fhir")),
+    ("http://\uff11\uff12\uff17.0.0.1:8080/fhir", ("http", "127.0.0.1", 8080, "/fhir")),
 ])
 def test_urls_are_reduced_to_canonical_parts(url, parts):
     parsed = parse_url(url)
