@@ -4,7 +4,7 @@ VENV ?= .venv
 SCENARIO_DIR := fixtures/scenarios
 SCENARIO_NOW ?= 2026-11-24T12:00:00Z
 DEMO_SCENARIOS ?= 001-clean-ra-adult-no-cards 016-live-vaccine-same-bundle 027-renal-crcl-29 \
-	043-monitoring-no-count 070-prefetch-observations-outcome 075-pv-monthly-count-32-days-due
+	043-monitoring-no-count 070-prefetch-observations-outcome 202-pv-monthly-count-32-days-due
 
 .PHONY: check demo
 

@@ -6,7 +6,8 @@ view: assemble the patient context (no orders), run the monitoring reminders, bu
 
 Called by the CDS routes (``cds/views.py``), ``fhirsvc check`` (``cds/offline.py``) and ``$check-orders``
 (``fhir/check_orders.py``), so every face answers from the same steps. Errors are the callers' to translate:
-``PreconditionFailed`` when nothing about the patient could be had.
+``PreconditionFailed`` when nothing about the patient could be had. Orders for nothing the knowledge judges
+fetch nothing and give nothing (``cds.relevance``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.prefetch import FetchSettings, assemble_context
+from fhirsvc.cds.relevance import judged_context
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
@@ -39,7 +41,7 @@ class Evaluation:
     now: datetime
     orders: tuple[dict[str, Any], ...]
     judged: frozenset[str]
-    context: PatientContext
+    context: PatientContext | None  # None: no judged order is for anything the knowledge judges
     findings: list[Finding] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
 
@@ -51,7 +53,9 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], fetch
     orders, others = read_draft_orders(context["draftOrders"])
     judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
                                                              for o in orders])
-    patient = assemble_context(data, templates, orders, others, judged, fetch, http, now)
+    patient = judged_context(data, templates, orders, others, judged, fetch, http, now, knowledge)
+    if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched, nothing said
+        return Evaluation(data["hook"], now, tuple(orders), judged, None)
     findings = run_checks(patient, knowledge)
     cards = build_cards(findings, str(context["patientId"]), knowledge, public_base)
     return Evaluation(data["hook"], now, tuple(orders), judged, patient, findings, cards)
@@ -61,12 +65,8 @@ def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str],
                           http: HTTPAdapter, knowledge: Knowledge, public_base: str,
                           now: datetime) -> Evaluation:
     """The patient-view hook: the monitoring reminders for the drugs the patient is on."""
-    # patient-view reads no allergies: "no data", so that nothing is fetched for them
-    data = {**data, "prefetch": {**(data.get("prefetch") or {}), "allergies": None}}
-    patient = assemble_context(data, templates, [], [], frozenset(), fetch, http, now)
-    if all(key in patient.unavailable for key in PATIENT_VIEW_KEYS):
-        reasons = "; ".join(f"{key}: {patient.unavailable[key]}" for key in PATIENT_VIEW_KEYS)
-        raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
+    # only what patient-view reads is read (no allergies); 412 when none of it could be had
+    patient = assemble_context(data, templates, [], [], frozenset(), fetch, http, now, keys=PATIENT_VIEW_KEYS)
     findings = run_patient_view(patient, knowledge)
     cards = build_cards(findings, str(data["context"]["patientId"]), knowledge, public_base)
     return Evaluation(data["hook"], now, (), frozenset(), patient, findings, cards)

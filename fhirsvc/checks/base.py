@@ -2,7 +2,9 @@
 judged order and drug, and the registry of checks the engine runs in a fixed order.
 
 A check is a function ``(job) -> Iterable[Finding]`` registered with ``@check(...)``; its declared
-``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails.
+``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails, and its
+``needs`` are the patient data keys (``context.DATA_KEYS``) it reads: the CDS layer fetches only the keys
+the checks of the judged orders need (``engine.relevance``), so a check must declare every key it reads.
 """
 
 from __future__ import annotations
@@ -13,21 +15,31 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fhirsvc.checks.config import TOPICS
-from fhirsvc.checks.context import ALLERGIES, CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
+from fhirsvc.checks.config import TOPICS, VS_NOT_ACTIVE_CONDITION
+from fhirsvc.checks.context import (
+    ALLERGIES,
+    CONDITIONS,
+    DATA_KEYS,
+    MEDICATIONS,
+    OBSERVATIONS,
+    PATIENT,
+    PatientContext,
+)
 from fhirsvc.checks.dose import DailyDose, daily_dose
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
 from fhirsvc.checks.patient import (
     ObservationIndex,
+    age_range,
     age_years,
     allergy_concepts,
     concept_text,
-    condition_concepts,
+    condition_in,
     is_active_allergy,
     is_active_condition,
     is_current,
     is_live_draft,
+    is_recorded_condition,
     reference_key,
 )
 from fhirsvc.checks.recognition import medication_concepts
@@ -90,6 +102,11 @@ class Run:
         return age_years(self.context.patient, self.now)
 
     @cached_property
+    def ages(self) -> tuple[int, int] | None:
+        """The youngest and oldest age the birth date allows (two ages for a partial one near a birthday)."""
+        return age_range(self.context.patient, self.now)
+
+    @cached_property
     def active_conditions(self) -> list[Resource]:
         return [c for c in self.context.conditions if is_active_condition(c)]
 
@@ -104,9 +121,24 @@ class Run:
         return ObservationIndex(self.context.observations)
 
     @cached_property
-    def _keyed_conditions(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
-        return [(c, [(concept, concept_key(concept)) for concept in condition_concepts(c)])
-                for c in self.active_conditions]
+    def recorded_conditions(self) -> list[Resource]:
+        return [c for c in self.context.conditions if is_recorded_condition(c)]
+
+    @cached_property
+    def not_active(self) -> ValueSetMatcher | None:
+        """The knowledge's codes that are never an active condition (history, screening, exposure)."""
+        return self.value_set(VS_NOT_ACTIVE_CONDITION)
+
+    def condition_in(self, url: str | None, concept: Mapping[str, Any] | None, key: Any = ...) -> bool:
+        """Whether a condition's or a reason's concept is the value set's condition (``patient.condition_in``:
+        by code, by name only without a code the value set can judge; never a history/screening code)."""
+        matcher = self.value_set(url)
+        return matcher is not None and condition_in(matcher, concept, self.not_active, key)
+
+    @cached_property
+    def _condition_keys(self) -> dict[int, Any]:
+        """The ``concept_key`` of each condition's code, once per call (by the condition's identity)."""
+        return {id(c): concept_key(c.get("code")) for c in self.context.conditions}
 
     @cached_property
     def _keyed_allergies(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
@@ -114,8 +146,20 @@ class Run:
                 for a in self.active_allergies]
 
     def conditions_in(self, url: str | None) -> list[Resource]:
-        """The active conditions with a code in the value set (``patient.matching``), once per value set."""
-        return self._in(url, "conditions", self._keyed_conditions)
+        """The active conditions that are the value set's condition (``condition_in``), once per value set."""
+        return self._conditions(url, "active", self.active_conditions)
+
+    def recorded_in(self, url: str | None) -> list[Resource]:
+        """The conditions on the list (any clinical status) that are the value set's condition: how an
+        indication is recorded."""
+        return self._conditions(url, "recorded", self.recorded_conditions)
+
+    def _conditions(self, url: str | None, kind: str, records: list[Resource]) -> list[Resource]:
+        if (kind, url) not in self._in_value_set:
+            keys = self._condition_keys
+            self._in_value_set[(kind, url)] = [c for c in records
+                                               if self.condition_in(url, c.get("code"), keys.get(id(c), ...))]
+        return list(self._in_value_set[(kind, url)])
 
     def allergies_in(self, url: str | None) -> list[Resource]:
         """The active allergies to something in the value set (``patient.matching``), once per value set."""
@@ -244,8 +288,8 @@ class Job:
         matcher = self.run.value_set(url)
         if matcher is None:
             return []
-        names = [_name(c.get("code")) for c in self.run.conditions_in(url)]
-        names += [_name(r) for r in self.order_reasons() if matcher.matches_concept(r)]
+        names = [_name(c.get("code")) for c in self.run.recorded_in(url)]
+        names += [_name(r) for r in self.order_reasons() if self.run.condition_in(url, r)]
         return names
 
     @cached_property
@@ -311,17 +355,25 @@ class Check:
     reverse: bool
     function: CheckFunction
     position: float  # where its findings come in the output: its first contract number (or ``after``)
+    needs: frozenset[str] = frozenset()  # the patient data keys it reads (context.DATA_KEYS)
 
 
 CHECKS: list[Check] = []
 
 
-def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str,
+def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str, *, needs: Iterable[str],
           reverse: bool = False, after: float | None = None) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function; the registry is kept in contract order (the order of the findings)."""
+    """Register a check function; the registry is kept in contract order (the order of the findings).
+    ``needs``: every patient data key the check reads (directly or through ``Run``/``Job``: a guideline
+    chosen by age and recorded indication reads ``patient`` and ``conditions``)."""
+    needed = frozenset(needs)
+    unknown = needed - set(DATA_KEYS)
+    if unknown:
+        raise ValueError(f"check {rule} needs unknown data keys {sorted(unknown)}")
+
     def register(function: CheckFunction) -> CheckFunction:
         position = after if after is not None else float(min(numbers))
-        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position))
+        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position, needed))
         CHECKS.sort(key=lambda c: c.position)
         return function
     return register

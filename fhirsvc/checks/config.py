@@ -17,8 +17,8 @@ the ``value-set`` extension with that URL, an interaction whose interactant carr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
+from fhirsvc.checks.windows import Window
 from fhirsvc.drugmodel.profile import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
 
 __all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
@@ -56,13 +56,16 @@ SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "pr
                            "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
 
 # --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
-WEIGHT_MAX_AGE = timedelta(days=90)  # "newest body weight ... taken within 90 days"
-KIDNEY_MAX_AGE = timedelta(days=180)  # "newest of creatinine clearance or eGFR within 180 days"
-TEMPERATURE_WINDOW = timedelta(hours=72)  # #12 "body temperature >= 38.0 °C in the last 72 h"
+# Measured one way (fhirsvc/checks/windows.py, docs/reading-patient-data.md "Time windows"): whole
+# calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the
+# 72-hour fever window in exact hours. Each card states the rule it applied.
+WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken within 90 days"
+KIDNEY_MAX_AGE = Window(180, "day", "results")  # "newest of creatinine clearance or eGFR within 180 days"
+TEMPERATURE_WINDOW = Window(72, "hour", "temperatures")  # #12 "body temperature >= 38.0 °C in the last 72 h"
 # #15 reads "the newest pregnancy status"; a status older than the longest pregnancy (42 weeks) cannot
 # describe the present one. Not in the contract: this service's reading, so that a years-old
 # "pregnant" answer does not raise a warning.
-PREGNANCY_STATUS_MAX_AGE = timedelta(weeks=42)
+PREGNANCY_STATUS_MAX_AGE = Window(42 * 7, "day", "pregnancy statuses")
 
 # --- Thresholds the monograph states only in words -------------------------------------------------------
 FEVER_CELSIUS = 38.0  # #12: temperature >= 38.0 °C
@@ -86,6 +89,9 @@ VS_BREASTFEEDING = value_set_url("breastfeeding")  # #16 (conditions and answers
 VS_BREASTFEEDING_STATUS = value_set_url("breastfeeding-status")  # #16 (observation code)
 VS_TNF_INHIBITORS = value_set_url("tnf-inhibitors")  # #3, #21
 VS_LIVE_VACCINES = value_set_url("live-vaccines")  # #4, #19, #20
+# Codes that are never an active condition whatever their text (personal and family history, screening,
+# exposure): every condition check (#9, #12, #13, #15-#17) reads conditions through it.
+VS_NOT_ACTIVE_CONDITION = value_set_url("not-an-active-condition")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ def dose_quantity(dosage: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return dosage.get("doseQuantity")
 
 
+def dose_range(dosage: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ``doseAndRate[].doseRange`` of an R4 Dosage that gives no ``doseQuantity`` (the ``ordered`` one if
+    types are given), or None."""
+    dose_and_rate = dosage.get("doseAndRate")
+    if isinstance(dose_and_rate, Mapping):
+        dose_and_rate = [dose_and_rate]
+    entries = [d for d in dose_and_rate or () if isinstance(d, Mapping) and isinstance(d.get("doseRange"), Mapping)]
+    ordered = [d for d in entries if any(c.get("code") == "ordered" for c in codings(d.get("type")))]
+    return (ordered or entries)[0]["doseRange"] if entries else None
+
+
 def unit_kind(unit: str | None) -> str | None:
     """``mg``, ``mL`` or ``syringe`` for the units the contract accepts, else None."""
     key = " ".join((unit or "").strip().lower().split())
@@ -67,6 +78,10 @@ class DailyDose:
     per_day: float | None = None  # administrations per day (largest of the dosages)
     dose_text: str = ""  # the ordered dose as written, e.g. "0.67 mL"
     problem: str | None = None
+    # a doseRange order: ``daily_mg`` is at the range's upper end (the most the order allows), this at its
+    # lower end (None without a lower end); for a single dose, None
+    low_daily_mg: float | None = None
+    ranged: bool = False
 
     @property
     def readable(self) -> bool:
@@ -75,7 +90,26 @@ class DailyDose:
     def facts(self) -> dict[str, Any]:
         return {"daily_dose_mg": self.daily_mg, "dose_per_administration_mg": self.per_administration_mg,
                 "administrations_per_day": self.per_day, "ordered_dose": self.dose_text,
+                **({"dose_range": {"read_at": "upper end", "low_daily_dose_mg": self.low_daily_mg}}
+                   if self.ranged else {}),
                 **({"dose_problem": self.problem} if self.problem else {})}
+
+    @property
+    def lowest_daily_mg(self) -> float | None:
+        """The least the order gives per day: the lower end of a dose range, else the daily dose."""
+        return self.low_daily_mg if self.ranged else self.daily_mg
+
+
+def range_text(rng: Mapping[str, Any]) -> str:
+    """``50-150 mg`` (``up to 150 mg`` without a lower end)."""
+    low, high = rng.get("low") or {}, rng.get("high") or {}
+    high_text = quantity_text(high) if high else "?"
+    if not low:
+        return f"up to {high_text}"
+    same_unit = (low.get("unit"), low.get("code")) == (high.get("unit"), high.get("code"))
+    if same_unit and isinstance(low.get("value"), (int, float)):
+        return f"{low['value']:g}-{high_text}"
+    return f"{quantity_text(low)}-{high_text}"
 
 
 def quantity_text(quantity: Mapping[str, Any] | None) -> str:
@@ -99,26 +133,44 @@ def daily_dose(order: Resource, mg_per_ml: float | None, mg_per_syringe: float |
     if not instructions:
         return DailyDose(problem="no dosage instruction")
     totals: dict[Any, float] = {}
+    lows: dict[Any, float | None] = {}
     per_admin: list[float] = []
     per_days: list[float] = []
     texts = []
+    ranged = False
     for dosage in instructions:
-        quantity = dose_quantity(dosage)
-        texts.append(quantity_text(quantity))
+        quantity, low = dose_quantity(dosage), None
+        rng = None if quantity else dose_range(dosage)
+        if rng is not None:  # a dose range: the most it allows is checked against maximums, the least against
+            ranged = True    # the starting dose
+            quantity, low = rng.get("high"), rng.get("low")
+            texts.append(range_text(rng))
+            if not isinstance(quantity, Mapping) or quantity.get("value") is None:
+                return DailyDose(problem="dose range without an upper end", dose_text=", ".join(texts), ranged=True)
+        else:
+            texts.append(quantity_text(quantity))
         if not quantity or quantity.get("value") is None:
             return DailyDose(problem="no dose quantity", dose_text=", ".join(filter(None, texts)))
         mg = to_mg(quantity, mg_per_ml, mg_per_syringe)
         if mg is None:
             unit = quantity.get("unit") or quantity.get("code") or "no unit"
-            return DailyDose(problem=f"unit '{unit}' cannot be converted to mg", dose_text=", ".join(texts))
+            return DailyDose(problem=f"unit '{unit}' cannot be converted to mg", dose_text=", ".join(texts),
+                             ranged=ranged)
+        low_mg = to_mg(low, mg_per_ml, mg_per_syringe) if low else (None if rng is not None else mg)
         per_day = administrations_per_day(dosage.get("timing"))
         if per_day is None:
-            return DailyDose(per_administration_mg=mg, problem="no readable frequency", dose_text=", ".join(texts))
-        totals[dosage.get("sequence")] = totals.get(dosage.get("sequence"), 0.0) + mg * per_day
+            return DailyDose(per_administration_mg=mg, problem="no readable frequency", dose_text=", ".join(texts),
+                             ranged=ranged)
+        key = dosage.get("sequence")
+        totals[key] = totals.get(key, 0.0) + mg * per_day
+        lows[key] = None if low_mg is None or lows.get(key, 0.0) is None else (lows.get(key) or 0.0) + low_mg * per_day
         per_admin.append(mg)
         per_days.append(per_day)
-    return DailyDose(daily_mg=round(max(totals.values()), 6), per_administration_mg=max(per_admin),
-                     per_day=max(per_days), dose_text=", ".join(filter(None, texts)))
+    high_key = max(totals, key=lambda k: totals[k])
+    low_total = lows.get(high_key)
+    return DailyDose(daily_mg=round(totals[high_key], 6), per_administration_mg=max(per_admin),
+                     per_day=max(per_days), dose_text=", ".join(filter(None, texts)),
+                     low_daily_mg=round(low_total, 6) if ranged and low_total is not None else None, ranged=ranged)
 
 
 def order_per_day(order: Resource) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, dosing_anchor
-from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
+from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS, PATIENT
 from fhirsvc.checks.dose import (
     administrations_per_day,
     describe_per_day,
@@ -23,7 +23,7 @@ from fhirsvc.checks.dose import (
     quantity_text,
 )
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.patient import Measurement, concept_text, day, newest_measurement
+from fhirsvc.checks.patient import Measurement, Threshold, concept_text, day, newest_measurement
 from fhirsvc.drugmodel.profile import Characteristic, Guideline, section_of
 from fhirsvc.drugmodel.units import converter_for, weight_kg
 
@@ -44,11 +44,16 @@ def _has_limits(job: Job) -> bool:
     return any(g.limits or g.renal for g in job.drug.guidelines)
 
 
+def _upper(job: Job) -> str:
+    """How a dose range was read, for the card ("" for a single dose)."""
+    return " at the upper end of its dose range" if job.dose.ranged else ""
+
+
 def _mg(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
 
-@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5)
+@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5, needs=(PATIENT, CONDITIONS))
 def check_dose_readable(job: Job) -> Iterable[Finding]:
     """Missing data: an unreadable dose or unit → DOSE warning "Unable to check dose" (contract
     "Missing data"; monograph: SECTION 4 of 4 > dosage sections). Fires for an order of a drug whose
@@ -68,7 +73,7 @@ def check_dose_readable(job: Job) -> Iterable[Finding]:
         dose.facts(), unable=True)]
 
 
-@check("high-dose", (6,), "DOSEH", "summary", "the maximum daily dose")
+@check("high-dose", (6,), "DOSEH", "summary", "the maximum daily dose", needs=(PATIENT, CONDITIONS))
 def check_high_dose(job: Job) -> Iterable[Finding]:
     """#6 DOSEH warning: no weight-based indication recorded, and the daily dose exceeds the fixed maximum
     of the applicable guideline (``maxDosePerPeriod`` in mg per day). Monograph SECTION 4 of 4 > the
@@ -87,7 +92,7 @@ def check_high_dose(job: Job) -> Iterable[Finding]:
     return [job.finding(
         "high-dose", "DOSEH", "warning",
         f"{name} {_mg(daily)} mg/day exceeds the recommended {_mg(limit.amount_per_day)} mg/day",
-        f"This order gives **{_mg(daily)} mg per day** ({job.dose.dose_text}, "
+        f"This order gives **{_mg(daily)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
         f"{describe_per_day(job.dose.per_day)} = {_mg(job.dose.per_administration_mg)} mg \u00d7 "
         f"{job.dose.per_day:g} per day). The monograph's dose is **{_mg(limit.amount_per_day)} mg per day**: "
         f"\"{dosage.dosage.get('text', '')}\" {dosage.dosage.get('patientInstruction', '')}".strip(),
@@ -104,15 +109,15 @@ def _weight(job: Job, guide: Guideline) -> Measurement | None:
 
 
 def _weight_problem(measure: Measurement | None) -> str:
-    if measure is None or measure.status == "missing":
+    """What was found instead of a usable body weight (``Measurement.problem``: the unit or text and the date
+    of an unreadable one; how old a stale one is, with the 90-day rule)."""
+    if measure is None:
         return "no body weight is recorded"
-    if measure.status == "unusable":
-        return "the body weight has a unit that cannot be converted to kg"
-    return (f"the newest body weight ({_mg(measure.value)} kg, {day(measure.when)}) is "
-            f"{measure.age.days if measure.age else '?'} days old (limit {WEIGHT_MAX_AGE.days} days)")
+    return measure.problem("body weight")
 
 
-@check("high-dose-for-weight", (7,), "DOSEHINDW", "summary", "the dose for body weight")
+@check("high-dose-for-weight", (7,), "DOSEHINDW", "summary", "the dose for body weight",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     """#7 DOSEHINDW critical: a weight-based indication recorded and the daily dose exceeds the mg/kg per
     day maximum (``maxDosePerPeriod`` per kg). Monograph SECTION 4 of 4 > the weight-based indication's
@@ -136,7 +141,8 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
         problem = _weight_problem(measure)
         return [job.finding(
             "high-dose-for-weight", "DOSEHINDW", "warning",
-            f"Unable to check {job.drug.name} dose for weight: {problem}",
+            f"Unable to check {job.drug.name} dose for weight: "
+            f"{measure.brief('body weight') if measure else problem}",
             f"The dose of {job.drug.name} for this indication is based on body weight (at most "
             f"{_mg(limit.amount_per_day)} mg/kg per day), and {problem}. Weigh the patient and check the dose.",
             guide.section, anchor, {**job.dose.facts(), **(measure.facts("weight") if measure else {})},
@@ -151,7 +157,7 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
         "high-dose-for-weight", "DOSEHINDW", "critical",
         f"{job.drug.name} {per_kg:.3g} mg/kg/day exceeds the maximum {_mg(limit.amount_per_day)} mg/kg/day "
         f"({_mg(measure.value)} kg, {day(measure.when)})",
-        f"This order gives **{_mg(job.dose.daily_mg)} mg per day** ({job.dose.dose_text}, "
+        f"This order gives **{_mg(job.dose.daily_mg)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
         f"{describe_per_day(job.dose.per_day)}) for a body weight of **{_mg(measure.value)} kg** "
         f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**. The monograph: \"{dosage.dosage.get('text', '')}\"",
         guide.section, anchor,
@@ -159,7 +165,8 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
          "maximum_mg_per_kg_per_day": limit.amount_per_day, "guideline": guide.id})]
 
 
-@check("low-dose-for-weight", (8,), "DOSELINDW", "summary", "the starting dose for body weight")
+@check("low-dose-for-weight", (8,), "DOSELINDW", "summary", "the starting dose for body weight",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     """#8 DOSELINDW info: a weight-based indication recorded and the daily dose is below the low end of
     the starting ``doseRange`` in mg/kg per day. Monograph SECTION 4 of 4 > the weight-based indication's
@@ -175,15 +182,18 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     measure = _weight(job, guide)
     if measure is None or not measure.found or not measure.value:
         return []
-    assert job.dose.daily_mg is not None and low is not None
-    per_kg = round(job.dose.daily_mg / measure.value, 6)
+    least = job.dose.lowest_daily_mg  # a dose range: its lower end
+    if least is None or low is None:
+        return []
+    per_kg = round(least / measure.value, 6)
     if per_kg >= low:
         return []
     return [job.finding(
         "low-dose-for-weight", "DOSELINDW", "info",
         f"{job.drug.name} {per_kg:.3g} mg/kg/day is below the {low:g}-{high:g} mg/kg/day starting dose "
         f"({_mg(measure.value)} kg)",
-        f"This order gives **{_mg(job.dose.daily_mg)} mg per day** for a body weight of **{_mg(measure.value)} kg** "
+        f"This order gives **{_mg(least)} mg per day**{' at the low end of its range' if job.dose.ranged else ''} "
+        f"for a body weight of **{_mg(measure.value)} kg** "
         f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**, below the starting dose of "
         f"{low:g}-{high:g} {unit} per day. The monograph: \"{dosage.dosage.get('text', '')}\"",
         guide.section, dosing_anchor(guide.id),
@@ -221,11 +231,13 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             if conversion is None or matcher is None:
                 continue
             unit, convert = conversion
+            test = Threshold(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
+                        if char.value is not None else char.unit)
             measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
-                                         KIDNEY_MAX_AGE)
+                                         KIDNEY_MAX_AGE, test)
             chars.append(char)
             measurements.append(measure)
-            if measure.found and measure.value is not None and char.holds(measure.value) and evidence is None:
+            if measure.found and measure.meets and evidence is None:
                 label = job.run.concept_label(char.value_set, measure.observation.get("code")
                                               if measure.observation else None)
                 evidence = {"kind": "measurement", "label": label, "measure": measure, "guideline": guide,
@@ -254,7 +266,8 @@ def renal_update(order: Resource, repeat: Mapping[str, Any]) -> dict[str, Any]:
     return new
 
 
-@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function")
+@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_renal_dosing(job: Job) -> Iterable[Finding]:
     """#9 DOSECOND warning: severe kidney disease (a kidney function result within 180 days below the
     renal guideline's threshold (a CrCl/eGFR comparator and value), or an active condition of its severe kidney
@@ -284,8 +297,8 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         char: Characteristic = evidence["char"]
         if evidence["kind"] == "measurement":
             measure: Measurement = evidence["measure"]
-            why = f"{evidence['label']} {_mg(measure.value)} {char.unit}, {day(measure.when)}"
-            found = (f"The newest kidney function result is **{evidence['label']} {_mg(measure.value)} {char.unit}** "
+            why = f"{evidence['label']} {measure.shown}, {day(measure.when)}"
+            found = (f"The newest kidney function result is **{evidence['label']} {measure.shown}** "
                      f"({day(measure.when)}), below {char.value:g} {char.unit}.")
         else:
             why = evidence["label"]
@@ -316,30 +329,32 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         return []  # a recent result above the threshold (it decides even if the condition list is missing)
     missing = job.run.unavailable(OBSERVATIONS)
     if missing:
-        why = f"the {unavailable_text(missing)} could not be retrieved"
+        why = brief = f"the {unavailable_text(missing)} could not be retrieved"
     else:
-        stale = next((m for m in measurements if m.status == "stale"), None)
+        shown = next((m for m in measurements if m.status == "unreadable"), None) \
+            or next((m for m in measurements if m.status == "stale"), None)
         called = next((c.text for c in chars if c.text), "")
-        why = (f"the newest kidney function result is {stale.age.days} days old ({day(stale.when)})"
-               if stale and stale.age else f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
-               f"in the last {KIDNEY_MAX_AGE.days} days")
+        why = brief = (f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
+                       f"in the last {KIDNEY_MAX_AGE.limit} days")
+        if shown is not None:
+            why, brief = shown.problem("kidney function result"), shown.brief("kidney function result")
     threshold = next((c for c in chars), None)
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
                          else None) or guide0.section
     return [job.finding(
         "renal-dosing", "DOSECOND", "info",
-        f"Unable to check {name} dose for kidney function: {why}",
+        f"Unable to check {name} dose for kidney function: {brief}",
         f"The {name} dose depends on kidney function: in severe kidney disease"
         f"{f' ({threshold.comparator} {threshold.value:g} {threshold.unit})' if threshold else ''} "
         f"the monograph advises {every}. {why[0].upper() + why[1:]}. The monograph advises a kidney test "
         f"before starting {name}.",
         section, "kidney-disease",
-        {**kidney_facts, "window_days": KIDNEY_MAX_AGE.days,
+        {**kidney_facts, "window_days": KIDNEY_MAX_AGE.limit,
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
         unable=True)]
 
 
-@check("route", (18,), "DOSE", "summary", "the route")
+@check("route", (18,), "DOSE", "summary", "the route", needs=())
 def check_route(job: Job) -> Iterable[Finding]:
     """#18 DOSE warning: the order's route is coded and is not in the drug's route value set
     (``intendedRoute``; subcutaneous). Monograph SECTION 1 of 4 > Drug Features: "It's available as an

@@ -11,14 +11,14 @@ the drug is current or drafted (#19, #21), or was stopped within the interaction
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
 from fhirsvc.checks.base import Job, check, lower_first, unavailable_text
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
-from fhirsvc.checks.context import MEDICATIONS
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import day, is_past, medication_end, reference_key
+from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
 from fhirsvc.checks.recognition import describe, in_value_set, matched_name
+from fhirsvc.checks.windows import Window
 from fhirsvc.drugmodel.profile import Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 
@@ -62,7 +62,7 @@ def _what(job: Job, resource) -> str:
         else f"{resource.get('status', '')} medication"
 
 
-@check("interaction", (3, 4), "DRG", "interactions", "drug interactions")
+@check("interaction", (3, 4), "DRG", "interactions", "drug interactions", needs=(MEDICATIONS,))
 def check_interactions(job: Job) -> Iterable[Finding]:
     """#3 DRG warning (a TNF inhibitor current or drafted; monograph SECTION 3 of 4 > TNF inhibitors,
     anti-inflammatory drugs) and #4 DRG critical (a live vaccine among the draft orders; SECTION 3 of 4 >
@@ -104,7 +104,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     return out
 
 
-@check("duplicate-therapy", (5,), "DUPTHPY", "summary", "duplicate therapy")
+@check("duplicate-therapy", (5,), "DUPTHPY", "summary", "duplicate therapy", needs=(PATIENT, CONDITIONS, MEDICATIONS))
 def check_duplicate(job: Job) -> Iterable[Finding]:
     """#5 DUPTHPY warning: another order of the same drug is active/on-hold in the medication list or in
     the draft Bundle (not this order). Monograph SECTION 4 of 4 > Pharmacist's Advice > What to Do If You
@@ -157,7 +157,7 @@ def _order_name(job: Job) -> str:
 
 
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
-       reverse=True)
+       reverse=True, needs=(MEDICATIONS,))
 def check_reverse_current(job: Job) -> Iterable[Finding]:
     """#19 DRG critical (a live vaccine is ordered and the drug is active/on-hold or in the same draft
     Bundle; monograph SECTION 3 of 4 > Vaccines) and #21 DRG warning (a TNF inhibitor is ordered and the
@@ -190,7 +190,8 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
         [job.delete(job.order, f"Remove this {name} order")])]
 
 
-@check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True)
+@check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True,
+       needs=(MEDICATIONS,))
 def check_reverse_washout(job: Job) -> Iterable[Finding]:
     """#20 DRG warning: a member of an interaction class with a ``washout-period`` (live vaccines) is
     ordered and the drug was stopped or completed less than that period ago (end from ``boundsPeriod.end``,
@@ -207,26 +208,30 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
     name = _order_name(job)
     months = inter.washout.total_seconds() / 86400 / DAYS_PER_UNIT["mo"]
     span = f"{months:.0f} months" if abs(months - round(months)) < 0.05 else f"{inter.washout.days} days"
+    washout_days = inter.washout.total_seconds() / 86400
+    rule_text = (f"a live vaccine is not advised until {span} after stopping: a stop less than {washout_days:g} days "
+                 "ago counts (days counted from the last day of treatment)")
     within, unknown = [], []
     for med in past:
-        end = medication_end(med)
+        end = medication_end_when(med)
         if end is None:
             unknown.append(med)
-        elif job.run.now - end < inter.washout:
-            within.append((med, end))
+            continue
+        ago = int(Window(0).age(end, job.run.now, place="last"))  # a partial end: its last day
+        if ago < washout_days:
+            within.append((med, end, ago))
     if within:
-        med, end = max(within, key=lambda pair: pair[1])
-        end = end - timedelta(microseconds=1)  # a date-only end is exclusive midnight: show the day itself
-        ago = max((job.run.now.date() - end.date()).days, 0)
+        med, end, ago = min(within, key=lambda row: row[2])
+        shown = end.day(job.run.now, place="last").isoformat()
         return [job.finding(
             rule.washout_rule, "DRG", rule.washout_indicator,
-            f"{name} ordered {ago} days after {job.drug.name} was stopped ({day(end)}); wait {span}",
-            f"{job.drug.label} ended on **{day(end)}** ({ago} days ago; {reference_key(med)}, {med.get('status')}). "
-            f"The monograph: no {class_label(job, inter)} for at least {span} after stopping. "
+            f"{name} ordered {ago} days after {job.drug.name} was stopped ({shown}); wait {span}",
+            f"{job.drug.label} ended on **{shown}** ({ago} days ago; {reference_key(med)}, {med.get('status')}). "
+            f"The monograph: no {class_label(job, inter)} for at least {span} after stopping ({rule_text}). "
             f"{_management(inter)}",
             section_of(inter.cud), rule.anchor,
-            {"drug_record": reference_key(med), "ended": day(end), "days_since_end": ago,
-             "washout_days": round(inter.washout.total_seconds() / 86400, 4),
+            {"drug_record": reference_key(med), "ended": shown, "end_as_recorded": end.text, "days_since_end": ago,
+             "washout_days": round(washout_days, 4), "washout_rule": "days since the end < washout days",
              "interaction": f"ClinicalUseDefinition/{inter.id}"},
             [job.delete(job.order, f"Remove this {name} order")])]
     if unknown:

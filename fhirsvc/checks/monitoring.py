@@ -25,34 +25,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from fhirsvc.checks.base import Check, Job, Run
 from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
-from fhirsvc.checks.context import MEDICATIONS, OBSERVATIONS, PatientContext
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.interactions import check_reverse_current
 from fhirsvc.checks.patient import (
+    READABLE_STATUSES,
     concept_text,
     day,
     is_current,
     is_live_draft,
     medication_start,
-    observation_time,
+    observation_when,
     observations_of,
-    quantity_value,
     reference_key,
 )
 from fhirsvc.checks.patient_rules import _service_request, _unable, check_infection
+from fhirsvc.checks.windows import Window, whole_days
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
-from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.knowledge.store import Knowledge
 
 logger = logging.getLogger(__name__)
 Resource = Mapping[str, Any]
+
+
+def _results(job: Job, matcher) -> list[Resource]:
+    """The usable results of a value set, newest first: a readable status (``READABLE_STATUSES``) and a value."""
+    return [o for o in observations_of(job.run.observations, matcher) if o.get("status") in READABLE_STATUSES
+            and any(key.startswith("value") for key in o)]
 
 
 def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
@@ -90,7 +96,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
             f"so the monitoring schedule could not be applied. {plan.get('description') or ''}".strip(),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
     started = min(known)
-    elapsed = (job.run.now - started).total_seconds() / 86400
+    elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
     phase = next((p for p in after if p.start <= elapsed < p.end), None)
     if phase is None:
         return []
@@ -101,14 +107,12 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     if OBSERVATIONS in job.context.unavailable:
         return [_unable(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
                         [OBSERVATIONS], phase.section(plan), "monitoring")]
-    results = observations_of(job.run.observations, matcher)
-    newest = results[0] if results else None
-    when = observation_time(newest) if newest else None
-    if when is not None and job.run.now - when <= timedelta(days=phase.window or 0):
+    window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
+    when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
+    if window.contains(when, job.run.now):
         return []
     months = elapsed / DAYS_PER_UNIT["mo"]
-    last = f"last {day(when)}" if when else "none recorded"
-    value = quantity_value(newest, cells_10e9_per_l) if newest else None
+    last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
     return [job.finding(
         "monitoring-overdue", "LAB", "info",
         f"{label} overdue for {job.drug.name} ({last}; {phase.interval} in this phase)",
@@ -117,8 +121,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         f"Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
-         "window_days": phase.window, "last_date": day(when),
-         "last_value": {"value": value, "unit": "10*9/L"} if value is not None else None,
+         "window_days": phase.window, "last_date": when.label() if when else None,
          "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
         _suggestion(job, phase, label))]
 
@@ -140,7 +143,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             out.append(_unable(job, "monitoring-baseline", "LAB", "info", f"whether {label.lower()} was measured",
                                [OBSERVATIONS], phase.section(plan), "monitoring"))
             continue
-        if observations_of(job.run.observations, matcher):
+        if _results(job, matcher):
             continue
         out.append(job.finding(
             "monitoring-baseline", "LAB", "info",
@@ -154,12 +157,15 @@ def check_baseline(job: Job) -> Iterable[Finding]:
 
 
 PATIENT_VIEW_CHECKS = (
-    Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0),
-    Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1),
-    Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0),
+    Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0,
+          frozenset({MEDICATIONS, OBSERVATIONS})),
+    Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1,
+          frozenset({OBSERVATIONS})),
+    Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0,
+          frozenset({CONDITIONS, OBSERVATIONS})),
 )
 VACCINE_CHECK = Check("interaction-reverse", (19,), "DRG", "interactions", "interactions with current medications",
-                      True, check_reverse_current, 19.0)
+                      True, check_reverse_current, 19.0, frozenset({MEDICATIONS}))
 
 
 def therapies(run: Run) -> list[tuple[DrugProfile, Resource]]:

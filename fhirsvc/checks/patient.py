@@ -8,53 +8,27 @@ end dates. Resources are FHIR R4 JSON mappings; nothing here knows about a parti
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from fhirsvc.checks.windows import When, Window, parse_when
 from fhirsvc.drugmodel.units import unit_of
-from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
+from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
-
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
-
 
 def parse_datetime(value: str | None, *, end: bool = False) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware datetime (UTC when no zone is given).
 
     Partial dates (``2026``, ``2026-10``) and plain dates mean their first instant, or with ``end`` the
     first instant after them (so ``end`` dates include the whole day)."""
-    if not value or not isinstance(value, str):
+    when = parse_when(value)
+    if when is None:
         return None
-    if len(value) > 10:  # a date and a time, the common case: read at once (what the general path does last)
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    match = _DATE.match(value.strip())
-    if match:
-        year, month, day = int(match[1]), int(match[2] or 1), int(match[3] or 1)
-        try:
-            start = datetime(year, month, day, tzinfo=UTC)
-        except ValueError:
-            return None
-        if not end:
-            return start
-        if match[3]:
-            return start + timedelta(days=1)
-        if match[2]:
-            return datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-        return datetime(year + 1, 1, 1, tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return when.end if end and not when.exact else when.start
 
 
 def day(value: datetime | None) -> str | None:
@@ -98,13 +72,27 @@ def birth_date(patient: Resource | None) -> date | None:
     return parsed.date() if parsed else None
 
 
+def _completed_years(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
 def age_years(patient: Resource | None, now: datetime) -> int | None:
-    """Completed years of age at ``now``, or None without a birth date."""
+    """Completed years of age at ``now``, or None without a birth date (a partial birth date: from its first
+    day, the oldest the patient can be; ``age_range`` gives both ends)."""
     born = birth_date(patient)
-    if born is None:
+    return None if born is None else _completed_years(born, now.date())
+
+
+def age_range(patient: Resource | None, now: datetime) -> tuple[int, int] | None:
+    """The youngest and oldest completed age at ``now`` the birth date allows: one age for a full date, two
+    for a year-month or year near a birthday (``2008`` at 2026-11-24: 17 or 18)."""
+    when = parse_when((patient or {}).get("birthDate"))
+    if when is None:
         return None
     today = now.date()
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    oldest = _completed_years(when.start.date(), today)
+    youngest = _completed_years(when.instant("last").date(), today)
+    return max(youngest, 0), oldest
 
 
 # --- Conditions and allergies ----------------------------------------------------------------------------
@@ -122,12 +110,19 @@ def _status_code(concept: Any) -> str | None:
     return None
 
 
+def is_recorded_condition(condition: Resource) -> bool:
+    """The patient's diagnosis on the list: not refuted, not entered-in-error, and not resolved (a disease in
+    remission, relapse or recurrence, inactive, or with no status, is still the patient's diagnosis; a
+    resolved one is gone with negligible risk of return)."""
+    return (_status_code(condition.get("verificationStatus")) not in _EXCLUDED_VERIFICATION
+            and _status_code(condition.get("clinicalStatus")) != "resolved")
+
+
 def is_active_condition(condition: Resource) -> bool:
     """Active (or recurrence/relapse; no status counts as active), not refuted, not entered-in-error,
-    and not abated."""
+    and not abated: remission, resolved and inactive are not active."""
     clinical = _status_code(condition.get("clinicalStatus"))
-    verification = _status_code(condition.get("verificationStatus"))
-    if clinical in _INACTIVE_CLINICAL or verification in _EXCLUDED_VERIFICATION:
+    if clinical in _INACTIVE_CLINICAL or _status_code(condition.get("verificationStatus")) in _EXCLUDED_VERIFICATION:
         return False
     return not (clinical is None and any(k.startswith("abatement") for k in condition))
 
@@ -156,26 +151,246 @@ def condition_concepts(condition: Resource) -> list[Mapping[str, Any] | None]:
     return [condition.get("code")]
 
 
-# --- Observations -------------------------------------------------------------------------------------
+_SYSTEMS: dict[int, tuple[ValueSetMatcher, frozenset[str]]] = {}
 
-_EXCLUDED_OBSERVATION = {"entered-in-error", "cancelled", "registered"}
+
+def code_systems(matcher: ValueSetMatcher) -> frozenset[str]:
+    """The code systems a value set covers: those of its listed codes and of its code filters (a system
+    that only carries the knowledge's own match terms is a name list, not codes a record can carry)."""
+    known = _SYSTEMS.get(id(matcher))
+    if known is None or known[0] is not matcher:
+        systems = {key.split("|", 1)[0] for key in matcher.codes} | {system for system, _ in matcher.code_patterns}
+        systems = {s for s in systems if s and not s.endswith("/CodeSystem/match-terms")}
+        known = _SYSTEMS[id(matcher)] = (matcher, frozenset(systems))
+    return known[1]
+
+
+def _coded(concept: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    return [(str(c.get("system") or ""), c["code"]) for c in codings(concept)
+            if isinstance(c.get("code"), str) and c["code"]]
+
+
+def not_an_active_condition(concept: Mapping[str, Any] | None, not_active: ValueSetMatcher | None) -> bool:
+    """True if a coding of the concept is a history, screening, exposure or family-history code (the
+    knowledge's value set of codes that are never the active condition), whatever its text says."""
+    return not_active is not None and any(not_active.has_code(s, c) for s, c in _coded(concept))
+
+
+_VERDICTS: dict[tuple[int, int, tuple[str | None, ...]], tuple[ValueSetMatcher, ValueSetMatcher | None, bool]] = {}
+
+
+def condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None,
+                 not_active: ValueSetMatcher | None = None, key: Any = ...) -> bool:
+    """Whether a condition's (or a reason's) concept is the value set's condition.
+
+    Judged by code: when a coding has a code from a system the value set covers, membership is by code
+    alone (the display and text of ICD-10-CM Z87.01 "Personal history of pneumonia" do not make it a
+    pneumonia). The whole-word names of the value set are matched in ``text`` and displays only for a
+    concept with no code from such a system (uncoded, or local codes only). A code of the ``not_active``
+    value set never counts. The same problem-list entries come in every call: answers are remembered by
+    ``concept_key`` (at most MEMO_SIZE; ``key``: that key if the caller has it)."""
+    if not isinstance(concept, Mapping) or not concept:
+        return False
+    if key is ...:
+        key = concept_key(concept)
+    if key is None:
+        return _condition_in(matcher, concept, not_active)
+    memo = (id(matcher), id(not_active), key)
+    known = _VERDICTS.get(memo)
+    if known is not None and known[0] is matcher and known[1] is not_active:
+        return known[2]
+    if len(_VERDICTS) >= MEMO_SIZE:
+        _VERDICTS.clear()
+    verdict = _condition_in(matcher, concept, not_active)
+    _VERDICTS[memo] = (matcher, not_active, verdict)
+    return verdict
+
+
+def _condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any],
+                  not_active: ValueSetMatcher | None) -> bool:
+    if not_an_active_condition(concept, not_active):
+        return False
+    coded = _coded(concept)
+    systems = code_systems(matcher)
+    covered = [(s, c) for s, c in coded if s in systems]
+    if covered:
+        return any(matcher.has_code(s, c) for s, c in covered)
+    texts = [concept.get("text"), *(c.get("display") for c in codings(concept))]
+    return any(matcher.find_name(text) for text in texts if isinstance(text, str))
+
+
+# --- Observations: which results can be read ---------------------------------------------------------------
+
+# Present but not results at all: never shown, never counted.
+_EXCLUDED_OBSERVATION = {"entered-in-error", "cancelled"}
+# The statuses of a result that can be used (R4 ObservationStatus); any other (registered, preliminary,
+# unknown) is a result present but unreadable.
+READABLE_STATUSES = frozenset({"final", "amended", "corrected"})
+
+
+def observation_when(observation: Resource) -> When | None:
+    """When the observation applies: ``effectiveDateTime``/``effectiveInstant``; an ``effectivePeriod``'s end
+    (else its start); without effective[x] (or with only ``effectiveTiming``), ``issued``."""
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        if observation.get(key):
+            return parse_when(observation[key])
+    period = observation.get("effectivePeriod")
+    period = period if isinstance(period, Mapping) else {}
+    return parse_when(period.get("end") or period.get("start") or observation.get("issued"))
 
 
 def observation_time(observation: Resource) -> datetime | None:
-    """When the observation applies: effective[x] (a period's end, else start), else ``issued``."""
-    for key in ("effectiveDateTime", "effectiveInstant"):
-        if observation.get(key):
-            return parse_datetime(observation[key])
-    period = observation.get("effectivePeriod") or {}
-    return parse_datetime(period.get("end") or period.get("start") or observation.get("issued"))
+    """``observation_when`` as its first instant."""
+    when = observation_when(observation)
+    return when.start if when else None
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The question a rule asks of a measurement (``holds``: e.g. below 30 mL/min), and how a card says it.
+
+    A value reported with a comparator (eGFR ``>60``, a count ``<0.1``) is a bound, not a value: it is
+    readable for a rule only when every value it allows gives the same answer (``decides``)."""
+
+    holds: Callable[[float], bool]
+    text: str
+
+    @classmethod
+    def compare(cls, comparator: str, threshold: float, unit: str = "") -> Threshold:
+        """``value <comparator> threshold`` (``<``, ``<=``, ``>``, ``>=``)."""
+        op = _COMPARE[comparator]
+        return cls(lambda value: op(value, threshold), f"{comparator} {threshold:g} {unit}".strip())
+
+    def decides(self, comparator: str, bound: float) -> bool | None:
+        """The answer for every value ``<comparator> bound`` allows, or None if they differ (checked at the
+        bound's edge, just inside it and far beyond it)."""
+        below = comparator in ("<", "<=")
+        step = max(abs(bound), 1.0) * 1e-9
+        answers = {self.holds(bound - step if below else bound + step),
+                   self.holds(-1e300 if below else 1e300)}
+        if comparator in ("<=", ">="):
+            answers.add(self.holds(bound))
+        return answers.pop() if len(answers) == 1 else None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One observation as a rule reads it: its time, its value in the rule's unit (None when it cannot be
+    read) and, when it cannot, ``problem`` (why) and ``shown`` (what was found: ``5 %``, ``text 'not
+    reported: specimen clotted'``). ``meets``: the rule's test on a readable value (None without a test)."""
+
+    observation: Resource
+    when: When | None
+    value: float | None = None
+    comparator: str = ""
+    problem: str | None = None
+    shown: str = ""
+    meets: bool | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def date(self) -> str | None:
+        return self.when.label() if self.when else None
+
+    def described(self) -> str:
+        """``5 % on 2026-11-20, a percentage ... cannot be used`` style: what was found and why it is not
+        used."""
+        return f"{self.shown or 'no value'}, {self.date or 'undated'}: {self.problem}"
+
+
+def _shown_quantity(quantity: Mapping[str, Any]) -> str:
+    value = quantity.get("value")
+    number = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return f"{quantity.get('comparator') or ''}{number} {quantity.get('unit') or quantity.get('code') or ''}".strip()
+
+
+def _shown_value(observation: Resource) -> str:
+    """What the observation holds instead of a quantity (for messages)."""
+    if isinstance(observation.get("valueString"), str):
+        return f"text '{observation['valueString'][:60]}'"
+    if isinstance(observation.get("valueCodeableConcept"), Mapping):
+        return f"'{concept_text(observation['valueCodeableConcept'])[:60]}'"
+    for key in ("valueBoolean", "valueInteger", "valueRange", "valueRatio", "valueSampledData", "valueTime",
+                "valueDateTime", "valuePeriod"):
+        if key in observation:
+            return f"a {key.removeprefix('value')[0].lower() + key.removeprefix('value')[1:]} value"
+    return ""
+
+
+def _status_problem(observation: Resource) -> str | None:
+    """Why the observation is not a usable result whatever its value: its status, a dataAbsentReason."""
+    status = observation.get("status")
+    if not isinstance(status, str) or status not in READABLE_STATUSES:
+        return f"its status is {status}, not final" if isinstance(status, str) else "it has no status"
+    absent = observation.get("dataAbsentReason")
+    if absent:
+        return f"no value ({(concept_text(absent) if isinstance(absent, Mapping) else '') or 'data absent'})"
+    return None
+
+
+def read_quantity(observation: Resource, convert: Callable[[float, str], float | None],
+                  test: Threshold | None = None) -> Reading:
+    """The observation as a measurement: readable when its status is final, amended or corrected, it has no
+    ``dataAbsentReason``, and its ``valueQuantity`` has a number in a unit ``convert`` knows. A value with a
+    comparator is readable only for a ``test`` that it decides."""
+    when = observation_when(observation)
+    quantity = observation.get("valueQuantity")
+    quantity = quantity if isinstance(quantity, Mapping) else {}
+    shown = _shown_quantity(quantity) if quantity else _shown_value(observation)
+    problem = _status_problem(observation)
+    if problem:
+        return Reading(observation, when, problem=problem, shown=shown)
+    value = quantity.get("value")
+    if not quantity or not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return Reading(observation, when, problem="not a number with a unit", shown=shown)
+    unit = unit_of(quantity)
+    converted = convert(float(value), unit)
+    if converted is None:
+        return Reading(observation, when, problem=f"the unit '{unit or 'none'}' cannot be converted", shown=shown)
+    converted = round(converted, 6)
+    comparator = quantity.get("comparator") or ""
+    if comparator:
+        if test is None or comparator not in ("<", "<=", ">", ">="):
+            return Reading(observation, when, problem="a bound, not a value", shown=shown)
+        meets = test.decides(comparator, converted)
+        if meets is None:
+            return Reading(observation, when, problem=f"a bound that does not tell whether it is {test.text}",
+                           shown=shown)
+        return Reading(observation, when, converted, comparator, shown=shown, meets=meets)
+    return Reading(observation, when, converted, shown=shown, meets=test.holds(converted) if test else None)
+
+
+def read_coded(observation: Resource) -> Reading:
+    """The observation as a coded answer (pregnancy or breastfeeding status): readable when its status is
+    final, amended or corrected, it has no ``dataAbsentReason``, and it answers with a coded
+    ``valueCodeableConcept`` or a ``valueBoolean``."""
+    when = observation_when(observation)
+    shown = _shown_value(observation)
+    problem = _status_problem(observation)
+    if problem:
+        return Reading(observation, when, problem=problem, shown=shown)
+    answer = observation.get("valueCodeableConcept")
+    if _coded(answer) or isinstance(observation.get("valueBoolean"), bool):
+        return Reading(observation, when, shown=shown)
+    return Reading(observation, when, problem="not a coded answer", shown=shown)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """The observation chosen for a rule, its time and its value in the rule's unit (None if the value
-    could not be converted), and how it stands: ``found`` (usable and recent enough), ``stale`` (the
-    newest usable one is too old), ``missing`` (none at all), ``unusable`` (only values in units that
-    cannot be converted, e.g. a neutrophil percentage)."""
+    """What a rule reads of one kind of measurement: the newest readable result and how it stands:
+    ``found`` (readable and within the window), ``stale`` (the newest readable one is too old), ``unreadable``
+    (the newest observation cannot be read and no readable one is recent enough), ``missing`` (none at all).
+
+    ``observation``/``when``/``value``/``age`` are the chosen reading's (for ``unreadable``: the newest
+    observation's); ``newest_unreadable`` is the newest observation when it cannot be read and is newer than
+    the reading that decides; ``older`` is, for ``unreadable``, the newest readable one if it is too old."""
 
     status: str
     observation: Resource | None = None
@@ -183,10 +398,62 @@ class Measurement:
     value: float | None = None
     unit: str = ""
     age: timedelta | None = None
+    reading: Reading | None = None
+    newest_unreadable: Reading | None = None
+    older: Reading | None = None
+    window: Window | None = None
+    now: datetime | None = None
 
     @property
     def found(self) -> bool:
         return self.status == "found"
+
+    @property
+    def meets(self) -> bool | None:
+        """The rule's test on the found value (None if nothing is found or no test was given)."""
+        return self.reading.meets if self.found and self.reading else None
+
+    @property
+    def shown(self) -> str:
+        """The value as the rule reads it, with its unit (``1.2 10*9/L``, ``>60 mL/min``)."""
+        comparator = self.reading.comparator if self.reading else ""
+        return f"{comparator}{self.value:g} {self.unit}" if self.value is not None else ""
+
+    def days_old(self, reading: Reading | None = None) -> float | None:
+        reading = reading or self.reading
+        if reading is None or reading.when is None or self.now is None:
+            return None
+        return (self.window or Window(0)).age(reading.when, self.now)
+
+    def problem(self, label: str) -> str:
+        """What was found, in words, for a card that cannot use it (``label``: "body weight")."""
+        if self.status == "missing":
+            return f"no {label} is recorded"
+        if self.status == "stale" and self.reading and self.reading.when and self.window and self.now:
+            return (f"the newest {label} ({self.shown}, {self.reading.date}) is "
+                    f"{self.window.too_old(self.reading.when, self.now)}")
+        if self.status == "unreadable" and self.reading:
+            text = f"the newest {label} cannot be used ({self.reading.described()})"
+            if self.older and self.older.when and self.window and self.now:
+                text += (f"; the newest usable one ({_shown_reading(self.older, self.unit)}, {self.older.date}) is "
+                         f"{self.window.too_old(self.older.when, self.now)}")
+            elif self.window:
+                text += f"; no usable {label} within {_plural_window(self.window)}"
+            return text
+        return ""
+
+    def brief(self, label: str) -> str:
+        """``problem`` short enough for a card summary."""
+        if self.status == "missing":
+            return f"no {label} recorded"
+        if self.status == "stale" and self.reading and self.reading.when and self.window and self.now:
+            return (f"newest {label} is {self.window.how_old(self.reading.when, self.now)} "
+                    f"(over {_plural_window(self.window)})")
+        if self.status == "unreadable" and self.reading:
+            shown = self.reading.shown or "no value"
+            shown = shown if len(shown) <= 32 else shown[:31].rstrip() + "\u2026"
+            return f"newest {label} cannot be used ({shown}, {self.reading.date})"
+        return ""
 
     def facts(self, label: str) -> dict[str, Any]:
         """The measurement as card facts."""
@@ -196,11 +463,28 @@ class Measurement:
                           "observation": f"Observation/{self.observation.get('id', '')}",
                           "code": concept_codes(self.observation.get("code"))}
             raw = self.observation.get("valueQuantity") or {}
-            if raw:
-                out[label]["reported"] = {"value": raw.get("value"), "unit": unit_of(raw)}
+            if isinstance(raw, Mapping) and raw:
+                out[label]["reported"] = {"value": raw.get("value"), "unit": unit_of(raw),
+                                          **({"comparator": raw["comparator"]} if raw.get("comparator") else {})}
         if self.age is not None:
             out[f"{label}_age_days"] = self.age.days
+        for name, reading in (("unreadable", self.newest_unreadable if self.found or self.status == "stale"
+                               else self.reading), ("older", self.older)):
+            if reading is not None and (name == "older" or not reading.readable):
+                out[f"{label}_{name}"] = {"observation": reference_key(reading.observation), "date": reading.date,
+                                          "found": reading.shown, **({"problem": reading.problem}
+                                                                     if reading.problem else {})}
+        if self.window is not None:
+            out[f"{label}_window"] = {"limit": self.window.limit, "unit": self.window.unit, "inclusive": True}
         return out
+
+
+def _shown_reading(reading: Reading, unit: str) -> str:
+    return f"{reading.comparator}{reading.value:g} {unit}" if reading.value is not None else reading.shown
+
+
+def _plural_window(window: Window) -> str:
+    return f"{window.limit:g} {window.unit}{'' if window.limit == 1 else 's'}"
 
 
 def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher) -> list[Resource]:
@@ -227,9 +511,12 @@ class ObservationIndex:
         if self._groups is None:
             groups, by_key = [], {}
             for position, obs in enumerate(self.observations):
-                if obs.get("status") in _EXCLUDED_OBSERVATION:
+                status = obs.get("status")
+                if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
                     continue
                 code = obs.get("code")
+                if not isinstance(code, Mapping):  # no code: of no value set
+                    continue
                 key = concept_key(code)
                 if key is not None and key in by_key:
                     by_key[key].append((position, obs))
@@ -256,45 +543,70 @@ class ObservationIndex:
 
 
 def quantity_value(observation: Resource, convert: Callable[[float, str], float | None]) -> float | None:
-    """The observation's valueQuantity converted by ``convert`` (None if absent or unconvertible)."""
-    quantity = observation.get("valueQuantity") or {}
-    value = quantity.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    return convert(float(value), unit_of(quantity))
+    """The observation's value converted by ``convert``, if it is a readable result (``read_quantity``)."""
+    reading = read_quantity(observation, convert)
+    return reading.value if reading.readable else None
 
 
 def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
-                       max_age: timedelta | None = None) -> Measurement:
-    """The newest observation of the value set whose value converts; ``stale`` if older than
-    ``max_age``; ``unusable`` if there are only values that do not convert; ``missing`` if none."""
-    candidates = observations_of(observations, matcher)
+                       max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
+    """The newest readable observation of the value set decides (``read_quantity``): ``found`` if it is within
+    ``max_age`` (a window in whole days, inclusive: ``Window``), else ``stale``; ``unreadable`` when the newest
+    observation cannot be read and no readable one is within the window; ``missing`` if there is none."""
+    return _newest(observations_of(observations, matcher), lambda obs: read_quantity(obs, convert, test), now,
+                   unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
+
+
+def newest_coded(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
+                 max_age: timedelta | Window | None = None) -> Measurement:
+    """``newest_measurement`` for a coded answer (``read_coded``: pregnancy or breastfeeding status)."""
+    return _newest(observations_of(observations, matcher), read_coded, now, "",
+                   Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
+
+
+def _newest(candidates: list[Resource], read: Callable[[Resource], Reading], now: datetime, unit: str,
+            window: Window | None) -> Measurement:
     if not candidates:
-        return Measurement("missing")
-    for obs in candidates:
-        value = quantity_value(obs, convert)
-        if value is None:
-            continue
-        when = observation_time(obs)
-        assert when is not None
-        age = now - when
-        status = "stale" if max_age is not None and age > max_age else "found"
-        return Measurement(status, obs, when, round(value, 6), unit, age)
-    newest = candidates[0]
-    when = observation_time(newest)
-    return Measurement("unusable", newest, when, None, unit, now - when if when else None)
+        return Measurement("missing", window=window, now=now)
+    newest = read(candidates[0])
+    readable = newest if newest.readable else next((r for r in map(read, candidates[1:]) if r.readable), None)
+    unreadable = None if newest.readable else newest
+
+    def recent(reading: Reading) -> bool:
+        return window is None or window.contains(reading.when, now)
+
+    if readable is not None and recent(readable):
+        return _measured("found", readable, unit, now, window, newest_unreadable=unreadable)
+    if unreadable is not None and (readable is None or recent(unreadable)):
+        return _measured("unreadable", unreadable, unit, now, window, newest_unreadable=unreadable, older=readable)
+    assert readable is not None
+    return _measured("stale", readable, unit, now, window, newest_unreadable=unreadable)
+
+
+def _measured(status: str, reading: Reading, unit: str, now: datetime, window: Window | None,
+              newest_unreadable: Reading | None = None, older: Reading | None = None) -> Measurement:
+    when = reading.when
+    age = timedelta(days=Window(0).age(when, now)) if when else None
+    return Measurement(status, reading.observation, when.start if when else None, reading.value, unit, age,
+                       reading, newest_unreadable, older, window, now)
+
+
+def readings_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime, window: Window,
+                    convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
+    """Every observation of the value set within the window (an imprecise date placed at its last instant:
+    ``windows``), read (``read_quantity``), newest first."""
+    return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)
+            if window.contains(observation_when(obs), now, place="last")]
 
 
 def observations_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
-                        window: timedelta) -> list[Resource]:
-    """The observations of the value set taken in the window before ``now`` (not in the future)."""
-    out = []
-    for obs in observations_of(observations, matcher):
-        when = observation_time(obs)
-        if when is not None and now - window <= when <= now + timedelta(minutes=5):
-            out.append(obs)
-    return out
+                        window: timedelta | Window) -> list[Resource]:
+    """The observations of the value set within the window (``Window.contains``, imprecise dates placed at
+    their last instant)."""
+    span = Window.of(window) if isinstance(window, timedelta) else window
+    return [obs for obs in observations_of(observations, matcher)
+            if span.contains(observation_when(obs), now, place="last")]
 
 
 # --- Medications --------------------------------------------------------------------------------------
@@ -333,18 +645,24 @@ def _bounds(resource: Resource) -> list[Mapping[str, Any]]:
             for d in resource.get("dosageInstruction") or resource.get("dosage") or ()]
 
 
-def medication_end(resource: Resource) -> datetime | None:
-    """When a medication ended: the latest ``dosageInstruction.timing.repeat.boundsPeriod.end``, else
-    ``dispenseRequest.validityPeriod.end`` (a MedicationStatement: ``effectivePeriod.end``)."""
-    ends = [parse_datetime(b.get("end"), end=True) for b in _bounds(resource) if b.get("end")]
-    ends = [e for e in ends if e is not None]
+def medication_end_when(resource: Resource) -> When | None:
+    """When a medication ended, as written: the latest ``dosageInstruction.timing.repeat.boundsPeriod.end``,
+    else ``dispenseRequest.validityPeriod.end`` (a MedicationStatement: ``effectivePeriod.end``). A Period's end
+    includes the whole of its last day (FHIR Period: "the end value includes any matching date/time")."""
+    ends = [w for w in (parse_when(b.get("end")) for b in _bounds(resource) if b.get("end")) if w is not None]
     if ends:
-        return max(ends)
+        return max(ends, key=lambda w: w.end)
     validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
     if validity.get("end"):
-        return parse_datetime(validity["end"], end=True)
+        return parse_when(validity["end"])
     effective = resource.get("effectivePeriod") or {}
-    return parse_datetime(effective.get("end"), end=True) if effective.get("end") else None
+    return parse_when(effective.get("end")) if effective.get("end") else None
+
+
+def medication_end(resource: Resource) -> datetime | None:
+    """``medication_end_when`` as the first instant after it (a date-only end includes its whole day)."""
+    when = medication_end_when(resource)
+    return None if when is None else (when.start if when.exact else when.end)
 
 
 def medication_start(resource: Resource) -> datetime | None:

@@ -10,8 +10,7 @@ neutropenia, pregnancy or breastfeeding value set (#12, #13, #15, #16), a monito
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fhirsvc.checks.base import SUMMARY_MAX, Job, check, lower_first, plain, unavailable_text
@@ -36,23 +35,26 @@ from fhirsvc.checks.config import (
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.patient import (
+    Measurement,
+    Threshold,
     concept_text,
     day,
     has_code_in,
     medication_start,
+    newest_coded,
     newest_measurement,
-    observation_time,
-    observations_of,
-    observations_within,
-    quantity_value,
+    readings_within,
     reference_key,
 )
+from fhirsvc.checks.windows import Window, whole_days
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.schedule import monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
+# #13: is the count below the threshold (a count reported as a bound, "<0.5", is read when it decides this)
+ANC_TEST = Threshold.compare("<", NEUTROPENIA_ANC_10E9_PER_L, "10*9/L")
 
 
 def _description(cud: Resource | None) -> str:
@@ -71,6 +73,11 @@ def _code_text(cud: Resource | None, after_colon: bool = False) -> str:
 def _short_text(cud: Resource | None) -> str:
     """The warning's statement without its bracketed explanation ("Pregnancy (category ...)" -> "pregnancy")."""
     return _code_text(cud).split(" (")[0]
+
+
+def _sentence(text: str) -> str:
+    """The text with its first letter upper-cased (a clause as a sentence)."""
+    return text[:1].upper() + text[1:]
 
 
 def fit(*variants: str) -> str:
@@ -109,7 +116,17 @@ def _no_age(job: Job) -> str | None:
     return "no birth date recorded"
 
 
-@check("age", (10,), "AGE", "children", "age")
+def _undecided_age(job: Job, holds: Callable[[int], bool]) -> str | None:
+    """Why a partial birth date (a year, a year-month) does not tell whether the age limit holds: the two
+    ages it allows give different answers. None when it decides (or the birth date is a full date)."""
+    ages = job.run.ages
+    if ages is None or ages[0] == ages[1] or holds(ages[0]) == holds(ages[1]):
+        return None
+    written = str((job.context.patient or {}).get("birthDate"))
+    return f"birth date recorded as {written} only: {ages[0]} or {ages[1]} years old"
+
+
+@check("age", (10,), "AGE", "children", "age", needs=(PATIENT, CONDITIONS))
 def check_age(job: Job) -> Iterable[Finding]:
     """#10 AGE warning: the patient is younger than the age the fixed-dose guidelines require (their age
     ``patientCharacteristic``) and no weight-based indication is recorded. Monograph SECTION 3 of 4 > For
@@ -127,7 +144,18 @@ def check_age(job: Job) -> Iterable[Finding]:
                             section_of(children) or aged[0].section, "children", {"age_unknown": why}, unable=True)]
     age = job.run.age
     assert age is not None
-    if any(all(c.holds(age) for c in g.of_kind("age")) for g in aged):
+
+    def adult(years: int) -> bool:
+        return any(all(c.holds(years) for c in g.of_kind("age")) for g in aged)
+
+    undecided = _undecided_age(job, adult)
+    if undecided:
+        return [job.finding("age", "AGE", "warning", f"Unable to check age for {job.drug.name}: {undecided}",
+                            f"The patient's age could not be determined exactly ({undecided}); the fixed dose "
+                            f"applies from the age its dosing guideline states. {_description(children)}",
+                            section_of(children) or aged[0].section, "children",
+                            {"age_unknown": undecided, "ages": list(job.run.ages or ())}, unable=True)]
+    if adult(age):
         return []
     limit = aged[0].of_kind("age")[0]
     exempt = " or ".join(dict.fromkeys(
@@ -149,7 +177,7 @@ def check_age(job: Job) -> Iterable[Finding]:
          **({"guideline": covering[0].id} if covering else {})})]
 
 
-@check("geriatric", (11,), "GEALRT", "seniors", "age")
+@check("geriatric", (11,), "GEALRT", "seniors", "age", needs=(PATIENT,))
 def check_geriatric(job: Job) -> Iterable[Finding]:
     """#11 GEALRT info: the patient is at least ``GERIATRIC_AGE_YEARS`` old and the drug has a seniors
     warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""
@@ -163,6 +191,13 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
                             section_of(cud), "seniors", {"age_unknown": why}, unable=True)]
     age = job.run.age
     assert age is not None
+    undecided = _undecided_age(job, lambda years: years >= GERIATRIC_AGE_YEARS)
+    if undecided:
+        return [job.finding("geriatric", "GEALRT", "info", f"Unable to check age for {job.drug.name}: {undecided}",
+                            f"The patient's age could not be determined exactly ({undecided}); this advice is for "
+                            f"patients {GERIATRIC_AGE_YEARS} or older. {_description(cud)}",
+                            section_of(cud), "seniors", {"age_unknown": undecided,
+                                                         "ages": list(job.run.ages or ())}, unable=True)]
     if age < GERIATRIC_AGE_YEARS:
         return []
     return [job.finding(
@@ -175,7 +210,7 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
 
 # --- infection and neutropenia ----------------------------------------------------------------------------
 
-@check("active-infection", (12,), "COND", "warnings", "active infection")
+@check("active-infection", (12,), "COND", "warnings", "active infection", needs=(CONDITIONS, OBSERVATIONS))
 def check_infection(job: Job) -> Iterable[Finding]:
     """#12 COND warning: an active condition in the drug's serious-infection value set, or a body
     temperature of at least ``FEVER_CELSIUS`` within ``TEMPERATURE_WINDOW``. Monograph SECTION 1 of 4 >
@@ -194,32 +229,45 @@ def check_infection(job: Job) -> Iterable[Finding]:
             f"An active infection is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
-    fevers = []
-    if matcher is not None:
-        for obs in observations_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW):
-            value = quantity_value(obs, celsius)
-            if value is not None and value >= FEVER_CELSIUS:
-                fevers.append((round(value, 1), obs))
+    readings = readings_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW, celsius,
+                               Threshold.compare(">=", FEVER_CELSIUS, "°C")) if matcher is not None else []
+    fevers = [r for r in readings if r.readable and r.meets]
+    window_text = f"within {TEMPERATURE_WINDOW.limit} hours; {TEMPERATURE_WINDOW.rule}"
     if fevers:
-        value, obs = max(fevers, key=lambda pair: pair[0])
-        when = observation_time(obs)
+        fever = max(fevers, key=lambda r: (r.value or 0.0))
+        value, obs, when = round(fever.value or 0.0, 1), fever.observation, fever.when
+        shown = f"{fever.comparator}{value:g}"
         return [job.finding(
             "active-infection", "COND", "warning",
-            _warning_summary(job, f"Fever {value:g} °C ({day(when)})", cud),
-            f"A body temperature of **{value:g} °C** was recorded on {day(when)} (within "
-            f"{TEMPERATURE_WINDOW.total_seconds() / 3600:.0f} hours; fever is {FEVER_CELSIUS:g} °C or more), a sign of "
-            f"infection. {_description(cud)}",
+            _warning_summary(job, f"Fever {shown} °C ({fever.date})", cud),
+            f"A body temperature of **{shown} °C** was recorded on {fever.date} ({window_text}; fever is "
+            f"{FEVER_CELSIUS:g} °C or more), a sign of infection. {_description(cud)}",
             section, "warnings",
-            {"temperature": {"value": value, "unit": "Cel", "date": day(when), "observation": reference_key(obs)},
-             "threshold_celsius": FEVER_CELSIUS, "window_hours": TEMPERATURE_WINDOW.total_seconds() / 3600})]
+            {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
+                             **({"comparator": fever.comparator} if fever.comparator else {})},
+             "threshold_celsius": FEVER_CELSIUS, "window_hours": TEMPERATURE_WINDOW.limit,
+             "placed_at": "last instant of its date" if when and not when.exact else "as recorded"})]
     missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
     if missing:
         return [_unable(job, "active-infection", "COND", "warning", "for active infection", missing, section,
                         "warnings")]
+    if readings and not any(r.readable for r in readings):
+        newest = readings[0]
+        return [job.finding(
+            "active-infection", "COND", "warning",
+            f"Unable to check for fever for {job.drug.name}: newest temperature cannot be used "
+            f"({newest.shown or 'no value'}, {newest.date})",
+            f"No active infection is recorded, and no body temperature of the last {TEMPERATURE_WINDOW.limit} hours "
+            f"can be used: the newest ({newest.described()}). Fever is {FEVER_CELSIUS:g} °C or more "
+            f"({window_text}). {_description(cud)}",
+            section, "warnings",
+            {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
+                                         "found": r.shown, "problem": r.problem} for r in readings],
+             "window_hours": TEMPERATURE_WINDOW.limit}, unable=True)]
     return []
 
 
-@check("neutropenia", (13,), "LAB", "warnings", "neutrophil count")
+@check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", needs=(CONDITIONS, OBSERVATIONS))
 def check_neutropenia(job: Job) -> Iterable[Finding]:
     """#13 LAB warning: the newest absolute neutrophil count is below ``NEUTROPENIA_ANC_10E9_PER_L`` (units
     converted; a percentage is not usable), or an active condition in the drug's neutropenia value set. Monograph
@@ -229,15 +277,15 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         return []
     section = section_of(cud)
     matcher = job.run.value_set(VS_NEUTROPHIL_COUNT)
-    measure = (newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L")
-               if matcher else None)
-    if measure is not None and measure.found and measure.value is not None \
-            and measure.value < NEUTROPENIA_ANC_10E9_PER_L:
-        per_ul = round(measure.value * 1000)
+    measure = (newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L",
+                                  test=ANC_TEST) if matcher else None)
+    if measure is not None and measure.found and measure.meets:
+        shown = f"{measure.shown.split(' ')[0]} {GIGA_PER_L}"
+        per_ul = round((measure.value or 0.0) * 1000)
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            _warning_summary(job, f"Low neutrophil count {measure.value:g} {GIGA_PER_L} ({day(measure.when)})", cud),
-            f"The newest absolute neutrophil count is **{measure.value:g} {GIGA_PER_L}** ({per_ul} /\u00b5L, "
+            _warning_summary(job, f"Low neutrophil count {shown} ({day(measure.when)})", cud),
+            f"The newest absolute neutrophil count is **{shown}** ({per_ul} /\u00b5L, "
             f"{day(measure.when)}), below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}. {_description(cud)}",
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
     found = job.run.conditions_in(VS_NEUTROPENIA)
@@ -255,6 +303,16 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         missing = [CONDITIONS]
     if missing:
         return [_unable(job, "neutropenia", "LAB", "warning", "the neutrophil count", missing, section, "warnings")]
+    if measure is not None and measure.status == "unreadable":
+        label = "neutrophil count"
+        return [job.finding(
+            "neutropenia", "LAB", "warning",
+            f"Unable to check the neutrophil count for {job.drug.name}: {measure.brief(label)}",
+            f"{_sentence(measure.problem(label))}. An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is "
+            f"needed to check for neutropenia (below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}). "
+            f"{_description(cud)}",
+            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L},
+            unable=True)]
     return []
 
 
@@ -290,7 +348,7 @@ def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | No
     return request
 
 
-@check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring")
+@check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring", needs=(MEDICATIONS, OBSERVATIONS))
 def check_monitoring(job: Job) -> Iterable[Finding]:
     """#14 LAB info: a count is due by the drug's monitoring PlanDefinition: new therapy (no current order
     of the drug) and none within the baseline action's ``offsetRange``; on therapy and none within the
@@ -324,7 +382,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
                 "recorded, so the monitoring schedule could not be applied. " + str(plan.get("description") or ""),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
         started = min(known)
-        elapsed = (job.run.now - started).total_seconds() / 86400
+        elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date (windows.py)
         phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
         stage = f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting ({day(started)})"
     if phase is None:
@@ -332,49 +390,51 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     matcher = job.run.value_set(phase["value_set"])
     if matcher is None:
         return []
-    window = timedelta(days=phase["window"])
-    counts = observations_of(job.run.observations, matcher)
-    newest = counts[0] if counts else None
-    when = observation_time(newest) if newest else None
-    if when is not None and job.run.now - when <= window:
+    window = Window(phase["window"], "day", "counts")
+    measure = newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", window,
+                                 ANC_TEST)
+    if measure.found:
         return []
-    last = f"last {day(when)}" if when else "none recorded"
+    readable = measure.reading if measure.status == "stale" else measure.older
+    unreadable = measure.reading if measure.status == "unreadable" else measure.newest_unreadable
+    if readable is not None and readable.when is not None:
+        last = f"last {readable.date}, {window.how_old(readable.when, job.run.now)}"
+    else:
+        last = "none recorded" if unreadable is None else "no usable count"
+    also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
+            else "")
     request = _service_request(job, phase["action"])
     label = concept_text(phase["action"].get("code")) or "Blood count"
     suggestions = [Suggestion(label=f"Order {concept_text(request['code'])}", action="create",
                               description=f"Order {concept_text(request['code'])} ({label.lower()} monitoring)",
                               resource=request, recommended=True)] if request else []
-    value = quantity_value(newest, cells_10e9_per_l) if newest else None
     return [job.finding(
         "monitoring-due", "LAB", "info",
         f"{label} due for {job.drug.name} ({stage.split(' (')[0]}; {last})",
         f"{phase['action'].get('title', label)}: a result within **{phase['window']:g} days** is due "
-        f"({stage}); {last}. Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
+        f"({stage}; {window.rule}); {last}.{also} "
+        f"Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
         section, "monitoring",
         {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
-         "window_days": phase["window"], "last_count_date": day(when),
-         "last_count": {"value": value, "unit": "10*9/L"} if value is not None else None,
+         "window_days": phase["window"], "last_count_date": readable.date if readable else None,
+         "last_count": {"value": readable.value, "unit": "10*9/L"} if readable and readable.value is not None
+         else None,
+         **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
+                                  "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
          "plan": f"PlanDefinition/{plan.get('id')}", "action": phase["action"].get("id")},
         suggestions)]
 
 
 # --- pregnancy, breastfeeding -----------------------------------------------------------------------------
 
-def _newest_status(job: Job, code_vs: str, max_age: timedelta | None) -> Resource | None:
+def _newest_status(job: Job, code_vs: str, max_age: Window | None) -> Measurement | None:
+    """The newest readable status observation of the value set (``patient.newest_coded``), or None without
+    the value set."""
     matcher = job.run.value_set(code_vs)
-    if matcher is None:
-        return None
-    statuses = observations_of(job.run.observations, matcher)
-    if not statuses:
-        return None
-    newest = statuses[0]
-    when = observation_time(newest)
-    if max_age is not None and when is not None and job.run.now - when > max_age:
-        return None
-    return newest
+    return None if matcher is None else newest_coded(job.run.observations, matcher, job.run.now, max_age)
 
 
-@check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy")
+@check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy", needs=(CONDITIONS, OBSERVATIONS))
 def check_pregnancy(job: Job) -> Iterable[Finding]:
     """#15 PREG warning: an active pregnancy condition, or the newest pregnancy status observation (its
     code in the knowledge's pregnancy-status value set) answers pregnant (matched by code: "Not pregnant"
@@ -391,15 +451,25 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     else:
         status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
         pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
-        if status is not None and pregnant is not None and has_code_in(pregnant, status.get("valueCodeableConcept")):
-            when = observation_time(status)
-            evidence = f"pregnancy status: {concept_text(status.get('valueCodeableConcept'))}, {day(when)}"
-            facts = {"observation": reference_key(status), "date": day(when),
-                     "value": concept_text(status.get("valueCodeableConcept"))}
+        answer = status.observation.get("valueCodeableConcept") if status and status.observation else None
+        if status is not None and status.found and pregnant is not None and has_code_in(pregnant, answer):
+            evidence = f"pregnancy status: {concept_text(answer)}, {day(status.when)}"
+            facts = {"observation": reference_key(status.observation or {}), "date": day(status.when),
+                     "value": concept_text(answer)}
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
-        return [_unable(job, "pregnancy", "PREG", "warning", "pregnancy", missing, section, "pregnancy")] \
-            if missing else []
+        if missing:
+            return [_unable(job, "pregnancy", "PREG", "warning", "pregnancy", missing, section, "pregnancy")]
+        reading = status.reading if status is not None and status.status == "unreadable" else None
+        if reading is not None and PREGNANCY_STATUS_MAX_AGE.contains(reading.when, job.run.now):
+            label = "pregnancy status"
+            return [job.finding(
+                "pregnancy", "PREG", "warning",
+                f"Unable to check pregnancy for {job.drug.name}: {status.brief(label)}",
+                f"No pregnancy is recorded, and {status.problem(label)}. A pregnancy status answered with a code "
+                f"(status final) is needed. {_description(cud)}",
+                section, "pregnancy", status.facts("pregnancy_status"), unable=True)]
+        return []
     return [job.finding(
         "pregnancy", "PREG", "warning",
         fit(f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): {job.drug.name} warning, {_code_text(cud)}",
@@ -409,7 +479,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
 
-@check("breastfeeding", (16,), "LACT", "breastfeeding", "breastfeeding")
+@check("breastfeeding", (16,), "LACT", "breastfeeding", "breastfeeding", needs=(CONDITIONS, OBSERVATIONS))
 def check_breastfeeding(job: Job) -> Iterable[Finding]:
     """#16 LACT info: breastfeeding recorded, as an active condition of the breastfeeding value set or as
     the newest breastfeeding status observation (its code in the knowledge's breastfeeding-status value
@@ -427,11 +497,11 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
     else:
         status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
         answers = job.run.value_set(VS_BREASTFEEDING)
-        if status is not None and answers is not None and (
-                status.get("valueBoolean") is True or has_code_in(answers, status.get("valueCodeableConcept"))):
-            when = observation_time(status)
-            evidence = f"{concept_text(status.get('valueCodeableConcept')) or 'breastfeeding'}, {day(when)}"
-            facts = {"observation": reference_key(status), "date": day(when)}
+        obs = status.observation if status is not None and status.found else None
+        if obs is not None and answers is not None and (
+                obs.get("valueBoolean") is True or has_code_in(answers, obs.get("valueCodeableConcept"))):
+            evidence = f"{concept_text(obs.get('valueCodeableConcept')) or 'breastfeeding'}, {day(status.when)}"
+            facts = {"observation": reference_key(obs), "date": day(status.when)}
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
         return [_unable(job, "breastfeeding", "LACT", "info", "breastfeeding", missing, section, "breastfeeding")] \
@@ -467,7 +537,7 @@ def _prerequisite(cud: Resource) -> tuple[str | None, str]:
     return None, ""
 
 
-@check("indication", (17,), "COND", "summary", "the indication")
+@check("indication", (17,), "COND", "summary", "the indication", needs=(CONDITIONS, MEDICATIONS))
 def check_indication(job: Job) -> Iterable[Finding]:
     """#17 COND info: none of the drug's indications is recorded (conditions or the order's reason); or
     the recorded indication must follow other therapy (``otherTherapy`` indicated-only-before, e.g.

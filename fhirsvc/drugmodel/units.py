@@ -56,9 +56,9 @@ _KG = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.
 
 
 def weight_kg(value: float, unit: str | None) -> float | None:
-    """A body weight in kg."""
+    """A body weight in kg (None for a weight that is not positive: not a measurement)."""
     factor = _KG.get(_norm(unit).lower())
-    return None if factor is None else value * factor
+    return None if factor is None or value <= 0 else value * factor
 
 
 _ML_PER_MIN = {

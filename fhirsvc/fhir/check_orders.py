@@ -37,7 +37,7 @@ from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.checks.patient import parse_datetime
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.registry import R5
-from fhirsvc.fhirversion import r4b_class, r5_class
+from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge.store import Knowledge
 
 OPERATION = "check-orders"
@@ -274,8 +274,8 @@ def _proposal(resource: Mapping[str, Any] | None, version: str, local_id: str) -
     if version == R5:
         proposal = r5_shape(proposal)
     try:
-        (r5_class if version == R5 else r4b_class)(str(proposal["resourceType"])).model_validate(proposal)
-    except (ValidationError, ValueError, TypeError, KeyError):
+        resource_class(version, str(proposal["resourceType"])).model_validate(proposal)
+    except (ValidationError, UnknownResourceType, ValueError, TypeError, KeyError):
         return None
     return proposal
 

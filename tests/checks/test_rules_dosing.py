@@ -135,10 +135,10 @@ def test_weight_in_pounds_is_converted(knowledge):
 
 
 @pytest.mark.parametrize(("observations", "says"), [
-    pytest.param([weight(20, days=120)], "is 120 days old", id="stale-weight"),
-    pytest.param([weight(20, days=91)], "is 91 days old", id="91-days"),
-    pytest.param([], "no body weight is recorded", id="no-weight"),
-    pytest.param([weight(20, unit="stone")], "cannot be converted", id="unusable-unit"),
+    pytest.param([weight(20, days=120)], "is 120 days old (over 90 days)", id="stale-weight"),
+    pytest.param([weight(20, days=91)], "is 91 days old (over 90 days)", id="91-days"),
+    pytest.param([], "no body weight recorded", id="no-weight"),
+    pytest.param([weight(20, unit="stone")], "cannot be used (20 stone, 2026-11-19)", id="unusable-unit"),
 ])
 def test_missing_or_stale_weight_says_unable_to_check(knowledge, observations, says):
     observations = [*observations, RECENT_KIDNEY, RECENT_ANC]
@@ -241,7 +241,7 @@ def test_renal_update_keeps_the_dose_and_bounds(knowledge):
 
 @pytest.mark.parametrize(("observations", "says"), [
     pytest.param([], "no kidney function result (creatinine clearance or eGFR) in the last 180 days", id="none"),
-    pytest.param([crcl(80, days=181)], "the newest kidney function result is 181 days old", id="stale"),
+    pytest.param([crcl(80, days=181)], "newest kidney function result is 181 days old (over 180 days)", id="stale"),
     pytest.param([observation("2160-0", 1.0, "mg/dL", 3)], "no kidney function result", id="creatinine-only"),
 ])
 def test_no_recent_kidney_result_is_info_unable_to_check(knowledge, observations, says):

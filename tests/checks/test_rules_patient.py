@@ -174,8 +174,11 @@ def status(code: str, answer: dict, days: float) -> dict:
     pytest.param([], [status("82810-3", NOT_PREGNANT, 10)], False, id="status-not-pregnant"),
     pytest.param([], [status("82810-3", PREGNANT, 40), status("82810-3", NOT_PREGNANT, 5)], False,
                  id="newer-not-pregnant"),
-    pytest.param([], [status("82810-3", concept(text="Not pregnant"), 5)], False, id="text-not-pregnant"),
+    pytest.param([], [status("82810-3", concept(text="Not pregnant"), 5)], "unable", id="text-not-pregnant"),
+    pytest.param([], [status("82810-3", concept(text="Not pregnant"), 5), status("82810-3", NOT_PREGNANT, 20)],
+                 False, id="text-newest-coded-older-decides"),
     pytest.param([], [status("82810-3", PREGNANT, 400)], False, id="status-older-than-42-weeks"),
+    pytest.param([], [status("82810-3", concept(text="?"), 400)], False, id="unreadable-older-than-42-weeks"),
 ])
 def test_pregnancy(knowledge, conditions, observations, fires):
     ctx = context(med_request(), **quiet(conditions=[RA, *conditions],
@@ -184,6 +187,7 @@ def test_pregnancy(knowledge, conditions, observations, fires):
     assert rules(found) == (["pregnancy"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("PREG", "warning", "pregnancy")
+        assert found[0].unable == (fires == "unable")
 
 
 BREASTFEEDING = concept({"system": LOINC, "code": "LA29252-6", "display": "Currently breastfeeding"})
