@@ -14,6 +14,7 @@ with the bearer token of this call only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -68,14 +69,23 @@ class FhirServer:
         self.http = http
         self.deadline = time.monotonic() + settings.deadline
         self.base: Url | None = None
+        self.refusal: str | None = None  # why fhirServer is refused, logged the first time it is needed
+        self._lock = threading.Lock()
         if base:
             try:
                 self.base = settings.allowlist.check(base)
             except UrlRefused as exc:
-                log.warning("fhirServer refused: host %s: %s", host_for_log(base), exc)
+                self.refusal = f"host {host_for_log(base)}: {exc}"
 
     @property
     def usable(self) -> bool:
+        """Whether fhirServer may be read; asked only when something must be fetched, so a refused server is
+        logged (its host and why, never the token) once, and only when the call needed it."""
+        if self.base is None and self.refusal:
+            with self._lock:
+                if self.refusal:
+                    log.warning("fhirServer refused: %s", self.refusal)
+                    self.refusal = None
         return self.base is not None
 
     def admit(self, url: str) -> Url:
@@ -277,7 +287,7 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
             resolved[reference] = dict(found)
         elif not reference.startswith("#"):
             wanted.append(reference)
-    fetchable = list(dict.fromkeys(wanted))[:limit] if server is not None and server.usable else []
+    fetchable = list(dict.fromkeys(wanted))[:limit] if wanted and server is not None and server.usable else []
     if not fetchable:
         return resolved
     fetch: Callable[[str], dict[str, Any]] = server.get
