@@ -293,6 +293,28 @@ def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = 
     return body
 
 
+def check_orders_bundle(orders: int = 1, prefetch: int = 100) -> dict:
+    """The order-sign workload as a ``$check-orders`` input: one collection Bundle of the draft orders and the
+    same patient data."""
+    data = patient_data(prefetch)
+    resources = [*draft_orders(orders), *(r for key in ("patient", "conditions", "allergies", "medications",
+                                                        "observations") for r in data[key])]
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def patient_view(prefetch: int = 100) -> dict:
+    """A patient-view request for the same patient, on anakinra for 60 days (an active order in the medication
+    list), with the same prefetched data (no allergies: patient-view does not read them)."""
+    data = patient_data(prefetch)
+    therapy = kineret_order("kineret-current")
+    therapy.update(status="active", authoredOn=(datetime.now(UTC) - timedelta(days=60)).date().isoformat())
+    return {"hook": "patient-view", "hookInstance": "6f1c2f8e-bench-4bd6-9a0e-000000000002",
+            "context": {"userId": "Practitioner/bench", "patientId": PATIENT_ID},
+            "prefetch": {"patient": data["patient"][0], "conditions": _bundle(data["conditions"]),
+                         "medications": _bundle([therapy, *data["medications"]]),
+                         "observations": _bundle(data["observations"])}}
+
+
 # --- a stand-in FHIR server -------------------------------------------------------------------------------
 
 

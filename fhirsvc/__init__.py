@@ -1,37 +1,23 @@
-"""fhirsvc: a drug monograph as computable FHIR knowledge, served over FHIR REST and CDS Hooks."""
+"""fhirsvc: a drug monograph as computable FHIR knowledge, served over FHIR REST and CDS Hooks.
+
+``create_app`` (``fhirsvc.app``) and ``get_knowledge`` are loaded on first use, so that importing a Flask-free part
+of the package (the checks, the knowledge) does not load Flask.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from typing import Any
-
-from flask import Flask
-
-from fhirsvc import cors, errors, fhir, governance, health, monograph, storage
-from fhirsvc.cds import views as cds_views
-from fhirsvc.config import knowledge_dirs, load_config
-from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
 
 __all__ = ["create_app", "get_knowledge"]
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, knowledge (validated; bad knowledge raises KnowledgeError), the database
-    (StorageError if it cannot be used), routes."""
-    app = Flask(__name__)
-    app.config.update(load_config(config))
-    app.json.sort_keys = False
-    logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
-    knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config),
-                                                               app.config["VALIDATION_CACHE"] or None)
-    errors.init_app(app)
-    cors.init_app(app)
-    app.register_blueprint(health.blueprint)
-    fhir.init_app(app, knowledge)
-    storage.init_app(app)
-    cds_views.init_app(app, knowledge)
-    monograph.init_app(app)
-    governance.init_app(app)
-    return app
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from fhirsvc.app import create_app
 
+        return create_app
+    if name == "get_knowledge":
+        from fhirsvc.knowledge import get_knowledge
+
+        return get_knowledge
+    raise AttributeError(f"module 'fhirsvc' has no attribute {name!r}")

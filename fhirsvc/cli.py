@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "critical, 1 a critical finding, 2 unreadable input.")
     check.add_argument("file", type=Path, metavar="FILE.json", help="the saved request or Bundle")
     check.add_argument("--json", action="store_true", help="print the findings and cards as JSON")
+    check.add_argument("--fhir", nargs="?", const="R4", choices=("R4", "R5"), metavar="R4|R5",
+                       help="print the findings as the $check-orders answer: a FHIR Bundle of DetectedIssues "
+                            "(R4 unless R5 is given)")
     check.add_argument("--now", type=_instant, metavar="ISO",
                        help="the clock for the checks, e.g. 2026-11-24T12:00:00Z (default: now; no zone means UTC)")
 
@@ -65,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve_app(args.host, args.port, args.workers)
     if args.command == "check":
-        return check_file(args.file, as_json=args.json, now=args.now)
+        return check_file(args.file, as_json=args.json, now=args.now, fhir=args.fhir)
     return validate_knowledge(args.paths)
 
 
@@ -77,9 +80,10 @@ def _instant(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def check_file(path: Path, as_json: bool = False, now: datetime | None = None) -> int:
-    """Run the checks offline on ``path``; print a table (or JSON). 0 if nothing is critical, 1 if a finding
-    is critical, 2 if the input cannot be read (one line on stderr) or the knowledge does not load."""
+def check_file(path: Path, as_json: bool = False, now: datetime | None = None, fhir: str | None = None) -> int:
+    """Run the checks offline on ``path``; print a table (or JSON, or with ``fhir`` = R4 or R5 the FHIR Bundle of
+    DetectedIssues that $check-orders answers). 0 if nothing is critical, 1 if a finding is critical, 2 if the
+    input cannot be read (one line on stderr) or the knowledge does not load."""
     from fhirsvc.cds.offline import (
         DEFAULT_PUBLIC_BASE,
         UnreadableInput,
@@ -107,8 +111,20 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None) -
     except UnreadableInput as exc:
         print(f"fhirsvc check: {path}: {exc}", file=sys.stderr)
         return 2
+    if fhir:
+        from fhirsvc.fhir.check_orders import answer
+
+        public = str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE).rstrip("/")
+        assert result.evaluation is not None
+        bundle = document if isinstance(document, dict) and document.get("resourceType") == "Bundle" else None
+        output = json.dumps(answer(result.evaluation, result.request, fhir, f"{public}/fhir/{fhir}", bundle), indent=2,
+                            ensure_ascii=False)
+    elif as_json:
+        output = json.dumps(findings_json(result), indent=2, ensure_ascii=False)
+    else:
+        output = findings_table(result)
     try:
-        print(json.dumps(findings_json(result), indent=2, ensure_ascii=False) if as_json else findings_table(result))
+        print(output)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. piped into head: not an error of the checks
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,32 +1,28 @@
 """One exception tree, turned into an OperationOutcome (FHIR routes) or a JSON error (CDS routes).
 
-    FhirsvcError
+    FhirsvcError             status, FHIR issue code, public message, per-field messages
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
      +-- ConfigError         a setting that cannot be served safely; stops start-up (the message says which)
      +-- ApiError            a request that cannot be served (status, FHIR issue code, diagnostics)
+     +-- cds.prefetch.PreconditionFailed   412: nothing about the patient could be had
+     +-- cds.prefetch.FetchError           502: a FHIR server fetch failed (read as "unavailable" data)
+     +-- cds.auth.AuthError                401: the caller is not authenticated (no detail answered)
+     +-- cds.feedback.FeedbackInvalid      400: the feedback does not conform (each bad field named)
+     +-- cds.offline.UnreadableInput       400: a document `fhirsvc check` cannot read
 
 Foreign exceptions are translated where they happen (``raise ... from exc``); anything left over
-becomes a 500 whose body says nothing about the code, while the traceback goes to the log.
+becomes a 500 whose body says nothing about the code, while the traceback goes to the log. This module holds
+no Flask: the handlers that answer these errors are in ``fhirsvc.handlers``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, json, request
-from markupsafe import escape
-from werkzeug.exceptions import HTTPException
-
 if TYPE_CHECKING:
     from fhirsvc.knowledge.problems import Problem
-
-log = logging.getLogger(__name__)
-
-CDS_PREFIX = "/cds-services"
-HTML_PREFIX = "/monographs"  # HTML pages: their errors are HTML too
 
 # FHIR issue-type codes (http://hl7.org/fhir/issue-type) for the HTTP statuses we answer with.
 _ISSUE_CODES = {
@@ -42,7 +38,20 @@ _ISSUE_CODES = {
 
 
 class FhirsvcError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose: the registered handler answers it with ``status``,
+    ``code`` (FHIR issue type), ``public_message`` and ``fields``."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    fields: dict | None = None
+
+    @property
+    def code(self) -> str:
+        return _ISSUE_CODES.get(self.status, "processing")
+
+    @property
+    def public_message(self) -> str:
+        """What the answer says (the message, unless the class must not tell more)."""
+        return str(self)
 
 
 class KnowledgeError(FhirsvcError):
@@ -65,8 +74,12 @@ class ApiError(FhirsvcError):
         super().__init__(diagnostics)
         self.status = HTTPStatus(status)
         self.diagnostics = diagnostics
-        self.code = code or _ISSUE_CODES.get(self.status, "processing")
+        self._code = code
         self.fields = fields  # per-field messages (CDS request validation)
+
+    @property
+    def code(self) -> str:
+        return self._code or _ISSUE_CODES.get(self.status, "processing")
 
 
 def operation_outcome(diagnostics: str, code: str = "processing", severity: str = "error") -> dict:
@@ -75,43 +88,3 @@ def operation_outcome(diagnostics: str, code: str = "processing", severity: str 
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
     }
-
-
-def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,
-                   fields: dict | None = None) -> Response:
-    """Answer an error in the format of the route: CDS JSON error, HTML page or FHIR OperationOutcome."""
-    if request.path.startswith(HTML_PREFIX):
-        text = f"<!doctype html><title>{status.phrase}</title><h1>{status.phrase}</h1><p>{escape(diagnostics)}</p>"
-        return Response(text, status=status, mimetype="text/html")
-    if request.path.startswith(CDS_PREFIX):
-        body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
-        mimetype = "application/json"
-    else:
-        body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
-        mimetype = "application/fhir+json"
-    response = Response(json.dumps(body), status=status, mimetype=mimetype)
-    if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more
-        response.headers["WWW-Authenticate"] = "Bearer"
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Register the handlers that turn every error into a well-formed body."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.diagnostics, exc.code, exc.fields)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = HTTPStatus(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
-        response = error_response(status, exc.description or status.phrase)
-        valid_methods = getattr(exc, "valid_methods", None)
-        if valid_methods:
-            response.headers["Allow"] = ", ".join(valid_methods)
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "exception")

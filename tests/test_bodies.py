@@ -12,7 +12,7 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhirsvc import bodies, errors
+from fhirsvc import bodies, handlers
 from fhirsvc.bodies import MAX_DEPTH, ORJSON_DEPTH_LIMIT, json_body, too_deep
 
 DEEP = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
@@ -21,7 +21,7 @@ DEEP = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
 @pytest.fixture(scope="module")
 def client():
     app = Flask(__name__)
-    errors.init_app(app)
+    handlers.init_app(app)
 
     @app.post("/cds-services/echo")
     def echo():

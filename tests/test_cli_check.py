@@ -145,9 +145,19 @@ def test_request_without_any_patient_data_is_unreadable(capsys, tmp_path):
 
 
 def test_other_hooks_are_refused(capsys, tmp_path):
-    body = {"hook": "patient-view", "hookInstance": "x", "context": {"userId": "Practitioner/1", "patientId": "p"}}
+    body = {"hook": "encounter-start", "hookInstance": "x", "context": {"userId": "Practitioner/1", "patientId": "p"}}
     status, _, err = check(capsys, str(write(tmp_path, body)))
-    assert status == 2 and "patient-view" in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and "encounter-start" in err and "patient-view" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_patient_view_request_gives_its_reminders(capsys, tmp_path):
+    on_therapy = kineret("mr-cur", status="active", authoredOn="2026-09-01")
+    body = {"hook": "patient-view", "hookInstance": "x", "context": {"userId": "Practitioner/1", "patientId": "p-42"},
+            "prefetch": {"patient": PATIENT, "conditions": bundle(RA), "medications": bundle(on_therapy),
+                         "observations": None}}
+    status, out, err = check(capsys, str(write(tmp_path, body)), "--now", NOW)
+    assert status == 0 and err == ""
+    assert "patient-view" in out and "Neutrophil count overdue for anakinra" in out
 
 
 # --- plain Bundles --------------------------------------------------------------------------------------
@@ -280,3 +290,27 @@ def test_the_installed_command_never_prints_a_traceback(tmp_path):
                           check=False, cwd=ROOT)
     assert done.returncode == 2
     assert done.stdout == "" and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_fhir_prints_the_check_orders_bundle(capsys, version):
+    from tests.fhir.conftest import assert_valid_r4, assert_valid_r5
+
+    status, out, _ = check(capsys, "--fhir", version, "--now", NOW, str(LIVE_VACCINE))
+    answer = json.loads(out)
+    (assert_valid_r5 if version == "R5" else assert_valid_r4)(answer)
+    status_table, table, _ = check(capsys, "--now", NOW, str(LIVE_VACCINE))
+    issues = [e["resource"] for e in answer["entry"]]
+    assert answer["type"] == "searchset" and answer["total"] == len(issues) == len(table.splitlines()) - 3
+    assert {i["resourceType"] for i in issues} == {"DetectedIssue"}
+    assert "high" in {i["severity"] for i in issues} and status == status_table == 1  # the exit status is kept
+    assert answer["link"][0]["url"].endswith(f"/fhir/{version}/$check-orders")
+
+
+def test_fhir_on_a_bundle_names_the_orders_by_their_full_url(capsys, tmp_path):
+    posted = bundle(kineret(mg=300), PATIENT)
+    posted["entry"][0]["fullUrl"] = "urn:uuid:0b5e6a3c-1d2f-4e5a-8b9c-0d1e2f3a4b5c"
+    status, out, _ = check(capsys, "--fhir", "--now", NOW, str(write(tmp_path, posted)))
+    issues = [e["resource"] for e in json.loads(out)["entry"]]
+    assert issues and status == 0
+    assert {i["implicated"][0]["reference"] for i in issues} == {"urn:uuid:0b5e6a3c-1d2f-4e5a-8b9c-0d1e2f3a4b5c"}

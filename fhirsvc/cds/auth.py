@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache
+from fhirsvc.errors import FhirsvcError
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -65,8 +67,15 @@ JWKS_REFETCH_INTERVAL = 60.0
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-class AuthError(Exception):
-    """The caller is not authenticated; the view answers 401 without detail, as the spec's best practices advise."""
+class AuthError(FhirsvcError):
+    """The caller is not authenticated; the answer is 401 without detail, as the spec's best practices advise
+    (the reason is logged)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+    @property
+    def public_message(self) -> str:
+        return "authentication required"
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from fhirsvc.errors import FhirsvcError
 
 OUTCOMES = ("accepted", "overridden")
 
@@ -16,8 +19,18 @@ OUTCOMES = ("accepted", "overridden")
 _DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
 
 
-class FeedbackInvalid(Exception):
+class FeedbackInvalid(FhirsvcError):
     """The posted feedback does not conform; ``errors`` maps each bad field (with its index) to messages."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+    @property
+    def public_message(self) -> str:
+        return "the feedback is not valid"
+
+    @property
+    def fields(self) -> dict:  # type: ignore[override]
+        return self.errors
 
     def __init__(self, errors: dict):
         super().__init__("invalid feedback")

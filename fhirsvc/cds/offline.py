@@ -4,7 +4,8 @@ A saved request (``order-select`` / ``order-sign``) is evaluated as the service 
 is fetched: the FHIR server allow-list is empty, so a prefetch key that is missing counts as unavailable
 ("Unable to check"). A plain Bundle holds the orders and, optionally, the patient's data: the orders are
 its entries with status ``draft`` (MedicationRequest, DSTU2 MedicationOrder, ServiceRequest, Immunization),
-or every MedicationRequest if none is a draft; the rest (Patient, Condition, AllergyIntolerance,
+else the MedicationRequests a transaction Bundle creates (``request.method`` POST or PUT), else every
+MedicationRequest; the rest (Patient, Condition, AllergyIntolerance,
 Observation, other MedicationRequests and MedicationStatements, Medication) is the patient's record, and
 what the Bundle does not hold counts as "nothing recorded".
 
@@ -17,21 +18,21 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
 from requests.adapters import HTTPAdapter
 
-from fhirsvc.cds.cards import build_cards
-from fhirsvc.cds.orders import ORDER_TYPES, order_ids, read_draft_orders
+from fhirsvc.cds.orders import ORDER_TYPES
+from fhirsvc.cds.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
-from fhirsvc.cds.relevance import judged_context
 from fhirsvc.cds.schemas import validate_request
-from fhirsvc.cds.services import HOOKS
+from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
 from fhirsvc.cds.urlpolicy import UrlPolicy
-from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
+from fhirsvc.errors import FhirsvcError
 from fhirsvc.knowledge import Knowledge
 
 DEFAULT_PUBLIC_BASE = "http://127.0.0.1:8080"  # where `make run` serves the monograph pages
@@ -42,9 +43,11 @@ _CONTEXT_TYPES = {  # resource type in a plain Bundle -> prefetch key
 }
 
 
-class UnreadableInput(ValueError):
+class UnreadableInput(FhirsvcError, ValueError):
     """The input is not JSON, not a CDS Hooks order request or a FHIR Bundle, or has nothing to check.
     The message is one line, meant for a person."""
+
+    status = HTTPStatus.BAD_REQUEST
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class OfflineResult:
     judged: tuple[str, ...]  # Type/id of the judged orders
     findings: list[Finding] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: Evaluation | None = None  # the pipeline's result, for other faces ($check-orders' Bundle)
+    request: Mapping[str, Any] = field(default_factory=dict)  # the validated request the document stands for
 
     @property
     def critical(self) -> bool:
@@ -89,14 +94,23 @@ def _searchset(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "entry": [{"resource": r} for r in resources]}
 
 
-def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
-    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data."""
+def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
+    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
+    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too)."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise UnreadableInput("the Bundle's entry is not an array")
     resources = [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
                  and isinstance(e["resource"].get("resourceType"), str)]
-    orders = [r for r in resources if r["resourceType"] in ORDER_TYPES and r.get("status") == "draft"]
+    selected = set(selections)
+    orders = [r for r in resources if r["resourceType"] in ORDER_TYPES
+              and (r.get("status") == "draft" or f"{r['resourceType']}/{r.get('id')}" in selected)]
+    if not orders and bundle.get("type") == "transaction":
+        created = {id(e["resource"]) for e in entries
+                   if isinstance(e, Mapping) and isinstance(e.get("request"), Mapping)
+                   and e["request"].get("method") in ("POST", "PUT")}
+        orders = [r for r in resources if r["resourceType"] in ("MedicationRequest", "MedicationOrder")
+                  and id(r) in created]
     if not orders:
         orders = [r for r in resources if r["resourceType"] in ("MedicationRequest", "MedicationOrder")]
     if not orders:
@@ -110,11 +124,13 @@ def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("conditions", "allergies", "medications", "observations"):
         prefetch[key] = _searchset([r for r in rest if _CONTEXT_TYPES.get(r["resourceType"]) == key])
     medications = [r for r in rest if r["resourceType"] == "Medication"]
-    return {"hook": "order-sign", "hookInstance": OFFLINE_HOOK_INSTANCE,
-            "context": {"userId": "Practitioner/offline", "patientId": str(patient_id),
-                        "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                                        "entry": [{"resource": r} for r in [*orders, *medications]]}},
-            "prefetch": prefetch}
+    context = {"userId": "Practitioner/offline", "patientId": str(patient_id),
+               "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": r} for r in [*orders, *medications]]}}
+    if selected:
+        context["selections"] = list(selections)
+    return {"hook": "order-select" if selected else "order-sign", "hookInstance": OFFLINE_HOOK_INSTANCE,
+            "context": context, "prefetch": prefetch}
 
 
 def as_request(document: Any) -> dict[str, Any]:
@@ -134,8 +150,9 @@ def as_request(document: Any) -> dict[str, Any]:
         data = validate_request(body)
     except ValidationError as exc:
         raise UnreadableInput(f"not a valid CDS Hooks request: {_one_line(exc.messages)}") from None
-    if data["hook"] not in HOOKS:
-        raise UnreadableInput(f"hook {data['hook']!r} is not checked here (only {' and '.join(HOOKS)})")
+    if data["hook"] not in (*HOOKS, PATIENT_VIEW):
+        raise UnreadableInput(f"hook {data['hook']!r} is not checked here (only {', '.join(HOOKS)} and "
+                              f"{PATIENT_VIEW})")
     return data
 
 
@@ -154,23 +171,19 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
     answer. Nothing is fetched. UnreadableInput if the document cannot be checked."""
     data = as_request(document)
     now = now or datetime.now(UTC)
-    context = data["context"]
     try:
-        orders, others = read_draft_orders(context["draftOrders"])
-        judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
-                                                                 for o in orders])
         # the empty allow-list admits no server: the adapter never sends
-        patient = judged_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(), now,
-                                 knowledge)
-        findings = run_checks(patient, knowledge) if patient is not None else []
-        cards = build_cards(findings, context["patientId"], knowledge, public_base.rstrip("/"))
+        handler = evaluate_patient_view if data["hook"] == PATIENT_VIEW else evaluate_orders
+        result = handler(data, {}, FetchSettings(UrlPolicy(())), HTTPAdapter(), knowledge, public_base.rstrip("/"),
+                         now)
     except PreconditionFailed as exc:
         raise UnreadableInput(str(exc)) from None
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise UnreadableInput(f"the request's resources have an unexpected structure ({type(exc).__name__})") \
             from None
-    refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in orders if o.get("id") in judged)
-    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=findings, cards=cards)
+    refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in result.orders if o.get("id") in result.judged)
+    return OfflineResult(hook=data["hook"], now=now, judged=refs, findings=result.findings, cards=result.cards,
+                         evaluation=result, request=data)
 
 
 def findings_json(result: OfflineResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -30,17 +31,22 @@ from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.urlpolicy import Url, UrlPolicy, UrlRefused, host_for_log
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
+from fhirsvc.errors import FhirsvcError
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 
 
-class FetchError(Exception):
+class FetchError(FhirsvcError):
     """A FHIR server fetch that did not give a usable FHIR JSON answer (the message says why)."""
 
+    status = HTTPStatus.BAD_GATEWAY
 
-class PreconditionFailed(Exception):
+
+class PreconditionFailed(FhirsvcError):
     """Nothing about the patient could be had: the call answers 412 with this explanation."""
+
+    status = HTTPStatus.PRECONDITION_FAILED
 
 
 @dataclass(frozen=True)

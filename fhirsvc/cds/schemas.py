@@ -42,6 +42,17 @@ class OrderContextSchema(Schema):
             raise ValidationError("entry must be an array", "draftOrders")
 
 
+class PatientViewContextSchema(Schema):
+    """patient-view context: the user and the patient (the encounter optional)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    userId = fields.String(required=True, validate=validate.Length(min=1))
+    patientId = fields.String(required=True, validate=validate.Length(min=1))
+    encounterId = fields.String()
+
+
 class RequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -61,17 +72,20 @@ class RequestSchema(Schema):
 
 
 # Built once: a schema keeps no state between loads, and building one costs as much as a load.
-_REQUEST, _ORDER_CONTEXT = RequestSchema(), OrderContextSchema()
+_REQUEST, _ORDER_CONTEXT, _PATIENT_VIEW_CONTEXT = RequestSchema(), OrderContextSchema(), PatientViewContextSchema()
 
 
 def validate_request(body: object) -> dict:
-    """The validated envelope with an order-hook context; raises ValidationError with field messages."""
+    """The validated envelope with an order-hook or patient-view context; raises ValidationError with field
+    messages."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the request body must be a JSON object"]})
     data = _REQUEST.load(body)
-    if data["hook"] in ("order-select", "order-sign"):
+    context_schema = _PATIENT_VIEW_CONTEXT if data["hook"] == "patient-view" else (
+        _ORDER_CONTEXT if data["hook"] in ("order-select", "order-sign") else None)
+    if context_schema is not None:
         try:
-            data["context"] = _ORDER_CONTEXT.load(data["context"])
+            data["context"] = context_schema.load(data["context"])
         except ValidationError as exc:
             raise ValidationError({"context": exc.messages}) from exc
         if data["hook"] == "order-select" and not data["context"].get("selections"):

@@ -1,27 +1,34 @@
 """The service declarations: one table drives discovery and routing (CDS Hooks 2.0.1 "Discovery").
 
-Each hook has a service of its own id (``medication-safety-order-select``, ``medication-safety-order-sign``):
-ids are unique in discovery, as clients such as the CDS Hooks sandbox key the services they discover by id
-(docs/cds-checks.md, "Service contract"). The earlier id ``medication-safety``, which served both hooks, still
-answers both for existing callers (deprecated, not listed in discovery); the call is then routed by the
-body's ``hook``. Prefetch keys are the service contract's; the observation codes come from the knowledge's
-LOINC value sets.
+Each hook has a service of its own id (``medication-safety-order-select``, ``medication-safety-order-sign``,
+``medication-safety-patient-view``): ids are unique in discovery, as clients such as the CDS Hooks sandbox key the
+services they discover by id (docs/cds-checks.md, "Service contract"). The earlier id ``medication-safety``, which
+served both order hooks, still answers both for existing callers (deprecated, not listed in discovery); the call
+is then routed by the body's ``hook``. ``patient-view`` gives monitoring reminders for patients already on
+therapy. Each declaration names the pipeline that answers it (``cds.pipeline``). Prefetch keys are the service
+contract's; the observation codes come from the knowledge's LOINC value sets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from fhirsvc.cds.pipeline import evaluate_orders, evaluate_patient_view
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
 HOOKS = ("order-select", "order-sign")
+PATIENT_VIEW = "patient-view"
 LEGACY_SERVICE_ID = "medication-safety"  # deprecated: one id for both order hooks; not in discovery
 
 
 def service_id(hook: str) -> str:
     """The id of the service for ``hook``."""
     return f"medication-safety-{hook}"
+
+
+PATIENT_VIEW_ID = service_id(PATIENT_VIEW)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Service:
     description: str
     prefetch: dict[str, str]
     usage_requirements: str
+    handler: Callable = field(default=evaluate_orders, compare=False)  # the pipeline that answers a call
 
     def discovery(self) -> dict:
         return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
@@ -61,9 +69,18 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
     drugs = ", ".join(sorted(mk["name"][0] for mk in knowledge.of_type("MedicationKnowledge") if mk.get("name")))
     usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
              "(allow-listed servers only). Checks whose data cannot be had say 'Unable to check'.")
-    return tuple(Service(
+    orders = tuple(Service(
         service_id(hook), hook, "Medication safety checks from drug monographs",
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
         prefetch, usage) for hook in HOOKS)
+    view = Service(
+        PATIENT_VIEW_ID, PATIENT_VIEW, "Monitoring reminders for patients on therapy",
+        f"For a patient with a current order of a drug of the monograph knowledge ({drugs}): what its monitoring "
+        "plan says is due (blood counts overdue, kidney function never measured), an active infection or fever "
+        "while on therapy, a live vaccine due or ordered. Nothing for patients on none of these drugs.",
+        {key: prefetch[key] for key in ("patient", "conditions", "medications", "observations")},
+        "Works best with the prefetch data; without it the service reads the same data from fhirServer "
+        "(allow-listed servers only). Without the medication list, nothing is said.", evaluate_patient_view)
+    return (*orders, view)

@@ -23,18 +23,14 @@ from requests.adapters import HTTPAdapter
 from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
-from fhirsvc.cds.cards import build_cards
-from fhirsvc.cds.feedback import FeedbackInvalid, parse_feedback
-from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
-from fhirsvc.cds.relevance import judged_context
+from fhirsvc.cds.auth import JwtVerifier, load_issuers
+from fhirsvc.cds.feedback import parse_feedback
+from fhirsvc.cds.prefetch import FetchSettings
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
 from fhirsvc.cds.urlpolicy import UrlPolicy
-from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.index import drug_index
-from fhirsvc.errors import ApiError, ConfigError
+from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.knowledge import Knowledge, get_knowledge
 from fhirsvc.storage import get_store
 
@@ -115,11 +111,7 @@ def authenticate() -> None:
     """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL."""
     if not state().auth_required:
         return
-    try:
-        state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)
-    except AuthError as exc:
-        log.info("CDS request refused: %s", exc)
-        raise ApiError(HTTPStatus.UNAUTHORIZED, "authentication required") from None
+    state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # AuthError: 401
 
 
 @blueprint.get("")
@@ -141,7 +133,7 @@ def call(service_id: str) -> Any:
         cards = evaluate(service_id, body)
         outcome["cards"] = len(cards)
         return current_app.response_class(orjson.dumps({"cards": cards}), mimetype="application/json")
-    except ApiError as exc:
+    except FhirsvcError as exc:
         outcome["status"] = exc.status
         raise
     except Exception:
@@ -160,32 +152,18 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
         raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
                        fields=exc.messages) from None
     service = state().service(service_id, request_data["hook"])
-    context = request_data["context"]
-    orders, others = read_draft_orders(context["draftOrders"])
-    judged = order_ids(orders, context.get("selections") or [o.get("resourceType", "") + "/" + str(o.get("id"))
-                                                             for o in orders])
-    knowledge = get_knowledge()
-    try:
-        patient = judged_context(request_data, service.prefetch, orders, others, judged, state().fetch,
-                                 state().http, now or datetime.now(UTC), knowledge)
-    except PreconditionFailed as exc:
-        raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
-    if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched
-        return []
-    findings = run_checks(patient, knowledge)
-    cards = build_cards(findings, context["patientId"], knowledge, public_base())
-    state().feedback.remember_cards(service_id, cards, [finding.drug for finding in findings])  # a card per finding
-    return cards
+    result = service.handler(request_data, service.prefetch, state().fetch, state().http, get_knowledge(),
+                             public_base(), now or datetime.now(UTC))  # PreconditionFailed: 412
+    # a card per finding: each card's drug for the statistics
+    state().feedback.remember_cards(service_id, result.cards, [finding.drug for finding in result.findings])
+    return result.cards
 
 
 @blueprint.post("/<service_id>/feedback")
 def feedback(service_id: str) -> dict:
     authenticate()
     state().service(service_id)
-    try:
-        items = parse_feedback(json_body())
-    except FeedbackInvalid as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the feedback is not valid", fields=exc.errors) from None
+    items = parse_feedback(json_body())  # FeedbackInvalid: 400 naming each bad field
     stored = state().feedback.record(service_id, items)
     return {"received": len(items), "stored": stored}
 

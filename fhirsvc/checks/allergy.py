@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from fhirsvc.checks.base import Job, check, unavailable_text
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
-from fhirsvc.checks.drugs import section_of, value_set_of
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import allergy_concepts, concept_codes, concept_text, reference_key
+from fhirsvc.drugmodel.profile import section_of, value_set_of
 
 
 def _allergy_name(allergy) -> str:

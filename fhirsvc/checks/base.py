@@ -26,7 +26,6 @@ from fhirsvc.checks.context import (
     PatientContext,
 )
 from fhirsvc.checks.dose import DailyDose, daily_dose
-from fhirsvc.checks.drugs import DrugProfile, Guideline, Interaction
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
 from fhirsvc.checks.patient import (
@@ -44,6 +43,7 @@ from fhirsvc.checks.patient import (
     reference_key,
 )
 from fhirsvc.checks.recognition import medication_concepts
+from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 

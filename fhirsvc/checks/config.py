@@ -19,16 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhirsvc.checks.windows import Window
+from fhirsvc.drugmodel.profile import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
 
-CANONICAL = "https://fhirsvc.org/fhir/"
-EXT_VALUE_SET = CANONICAL + "StructureDefinition/value-set"
-EXT_SOURCE_SECTION = CANONICAL + "StructureDefinition/source-section"
-EXT_WASHOUT = CANONICAL + "StructureDefinition/washout-period"
-
-
-def value_set_url(name: str) -> str:
-    """Canonical URL of one of the knowledge's value sets."""
-    return f"{CANONICAL}ValueSet/{name}"
+__all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
 
 
 # --- Card topics -------------------------------------------------------------------------------------
@@ -131,6 +124,12 @@ INTERACTION_RULES: dict[str, InteractionRule] = {
         "live-vaccine", "critical", "live-vaccine-reverse", "critical", "live-vaccine-washout", "warning",
         "live-vaccines", current_medications=False, reverse_drafts=True),
 }
+
+
+# patient-view (#19 on the medication list): the interaction classes whose members, recorded as due or ordered
+# (a MedicationRequest that still stands), get a reminder while the drug is current. Live vaccines: the
+# monograph's Vaccines warning applies throughout therapy, and a vaccination is planned between orders.
+PATIENT_VIEW_INTERACTION_CLASSES = frozenset({VS_LIVE_VACCINES})
 
 
 def interaction_rule(value_set: str, cud_id: str) -> InteractionRule:

@@ -22,10 +22,10 @@ from fhirsvc.checks.dose import (
     order_per_day,
     quantity_text,
 )
-from fhirsvc.checks.drugs import Characteristic, Guideline, section_of
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.patient import Measurement, Threshold, concept_text, day, newest_measurement
-from fhirsvc.checks.units import converter_for, weight_kg
+from fhirsvc.drugmodel.profile import Characteristic, Guideline, section_of
+from fhirsvc.drugmodel.units import converter_for, weight_kg
 
 Resource = Mapping[str, Any]
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fhirsvc.checks.drugs import DrugProfile, Interaction, drug_profiles
 from fhirsvc.checks.recognition import _texts as concept_texts
 from fhirsvc.checks.recognition import in_value_set
+from fhirsvc.drugmodel.profile import DrugProfile, Interaction, drug_profiles
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 from fhirsvc.terminology import (

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from fhirsvc.checks.base import Job, check, lower_first, unavailable_text
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
-from fhirsvc.checks.drugs import Interaction, section_of
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
 from fhirsvc.checks.recognition import describe, in_value_set, matched_name
-from fhirsvc.checks.units import DAYS_PER_UNIT
 from fhirsvc.checks.windows import Window
+from fhirsvc.drugmodel.profile import Interaction, section_of
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 
 
 def _management(inter: Interaction) -> str:

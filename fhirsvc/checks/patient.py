@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from fhirsvc.checks.units import unit_of
 from fhirsvc.checks.windows import When, Window, parse_when
+from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]

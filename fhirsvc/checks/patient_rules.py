@@ -9,7 +9,6 @@ neutropenia, pregnancy or breastfeeding value set (#12, #13, #15, #16), a monito
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,7 +33,6 @@ from fhirsvc.checks.config import (
     VS_SERIOUS_INFECTIONS,
 )
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
-from fhirsvc.checks.drugs import section_of, value_set_of
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.patient import (
     Measurement,
@@ -48,8 +46,10 @@ from fhirsvc.checks.patient import (
     readings_within,
     reference_key,
 )
-from fhirsvc.checks.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius, duration
 from fhirsvc.checks.windows import Window, whole_days
+from fhirsvc.drugmodel.profile import section_of, value_set_of
+from fhirsvc.drugmodel.schedule import monitoring_schedule
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
@@ -318,40 +318,14 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
 
 # --- monitoring -------------------------------------------------------------------------------------------
 
-def _days(quantity: Mapping[str, Any] | None) -> float | None:
-    span = duration(quantity)
-    return None if span is None else span.total_seconds() / 86400
-
-
 def _schedule(plan: Resource) -> list[dict[str, Any]]:
-    """The plan's orderable actions (a code value set and a ``definitionCanonical``) as phases:
-    ``before`` (new therapy: a result within ``window`` days) or ``after`` (``start``-``end`` days after
-    starting: one every ``window`` days, the period rounded up to whole days)."""
-    phases = []
-    for action in plan.get("action") or ():
-        vs = value_set_of(action.get("code"))
-        if not vs or not action.get("definitionCanonical"):
-            continue
-        for related in action.get("relatedAction") or ():
-            rel = related.get("relationship")
-            if rel == "before-start":
-                window = _days((related.get("offsetRange") or {}).get("high")) or _days(related.get("offsetDuration"))
-                if window:
-                    phases.append({"kind": "before", "window": window, "action": action, "value_set": vs})
-            elif rel == "after-start":
-                repeat = (action.get("timingTiming") or {}).get("repeat") or {}
-                unit = repeat.get("periodUnit")
-                if not repeat.get("period") or unit not in DAYS_PER_UNIT:
-                    continue
-                period = repeat["period"] * DAYS_PER_UNIT[unit] / (repeat.get("frequency") or 1)
-                bounds = repeat.get("boundsRange") or {}
-                start = _days(bounds.get("low")) or _days(related.get("offsetDuration")) or 0.0
-                end = _days(bounds.get("high"))
-                if end is None:
-                    end = start + period * repeat["count"] if repeat.get("count") else math.inf
-                phases.append({"kind": "after", "start": start, "end": end, "window": math.ceil(period - 1e-9),
-                               "action": action, "value_set": vs})
-    return phases
+    """The plan's orderable phases (``drugmodel.schedule``: the actions with a code value set and a
+    ``definitionCanonical``): ``before`` (new therapy: a result within ``window`` days) or ``after``
+    (``start``-``end`` days after starting: one every ``window`` days)."""
+    return [{"kind": phase.kind, "window": phase.window, "action": phase.action, "value_set": phase.value_set,
+             **({"start": phase.start, "end": phase.end} if phase.kind == "after" else {})}
+            for phase in monitoring_schedule(plan) if phase.value_set and phase.definition
+            and (phase.kind == "after" or (phase.kind == "before" and phase.window))]
 
 
 def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | None:

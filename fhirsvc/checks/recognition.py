@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fhirsvc.checks.drugs import DrugProfile
 from fhirsvc.checks.patient import concept_text
+from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.terminology import ValueSetMatcher, codings
 
 Resource = Mapping[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhirsvc.fhir.base import FhirBase, format_instant
+from fhirsvc.fhir.check_orders import OPERATION, OPERATION_URL
 
 OPERATION_DEFINITIONS = {
     "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
@@ -54,5 +55,6 @@ def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
         "implementation": {"description": f"fhirsvc FHIR {base.fhir_version} base", "url": url},
         "fhirVersion": base.fhir_version,
         "format": ["json", "application/fhir+json"],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [{"mode": "server", "resource": resources,
+                  "operation": [{"name": OPERATION, "definition": OPERATION_URL}]}],
     }

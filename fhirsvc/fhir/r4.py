@@ -28,6 +28,7 @@ CUD_TYPE_SYSTEM = "http://hl7.org/fhir/clinical-use-definition-type"
 R4_TYPES: frozenset[str] = frozenset({
     "MedicationKnowledge", "Medication", "ValueSet", "CodeSystem", "DocumentReference", "Composition",
     "PlanDefinition", "ActivityDefinition", "StructureDefinition", "SearchParameter", "DetectedIssue",
+    "OperationDefinition",
 })
 
 # Types of R5 that R4 does not have: their instances are folded into other resources or become DetectedIssues.
@@ -83,6 +84,10 @@ R4_ELEMENTS: Mapping[str, frozenset[str]] = {
                             "contact", "description", "useContext", "jurisdiction", "purpose", "code", "base",
                             "type", "expression", "xpath", "xpathUsage", "target", "multipleOr", "multipleAnd",
                             "comparator", "modifier", "chain", "component"),
+        "OperationDefinition": ("url", "version", "name", "title", "status", "experimental", "date", "publisher",
+                                "contact", "description", "useContext", "jurisdiction", "purpose", "kind",
+                                "affectsState", "code", "comment", "base", "resource", "system", "type", "instance",
+                                "inputProfile", "outputProfile", "parameter", "overload"),
     }.items()
 }
 
@@ -756,4 +761,5 @@ _CONVERTERS: Mapping[str, Callable[[Json, Any], list[Json]]] = {
     "PlanDefinition": _plan_definition,
     "StructureDefinition": _structure_definition,
     "SearchParameter": _search_parameter,
+    "OperationDefinition": _canonical_resource,
 }

@@ -20,11 +20,12 @@ from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
-from fhirsvc.fhir import capability, terminology_ops
+from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase, parse_instant
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.search import parse_search, run_search, subset
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
+from fhirsvc.knowledge import get_knowledge
 
 blueprint = Blueprint("fhir", __name__)
 BASES_EXTENSION = "fhirsvc.fhir.bases"
@@ -229,3 +230,13 @@ def validate(requested: str | None, rtype: str) -> Response:
         issues = [{"severity": "information", "code": "informational",
                    "diagnostics": f"valid {rtype} (FHIR {base.fhir_version})"}]
     return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, base.name)
+
+
+@blueprint.post("/$check-orders")
+def check_orders_operation(requested: str | None) -> Response:
+    """The order checks on a posted Bundle (or Parameters): a searchset Bundle of DetectedIssues."""
+    base = _base(requested)
+    body = json_body("application/fhir+json")
+    public = str(current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/") or request.host_url.rstrip("/")
+    answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public)
+    return fhir_response(answer, base.name)

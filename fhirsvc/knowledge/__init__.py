@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from typing import TYPE_CHECKING
 
 from fhirsvc.knowledge.loader import check_paths, load_knowledge
 from fhirsvc.knowledge.problems import Problem
 from fhirsvc.knowledge.store import Knowledge
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["APP_EXTENSION", "Knowledge", "Problem", "check_paths", "get_knowledge", "load_knowledge"]
 
@@ -14,5 +17,8 @@ APP_EXTENSION = "fhirsvc.knowledge"
 
 
 def get_knowledge(app: Flask | None = None) -> Knowledge:
-    """The knowledge that ``create_app`` loaded into ``app`` (default: the current app)."""
+    """The knowledge that ``create_app`` loaded into ``app`` (default: the current app). Flask is imported here,
+    not with the package, so that the checks can read the knowledge without it."""
+    from flask import current_app
+
     return (app or current_app).extensions[APP_EXTENSION]

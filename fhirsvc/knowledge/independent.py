@@ -218,6 +218,9 @@ class Walker:
     def __init__(self, defs: Definitions, resource: dict[str, Any]) -> None:
         self.defs = defs
         self.root = resource
+        # FHIRPath %rootResource of each resource walked: itself, or for a contained resource its container (a
+        # Bundle entry's resource is its own root, not the Bundle)
+        self.roots: dict[int, dict[str, Any]] = {}
         self.found: list[tuple[str, str, str]] = []
 
     def run(self) -> list[tuple[str, str, str]]:
@@ -316,6 +319,8 @@ class Walker:
         """Descend into a resource, a content reference, a backbone element or a data type."""
         if code in ("Resource", "DomainResource") or code in self.defs.resource_types:
             if isinstance(val, dict):
+                self.roots[id(val)] = (self.roots.get(id(resource), resource) if ed["path"].endswith(".contained")
+                                       else val)
                 self._resource(val, vpath)
         elif ed.get("contentReference"):
             self._complex(val, tname, ed["contentReference"].split("#", 1)[1], vpath, resource)
@@ -384,7 +389,7 @@ class Walker:
                 if key in NATIVE_CONSTRAINTS:
                     ok = NATIVE_CONSTRAINTS[key](val)
                 else:
-                    ok = _holds(constraint["expression"], val, base, resource, self.root)
+                    ok = _holds(constraint["expression"], val, base, resource, self.roots.get(id(resource), self.root))
             except Exception as exc:  # fhirpathpy raises plain Exceptions for what it lacks
                 self._add(vpath, f"constraint {key} could not be evaluated: {exc}", "warning")
                 continue

@@ -37,10 +37,15 @@ def post(cds, body, **kwargs):
 def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
     response = cds.get("/cds-services")
     assert response.status_code == HTTPStatus.OK
-    services = response.get_json()["services"]
+    everything = response.get_json()["services"]
+    services = [s for s in everything if s["hook"] != "patient-view"]
     assert sorted(s["hook"] for s in services) == ["order-select", "order-sign"]
     assert {s["id"]: s["hook"] for s in services} == {"medication-safety-order-select": "order-select",
                                                       "medication-safety-order-sign": "order-sign"}
+    (view,) = [s for s in everything if s["hook"] == "patient-view"]
+    assert view["id"] == "medication-safety-patient-view"
+    assert set(view["prefetch"]) == {"patient", "conditions", "medications", "observations"}
+    assert {k: services[0]["prefetch"][k] for k in view["prefetch"]} == view["prefetch"]
     for service in services:
         assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "observations"}
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fhirsvc.checks.dose import (
-    administrations_per_day,
-    daily_dose,
-    describe_per_day,
-    dose_quantity,
-    timing_code_per_day,
-    to_mg,
-    unit_kind,
-)
-from fhirsvc.checks.drugs import drug_profiles
+from fhirsvc.checks.dose import daily_dose, describe_per_day, dose_quantity, to_mg, unit_kind
+from fhirsvc.drugmodel.profile import drug_profiles
+from fhirsvc.drugmodel.timing import administrations_per_day, timing_code_per_day
 from tests.checks.conftest import dosage, med_request
 
 MG_PER_ML = 100 / 0.67  # the test's own strength, for the unit tests that do not read the knowledge

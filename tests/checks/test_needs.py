@@ -21,9 +21,11 @@ from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.checks.engine import run_checks
 from tests.conftest import ROOT
 
-# the golden scenarios that carry patient data (one, 079, has none: nothing for a check to read)
+# the golden order-hook scenarios that carry patient data (one, 079, has none: nothing for a check to read;
+# patient-view scenarios run other checks)
 SCENARIOS = [path for path in sorted((ROOT / "fixtures" / "scenarios").glob("*.request.json"))
-             if json.loads(path.read_text(encoding="utf-8")).get("prefetch")]
+             if (body := json.loads(path.read_text(encoding="utf-8"))).get("prefetch")
+             and body.get("hook") != "patient-view"]
 FIELDS = {PATIENT: "patient", "conditions": "conditions", "allergies": "allergies", "medications": "medications",
           "observations": "observations"}
 

@@ -1,6 +1,6 @@
-"""Nothing about the knowledge's drug is written into the rules: no drug or indication names, no codes
-(LOINC, CVX, RxNorm, NDC, SNOMED CT), no dose numbers in ``fhirsvc/checks/``. The rules find them in
-the knowledge (the second-drug test shows the other half: a new drug needs no code change)."""
+"""Nothing about the knowledge's drug is written into the rules or the drug model: no drug or indication names, no
+codes (LOINC, CVX, RxNorm, NDC, SNOMED CT), no dose numbers in ``fhirsvc/checks/`` or ``fhirsvc/drugmodel/``. The
+rules find them in the knowledge (the second-drug test shows the other half: a new drug needs no code change)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 import fhirsvc.checks
+import fhirsvc.drugmodel
 
 CHECKS_DIR = Path(fhirsvc.checks.__file__).parent
-SOURCES = sorted(CHECKS_DIR.glob("*.py"))
+SOURCES = sorted([*CHECKS_DIR.glob("*.py"), *Path(fhirsvc.drugmodel.__file__).parent.glob("*.py")])
 FORBIDDEN_WORDS = re.compile(r"anakinra|kineret|\bnomid\b|rheumatoid|etanercept|adalimumab|humira|measles|"
                              r"e\. coli|escherichia|methotrexate", re.IGNORECASE)
 CODE_LIKE = re.compile(r"^(?:\d{3,6}-\d|LA\d+-\d|\d{5}-\d{3,4}-\d{1,2}|\d{6,}|[A-Z]\d{2}(?:\.\d+)?|L04A\w*)$")

@@ -20,7 +20,7 @@ from fhirsvc.checks.patient import (
     newest_measurement,
     parse_datetime,
 )
-from fhirsvc.checks.units import (
+from fhirsvc.drugmodel.units import (
     cells_10e9_per_l,
     celsius,
     duration_days,

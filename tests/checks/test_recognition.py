@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from fhirsvc.checks.config import VS_LIVE_VACCINES, VS_TNF_INHIBITORS
-from fhirsvc.checks.drugs import drug_profiles
 from fhirsvc.checks.recognition import in_value_set, medication_concepts, recognize
+from fhirsvc.drugmodel.profile import drug_profiles
 from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED
 from tests.checks.conftest import concept, med_request
 

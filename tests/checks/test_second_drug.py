@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fhirsvc.checks.monitoring import run_patient_view
 from fhirsvc.knowledge import load_knowledge
 from tests.checks.conftest import (
     RA,
@@ -15,8 +16,10 @@ from tests.checks.conftest import (
     concept,
     context,
     current_med,
+    date_ago,
     dosage,
     med_request,
+    observation,
     one,
     rules,
     run,
@@ -40,6 +43,44 @@ def value_set(vid: str, title: str, concepts: list[tuple[str, str, list[str]]]) 
 def section(text: str) -> list[dict]:
     return [{"url": SECTION_EXT, "valueString": text}]
 
+
+def code(value: str, display: str, vs: str | None = None) -> dict:
+    return {**({"extension": [{"url": VALUE_SET_EXT, "valueCanonical": f"{BASE}ValueSet/{vs}"}]} if vs else {}),
+            "coding": [{"system": LOCAL, "code": value, "display": display}], "text": display}
+
+
+def days(value: float) -> dict:
+    return {"value": value, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}
+
+
+EXAMPLE_MONITORING = [  # made up: a liver test every 2 weeks for 8 weeks, then monthly to 6 months; a lung test first
+    value_set("examplumab-liver-test", "Liver test (made-up)", [("LT-1", "liver enzymes", [])]),
+    value_set("examplumab-lung-test", "Lung test (made-up)", [("LU-1", "lung function", [])]),
+    {"resourceType": "ActivityDefinition", "id": "examplumab-liver-panel", "extension": section("Monitoring"),
+     "url": f"{BASE}ActivityDefinition/examplumab-liver-panel", "status": "active", "kind": "ServiceRequest",
+     "intent": "proposal", "code": code("LP-1", "Liver panel")},
+    {"resourceType": "PlanDefinition", "id": "examplumab-monitoring", "extension": section("Monitoring"),
+     "url": f"{BASE}PlanDefinition/examplumab-monitoring", "status": "active",
+     "description": "Liver tests every 2 weeks for 8 weeks, then monthly up to 6 months. A lung test first.",
+     "relatedArtifact": [{"type": "documentation",
+                          "resourceReference": {"reference": "MedicationKnowledge/examplumab"}}],
+     "action": [
+         {"id": "start", "title": "Start examplumab"},
+         {"id": "liver-early", "title": "Liver test every 2 weeks", "extension": section("Monitoring > Liver"),
+          "code": code("LT-1", "Liver test", "examplumab-liver-test"),
+          "relatedAction": [{"targetId": "start", "relationship": "after-start"}],
+          "timingTiming": {"repeat": {"count": 4, "frequency": 1, "period": 2, "periodUnit": "wk"}},
+          "definitionCanonical": f"{BASE}ActivityDefinition/examplumab-liver-panel"},
+         {"id": "liver-late", "title": "Liver test monthly", "extension": section("Monitoring > Liver"),
+          "code": code("LT-1", "Liver test", "examplumab-liver-test"),
+          "relatedAction": [{"targetId": "start", "relationship": "after-start"}],
+          "timingTiming": {"repeat": {"boundsRange": {"low": days(56), "high": days(183)}, "frequency": 1,
+                                      "period": 1, "periodUnit": "mo"}},
+          "definitionCanonical": f"{BASE}ActivityDefinition/examplumab-liver-panel"},
+         {"id": "lung-first", "title": "Lung test before starting", "extension": section("Monitoring > Lungs"),
+          "code": code("LU-1", "Lung test", "examplumab-lung-test"),
+          "relatedAction": [{"targetId": "start", "relationship": "before-start"}]}]},
+]
 
 EXAMPLE_DRUG = [
     value_set("examplumab-products", "Examplumab products",
@@ -83,7 +124,7 @@ EXAMPLE_DRUG = [
 @pytest.fixture(scope="module")
 def two_drugs(tmp_path_factory) -> object:
     directory: Path = tmp_path_factory.mktemp("second-drug")
-    for resource in EXAMPLE_DRUG:
+    for resource in [*EXAMPLE_DRUG, *EXAMPLE_MONITORING]:
         path = directory / f"{resource['resourceType']}-{resource['id']}.json"
         path.write_text(json.dumps(resource, indent=2), encoding="utf-8")
     return load_knowledge([KNOWLEDGE_DIR, directory])
@@ -143,3 +184,43 @@ def test_the_shipped_drug_is_unchanged_beside_it(two_drugs):
     order = med_request(dosages=[dosage(101, "mg")])
     found = run(two_drugs, context(order, conditions=[RA], observations=[]))
     assert "high-dose" in rules(found) and all(f.drug == "anakinra" for f in found)
+
+
+def on_examplumab(knowledge, started_days_ago: int, *tests: dict) -> list:
+    """patient-view for a patient on examplumab since ``started_days_ago`` days, with these test results."""
+    therapy = current_med("ex-cur", EXAMPLUMAB, authoredOn=date_ago(started_days_ago))
+    return run_patient_view(context(medications=[therapy], observations=list(tests)), knowledge)
+
+
+LUNG = observation("LU-1", 90, "%", days=60, system=LOCAL, oid="lung")
+
+
+@pytest.mark.parametrize(("started", "liver_days_ago", "due", "interval"), [
+    (30, 14, False, "every 2 weeks"), (30, 15, True, "every 2 weeks"),  # first 8 weeks: every 14 days
+    (70, 31, False, "every month"), (70, 32, True, "every month"),  # then monthly (31 whole days)
+    (200, 90, False, None),  # past 6 months: nothing
+], ids=["2wk-14d", "2wk-15d", "monthly-31d", "monthly-32d", "past-schedule"])
+def test_patient_view_reads_the_second_drugs_monitoring_plan(two_drugs, started, liver_days_ago, due, interval):
+    liver = observation("LT-1", 30, "U/L", days=liver_days_ago, system=LOCAL, oid="liver")
+    found = on_examplumab(two_drugs, started, liver, LUNG)
+    assert rules(found) == (["monitoring-overdue"] if due else [])
+    if due:
+        finding = found[0]
+        assert (finding.drug, finding.topic, finding.indicator) == ("examplumab", "LAB", "info")
+        assert interval in finding.summary and finding.section == "Monitoring > Liver"
+        (suggestion,) = finding.suggestions
+        assert suggestion.action == "create" and suggestion.resource["code"]["coding"][0]["code"] == "LP-1"
+        assert suggestion.resource["subject"] == {"reference": "Patient/pat-1"}
+
+
+def test_patient_view_baseline_of_the_second_drug_has_no_order_to_suggest(two_drugs):
+    liver = observation("LT-1", 30, "U/L", days=3, system=LOCAL, oid="liver")
+    found = on_examplumab(two_drugs, 30, liver)
+    finding = one(found, "monitoring-baseline")
+    assert finding.drug == "examplumab" and "Lung test never measured" in finding.summary
+    assert finding.suggestions == () and finding.section == "Monitoring > Lungs"
+
+
+def test_patient_view_says_nothing_about_the_shipped_drug_for_a_patient_on_the_second(two_drugs):
+    found = on_examplumab(two_drugs, 30)
+    assert found and {f.drug for f in found} == {"examplumab"}

@@ -1,0 +1,208 @@
+"""Monitoring reminders for a patient already on therapy (CDS Hooks ``patient-view``).
+
+Entry point: ``run_patient_view(context, knowledge) -> list[Finding]``. For each knowledge drug the patient
+has a current record of (an active or on-hold MedicationRequest, or an active MedicationStatement), what is
+due by the drug's monitoring PlanDefinition (``checks.schedule``):
+
+- ``monitoring-overdue`` (LAB info): the phase of the schedule the therapy is in (months since the
+  earliest start) wants a result every ``window`` days and the newest one is older (or there is none);
+  the card says when the last one was and which interval applies, and suggests creating the
+  ServiceRequest of the action's ActivityDefinition where the plan names one. Past the last phase, nothing.
+- ``monitoring-baseline`` (LAB info): a before-starting test the schedule does not repeat (kidney function)
+  was never recorded at all.
+- ``active-infection`` (COND warning): an active infection or a recent fever while on therapy (the order
+  hooks' check #12, run on the current record).
+- ``interaction-reverse`` (DRG, the class's severity): a member of an interaction class named in
+  ``config.PATIENT_VIEW_INTERACTION_CLASSES`` (live vaccines) recorded as due or ordered (a MedicationRequest
+  that still stands) while the drug is current (the order hooks' check #19, run on that record).
+
+Nothing for a patient on none of the knowledge's drugs, and nothing when the medication list could not be
+had (whether the patient is on therapy is then unknown: no card rather than noise). Monograph SECTION 4 of 4 >
+Clinical Monitoring (blood test, kidney test, infection); SECTION 3 of 4 > Vaccines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fhirsvc.checks.base import Check, Job, Run
+from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
+from fhirsvc.checks.engine import run_one
+from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.interactions import check_reverse_current
+from fhirsvc.checks.patient import (
+    READABLE_STATUSES,
+    concept_text,
+    day,
+    is_current,
+    is_live_draft,
+    medication_start,
+    observation_when,
+    observations_of,
+    reference_key,
+)
+from fhirsvc.checks.patient_rules import _service_request, _unable, check_infection
+from fhirsvc.checks.windows import Window, whole_days
+from fhirsvc.drugmodel.profile import DrugProfile
+from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
+from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.knowledge.store import Knowledge
+
+logger = logging.getLogger(__name__)
+Resource = Mapping[str, Any]
+
+
+def _results(job: Job, matcher) -> list[Resource]:
+    """The usable results of a value set, newest first: a readable status (``READABLE_STATUSES``) and a value."""
+    return [o for o in observations_of(job.run.observations, matcher) if o.get("status") in READABLE_STATUSES
+            and any(key.startswith("value") for key in o)]
+
+
+def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
+    if not job.drug.monitoring:
+        return None, ()
+    plan = job.drug.monitoring[0]
+    return plan, monitoring_schedule(plan)
+
+
+def _suggestion(job: Job, phase: Phase, label: str) -> list[Suggestion]:
+    request = _service_request(job, phase.action) if phase.definition else None
+    if request is None:
+        return []
+    name = concept_text(request["code"])
+    return [Suggestion(label=f"Order {name}", action="create", description=f"Order {name} ({label.lower()} monitoring)",
+                       resource=request, recommended=True)]
+
+
+def check_overdue(job: Job) -> Iterable[Finding]:
+    """monitoring-overdue: the therapy's current phase wants a result every ``window`` days and the newest is
+    older, or there is none. Monograph SECTION 4 of 4 > Clinical Monitoring > Blood test."""
+    plan, phases = _plan(job)
+    after = [p for p in phases if p.kind == "after" and p.value_set]
+    if plan is None or not after:
+        return []
+    section = after[0].section(plan)
+    current = [m for m in job.context.medications if is_current(m)
+               and any(d.id == job.drug.id for d in job.run.drugs_of(m))]
+    known = [s for s in (medication_start(m) for m in current) if s is not None]
+    if not known:
+        return [job.finding(
+            "monitoring-overdue", "LAB", "info",
+            f"Unable to check the monitoring schedule for {job.drug.name}: start of therapy unknown",
+            f"A current {job.drug.name} order exists ({reference_key(job.order)}) but its start date is not recorded, "
+            f"so the monitoring schedule could not be applied. {plan.get('description') or ''}".strip(),
+            section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
+    started = min(known)
+    elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
+    phase = next((p for p in after if p.start <= elapsed < p.end), None)
+    if phase is None:
+        return []
+    matcher = job.run.value_set(phase.value_set)
+    if matcher is None:
+        return []
+    label = concept_text(phase.action.get("code")) or phase.title
+    if OBSERVATIONS in job.context.unavailable:
+        return [_unable(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
+                        [OBSERVATIONS], phase.section(plan), "monitoring")]
+    window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
+    when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
+    if window.contains(when, job.run.now):
+        return []
+    months = elapsed / DAYS_PER_UNIT["mo"]
+    last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
+    return [job.finding(
+        "monitoring-overdue", "LAB", "info",
+        f"{label} overdue for {job.drug.name} ({last}; {phase.interval} in this phase)",
+        f"{phase.title}: the patient started {job.drug.name} on {day(started)} ({months:.1f} months ago), so a "
+        f"result is due {phase.interval} (within **{phase.window:g} days**); {last}. "
+        f"Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
+        phase.section(plan), "monitoring",
+        {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
+         "window_days": phase.window, "last_date": when.label() if when else None,
+         "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
+        _suggestion(job, phase, label))]
+
+
+def check_baseline(job: Job) -> Iterable[Finding]:
+    """monitoring-baseline: a test the schedule wants before starting, and does not repeat, was never recorded
+    (no result at any date). Monograph SECTION 4 of 4 > Clinical Monitoring > Kidney test."""
+    plan, phases = _plan(job)
+    if plan is None:
+        return []
+    repeated = {p.value_set for p in phases if p.kind == "after"}
+    out = []
+    for phase in (p for p in phases if p.kind == "before" and p.value_set and p.value_set not in repeated):
+        matcher = job.run.value_set(phase.value_set)
+        if matcher is None:
+            continue
+        label = concept_text(phase.action.get("code")) or phase.title
+        if OBSERVATIONS in job.context.unavailable:
+            out.append(_unable(job, "monitoring-baseline", "LAB", "info", f"whether {label.lower()} was measured",
+                               [OBSERVATIONS], phase.section(plan), "monitoring"))
+            continue
+        if _results(job, matcher):
+            continue
+        out.append(job.finding(
+            "monitoring-baseline", "LAB", "info",
+            f"{label} never measured for a patient on {job.drug.name}",
+            f"{phase.title}: no result is recorded at any date. {phase.action.get('description') or ''}".strip(),
+            phase.section(plan), "monitoring",
+            {"plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id"),
+             "value_set": phase.value_set},
+            _suggestion(job, phase, label)))
+    return out
+
+
+PATIENT_VIEW_CHECKS = (
+    Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0,
+          frozenset({MEDICATIONS, OBSERVATIONS})),
+    Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1,
+          frozenset({OBSERVATIONS})),
+    Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0,
+          frozenset({CONDITIONS, OBSERVATIONS})),
+)
+VACCINE_CHECK = Check("interaction-reverse", (19,), "DRG", "interactions", "interactions with current medications",
+                      True, check_reverse_current, 19.0, frozenset({MEDICATIONS}))
+
+
+def therapies(run: Run) -> list[tuple[DrugProfile, Resource]]:
+    """The knowledge drugs the patient is on, each with its current record (the earliest started), in drug id
+    order."""
+    found: dict[str, tuple[DrugProfile, list[Resource]]] = {}
+    for med in run.context.medications:
+        if is_current(med):
+            for drug in run.drugs_of(med):
+                found.setdefault(drug.id, (drug, []))[1].append(med)
+    out = []
+    for drug_id in sorted(found):
+        drug, records = found[drug_id]
+        records.sort(key=lambda m: (medication_start(m) is None, medication_start(m) or run.now))
+        out.append((drug, records[0]))
+    return out
+
+
+def run_patient_view(context: PatientContext, knowledge: Knowledge) -> list[Finding]:
+    """Every reminder for the patient, in a deterministic order: by drug id, then by check, then the live
+    vaccines in the order of the medication list."""
+    if MEDICATIONS in context.unavailable:
+        logger.info("patient-view: medication list unavailable, no reminders")
+        return []
+    run = Run(context, knowledge)
+    findings: list[Finding] = []
+    on = therapies(run)
+    for drug, record in on:
+        job = Job(run, record, drug)
+        for chk in PATIENT_VIEW_CHECKS:
+            findings.extend(run_one(chk, job))
+    drugs = {drug.id for drug, _ in on}
+    for med in context.medications:
+        if med.get("resourceType") != "MedicationRequest" or not is_live_draft(med) or med.get("status") == "unknown":
+            continue
+        for found in run.index.reverse(run.concepts(med)):
+            if found.drug.id in drugs and found.interaction.value_set in PATIENT_VIEW_INTERACTION_CLASSES:
+                findings.extend(run_one(VACCINE_CHECK, Job(run, med, found.drug, found.interaction)))
+    return findings
+

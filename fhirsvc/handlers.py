@@ -1,0 +1,61 @@
+"""The error handlers: every exception becomes a well-formed answer in the format of its route (CDS JSON error,
+HTML page or FHIR OperationOutcome), with the status the exception carries (``fhirsvc.errors``)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, json, request
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+
+from fhirsvc.errors import _ISSUE_CODES, FhirsvcError, operation_outcome
+
+log = logging.getLogger(__name__)
+
+CDS_PREFIX = "/cds-services"
+HTML_PREFIX = "/monographs"  # HTML pages: their errors are HTML too
+
+
+def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,
+                   fields: dict | None = None) -> Response:
+    """Answer an error in the format of the route: CDS JSON error, HTML page or FHIR OperationOutcome."""
+    if request.path.startswith(HTML_PREFIX):
+        text = f"<!doctype html><title>{status.phrase}</title><h1>{status.phrase}</h1><p>{escape(diagnostics)}</p>"
+        return Response(text, status=status, mimetype="text/html")
+    if request.path.startswith(CDS_PREFIX):
+        body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
+        mimetype = "application/json"
+    else:
+        body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
+        mimetype = "application/fhir+json"
+    response = Response(json.dumps(body), status=status, mimetype=mimetype)
+    if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that turn every error into a well-formed body."""
+
+    @app.errorhandler(FhirsvcError)
+    def _fhirsvc_error(exc: FhirsvcError) -> Response:
+        if exc.status == HTTPStatus.UNAUTHORIZED:
+            # the reason goes to the log only, never into the answer
+            log.info("%s request refused: %s", "CDS" if request.path.startswith(CDS_PREFIX) else "FHIR", exc)
+        return error_response(exc.status, exc.public_message, exc.code, exc.fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = HTTPStatus(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
+        response = error_response(status, exc.description or status.phrase)
+        valid_methods = getattr(exc, "valid_methods", None)
+        if valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "exception")

@@ -1,0 +1,265 @@
+"""``POST [base]/$check-orders``: every golden scenario gives the topics and indicators of the CDS Hooks path;
+answers validate on each base (the validating client); bad input gets a 400 OperationOutcome, never a 500."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+
+from fhirsvc.checks.context import DATA_KEYS
+from fhirsvc.fhir.check_orders import CHECK_OUTCOME, PROPOSED_CHANGE, SEVERITY, V3_ACT_CODE
+from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
+from tests.fhir.conftest import ValidatingClient
+
+INDICATOR = {severity: indicator for indicator, severity in SEVERITY.items()}
+KINERET = {"text": "Kineret 100 mg/0.67 mL prefilled syringe"}
+
+
+def parameters(body: dict) -> dict:
+    """A CDS Hooks order request as $check-orders Parameters: the draft orders and the prefetched record in one
+    collection Bundle, the judged orders as selection, and each prefetch key the service could not have read
+    (absent: nothing is fetched here; an OperationOutcome) as unavailable."""
+    context = body["context"]
+    entries = [{"resource": e["resource"]} for e in context["draftOrders"].get("entry", [])]
+    unavailable = []
+    for key in DATA_KEYS:
+        value = (body.get("prefetch") or {}).get(key, "absent")
+        if value == "absent" or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
+            unavailable.append(key)
+        elif isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            entries += [{"resource": e["resource"]} for e in value.get("entry", [])]
+        elif isinstance(value, dict):
+            entries.append({"resource": value})
+    orders = [e["resource"] for e in context["draftOrders"].get("entry", [])
+              if e["resource"].get("resourceType") != "Medication"]
+    selections = context.get("selections") or [f"{o['resourceType']}/{o['id']}" for o in orders]
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": {"resourceType": "Bundle", "type": "collection", "entry": entries}},
+        *({"name": "selection", "valueString": s} for s in selections),
+        *({"name": "unavailable", "valueCode": k} for k in unavailable)]}
+
+
+def issues(answer: dict) -> list[dict]:
+    return [e["resource"] for e in answer.get("entry", ()) if e["search"]["mode"] == "match"]
+
+
+def issue_pair(issue: dict) -> tuple[str, str]:
+    code = next(c["code"] for c in issue["code"]["coding"] if c["system"] == V3_ACT_CODE)
+    return code, INDICATOR[issue["severity"]]
+
+
+@pytest.fixture(scope="module")
+def fhir_client(scenario_app):  # noqa: F811
+    return ValidatingClient(scenario_app.test_client())
+
+
+ORDER_SCENARIOS = [p for p in PARAMS if not p.marks and json.loads(p.values[0].read_text(encoding="utf-8"))["hook"]
+                   in ("order-select", "order-sign")]
+
+
+@pytest.mark.parametrize("base", ["/fhir/R4", "/fhir/R5"])
+@pytest.mark.parametrize(("request_file", "expected"), ORDER_SCENARIOS)
+def test_scenario_through_check_orders_matches_cds_hooks(scenario_app, fhir_client, base,  # noqa: F811
+                                                        request_file, expected):
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    now = expected["now"]
+    cards = run_scenario(scenario_app, copy.deepcopy(body), datetime.fromisoformat(now))
+    posted = parameters(body)
+    posted["parameter"].append({"name": "now", "valueDateTime": now})
+
+    response = fhir_client.post(f"{base}/$check-orders", json=posted)  # validated for its fhirVersion
+
+    answer = response.get_json()
+    assert response.status_code == HTTPStatus.OK, answer
+    found = issues(answer)
+    assert Counter(issue_pair(i) for i in found) == Counter(pair(c) for c in cards)
+    assert answer["total"] == len(found)
+    by_id = {c["uuid"]: c for c in cards}
+    for issue in found:
+        card = by_id[issue["id"]]  # the same deterministic uuid as the card
+        assert issue["status"] == "final" and issue["identifiedDateTime"] == now.replace("+00:00", "Z")
+        assert issue["detail"] == card["detail"] and issue["reference"] == card["links"][0]["url"]
+        assert issue["code"]["text"] == card["summary"]
+        assert (CHECK_OUTCOME in {c["system"] for c in issue["code"]["coding"]}) == \
+            card["summary"].startswith("Unable to check")
+        assert len(issue.get("mitigation", ())) == len(card.get("suggestions", ()))
+        assert issue["implicated"][0]["reference"].split("/")[0] in ("MedicationRequest", "ServiceRequest",
+                                                                      "Immunization")
+
+
+def test_the_parity_covers_the_scenarios():
+    assert len(ORDER_SCENARIOS) >= 70
+
+
+def bundle(*resources: dict, kind: str = "collection", **entry_extra: Any) -> dict:
+    return {"resourceType": "Bundle", "type": kind, "entry": [{"resource": r, **entry_extra} for r in resources]}
+
+
+def order(oid: str = "mr-1", dose: float = 100, status: str = "draft", **extra: Any) -> dict:
+    return {"resourceType": "MedicationRequest", "id": oid, "status": status, "intent": "order",
+            "medicationCodeableConcept": KINERET, "subject": {"reference": "Patient/p1"},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": dose, "unit": "mg"}}]}], **extra}
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-05-01", "gender": "female"}
+
+
+def codes(answer: dict) -> list[str]:
+    return sorted(issue_pair(i)[0] for i in issues(answer))
+
+
+def test_a_bundle_alone_is_the_orders(fhir):
+    response = fhir.post("/fhir/R4/$check-orders", json=bundle(order(dose=300), PATIENT))
+    assert response.status_code == HTTPStatus.OK
+    answer = response.get_json()
+    high = next(i for i in issues(answer) if issue_pair(i) == ("DOSEH", "warning"))
+    assert high["patient"] == {"reference": "Patient/p1"} and high["severity"] == "moderate"
+    assert high["implicated"] == [{"reference": "MedicationRequest/mr-1"}]
+    assert high["reference"].endswith("/monographs/anakinra#dosing-ra")
+
+
+def test_implicated_is_the_full_url_and_a_proposed_update_is_contained(fhir):
+    body = json.loads(next(p for p in PARAMS if p.id.startswith("027-")).values[0].read_text(encoding="utf-8"))
+    posted = parameters(body)
+    entry = posted["parameter"][0]["resource"]["entry"][0]
+    assert entry["resource"]["status"] == "draft"
+    entry["fullUrl"] = "urn:uuid:6d1c1d4e-7b67-4d5a-a1a5-0c0a5b1e2f01"
+    patient = f"Patient/{body['prefetch']['patient']['id']}"
+    for base, patient_key in (("/fhir/R4", "patient"), ("/fhir/R5", "subject")):
+        answer = fhir.post(f"{base}/$check-orders", json=posted).get_json()
+        renal = next(i for i in issues(answer) if issue_pair(i)[0] == "DOSECOND")
+        assert renal["implicated"] == [{"reference": "urn:uuid:6d1c1d4e-7b67-4d5a-a1a5-0c0a5b1e2f01"}]
+        assert renal[patient_key] == {"reference": patient}
+        assert renal["mitigation"][0]["extension"][0]["url"] == PROPOSED_CHANGE
+        change = {e["url"]: e for e in renal["mitigation"][0]["extension"][0]["extension"]}
+        assert change["type"]["valueCode"] == "update"
+        local = change["resource"]["valueReference"]["reference"]
+        (proposal,) = [c for c in renal["contained"] if f"#{c['id']}" == local]
+        original = entry["resource"]["dosageInstruction"][0]["timing"]
+        assert proposal["resourceType"] == "MedicationRequest"
+        assert proposal["dosageInstruction"][0]["timing"] != original
+        assert ("medication" in proposal) == (base == "/fhir/R5")  # R5: a CodeableReference
+
+
+def test_the_negotiated_base_answers_r5_when_asked(fhir):
+    response = fhir.post("/fhir/$check-orders", json=bundle(order(dose=300), PATIENT),
+                         headers={"Accept": "application/fhir+json; fhirVersion=5.0"})
+    assert response.status_code == HTTPStatus.OK
+    assert "fhirVersion=5.0" in response.headers["Content-Type"]
+    assert all("subject" in i for i in issues(response.get_json()))
+
+
+def test_r5_orders_are_read_on_the_r5_base(fhir):
+    r5_order = {k: v for k, v in order(dose=300).items() if k != "medicationCodeableConcept"}
+    r5_order["medication"] = {"concept": KINERET}
+    answer = fhir.post("/fhir/R5/$check-orders", json=bundle(r5_order, PATIENT)).get_json()
+    assert "DOSEH" in codes(answer)
+
+
+def test_a_transaction_judges_the_orders_it_creates(fhir):
+    current = order("mr-old", status="active", authoredOn="2026-01-01")
+    posted = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": order("mr-new", status="active"), "request": {"method": "POST", "url": "MedicationRequest"}},
+        {"resource": current, "request": {"method": "GET", "url": "MedicationRequest/mr-old"}},
+        {"resource": PATIENT, "request": {"method": "GET", "url": "Patient/p1"}}]}
+    answer = fhir.post("/fhir/R4/$check-orders", json=posted).get_json()
+    duplicate = next(i for i in issues(answer) if issue_pair(i)[0] == "DUPTHPY")
+    assert duplicate["implicated"] == [{"reference": "MedicationRequest/mr-new"}]
+    assert {i["implicated"][0]["reference"] for i in issues(answer)} == {"MedicationRequest/mr-new"}
+
+
+def test_unable_to_check_findings_carry_their_own_code(fhir):
+    posted = {"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": bundle(order(), PATIENT)},
+        {"name": "unavailable", "valueCode": "allergies"}]}
+    answer = fhir.post("/fhir/R4/$check-orders", json=posted).get_json()
+    unable = [i for i in issues(answer) if any(c["system"] == CHECK_OUTCOME for c in i["code"]["coding"])]
+    assert unable and all(i["code"]["text"].startswith("Unable to check") for i in unable)
+    assert "ALGY" in {issue_pair(i)[0] for i in unable}
+
+
+def test_no_medication_request_gives_an_empty_bundle_with_an_information_issue(fhir):
+    for base in ("/fhir/R4", "/fhir/R5"):
+        response = fhir.post(f"{base}/$check-orders", json=bundle(PATIENT))
+        answer = response.get_json()
+        assert response.status_code == HTTPStatus.OK and answer["total"] == 0
+        (entry,) = answer["entry"]
+        assert entry["search"]["mode"] == "outcome"
+        assert entry["resource"]["issue"][0]["severity"] == "information"
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"resourceType": "Patient", "id": "p1"}, "not a Patient"),
+    ([1, 2], "post a Bundle"),
+    ({"resourceType": "Bundle", "type": "searchset", "entry": []}, "Bundle.type"),
+    ({"resourceType": "Bundle", "entry": []}, "Bundle.type"),
+    ({"resourceType": "Bundle", "type": "collection", "entry": {"resource": {}}}, "Bundle.entry"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "now", "valueDateTime": "2026-11-24"}]}, "orders"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "orders", "resource": {"resourceType": "Patient"}}]},
+     "orders"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "ordres", "resource": {}}]}, "unknown parameter"),
+    ({"resourceType": "Parameters", "parameter": "orders"}, "Parameters.parameter"),
+    ({"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": {"resourceType": "Bundle", "type": "collection"}},
+        {"name": "now", "valueDateTime": "yesterday"}]}, "now must be"),
+    ({"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": {"resourceType": "Bundle", "type": "collection"}},
+        {"name": "unavailable", "valueCode": "labs"}]}, "unavailable must be"),
+    ({"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": {"resourceType": "Bundle", "type": "collection"}},
+        {"name": "selection", "valueString": "mr-1"}]}, "selection must be"),
+], ids=["patient", "array", "searchset", "no-type", "entry-object", "no-orders", "orders-not-bundle",
+        "unknown-parameter", "parameter-not-array", "bad-now", "bad-unavailable", "bad-selection"])
+def test_bad_input_is_a_400_operation_outcome(fhir, body, says):
+    response = fhir.post("/fhir/R4/$check-orders", json=body)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome" and says in outcome["issue"][0]["diagnostics"]
+
+
+def test_malformed_resources_are_never_a_500(fhir):
+    weird = [order(dosageInstruction="daily"), order(medicationCodeableConcept=[1]), order(subject="Patient/p1"),
+             {"resourceType": "MedicationRequest", "status": "draft", "id": 7}, order(status=["draft"])]
+    for resource in weird:
+        response = fhir.post("/fhir/R4/$check-orders", json=bundle(resource, {"resourceType": "Observation",
+                                                                             "code": "x", "id": "o"}))
+        assert response.status_code in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST), response.get_json()
+
+
+def test_every_part_unavailable_is_a_422(fhir):
+    posted = {"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": bundle(order())}, *({"name": "unavailable", "valueCode": k} for k in DATA_KEYS)]}
+    response = fhir.post("/fhir/R4/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_not_json_and_other_media_types(fhir):
+    assert fhir.post("/fhir/R4/$check-orders", data="{", content_type="application/fhir+json").status_code == 400
+    assert fhir.post("/fhir/R4/$check-orders", data="<Bundle/>", content_type="application/fhir+xml").status_code == 415
+
+
+@pytest.mark.parametrize("base", ["/fhir/R4", "/fhir/R5"])
+def test_declared_by_an_operation_definition_listed_in_the_capability_statement(fhir, base):
+    statement = fhir.get(f"{base}/metadata").get_json()
+    (operation,) = [o for o in statement["rest"][0]["operation"] if o["name"] == "check-orders"]
+    definition = fhir.get(f"{base}/OperationDefinition/check-orders").get_json()
+    assert definition["url"] == operation["definition"]
+    assert definition["code"] == "check-orders" and definition["system"] is True
+    assert {p["name"] for p in definition["parameter"]} == {"orders", "now", "unavailable", "selection", "return"}
+
+
+def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledge):
+    outcome = knowledge.resolve(CHECK_OUTCOME)
+    assert [c["code"] for c in outcome["concept"]] == ["unable-to-check"]
+    extension = knowledge.resolve(PROPOSED_CHANGE)
+    slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
+    assert slices == {"type", "description", "resource"}
+    assert [dict(c) for c in extension["context"]] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
