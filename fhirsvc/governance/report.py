@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fhirsvc.cds.cards import OVERRIDE_REASONS
-from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, service_id
+from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, PATIENT_VIEW, service_id
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.storage.base import Governance, Store
@@ -94,7 +94,7 @@ def parse_period(from_text: str | None, to_text: str | None, today: date) -> Per
 
 def services() -> list[tuple[str, str]]:
     """The service ids a report can be limited to, with how the form names them."""
-    return [(service_id(hook), f"{service_id(hook)} ({hook})") for hook in HOOKS] + [
+    return [(service_id(hook), f"{service_id(hook)} ({hook})") for hook in (*HOOKS, PATIENT_VIEW)] + [
         (LEGACY_SERVICE_ID, f"{LEGACY_SERVICE_ID} (deprecated)")]
 
 
