@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from fhirsvc.checks import wording
 from fhirsvc.checks.config import TOPICS, VS_NOT_ACTIVE_CONDITION
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
 from fhirsvc.checks.dose import DailyDose, daily_dose
@@ -319,10 +320,14 @@ class Job:
                        anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},
                        suggestions=tuple(suggestions), unable=unable)
 
-    def delete(self, resource: Resource, label: str) -> Suggestion:
-        """Suggest removing a draft order (``delete`` with its ``Type/id``)."""
-        return Suggestion(label=clip(label, 80), action="delete",
-                          description=f"Remove the draft order {reference_key(resource)}",
+    def name_of(self, resource: Resource) -> str:
+        """What the chart calls the medication of an order or a medication record (its display, shortened)."""
+        return wording.medication_name(self.run.concepts(resource))
+
+    def delete(self, resource: Resource) -> Suggestion:
+        """Suggest cancelling a draft order (``delete`` with its ``Type/id``; the text names its medication)."""
+        label, description = wording.suggestion_words("cancel", name=self.name_of(resource))
+        return Suggestion(label=clip(label, 80), action="delete", description=description,
                           resource_id=reference_key(resource))
 
 
