@@ -63,9 +63,9 @@ def _group(job: Job, inter: Interaction, concepts, plural: bool = False) -> dict
             "a_member": wording.group_with_member(one, label)}
 
 
-def _relation(job: Job, inter: Interaction, indicator: str) -> dict[str, str]:
+def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = False) -> dict[str, str]:
     relation, todo = wording.interaction_relation(wording.member_name(job.run.knowledge, inter.value_set, True),
-                                                  indicator, _effect(inter), _span(inter), job.drug.name)
+                                                  indicator, _effect(inter), _span(inter), job.drug.name, reverse)
     return {"relation": relation, "todo": todo}
 
 
@@ -189,7 +189,7 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
         rule.reverse_rule, "DRG", rule.reverse_indicator,
         *wording.words("interaction.reverse", drug=job.drug.name, order=name, record=job.name_of(record),
                        where=wording.where(record, kind == "draft"), **group,
-                       **_relation(job, inter, rule.reverse_indicator), quote=_quote(inter)),
+                       **_relation(job, inter, rule.reverse_indicator, reverse=True), quote=_quote(inter)),
         section_of(inter.cud), rule.anchor,
         {"drug_record": reference_key(record), "drug_record_kind": kind, "value_set": inter.value_set,
          "interaction": f"ClinicalUseDefinition/{inter.id}"},

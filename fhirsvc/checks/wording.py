@@ -29,6 +29,9 @@ SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you'll|you've|y
 _BRAND = re.compile(r"^(?P<core>.*?)\s*(?P<brand>\[[^\[\]]+\])\s*$")
 # where the strength of an RxNorm-style display begins: a number followed by a unit ("100 MG", "0.67 ML")
 _STRENGTH = re.compile(r"\s\d[\d.,/]*\s*(?:MG|ML|MCG|UNT|UNITS?|IU|G|L|%|mg|mL|ml|mcg|g|units?)\b.*$")
+# where the dose form of a display begins (RxNorm dose form words), dropped when the name is still too long
+_DOSE_FORM = re.compile(r"\s(?:Oral|Injectable|Injection|Prefilled|Auto-Injector|Pen|Solution|Suspension|Capsule|"
+                        r"Tablet|Syringe|Powder|Kit|Nasal|Topical|Subcutaneous|Intramuscular)\b.*$", re.IGNORECASE)
 
 # --- the templates, per check family ------------------------------------------------------------------
 # Each key: (summary, detail). Fields in braces are facts the check gives; ``{quote}`` is a quotation line
@@ -280,7 +283,8 @@ def brief(text: str) -> str:
 def shorten(name: str, limit: int = NAME_MAX) -> str:
     """A medication display shortened for a card: kept whole up to ``limit`` characters; else the strength
     and dose form dropped, the brand in brackets kept ("Typhoid Vaccine Live Ty21a 2 billion UNT Oral Capsule
-    [Vivotif]" -> "Typhoid Vaccine Live Ty21a [Vivotif]"); else cut at a word with an ellipsis."""
+    [Vivotif]" -> "Typhoid Vaccine Live Ty21a [Vivotif]"), then the dose form if still too long; else cut at a
+    word with an ellipsis."""
     name = " ".join(str(name).split())
     if len(name) <= limit:
         return name
@@ -288,6 +292,8 @@ def shorten(name: str, limit: int = NAME_MAX) -> str:
     core, brand = (match["core"], match["brand"]) if match else (name, "")
     core = _STRENGTH.sub("", core).strip() or core
     room = limit - (len(brand) + 1 if brand else 0)
+    if len(core) > room:
+        core = _DOSE_FORM.sub("", core).strip() or core
     if len(core) > room:
         core = core[: max(room - 1, 8)].rsplit(" ", 1)[0].rstrip(" ,;:-") + "\u2026"
     return f"{core} {brand}".strip()
@@ -370,13 +376,17 @@ def group_with_member(group: str, label: str) -> str:
     return f"{article(group)} ({label})"
 
 
-def interaction_relation(group: str, indicator: str, effect: str, span: str | None, drug: str) -> tuple[str, str]:
+def interaction_relation(group: str, indicator: str, effect: str, span: str | None, drug: str,
+                         reverse: bool = False) -> tuple[str, str]:
     """What an interaction means and what to do, for the ``interaction.*`` templates: a sentence (with the
-    knowledge's effect when it is said without addressing the patient) and the action."""
+    knowledge's effect when it is said without addressing the patient) and the action (``reverse``: the
+    judged order is the group member, the drug is on record)."""
     effect = "" if not effect or SECOND_PERSON.search(effect) else f": {lower_first(effect.rstrip('.'))}"
     if indicator == "critical":
         during = f"during {drug} therapy and for {span} after it" if span else f"with {drug}"
-        return f"{sentence(group)} are contraindicated {during}{effect}.", "Cancel one of the orders."
+        todo = ((f"Cancel this order, or defer it until {span} after {drug} is stopped." if span
+                 else "Cancel this order.") if reverse else "Cancel one of the orders.")
+        return f"{sentence(group)} are contraindicated {during}{effect}.", todo
     return (f"{sentence(group)} and {drug} are not advised together{effect}.",
             "Review whether both are needed before signing.")
 
