@@ -51,7 +51,7 @@ def _upper(job: Job) -> str:
 
 
 def _indication(job: Job, guide: Guideline) -> str:
-    """The short name of a guideline's indication ("NOMID"), for card text."""
+    """The short name of a guideline's indication (its abbreviation), for card text."""
     cud = job.run.knowledge.get("ClinicalUseDefinition", guide.indication_id) if guide.indication_id else None
     concept = (((cud or {}).get("indication") or {}).get("diseaseSymptomProcedure") or {}).get("concept") or {}
     return wording.indication_short(str(concept.get("text") or "this indication"))

@@ -295,7 +295,7 @@ def shorten(name: str, limit: int = NAME_MAX) -> str:
     if len(core) > room:
         core = _DOSE_FORM.sub("", core).strip() or core
     if len(core) > room:
-        core = core[: max(room - 1, 8)].rsplit(" ", 1)[0].rstrip(" ,;:-") + "\u2026"
+        core = core[: max(room - 1, 12)].rsplit(" ", 1)[0].rstrip(" ,;:-") + "\u2026"
     return f"{core} {brand}".strip()
 
 
