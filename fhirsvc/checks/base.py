@@ -321,8 +321,21 @@ class Job:
                        suggestions=tuple(suggestions), unable=unable)
 
     def name_of(self, resource: Resource) -> str:
-        """What the chart calls the medication of an order or a medication record (its display, shortened)."""
-        return wording.medication_name(self.run.concepts(resource))
+        """What the chart calls the medication of an order or a medication record: its text or display,
+        shortened; for a medication given by code alone, the knowledge's name of the drug it is, else the
+        label of the group member it is (an interaction value set's display of its code)."""
+        concepts = self.run.concepts(resource)
+        name = wording.medication_name(concepts)
+        if name:
+            return name
+        drugs = self.run.drugs_of(resource)
+        if drugs:
+            return drugs[0].name
+        for inter in self.drug.interactions:
+            label = wording.member_label(self.run.knowledge, inter.value_set, concepts, None)
+            if label:
+                return label
+        return "the ordered medication"
 
     def delete(self, resource: Resource) -> Suggestion:
         """Suggest cancelling a draft order (``delete`` with its ``Type/id``; the text names its medication)."""

@@ -102,7 +102,7 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
          "Check the medication list for {drug} before signing.")),
     # dose (#6-#8, unreadable dose)
     "dose.unreadable": (
-        "Unable to check {drug} dose: {problem}",
+        "Unable to check dose of {drug}: {problem}",
         ("The daily dose could not be computed: {problem} (ordered dose: {dose}).",
          "Doses are read in {accepted} with a structured frequency (a repeat or a timing code such as QD, "
          "BID, QOD). Check the dose against the monograph.")),
@@ -299,7 +299,7 @@ def shorten(name: str, limit: int = NAME_MAX) -> str:
     return f"{core} {brand}".strip()
 
 
-def medication_name(concepts: Iterable[Mapping[str, Any]], fallback: str = "the ordered medication") -> str:
+def medication_name(concepts: Iterable[Mapping[str, Any]], fallback: str = "") -> str:
     """What the chart calls a medication: the text of its concept, else its first display, shortened."""
     for concept in concepts:
         text = concept_text(concept) if (concept.get("text") or any(c.get("display") for c in codings(concept))) \
