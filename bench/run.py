@@ -71,14 +71,20 @@ def order_sign_body(orders: int = 1, prefetch: int = 100, **kwargs: Any) -> byte
     return json.dumps(workload.order_sign(orders, prefetch, **kwargs)).encode()
 
 
-# The order-sign call of the in-process and HTTP parts: 1 anakinra order, about 100 prefetched resources.
+# The order-sign call of the in-process and HTTP parts: 1 anakinra order, about 100 prefetched resources; and the
+# same call for an order the knowledge does not judge (HL7's phenytoin example): no fetch, no check, no card.
 ORDER_SIGN_BODY = order_sign_body()
+UNRELATED_BODY = order_sign_body(unrelated=True)
+UNRELATED = "order-sign unrelated"
 IN_PROCESS = {"read R4": Call(READ_R4), "read R5": Call(READ_R5), "search R4": Call(SEARCH_R4),
               "search R5 _include": Call(SEARCH_R5_INCLUDE), "bare": Call(BARE),
-              "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
+              "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), UNRELATED: Call(ORDER_SIGN, UNRELATED_BODY),
+              "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
 OVER_HTTP = {"read R4": Call(READ_R4), "search R4": Call(SEARCH_R4), "bare": Call(BARE),
-             "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
-BARE_OF = {"order-sign": "bare POST", "bare POST": "bare POST"}  # the bare row each row is divided by (else "bare")
+             "order-sign": Call(ORDER_SIGN, ORDER_SIGN_BODY), UNRELATED: Call(ORDER_SIGN, UNRELATED_BODY),
+             "bare POST": Call(BARE_POST, ORDER_SIGN_BODY)}
+# the bare row each row is divided by (else "bare"); the unrelated body is the anakinra one with its order swapped
+BARE_OF = {"order-sign": "bare POST", UNRELATED: "bare POST", "bare POST": "bare POST"}
 
 
 @dataclass(frozen=True)

@@ -257,10 +257,24 @@ def draft_orders(count: int) -> list[dict]:
                                 for k in range(count - 1)]
 
 
+# HL7's R4 example MedicationRequest/medrx0312 (phenytoin oral suspension, RxNorm 1313112): an order the knowledge
+# does not judge (tests/cds/hl7_r4_examples/README.md says where the examples come from).
+UNRELATED_ORDER = Path(__file__).resolve().parent.parent / "tests" / "cds" / "hl7_r4_examples" / \
+    "MedicationRequest-medrx0312.json"
+
+
+def unrelated_order() -> dict:
+    """HL7's phenytoin example as a draft order of the bench patient (without its narrative, as draft orders come)."""
+    order = json.loads(UNRELATED_ORDER.read_text(encoding="utf-8"))
+    order.pop("text", None)
+    return {**order, "status": "draft", "subject": {"reference": f"Patient/{PATIENT_ID}"}}
+
+
 def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = (),
-               fhir_server: str | None = None) -> dict:
+               fhir_server: str | None = None, unrelated: bool = False) -> dict:
     """An order-sign request: ``orders`` draft orders (anakinra first), about ``prefetch`` prefetched resources;
-    the keys in ``missing`` are left out (read from ``fhir_server`` instead)."""
+    the keys in ``missing`` are left out (read from ``fhir_server`` instead). ``unrelated``: the one draft order
+    is for a drug the knowledge does not judge instead (the same patient and prefetch)."""
     data = patient_data(prefetch)
     values = {"patient": data["patient"][0], **{key: _bundle(data[key]) for key in
                                                 ("conditions", "allergies", "medications", "observations")}}
@@ -268,7 +282,8 @@ def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = 
         "hook": "order-sign", "hookInstance": "6f1c2f8e-bench-4bd6-9a0e-000000000001",
         "context": {"userId": "Practitioner/bench", "patientId": PATIENT_ID,
                     "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                                    "entry": [{"resource": o} for o in draft_orders(orders)]}},
+                                    "entry": [{"resource": o} for o in (
+                                        [unrelated_order()] if unrelated else draft_orders(orders))]}},
         "prefetch": {key: value for key, value in values.items() if key not in missing}}
     if fhir_server:
         body["fhirServer"] = fhir_server

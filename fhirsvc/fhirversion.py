@@ -14,6 +14,12 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
 R5_VERSION = "5.0.0"
 R4_VERSION = "4.0.1"
+# Resource types R4B added to R4 (their R4B models exist, but R4 4.0.1 has no such type).
+R4B_ONLY_TYPES = frozenset({
+    "AdministrableProductDefinition", "Citation", "ClinicalUseDefinition", "EvidenceReport", "Ingredient",
+    "ManufacturedItemDefinition", "MedicinalProductDefinition", "NutritionProduct", "PackagedProductDefinition",
+    "RegulatedAuthorization", "SubscriptionStatus", "SubscriptionTopic", "SubstanceDefinition"})
+ABSTRACT_TYPES = frozenset({"Resource", "DomainResource"})
 
 
 class UnknownResourceType(ValueError):
@@ -36,3 +42,20 @@ def r4b_class(resource_type: str) -> type[FHIRAbstractModel]:
         return _get_r4b_class(resource_type)
     except (ValueError, KeyError) as exc:
         raise UnknownResourceType(f"{resource_type!r} is not an R4/R4B resource type") from exc
+
+
+@cache
+def resource_class(fhir_version: str, resource_type: str) -> type[FHIRAbstractModel]:
+    """The model of a concrete resource type of a FHIR version (``R4``: the R4B models, R4B-only types
+    excluded; ``R5``), for ``$validate``; UnknownResourceType for anything else (data types included)."""
+    model = r5_class(resource_type) if fhir_version == "R5" else r4b_class(resource_type)
+    if (resource_type in ABSTRACT_TYPES or getattr(model, "get_resource_type", lambda: None)() != resource_type
+            or not _is_resource(model) or (fhir_version != "R5" and resource_type in R4B_ONLY_TYPES)):
+        raise UnknownResourceType(f"{resource_type!r} is not an {'R5' if fhir_version == 'R5' else 'R4'} resource type")
+    return model
+
+
+def _is_resource(model: type[FHIRAbstractModel]) -> bool:
+    """Whether a model is a resource (not a data type): it has the ``id`` and ``meta`` of Resource."""
+    fields = getattr(model, "model_fields", {})
+    return "meta" in fields and "id" in fields and "implicitRules" in fields

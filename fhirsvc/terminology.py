@@ -3,18 +3,24 @@
 Real orders name their drug by a code, or only by text ("adalimumab 40 MG/0.4ML ... [Humira]"), so a
 value set here is compiled into both a code set and a whole-word name matcher (display and
 designations of its concepts).
+
+NDCs come in many forms (``fhirsvc.ndc``): every NDC is read through ``knowledge_keys`` (the knowledge's
+codes) or ``lookup_keys`` (codes sent to the service), so ``66658-234-07``, ``66658-0234-07``,
+``66658023407`` and the product ``66658-234`` all meet the same key.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
+from fhirsvc import ndc as ndc_codes
+from fhirsvc.ndc import EMPTY_DIRECTORY, NDC, NdcDirectory
+
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-NDC = "http://hl7.org/fhir/sid/ndc"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 CVX = "http://hl7.org/fhir/sid/cvx"
@@ -31,6 +37,26 @@ SYSTEM_NAMES = {
 def code_key(system: str | None, code: str | None) -> str:
     """The index key of a coding: ``system|code``."""
     return f"{system or ''}|{code or ''}"
+
+
+def knowledge_keys(system: str | None, code: str | None) -> tuple[str, ...]:
+    """The index keys of a coding of the knowledge: ``system|code``, an NDC in its canonical forms."""
+    if system == NDC:
+        return ndc_codes.index_keys(code)
+    return (code_key(system, code),)
+
+
+def lookup_keys(system: str | None, code: str | None, directory: NdcDirectory = EMPTY_DIRECTORY) -> tuple[str, ...]:
+    """The keys a sent coding is looked up under: ``system|code``; an NDC in any form under its canonical keys
+    (an unhyphenated 10-digit one resolved against the knowledge's NDCs, ``directory``)."""
+    if system == NDC:
+        return directory.lookup_keys(code)
+    return (code_key(system, code),)
+
+
+def ndc_directory(codes: Iterable[tuple[str | None, str | None]]) -> NdcDirectory:
+    """The directory of the NDCs among (system, code) pairs."""
+    return NdcDirectory(code for system, code in codes if system == NDC and isinstance(code, str))
 
 
 def codings(concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
@@ -126,6 +152,7 @@ class ValueSetMatcher:
     codes: frozenset[str] = frozenset()
     code_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
     names: frozenset[str] = frozenset()
+    ndc: NdcDirectory = field(default=EMPTY_DIRECTORY, compare=False, repr=False)  # resolves 10-digit NDCs
 
     @cached_property
     def _pattern(self) -> re.Pattern[str] | None:
@@ -138,25 +165,31 @@ class ValueSetMatcher:
         return frozenset(first_word(name) for name in self.names if name)
 
     @classmethod
-    def from_value_set(cls, value_set: Mapping[str, Any]) -> ValueSetMatcher:
-        """Compile ``compose.include`` (concepts, and ``regex`` filters on ``code``)."""
+    def from_value_set(cls, value_set: Mapping[str, Any], ndc: NdcDirectory | None = None) -> ValueSetMatcher:
+        """Compile ``compose.include`` (concepts, and ``regex`` filters on ``code``). ``ndc``: the NDCs of the
+        whole knowledge (an unhyphenated 10-digit NDC is matched when exactly one of its paddings is one of
+        them); by default the value set's own."""
         codes: set[str] = set()
+        pairs: list[tuple[str, str]] = []
         patterns: list[tuple[str, re.Pattern[str]]] = []
         names: set[str] = set()
         for include in (value_set.get("compose") or {}).get("include") or ():
             system = include.get("system", "")
             for concept in include.get("concept") or ():
-                codes.add(code_key(system, concept.get("code")))
+                codes.update(knowledge_keys(system, concept.get("code")))
+                pairs.append((system, concept.get("code")))
                 names.update(filter(None, [concept.get("display")]))
                 names.update(d["value"] for d in concept.get("designation") or () if d.get("value"))
             for flt in include.get("filter") or ():
                 if flt.get("property") == "code" and flt.get("op") == "regex":
                     patterns.append((system, re.compile(flt["value"])))
         return cls(value_set.get("url", ""), frozenset(codes), tuple(patterns),
-                   frozenset(normalize_name(n) for n in names))
+                   frozenset(normalize_name(n) for n in names), ndc if ndc is not None else ndc_directory(pairs))
 
     def has_code(self, system: str | None, code: str | None) -> bool:
         """True if the coding is a member, explicitly or through a regex filter."""
+        if system == NDC:
+            return any(key in self.codes for key in self.ndc.lookup_keys(code))
         if code_key(system, code) in self.codes:
             return True
         return isinstance(code, str) and bool(code) and any(sys == (system or "") and pat.search(code)

@@ -25,7 +25,8 @@ from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.orders import ORDER_TYPES, order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
+from fhirsvc.cds.relevance import judged_context
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS
 from fhirsvc.cds.urlpolicy import UrlPolicy
@@ -159,8 +160,9 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
         judged = order_ids(orders, context.get("selections") or [f"{o.get('resourceType', '')}/{o.get('id')}"
                                                                  for o in orders])
         # the empty allow-list admits no server: the adapter never sends
-        patient = assemble_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(), now)
-        findings = run_checks(patient, knowledge)
+        patient = judged_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(), now,
+                                 knowledge)
+        findings = run_checks(patient, knowledge) if patient is not None else []
         cards = build_cards(findings, context["patientId"], knowledge, public_base.rstrip("/"))
     except PreconditionFailed as exc:
         raise UnreadableInput(str(exc)) from None

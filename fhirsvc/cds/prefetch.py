@@ -14,8 +14,9 @@ with the bearer token of this call only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -62,14 +63,23 @@ class FhirServer:
         self.http = http
         self.deadline = time.monotonic() + settings.deadline
         self.base: Url | None = None
+        self.refusal: str | None = None  # why fhirServer is refused, logged the first time it is needed
+        self._lock = threading.Lock()
         if base:
             try:
                 self.base = settings.allowlist.check(base)
             except UrlRefused as exc:
-                log.warning("fhirServer refused: host %s: %s", host_for_log(base), exc)
+                self.refusal = f"host {host_for_log(base)}: {exc}"
 
     @property
     def usable(self) -> bool:
+        """Whether fhirServer may be read; asked only when something must be fetched, so a refused server is
+        logged (its host and why, never the token) once, and only when the call needed it."""
+        if self.base is None and self.refusal:
+            with self._lock:
+                if self.refusal:
+                    log.warning("fhirServer refused: %s", self.refusal)
+                    self.refusal = None
         return self.base is not None
 
     def admit(self, url: str) -> Url:
@@ -181,14 +191,25 @@ def fill_template(template: str, context: Mapping[str, Any]) -> str:
     return template
 
 
+def fhir_server(request: Mapping[str, Any], settings: FetchSettings, http: HTTPAdapter) -> FhirServer:
+    """The EHR's FHIR server of one call (``fhirServer`` with the token of ``fhirAuthorization``)."""
+    authorization = request.get("fhirAuthorization")
+    token = authorization.get("access_token") if isinstance(authorization, Mapping) else None
+    return FhirServer(request.get("fhirServer"), token, settings, http)
+
+
 def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
                      others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
-                     http: HTTPAdapter, now: datetime) -> PatientContext:
-    """Read every data key from prefetch or the FHIR server; 412 (PreconditionFailed) if none could be had."""
-    token = (request.get("fhirAuthorization") or {}).get("access_token")
-    server = FhirServer(request.get("fhirServer"), token, settings, http)
+                     http: HTTPAdapter, now: datetime, keys: Iterable[str] = DATA_KEYS,
+                     server: FhirServer | None = None,
+                     referenced: Mapping[str, dict[str, Any]] | None = None) -> PatientContext:
+    """Read the data ``keys`` (the checks' needs; default all) from prefetch or the FHIR server, leaving the
+    others empty; 412 (PreconditionFailed) if none of them could be had. ``referenced``: Medications already
+    resolved for the draft orders."""
+    server = server or fhir_server(request, settings, http)
+    wanted = [key for key in DATA_KEYS if key in set(keys)]
     prefetch = request.get("prefetch") or {}
-    data: dict[str, tuple[dict[str, Any], ...]] = {}
+    data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in DATA_KEYS}
     unavailable: dict[str, str] = {}
 
     def read_key(key: str) -> tuple[dict[str, Any], ...]:
@@ -201,15 +222,15 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
         return resources_of(server.get(fill_template(templates[key], request["context"])), key, server)
 
     # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
-    fetched = [key for key in DATA_KEYS if key not in prefetch or _has_next_page(prefetch[key])]
+    fetched = [key for key in wanted if key not in prefetch or _has_next_page(prefetch[key])]
     with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
         futures = {key: pool.submit(read_key, key) for key in fetched}
-        for key in DATA_KEYS:
+        for key in wanted:
             try:
                 data[key] = futures[key].result() if key in futures else read_key(key)
             except FetchError as exc:
                 data[key], unavailable[key] = (), str(exc)
-    if len(unavailable) == len(DATA_KEYS):
+    if wanted and len(unavailable) == len(wanted):
         reasons = "; ".join(f"{key}: {why}" for key, why in unavailable.items())
         raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
     for key, why in unavailable.items():
@@ -223,7 +244,8 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
         medications=_of_type(data["medications"], "MedicationRequest", "MedicationStatement"),
         observations=_of_type(data["observations"], "Observation"),
         unavailable=unavailable, draft_orders=tuple(orders), judged_ids=judged,
-        referenced_medications=resolve_medications([*orders, *data["medications"]], pool_of_medications, server),
+        referenced_medications=resolve_medications([*orders, *data["medications"]], pool_of_medications, server,
+                                                   known=referenced),
     )
 
 
@@ -238,11 +260,12 @@ def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[s
 
 
 def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[str, Any]],
-                        server: FhirServer, limit: int = 20) -> dict[str, dict[str, Any]]:
-    """Medication resources named by ``medicationReference``: contained, in the draft Bundle or prefetch,
-    else read from the FHIR server (bounded)."""
+                        server: FhirServer | None, limit: int = 20,
+                        known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Medication resources named by ``medicationReference``: ``known`` ones, contained, in the draft Bundle or
+    prefetch, else read from the FHIR server (bounded; ``server`` None: nothing is fetched)."""
     by_id = {f"Medication/{m.get('id')}": m for m in pool if m.get("resourceType") == "Medication"}
-    resolved: dict[str, dict[str, Any]] = {}
+    resolved: dict[str, dict[str, Any]] = dict(known or {})
     wanted: list[str] = []
     for order in requests_:
         medication = order.get("medicationReference")
@@ -258,7 +281,7 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
             resolved[reference] = dict(found)
         elif not reference.startswith("#"):
             wanted.append(reference)
-    fetchable = list(dict.fromkeys(wanted))[:limit] if server.usable else []
+    fetchable = list(dict.fromkeys(wanted))[:limit] if wanted and server is not None and server.usable else []
     if not fetchable:
         return resolved
     fetch: Callable[[str], dict[str, Any]] = server.get

@@ -28,7 +28,8 @@ from fhirsvc.cds.auth import AuthError, JwtVerifier, load_issuers
 from fhirsvc.cds.cards import build_cards
 from fhirsvc.cds.feedback import FeedbackInvalid, FeedbackStore, parse_feedback
 from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
+from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
+from fhirsvc.cds.relevance import judged_context
 from fhirsvc.cds.replay import SqliteReplayCache
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
@@ -167,10 +168,12 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
                                                              for o in orders])
     knowledge = get_knowledge()
     try:
-        patient = assemble_context(request_data, service.prefetch, orders, others, judged, state().fetch,
-                                   state().http, now or datetime.now(UTC))
+        patient = judged_context(request_data, service.prefetch, orders, others, judged, state().fetch,
+                                 state().http, now or datetime.now(UTC), knowledge)
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.PRECONDITION_FAILED, str(exc)) from None
+    if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched
+        return []
     cards = build_cards(run_checks(patient, knowledge), context["patientId"], knowledge, public_base())
     state().feedback.remember_cards(service_id, cards)
     return cards

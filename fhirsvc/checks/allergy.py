@@ -19,7 +19,7 @@ from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import allergy_concepts, concept_codes, reference_key
 
 
-@check("allergy-contraindication", (1,), "ALGY", "allergies", "allergies")
+@check("allergy-contraindication", (1,), "ALGY", "allergies", "allergies", needs=(ALLERGIES,))
 def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
     """#1 ALGY critical: an active allergy (not refuted / entered-in-error) to a substance of one of the
     drug's contraindication value sets (its own products; the proteins it is made from). Monograph
@@ -64,7 +64,7 @@ def _concept_text(cud) -> str:
                .get("text") or cud.get("id"))
 
 
-@check("latex-allergy", (2,), "ALGY", "allergies", "latex allergy")
+@check("latex-allergy", (2,), "ALGY", "allergies", "latex allergy", needs=(ALLERGIES, CONDITIONS))
 def check_latex_allergy(job: Job) -> Iterable[Finding]:
     """#2 ALGY warning: an active allergy (or condition) of latex / natural rubber, when the drug has a
     latex warning (its needle cover). Monograph SECTION 3 of 4 > People with latex allergy."""

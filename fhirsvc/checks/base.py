@@ -2,7 +2,9 @@
 judged order and drug, and the registry of checks the engine runs in a fixed order.
 
 A check is a function ``(job) -> Iterable[Finding]`` registered with ``@check(...)``; its declared
-``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails.
+``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails, and its
+``needs`` are the patient data keys (``context.DATA_KEYS``) it reads: the CDS layer fetches only the keys
+the checks of the judged orders need (``engine.relevance``), so a check must declare every key it reads.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.config import TOPICS, VS_NOT_ACTIVE_CONDITION
-from fhirsvc.checks.context import ALLERGIES, CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
+from fhirsvc.checks.context import (
+    ALLERGIES,
+    CONDITIONS,
+    DATA_KEYS,
+    MEDICATIONS,
+    OBSERVATIONS,
+    PATIENT,
+    PatientContext,
+)
 from fhirsvc.checks.dose import DailyDose, daily_dose
 from fhirsvc.checks.drugs import DrugProfile, Guideline, Interaction
 from fhirsvc.checks.findings import Finding, Suggestion
@@ -363,17 +373,25 @@ class Check:
     reverse: bool
     function: CheckFunction
     position: float  # where its findings come in the output: its first contract number (or ``after``)
+    needs: frozenset[str] = frozenset()  # the patient data keys it reads (context.DATA_KEYS)
 
 
 CHECKS: list[Check] = []
 
 
-def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str,
+def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str, *, needs: Iterable[str],
           reverse: bool = False, after: float | None = None) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function; the registry is kept in contract order (the order of the findings)."""
+    """Register a check function; the registry is kept in contract order (the order of the findings).
+    ``needs``: every patient data key the check reads (directly or through ``Run``/``Job``: a guideline
+    chosen by age and recorded indication reads ``patient`` and ``conditions``)."""
+    needed = frozenset(needs)
+    unknown = needed - set(DATA_KEYS)
+    if unknown:
+        raise ValueError(f"check {rule} needs unknown data keys {sorted(unknown)}")
+
     def register(function: CheckFunction) -> CheckFunction:
         position = after if after is not None else float(min(numbers))
-        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position))
+        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position, needed))
         CHECKS.sort(key=lambda c: c.position)
         return function
     return register

@@ -15,7 +15,7 @@ from typing import Any
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, dosing_anchor
-from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
+from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS, PATIENT
 from fhirsvc.checks.dose import (
     administrations_per_day,
     describe_per_day,
@@ -61,7 +61,7 @@ def _mg(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
 
-@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5)
+@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5, needs=(PATIENT, CONDITIONS))
 def check_dose_readable(job: Job) -> Iterable[Finding]:
     """Missing data: an unreadable dose or unit → DOSE warning "Unable to check dose" (contract
     "Missing data"; monograph: SECTION 4 of 4 > dosage sections). Fires for an order of a drug whose
@@ -79,7 +79,7 @@ def check_dose_readable(job: Job) -> Iterable[Finding]:
         dose.facts(), unable=True)]
 
 
-@check("high-dose", (6,), "DOSEH", "summary", "the maximum daily dose")
+@check("high-dose", (6,), "DOSEH", "summary", "the maximum daily dose", needs=(PATIENT, CONDITIONS))
 def check_high_dose(job: Job) -> Iterable[Finding]:
     """#6 DOSEH warning: no weight-based indication recorded, and the daily dose exceeds the fixed maximum
     of the applicable guideline (``maxDosePerPeriod`` in mg per day). Monograph SECTION 4 of 4 > the
@@ -120,7 +120,8 @@ def _weight_problem(measure: Measurement | None) -> str:
     return measure.problem("body weight")
 
 
-@check("high-dose-for-weight", (7,), "DOSEHINDW", "summary", "the dose for body weight")
+@check("high-dose-for-weight", (7,), "DOSEHINDW", "summary", "the dose for body weight",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     """#7 DOSEHINDW critical: a weight-based indication recorded and the daily dose exceeds the mg/kg per
     day maximum (``maxDosePerPeriod`` per kg). Monograph SECTION 4 of 4 > the weight-based indication's
@@ -165,7 +166,8 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
          "maximum_mg_per_kg_per_day": limit.amount_per_day, "guideline": guide.id})]
 
 
-@check("low-dose-for-weight", (8,), "DOSELINDW", "summary", "the starting dose for body weight")
+@check("low-dose-for-weight", (8,), "DOSELINDW", "summary", "the starting dose for body weight",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     """#8 DOSELINDW info: a weight-based indication recorded and the daily dose is below the low end of
     the starting ``doseRange`` in mg/kg per day. Monograph SECTION 4 of 4 > the weight-based indication's
@@ -265,7 +267,8 @@ def renal_update(order: Resource, repeat: Mapping[str, Any]) -> dict[str, Any]:
     return new
 
 
-@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function")
+@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function",
+       needs=(CONDITIONS, OBSERVATIONS))
 def check_renal_dosing(job: Job) -> Iterable[Finding]:
     """#9 DOSECOND warning: severe kidney disease (a kidney function result within 180 days below the
     renal guideline's threshold (a CrCl/eGFR comparator and value), or an active condition of its severe kidney
@@ -347,7 +350,7 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         unable=True)]
 
 
-@check("route", (18,), "DOSE", "summary", "the route")
+@check("route", (18,), "DOSE", "summary", "the route", needs=())
 def check_route(job: Job) -> Iterable[Finding]:
     """#18 DOSE warning: the order's route is coded and is not in the drug's route value set
     (``intendedRoute``; subcutaneous). Monograph SECTION 1 of 4 > Drug Features: "It's available as an

@@ -25,7 +25,8 @@ from typing import Any
 from fhirsvc.checks.config import EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
 from fhirsvc.checks.units import DAYS_PER_UNIT, duration, unit_of
 from fhirsvc.knowledge.store import Knowledge
-from fhirsvc.terminology import ValueSetMatcher, code_key, codings, name_pattern
+from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
+from fhirsvc.terminology import ValueSetMatcher, codings, knowledge_keys, lookup_keys, name_pattern
 
 Resource = Mapping[str, Any]
 
@@ -238,6 +239,7 @@ class DrugProfile:
     interactions: tuple[Interaction, ...]
     monitoring: tuple[Resource, ...]
     section: str
+    ndc: NdcDirectory = EMPTY_DIRECTORY  # the knowledge's NDCs (resolves unhyphenated 10-digit ones)
 
     @cached_property
     def _names(self) -> re.Pattern[str] | None:
@@ -254,7 +256,7 @@ class DrugProfile:
         return f"{self.names[0]} ({', '.join(self.names[1:])})" if len(self.names) > 1 else self.name
 
     def has_code(self, system: str | None, code: str | None) -> bool:
-        if code_key(system, code) in self.codes:
+        if any(key in self.codes for key in lookup_keys(system, code, self.ndc)):
             return True
         return self.product is not None and self.product.has_code(system, code)
 
@@ -398,12 +400,12 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
     """Read one MedicationKnowledge (and what it points to) into a DrugProfile."""
     product_vs = value_set_of(mk.get("code"))
     product = knowledge.value_sets.get(product_vs) if product_vs else None
-    codes = {code_key(c.get("system"), c.get("code")) for c in codings(mk.get("code"))}
+    codes = {key for c in codings(mk.get("code")) for key in knowledge_keys(c.get("system"), c.get("code"))}
     names = [str(n) for n in mk.get("name") or ()]
     for ref in mk.get("associatedMedication") or ():
         med = knowledge.resolve(ref.get("reference") or "")
         if med is not None:
-            codes |= {code_key(c.get("system"), c.get("code")) for c in codings(med.get("code"))}
+            codes |= {key for c in codings(med.get("code")) for key in knowledge_keys(c.get("system"), c.get("code"))}
     cuds = tuple(c for c in (knowledge.resolve((r or {}).get("reference") or "")
                              for r in mk.get("clinicalUseIssue") or ()) if c is not None)
     mg_per_ml = _strength(mk)
@@ -423,6 +425,7 @@ def build_profile(knowledge: Knowledge, mk: Resource) -> DrugProfile:
         interactions=_interactions(cuds, product_vs),
         monitoring=_monitoring(knowledge, mk, product_vs),
         section=section_of(mk),
+        ndc=knowledge.ndc,
     )
 
 

@@ -8,6 +8,12 @@ or another biologic, ordered while the patient takes the knowledge drug). An ord
 the knowledge knows and interacts with nothing it knows gives no finding; it is logged (type and id
 only, no patient data).
 
+Which orders matter is decided first, from the draft orders alone (``relevance``): an order matters when
+the knowledge knows its drug or one of the knowledge drugs' interaction classes has it as a member. The
+CDS layer fetches patient data only for orders that matter, and only the keys their checks declare
+(``Check.needs``). An order code that looks like an NDC but matches nothing in the knowledge is logged
+(the code, never patient data), so integrators can see what the service did not recognise.
+
 A check that raises does not take the others down: the engine logs the exception (its type and where it
 was raised, never its message or values) and returns an "Unable to check" finding of that check's topic.
 """
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 # Importing the check modules registers their checks (kept in contract order by the registry).
 from fhirsvc.checks import allergy, dosing, interactions, patient_rules, wording  # noqa: F401
@@ -25,6 +33,8 @@ from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import is_live_draft, reference_key
 from fhirsvc.knowledge.store import Knowledge
+from fhirsvc.ndc import NDC, parse
+from fhirsvc.terminology import codings
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,56 @@ def jobs_for(run: Run, order) -> tuple[list[Job], list[Job]]:
     reverse = [Job(run, order, found.drug, found.interaction)
                for found in run.index.reverse(run.concepts(order), own={d.id for d in drugs})]
     return forward, reverse
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """What a call must judge: the judged orders that matter (``Type/id``) and the patient data keys their
+    checks need (``Check.needs``). No orders: nothing to fetch, no card."""
+
+    orders: tuple[str, ...] = ()
+    keys: frozenset[str] = frozenset()
+
+
+def relevance(context: PatientContext, knowledge: Knowledge, checks: Sequence[Check] | None = None) -> Relevance:
+    """Which judged live draft orders matter, from the orders alone (``context`` needs only the draft orders,
+    the judged ids and the referenced medications resolved so far), and the keys the checks that will run
+    on them need: the forward checks' for an order of a knowledge drug, the reverse checks' for a member of
+    one of the drugs' interaction classes."""
+    run = Run(context, knowledge)
+    registry: Sequence[Check] = CHECKS if checks is None else checks
+    orders: list[str] = []
+    keys: set[str] = set()
+    for order in context.judged_orders():
+        if not is_live_draft(order):
+            continue
+        forward, reverse = jobs_for(run, order)
+        log_unmatched_ndcs(run.concepts(order), knowledge, order.get("resourceType"))
+        if not forward and not reverse:
+            continue
+        orders.append(reference_key(order))
+        keys.update(key for chk in registry if (reverse if chk.reverse else forward) for key in chk.needs)
+    return Relevance(tuple(orders), frozenset(keys))
+
+
+def log_unmatched_ndcs(concepts: Iterable[Mapping[str, Any]], knowledge: Knowledge, what: Any = "order") -> None:
+    """Log each code of an order that looks like an NDC (the NDC system, or no system and a hyphenated NDC
+    form) and matches no NDC of the knowledge: its form and why. Codes only, no patient data."""
+    for concept in concepts:
+        for coding in codings(concept):
+            system, code = coding.get("system"), coding.get("code")
+            if not isinstance(code, str) or not (system == NDC or (not system and "-" in code and parse(code))):
+                continue
+            found = knowledge.ndc.lookup(code)
+            if system == NDC and any(key in knowledge.by_code for key in found.keys):
+                continue
+            why = {"not-ndc": "not an NDC in any form", "ambiguous": "10 digits without hyphens, and more than one "
+                   "of its three readings is a known NDC", "unknown": "10 digits without hyphens, none of its "
+                   "three readings is a known NDC"}.get(found.status, "no NDC of the knowledge")
+            if not system:
+                why = "no system given: codes are matched with their system only"
+            form = found.ndc.form if found.ndc else "-"
+            logger.info("unrecognised NDC %r (form %s) in a %s order: %s", code[:40], form, str(what)[:40], why)
 
 
 def run_one(check: Check, job: Job) -> list[Finding]:

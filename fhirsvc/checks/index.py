@@ -20,13 +20,14 @@ from fhirsvc.checks.drugs import DrugProfile, Interaction, drug_profiles
 from fhirsvc.checks.recognition import _texts as concept_texts
 from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.knowledge.store import Knowledge
+from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 from fhirsvc.terminology import (
     MEMO_SIZE,
     ValueSetMatcher,
-    code_key,
     codings,
     concept_key,
     first_word,
+    lookup_keys,
     normalize_name,
     text_words,
 )
@@ -55,11 +56,12 @@ class TermIndex:
             else:
                 self.by_word[word].append(item)
 
-    def by_codes(self, concepts: Sequence[Concept]) -> set[int]:
+    def by_codes(self, concepts: Sequence[Concept], ndc: NdcDirectory = EMPTY_DIRECTORY) -> set[int]:
         found = set(self.any_code)
         for concept in concepts:
             for coding in codings(concept):
-                found.update(self.by_code.get(code_key(coding.get("system"), coding.get("code")), ()))
+                for key in lookup_keys(coding.get("system"), coding.get("code"), ndc):
+                    found.update(self.by_code.get(key, ()))
         return found
 
     def by_texts(self, texts: Iterable[str]) -> set[int]:
@@ -84,6 +86,7 @@ class DrugIndex:
 
     def __init__(self, knowledge: Knowledge) -> None:
         self.drugs: tuple[DrugProfile, ...] = drug_profiles(knowledge)
+        self.ndc = knowledge.ndc
         self.drug_terms = TermIndex()
         for position, drug in enumerate(self.drugs):
             product = drug.product
@@ -120,7 +123,7 @@ class DrugIndex:
 
     def _recognize(self, concepts: Sequence[Concept]) -> list[DrugProfile]:
         pairs = [(c.get("system"), c.get("code")) for concept in concepts for c in codings(concept)]
-        by_code = [self.drugs[i] for i in sorted(self.drug_terms.by_codes(concepts))
+        by_code = [self.drugs[i] for i in sorted(self.drug_terms.by_codes(concepts, self.ndc))
                    if any(self.drugs[i].has_code(system, code) for system, code in pairs)]
         if by_code:
             return by_code
@@ -132,7 +135,7 @@ class DrugIndex:
         """The interactions of drugs (not in ``own``) whose interactant value set the concepts belong to: by
         drug in id order, then by interaction id and value set."""
         skip = set(own)
-        candidates = self.class_terms.by_codes(concepts) | self.class_terms.by_texts(concept_texts(concepts))
+        candidates = self.class_terms.by_codes(concepts, self.ndc) | self.class_terms.by_texts(concept_texts(concepts))
         found = [member for item in candidates if in_value_set(concepts, self.matchers[item])
                  for member in self.class_members[self.classes[item]] if member[2].id not in skip]
         return [Reverse(drug, inter) for _, _, drug, inter in sorted(found, key=lambda m: (m[0], m[1]))]

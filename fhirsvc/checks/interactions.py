@@ -17,7 +17,7 @@ from datetime import timedelta
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
-from fhirsvc.checks.context import MEDICATIONS
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.drugs import Interaction, section_of
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
@@ -73,7 +73,7 @@ def _is_draft(job: Job, resource) -> bool:
     return any(reference_key(resource) == reference_key(d) for d in job.context.draft_orders)
 
 
-@check("interaction", (3, 4), "DRG", "interactions", "drug interactions")
+@check("interaction", (3, 4), "DRG", "interactions", "drug interactions", needs=(MEDICATIONS,))
 def check_interactions(job: Job) -> Iterable[Finding]:
     """#3 DRG warning (a TNF inhibitor current or drafted; monograph SECTION 3 of 4 > TNF inhibitors,
     anti-inflammatory drugs) and #4 DRG critical (a live vaccine among the draft orders; SECTION 3 of 4 >
@@ -117,7 +117,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     return out
 
 
-@check("duplicate-therapy", (5,), "DUPTHPY", "summary", "duplicate therapy")
+@check("duplicate-therapy", (5,), "DUPTHPY", "summary", "duplicate therapy", needs=(PATIENT, CONDITIONS, MEDICATIONS))
 def check_duplicate(job: Job) -> Iterable[Finding]:
     """#5 DUPTHPY warning: another order of the same drug is active/on-hold in the medication list or in
     the draft Bundle (not this order). Monograph SECTION 4 of 4 > Pharmacist's Advice > What to Do If You
@@ -163,7 +163,7 @@ def _drug_records(job: Job) -> tuple[list, list]:
 
 
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
-       reverse=True)
+       reverse=True, needs=(MEDICATIONS,))
 def check_reverse_current(job: Job) -> Iterable[Finding]:
     """#19 DRG critical (a live vaccine is ordered and the drug is active/on-hold or in the same draft
     Bundle; monograph SECTION 3 of 4 > Vaccines) and #21 DRG warning (a TNF inhibitor is ordered and the
@@ -196,7 +196,8 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
         [job.delete(job.order)])]
 
 
-@check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True)
+@check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True,
+       needs=(MEDICATIONS,))
 def check_reverse_washout(job: Job) -> Iterable[Finding]:
     """#20 DRG warning: a member of an interaction class with a ``washout-period`` (live vaccines) is
     ordered and the drug was stopped or completed less than that period ago (end from ``boundsPeriod.end``,

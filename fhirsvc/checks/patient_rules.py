@@ -133,7 +133,7 @@ def _undecided_age(job: Job, holds: Callable[[int], bool]) -> str | None:
     return f"birth date recorded as {written} only: {ages[0]} or {ages[1]} years old"
 
 
-@check("age", (10,), "AGE", "children", "age")
+@check("age", (10,), "AGE", "children", "age", needs=(PATIENT, CONDITIONS))
 def check_age(job: Job) -> Iterable[Finding]:
     """#10 AGE warning: the patient is younger than the age the fixed-dose guidelines require (their age
     ``patientCharacteristic``) and no weight-based indication is recorded. Monograph SECTION 3 of 4 > For
@@ -186,7 +186,7 @@ def check_age(job: Job) -> Iterable[Finding]:
          **({"guideline": covering[0].id} if covering else {})})]
 
 
-@check("geriatric", (11,), "GEALRT", "seniors", "age")
+@check("geriatric", (11,), "GEALRT", "seniors", "age", needs=(PATIENT,))
 def check_geriatric(job: Job) -> Iterable[Finding]:
     """#11 GEALRT info: the patient is at least ``GERIATRIC_AGE_YEARS`` old and the drug has a seniors
     warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""
@@ -222,7 +222,7 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
 
 # --- infection and neutropenia ----------------------------------------------------------------------------
 
-@check("active-infection", (12,), "COND", "warnings", "active infection")
+@check("active-infection", (12,), "COND", "warnings", "active infection", needs=(CONDITIONS, OBSERVATIONS))
 def check_infection(job: Job) -> Iterable[Finding]:
     """#12 COND warning: an active condition in the drug's serious-infection value set, or a body
     temperature of at least ``FEVER_CELSIUS`` within ``TEMPERATURE_WINDOW``. Monograph SECTION 1 of 4 >
@@ -281,7 +281,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
     return []
 
 
-@check("neutropenia", (13,), "LAB", "warnings", "neutrophil count")
+@check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", needs=(CONDITIONS, OBSERVATIONS))
 def check_neutropenia(job: Job) -> Iterable[Finding]:
     """#13 LAB warning: the newest absolute neutrophil count is below ``NEUTROPENIA_ANC_10E9_PER_L`` (units
     converted; a percentage is not usable), or an active condition in the drug's neutropenia value set. Monograph
@@ -398,7 +398,7 @@ def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | No
     return request
 
 
-@check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring")
+@check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring", needs=(MEDICATIONS, OBSERVATIONS))
 def check_monitoring(job: Job) -> Iterable[Finding]:
     """#14 LAB info: a count is due by the drug's monitoring PlanDefinition: new therapy (no current order
     of the drug) and none within the baseline action's ``offsetRange``; on therapy and none within the
@@ -486,7 +486,7 @@ def _newest_status(job: Job, code_vs: str, max_age: Window | None) -> Measuremen
     return None if matcher is None else newest_coded(job.run.observations, matcher, job.run.now, max_age)
 
 
-@check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy")
+@check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy", needs=(CONDITIONS, OBSERVATIONS))
 def check_pregnancy(job: Job) -> Iterable[Finding]:
     """#15 PREG warning: an active pregnancy condition, or the newest pregnancy status observation (its
     code in the knowledge's pregnancy-status value set) answers pregnant (matched by code: "Not pregnant"
@@ -531,7 +531,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
 
-@check("breastfeeding", (16,), "LACT", "breastfeeding", "breastfeeding")
+@check("breastfeeding", (16,), "LACT", "breastfeeding", "breastfeeding", needs=(CONDITIONS, OBSERVATIONS))
 def check_breastfeeding(job: Job) -> Iterable[Finding]:
     """#16 LACT info: breastfeeding recorded, as an active condition of the breastfeeding value set or as
     the newest breastfeeding status observation (its code in the knowledge's breastfeeding-status value
@@ -589,7 +589,7 @@ def _prerequisite(cud: Resource) -> tuple[str | None, str]:
     return None, ""
 
 
-@check("indication", (17,), "COND", "summary", "the indication")
+@check("indication", (17,), "COND", "summary", "the indication", needs=(CONDITIONS, MEDICATIONS))
 def check_indication(job: Job) -> Iterable[Finding]:
     """#17 COND info: none of the drug's indications is recorded (conditions or the order's reason); or
     the recorded indication must follow other therapy (``otherTherapy`` indicated-only-before, e.g.

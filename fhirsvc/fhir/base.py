@@ -6,12 +6,14 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fhirsvc.fhir.registry import FHIR_VERSIONS, SearchParam, TypeSpec, type_specs
 from fhirsvc.knowledge.frozen import FrozenDict, freeze
+from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
+from fhirsvc.terminology import ndc_directory
 
 Key = tuple[str, str]
 
@@ -109,6 +111,7 @@ class FhirBase:
     index: Mapping[tuple[str, str], Mapping[str, tuple[Any, ...]]]
     built: datetime
     texts: Mapping[int, bytes]  # id(resource) -> its compact JSON in UTF-8, serialized once at start-up
+    ndc: NdcDirectory = field(default=EMPTY_DIRECTORY)  # the NDCs the token indexes hold (search by any NDC form)
 
     @classmethod
     def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
@@ -140,7 +143,9 @@ class FhirBase:
                                               for v in walk(served[(rtype, rid)], path, resolve)])
                     for rid in ids[rtype]}
         texts = {id(resource): compact_json(resource).encode() for resource in served.values()}
-        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts)
+        ndc = ndc_directory((t.system, t.code) for values in index.values() for indexed in values.values()
+                            for t in indexed if isinstance(t, Token))
+        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts, ndc)
 
     def get(self, rtype: str, rid: str) -> FrozenDict | None:
         return self.resources.get((rtype, rid))

@@ -22,6 +22,8 @@ from fhirsvc.fhir.base import FhirBase, Token, fold
 from fhirsvc.fhir.registry import R5, SearchParam
 from fhirsvc.fhirversion import r4b_class, r5_class
 from fhirsvc.knowledge.frozen import FrozenDict
+from fhirsvc.ndc import EMPTY_DIRECTORY, NDC, NdcDirectory
+from fhirsvc.terminology import knowledge_keys
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -152,13 +154,14 @@ def _matches(base: FhirBase, rtype: str, rid: str, param: SearchParam, modifier:
         if values[0] not in ("true", "false"):
             raise bad_request(f"{param.name}:missing must be true or false")
         return (not indexed) == (values[0] == "true")
-    found = any(_match_one(param, modifier, value, indexed) for value in values)
+    found = any(_match_one(param, modifier, value, indexed, base.ndc) for value in values)
     return not found if modifier == "not" else found
 
 
-def _match_one(param: SearchParam, modifier: str | None, value: str, indexed: tuple[Any, ...]) -> bool:
+def _match_one(param: SearchParam, modifier: str | None, value: str, indexed: tuple[Any, ...],
+               ndc: NdcDirectory = EMPTY_DIRECTORY) -> bool:
     if param.type == "token":
-        return _match_token(modifier, value, indexed)
+        return _match_token(modifier, value, indexed, ndc)
     if param.type == "string":
         wanted = fold(value)
         if modifier == "exact":
@@ -174,16 +177,24 @@ def _match_one(param: SearchParam, modifier: str | None, value: str, indexed: tu
     return value in indexed  # uri
 
 
-def _match_token(modifier: str | None, value: str, indexed: Iterable[Token]) -> bool:
+def _match_token(modifier: str | None, value: str, indexed: Iterable[Token],
+                 ndc: NdcDirectory = EMPTY_DIRECTORY) -> bool:
     if modifier == "text":
         wanted = fold(value)
         return any(t.text and fold(t.text).startswith(wanted) for t in indexed)
     if "|" not in value:
-        return any(t.code == value for t in indexed)
+        return any(t.code == value or (t.system == NDC and _same_ndc(t.code, value, ndc)) for t in indexed)
     system, _, code = value.partition("|")
     if not code:
         return any(t.system == system and t.code for t in indexed)
+    if system == NDC:  # an NDC in any form (fhirsvc.ndc)
+        return any(t.system == NDC and _same_ndc(t.code, code, ndc) for t in indexed)
     return any(t.code == code and (t.system or "") == system for t in indexed)
+
+
+def _same_ndc(indexed: str | None, sent: str, ndc: NdcDirectory) -> bool:
+    """Whether a sent NDC (any form; a product NDC matches its packages) names an indexed one."""
+    return indexed == sent or not set(ndc.lookup_keys(sent)).isdisjoint(knowledge_keys(NDC, indexed))
 
 
 def date_range(text: str) -> tuple[str, datetime, datetime]:

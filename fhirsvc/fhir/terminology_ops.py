@@ -17,7 +17,8 @@ from flask import request
 from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.base import fold
-from fhirsvc.terminology import ValueSetMatcher
+from fhirsvc.knowledge import get_knowledge
+from fhirsvc.terminology import ValueSetMatcher, knowledge_keys, lookup_keys
 
 MAX_EXPANSION = 1000
 
@@ -88,11 +89,14 @@ def validate_code(value_set: dict[str, Any], params: dict[str, Any]) -> dict[str
         system, code, display = params.get("system"), params.get("code"), params.get("display")
     if not code:
         raise ApiError(HTTPStatus.BAD_REQUEST, "give code (with system) or coding")
-    matcher = ValueSetMatcher.from_value_set(value_set)
+    ndc = get_knowledge().ndc  # an NDC in any form (fhirsvc.ndc), 10-digit ones read against the knowledge's
+    matcher = ValueSetMatcher.from_value_set(value_set, ndc)
     member = matcher.has_code(system, str(code))
     result: list[dict[str, Any]] = [{"name": "result", "valueBoolean": member}]
+    wanted = set(lookup_keys(system, str(code), ndc))
     known = next((c.get("display") for inc in (value_set.get("compose") or {}).get("include") or ()
-                  if inc.get("system") == system for c in inc.get("concept") or () if c["code"] == code), None)
+                  if inc.get("system") == system for c in inc.get("concept") or ()
+                  if c["code"] == code or not wanted.isdisjoint(knowledge_keys(system, c["code"]))), None)
     if known:
         result.append({"name": "display", "valueString": known})
     if not member:

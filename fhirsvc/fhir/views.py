@@ -23,9 +23,8 @@ from fhirsvc.errors import ApiError
 from fhirsvc.fhir import capability, terminology_ops
 from fhirsvc.fhir.base import FhirBase, parse_instant
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
-from fhirsvc.fhir.registry import R5
 from fhirsvc.fhir.search import parse_search, run_search, subset
-from fhirsvc.fhirversion import UnknownResourceType, r4b_class, r5_class
+from fhirsvc.fhirversion import UnknownResourceType, resource_class
 
 blueprint = Blueprint("fhir", __name__)
 BASES_EXTENSION = "fhirsvc.fhir.bases"
@@ -208,7 +207,10 @@ def _value_set(base: FhirBase, rid: str | None, params: dict[str, Any]) -> Any:
 def validate(requested: str | None, rtype: str) -> Response:
     """Validate a posted resource (or Parameters with a ``resource``) against the base's FHIR version."""
     base = _base(requested)
-    _spec(base, rtype)
+    try:  # every resource type of the base's FHIR version, served or not (an EHR's orders, say)
+        model = resource_class(base.name, rtype)
+    except UnknownResourceType as exc:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"{exc} (FHIR {base.fhir_version})", "not-supported") from None
     body = json_body("application/fhir+json")
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
         parameters = body.get("parameter") if isinstance(body.get("parameter"), list) else []
@@ -218,10 +220,7 @@ def validate(requested: str | None, rtype: str) -> Response:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"post a {rtype} resource (or Parameters with a resource)")
     issues = []
     try:
-        model = r5_class(rtype) if base.name == R5 else r4b_class(rtype)
         model.model_validate(body)
-    except UnknownResourceType as exc:
-        raise ApiError(HTTPStatus.NOT_FOUND, str(exc), "not-supported") from exc
     except ValidationError as exc:
         for err in exc.errors():
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])

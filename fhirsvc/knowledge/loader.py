@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fhirsvc import ndc
 from fhirsvc.errors import KnowledgeError
 from fhirsvc.fhirversion import UnknownResourceType, r5_class
 from fhirsvc.knowledge.frozen import freeze
@@ -50,6 +51,7 @@ def check_paths(paths: Sequence[Path], cache: str | Path | None = None) -> tuple
     validated.save()
     problems += check_unique(entries)
     problems += check_references(entries)
+    problems += check_ndcs(entries)
     return entries, problems
 
 
@@ -218,6 +220,40 @@ def check_references(entries: Sequence[Entry]) -> list[Problem]:
             if message:
                 problems.append(Problem(str(path), element, message))
     return problems
+
+
+def check_ndcs(entries: Sequence[Entry]) -> list[Problem]:
+    """Every NDC (a Coding's code, an Identifier's value, a ValueSet concept under the NDC system) is an NDC
+    in a form that reads one way (``fhirsvc.ndc``): an unhyphenated 10-digit code is ambiguous."""
+    problems = []
+    for path, res in entries:
+        for element, code in _ndcs(res, res["resourceType"]):
+            found = ndc.parse(code)
+            if found is None:
+                problems.append(Problem(str(path), element, f"{code!r} is not an NDC (10 digits hyphenated 4-4-2, "
+                                        "5-3-2 or 5-4-1; 11 digits 5-4-2; or a product NDC 4-4, 5-3 or 5-4)"))
+            elif found.kind == ndc.AMBIGUOUS:
+                problems.append(Problem(str(path), element, f"NDC {code!r} (10 digits, no hyphens) can be read "
+                                        "three ways: write it hyphenated, as the labeler publishes it"))
+    return problems
+
+
+def _ndcs(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every (path, code) under the NDC system: Coding.code, Identifier.value, ValueSet include concepts."""
+    if isinstance(node, Mapping):
+        if node.get("system") == ndc.NDC:
+            for key in ("code", "value"):
+                if isinstance(node.get(key), str):
+                    yield f"{path}.{key}", node[key]
+            for index, concept in enumerate(node.get("concept") or ()):
+                if isinstance(concept, Mapping) and isinstance(concept.get("code"), str):
+                    yield f"{path}.concept[{index}].code", concept["code"]
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                yield from _ndcs(value, f"{path}.{key}")
+            elif isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    yield from _ndcs(item, f"{path}.{key}[{index}]")
 
 
 def _check_reference(value: str, keys: set[tuple[str, str]], contained: set[Any]) -> str | None:

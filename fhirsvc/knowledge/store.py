@@ -10,7 +10,8 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from fhirsvc.knowledge.frozen import FrozenDict, freeze
-from fhirsvc.terminology import ValueSetMatcher, code_key, codings, normalize_name
+from fhirsvc.ndc import NdcDirectory
+from fhirsvc.terminology import ValueSetMatcher, codings, knowledge_keys, ndc_directory, normalize_name
 
 Key = tuple[str, str]  # (resourceType, id)
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class Knowledge:
     by_name: Mapping[str, tuple[Key, ...]]
     value_sets: Mapping[str, ValueSetMatcher]
     by_type: Mapping[str, tuple[FrozenDict, ...]]  # the resources of each type, in id order
+    ndc: NdcDirectory  # every NDC the knowledge names, canonical (resolves unhyphenated 10-digit NDCs)
     _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, resource_type: str, resource_id: str) -> FrozenDict | None:
@@ -68,7 +70,8 @@ class Knowledge:
         by_url: dict[str, Key] = {}
         by_code: defaultdict[str, list[Key]] = defaultdict(list)
         by_name: defaultdict[str, list[Key]] = defaultdict(list)
-        value_sets: dict[str, ValueSetMatcher] = {}
+        value_set_resources: list[Mapping[str, Any]] = []
+        terms: list[tuple[str | None, str | None]] = []
         for path, resource in entries:
             key = (resource["resourceType"], resource["id"])
             resources[key] = resource if isinstance(resource, FrozenDict) else freeze(resource)
@@ -79,11 +82,15 @@ class Knowledge:
                     by_url[f"{resource['url']}|{resource['version']}"] = key
             for system, code, name in _terms(resource):
                 if code:
-                    by_code[code_key(system, code)].append(key)
+                    terms.append((system, code))
+                    for code_key in knowledge_keys(system, code):
+                        by_code[code_key].append(key)
                 if name:
                     by_name[normalize_name(name)].append(key)
             if key[0] == "ValueSet":
-                value_sets[resource["url"]] = ValueSetMatcher.from_value_set(resource)
+                value_set_resources.append(resource)
+        ndc = ndc_directory(terms)
+        value_sets = {vs["url"]: ValueSetMatcher.from_value_set(vs, ndc) for vs in value_set_resources}
         return cls(
             version=version,
             resources=MappingProxyType(resources),
@@ -94,6 +101,7 @@ class Knowledge:
             value_sets=MappingProxyType(value_sets),
             by_type=MappingProxyType({rtype: tuple(resources[key] for key in keys) for rtype, keys in
                                       _group_by_type(sorted(resources)).items()}),
+            ndc=ndc,
         )
 
 

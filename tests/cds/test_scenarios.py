@@ -21,8 +21,11 @@ from typing import Any
 import pytest
 
 from fhirsvc import create_app
+from fhirsvc.cds.offline import evaluate_offline
 from fhirsvc.cds.services import service_id
 from fhirsvc.cds.views import evaluate
+from fhirsvc.cli import main
+from fhirsvc.knowledge import get_knowledge
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import service_path
 from tests.conftest import ROOT
@@ -126,3 +129,50 @@ def test_scenario(scenario_app, request_file: Path, expected: dict):
     assert [s["uuid"] for c in again for s in c.get("suggestions", ())] == \
         [s["uuid"] for c in cards for s in c.get("suggestions", ())], "suggestion uuids are not deterministic"
     assert len({c["uuid"] for c in cards}) == len(cards), "two cards share a uuid"
+
+
+# The NDC scenarios: a Kineret order named only by an NDC, in each form pharmacy systems send it.
+NDC_SCENARIOS = [pytest.param(p.values[0], p.values[1], id=p.id) for p in PARAMS if "-ndc-" in p.id]
+EVERY_SCENARIO = [pytest.param(p.values[0], p.values[1], id=p.id) for p in PARAMS]  # without xfail marks
+
+
+def test_there_is_a_scenario_for_every_ndc_form():
+    codes = set()
+    for param in NDC_SCENARIOS:
+        body = json.loads(param.values[0].read_text(encoding="utf-8"))
+        for entry in body["context"]["draftOrders"]["entry"]:
+            codes.update(c["code"] for c in entry["resource"]["medicationCodeableConcept"]["coding"])
+    assert {"66658-234-07", "66658-0234-07", "6665823407", "66658-234", "66658-0234-28", "66658023407"} <= codes
+
+
+@pytest.mark.parametrize(("request_file", "expected"), NDC_SCENARIOS)
+def test_ndc_scenario_through_order_select(scenario_app, request_file: Path, expected: dict):
+    """The same order selected in order-select gets the same cards as in order-sign."""
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    body["hook"] = "order-select"
+    body["context"]["selections"] = [f"{order['resourceType']}/{order['id']}"]
+    cards = run_scenario(scenario_app, body, datetime.fromisoformat(expected["now"]))
+    assert_valid_response({"cards": cards})
+    assert Counter(pair(c) for c in cards) == Counter((c["topic"], c["indicator"]) for c in expected["cards"])
+
+
+@pytest.mark.parametrize(("request_file", "expected"), EVERY_SCENARIO)
+def test_scenario_through_fhirsvc_check(scenario_app, request_file: Path, expected: dict):
+    """``fhirsvc check`` (the offline evaluation) gives the service's findings for every scenario."""
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    now = datetime.fromisoformat(expected["now"])
+    served = run_scenario(scenario_app, copy.deepcopy(body), now)
+    offline = evaluate_offline(body, get_knowledge(scenario_app), now=now)
+    assert [(pair(c), c["summary"]) for c in offline.cards] == [(pair(c), c["summary"]) for c in served]
+
+
+@pytest.mark.parametrize(("request_file", "expected"), NDC_SCENARIOS)
+def test_ndc_scenario_with_the_fhirsvc_check_command(request_file: Path, expected: dict, capsys, monkeypatch):
+    monkeypatch.delenv("FHIRSVC_KNOWLEDGE_PATH", raising=False)
+    monkeypatch.delenv("FHIRSVC_KNOWLEDGE_DIR", raising=False)
+    status = main(["check", "--json", "--now", expected["now"], str(request_file)])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert Counter((f["topic"], f["indicator"]) for f in out["findings"]) == \
+        Counter((c["topic"], c["indicator"]) for c in expected["cards"])

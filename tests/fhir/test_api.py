@@ -308,3 +308,76 @@ def test_responses_built_from_cached_json_equal_a_fresh_serialization(client):
                 "/fhir/R5/MedicationKnowledge?_include=MedicationKnowledge:monograph&_summary=true"):
         pretty_url = url + ("&" if "?" in url else "?") + "_pretty=true"
         assert comparable(client.get(url)) == comparable(client.get(pretty_url))
+
+
+# The CDS Hooks wire types (what an EHR sends), and the knowledge's: every resource type of the base's version.
+WIRE_TYPES = {
+    "MedicationRequest": {"resourceType": "MedicationRequest", "id": "mr", "status": "draft", "intent": "order",
+                          "subject": {"reference": "Patient/p1"},
+                          "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc",
+                                                                    "code": "66658-0234-07"}]}},
+    "Medication": {"resourceType": "Medication", "id": "m", "code": {"text": "Kineret"}},
+    "Patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1970-05-01"},
+    "Condition": {"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p1"},
+                  "code": {"text": "Rheumatoid arthritis"}},
+    "AllergyIntolerance": {"resourceType": "AllergyIntolerance", "id": "a", "patient": {"reference": "Patient/p1"},
+                           "code": {"text": "Latex"}},
+    "Observation": {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "Body weight"}},
+    "Immunization": {"resourceType": "Immunization", "id": "i", "status": "completed",
+                     "vaccineCode": {"text": "MMR"}, "patient": {"reference": "Patient/p1"},
+                     "occurrenceDateTime": "2026-11-01"},
+    "ServiceRequest": {"resourceType": "ServiceRequest", "id": "s", "status": "draft", "intent": "order",
+                       "subject": {"reference": "Patient/p1"}, "code": {"text": "MMR vaccine"}},
+    "Bundle": {"resourceType": "Bundle", "id": "b", "type": "collection"},
+}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@pytest.mark.parametrize("rtype", sorted(WIRE_TYPES))
+def test_validate_takes_the_cds_hooks_wire_types(fhir, version, rtype):
+    resource = WIRE_TYPES[rtype]
+    if version == "R5" and rtype == "MedicationRequest":  # R5 names the medication by a CodeableReference
+        resource = {**{k: v for k, v in resource.items() if k != "medicationCodeableConcept"},
+                    "medication": {"concept": resource["medicationCodeableConcept"]}}
+    if version == "R5" and rtype == "ServiceRequest":  # R5: a CodeableReference
+        resource = {**resource, "code": {"concept": resource["code"]}}
+    if version == "R5" and rtype == "Condition":  # R5: clinicalStatus is required
+        resource = {**resource, "clinicalStatus": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]}}
+    good = fhir.post(f"/fhir/{version}/{rtype}/$validate", json=resource)
+    assert good.status_code == HTTPStatus.OK, good.get_json()
+    body = good.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert [i["severity"] for i in body["issue"]] == ["information"], body
+    bad = fhir.post(f"/fhir/{version}/{rtype}/$validate", json={**resource, "colour": "red"}).get_json()
+    assert bad["resourceType"] == "OperationOutcome"
+    assert any(i["severity"] == "error" and i["code"] == "structure" for i in bad["issue"]), bad
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/fhir/R4/ClinicalUseDefinition/$validate", HTTPStatus.NOT_FOUND),  # R4B/R5 only
+    ("/fhir/R4/HumanName/$validate", HTTPStatus.NOT_FOUND),  # a data type
+    ("/fhir/R5/Resource/$validate", HTTPStatus.NOT_FOUND),  # abstract
+    ("/fhir/R5/NoSuchType/$validate", HTTPStatus.NOT_FOUND),
+])
+def test_validate_refuses_what_is_not_a_resource_type_of_the_version(fhir, url, status):
+    response = fhir.post(url, json={"resourceType": url.split("/")[3]})
+    assert response.status_code == status
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("code", ["66658-234-07", "66658-0234-07", "66658023407", "6665823407", "66658-234",
+                                  "66658-0234-28"])
+def test_every_ndc_form_finds_the_drug_and_is_a_member(fhir, code):
+    found = fhir.get("/fhir/R4/MedicationKnowledge", query_string={"code": f"http://hl7.org/fhir/sid/ndc|{code}"})
+    assert [e["resource"]["id"] for e in found.get_json().get("entry", ())] == ["anakinra"]
+    member = fhir.get("/fhir/R5/ValueSet/anakinra-products/$validate-code",
+                      query_string={"system": "http://hl7.org/fhir/sid/ndc", "code": code}).get_json()
+    assert member["parameter"][0] == {"name": "result", "valueBoolean": True}
+
+
+@pytest.mark.parametrize("code", ["66658-234-99", "1234567890", "66658-23A-07", ""])
+def test_other_ndcs_find_nothing(fhir, code):
+    found = fhir.get("/fhir/R4/MedicationKnowledge", query_string={"code": f"http://hl7.org/fhir/sid/ndc|{code}"})
+    assert found.status_code == HTTPStatus.OK
+    assert found.get_json()["total"] == (0 if code else 1)  # system| alone: any NDC

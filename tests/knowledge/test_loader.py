@@ -27,6 +27,9 @@ CASES = {
     "unknown-resource-type": ("Medicine-test-drug.json", "resourceType", "'Medicine' is not an R5 resource type"),
     "missing-id": ("Medication-test-drug.json", "Medication.id", "every knowledge resource needs an id"),
     "not-json": ("Medication-test-drug.json", "-", "not JSON: Expecting property name"),
+    "invalid-ndc": ("Medication-test-drug.json", "Medication.code.coding[0].code", "'66658-23A-07' is not an NDC"),
+    "ambiguous-ndc": ("Medication-test-drug.json", "Medication.code.coding[0].code",
+                      "NDC '6665823407' (10 digits, no hyphens) can be read three ways"),
 }
 
 
