@@ -81,8 +81,8 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "interaction.washout": (
         "{Group_one} {ago} days after {drug} stopped ({ended}): wait {span}",
         ("**{order}** is {a_member}. {Drug} on record: **{record}**, ended on **{ended}**, {ago} days ago.",
-         "{Group} are not advised until {span} after {drug} stops (a stop less than {days} days ago counts, "
-         "from the last day of treatment). Defer this order to {after} or later, or cancel it.",
+         "{Group} are not advised until {span} after {drug} stops ({span}: {days} days from the last day of "
+         "treatment). Defer this order to {after} or later, or cancel it.",
          "{quote}")),
     "interaction.washout_unknown": (
         "Unable to check {order}: {drug} stopped, end date unknown",
