@@ -24,7 +24,6 @@ CANONICAL = "https://fhirsvc.org/fhir/"
 EXT_VALUE_SET = CANONICAL + "StructureDefinition/value-set"
 EXT_SOURCE_SECTION = CANONICAL + "StructureDefinition/source-section"
 EXT_WASHOUT = CANONICAL + "StructureDefinition/washout-period"
-EXT_MEMBER_NAME = CANONICAL + "StructureDefinition/member-name"  # what one member of a value set is called
 
 
 def value_set_url(name: str) -> str:
