@@ -86,6 +86,7 @@ def check_latex_allergy(job: Job) -> Iterable[Finding]:
     return [job.finding(
         "latex-allergy", "ALGY", "warning",
         *wording.words("latex.found", drug=job.drug.name, what=wording.record_name(record),
+                       list="Allergy list" if record.get("resourceType") == "AllergyIntolerance" else "Problem list",
                        recorded=wording.recorded_on(record), quote=quoted),
         section_of(cud), "allergies",
         {"record": reference_key(record), "value_set": VS_LATEX_ALLERGY,

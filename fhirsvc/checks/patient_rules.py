@@ -498,14 +498,14 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     found = job.run.conditions_in(VS_PREGNANCY)
     evidence, facts = None, {}
     if found:
-        evidence = (f"{wording.record_name(found[0])}{wording.recorded_on(found[0])}", "on the problem list")
+        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
     else:
         status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
         pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
         answer = status.observation.get("valueCodeableConcept") if status and status.observation else None
         if status is not None and status.found and pregnant is not None and has_code_in(pregnant, answer):
-            evidence = (f"{concept_text(answer)}, {day(status.when)}", "pregnancy status")
+            evidence = (concept_text(answer), f", {day(status.when)}", "Pregnancy status")
             facts = {"observation": reference_key(status.observation or {}), "date": day(status.when),
                      "value": concept_text(answer)}
     if evidence is None:
@@ -523,10 +523,10 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
                                quote=_quote(cud)),
                 section, "pregnancy", status.facts("pregnancy_status"), unable=True)]
         return []
-    what, where = evidence
+    what, when, where = evidence
     return [job.finding(
         "pregnancy", "PREG", "warning",
-        *_warning(job, f"Patient is pregnant ({what})", f"Pregnancy recorded ({where}): **{what}**.", cud,
+        *_warning(job, f"Pregnancy recorded ({what}{when})", f"{where}: **{what}**{when}.", cud,
                   wording.ADVICE["pregnancy"]),
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
@@ -544,7 +544,7 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
     found = job.run.conditions_in(VS_BREASTFEEDING)
     evidence, facts = None, {}
     if found:
-        evidence = f"{wording.record_name(found[0])}{wording.recorded_on(found[0])}"
+        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
     else:
         status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
@@ -552,7 +552,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
         obs = status.observation if status is not None and status.found else None
         if obs is not None and answers is not None and (
                 obs.get("valueBoolean") is True or has_code_in(answers, obs.get("valueCodeableConcept"))):
-            evidence = f"{concept_text(obs.get('valueCodeableConcept')) or 'breastfeeding'}, {day(status.when)}"
+            evidence = (concept_text(obs.get("valueCodeableConcept")) or "breastfeeding", f", {day(status.when)}",
+                        "Breastfeeding status")
             facts = {"observation": reference_key(obs), "date": day(status.when)}
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
@@ -560,7 +561,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
             if missing else []
     return [job.finding(
         "breastfeeding", "LACT", "info",
-        *_warning(job, f"Breastfeeding recorded ({evidence})", f"Breastfeeding recorded: **{evidence}**.", cud,
+        *_warning(job, f"Breastfeeding recorded ({evidence[0]}{evidence[1]})",
+                  f"{evidence[2]}: **{evidence[0]}**{evidence[1]}.", cud,
                   wording.ADVICE["breastfeeding"]),
         section, "breastfeeding", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 

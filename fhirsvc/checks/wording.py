@@ -43,16 +43,16 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "allergy.contraindicated": (
         "{Drug} is contraindicated: allergy to {allergen} recorded",
         ("Active allergy on the allergy list: **{allergen}**{recorded}.",
-         "{Drug} is contraindicated in {reason}. Cancel the {order} order.",
+         "{Drug} is contraindicated: {reason}. Cancel the {order} order.",
          "{quote}")),
     "allergy.unable": (
         "Unable to check allergies for {drug}: allergy list unavailable",
         ("The allergy list could not be retrieved.",
-         "{Drug} is contraindicated in {reasons}: confirm the patient has neither before signing.",
+         "{Drug} is contraindicated in case of {reasons}: confirm the patient has neither before signing.",
          "{quote}")),
     "latex.found": (
         "Latex allergy recorded: {drug} latex warning applies",
-        ("Latex allergy recorded: **{what}**{recorded}.",
+        ("{List}: **{what}**{recorded}.",
          "Review the latex warning with the patient before the first dose.",
          "{quote}")),
     "latex.unable": (
