@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fhirsvc.checks.base import Job, check, unavailable_text
+from fhirsvc.checks import wording
+from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
@@ -35,11 +36,12 @@ def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
     if not contraindications:
         return []
     if ALLERGIES in job.context.unavailable:
+        reasons = [wording.lower_first(wording.impersonal(_concept_text(c)).split("; ")[0])
+                   for c, _ in contraindications]
         return [job.finding(
             "allergy-contraindication", "ALGY", "warning",
-            f"Unable to check allergies for {job.drug.name}: allergy list unavailable",
-            f"The {unavailable_text([ALLERGIES])} could not be retrieved. {job.drug.name} must not be given with "
-            "an allergy to " + "; ".join(_concept_text(c) for c, _ in contraindications) + ".",
+            *wording.words("allergy.unable", drug=job.drug.name, reasons=" or ".join(reasons),
+                           quote=""),
             section_of(contraindications[0][0]), "allergies", {"unavailable": [ALLERGIES]}, unable=True)]
     out = []
     for cud, vs in contraindications:
@@ -47,18 +49,16 @@ def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
         if not found:
             continue
         allergy = found[0]
-        what = _allergy_name(allergy)
-        stated = _concept_text(cud)
         out.append(job.finding(
             "allergy-contraindication", "ALGY", "critical",
-            f"Allergy recorded ({what}): {job.drug.name} is contraindicated",
-            f"An active allergy is recorded: **{what}** ({reference_key(allergy)}). The monograph contraindicates "
-            f"{job.drug.label} in: {stated}.",
+            *wording.words("allergy.contraindicated", drug=job.drug.name, allergen=wording.record_name(allergy),
+                           recorded=wording.recorded_on(allergy), order=job.name_of(job.order),
+                           reason=wording.lower_first(wording.impersonal(_concept_text(cud))), quote=""),
             section_of(cud, cud.get("contraindication")), "allergies",
             {"allergy": reference_key(allergy), "allergy_code": [c for a in allergy_concepts(allergy)
                                                                  for c in concept_codes(a)],
              "contraindication": f"ClinicalUseDefinition/{cud.get('id')}", "value_set": vs},
-            [job.delete(job.order, f"Remove this {job.drug.name} order")]))
+            [job.delete(job.order)]))
         break  # one critical allergy card per order is enough
     return out
 
@@ -78,21 +78,20 @@ def check_latex_allergy(job: Job) -> Iterable[Finding]:
     warning = cud.get("warning") or {}
     missing = job.run.unavailable(ALLERGIES)
     records = job.run.allergies_in(VS_LATEX_ALLERGY) + job.run.conditions_in(VS_LATEX_ALLERGY)
+    quoted = wording.quote(wording.quote_sentences(str(warning.get("description") or "")), section_of(cud))
     if not records:
         if missing:
             return [job.finding(
                 "latex-allergy", "ALGY", "warning",
-                f"Unable to check latex allergy for {job.drug.name}: allergy list unavailable",
-                f"The {unavailable_text(missing)} could not be retrieved. {warning.get('description', '')}",
+                *wording.words("latex.unable", drug=job.drug.name, quote=quoted),
                 section_of(cud), "allergies", {"unavailable": missing}, unable=True)]
         return []
     record = records[0]
-    what = _allergy_name(record) if record.get("resourceType") == "AllergyIntolerance" else concept_text(
-        record.get("code"))
     return [job.finding(
         "latex-allergy", "ALGY", "warning",
-        f"Latex allergy recorded ({what}): see the {job.drug.name} latex warning before use",
-        f"Recorded: **{what}** ({reference_key(record)}). {warning.get('description', '')}",
+        *wording.words("latex.found", drug=job.drug.name, what=wording.record_name(record),
+                       list="Allergy list" if record.get("resourceType") == "AllergyIntolerance" else "Problem list",
+                       recorded=wording.recorded_on(record), quote=quoted),
         section_of(cud), "allergies",
         {"record": reference_key(record), "value_set": VS_LATEX_ALLERGY,
          "warning": f"ClinicalUseDefinition/{cud.get('id')}",

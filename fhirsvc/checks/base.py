@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from fhirsvc.checks import wording
 from fhirsvc.checks.config import TOPICS, VS_NOT_ACTIVE_CONDITION
 from fhirsvc.checks.context import (
     ALLERGIES,
@@ -329,10 +330,27 @@ class Job:
                        anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},
                        suggestions=tuple(suggestions), unable=unable)
 
-    def delete(self, resource: Resource, label: str) -> Suggestion:
-        """Suggest removing a draft order (``delete`` with its ``Type/id``)."""
-        return Suggestion(label=clip(label, 80), action="delete",
-                          description=f"Remove the draft order {reference_key(resource)}",
+    def name_of(self, resource: Resource) -> str:
+        """What the chart calls the medication of an order or a medication record: its text or display,
+        shortened; for a medication given by code alone, the knowledge's name of the drug it is, else the
+        label of the group member it is (an interaction value set's display of its code)."""
+        concepts = self.run.concepts(resource)
+        name = wording.medication_name(concepts)
+        if name:
+            return name
+        drugs = self.run.drugs_of(resource)
+        if drugs:
+            return drugs[0].name
+        for inter in self.drug.interactions:
+            label = wording.member_label(self.run.knowledge, inter.value_set, concepts, None)
+            if label:
+                return label
+        return "the ordered medication"
+
+    def delete(self, resource: Resource) -> Suggestion:
+        """Suggest cancelling a draft order (``delete`` with its ``Type/id``; the text names its medication)."""
+        label, description = wording.suggestion_words("cancel", name=self.name_of(resource))
+        return Suggestion(label=clip(label, 80), action="delete", description=description,
                           resource_id=reference_key(resource))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, dosing_anchor
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS, PATIENT
@@ -49,6 +50,13 @@ def _upper(job: Job) -> str:
     return " at the upper end of its dose range" if job.dose.ranged else ""
 
 
+def _indication(job: Job, guide: Guideline) -> str:
+    """The short name of a guideline's indication (its abbreviation), for card text."""
+    cud = job.run.knowledge.get("ClinicalUseDefinition", guide.indication_id) if guide.indication_id else None
+    concept = (((cud or {}).get("indication") or {}).get("diseaseSymptomProcedure") or {}).get("concept") or {}
+    return wording.indication_short(str(concept.get("text") or "this indication"))
+
+
 def _mg(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
@@ -65,10 +73,8 @@ def check_dose_readable(job: Job) -> Iterable[Finding]:
     accepted = "mg, mL or prefilled syringes" if job.drug.mg_per_syringe else "mg or mL"
     return [job.finding(
         "dose-unreadable", "DOSE", "warning",
-        f"Unable to check dose of {job.drug.name}: {dose.problem}",
-        f"The daily dose of this {job.drug.label} order could not be computed ({dose.problem}; ordered dose: "
-        f"{dose.dose_text or 'none'}). Doses are checked in {accepted} with a structured frequency "
-        "(`timing.repeat` or a timing code such as QD, BID, QOD). Check the dose against the monograph.",
+        *wording.words("dose.unreadable", drug=job.drug.name, problem=dose.problem, dose=dose.dose_text or "none",
+                       accepted=accepted),
         guide.section if guide else job.drug.section, dosing_anchor(guide.id if guide else None),
         dose.facts(), unable=True)]
 
@@ -88,14 +94,12 @@ def check_high_dose(job: Job) -> Iterable[Finding]:
     assert daily is not None
     if daily <= limit.amount_per_day:
         return []
-    name = job.drug.name
     return [job.finding(
         "high-dose", "DOSEH", "warning",
-        f"{name} {_mg(daily)} mg/day exceeds the recommended {_mg(limit.amount_per_day)} mg/day",
-        f"This order gives **{_mg(daily)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
-        f"{describe_per_day(job.dose.per_day)} = {_mg(job.dose.per_administration_mg)} mg \u00d7 "
-        f"{job.dose.per_day:g} per day). The monograph's dose is **{_mg(limit.amount_per_day)} mg per day**: "
-        f"\"{dosage.dosage.get('text', '')}\" {dosage.dosage.get('patientInstruction', '')}".strip(),
+        *wording.words("dose.high", drug=job.drug.name, daily=_mg(daily), limit=_mg(limit.amount_per_day),
+                       ranged=_upper(job), dose=job.dose.dose_text, frequency=describe_per_day(job.dose.per_day),
+                       each=_mg(job.dose.per_administration_mg), times=f"{job.dose.per_day:g}",
+                       quote=wording.quote(dosage.dosage.get("text", ""), guide.section)),
         guide.section, dosing_anchor(guide.id),
         {**job.dose.facts(), "maximum_mg_per_day": limit.amount_per_day, "guideline": guide.id})]
 
@@ -131,20 +135,17 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     if OBSERVATIONS in job.context.unavailable:
         return [job.finding(
             "high-dose-for-weight", "DOSEHINDW", "warning",
-            f"Unable to check {job.drug.name} dose for weight: observations unavailable",
-            f"The dose of {job.drug.name} for this indication is based on body weight (at most "
-            f"{_mg(limit.amount_per_day)} mg/kg per day), but the {unavailable_text([OBSERVATIONS])} could not be "
-            "retrieved. Check the dose against a current body weight.",
+            *wording.words("dose.weight_observations_unable", drug=job.drug.name, indication=_indication(job, guide),
+                           limit=_mg(limit.amount_per_day)),
             guide.section, anchor, {"unavailable": [OBSERVATIONS]}, unable=True)]
     measure = _weight(job, guide)
     if measure is None or not measure.found:
         problem = _weight_problem(measure)
         return [job.finding(
             "high-dose-for-weight", "DOSEHINDW", "warning",
-            f"Unable to check {job.drug.name} dose for weight: "
-            f"{measure.brief('body weight') if measure else problem}",
-            f"The dose of {job.drug.name} for this indication is based on body weight (at most "
-            f"{_mg(limit.amount_per_day)} mg/kg per day), and {problem}. Weigh the patient and check the dose.",
+            *wording.words("dose.weight_unable", drug=job.drug.name, indication=_indication(job, guide),
+                           problem=measure.brief("body weight") if measure else problem, reason=problem,
+                           limit=_mg(limit.amount_per_day)),
             guide.section, anchor, {**job.dose.facts(), **(measure.facts("weight") if measure else {})},
             unable=True)]
     if not job.dose.readable:
@@ -155,11 +156,11 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
         return []
     return [job.finding(
         "high-dose-for-weight", "DOSEHINDW", "critical",
-        f"{job.drug.name} {per_kg:.3g} mg/kg/day exceeds the maximum {_mg(limit.amount_per_day)} mg/kg/day "
-        f"({_mg(measure.value)} kg, {day(measure.when)})",
-        f"This order gives **{_mg(job.dose.daily_mg)} mg per day**{_upper(job)} ({job.dose.dose_text}, "
-        f"{describe_per_day(job.dose.per_day)}) for a body weight of **{_mg(measure.value)} kg** "
-        f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**. The monograph: \"{dosage.dosage.get('text', '')}\"",
+        *wording.words("dose.weight_high", drug=job.drug.name, per_kg=f"{per_kg:.3g}", limit=_mg(limit.amount_per_day),
+                       weight=_mg(measure.value), weighed=day(measure.when), daily=_mg(job.dose.daily_mg),
+                       ranged=_upper(job), dose=job.dose.dose_text, frequency=describe_per_day(job.dose.per_day),
+                       ceiling=_mg(round(limit.amount_per_day * measure.value, 1)),
+                       quote=wording.quote(dosage.dosage.get("text", ""), guide.section)),
         guide.section, anchor,
         {**job.dose.facts(), **measure.facts("weight"), "mg_per_kg_per_day": per_kg,
          "maximum_mg_per_kg_per_day": limit.amount_per_day, "guideline": guide.id})]
@@ -178,7 +179,7 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
               and "kg" in d.dose_range[2]]
     if not ranges:
         return []
-    dosage, (low, high, unit) = min(ranges, key=lambda pair: pair[1][0])
+    dosage, (low, high, _unit) = min(ranges, key=lambda pair: pair[1][0])
     measure = _weight(job, guide)
     if measure is None or not measure.found or not measure.value:
         return []
@@ -190,12 +191,12 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
         return []
     return [job.finding(
         "low-dose-for-weight", "DOSELINDW", "info",
-        f"{job.drug.name} {per_kg:.3g} mg/kg/day is below the {low:g}-{high:g} mg/kg/day starting dose "
-        f"({_mg(measure.value)} kg)",
-        f"This order gives **{_mg(least)} mg per day**{' at the low end of its range' if job.dose.ranged else ''} "
-        f"for a body weight of **{_mg(measure.value)} kg** "
-        f"({day(measure.when)}): **{per_kg:.3g} mg/kg per day**, below the starting dose of "
-        f"{low:g}-{high:g} {unit} per day. The monograph: \"{dosage.dosage.get('text', '')}\"",
+        *wording.words("dose.weight_low", drug=job.drug.name, per_kg=f"{per_kg:.3g}", low=f"{low:g}",
+                       high=f"{high or low:g}", weight=_mg(measure.value), weighed=day(measure.when), least=_mg(least),
+                       ranged=" at the low end of its range" if job.dose.ranged else "",
+                       start_low=_mg(round(low * measure.value, 1)),
+                       start_high=_mg(round((high or low) * measure.value, 1)),
+                       quote=wording.quote(dosage.dosage.get("text", ""), guide.section)),
         guide.section, dosing_anchor(guide.id),
         {**job.dose.facts(), **measure.facts("weight"), "mg_per_kg_per_day": per_kg,
          "starting_mg_per_kg_per_day": [low, high], "guideline": guide.id})]
@@ -306,17 +307,14 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         ordered = describe_per_day(per_day)
         suggestions = []
         if per_day is not None and schedule and job.order.get("resourceType") == "MedicationRequest":
-            suggestions.append(Suggestion(
-                label=f"Change to {name} {every}",
-                action="update",
-                description=f"Give the same dose {every} ({name}, severe kidney disease)",
-                resource=renal_update(job.order, schedule), recommended=True))
+            label, description = wording.suggestion_words("reschedule", every=every, why="severe kidney disease")
+            suggestions.append(Suggestion(label=label, action="update", description=description,
+                                          resource=renal_update(job.order, schedule), recommended=True))
         dosage_text = next((d.dosage.get("text", "") for d in guide.dosages if d.dosage.get("text")), "")
         return [job.finding(
             "renal-dosing", "DOSECOND", "warning",
-            f"Severe kidney disease ({why}): {name} {every} is advised",
-            f"{found} This order is {ordered}. In severe kidney disease the monograph advises {name} "
-            f"{every} instead of every day: \"{dosage_text.split(' The monograph says')[0]}\"",
+            *wording.words("renal.found", drug=name, why=why, every=every, found=found, ordered=ordered,
+                           quote=wording.quote(dosage_text.split(" The monograph says")[0], guide.section)),
             guide.section, "kidney-disease",
             {**kidney_facts, "severe_kidney_disease": evidence["kind"],
              **({"condition": evidence["condition"]} if evidence["kind"] == "condition" else {}),
@@ -343,11 +341,9 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
                          else None) or guide0.section
     return [job.finding(
         "renal-dosing", "DOSECOND", "info",
-        f"Unable to check {name} dose for kidney function: {brief}",
-        f"The {name} dose depends on kidney function: in severe kidney disease"
-        f"{f' ({threshold.comparator} {threshold.value:g} {threshold.unit})' if threshold else ''} "
-        f"the monograph advises {every}. {why[0].upper() + why[1:]}. The monograph advises a kidney test "
-        f"before starting {name}.",
+        *wording.words("renal.unable", drug=name, brief=brief, why=why, every=every,
+                       threshold=f" ({threshold.comparator} {threshold.value:g} {threshold.unit})" if threshold
+                       and threshold.value is not None else ""),
         section, "kidney-disease",
         {**kidney_facts, "window_days": KIDNEY_MAX_AGE.limit,
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
@@ -371,9 +367,8 @@ def check_route(job: Job) -> Iterable[Finding]:
             vs = job.run.knowledge.resolve(job.drug.route_value_set or "")
             return [job.finding(
                 "route", "DOSE", "warning",
-                f"Route '{ordered}' is not how {job.drug.name} is given ({intended})",
-                f"This order's route is **{ordered}**. The monograph: {job.drug.name} is given as an "
-                f"{intended}.",
+                *wording.words("route.found", drug=job.drug.name, ordered=wording.lower_first(ordered),
+                               intended=intended),
                 section_of(vs) or job.drug.section, "summary",
                 {"route": [dict(c) for c in route.get("coding") or ()], "intended_route": intended})]
     return []

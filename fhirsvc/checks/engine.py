@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Importing the check modules registers their checks (kept in contract order by the registry).
-from fhirsvc.checks import allergy, dosing, interactions, patient_rules  # noqa: F401
+from fhirsvc.checks import allergy, dosing, interactions, patient_rules, wording  # noqa: F401
 from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
@@ -110,9 +110,7 @@ def run_one(check: Check, job: Job) -> list[Finding]:
                      job.order.get("resourceType", "?"), type(exc).__name__, where)
         return [job.finding(
             check.rule, check.topic, "warning",
-            f"Unable to check {check.title} for {job.drug.name}: the check failed",
-            f"The {check.title} check could not be completed for this order because of an internal error. "
-            "Review the order against the monograph yourself.",
+            *wording.words("failed", what=check.title, drug=job.drug.name),
             job.drug.section, check.anchor, {"error": type(exc).__name__}, unable=True)]
 
 

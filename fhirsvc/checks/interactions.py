@@ -10,56 +10,67 @@ the drug is current or drafted (#19, #21), or was stopped within the interaction
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from datetime import timedelta
 
-from fhirsvc.checks.base import Job, check, lower_first, unavailable_text
+from fhirsvc.checks import wording
+from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
-from fhirsvc.checks.recognition import describe, in_value_set, matched_name
+from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.checks.windows import Window
 from fhirsvc.drugmodel.profile import Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 
 
-def _management(inter: Interaction) -> str:
-    parts = [m.get("text", "") for m in (inter.cud.get("interaction") or {}).get("management") or ()]
-    effect = (((inter.cud.get("interaction") or {}).get("effect") or {}).get("concept") or {}).get("text")
-    return " ".join(p for p in [f"Effect: {effect}." if effect else "", *parts] if p)
+def _effect(inter: Interaction) -> str:
+    return str((((inter.cud.get("interaction") or {}).get("effect") or {}).get("concept") or {}).get("text") or "")
 
 
-def class_label(job: Job, inter: Interaction) -> str:
-    """The interactant class as a prescriber says it: the value set's title before any bracket
-    (e.g. the title "Live vaccines (CVX)" gives "live vaccines")."""
-    vs = job.run.knowledge.resolve(inter.value_set) or {}
-    label = str(vs.get("title") or inter.text or "interacting drugs").split(" (")[0].split(",")[0].strip()
-    return lower_first(label)
+def _quote(inter: Interaction) -> str:
+    """What the monograph says of the interaction, quoted with the section: its effect when the card cannot say
+    it in its own words (the effect addresses the patient), else its first management advice that does not."""
+    effect = _effect(inter)
+    if effect and wording.SECOND_PERSON.search(effect):
+        return wording.quote(effect.rstrip(".") + ".", section_of(inter.cud))
+    parts = [str(m.get("text") or "") for m in (inter.cud.get("interaction") or {}).get("management") or ()]
+    advice = next((p for p in parts if p and not wording.SECOND_PERSON.search(p)), "")
+    return wording.quote(advice, section_of(inter.cud)) if advice else ""
 
 
-def member_name(job: Job, concepts, url: str) -> str:
-    """A short name of the class member a medication was matched as: the member name found in its text,
-    else the member's display in the value set (matched by code), else its own text (shortened)."""
-    matcher = job.run.value_set(url)
-    if matcher is None:
-        return describe(concepts)
-    for concept in concepts:
-        for text in [concept.get("text"), *(c.get("display") for c in concept.get("coding") or ())]:
-            found = matcher.find_name(text) if text else None
-            if found:
-                return found
-    for concept in concepts:
-        if any(matcher.has_code(c.get("system"), c.get("code")) for c in concept.get("coding") or ()):
-            label = job.run.concept_display(url, concept)
-            if label:
-                return label
-    name = matched_name(concepts, matcher) or describe(concepts)
-    return name if len(name) <= 48 else name[:47].rstrip() + "\u2026"
+def _span(inter: Interaction) -> str | None:
+    """The washout period as a card says it (``3 months``, ``42 days``), or None."""
+    if inter.washout is None:
+        return None
+    months = inter.washout.total_seconds() / 86400 / DAYS_PER_UNIT["mo"]
+    return f"{months:.0f} months" if abs(months - round(months)) < 0.05 else f"{inter.washout.days} days"
 
 
-def _what(job: Job, resource) -> str:
-    return "draft order" if any(reference_key(resource) == reference_key(d) for d in job.context.draft_orders) \
-        else f"{resource.get('status', '')} medication"
+def _group(job: Job, inter: Interaction, concepts, plural: bool = False) -> dict[str, str]:
+    """The group facts of a class member: ``group`` (plural), ``group_one``, ``a_member`` ("a live vaccine
+    (typhoid, oral)"), from the value set's member name and the member's label."""
+    knowledge = job.run.knowledge
+    one = wording.member_name(knowledge, inter.value_set)
+    matcher = job.run.value_set(inter.value_set)
+    found = next((name for concept in concepts for text in [concept.get("text"),
+                  *(c.get("display") for c in concept.get("coding") or ())]
+                  if text and matcher is not None for name in [matcher.find_name(text)] if name), None)
+    label = wording.member_label(knowledge, inter.value_set, concepts, found)
+    return {"group": wording.member_name(knowledge, inter.value_set, plural=True), "group_one": one,
+            "a_member": wording.group_with_member(one, label)}
+
+
+def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = False) -> dict[str, str]:
+    relation, todo = wording.interaction_relation(wording.member_name(job.run.knowledge, inter.value_set, True),
+                                                  indicator, _effect(inter), _span(inter), job.drug.name, reverse)
+    return {"relation": relation, "todo": todo}
+
+
+def _is_draft(job: Job, resource) -> bool:
+    return any(reference_key(resource) == reference_key(d) for d in job.context.draft_orders)
 
 
 @check("interaction", (3, 4), "DRG", "interactions", "drug interactions", needs=(MEDICATIONS,))
@@ -78,24 +89,26 @@ def check_interactions(job: Job) -> Iterable[Finding]:
                      if in_value_set(job.run.concepts(res), matcher)]
         if not conflicts:
             if rule.current_medications and MEDICATIONS in job.context.unavailable:
+                group = _group(job, inter, ())
                 out.append(job.finding(
                     rule.rule, "DRG", "warning",
-                    f"Unable to check {job.drug.name} with {class_label(job, inter)}: medication list unavailable",
-                    f"The {unavailable_text([MEDICATIONS])} could not be retrieved, so current "
-                    f"{inter.text} could not be checked. {_management(inter)}",
+                    *wording.words("interaction.unable", drug=job.drug.name, group=group["group"],
+                                   quote=_quote(inter)),
                     section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True))
             continue
         other, kind = conflicts[0]
-        other_name = member_name(job, job.run.concepts(other), inter.value_set)
+        concepts = job.run.concepts(other)
         suggestions = []
         if kind == "draft":
-            suggestions.append(job.delete(other, f"Remove the {other_name} order"))
-        suggestions.append(job.delete(job.order, f"Remove this {job.drug.name} order"))
+            suggestions.append(job.delete(other))
+        suggestions.append(job.delete(job.order))
         out.append(job.finding(
             rule.rule, "DRG", rule.indicator,
-            f"{job.drug.name} with {class_label(job, inter)}: {other_name} ({_what(job, other)})",
-            f"**{other_name}** ({reference_key(other)}, {_what(job, other)}) belongs to the class "
-            f"\"{inter.text}\", which interacts with {job.drug.label}. {_management(inter)}",
+            *wording.words("interaction.forward", drug=job.drug.name, other=job.name_of(other),
+                           where=wording.where(other, _is_draft(job, other)),
+                           state="also ordered" if _is_draft(job, other) else str(other.get("status") or "current")
+                           .replace("-", " "), **_group(job, inter, concepts),
+                           **_relation(job, inter, rule.indicator), quote=_quote(inter)),
             section_of(inter.cud), rule.anchor,
             {"interactant": reference_key(other), "interactant_kind": kind, "value_set": inter.value_set,
              "interaction": f"ClinicalUseDefinition/{inter.id}",
@@ -119,20 +132,18 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
                 "duplicate-therapy", "DUPTHPY", "warning",
-                f"Unable to check for duplicate {job.drug.name} orders: medication list unavailable",
-                f"The {unavailable_text([MEDICATIONS])} could not be retrieved, so a current {job.drug.name} "
-                "order could not be looked for.", section, anchor, {"unavailable": [MEDICATIONS]}, unable=True)]
+                *wording.words("duplicate.unable", drug=job.drug.name),
+                section, anchor, {"unavailable": [MEDICATIONS]}, unable=True)]
         return []
     other, kind = same[0]
-    started = other.get("authoredOn")
     return [job.finding(
         "duplicate-therapy", "DUPTHPY", "warning",
-        f"{job.drug.name} is already ordered ({_what(job, other)}{f', {started[:10]}' if started else ''})",
-        f"Another {job.drug.label} order exists: {reference_key(other)} ({_what(job, other)}). "
-        + (f"The monograph: \"{_instruction(guide)}\"" if _instruction(guide) else ""),
+        *wording.words("duplicate.found", drug=job.drug.name, other=job.name_of(other),
+                       where=wording.where(other, _is_draft(job, other)),
+                       quote=wording.quote(_instruction(guide), section)),
         section, anchor, {"duplicate": reference_key(other), "duplicate_kind": kind,
                           "others": [reference_key(r) for r, _ in same]},
-        [job.delete(job.order, f"Remove this {job.drug.name} order")])]
+        [job.delete(job.order)])]
 
 
 def _instruction(guide) -> str:
@@ -151,11 +162,6 @@ def _drug_records(job: Job) -> tuple[list, list]:
     return current, past
 
 
-def _order_name(job: Job) -> str:
-    assert job.interaction is not None
-    return member_name(job, job.run.concepts(job.order), job.interaction.value_set)
-
-
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
        reverse=True, needs=(MEDICATIONS,))
 def check_reverse_current(job: Job) -> Iterable[Finding]:
@@ -168,26 +174,26 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
     rule = interaction_rule(inter.value_set, inter.id)
     current, _ = _drug_records(job)
     current = [(record, kind) for record, kind in current if rule.reverse_drafts or kind != "draft"]
-    name = _order_name(job)
+    name = job.name_of(job.order)
+    group = _group(job, inter, job.run.concepts(job.order))
     if not current:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
                 rule.reverse_rule, "DRG", "warning",
-                f"Unable to check {name} against {job.drug.name}: medication list unavailable",
-                f"The {unavailable_text([MEDICATIONS])} could not be retrieved, so whether the patient takes "
-                f"{job.drug.label} is unknown. {_management(inter)}",
+                *wording.words("interaction.reverse_unable", drug=job.drug.name, order=name, **group,
+                               quote=_quote(inter)),
                 section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True)]
         return []
     record, kind = current[0]
     return [job.finding(
         rule.reverse_rule, "DRG", rule.reverse_indicator,
-        f"{name} ordered while the patient takes {job.drug.name} ({_what(job, record)})",
-        f"This order (**{name}**) belongs to \"{inter.text}\", and {job.drug.label} is current: "
-        f"{reference_key(record)} ({_what(job, record)}). {_management(inter)}",
+        *wording.words("interaction.reverse", drug=job.drug.name, order=name, record=job.name_of(record),
+                       where=wording.where(record, kind == "draft"), **group,
+                       **_relation(job, inter, rule.reverse_indicator, reverse=True), quote=_quote(inter)),
         section_of(inter.cud), rule.anchor,
         {"drug_record": reference_key(record), "drug_record_kind": kind, "value_set": inter.value_set,
          "interaction": f"ClinicalUseDefinition/{inter.id}"},
-        [job.delete(job.order, f"Remove this {name} order")])]
+        [job.delete(job.order)])]
 
 
 @check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True,
@@ -205,12 +211,9 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
     current, past = _drug_records(job)
     if current or not past:
         return []
-    name = _order_name(job)
-    months = inter.washout.total_seconds() / 86400 / DAYS_PER_UNIT["mo"]
-    span = f"{months:.0f} months" if abs(months - round(months)) < 0.05 else f"{inter.washout.days} days"
+    name = job.name_of(job.order)
+    span = _span(inter)
     washout_days = inter.washout.total_seconds() / 86400
-    rule_text = (f"a live vaccine is not advised until {span} after stopping: a stop less than {washout_days:g} days "
-                 "ago counts (days counted from the last day of treatment)")
     within, unknown = [], []
     for med in past:
         end = medication_end_when(med)
@@ -220,28 +223,28 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
         ago = int(Window(0).age(end, job.run.now, place="last"))  # a partial end: its last day
         if ago < washout_days:
             within.append((med, end, ago))
+    group = _group(job, inter, job.run.concepts(job.order))
     if within:
         med, end, ago = min(within, key=lambda row: row[2])
-        shown = end.day(job.run.now, place="last").isoformat()
+        last_day = end.day(job.run.now, place="last")
+        shown = last_day.isoformat()
+        after = (last_day + timedelta(days=math.ceil(washout_days))).isoformat()  # the first day that does not count
         return [job.finding(
             rule.washout_rule, "DRG", rule.washout_indicator,
-            f"{name} ordered {ago} days after {job.drug.name} was stopped ({shown}); wait {span}",
-            f"{job.drug.label} ended on **{shown}** ({ago} days ago; {reference_key(med)}, {med.get('status')}). "
-            f"The monograph: no {class_label(job, inter)} for at least {span} after stopping ({rule_text}). "
-            f"{_management(inter)}",
+            *wording.words("interaction.washout", drug=job.drug.name, order=name, record=job.name_of(med),
+                           ended=shown, ago=ago, span=span, days=f"{washout_days:.1f}", after=after, **group,
+                           quote=_quote(inter)),
             section_of(inter.cud), rule.anchor,
             {"drug_record": reference_key(med), "ended": shown, "end_as_recorded": end.text, "days_since_end": ago,
              "washout_days": round(washout_days, 4), "washout_rule": "days since the end < washout days",
              "interaction": f"ClinicalUseDefinition/{inter.id}"},
-            [job.delete(job.order, f"Remove this {name} order")])]
+            [job.delete(job.order)])]
     if unknown:
         med = unknown[0]
         return [job.finding(
             rule.washout_rule, "DRG", "warning",
-            f"Unable to check {name}: {job.drug.name} was stopped, end date unknown",
-            f"{job.drug.label} was {med.get('status')} ({reference_key(med)}) but the record has no end date "
-            f"(neither `boundsPeriod.end` nor `dispenseRequest.validityPeriod.end`). The monograph: none for at "
-            f"least {span} after stopping. {_management(inter)}",
+            *wording.words("interaction.washout_unknown", drug=job.drug.name, order=name, record=job.name_of(med),
+                           status=str(med.get("status") or "stopped"), span=span, **group, quote=_quote(inter)),
             section_of(inter.cud), rule.anchor,
             {"drug_record": reference_key(med), "washout_days": round(inter.washout.total_seconds() / 86400, 4),
              "interaction": f"ClinicalUseDefinition/{inter.id}"}, unable=True)]

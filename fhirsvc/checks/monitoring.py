@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fhirsvc.checks import wording
 from fhirsvc.checks.base import Check, Job, Run
 from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
@@ -44,7 +45,7 @@ from fhirsvc.checks.patient import (
     observations_of,
     reference_key,
 )
-from fhirsvc.checks.patient_rules import _service_request, _unable, check_infection
+from fhirsvc.checks.patient_rules import _schedule_text, _service_request, _unable, check_infection
 from fhirsvc.checks.windows import Window, whole_days
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
@@ -72,9 +73,9 @@ def _suggestion(job: Job, phase: Phase, label: str) -> list[Suggestion]:
     request = _service_request(job, phase.action) if phase.definition else None
     if request is None:
         return []
-    name = concept_text(request["code"])
-    return [Suggestion(label=f"Order {name}", action="create", description=f"Order {name} ({label.lower()} monitoring)",
-                       resource=request, recommended=True)]
+    text, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
+                                                 purpose=label.lower())
+    return [Suggestion(label=text, action="create", description=description, resource=request, recommended=True)]
 
 
 def check_overdue(job: Job) -> Iterable[Finding]:
@@ -91,9 +92,8 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     if not known:
         return [job.finding(
             "monitoring-overdue", "LAB", "info",
-            f"Unable to check the monitoring schedule for {job.drug.name}: start of therapy unknown",
-            f"A current {job.drug.name} order exists ({reference_key(job.order)}) but its start date is not recorded, "
-            f"so the monitoring schedule could not be applied. {plan.get('description') or ''}".strip(),
+            *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
+                           schedule=_schedule_text(plan)),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
     started = min(known)
     elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
@@ -115,10 +115,9 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
     return [job.finding(
         "monitoring-overdue", "LAB", "info",
-        f"{label} overdue for {job.drug.name} ({last}; {phase.interval} in this phase)",
-        f"{phase.title}: the patient started {job.drug.name} on {day(started)} ({months:.1f} months ago), so a "
-        f"result is due {phase.interval} (within **{phase.window:g} days**); {last}. "
-        f"Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
+        *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
+                       title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
+                       schedule=_schedule_text(plan)),
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
          "window_days": phase.window, "last_date": when.label() if when else None,
@@ -147,8 +146,9 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             continue
         out.append(job.finding(
             "monitoring-baseline", "LAB", "info",
-            f"{label} never measured for a patient on {job.drug.name}",
-            f"{phase.title}: no result is recorded at any date. {phase.action.get('description') or ''}".strip(),
+            *wording.words("monitoring.baseline", label=label, drug=job.drug.name, title=phase.title,
+                           quote=wording.quote(wording.quote_sentences(str(phase.action.get("description") or "")),
+                                               phase.section(plan))),
             phase.section(plan), "monitoring",
             {"plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id"),
              "value_set": phase.value_set},

@@ -331,7 +331,8 @@ def _status_problem(observation: Resource) -> str | None:
         return f"its status is {status}, not final" if isinstance(status, str) else "it has no status"
     absent = observation.get("dataAbsentReason")
     if absent:
-        return f"no value ({(concept_text(absent) if isinstance(absent, Mapping) else '') or 'data absent'})"
+        # said without brackets: card text puts the whole reading in brackets (docs/card-style.md)
+        return f"no value, reported as {(concept_text(absent) if isinstance(absent, Mapping) else '') or 'absent'}"
     return None
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from fhirsvc.checks import wording
 from fhirsvc.checks.base import SUMMARY_MAX, Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import (
     CHILDREN_HEADING,
@@ -85,10 +86,16 @@ def fit(*variants: str) -> str:
     return next((v for v in variants if len(v) < SUMMARY_MAX), variants[-1])
 
 
-def _warning_summary(job: Job, found: str, cud: Resource) -> str:
-    """``<found>: <drug> warning, <the warning's statement>``, its statement shortened if that is too long."""
-    return fit(f"{found}: {job.drug.name} warning, {_code_text(cud)}",
-               f"{found}: {job.drug.name} warning, {_short_text(cud)}")
+def _warning(job: Job, found: str, evidence: str, cud: Resource, todo: str) -> tuple[str, str]:
+    """The ``warning.found`` wording: what was found, the drug's warning (its statement), what to do, and the
+    monograph quoted."""
+    return wording.words("warning.found", found=found, evidence=evidence, drug=job.drug.name,
+                         warning=_short_text(cud), warning_full=_code_text(cud), todo=todo, quote=_quote(cud))
+
+
+def _quote(cud: Resource | None) -> str:
+    """The warning's monograph sentences worth quoting to a prescriber, with the section."""
+    return wording.quote(wording.quote_sentences(_description(cud)), section_of(cud) if cud else "")
 
 
 def _first_sentence(cud: Resource | None) -> str:
@@ -100,8 +107,8 @@ def _first_sentence(cud: Resource | None) -> str:
 def _unable(job: Job, rule: str, topic: str, indicator: str, what: str, missing: list[str], section: str,
             anchor: str, advice: str = "") -> Finding:
     return job.finding(
-        rule, topic, indicator, f"Unable to check {what} for {job.drug.name}: {unavailable_text(missing)} unavailable",
-        f"The {unavailable_text(missing)} could not be retrieved, so {what} could not be checked. {advice}".strip(),
+        rule, topic, indicator,
+        *wording.words("unavailable", what=what, drug=job.drug.name, data=unavailable_text(missing), advice=advice),
         section, anchor, {"unavailable": missing}, unable=True)
 
 
@@ -139,8 +146,9 @@ def check_age(job: Job) -> Iterable[Finding]:
     children = job.drug.warning_with_heading(CHILDREN_HEADING)
     why = _no_age(job)
     if why:
-        return [job.finding("age", "AGE", "warning", f"Unable to check age for {job.drug.name}: {why}",
-                            f"The patient's age could not be determined ({why}). {_description(children)}",
+        return [job.finding("age", "AGE", "warning",
+                            *wording.words("age.unable", drug=job.drug.name, why=why, rule="Confirm the age before "
+                                           "signing: the fixed dose is for adults.", quote=_quote(children)),
                             section_of(children) or aged[0].section, "children", {"age_unknown": why}, unable=True)]
     age = job.run.age
     assert age is not None
@@ -150,9 +158,9 @@ def check_age(job: Job) -> Iterable[Finding]:
 
     undecided = _undecided_age(job, adult)
     if undecided:
-        return [job.finding("age", "AGE", "warning", f"Unable to check age for {job.drug.name}: {undecided}",
-                            f"The patient's age could not be determined exactly ({undecided}); the fixed dose "
-                            f"applies from the age its dosing guideline states. {_description(children)}",
+        return [job.finding("age", "AGE", "warning",
+                            *wording.words("age.unable", drug=job.drug.name, why=undecided, rule="Confirm the age "
+                                           "before signing: the fixed dose is for adults.", quote=_quote(children)),
                             section_of(children) or aged[0].section, "children",
                             {"age_unknown": undecided, "ages": list(job.run.ages or ())}, unable=True)]
     if adult(age):
@@ -167,10 +175,11 @@ def check_age(job: Job) -> Iterable[Finding]:
     statement = " ".join(d.dosage.get("text", "") for g in covering[:1] for d in g.dosages)
     return [job.finding(
         "age", "AGE", "warning",
-        f"Patient is {age} years old: {job.drug.name} dosing is for ages {bound.strip()}"
-        + (f" (no {exempt} recorded)" if exempt else ""),
-        f"The patient is **{age} years** old. The fixed {job.drug.name} dose applies to ages {bound.strip()}. "
-        f"{statement} {_description(children)}".strip(),
+        *wording.words("age.child", drug=job.drug.name, age=age, bound=bound.strip().replace(">=", "\u2265"),
+                       exempt=f" (no {exempt} recorded)" if exempt else "",
+                       born=f" (born {(job.context.patient or {}).get('birthDate')})"
+                       if (job.context.patient or {}).get("birthDate") else "",
+                       statement=f"{statement.strip()} " if statement.strip() else "", quote=_quote(children)),
         (covering[0].section if covering else section_of(children)) or aged[0].section, "children",
         {"age_years": age, "birth_date": (job.context.patient or {}).get("birthDate"),
          "required_age": {"comparator": limit.comparator, "value": limit.value, "unit": "a"},
@@ -186,24 +195,27 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
         return []
     why = _no_age(job)
     if why:
-        return [job.finding("geriatric", "GEALRT", "info", f"Unable to check age for {job.drug.name}: {why}",
-                            f"The patient's age could not be determined ({why}). {_description(cud)}",
+        return [job.finding("geriatric", "GEALRT", "info",
+                            *wording.words("age.unable", drug=job.drug.name, why=why,
+                                           rule=f"The seniors' warning applies from {GERIATRIC_AGE_YEARS}.",
+                                           quote=_quote(cud)),
                             section_of(cud), "seniors", {"age_unknown": why}, unable=True)]
     age = job.run.age
     assert age is not None
     undecided = _undecided_age(job, lambda years: years >= GERIATRIC_AGE_YEARS)
     if undecided:
-        return [job.finding("geriatric", "GEALRT", "info", f"Unable to check age for {job.drug.name}: {undecided}",
-                            f"The patient's age could not be determined exactly ({undecided}); this advice is for "
-                            f"patients {GERIATRIC_AGE_YEARS} or older. {_description(cud)}",
+        return [job.finding("geriatric", "GEALRT", "info",
+                            *wording.words("age.unable", drug=job.drug.name, why=undecided,
+                                           rule=f"The seniors' warning applies from {GERIATRIC_AGE_YEARS}.",
+                                           quote=_quote(cud)),
                             section_of(cud), "seniors", {"age_unknown": undecided,
                                                          "ages": list(job.run.ages or ())}, unable=True)]
     if age < GERIATRIC_AGE_YEARS:
         return []
     return [job.finding(
         "geriatric", "GEALRT", "info",
-        f"Patient is {age} years old: {_code_text(cud, after_colon=True)}",
-        f"The patient is **{age} years** old ({GERIATRIC_AGE_YEARS} or older). {_description(cud)}",
+        *wording.words("age.senior", age=age, risk=_code_text(cud, after_colon=True), threshold=GERIATRIC_AGE_YEARS,
+                       quote=_quote(cud)),
         section_of(cud), "seniors", {"age_years": age, "threshold_years": GERIATRIC_AGE_YEARS,
                                      "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
@@ -222,11 +234,12 @@ def check_infection(job: Job) -> Iterable[Finding]:
     found = job.run.conditions_in(VS_SERIOUS_INFECTIONS)
     if found:
         cond = found[0]
-        name = concept_text(cond.get("code"))
+        name = wording.record_name(cond)
         return [job.finding(
             "active-infection", "COND", "warning",
-            _warning_summary(job, f"Active infection recorded ({name})", cud),
-            f"An active infection is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
+            *_warning(job, f"Active infection recorded ({name})",
+                      f"Active infection on the problem list: **{name}**{wording.recorded_on(cond)}.", cud,
+                      wording.ADVICE["infection"]),
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
     readings = readings_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW, celsius,
@@ -239,9 +252,9 @@ def check_infection(job: Job) -> Iterable[Finding]:
         shown = f"{fever.comparator}{value:g}"
         return [job.finding(
             "active-infection", "COND", "warning",
-            _warning_summary(job, f"Fever {shown} °C ({fever.date})", cud),
-            f"A body temperature of **{shown} °C** was recorded on {fever.date} ({window_text}; fever is "
-            f"{FEVER_CELSIUS:g} °C or more), a sign of infection. {_description(cud)}",
+            *_warning(job, f"Fever {shown} °C ({fever.date})",
+                      f"Body temperature **{shown} °C** on {fever.date}, a sign of infection (fever: "
+                      f"{FEVER_CELSIUS:g} °C or more {window_text}).", cud, wording.ADVICE["infection"]),
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
                              **({"comparator": fever.comparator} if fever.comparator else {})},
@@ -249,17 +262,18 @@ def check_infection(job: Job) -> Iterable[Finding]:
              "placed_at": "last instant of its date" if when and not when.exact else "as recorded"})]
     missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
     if missing:
-        return [_unable(job, "active-infection", "COND", "warning", "for active infection", missing, section,
-                        "warnings")]
+        return [_unable(job, "active-infection", "COND", "warning", "active infection", missing, section,
+                        "warnings", "Ask about infection and fever before signing.")]
     if readings and not any(r.readable for r in readings):
         newest = readings[0]
         return [job.finding(
             "active-infection", "COND", "warning",
-            f"Unable to check for fever for {job.drug.name}: newest temperature cannot be used "
-            f"({newest.shown or 'no value'}, {newest.date})",
-            f"No active infection is recorded, and no body temperature of the last {TEMPERATURE_WINDOW.limit} hours "
-            f"can be used: the newest ({newest.described()}). Fever is {FEVER_CELSIUS:g} °C or more "
-            f"({window_text}). {_description(cud)}",
+            *wording.words("warning.unable", what="fever", drug=job.drug.name,
+                           problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
+                           reason=f"No active infection is recorded, and no body temperature of the last "
+                           f"{TEMPERATURE_WINDOW.limit} hours can be used: the newest ({newest.described()}). Fever "
+                           f"is {FEVER_CELSIUS:g} °C or more ({window_text}).",
+                           todo="Take the temperature before signing.", quote=_quote(cud)),
             section, "warnings",
             {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
                                          "found": r.shown, "problem": r.problem} for r in readings],
@@ -284,33 +298,36 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         per_ul = round((measure.value or 0.0) * 1000)
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            _warning_summary(job, f"Low neutrophil count {shown} ({day(measure.when)})", cud),
-            f"The newest absolute neutrophil count is **{shown}** ({per_ul} /\u00b5L, "
-            f"{day(measure.when)}), below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}. {_description(cud)}",
+            *_warning(job, f"Low neutrophil count {shown} ({day(measure.when)})",
+                      f"Newest absolute neutrophil count: **{shown}** ({per_ul} /\u00b5L) on {day(measure.when)}, "
+                      f"below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}.", cud, wording.ADVICE['neutropenia']),
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
     found = job.run.conditions_in(VS_NEUTROPENIA)
     if found:
         cond = found[0]
-        name = concept_text(cond.get("code"))
+        name = wording.record_name(cond)
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            _warning_summary(job, f"Neutropenia recorded ({name})", cud),
-            f"An active condition is recorded: **{name}** ({reference_key(cond)}). {_description(cud)}",
+            *_warning(job, f"Neutropenia recorded ({name})" if name.lower() != "neutropenia"
+                      else "Neutropenia recorded",
+                      f"Active on the problem list: **{name}**{wording.recorded_on(cond)}.", cud,
+                      wording.ADVICE["neutropenia"]),
             section, "warnings", {"condition": reference_key(cond),
                                   **(measure.facts("neutrophils") if measure else {})})]
     missing = job.run.unavailable(OBSERVATIONS)
     if not missing and CONDITIONS in job.context.unavailable and not (measure and measure.found):
         missing = [CONDITIONS]
     if missing:
-        return [_unable(job, "neutropenia", "LAB", "warning", "the neutrophil count", missing, section, "warnings")]
+        return [_unable(job, "neutropenia", "LAB", "warning", "the neutrophil count", missing, section, "warnings",
+                        "Review the latest neutrophil count before signing.")]
     if measure is not None and measure.status == "unreadable":
         label = "neutrophil count"
         return [job.finding(
             "neutropenia", "LAB", "warning",
-            f"Unable to check the neutrophil count for {job.drug.name}: {measure.brief(label)}",
-            f"{_sentence(measure.problem(label))}. An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is "
-            f"needed to check for neutropenia (below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}). "
-            f"{_description(cud)}",
+            *wording.words("warning.unable", what="the neutrophil count", drug=job.drug.name,
+                           problem=measure.brief(label), reason=f"{_sentence(measure.problem(label))}.",
+                           todo=f"An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is needed to check "
+                           f"for neutropenia (below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}).", quote=_quote(cud)),
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L},
             unable=True)]
     return []
@@ -326,6 +343,13 @@ def _schedule(plan: Resource) -> list[dict[str, Any]]:
              **({"start": phase.start, "end": phase.end} if phase.kind == "after" else {})}
             for phase in monitoring_schedule(plan) if phase.value_set and phase.definition
             and (phase.kind == "after" or (phase.kind == "before" and phase.window))]
+
+
+def _schedule_text(plan: Resource) -> str:
+    """The monitoring plan's schedule, as its description's first sentence says it (without a lead-in such as
+    "Computable monitoring schedule of the monograph:")."""
+    text = str(plan.get("description") or "").split(". ")[0].rstrip(".")
+    return wording.lower_first(text.split(": ", 1)[1]) if ": " in text else text
 
 
 def _service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -377,9 +401,8 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
         if not known:
             return [job.finding(
                 "monitoring-due", "LAB", "info",
-                f"Unable to check blood count schedule for {job.drug.name}: start of therapy unknown",
-                f"A current {job.drug.name} order exists ({reference_key(current[0])}) but its start date is not "
-                "recorded, so the monitoring schedule could not be applied. " + str(plan.get("description") or ""),
+                *wording.words("monitoring.unable", drug=job.drug.name, record=job.name_of(current[0]),
+                               schedule=_schedule_text(plan)),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
         started = min(known)
         elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date (windows.py)
@@ -405,15 +428,18 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
             else "")
     request = _service_request(job, phase["action"])
     label = concept_text(phase["action"].get("code")) or "Blood count"
-    suggestions = [Suggestion(label=f"Order {concept_text(request['code'])}", action="create",
-                              description=f"Order {concept_text(request['code'])} ({label.lower()} monitoring)",
-                              resource=request, recommended=True)] if request else []
+    suggestions = []
+    if request:
+        test_label, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
+                                                           purpose=wording.lower_first(label))
+        suggestions.append(Suggestion(label=test_label, action="create", description=description, resource=request,
+                                      recommended=True))
     return [job.finding(
         "monitoring-due", "LAB", "info",
-        f"{label} due for {job.drug.name} ({stage.split(' (')[0]}; {last})",
-        f"{phase['action'].get('title', label)}: a result within **{phase['window']:g} days** is due "
-        f"({stage}; {window.rule}); {last}.{also} "
-        f"Schedule: {str(plan.get('description') or '').split('. ')[0].rstrip('.')}.",
+        *wording.words("monitoring.due", label=label, drug=job.drug.name, stage=stage.split(" (")[0], last=last,
+                       title=phase["action"].get("title", label), window=f"{phase['window']:g}",
+                       stage_full=stage.split(" (")[0] + (f" on {day(started)}" if started else ""),
+                       rule=window.rule, also=also, schedule=_schedule_text(plan)),
         section, "monitoring",
         {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
          "window_days": phase["window"], "last_count_date": readable.date if readable else None,
@@ -446,14 +472,14 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     found = job.run.conditions_in(VS_PREGNANCY)
     evidence, facts = None, {}
     if found:
-        evidence = f"pregnancy recorded ({concept_text(found[0].get('code'))})"
+        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
     else:
         status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
         pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
         answer = status.observation.get("valueCodeableConcept") if status and status.observation else None
         if status is not None and status.found and pregnant is not None and has_code_in(pregnant, answer):
-            evidence = f"pregnancy status: {concept_text(answer)}, {day(status.when)}"
+            evidence = (concept_text(answer), f", {day(status.when)}", "Pregnancy status")
             facts = {"observation": reference_key(status.observation or {}), "date": day(status.when),
                      "value": concept_text(answer)}
     if evidence is None:
@@ -465,17 +491,17 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
             label = "pregnancy status"
             return [job.finding(
                 "pregnancy", "PREG", "warning",
-                f"Unable to check pregnancy for {job.drug.name}: {status.brief(label)}",
-                f"No pregnancy is recorded, and {status.problem(label)}. A pregnancy status answered with a code "
-                f"(status final) is needed. {_description(cud)}",
+                *wording.words("warning.unable", what="pregnancy", drug=job.drug.name, problem=status.brief(label),
+                               reason=f"No pregnancy is recorded, and {status.problem(label)}.",
+                               todo="Confirm the pregnancy status (a coded answer, status final) before signing.",
+                               quote=_quote(cud)),
                 section, "pregnancy", status.facts("pregnancy_status"), unable=True)]
         return []
+    what, when, where = evidence
     return [job.finding(
         "pregnancy", "PREG", "warning",
-        fit(f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): {job.drug.name} warning, {_code_text(cud)}",
-            f"Patient is pregnant ({evidence.split(': ', 1)[-1]}): see the {job.drug.name} {_short_text(cud)} "
-            "warning"),
-        f"Recorded: **{evidence}**. {_description(cud)}",
+        *_warning(job, f"Pregnancy recorded ({what}{when})", f"{where}: **{what}**{when}.", cud,
+                  wording.ADVICE["pregnancy"]),
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
 
@@ -492,7 +518,7 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
     found = job.run.conditions_in(VS_BREASTFEEDING)
     evidence, facts = None, {}
     if found:
-        evidence = concept_text(found[0].get("code"))
+        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
     else:
         status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
@@ -500,7 +526,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
         obs = status.observation if status is not None and status.found else None
         if obs is not None and answers is not None and (
                 obs.get("valueBoolean") is True or has_code_in(answers, obs.get("valueCodeableConcept"))):
-            evidence = f"{concept_text(obs.get('valueCodeableConcept')) or 'breastfeeding'}, {day(status.when)}"
+            evidence = (concept_text(obs.get("valueCodeableConcept")) or "breastfeeding", f", {day(status.when)}",
+                        "Breastfeeding status")
             facts = {"observation": reference_key(obs), "date": day(status.when)}
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
@@ -508,8 +535,9 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
             if missing else []
     return [job.finding(
         "breastfeeding", "LACT", "info",
-        f"Breastfeeding recorded ({evidence}): {lower_first(_first_sentence(cud))}",
-        f"Recorded: **{evidence}**. {_description(cud)}",
+        *_warning(job, f"Breastfeeding recorded ({evidence[0]}{evidence[1]})",
+                  f"{evidence[2]}: **{evidence[0]}**{evidence[1]}.", cud,
+                  wording.ADVICE["breastfeeding"]),
         section, "breastfeeding", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
 
@@ -557,9 +585,7 @@ def check_indication(job: Job) -> Iterable[Finding]:
             return [_unable(job, "indication", "COND", "info", "the indication", [CONDITIONS], section, "summary")]
         return [job.finding(
             "indication", "COND", "info",
-            f"No indication for {job.drug.name} recorded (used for {short})",
-            f"Neither the condition list nor the order's reason records an indication of {job.drug.label}. "
-            f"The monograph lists: {names}.",
+            *wording.words("indication.none", drug=job.drug.name, short=short, names=names),
             section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})]
     if any(_prerequisite(cud)[0] is None for cud, _, _ in recorded):
         return []
@@ -581,9 +607,8 @@ def check_indication(job: Job) -> Iterable[Finding]:
                      for o in (cud.get("indication") or {}).get("otherTherapy") or ()), "")
     return [job.finding(
         "indication", "COND", "info",
-        f"{_short(_indication_text(cud))} recorded, but no earlier {lower_first(title.split(' (')[0])} "
-        "in the medication list",
-        f"Recorded indication: **{found[0]}**. The monograph: {lower_first(relation or 'not first-line therapy')}. "
-        f"No {lower_first(title)} in the medication list (any status).",
+        *wording.words("indication.prior", indication=_short(_indication_text(cud)), drug=job.drug.name,
+                       prior=lower_first(title.split(" (")[0]), prior_full=lower_first(title), found=found[0],
+                       relation=lower_first(relation or "not first-line therapy")),
         section_of(cud), "summary",
         {"indication": f"ClinicalUseDefinition/{cud.get('id')}", "recorded_as": found, "prior_therapy": prior_vs})]

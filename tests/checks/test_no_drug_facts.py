@@ -39,3 +39,38 @@ def test_no_codes_or_dose_numbers_in_the_rules(path):
                and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)}
     drug_numbers = {100, 0.67, 8, 30, 18, 149.25}
     assert not numbers & drug_numbers, f"{path.name} holds drug numbers: {numbers & drug_numbers}"
+
+
+def _literals(path: Path) -> list[str]:
+    """The string literals of a module, its docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs]
+
+
+def test_card_wording_takes_group_names_from_the_knowledge(knowledge):
+    """Cards name a drug group and its members ("a live vaccine (typhoid, oral)") from the knowledge's value
+    sets: no string in the rules or their wording holds a name, label or title of an interaction group."""
+    from fhirsvc.checks.drugs import value_set_of
+
+    names: set[str] = set()
+    for cud in knowledge.of_type("ClinicalUseDefinition"):
+        for interactant in (cud.get("interaction") or {}).get("interactant") or ():
+            value_set = knowledge.resolve(value_set_of(interactant.get("itemCodeableConcept")) or "")
+            if not value_set:
+                continue
+            names.add(str(value_set.get("title", "")).split(" (")[0])
+            names.update(str(e.get("valueString")) for e in value_set.get("extension") or () if e.get("valueString")
+                         and "member-name" in e.get("url", ""))
+            for include in (value_set.get("compose") or {}).get("include") or ():
+                for concept in include.get("concept") or ():
+                    names.update([concept.get("display") or "", *(d.get("value") or "" for d in
+                                                                   concept.get("designation") or ())])
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in sorted(names) if len(n) >= 3),
+                         re.IGNORECASE)
+    assert len(names) > 50
+    found = {(path.name, s) for path in SOURCES for s in _literals(path) if pattern.search(s)}
+    assert not found, found
