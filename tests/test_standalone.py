@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-# "../shared", ROOT.parent / "shared", an absolute path of the machine the repository happens to sit on
-OUTSIDE = re.compile(r"\.\./shared\b|parents?\[?\d*\]?\s*/\s*\"shared\"|\.parent\s*/\s*\"shared\"|/work/")
+# a shared folder beside the checkout (by a relative path, or ROOT.parent), or an absolute path of this machine
+OUTSIDE = re.compile(r"\.\./shared\b|parents?\[?\d*\]?\s*/\s*\"shared\"|\.parent\s*/\s*\"shared\"|/(?:work)/")
 
 
 def tracked_text_files() -> list[str]:
@@ -20,7 +20,7 @@ def tracked_text_files() -> list[str]:
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     return [name for name in listed.decode().split("\0")
-            if name and not name.startswith("tests/conformance/") and name != "tests/test_standalone.py"]
+            if name and not name.startswith("tests/conformance/")]
 
 
 def test_no_tracked_file_points_outside_the_repository():
@@ -35,6 +35,7 @@ def test_no_tracked_file_points_outside_the_repository():
 
 
 def test_the_pattern_catches_what_it_is_for():
-    for text in ('CONFORMANCE = ROOT.parent / "shared" / "conformance"', "see ../shared/spec/cds-checks.md",
-                 'Path(__file__).resolve().parents[2].parent / "shared"', "/work/main/fixtures"):
+    up, shared = "..", '"shared"'  # written in pieces, so that this file does not match its own pattern
+    for text in (f"CONFORMANCE = ROOT.parent / {shared} / 'conformance'", f"see {up}/shared/spec/cds-checks.md",
+                 f"Path(__file__).resolve().parents[2].parent / {shared}", "/" + "work/main/fixtures"):
         assert OUTSIDE.search(text), text
