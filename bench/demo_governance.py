@@ -35,6 +35,7 @@ def main() -> int:
         print(f"demo-governance: open http://{args.host}:{args.port}/governance/ (Ctrl-C stops and deletes the "
               "store)", flush=True)
         env = {**os.environ, "FHIRSVC_DATABASE_URL": url, "FHIRSVC_GOVERNANCE": "on", "FHIRSVC_AUTH": "off",
+               "FHIRSVC_CARD_RETENTION_DAYS": "90",  # the whole generated history
                "FHIRSVC_WORKERS": "2"}
         server = subprocess.Popen([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", args.host, "--port",
                                    str(args.port)], env=env)

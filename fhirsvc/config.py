@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_POOL_SIZE": 4,
     # Days an issued card is kept (for the feedback statistics and the governance view's card counts; feedback
     # itself is kept, with its rule).
-    "CARD_RETENTION_DAYS": 90,
+    "CARD_RETENTION_DAYS": 30,
     # The governance view (GET /governance/): "on" serves it; "off" (default) answers 404 there.
     "GOVERNANCE": "off",
     # The governance view flags a rule whose override rate is at least this share (0-1) ...
