@@ -61,6 +61,23 @@ class StorageError(FhirsvcError):
     service does not start."""
 
 
+def migrate(execute: Callable[..., Any], migrations: Mapping[int, Iterable[str]], where: str, param: str) -> None:
+    """Bring a database to SCHEMA_VERSION, inside the caller's transaction: the statements of each version above
+    the recorded one, in order. A database of a newer version is refused (StorageError). ``execute`` runs one
+    statement (a connection's ``execute``); ``param`` is the driver's placeholder (``?`` or ``%s``)."""
+    execute("CREATE TABLE IF NOT EXISTS fhirsvc_schema (version integer NOT NULL)")
+    version = execute("SELECT MAX(version) FROM fhirsvc_schema").fetchone()[0] or 0
+    if version > SCHEMA_VERSION:
+        raise StorageError(f"the database {where} has schema version {version}; this fhirsvc knows "
+                           f"versions up to {SCHEMA_VERSION}: upgrade fhirsvc")
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in migrations[step]:
+            execute(statement)
+    if version < SCHEMA_VERSION:
+        execute("DELETE FROM fhirsvc_schema")
+        execute(f"INSERT INTO fhirsvc_schema (version) VALUES ({param})", (SCHEMA_VERSION,))
+
+
 class StoreUnavailable(ApiError):
     """The database cannot be reached or written right now: answered 503, never a 500."""
 

@@ -39,7 +39,6 @@ from fhirsvc.storage.base import (
     HEALTH_TIMEOUT,
     HOT_TIMEOUT,
     PRUNE_EVERY,
-    SCHEMA_VERSION,
     FeedbackCount,
     FeedbackCounts,
     FeedbackRow,
@@ -49,6 +48,7 @@ from fhirsvc.storage.base import (
     Store,
     day_bounds,
     merge_issued,
+    migrate,
     reason,
 )
 
@@ -139,17 +139,7 @@ class PostgresStore(Store):
     def _migrate(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS fhirsvc_schema (version integer NOT NULL)")
-            version = conn.execute("SELECT MAX(version) FROM fhirsvc_schema").fetchone()[0] or 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(f"the database {self.where} has schema version {version}; this fhirsvc knows "
-                                   f"versions up to {SCHEMA_VERSION}: upgrade fhirsvc")
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-            if version < SCHEMA_VERSION:
-                conn.execute("DELETE FROM fhirsvc_schema")
-                conn.execute("INSERT INTO fhirsvc_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            migrate(conn.execute, MIGRATIONS, self.where, "%s")
 
     # --- connections -------------------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from fhirsvc.storage.base import (
     CARD_MAX_AGE,
     HOT_TIMEOUT,
     PRUNE_EVERY,
-    SCHEMA_VERSION,
     FeedbackCount,
     FeedbackCounts,
     FeedbackRow,
@@ -31,6 +30,7 @@ from fhirsvc.storage.base import (
     as_day,
     day_bounds,
     merge_issued,
+    migrate,
     utc_text,
 )
 
@@ -107,17 +107,7 @@ class SqliteStore(Store):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with _Transaction(conn, "IMMEDIATE"):
-            conn.execute("CREATE TABLE IF NOT EXISTS fhirsvc_schema (version INTEGER NOT NULL)")
-            version = conn.execute("SELECT MAX(version) FROM fhirsvc_schema").fetchone()[0] or 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(f"the database {self.where} has schema version {version}; this fhirsvc knows "
-                                   f"versions up to {SCHEMA_VERSION}: upgrade fhirsvc")
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-            if version < SCHEMA_VERSION:
-                conn.execute("DELETE FROM fhirsvc_schema")
-                conn.execute("INSERT INTO fhirsvc_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            migrate(conn.execute, MIGRATIONS, self.where, "?")
 
     # --- connections -------------------------------------------------------------------------------------------
 
