@@ -21,8 +21,8 @@ class FhirAuthorizationSchema(Schema):
     patient = fields.String()
 
 
-class OrderContextSchema(Schema):
-    """order-select / order-sign context: draftOrders is a Bundle (type optional: real clients omit it)."""
+class PatientViewContextSchema(Schema):
+    """patient-view context: the user and the patient (the encounter optional)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -30,6 +30,12 @@ class OrderContextSchema(Schema):
     userId = fields.String(required=True, validate=validate.Length(min=1))
     patientId = fields.String(required=True, validate=validate.Length(min=1))
     encounterId = fields.String()
+
+
+class OrderContextSchema(PatientViewContextSchema):
+    """order-select / order-sign context: the patient-view fields, the selections and draftOrders, a Bundle (type
+    optional: real clients omit it)."""
+
     selections = fields.List(fields.String())
     draftOrders = fields.Dict(required=True)
 
@@ -40,17 +46,6 @@ class OrderContextSchema(Schema):
             raise ValidationError("must be a FHIR Bundle", "draftOrders")
         if not isinstance(orders.get("entry", []), list):
             raise ValidationError("entry must be an array", "draftOrders")
-
-
-class PatientViewContextSchema(Schema):
-    """patient-view context: the user and the patient (the encounter optional)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    userId = fields.String(required=True, validate=validate.Length(min=1))
-    patientId = fields.String(required=True, validate=validate.Length(min=1))
-    encounterId = fields.String()
 
 
 class RequestSchema(Schema):

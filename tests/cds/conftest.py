@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fhirsvc import create_app
+from tests.cds.fake_ehr import FakeEhr
 from tests.conftest import CONFORMANCE_DIR as CONFORMANCE
+
+
+@pytest.fixture(scope="module")
+def ehr() -> Iterator[FakeEhr]:
+    """A fake FHIR server on loopback (tests/cds/fake_ehr.py) for the tests of one module."""
+    server = FakeEhr()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def decoy() -> Iterator[FakeEhr]:
+    """A second one, on another port: a server that must get no request."""
+    server = FakeEhr()
+    yield server
+    server.close()
 
 
 def service_path(hook: str = "order-sign") -> str:

@@ -20,7 +20,6 @@ import pytest
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
-from tests.cds.fake_ehr import FakeEhr
 
 CONNECT_TIMEOUT, READ_TIMEOUT, DEADLINE = 0.5, 0.8, 1.0
 # What the call may take: the fetch deadline, at most one read timeout for a read already under way, and
@@ -85,10 +84,8 @@ def _refused_base() -> str:
 
 
 @pytest.fixture(scope="module")
-def http_ehr():
-    server = FakeEhr()
-    yield server
-    server.server.shutdown()
+def http_ehr(ehr):
+    return ehr
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ import pytest
 import requests
 
 from bench.workload import children, free_port, kill_all, served, wait_for_workers
-from fhirsvc.storage.base import utc_text
 from tests.conftest import ROOT
-from tests.storage.conftest import run_sql
+from tests.storage.conftest import assert_acknowledged_stored, run_sql
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
@@ -102,15 +101,6 @@ def test_every_acknowledged_feedback_item_survives_killed_workers(server):
 
     if db.startswith("sqlite:"):
         assert run_sql(db, "PRAGMA integrity_check") == [("ok",)]
-    rows = [(card, stamp if isinstance(stamp, str) else utc_text(stamp))
-            for card, stamp in run_sql(db, "SELECT card, outcome_timestamp FROM feedback WHERE service = ?", SERVICE)]
-    stored = set(rows)
-    assert len(rows) == len(stored), "an item was stored twice"
-    missing = [key for keys in acknowledged for key in keys if key not in stored]
-    assert not missing, f"{len(missing)} acknowledged items are not in the store, e.g. {missing[:3]}"
-    partial = [keys for keys in unacknowledged if 0 < sum(key in stored for key in keys) < len(keys)]
-    assert not partial, f"requests stored in part: {partial[:3]}"
-    expected = {key for keys in acknowledged for key in keys}
-    assert stored - expected <= {key for keys in unacknowledged for key in keys}, "items nobody sent"
+    stored, expected = assert_acknowledged_stored(db, SERVICE, acknowledged, unacknowledged)
     print(f"{len(acknowledged)} requests acknowledged ({len(expected)} items, all stored), "
           f"{len(unacknowledged)} not ({sum(all(k in stored for k in keys) for keys in unacknowledged)} stored whole)")

@@ -12,20 +12,13 @@ from requests.adapters import HTTPAdapter
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
 from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.context import DATA_KEYS
-from tests.cds.fake_ehr import FakeEhr, bundle
+from tests.cds.fake_ehr import bundle
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATES = {"patient": "Patient/{{context.patientId}}", "conditions": "Condition?patient={{context.patientId}}",
              "allergies": "AllergyIntolerance?patient={{context.patientId}}",
              "medications": "MedicationRequest?patient={{context.patientId}}",
              "observations": "Observation?patient={{context.patientId}}&_sort=-date"}
-
-
-@pytest.fixture(scope="module")
-def ehr():
-    server = FakeEhr()
-    yield server
-    server.close()
 
 
 @pytest.fixture(autouse=True)

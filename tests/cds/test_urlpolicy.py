@@ -18,23 +18,9 @@ from fhirsvc import create_app
 from fhirsvc.cds.urlpolicy import UrlPolicy, UrlRefused, parse_url
 from fhirsvc.errors import ConfigError
 from tests.cds.conftest import SERVICE, order_request
-from tests.cds.fake_ehr import FakeEhr, bundle
+from tests.cds.fake_ehr import bundle
 
 TOKEN = "ehr-bearer-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def ehr():
-    server = FakeEhr()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def decoy():
-    server = FakeEhr()
-    yield server
-    server.close()
 
 
 @pytest.fixture(autouse=True)

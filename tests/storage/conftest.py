@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fhirsvc.storage import open_store, sqlite_path
+from fhirsvc.storage.base import utc_text
 
 
 def run_sql(url: str, query: str, *params) -> list[tuple]:
@@ -26,6 +27,23 @@ def run_sql(url: str, query: str, *params) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(query.replace("?", "%s"), params)
         return cursor.fetchall() if cursor.description else []
+
+
+def assert_acknowledged_stored(url: str, service: str, acknowledged: list, unacknowledged: list) -> tuple[set, set]:
+    """Every feedback item of an acknowledged request (a list of (card, timestamp) keys per request) is stored,
+    once; an unacknowledged request is stored whole or not at all; nothing else is. The keys stored and the keys
+    acknowledged."""
+    rows = [(card, stamp if isinstance(stamp, str) else utc_text(stamp))
+            for card, stamp in run_sql(url, "SELECT card, outcome_timestamp FROM feedback WHERE service = ?", service)]
+    stored = set(rows)
+    assert len(rows) == len(stored), "an item was stored twice"
+    missing = [key for keys in acknowledged for key in keys if key not in stored]
+    assert not missing, f"{len(missing)} acknowledged items are not in the store, e.g. {missing[:3]}"
+    partial = [keys for keys in unacknowledged if 0 < sum(key in stored for key in keys) < len(keys)]
+    assert not partial, f"requests stored in part: {partial[:3]}"
+    expected = {key for keys in acknowledged for key in keys}
+    assert stored - expected <= {key for keys in unacknowledged for key in keys}, "items nobody sent"
+    return stored, expected
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from fhirsvc.storage.base import utc_text
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
 from tests.conftest import ROOT
-from tests.storage.conftest import run_sql
+from tests.storage.conftest import assert_acknowledged_stored
 
 FEEDBACK = SERVICE + "/feedback"
 SERVICE_ID = SERVICE.rsplit("/", 1)[1]
@@ -191,16 +191,7 @@ def test_load_survives_killed_workers_and_a_postgresql_restart(key, tmp_path, po
     during = [good for in_outage, good in calls if in_outage]
     assert during and all(good for _, good in calls), f"order-sign failed: {calls}"
 
-    rows = [(card, utc_text(stamp)) for card, stamp in
-            run_sql(postgres_url, "SELECT card, outcome_timestamp FROM feedback WHERE service = ?", SERVICE_ID)]
-    stored = set(rows)
-    assert len(rows) == len(stored), "an item was stored twice"
-    missing = [k for keys in acknowledged for k in keys if k not in stored]
-    assert not missing, f"{len(missing)} acknowledged items are not in the store, e.g. {missing[:3]}"
-    partial = [keys for keys in unacknowledged if 0 < sum(k in stored for k in keys) < len(keys)]
-    assert not partial, f"requests stored in part: {partial[:3]}"
-    expected = {k for keys in acknowledged for k in keys}
-    assert stored - expected <= {k for keys in unacknowledged for k in keys}, "items nobody sent"
+    _, expected = assert_acknowledged_stored(postgres_url, SERVICE_ID, acknowledged, unacknowledged)
     print(f"{len(acknowledged)} requests acknowledged ({len(expected)} items, all stored), {len(unacknowledged)} not "
           f"({statuses.get(503, 0)} answered 503, {statuses.get(0, 0)} cut by the kill); order-sign: {len(calls)} "
           f"calls, {len(during)} during the outage, all with cards")
