@@ -94,12 +94,12 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
     )
     from fhirsvc.knowledge import load_knowledge
 
+    config = load_config()
     try:
-        document = read_document(path)
+        document = read_document(path, int(config["MAX_CONTENT_LENGTH"]))
     except UnreadableInput as exc:
         print(f"fhirsvc check: {exc}", file=sys.stderr)
         return 2
-    config = load_config()
     try:
         knowledge = load_knowledge(knowledge_dirs(config))
     except KnowledgeError as exc:
