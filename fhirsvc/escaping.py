@@ -26,6 +26,7 @@ from typing import Any
 # C0 and C1 controls (ESC, CSI ...), DEL, line and paragraph separators, bidirectional embeddings, overrides
 # and isolates
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
 _SPACES = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]")
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _MARKDOWN = re.compile(r"[\\`*_\[\]|~]")
@@ -58,6 +59,12 @@ def markdown_text(text: Any) -> str:
     escaped = _AUTOLINK.sub(lambda m: ":\\/\\/" if m[0] == "://" else m[0][:3] + "\\.", escaped)
     return _LINE_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1] if m[0][0].isdigit() else "\\" + m[0], escaped,
                            count=1)
+
+
+def terminal_json(text: str) -> str:
+    """JSON text for a terminal: the characters a terminal could act on that JSON may leave raw in a string
+    (DEL, the C1 controls, the bidirectional overrides and isolates) as ``\\uXXXX`` escapes: the same JSON."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def csv_cell(value: Any) -> Any:

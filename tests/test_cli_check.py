@@ -390,3 +390,22 @@ def test_a_byte_order_mark_is_still_read(capsys, tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(bundle(kineret())).encode())
     status, out, err = check(capsys, str(path), "--now", NOW)
     assert status in (0, 1) and err == "" and "anakinra" in out.lower(), err
+
+
+def test_no_control_character_from_the_input_reaches_the_terminal(capsys, tmp_path):
+    """Names and ids of the input are printed as plain text: no escape sequence, C1 control or bidi override."""
+    import re
+
+    hostile = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e"
+    order = kineret(order_id="mr-1", mg=300)
+    order["medicationCodeableConcept"]["text"] = f"Kineret {hostile}(anakinra) 100 mg/0.67 mL syringe"
+    other = kineret(order_id="mr-2", mg=100)
+    other["id"] = f"mr-2{hostile}"
+    path = write(tmp_path, bundle(order, other, PATIENT))
+    control = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+    for args in ((), ("--json",), ("--fhir",)):
+        status, out, err = check(capsys, str(path), "--now", NOW, *args)
+        assert status in (0, 1) and out, err
+        assert not control.search(out), (args, out)
+        if args == ("--json",):  # the same data, escaped for the terminal
+            assert f"MedicationRequest/mr-2{hostile}" in json.loads(out)["judged"]

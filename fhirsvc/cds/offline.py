@@ -37,6 +37,7 @@ from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.findings import Finding
 from fhirsvc.config import DEFAULTS
 from fhirsvc.errors import FhirsvcError
+from fhirsvc.escaping import plain_text
 from fhirsvc.knowledge import Knowledge
 
 DEFAULT_PUBLIC_BASE = "http://127.0.0.1:8080"  # where `make run` serves the monograph pages
@@ -224,9 +225,10 @@ def order_reference(finding: Finding) -> str:
 
 
 def findings_table(result: OfflineResult) -> str:
-    """The findings as a plain-text table (topic, indicator, summary, order) and a one-line tally."""
-    rows = [(f.topic, f.indicator, f.summary, order_reference(f)) for f in result.findings]
-    judged = ", ".join(result.judged) or "none"
+    """The findings as a plain-text table (topic, indicator, summary, order) and a one-line tally; what the
+    input named (order ids, names) is ``plain_text``, so that no control character reaches the terminal."""
+    rows = [tuple(map(plain_text, (f.topic, f.indicator, f.summary, order_reference(f)))) for f in result.findings]
+    judged = plain_text(", ".join(result.judged) or "none")
     tally = {level: sum(1 for f in result.findings if f.indicator == level)
              for level in ("critical", "warning", "info")}
     footer = (f"{len(rows)} finding(s): {tally['critical']} critical, {tally['warning']} warning, {tally['info']} info"
