@@ -92,14 +92,14 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         findings_table,
         read_document,
     )
-    from fhirsvc.escaping import terminal_json
+    from fhirsvc.escaping import plain_text, terminal_json
     from fhirsvc.knowledge import load_knowledge
 
     config = load_config()
     try:
         document = read_document(path, int(config["MAX_CONTENT_LENGTH"]))
     except UnreadableInput as exc:
-        print(f"fhirsvc check: {exc}", file=sys.stderr)
+        print(f"fhirsvc check: {plain_text(exc)}", file=sys.stderr)
         return 2
     try:
         knowledge = load_knowledge(knowledge_dirs(config))
@@ -110,7 +110,7 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         result = evaluate_offline(document, knowledge, now=now,
                                   public_base=str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE))
     except UnreadableInput as exc:
-        print(f"fhirsvc check: {path}: {exc}", file=sys.stderr)
+        print(f"fhirsvc check: {path}: {plain_text(exc)}", file=sys.stderr)  # it may quote the input
         return 2
     if fhir:
         from fhirsvc.fhir.check_orders import answer
