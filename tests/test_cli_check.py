@@ -412,9 +412,7 @@ def test_no_control_character_from_the_input_reaches_the_terminal(capsys, tmp_pa
 
 
 def test_an_error_quoting_the_input_stays_one_plain_line(capsys, tmp_path):
-    text = json.dumps({"hook": "order-sign", "hookInstance": "i", "context": {
-        "userId": "Practitioner/1", "patientId": "p", "draftOrders": bundle(kineret())},
-        "prefetch": {}, "x\x1b[2J\n\u202eevil": 1})
+    text = json.dumps({"resourceType": "Pat\x1b[2J\n\u202eient"})  # "a Pat...ient is neither ..."
     status, out, err = check(capsys, str(write(tmp_path, text)), "--now", NOW)
     assert status == 2 and out == "", err
     assert len(err.strip().splitlines()) == 1 and "\x1b" not in err and "\u202e" not in err, err
