@@ -245,10 +245,10 @@ def words(key: str, **facts: Any) -> tuple[str, str]:
     every text fact is escaped here: as plain text for the summary, as literal Markdown for the detail
     (``fhirsvc/escaping.py``), unless it is ``Markdown`` already."""
     summary, detail = TEMPLATES[key]
-    texts = {**facts, **{k[:1].upper() + k[1:]: sentence(v) for k, v in facts.items() if isinstance(v, str)}}
+    texts = {**{k[:1].upper() + k[1:]: sentence(v) for k, v in facts.items() if isinstance(v, str)}, **facts}
     plain = {**facts, **{k: plain_text(v) for k, v in texts.items() if isinstance(v, str)}}
     marked = {k for k, v in facts.items() if isinstance(v, Markdown)}
-    markdown = {**facts, **{k: plain_text(v) if k[:1].lower() + k[1:] in marked else markdown_text(v)
+    markdown = {**facts, **{k: v if k[:1].lower() + k[1:] in marked else markdown_text(v)
                             for k, v in texts.items() if isinstance(v, str)}}
     lines = [line.format(**markdown) for line in detail]
     return summary.format(**plain), "\n".join(line for line in lines if line.strip())
