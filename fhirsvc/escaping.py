@@ -38,6 +38,7 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _AUTOLINK = re.compile(r"(?i)(://|\bwww\.)")
 # what opens a block at the start of a line: a heading, a list item, a setext underline or thematic break
 _LINE_START = re.compile(r"^(?:#{1,6}|[+-]|\d{1,9}[.)])(?=\s|$)|^[=-]+\s*$")
+_MAY_FORM_MARKUP = re.compile(r"[\\`*_\[\]|~<&>]|://|(?i:www)\.|^(?:[#+=-]|\d)")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,12 +50,16 @@ def plain_text(text: Any) -> str:
 
 
 def _one_line(text: Any) -> str:
-    return _CONTROL.sub("", _SPACES.sub(" ", str(text)))
+    text = str(text)
+    return _CONTROL.sub("", _SPACES.sub(" ", text)) if _CONTROL.search(text) else text
 
 
 def markdown_text(text: Any) -> str:
     """``text`` as literal GitHub-flavored Markdown: it reads the same and forms no markup."""
-    escaped = _MARKDOWN.sub(lambda m: "\\" + m[0], _one_line(text))
+    escaped = _one_line(text)
+    if not _MAY_FORM_MARKUP.search(escaped):  # most names: nothing to escape
+        return escaped
+    escaped = _MARKDOWN.sub(lambda m: "\\" + m[0], escaped)
     escaped = _HTML.sub(lambda m: _ENTITIES[m[0]], escaped)
     escaped = _AUTOLINK.sub(lambda m: ":\\/\\/" if m[0] == "://" else m[0][:3] + "\\.", escaped)
     return _LINE_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1] if m[0][0].isdigit() else "\\" + m[0], escaped,

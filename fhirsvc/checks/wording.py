@@ -245,13 +245,32 @@ def words(key: str, **facts: Any) -> tuple[str, str]:
     every text fact is escaped here: as plain text for the summary, as literal Markdown for the detail
     (``fhirsvc/escaping.py``), unless it is ``Markdown`` already."""
     summary, detail = TEMPLATES[key]
-    texts = {**{k[:1].upper() + k[1:]: sentence(v) for k, v in facts.items() if isinstance(v, str)}, **facts}
-    plain = {**facts, **{k: plain_text(v) for k, v in texts.items() if isinstance(v, str)}}
-    marked = {k for k, v in facts.items() if isinstance(v, Markdown)}
-    markdown = {**facts, **{k: v if k[:1].lower() + k[1:] in marked else markdown_text(v)
-                            for k, v in texts.items() if isinstance(v, str)}}
-    lines = [line.format(**markdown) for line in detail]
-    return summary.format(**plain), "\n".join(line for line in lines if line.strip())
+    markdown = _Facts(facts, markdown_text)
+    lines = [line.format_map(markdown) for line in detail]
+    return summary.format_map(_Facts(facts, plain_text)), "\n".join(line for line in lines if line.strip())
+
+
+class _Facts(dict):
+    """The facts as a template reads them, each escaped when it is read (only the ones a template names):
+    ``X`` is fact ``x`` with its first letter upper-cased; a text through ``escape``, except a ``Markdown``
+    fact in the detail, put as it is."""
+
+    def __init__(self, facts: Mapping[str, Any], escape: Any):
+        super().__init__()
+        self.facts, self.escape = facts, escape
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.facts:
+            value = self.facts[key]
+        else:
+            value = self.facts.get(key[:1].lower() + key[1:])
+            if not isinstance(value, str):
+                raise KeyError(key)
+            value = (Markdown if isinstance(value, Markdown) else str)(sentence(value))
+        if isinstance(value, str) and not (isinstance(value, Markdown) and self.escape is markdown_text):
+            value = self.escape(value)
+        self[key] = value
+        return value
 
 
 def sentence(text: str) -> str:
