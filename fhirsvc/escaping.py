@@ -7,13 +7,13 @@ One function per reader, each used wherever that reader is written to:
   U+2066-U+2069), which could move what a reader sees, are taken out; line breaks and tabs become spaces, so a
   value stays on its line; a ``<`` that would open an HTML tag becomes ``\u2039`` (an EHR that wrongly renders
   a summary as HTML shows ``\u2039img ...>`` as text).
-- ``markdown_text``: GitHub-flavored Markdown (a card's ``detail``): the text on one line with every character that
-  could start markup escaped: ``\\ ` * _ [ ] | ~`` with a backslash, ``<`` and ``&`` where they could open a
-  tag, an autolink or an entity (and ``>`` at the start) as HTML entities, and ``://``
-  and ``www.`` broken so that no link, image, autolink, HTML, emphasis, code or table can form, and a leading
-  ``# + - = >`` or ``1.`` escaped so that a value at the start of a line opens no heading, list or quotation.
-  The characters that form markup only after one of these (``( ) ! .``) are left alone, so ordinary names
-  ("methotrexate 2.5 mg tablet (Trexall)") read unchanged in the raw text.
+- ``markdown_text``: GitHub-flavored Markdown (a card's ``detail``): the text on one line, with every
+  character that could start markup escaped: ``\\ ` * _ [ ] | ~`` with a backslash; ``<`` and ``&`` where they
+  could open a tag, an autolink or an entity, and a leading ``>``, as HTML entities; ``://`` and ``www.``
+  broken; a leading ``#``, ``-``, ``+``, ``1.`` or ``===`` escaped. So no link, image, autolink, HTML,
+  emphasis, code, table, heading, list or quotation can form. The characters that form markup only after one
+  of these (``( ) ! .``) are left alone, so ordinary names ("methotrexate 2.5 mg tablet (Trexall)") read
+  unchanged in the raw text. (An e-mail address is left as it is: GFM may show it as a ``mailto:`` link.)
 - ``csv_cell``: a text cell of a CSV file that a spreadsheet would read as a formula (it starts with
   ``= + - @``, a tab or a carriage return; OWASP "CSV injection") gets a leading ``'``; numbers stay numbers.
 """
