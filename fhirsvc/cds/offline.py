@@ -79,8 +79,11 @@ def read_document(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     and it is parsed as the HTTP routes parse a body (fhirsvc.bodies.parse_json): UTF-8 (a leading byte-order
     mark is allowed), no NaN or Infinity, nesting at most MAX_DEPTH levels."""
     try:
-        if stat.S_ISDIR(os.stat(path).st_mode):
+        mode = os.stat(path).st_mode  # before opening: opening a device (or a FIFO) may block or act
+        if stat.S_ISDIR(mode):
             raise UnreadableInput(f"{path}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise UnreadableInput(f"{path}: not a regular file (a pipe, device or socket is not read)")
         # O_NONBLOCK: should the path have become a FIFO since, opening it does not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -90,7 +93,7 @@ def read_document(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     with os.fdopen(fd, "rb") as file:
         try:
             info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(info.st_mode):  # replaced since it was looked at
                 raise UnreadableInput(f"{path}: not a regular file (a pipe, device or socket is not read)")
             if info.st_size > max_bytes:
                 raise UnreadableInput(f"{path}: larger than {max_bytes} bytes (FHIRSVC_MAX_CONTENT_LENGTH)")

@@ -245,8 +245,8 @@ def words(key: str, **facts: Any) -> tuple[str, str]:
     every text fact is escaped here: as plain text for the summary, as literal Markdown for the detail
     (``fhirsvc/escaping.py``), unless it is ``Markdown`` already."""
     summary, detail = TEMPLATES[key]
-    markdown = _Facts(facts, markdown_text)
-    lines = [line.format_map(markdown) for line in detail]
+    detail_facts = _Facts(facts, markdown_text)
+    lines = [line.format_map(detail_facts) for line in detail]
     return summary.format_map(_Facts(facts, plain_text)), "\n".join(line for line in lines if line.strip())
 
 
