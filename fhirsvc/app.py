@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import cors, fhir, governance, handlers, health, monograph, storage
+from fhirsvc import cors, fhir, governance, handlers, health, monograph, storage, urls
 from fhirsvc.cds import views as cds_views
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
@@ -27,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                                app.config["VALIDATION_CACHE"] or None)
     handlers.init_app(app)
     cors.init_app(app)
+    urls.init_app(app)
     app.register_blueprint(health.blueprint)
     fhir.init_app(app, knowledge)
     storage.init_app(app)

@@ -28,13 +28,25 @@ def json_body(preferred: str = "application/json") -> Any:
                        f"Content-Type {request.content_type or '(none)'} is not supported; send {preferred}")
     raw = request.get_data(cache=True)
     try:
-        body = orjson.loads(raw)
+        return parse_json(raw)
+    except NotJson as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is {exc}") from None
+
+
+class NotJson(ValueError):
+    """Bytes that are not usable JSON; the message (``not valid JSON: ...``) is one line, meant for a person."""
+
+
+def parse_json(raw: bytes) -> Any:
+    """``raw`` parsed as JSON by the rules above (the HTTP routes and ``fhirsvc check`` read JSON alike);
+    NotJson if it is not UTF-8 JSON, holds NaN or Infinity, or nests deeper than MAX_DEPTH."""
+    try:
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {_why_not_json(raw, exc)}") from None
-    if too_deep(body):
-        raise ApiError(HTTPStatus.BAD_REQUEST,
-                       f"the body is not usable JSON: arrays and objects nest deeper than {MAX_DEPTH} levels")
-    return body
+        raise NotJson(f"not valid JSON: {_why_not_json(raw, exc)}") from None
+    if too_deep(value):
+        raise NotJson(f"not usable JSON: arrays and objects nest deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def _why_not_json(raw: bytes, exc: orjson.JSONDecodeError) -> str:

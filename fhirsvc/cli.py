@@ -92,14 +92,15 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         findings_table,
         read_document,
     )
+    from fhirsvc.escaping import plain_text, terminal_json
     from fhirsvc.knowledge import load_knowledge
 
-    try:
-        document = read_document(path)
-    except UnreadableInput as exc:
-        print(f"fhirsvc check: {exc}", file=sys.stderr)
-        return 2
     config = load_config()
+    try:
+        document = read_document(path, int(config["MAX_CONTENT_LENGTH"]))
+    except UnreadableInput as exc:
+        print(f"fhirsvc check: {plain_text(exc)}", file=sys.stderr)
+        return 2
     try:
         knowledge = load_knowledge(knowledge_dirs(config))
     except KnowledgeError as exc:
@@ -109,7 +110,7 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         result = evaluate_offline(document, knowledge, now=now,
                                   public_base=str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE))
     except UnreadableInput as exc:
-        print(f"fhirsvc check: {path}: {exc}", file=sys.stderr)
+        print(f"fhirsvc check: {path}: {plain_text(exc)}", file=sys.stderr)  # it may quote the input
         return 2
     if fhir:
         from fhirsvc.fhir.check_orders import answer
@@ -123,6 +124,7 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         output = json.dumps(findings_json(result), indent=2, ensure_ascii=False)
     else:
         output = findings_table(result)
+    output = terminal_json(output) if fhir or as_json else output  # the table is plain text already
     try:
         print(output)
         sys.stdout.flush()
@@ -133,16 +135,8 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
 
 def print_governance(start: str | None, end: str | None, service: str | None, output: str) -> int:
     """The governance report in the terminal: the same numbers as the page, read from the same store."""
-    import csv
-
-    from fhirsvc.governance.report import (
-        CSV_COLUMNS,
-        BadParameter,
-        governance_report,
-        report_document,
-        report_rows,
-        report_table,
-    )
+    from fhirsvc.escaping import terminal_json
+    from fhirsvc.governance.report import BadParameter, governance_report, report_document, report_table, write_csv
     from fhirsvc.knowledge.loader import load_knowledge
     from fhirsvc.storage import StorageError, open_store
 
@@ -164,11 +158,9 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
     finally:
         store.close()
     if output == "json":
-        print(json.dumps(report_document(report), indent=2, ensure_ascii=False))
+        print(terminal_json(json.dumps(report_document(report), indent=2, ensure_ascii=False)))
     elif output == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(report_rows(report))
+        write_csv(report, sys.stdout, lineterminator="\n")
     else:
         sys.stdout.write(report_table(report))
     return 0

@@ -314,3 +314,105 @@ def test_fhir_on_a_bundle_names_the_orders_by_their_full_url(capsys, tmp_path):
     issues = [e["resource"] for e in json.loads(out)["entry"]]
     assert issues and status == 0
     assert {i["implicated"][0]["reference"] for i in issues} == {"urn:uuid:0b5e6a3c-1d2f-4e5a-8b9c-0d1e2f3a4b5c"}
+
+
+# --- hostile input: every kind exits 2, nothing blocks or grows without bound ----------------------------
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The installed command, as a user runs it (a generous timeout only detects a hang)."""
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FHIRSVC_")} | (env or {})
+    return subprocess.run([sys.executable, "-m", "fhirsvc.cli", "check", *args], capture_output=True, text=True,
+                          check=False, cwd=ROOT, timeout=60, env=environ)
+
+
+def assert_unreadable(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert done.stdout == "" and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("fhirsvc check: "), done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
+def test_deeply_nested_json_exits_2(tmp_path):
+    path = write(tmp_path, "[" * 100_000 + "]" * 100_000, "deep.json")
+    assert_unreadable(run_cli(str(path), "--now", NOW), "not valid JSON")
+
+
+def test_json_nested_deeper_than_the_http_routes_take_exits_2(tmp_path):
+    from fhirsvc.bodies import MAX_DEPTH
+
+    inner = json.dumps(bundle(kineret()))
+    path = write(tmp_path, '{"a":' * MAX_DEPTH + inner + "}" * MAX_DEPTH, "deep.json")
+    assert_unreadable(run_cli(str(path), "--now", NOW), f"deeper than {MAX_DEPTH} levels")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_doses_are_refused_not_judged(tmp_path, value):
+    text = json.dumps(bundle(kineret(mg=123456))).replace("123456", value)
+    assert value in text
+    done = run_cli(str(write(tmp_path, text, "nan.json")), "--now", NOW)
+    assert_unreadable(done, "not valid JSON")
+    assert "exceeds" not in done.stderr
+
+
+def test_dev_zero_and_other_devices_are_refused_without_reading():
+    assert_unreadable(run_cli("/dev/zero", "--now", NOW), "not a regular file")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "orders.json"
+    os.mkfifo(fifo)
+    assert_unreadable(run_cli(str(fifo), "--now", NOW), "not a regular file")  # no writer ever opens it
+
+
+def test_a_file_over_the_size_limit_is_refused(tmp_path):
+    padded = json.dumps(bundle(kineret())) + " " * 2000
+    path = write(tmp_path, padded, "big.json")
+    assert_unreadable(run_cli(str(path), "--now", NOW, env={"FHIRSVC_MAX_CONTENT_LENGTH": "1000"}),
+                      "larger than 1000 bytes")
+    done = run_cli(str(path), "--now", NOW, env={"FHIRSVC_MAX_CONTENT_LENGTH": str(len(padded))})
+    assert done.returncode in (0, 1), done.stderr  # exactly at the limit it is read
+
+
+def test_the_default_size_limit_is_the_http_body_limit():
+    from fhirsvc.cds.offline import MAX_INPUT_BYTES
+    from fhirsvc.config import DEFAULTS
+
+    assert MAX_INPUT_BYTES == DEFAULTS["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
+
+
+def test_a_byte_order_mark_is_still_read(capsys, tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(bundle(kineret())).encode())
+    status, out, err = check(capsys, str(path), "--now", NOW)
+    assert status in (0, 1) and err == "" and "anakinra" in out.lower(), err
+
+
+def test_no_control_character_from_the_input_reaches_the_terminal(capsys, tmp_path):
+    """Names and ids of the input are printed as plain text: no escape sequence, C1 control or bidi override."""
+    import re
+
+    hostile = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e"
+    order = kineret(order_id="mr-1", mg=300)
+    order["medicationCodeableConcept"]["text"] = f"Kineret {hostile}(anakinra) 100 mg/0.67 mL syringe"
+    other = kineret(order_id="mr-2", mg=100)
+    other["id"] = f"mr-2{hostile}"
+    path = write(tmp_path, bundle(order, other, PATIENT))
+    control = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+    for args in ((), ("--json",), ("--fhir",)):
+        status, out, err = check(capsys, str(path), "--now", NOW, *args)
+        assert status in (0, 1) and out, err
+        assert not control.search(out), (args, out)
+        if args == ("--json",):  # the same data, escaped for the terminal
+            assert f"MedicationRequest/mr-2{hostile}" in json.loads(out)["judged"]
+
+
+def test_an_error_quoting_the_input_stays_one_plain_line(capsys, tmp_path):
+    text = json.dumps({"resourceType": "Pat\x1b[2J\n\u202eient"})  # "a Pat...ient is neither ..."
+    status, out, err = check(capsys, str(write(tmp_path, text)), "--now", NOW)
+    assert status == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and "\x1b" not in err and "\u202e" not in err, err

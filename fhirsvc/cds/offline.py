@@ -14,7 +14,9 @@ Used by ``fhirsvc check FILE.json`` (``fhirsvc/cli.py``).
 
 from __future__ import annotations
 
-import json
+import codecs
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from typing import Any
 from marshmallow import ValidationError
 from requests.adapters import HTTPAdapter
 
+from fhirsvc.bodies import NotJson, parse_json
 from fhirsvc.cds.orders import ORDER_TYPES
 from fhirsvc.cds.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
@@ -32,10 +35,13 @@ from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
 from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.findings import Finding
+from fhirsvc.config import DEFAULTS
 from fhirsvc.errors import FhirsvcError
+from fhirsvc.escaping import plain_text
 from fhirsvc.knowledge import Knowledge
 
 DEFAULT_PUBLIC_BASE = "http://127.0.0.1:8080"  # where `make run` serves the monograph pages
+MAX_INPUT_BYTES = DEFAULTS["MAX_CONTENT_LENGTH"]  # the largest file read, as the largest HTTP body
 OFFLINE_HOOK_INSTANCE = "00000000-0000-5000-8000-000000000000"
 _CONTEXT_TYPES = {  # resource type in a plain Bundle -> prefetch key
     "Condition": "conditions", "AllergyIntolerance": "allergies", "Observation": "observations",
@@ -65,22 +71,41 @@ class OfflineResult:
         return any(f.indicator == "critical" for f in self.findings)
 
 
-def read_document(path: Path) -> Any:
-    """The JSON document in ``path``; UnreadableInput (one line) if it cannot be read or is not JSON."""
+def read_document(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> Any:
+    """The JSON document in ``path``; UnreadableInput (one line) if it cannot be read or is not JSON.
+
+    Only a regular file is read (a FIFO, a device such as /dev/zero or a socket is refused without reading,
+    so nothing blocks), at most ``max_bytes`` of it (the HTTP routes' body limit, FHIRSVC_MAX_CONTENT_LENGTH),
+    and it is parsed as the HTTP routes parse a body (fhirsvc.bodies.parse_json): UTF-8 (a leading byte-order
+    mark is allowed), no NaN or Infinity, nesting at most MAX_DEPTH levels."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        mode = os.stat(path).st_mode  # before opening: opening a device (or a FIFO) may block or act
+        if stat.S_ISDIR(mode):
+            raise UnreadableInput(f"{path}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise UnreadableInput(f"{path}: not a regular file (a pipe, device or socket is not read)")
+        # O_NONBLOCK: should the path have become a FIFO since, opening it does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise UnreadableInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UnreadableInput(f"{path}: is a directory") from None
-    except UnicodeDecodeError:
-        raise UnreadableInput(f"{path}: not UTF-8 text, so not JSON") from None
     except OSError as exc:
         raise UnreadableInput(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):  # replaced since it was looked at
+                raise UnreadableInput(f"{path}: not a regular file (a pipe, device or socket is not read)")
+            if info.st_size > max_bytes:
+                raise UnreadableInput(f"{path}: larger than {max_bytes} bytes (FHIRSVC_MAX_CONTENT_LENGTH)")
+            raw = file.read(max_bytes + 1)
+        except OSError as exc:
+            raise UnreadableInput(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(raw) > max_bytes:  # it grew while being read
+        raise UnreadableInput(f"{path}: larger than {max_bytes} bytes (FHIRSVC_MAX_CONTENT_LENGTH)")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnreadableInput(f"{path}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        return parse_json(raw.removeprefix(codecs.BOM_UTF8))
+    except NotJson as exc:
+        raise UnreadableInput(f"{path}: {exc}") from None
 
 
 def _reference_id(reference: Any) -> str | None:
@@ -203,9 +228,10 @@ def order_reference(finding: Finding) -> str:
 
 
 def findings_table(result: OfflineResult) -> str:
-    """The findings as a plain-text table (topic, indicator, summary, order) and a one-line tally."""
-    rows = [(f.topic, f.indicator, f.summary, order_reference(f)) for f in result.findings]
-    judged = ", ".join(result.judged) or "none"
+    """The findings as a plain-text table (topic, indicator, summary, order) and a one-line tally; what the
+    input named (order ids, names) is ``plain_text``, so that no control character reaches the terminal."""
+    rows = [tuple(map(plain_text, (f.topic, f.indicator, f.summary, order_reference(f)))) for f in result.findings]
+    judged = plain_text(", ".join(result.judged) or "none")
     tally = {level: sum(1 for f in result.findings if f.indicator == level)
              for level in ("critical", "warning", "info")}
     footer = (f"{len(rows)} finding(s): {tally['critical']} critical, {tally['warning']} warning, {tally['info']} info"

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +19,6 @@ import orjson
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 from requests.adapters import HTTPAdapter
-from werkzeug.sansio.utils import get_current_url
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import JwtVerifier, load_issuers
@@ -33,6 +31,7 @@ from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.knowledge import Knowledge, get_knowledge
 from fhirsvc.storage import get_store
+from fhirsvc.urls import public_base
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
 STATE = "fhirsvc.cds"
@@ -95,16 +94,6 @@ class CdsState:
 
 def state() -> CdsState:
     return current_app.extensions[STATE]
-
-
-def public_base() -> str:
-    """PUBLIC_BASE_URL, else this request's scheme and host (as Flask's ``request.host_url``, remembered)."""
-    return state().public_base or _host_base(request.scheme, request.host)
-
-
-@lru_cache(maxsize=64)
-def _host_base(scheme: str, host: str) -> str:
-    return get_current_url(scheme, host).rstrip("/")
 
 
 def authenticate() -> None:

@@ -299,11 +299,13 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
         if evidence["kind"] == "measurement":
             measure: Measurement = evidence["measure"]
             why = f"{evidence['label']} {measure.shown}, {day(measure.when)}"
-            found = (f"The newest kidney function result is **{evidence['label']} {measure.shown}** "
-                     f"({day(measure.when)}), below {char.value:g} {char.unit}.")
+            found = wording.markdown("The newest kidney function result is **{label} {shown}** ({when}), below "
+                                     "{value:g} {unit}.", label=evidence["label"], shown=measure.shown,
+                                     when=day(measure.when), value=char.value, unit=char.unit)
         else:
             why = evidence["label"]
-            found = f"An active condition of severe kidney disease is recorded: **{evidence['label']}**."
+            found = wording.markdown("An active condition of severe kidney disease is recorded: **{label}**.",
+                                     label=evidence["label"])
         ordered = describe_per_day(per_day)
         suggestions = []
         if per_day is not None and schedule and job.order.get("resourceType") == "MedicationRequest":

@@ -238,7 +238,8 @@ def check_infection(job: Job) -> Iterable[Finding]:
         return [job.finding(
             "active-infection", "COND", "warning",
             *_warning(job, f"Active infection recorded ({name})",
-                      f"Active infection on the problem list: **{name}**{wording.recorded_on(cond)}.", cud,
+                      wording.markdown("Active infection on the problem list: **{name}**{recorded}.", name=name,
+                                       recorded=wording.recorded_on(cond)), cud,
                       wording.ADVICE["infection"]),
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
@@ -253,8 +254,9 @@ def check_infection(job: Job) -> Iterable[Finding]:
         return [job.finding(
             "active-infection", "COND", "warning",
             *_warning(job, f"Fever {shown} °C ({fever.date})",
-                      f"Body temperature **{shown} °C** on {fever.date}, a sign of infection (fever: "
-                      f"{FEVER_CELSIUS:g} °C or more {window_text}).", cud, wording.ADVICE["infection"]),
+                      wording.markdown("Body temperature **{shown} °C** on {date}, a sign of infection (fever: "
+                                       "{fever:g} °C or more {window}).", shown=shown, date=fever.date,
+                                       fever=FEVER_CELSIUS, window=window_text), cud, wording.ADVICE["infection"]),
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
                              **({"comparator": fever.comparator} if fever.comparator else {})},
@@ -299,8 +301,10 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         return [job.finding(
             "neutropenia", "LAB", "warning",
             *_warning(job, f"Low neutrophil count {shown} ({day(measure.when)})",
-                      f"Newest absolute neutrophil count: **{shown}** ({per_ul} /\u00b5L) on {day(measure.when)}, "
-                      f"below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}.", cud, wording.ADVICE['neutropenia']),
+                      wording.markdown("Newest absolute neutrophil count: **{shown}** ({per_ul} /\u00b5L) on {when}, "
+                                       "below {limit:g} {unit}.", shown=shown, per_ul=per_ul, when=day(measure.when),
+                                       limit=NEUTROPENIA_ANC_10E9_PER_L, unit=GIGA_PER_L), cud,
+                      wording.ADVICE['neutropenia']),
             section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
     found = job.run.conditions_in(VS_NEUTROPENIA)
     if found:
@@ -310,7 +314,8 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
             "neutropenia", "LAB", "warning",
             *_warning(job, f"Neutropenia recorded ({name})" if name.lower() != "neutropenia"
                       else "Neutropenia recorded",
-                      f"Active on the problem list: **{name}**{wording.recorded_on(cond)}.", cud,
+                      wording.markdown("Active on the problem list: **{name}**{recorded}.", name=name,
+                                       recorded=wording.recorded_on(cond)), cud,
                       wording.ADVICE["neutropenia"]),
             section, "warnings", {"condition": reference_key(cond),
                                   **(measure.facts("neutrophils") if measure else {})})]
@@ -500,7 +505,8 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     what, when, where = evidence
     return [job.finding(
         "pregnancy", "PREG", "warning",
-        *_warning(job, f"Pregnancy recorded ({what}{when})", f"{where}: **{what}**{when}.", cud,
+        *_warning(job, f"Pregnancy recorded ({what}{when})",
+                  wording.markdown("{where}: **{what}**{when}.", where=where, what=what, when=when), cud,
                   wording.ADVICE["pregnancy"]),
         section, "pregnancy", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 
@@ -536,7 +542,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
     return [job.finding(
         "breastfeeding", "LACT", "info",
         *_warning(job, f"Breastfeeding recorded ({evidence[0]}{evidence[1]})",
-                  f"{evidence[2]}: **{evidence[0]}**{evidence[1]}.", cud,
+                  wording.markdown("{where}: **{what}**{when}.", where=evidence[2], what=evidence[0],
+                                   when=evidence[1]), cud,
                   wording.ADVICE["breastfeeding"]),
         section, "breastfeeding", {**facts, "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from fhirsvc.checks.config import CANONICAL
 from fhirsvc.checks.patient import allergy_concepts, concept_text
+from fhirsvc.escaping import markdown_text, plain_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import code_key, codings, normalize_name
 
@@ -225,13 +226,51 @@ ADVICE: dict[str, str] = {
 }
 
 
+class Markdown(str):
+    """A fact that is Markdown already (a quotation line, a sentence with bold values): put into a detail as it
+    is. Whatever it holds from the chart was escaped where it was built (``markdown_text``)."""
+
+
+def markdown(template: str, **parts: Any) -> Markdown:
+    """A fact in Markdown: ``template`` (the service's own markup, e.g. ``**{name}**``) filled with the parts,
+    each text part escaped as literal Markdown."""
+    return Markdown(template.format(**{k: markdown_text(v) if isinstance(v, str) else v for k, v in parts.items()}))
+
+
 def words(key: str, **facts: Any) -> tuple[str, str]:
     """The (summary, detail) of a template filled with the facts. A fact ``x`` is also given as ``X``
-    (first letter upper-cased), for the start of a sentence."""
+    (first letter upper-cased), for the start of a sentence.
+
+    This is where text from the chart (an order's or a condition's name, a status, a date) enters a card, so
+    every text fact is escaped here: as plain text for the summary, as literal Markdown for the detail
+    (``fhirsvc/escaping.py``), unless it is ``Markdown`` already."""
     summary, detail = TEMPLATES[key]
-    values = {**{k[:1].upper() + k[1:]: sentence(str(v)) for k, v in facts.items() if isinstance(v, str)}, **facts}
-    lines = [line.format(**values) for line in detail]
-    return summary.format(**values), "\n".join(line for line in lines if line.strip())
+    detail_facts = _Facts(facts, markdown_text)
+    lines = [line.format_map(detail_facts) for line in detail]
+    return summary.format_map(_Facts(facts, plain_text)), "\n".join(line for line in lines if line.strip())
+
+
+class _Facts(dict):
+    """The facts as a template reads them, each escaped when it is read (only the ones a template names):
+    ``X`` is fact ``x`` with its first letter upper-cased; a text through ``escape``, except a ``Markdown``
+    fact in the detail, put as it is."""
+
+    def __init__(self, facts: Mapping[str, Any], escape: Any):
+        super().__init__()
+        self.facts, self.escape = facts, escape
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.facts:
+            value = self.facts[key]
+        else:
+            value = self.facts.get(key[:1].lower() + key[1:])
+            if not isinstance(value, str):
+                raise KeyError(key)
+            value = (Markdown if isinstance(value, Markdown) else str)(sentence(value))
+        if isinstance(value, str) and not (isinstance(value, Markdown) and self.escape is markdown_text):
+            value = self.escape(value)
+        self[key] = value
+        return value
 
 
 def sentence(text: str) -> str:
@@ -272,12 +311,13 @@ def quote_sentences(text: str, most: int = 2) -> str:
     return " ".join(impersonal[:most] or found[:1])
 
 
-def quote(text: str, section: str) -> str:
+def quote(text: str, section: str) -> Markdown:
     """A marked quotation of the monograph: one ``>`` line with the text in quotation marks and its section."""
     text = " ".join(str(text).split())
     if not text:
-        return ""
-    return f"> \u201c{text}\u201d \u2014 monograph, {section}" if section else f"> \u201c{text}\u201d \u2014 monograph"
+        return Markdown("")
+    return Markdown(f"> \u201c{text}\u201d \u2014 monograph, {section}" if section
+                    else f"> \u201c{text}\u201d \u2014 monograph")
 
 
 def impersonal(text: str) -> str:
@@ -417,8 +457,9 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
 
 
 def suggestion_words(key: str, **facts: Any) -> tuple[str, str]:
-    """The (label, action description) of a suggestion."""
+    """The (label, action description) of a suggestion: plain text, its text facts as ``plain_text``."""
     label, description = SUGGESTIONS[key]
+    facts = {k: plain_text(v) if isinstance(v, str) else v for k, v in facts.items()}
     return label.format(**facts), description.format(**facts)
 
 

@@ -26,6 +26,7 @@ from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.search import parse_search, run_search, subset
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge import get_knowledge
+from fhirsvc.urls import public_base
 
 blueprint = Blueprint("fhir", __name__)
 BASES_EXTENSION = "fhirsvc.fhir.bases"
@@ -40,8 +41,8 @@ def _base(requested: str | None) -> FhirBase:
 
 
 def _base_url(base: FhirBase, requested: str | None) -> str:
-    """The absolute URL of the base the client called (``/fhir`` or ``/fhir/R4`` ...)."""
-    return request.host_url.rstrip("/") + ("/fhir/" + requested if requested else "/fhir")
+    """The absolute URL of the base the client called (``/fhir`` or ``/fhir/R4`` ...), under the public URL."""
+    return public_base() + ("/fhir/" + requested if requested else "/fhir")
 
 
 def _spec(base: FhirBase, rtype: str):
@@ -237,6 +238,5 @@ def check_orders_operation(requested: str | None) -> Response:
     """The order checks on a posted Bundle (or Parameters): a searchset Bundle of DetectedIssues."""
     base = _base(requested)
     body = json_body("application/fhir+json")
-    public = str(current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/") or request.host_url.rstrip("/")
-    answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public)
+    answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public_base())
     return fhir_response(answer, base.name)

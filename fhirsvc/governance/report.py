@@ -20,15 +20,17 @@ on them, so the page, the CSV, the JSON and ``fhirsvc governance`` say the same.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import IO, Any
 
 from fhirsvc.cds.cards import OVERRIDE_REASONS
 from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, PATIENT_VIEW, service_id
 from fhirsvc.checks.config import TOPICS
+from fhirsvc.escaping import csv_cell, plain_text
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.storage.base import Governance, Store
 
@@ -264,8 +266,10 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
 
     for key, found in rules.items():
         found.reasons = sorted(
-            (Reason(system, code, displays.get((system, code)) or display or code or NO_REASON, count)
-             for (system, code), (count, display) in reasons.get(key, {}).items()),
+            # a reason is named by the service's own display of its code, else by its code as plain text: the
+            # display a client sent with it is free text, never shown
+            (Reason(system, code, displays.get((system, code)) or plain_text(code or "") or NO_REASON, count)
+             for (system, code), (count, _display) in reasons.get(key, {}).items()),
             key=lambda r: (-r.count, r.code is None, r.code or "", r.system or ""))
         rate = found.total.override_rate
         found.flagged = (rate is not None and rate >= thresholds.override_rate
@@ -345,6 +349,14 @@ def reasons_text(rule: RuleReport) -> str:
     return "; ".join(f"{r.display} ({r.count})" for r in rule.top_reasons)
 
 
+def write_csv(report: Report, out: IO[str], lineterminator: str = "\r\n") -> None:
+    """The rule table as CSV: CSV_COLUMNS, then ``report_rows``, every text cell that a spreadsheet would take
+    for a formula neutralised (``csv_cell``; the numbers are written as numbers)."""
+    writer = csv.writer(out, lineterminator=lineterminator)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([csv_cell(value) for value in row] for row in report_rows(report))
+
+
 def report_rows(report: Report) -> list[tuple]:
     """The page's rule table as rows of CSV_COLUMNS (rates as fractions with 4 decimals)."""
     return [(rule.rank, rule.topic or "", rule.topic_display, rule.indicator or "", rule.drug or "", rule.drug_name,
@@ -371,10 +383,11 @@ def report_table(report: Report) -> str:
     rows.append(("", "all rules", str(total.issued), f"{total.with_feedback} ({percent(total.share_with_feedback)})",
                  str(total.accepted), str(total.overridden), percent(total.override_rate),
                  str(len(report.flagged)), ""))
+    rows = [tuple(plain_text(cell) for cell in row) for row in rows]  # no control character reaches the terminal
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     right = {0, 2, 3, 4, 5, 6}
 
-    def line(row: tuple[str, ...]) -> str:
+    def line(row: tuple[str, ...]) -> str:  # cells already plain text
         return "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
                          for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
 

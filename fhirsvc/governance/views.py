@@ -13,7 +13,6 @@ GET) may submit to this origin. Bad parameters answer 400 with the reason (a pag
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, date, datetime
 from http import HTTPStatus
@@ -22,15 +21,14 @@ from flask import Blueprint, Response, current_app, make_response, render_templa
 
 from fhirsvc.errors import ApiError
 from fhirsvc.governance.report import (
-    CSV_COLUMNS,
     BadParameter,
     Report,
     governance_report,
     percent,
     reasons_text,
     report_document,
-    report_rows,
     services,
+    write_csv,
 )
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.monograph.views import HTML_HEADERS
@@ -123,9 +121,7 @@ def page() -> Response:
 def report_csv() -> Response:
     report = make_report()
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(report_rows(report))
+    write_csv(report, buffer)
     name = f"governance-{report.service or 'all'}-{report.period.first}-{report.period.last}.csv"
     return _data(buffer.getvalue(), "text/csv", filename=name)
 

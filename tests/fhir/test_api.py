@@ -130,7 +130,8 @@ def test_paging_follows_next_links_to_every_match(fhir):
         if "next" not in links:
             break
         assert "previous" in links or len(seen) == 7
-        page = fhir.get(links["next"].split("localhost", 1)[1]).get_json()
+        assert links["next"].startswith("https://cds.example.org/fhir/R5/")  # the public URL (tests/conftest.py)
+        page = fhir.get(links["next"].removeprefix("https://cds.example.org")).get_json()
     assert total == 32 and len(seen) == 32 and seen == sorted(seen)
 
 

@@ -10,7 +10,17 @@ from fhirclient.server import FHIRNotFoundException
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
+from fhirsvc import create_app
 from tests.conftest import serving
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The app without a public base URL (so with the CDS authentication off, which needs one): its links name
+    the loopback address the clients call (with one, they name it, and the clients follow them there)."""
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
+    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "FEEDBACK_DB": str(feedback), "PUBLIC_BASE_URL": "",
+                       "AUTH": "off"})
 
 
 @pytest.fixture(scope="module")
