@@ -29,6 +29,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
 from fhirsvc.cds.urlpolicy import Url, UrlPolicy, UrlRefused, host_for_log
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.errors import FhirsvcError
@@ -162,6 +163,8 @@ class FhirServer:
                 search = entry.get("search") if type(resource) is dict else None
                 if type(resource) is dict and not (type(search) is dict and search.get("mode") == "outcome"):
                     resources.append(resource)
+            if len(resources) > MAX_BUNDLE_RESOURCES:
+                raise FetchError(f"the search has more than {MAX_BUNDLE_RESOURCES} resources (MAX_BUNDLE_RESOURCES)")
             links = page.get("link") if isinstance(page.get("link"), list) else []
             next_url = next((link.get("url") for link in links
                              if isinstance(link, dict) and link.get("relation") == "next"), None)
@@ -217,6 +220,10 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
     prefetch = request.get("prefetch") or {}
     data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in DATA_KEYS}
     unavailable: dict[str, str] = {}
+
+    for key in wanted:  # what the EHR sent: more than a Bundle may hold is the caller's to cut (413)
+        if key in prefetch:
+            check_bundle_size(prefetch[key], f"prefetch {key}")
 
     def read_key(key: str) -> tuple[dict[str, Any], ...]:
         if key in prefetch:

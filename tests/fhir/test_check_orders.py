@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.fhir.check_orders import CHECK_OUTCOME, PROPOSED_CHANGE, SEVERITY, V3_ACT_CODE
 from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
@@ -263,3 +264,22 @@ def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledg
     slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
     assert slices == {"type", "description", "resource"}
     assert [dict(c) for c in extension["context"]] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
+
+
+def test_more_orders_than_allowed_is_a_413_operation_outcome_naming_the_limit(fhir):
+    posted = bundle(*(order(f"mr-{i}") for i in range(MAX_ORDERS + 1)), PATIENT)
+    response = fhir.post("/fhir/R4/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    issue = response.get_json()["issue"][0]
+    assert issue["code"] == "too-costly" and "MAX_ORDERS" in issue["diagnostics"]
+    posted["entry"] = posted["entry"][1:]
+    assert fhir.post("/fhir/R4/$check-orders", json=posted).status_code == HTTPStatus.OK
+
+
+def test_a_bundle_of_more_resources_than_allowed_is_a_413_operation_outcome(fhir):
+    conditions = [{"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": "Patient/p1"}}
+                  for i in range(MAX_BUNDLE_RESOURCES)]
+    response = fhir.post("/fhir/R5/$check-orders", json=bundle(order(), PATIENT, *conditions))
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert "MAX_BUNDLE_RESOURCES" in response.get_json()["issue"][0]["diagnostics"]
