@@ -1,8 +1,12 @@
-"""FHIR REST routes: capabilities, read, vread, search, ValueSet operations and $validate.
+"""FHIR REST routes: capabilities, read, vread, search, ValueSet operations, $validate and $check-orders.
 
 The same blueprint serves ``/fhir/R5`` (the knowledge as authored), ``/fhir/R4`` (the R4 view) and
 ``/fhir`` (R4 unless the client asks for ``fhirVersion=5.0``). The store is read-only, so every write
 interaction answers 405.
+
+``$validate`` and ``$check-orders`` are posted patient data (PHI): under ``FHIRSVC_AUTH=required`` they take the
+CDS routes' bearer JWT, verified by the same code (``cds.views.authenticate``: a trusted issuer, addressed to
+the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
+from fhirsvc.cds.views import authenticate
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase, parse_instant
@@ -208,6 +213,7 @@ def _value_set(base: FhirBase, rid: str | None, params: dict[str, Any]) -> Any:
 @blueprint.post("/<rtype>/$validate")
 def validate(requested: str | None, rtype: str) -> Response:
     """Validate a posted resource (or Parameters with a ``resource``) against the base's FHIR version."""
+    authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     try:  # every resource type of the base's FHIR version, served or not (an EHR's orders, say)
         model = resource_class(base.name, rtype)
@@ -236,6 +242,7 @@ def validate(requested: str | None, rtype: str) -> Response:
 @blueprint.post("/$check-orders")
 def check_orders_operation(requested: str | None) -> Response:
     """The order checks on a posted Bundle (or Parameters): a searchset Bundle of DetectedIssues."""
+    authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     body = json_body("application/fhir+json")
     answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public_base())
