@@ -34,6 +34,13 @@ from fhirsvc.knowledge import get_knowledge
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("fhir", __name__)
+# $validate lists at most this many errors, then one issue saying how many more there were: a resource of
+# repeated mistakes (``"name": [1, 1, ...]``) would otherwise answer an issue, some 200 bytes, per array item.
+MAX_VALIDATE_ISSUES = 100
+# ... of a resource of at most this many JSON values (objects, arrays and the values in them; larger: 413), so
+# that the validation itself, which builds every error before the first is read, stays bounded. The largest
+# resource of the knowledge holds some 1,200; a Bundle of a thousand typical resources, some 40,000.
+MAX_VALIDATE_VALUES = 50_000
 BASES_EXTENSION = "fhirsvc.fhir.bases"
 
 
@@ -226,17 +233,40 @@ def validate(requested: str | None, rtype: str) -> Response:
                     None)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"post a {rtype} resource (or Parameters with a resource)")
+    if more_values_than(body, MAX_VALIDATE_VALUES):
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the {rtype} holds more than {MAX_VALIDATE_VALUES} JSON "
+                       f"values (the service's limit MAX_VALIDATE_VALUES = {MAX_VALIDATE_VALUES})", "too-costly")
     issues = []
     try:
         model.model_validate(body)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        for err in errors[:MAX_VALIDATE_ISSUES]:
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
             issues.append({"severity": "error", "code": "structure", "diagnostics": err["msg"], "expression": [path]})
+        if len(errors) > MAX_VALIDATE_ISSUES:
+            issues.append({"severity": "error", "code": "too-costly", "diagnostics": (
+                f"{len(errors) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
+                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})")})
     if not issues:
         issues = [{"severity": "information", "code": "informational",
                    "diagnostics": f"valid {rtype} (FHIR {base.fhir_version})"}]
     return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, base.name)
+
+
+def more_values_than(document: Any, limit: int) -> bool:
+    """Whether a parsed JSON document holds more than ``limit`` values (counting stops there)."""
+    count, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 @blueprint.post("/$check-orders")

@@ -27,8 +27,8 @@ def posted(path: str) -> dict:
 def test_every_operation_on_patient_data_needs_a_token(secured_app, key):  # noqa: F811
     client = secured_app.test_client()
     paths = operations(secured_app)
-    assert {"/fhir/R4/$check-orders", "/fhir/R5/$check-orders", "/fhir/$check-orders",
-            "/fhir/R4/Medication/$validate", "/fhir/R5/Medication/$validate", "/fhir/Medication/$validate"} <= set(paths)
+    assert {"/fhir/R4/$check-orders", "/fhir/R5/$check-orders", "/fhir/$check-orders", "/fhir/R4/Medication/$validate",
+            "/fhir/R5/Medication/$validate", "/fhir/Medication/$validate"} <= set(paths)
     for path in paths:
         refused = client.post(path, json=posted(path))
         assert refused.status_code == HTTPStatus.UNAUTHORIZED, path
