@@ -57,7 +57,8 @@ class FetchSettings:
     read_timeout: float = 3.0
     deadline: float = 4.0  # seconds for all fetches of one call
     max_pages: int = 10
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = 10 * 1024 * 1024  # one answer
+    max_call_bytes: int = 20 * 1024 * 1024  # every answer of one call, together (FETCH_MAX_CALL_BYTES)
 
 
 class FhirServer:
@@ -72,6 +73,7 @@ class FhirServer:
         self.base: Url | None = None
         self.refusal: str | None = None  # why fhirServer is refused, logged the first time it is needed
         self._lock = threading.Lock()
+        self.spent = 0  # bytes read from the server in this call, by every thread (max_call_bytes)
         if base:
             try:
                 self.base = settings.allowlist.check(base)
@@ -127,6 +129,8 @@ class FhirServer:
             raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
         if len(body) > self.settings.max_bytes:
             raise FetchError("the FHIR server's answer is too large")
+        if time.monotonic() > self.deadline:  # parsing costs too: an answer complete only at the deadline is late
+            raise FetchError("the time allowed for fetching ran out while reading the answer")
         try:
             document = requests.models.complexjson.loads(body)
         except ValueError as exc:
@@ -138,15 +142,27 @@ class FhirServer:
         return document
 
     def _read_body(self, response: requests.Response) -> bytes:
-        """At most max_bytes + 1 bytes of the body, read as they arrive: a server that trickles bytes (each
-        within the read timeout) cannot hold the call past the deadline."""
+        """At most max_bytes + 1 bytes of the body, read as they arrive, each read waiting no longer than the
+        deadline: a server that trickles bytes or stalls cannot hold the call past it. Every byte counts
+        against the call's max_call_bytes, shared by its fetches (FetchError once they are spent)."""
+        connection = getattr(response.raw, "connection", None)  # urllib3's, while the body is being read
+        sock = getattr(connection, "sock", None)
         chunks, size = [], 0
         while size <= self.settings.max_bytes:
-            if time.monotonic() > self.deadline:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
                 raise FetchError("the time allowed for fetching ran out while reading the answer")
+            if sock is not None:
+                sock.settimeout(min(self.settings.read_timeout, remaining))
             chunk = response.raw.read1(min(64 * 1024, self.settings.max_bytes + 1 - size), decode_content=True)
             if not chunk:
                 break
+            with self._lock:
+                self.spent += len(chunk)
+                spent = self.spent
+            if spent > self.settings.max_call_bytes:
+                raise FetchError(f"the FHIR server's answers to this call passed {self.settings.max_call_bytes} "
+                                 "bytes (FETCH_MAX_CALL_BYTES)")
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks)

@@ -78,3 +78,52 @@ def test_more_resources_than_allowed_from_the_fhir_server_make_the_key_unavailab
     unable = [c for c in response.get_json()["cards"] if c["summary"].startswith("Unable to check")]
     assert unable, response.get_json()["cards"]
     assert sum(1 for path, _ in ehr.requests if path.startswith("/fhir/Condition")) == 2
+
+
+HUGE_TYPES = ("Condition", "AllergyIntolerance", "MedicationRequest", "Observation")
+
+
+def test_what_one_call_reads_from_the_fhir_server_is_bounded_in_bytes(ehr, tmp_path):
+    """A hostile allow-listed server answers every search with 1 MB pages, each with a next link. With a budget
+    of 3 MB for the call, the four keys read concurrently stop once it is spent: at most the pages the budget
+    holds and one more under way per key are requested (without it: ten pages per key), every key is
+    unavailable and the call still answers, saying what it could not check."""
+    ehr.reset()
+    ehr.huge_bytes = 1024 * 1024
+    for rtype in HUGE_TYPES:
+        ehr.modes[rtype] = "huge"
+    app = create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off", "FEEDBACK_DB": str(tmp_path / "f.db"),
+                      "PUBLIC_BASE_URL": "https://cds.example.org", "FHIR_SERVER_ALLOWLIST": ehr.base,
+                      "FETCH_MAX_CALL_BYTES": 3 * 1024 * 1024, "FETCH_DEADLINE": 30.0, "FETCH_READ_TIMEOUT": 10.0})
+    body = order_request(fhirServer=ehr.base)
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}
+    response = app.test_client().post(SERVICE, json=body)
+    assert response.status_code == HTTPStatus.OK
+    assert_valid_response(response.get_json())
+    summaries = " ".join(card["summary"] for card in response.get_json()["cards"])
+    for what in ("allergy list", "medication list", "condition list"):
+        assert f"{what} unavailable" in summaries or what in summaries, summaries
+    pages = [path for path, _ in ehr.requests if path.split("?")[0].rsplit("/", 1)[-1] in HUGE_TYPES]
+    assert len(pages) <= 3 + len(HUGE_TYPES), pages
+    ehr.reset()
+
+
+def test_the_budget_is_for_one_call(ehr, tmp_path):
+    """A budget that holds one call's answers (some 1,000 bytes here) holds them call after call: it is not
+    spent for good, and the cards are those of an ample budget."""
+    ehr.reset()
+    config = {"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off", "FEEDBACK_DB": str(tmp_path / "f.db"),
+              "PUBLIC_BASE_URL": "https://cds.example.org", "FHIR_SERVER_ALLOWLIST": ehr.base}
+    body = order_request(fhirServer=ehr.base)
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}
+
+    def summaries(app) -> list[str]:
+        response = app.test_client().post(SERVICE, json=body)
+        assert response.status_code == HTTPStatus.OK
+        return sorted(card["summary"] for card in response.get_json()["cards"])
+
+    ample = summaries(create_app(config))
+    assert not [s for s in ample if "unavailable" in s]
+    small = create_app({**config, "FETCH_MAX_CALL_BYTES": 2000})
+    for _ in range(3):
+        assert summaries(small) == ample
