@@ -112,7 +112,7 @@ def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
             continue
         if resource["resourceType"] in ORDER_TYPES:
             if len(orders) == MAX_ORDERS:
-                raise too_many("draftOrders", "orders", "MAX_ORDERS", MAX_ORDERS)
+                raise too_many("the request", "draft orders", "MAX_ORDERS", MAX_ORDERS)
             order = normalize_order(resource)
             if not isinstance(order.get("id"), str):  # missing, or not a FHIR id at all
                 order["id"] = f"draft-order-{len(orders) + 1}"

@@ -42,7 +42,7 @@ def test_more_orders_than_allowed_is_a_413_naming_the_limit(cds, hook):
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     body = response.get_json()
     assert set(body) == {"error", "message"}
-    assert "MAX_ORDERS" in body["message"] and f"more than {MAX_ORDERS} orders" in body["message"]
+    assert "MAX_ORDERS" in body["message"] and f"more than {MAX_ORDERS} draft orders" in body["message"]
 
 
 def test_a_draft_bundle_of_more_resources_than_allowed_is_a_413(cds):
