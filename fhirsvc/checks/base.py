@@ -141,6 +141,11 @@ class Run:
         return matcher is not None and condition_in(matcher, concept, self.not_active, key)
 
     @cached_property
+    def condition_codes(self) -> dict[str, list[Any]]:
+        """The code of each condition on the list, by the references that name it (``Job.order_reasons``)."""
+        return _codes_by_reference(self.context.conditions)
+
+    @cached_property
     def _condition_keys(self) -> dict[int, Any]:
         """The ``concept_key`` of each condition's code, once per call (by the condition's identity)."""
         return {id(c): concept_key(c.get("code")) for c in self.context.conditions}
@@ -332,14 +337,15 @@ class Job:
         return daily_dose(self.order, self.drug.mg_per_ml, self.drug.mg_per_syringe)
 
     def order_reasons(self) -> list[Mapping[str, Any]]:
-        """The order's reasons: ``reasonCode`` and the code of each ``reasonReference`` Condition."""
+        """The order's reasons: ``reasonCode`` and the code of each ``reasonReference`` Condition (on the
+        condition list, then contained in the order; looked up by reference, not by a scan per reference)."""
         out = list(self.order.get("reasonCode") or ())
-        for ref in self.order.get("reasonReference") or ():
+        references = self.order.get("reasonReference") or ()
+        contained = _codes_by_reference(self.order.get("contained") or ()) if references else {}
+        for ref in references:
             target = (ref or {}).get("reference") or ""
-            pool = list(self.context.conditions) + list(self.order.get("contained") or ())
-            for cond in pool:
-                if cond.get("code") and target in (reference_key(cond), f"#{cond.get('id')}"):
-                    out.append(cond["code"])
+            out += self.run.condition_codes.get(target, [])
+            out += contained.get(target, [])
             if ref.get("display"):
                 out.append({"text": ref["display"]})
         return out
@@ -413,6 +419,16 @@ class Job:
         label, description = wording.suggestion_words("cancel", name=self.name_of(resource))
         return Suggestion(label=clip(label, 80), action="delete", description=description,
                           resource_id=reference_key(resource))
+
+
+def _codes_by_reference(conditions: Iterable[Resource]) -> dict[str, list[Any]]:
+    """The code of each condition that has one, by the references that name it (``Type/id`` and ``#id``)."""
+    found: dict[str, list[Any]] = {}
+    for cond in conditions:
+        if cond.get("code"):
+            for key in {reference_key(cond), f"#{cond.get('id')}"}:
+                found.setdefault(key, []).append(cond["code"])
+    return found
 
 
 def _name(concept: Mapping[str, Any] | None) -> str:
