@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections import Counter
 from datetime import datetime
 from http import HTTPStatus
@@ -283,3 +284,38 @@ def test_a_bundle_of_more_resources_than_allowed_is_a_413_operation_outcome(fhir
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert response.headers["Content-Type"].startswith("application/fhir+json")
     assert "MAX_BUNDLE_RESOURCES" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def python_calls(client, body: dict) -> int:
+    """How many Python function calls one $check-orders call makes (a count, not a time: the same on any
+    machine)."""
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        response = client.post("/fhir/R4/$check-orders", json=body)
+    finally:
+        sys.setprofile(None)
+    assert response.status_code == HTTPStatus.OK
+    return calls
+
+
+def many_orders(count: int) -> dict:
+    """Every other order for anakinra, the others a TNF inhibitor, a live vaccine or another drug: each order
+    interacts with, or duplicates, half of the others."""
+    others = [{"text": "Humira 40 mg pen"}, {"text": "MMR live vaccine"}, {"text": "metformin 500 mg tablet"}]
+    return bundle(*(order(f"mr-{i}", medicationCodeableConcept=KINERET if i % 2 == 0 else others[i // 2 % 3])
+                    for i in range(count)), PATIENT)
+
+
+def test_the_work_grows_with_the_orders_not_with_their_square(open_app):
+    """Twice the orders, about twice the work: each order is judged against indexes of the others built once
+    per call, never by a scan of every other order (which made 1,000 orders take seconds)."""
+    client = open_app.test_client()
+    python_calls(client, many_orders(20))  # the knowledge's lazy indexes and memos, built once
+    small, large = python_calls(client, many_orders(100)), python_calls(client, many_orders(200))
+    assert large / small < 2.3, (small, large)
