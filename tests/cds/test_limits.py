@@ -9,6 +9,7 @@ from http import HTTPStatus
 import pytest
 
 from fhirsvc import create_app
+from fhirsvc.cds.offline import UnreadableInput, evaluate_offline
 from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
@@ -127,3 +128,12 @@ def test_the_budget_is_for_one_call(ehr, tmp_path):
     small = create_app({**config, "FETCH_MAX_CALL_BYTES": 2000})
     for _ in range(3):
         assert summaries(small) == ample
+
+
+def test_fhirsvc_check_refuses_more_orders_than_allowed_as_unreadable_input(knowledge):
+    """``fhirsvc check`` reads a Bundle through the same pipeline: past a limit it is input it cannot check
+    (exit 2), never a traceback."""
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": o} for o in orders(MAX_ORDERS + 1)]}
+    with pytest.raises(UnreadableInput, match="MAX_ORDERS"):
+        evaluate_offline(bundle, knowledge)
