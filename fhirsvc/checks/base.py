@@ -285,11 +285,6 @@ class Others(Sequence[tuple[Resource, str]]):
         self._records = records
         self._skip = skip
 
-    @property
-    def whole(self) -> bool:
-        """Nothing was left out: the answer is the same as for any order the selection does not hold."""
-        return self._skip is None
-
     def __len__(self) -> int:
         return len(self._records) - (self._skip is not None)
 
