@@ -3,7 +3,10 @@
 Per prefetch key (CDS Hooks 2.0.1 "Providing FHIR Resources"): present (a resource or a searchset
 Bundle, possibly paged: ``next`` links are followed, bounded), ``null`` (no data), an
 OperationOutcome (the EHR's fetch failed: the key is unavailable), or absent (fetched from
-``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline).
+``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline that every body
+read keeps, and within a byte budget for all the call's answers together, ``FetchSettings.max_call_bytes``).
+A prefetch value of more than ``MAX_BUNDLE_RESOURCES`` resources is refused (413); a search read from the
+server that passes it makes its key unavailable.
 ``fhirServer`` is contacted only when the allow-list (``urlpolicy.UrlPolicy``: parsed URLs compared
 exactly) admits it, and every URL followed from it (``next`` links, ``medicationReference`` reads) must be
 admitted too and stay on its origin. Redirects are never followed, and the requests carry no cookies and
