@@ -122,6 +122,15 @@ class Settings:
     fetch_iterations: int  # order-sign calls with and without the five keys fetched from the slow server
 
 
+def check_orders_body(orders: int) -> bytes:
+    """A $check-orders Bundle of ``orders`` draft orders, every other one for anakinra (each judged against all
+    the others: what grew with the square of the orders before they were indexed), and ~100 record resources."""
+    bundle = workload.check_orders_bundle(orders)
+    for k in range(1, orders, 2):
+        bundle["entry"][k]["resource"] = workload.kineret_order(f"kineret-{k}")
+    return json.dumps(bundle).encode()
+
+
 def full(workers: int) -> Settings:
     """The default run: about 5 minutes."""
     return Settings(iterations=3000, warmup=300, startup_runs=3, duration=15, http_warmup=2,
@@ -455,7 +464,8 @@ def time_calls(client, call: Call, settings: Settings, warmup: int = 20) -> tupl
         response = request(client, call)
         samples.append(time.perf_counter_ns() - began)
         errors += response.status_code != 200
-    cards = len(json.loads(request(client, call).get_data())["cards"])
+    answer = json.loads(request(client, call).get_data())
+    cards = len(answer["cards"]) if "cards" in answer else answer.get("total")  # $check-orders: its issues
     return summary(samples) | {"errors": errors, "cards": cards}, errors
 
 
@@ -489,6 +499,13 @@ def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[st
     for count in (1, 10, 50):
         orders[count], bad = time_calls(client, Call(ORDER_SIGN, order_sign_body(orders=count)), settings)
         errors += bad
+    from fhirsvc.cds.orders import MAX_ORDERS
+
+    check_orders: dict[int, dict[str, Any]] = {}
+    for count in (1, 10, 100, MAX_ORDERS):  # up to the most one call may hold (more: 413)
+        check_orders[count], bad = time_calls(client, Call(CHECK_ORDERS, check_orders_body(count)), settings,
+                                              warmup=2)
+        errors += bad
     prefetch: dict[int, dict[str, Any]] = {}
     for size in (10, 100, 1000):
         prefetch[size], bad = time_calls(client, Call(ORDER_SIGN, order_sign_body(prefetch=size)), settings)
@@ -496,6 +513,7 @@ def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[st
         errors += bad
     return {"drugs": {"points": drugs, "growth": growth(drugs)},
             "orders": {"points": orders, "growth": growth(orders)},
+            "check_orders": {"points": check_orders, "growth": growth(check_orders)},
             "prefetch": {"points": prefetch, "growth": growth(prefetch)}}, errors
 
 
@@ -795,11 +813,15 @@ def report(result: dict[str, Any]) -> str:
               f"{r['startup']['warm']['rss_mb']:.0f}",
               f"{max(r['startup'][s]['peak_rss_mb'] for s in ('cold', 'warm')):.0f}"]
              for n, r in drugs["points"].items()]))
-        for key, label in (("orders", "draft orders (anakinra + others; ~100 prefetched)"),
-                           ("prefetch", "prefetched resources (1 order)")):
-            part = scaling[key]
+        for key, label in (("orders", "order-sign vs draft orders (anakinra + others; ~100 prefetched)"),
+                           ("check_orders", "$check-orders vs orders (every other one anakinra; ~100 record "
+                                            "resources; cards = DetectedIssues)"),
+                           ("prefetch", "order-sign vs prefetched resources (1 order)")):
+            part = scaling.get(key)
+            if not part:
+                continue
             parts.append(table(
-                f"order-sign vs {label}: p50 ratio {part['growth']['p50_ratio']:.2f}x, "
+                f"{label}: p50 ratio {part['growth']['p50_ratio']:.2f}x, "
                 f"{part['growth']['ms_per_unit']:.4f} ms per added one",
                 [key, "calls", "p50 ms", "p99 ms", "cards"],
                 [[n, r["n"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", r["cards"]]

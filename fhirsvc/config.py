@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_CONNECT_TIMEOUT": 2.0,
     "FETCH_READ_TIMEOUT": 3.0,
     "FETCH_DEADLINE": 4.0,
+    # Bytes: most read from the FHIR server for one call, all its fetches together (more: the data unavailable).
+    "FETCH_MAX_CALL_BYTES": 20 * 1024 * 1024,
     # The service's state (CDS Hooks feedback, issued cards, used JWT ids): sqlite:///relative/path,
     # sqlite:////absolute/path or postgresql://user@host:port/database (created or migrated at start-up).
     "DATABASE_URL": "sqlite:///" + str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),

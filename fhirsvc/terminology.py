@@ -11,10 +11,13 @@ codes) or ``lookup_keys`` (codes sent to the service), so ``66658-234-07``, ``66
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from re._casefix import _EXTRA_CASES  # re's own table of the extra case-insensitive matches
 from typing import Any
 
 from fhirsvc import ndc as ndc_codes
@@ -97,15 +100,99 @@ def normalize_name(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    """A regex that finds any of ``names`` as whole words (longest first), or None if there are none."""
-    unique = sorted({normalize_name(name) for name in names if name and name.strip()}, key=len, reverse=True)
-    if not unique:
+# Names are looked for in the first this many characters of a text or display (a drug's or a condition's name
+# is written in far fewer): what an order's text costs to read stays bounded whatever its length.
+MAX_NAME_TEXT = 10_000
+
+
+def name_pattern(names: Iterable[str]) -> NamePattern | None:
+    """The whole-word matcher of ``names`` (longest first), or None if there are none."""
+    pattern = NamePattern(names)
+    return pattern if pattern.names else None
+
+
+class NamePattern:
+    """Finds any of ``names`` in a text as whole words, with any whitespace between their words and in any
+    case: what ``(?<!\\w)(?:a\\s+b|...)(?!\\w)`` with ``re.IGNORECASE`` (names longest first) finds, but by
+    looking up the text's words instead of running that regex over it, so the cost is linear in the text
+    whatever it holds (the regex backtracks over long runs of spaces after a name's first word).
+
+    A match starts where a run of word characters begins (or, for a name that starts otherwise, at a
+    character after a non-word one): the names are kept by the key of their first word (or first character),
+    and only the names under the key found there are compared, character by character (``fold``)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        unique = sorted({normalize_name(name) for name in names if name and name.strip()}, key=lambda n: (-len(n), n))
+        self.names = tuple(unique)
+        self._by_word: dict[str, list[tuple[str, ...]]] = {}  # the key of the first word -> names (folded words)
+        self._by_char: dict[str, list[tuple[str, ...]]] = {}  # names not starting with a word character
+        for name in unique:
+            words = tuple(fold(name).split())
+            found = _WORD.match(words[0])
+            if found:
+                self._by_word.setdefault(found.group(0), []).append(words)
+            else:
+                self._by_char.setdefault(words[0][0], []).append(words)
+
+    def find(self, text: str) -> str | None:
+        """The first (then longest) name that occurs in ``text`` (its first MAX_NAME_TEXT characters) as whole
+        words, as written there, or None."""
+        text = text[:MAX_NAME_TEXT]
+        folded = fold(text)
+        follows = {chunk.end(): after.start() for chunk, after in itertools.pairwise(_CHUNK.finditer(folded))}
+        starts = ((m.start(), self._by_word.get(m.group(0), ())) for m in _WORD.finditer(folded))
+        if self._by_char:
+            starts = _merged(starts, ((m.start(), self._by_char.get(m.group(0), ()))
+                                      for m in _NON_WORD_START.finditer(folded)))
+        for start, candidates in starts:
+            for words in candidates:  # longest first
+                end = _match_at(folded, start, words, follows)
+                if end is not None:
+                    return text[start:end]
         return None
-    alternatives = "|".join(r"\s+".join(map(re.escape, name.split())) for name in unique)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
+def _merged(first: Iterable[tuple[int, Any]], second: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+    return heapq.merge(first, second, key=lambda item: item[0])
+
+
+def _match_at(folded: str, start: int, words: tuple[str, ...], follows: Mapping[int, int]) -> int | None:
+    """The end of the name's match at ``start`` (its words separated by whitespace, no word character
+    after it), or None."""
+    at = start
+    for number, word in enumerate(words):
+        if number:
+            at = follows.get(at, -1)  # the next run of non-whitespace, when the last word ended one
+            if at < 0:
+                return None
+        if not folded.startswith(word, at):
+            return None
+        at += len(word)
+    if at < len(folded) and _is_word(folded[at]):
+        return None
+    return at
+
+
+def _is_word(char: str) -> bool:
+    """``\\w`` of ``re`` on str: alphanumeric or the underscore."""
+    return char.isalnum() or char == "_"
+
+
+# Characters re.IGNORECASE matches with each other beyond their lower case (the table re itself uses): each to
+# one of its class. With it, ``fold`` keeps the length of a text and two characters fold alike exactly when
+# re.IGNORECASE matches them.
+_CASE_CLASSES = str.maketrans({chr(code): chr(min(code, *others)) for code, others in _EXTRA_CASES.items()})
+_FULL_LOWER = str.maketrans({"\u0130": "i"})  # the one letter whose lower case (in full) is two characters
+
+
+def fold(text: str) -> str:
+    """The text with each character in the form re.IGNORECASE compares it in (its simple lower case, then one
+    character of its re case class); same length, same positions."""
+    return text.translate(_FULL_LOWER).lower().translate(_CASE_CLASSES)
+
+
+_CHUNK = re.compile(r"\S+")
+_NON_WORD_START = re.compile(r"(?<!\w)[^\w\s]")
 _WORD = re.compile(r"\w+")
 # Letters re.IGNORECASE matches with a letter that str.casefold() keeps apart (dotless and dotted I).
 _IGNORECASE_FOLDS = str.maketrans({"\u0131": "i", "\u0130": "i"})
@@ -129,8 +216,8 @@ def text_words(text: str) -> frozenset[str]:
     Where a name pattern matches whole words, the text has a word equal to the name's first word (the
     match starts at a word boundary and the name's first word ends at a non-word character or at the end
     of the name): so a text none of whose words is a name's first word cannot contain that name, and the
-    pattern need not run."""
-    return _short_text_words(text) if len(text) <= 200 else _text_words(text)
+    pattern need not run. Like the names, only the first MAX_NAME_TEXT characters are read."""
+    return _short_text_words(text) if len(text) <= 200 else _text_words(text[:MAX_NAME_TEXT])
 
 
 def _text_words(text: str) -> frozenset[str]:
@@ -155,8 +242,8 @@ class ValueSetMatcher:
     ndc: NdcDirectory = field(default=EMPTY_DIRECTORY, compare=False, repr=False)  # resolves 10-digit NDCs
 
     @cached_property
-    def _pattern(self) -> re.Pattern[str] | None:
-        """The whole-word pattern of the names, compiled on first use (most value sets are never searched)."""
+    def _pattern(self) -> NamePattern | None:
+        """The whole-word matcher of the names, built on first use (most value sets are never searched)."""
         return name_pattern(self.names)
 
     @cached_property
@@ -203,8 +290,8 @@ class ValueSetMatcher:
             return None  # no word of the text starts a name: the pattern cannot match (text_words)
         if self._pattern is None:
             return None
-        found = self._pattern.search(text)
-        return " ".join(found.group(0).split()) if found else None
+        found = self._pattern.find(text)
+        return " ".join(found.split()) if found else None
 
     @cached_property
     def _verdicts(self) -> dict[tuple[str | None, ...], bool]:

@@ -36,7 +36,7 @@ from fhirsvc.cds.services import HOOKS, PATIENT_VIEW
 from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.findings import Finding
 from fhirsvc.config import DEFAULTS
-from fhirsvc.errors import FhirsvcError
+from fhirsvc.errors import ApiError, FhirsvcError
 from fhirsvc.escaping import plain_text
 from fhirsvc.knowledge import Knowledge
 
@@ -201,7 +201,7 @@ def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None =
         handler = evaluate_patient_view if data["hook"] == PATIENT_VIEW else evaluate_orders
         result = handler(data, {}, FetchSettings(UrlPolicy(())), HTTPAdapter(), knowledge, public_base.rstrip("/"),
                          now)
-    except PreconditionFailed as exc:
+    except (PreconditionFailed, ApiError) as exc:  # ApiError: more than a limit allows (cds.orders)
         raise UnreadableInput(str(exc)) from None
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise UnreadableInput(f"the request's resources have an unexpected structure ({type(exc).__name__})") \

@@ -10,15 +10,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
 
+from fhirsvc.errors import ApiError
 from fhirsvc.fhirversion import r4b_class
 
 log = logging.getLogger(__name__)
 
 ORDER_TYPES = ("MedicationRequest", "MedicationOrder", "ServiceRequest", "Immunization")
+
+# Most draft orders one call may hold (the draftOrders Bundle, the orders of $check-orders). An admission or
+# chemotherapy order set holds tens of orders, the largest a couple of hundred; each order is judged against
+# the others and the record, so this bounds the work of one call (README "Limits of one request").
+MAX_ORDERS = 500
+# Most resources one Bundle the service reads may hold: draftOrders, each prefetch value (with its pages, also
+# when read from fhirServer), the Bundle posted to $check-orders. A long-treated patient's medication list or
+# the results of the few laboratory codes the checks read are hundreds of resources, rarely a thousand.
+MAX_BUNDLE_RESOURCES = 5_000
+
+
+def too_many(what: str, noun: str, name: str, limit: int) -> ApiError:
+    """The 413 answered when a request holds more than a limit allows, naming the limit."""
+    return ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"{what} holds more than {limit} {noun} (the service's limit {name} = {limit})", code="too-costly")
+
+
+def check_bundle_size(bundle: Any, what: str) -> None:
+    """413 when a Bundle holds more than MAX_BUNDLE_RESOURCES entries."""
+    entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
+    if isinstance(entries, list) and len(entries) > MAX_BUNDLE_RESOURCES:
+        raise too_many(what, "resources", "MAX_BUNDLE_RESOURCES", MAX_BUNDLE_RESOURCES)
 
 
 def _as_list(value: Any) -> list:
@@ -78,13 +102,17 @@ def normalize_order(resource: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(orders, other resources) of the draftOrders Bundle; orders normalised, others (Medication) as sent."""
+    """(orders, other resources) of the draftOrders Bundle; orders normalised, others (Medication) as sent.
+    413 (ApiError) when it holds more than MAX_BUNDLE_RESOURCES resources or MAX_ORDERS orders."""
+    check_bundle_size(bundle, "draftOrders")
     orders, others = [], []
     for entry in _as_list(bundle.get("entry")):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
             continue
         if resource["resourceType"] in ORDER_TYPES:
+            if len(orders) == MAX_ORDERS:
+                raise too_many("the request", "draft orders", "MAX_ORDERS", MAX_ORDERS)
             order = normalize_order(resource)
             if not isinstance(order.get("id"), str):  # missing, or not a FHIR id at all
                 order["id"] = f"draft-order-{len(orders) + 1}"

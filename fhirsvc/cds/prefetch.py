@@ -3,7 +3,10 @@
 Per prefetch key (CDS Hooks 2.0.1 "Providing FHIR Resources"): present (a resource or a searchset
 Bundle, possibly paged: ``next`` links are followed, bounded), ``null`` (no data), an
 OperationOutcome (the EHR's fetch failed: the key is unavailable), or absent (fetched from
-``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline).
+``fhirServer`` with the bearer token of ``fhirAuthorization``, concurrently, within a deadline that every body
+read keeps, and within a byte budget for all the call's answers together, ``FetchSettings.max_call_bytes``).
+A prefetch value of more than ``MAX_BUNDLE_RESOURCES`` resources is refused (413); a search read from the
+server that passes it makes its key unavailable.
 ``fhirServer`` is contacted only when the allow-list (``urlpolicy.UrlPolicy``: parsed URLs compared
 exactly) admits it, and every URL followed from it (``next`` links, ``medicationReference`` reads) must be
 admitted too and stay on its origin. Redirects are never followed, and the requests carry no cookies and
@@ -29,6 +32,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
 from fhirsvc.cds.urlpolicy import Url, UrlPolicy, UrlRefused, host_for_log
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.errors import FhirsvcError
@@ -56,7 +60,8 @@ class FetchSettings:
     read_timeout: float = 3.0
     deadline: float = 4.0  # seconds for all fetches of one call
     max_pages: int = 10
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = 10 * 1024 * 1024  # one answer
+    max_call_bytes: int = 20 * 1024 * 1024  # every answer of one call, together (FETCH_MAX_CALL_BYTES)
 
 
 class FhirServer:
@@ -71,6 +76,7 @@ class FhirServer:
         self.base: Url | None = None
         self.refusal: str | None = None  # why fhirServer is refused, logged the first time it is needed
         self._lock = threading.Lock()
+        self.spent = 0  # bytes read from the server in this call, by every thread (max_call_bytes)
         if base:
             try:
                 self.base = settings.allowlist.check(base)
@@ -126,6 +132,8 @@ class FhirServer:
             raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
         if len(body) > self.settings.max_bytes:
             raise FetchError("the FHIR server's answer is too large")
+        if time.monotonic() > self.deadline:  # parsing costs too: an answer complete only at the deadline is late
+            raise FetchError("the time allowed for fetching ran out while reading the answer")
         try:
             document = requests.models.complexjson.loads(body)
         except ValueError as exc:
@@ -137,15 +145,27 @@ class FhirServer:
         return document
 
     def _read_body(self, response: requests.Response) -> bytes:
-        """At most max_bytes + 1 bytes of the body, read as they arrive: a server that trickles bytes (each
-        within the read timeout) cannot hold the call past the deadline."""
+        """At most max_bytes + 1 bytes of the body, read as they arrive, each read waiting no longer than the
+        deadline: a server that trickles bytes or stalls cannot hold the call past it. Every byte counts
+        against the call's max_call_bytes, shared by its fetches (FetchError once they are spent)."""
+        connection = getattr(response.raw, "connection", None)  # urllib3's, while the body is being read
+        sock = getattr(connection, "sock", None)
         chunks, size = [], 0
         while size <= self.settings.max_bytes:
-            if time.monotonic() > self.deadline:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
                 raise FetchError("the time allowed for fetching ran out while reading the answer")
+            if sock is not None:
+                sock.settimeout(min(self.settings.read_timeout, remaining))
             chunk = response.raw.read1(min(64 * 1024, self.settings.max_bytes + 1 - size), decode_content=True)
             if not chunk:
                 break
+            with self._lock:
+                self.spent += len(chunk)
+                spent = self.spent
+            if spent > self.settings.max_call_bytes:
+                raise FetchError(f"the FHIR server's answers to this call passed {self.settings.max_call_bytes} "
+                                 "bytes (FETCH_MAX_CALL_BYTES)")
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks)
@@ -162,6 +182,8 @@ class FhirServer:
                 search = entry.get("search") if type(resource) is dict else None
                 if type(resource) is dict and not (type(search) is dict and search.get("mode") == "outcome"):
                     resources.append(resource)
+            if len(resources) > MAX_BUNDLE_RESOURCES:
+                raise FetchError(f"the search has more than {MAX_BUNDLE_RESOURCES} resources (MAX_BUNDLE_RESOURCES)")
             links = page.get("link") if isinstance(page.get("link"), list) else []
             next_url = next((link.get("url") for link in links
                              if isinstance(link, dict) and link.get("relation") == "next"), None)
@@ -217,6 +239,10 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
     prefetch = request.get("prefetch") or {}
     data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in DATA_KEYS}
     unavailable: dict[str, str] = {}
+
+    for key in wanted:  # what the EHR sent: more than a Bundle may hold is the caller's to cut (413)
+        if key in prefetch:
+            check_bundle_size(prefetch[key], f"prefetch {key}")
 
     def read_key(key: str) -> tuple[dict[str, Any], ...]:
         if key in prefetch:

@@ -66,7 +66,7 @@ class CdsState:
         self.fetch = FetchSettings(
             allowlist=allowlist,
             connect_timeout=float(config["FETCH_CONNECT_TIMEOUT"]), read_timeout=float(config["FETCH_READ_TIMEOUT"]),
-            deadline=float(config["FETCH_DEADLINE"]))
+            deadline=float(config["FETCH_DEADLINE"]), max_call_bytes=int(config["FETCH_MAX_CALL_BYTES"]))
         # One connection pool (urllib3's PoolManager is thread-safe) used through HTTPAdapter.send alone: no
         # Session, so no cookie jar carried from one call to the next, no redirects, nothing from the environment.
         self.http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)

@@ -10,7 +10,7 @@ the checks of the judged orders need (``engine.relevance``), so a check must dec
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -50,6 +50,8 @@ from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
 SUMMARY_MAX = 139
+# Most ``Type/id``s a finding's facts list of the other records it found (``others``): the card names one.
+FACTS_LIST_MAX = 20
 
 
 def clip(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -84,7 +86,9 @@ class Run:
         self._concepts: dict[int, tuple[Resource, list[Mapping[str, Any]]]] = {}
         self._drugs: dict[int, tuple[Resource, list[DrugProfile]]] = {}
         self._in_value_set: dict[tuple[str, str | None], list[Resource]] = {}  # active conditions/allergies
-        self._others: dict[tuple[int, bool], tuple[Resource, list[tuple[Resource, str]]]] = {}
+        # records that pass a named test, with the position of each Type/id (Run.others_where)
+        self._selected: dict[tuple[Hashable, bool], tuple[list[tuple[Resource, str]], dict[str, int]]] = {}
+        self._once: dict[Hashable, Any] = {}
 
     @property
     def drugs(self) -> tuple[DrugProfile, ...]:
@@ -135,6 +139,11 @@ class Run:
         by code, by name only without a code the value set can judge; never a history/screening code)."""
         matcher = self.value_set(url)
         return matcher is not None and condition_in(matcher, concept, self.not_active, key)
+
+    @cached_property
+    def condition_codes(self) -> dict[str, list[Any]]:
+        """The code of each condition on the list, by the references that name it (``Job.order_reasons``)."""
+        return _codes_by_reference(self.context.conditions)
 
     @cached_property
     def _condition_keys(self) -> dict[int, Any]:
@@ -219,29 +228,81 @@ class Run:
         return None
 
     # --- other medications ---
-    def others(self, order: Resource, *, medications: bool = True) -> list[tuple[Resource, str]]:
-        """The records that can conflict with ``order``: current (active/on-hold) medications and the
-        other live draft orders, each once, tagged ``medication`` or ``draft`` (once per order and call)."""
-        key = (id(order), medications)
-        if key not in self._others:
-            self._others[key] = (order, self._find_others(order, medications))
-        return list(self._others[key][1])
+    @cached_property
+    def draft_keys(self) -> frozenset[str]:
+        """``Type/id`` of every draft order (live or not)."""
+        return frozenset(reference_key(d) for d in self.context.draft_orders)
 
-    def _find_others(self, order: Resource, medications: bool) -> list[tuple[Resource, str]]:
-        seen = {reference_key(order)}
-        out: list[tuple[Resource, str]] = []
+    @cached_property
+    def _records(self) -> tuple[list[tuple[Resource, str]], list[tuple[Resource, str]]]:
+        """(the live draft orders, the current medications): each ``Type/id`` once (its first live draft, else
+        its first current medication), tagged ``draft`` or ``medication``. Selected once per call."""
+        seen: set[str] = set()
+        drafts: list[tuple[Resource, str]] = []
         for draft in self.context.draft_orders:
             key = reference_key(draft)
             if key not in seen and is_live_draft(draft):
                 seen.add(key)
-                out.append((draft, "draft"))
-        if medications:
-            for med in self.context.medications:
-                key = reference_key(med)
-                if key not in seen and is_current(med):
-                    seen.add(key)
-                    out.append((med, "medication"))
-        return out
+                drafts.append((draft, "draft"))
+        medications: list[tuple[Resource, str]] = []
+        for med in self.context.medications:
+            key = reference_key(med)
+            if key not in seen and is_current(med):
+                seen.add(key)
+                medications.append((med, "medication"))
+        return drafts, medications
+
+    def others(self, order: Resource, *, medications: bool = True) -> Others:
+        """The records that can conflict with ``order``: the other live draft orders, then (``medications``) the
+        current (active/on-hold) medications, each ``Type/id`` once, tagged ``draft`` or ``medication``."""
+        return self.others_where(order, "all", lambda _record, _kind: True, medications=medications)
+
+    def others_where(self, order: Resource, name: Hashable, test: Callable[[Resource, str], bool], *,
+                     medications: bool = True) -> Others:
+        """``others(order)`` that pass ``test(record, kind)``. The records that pass are selected once per call
+        and ``name`` (which stands for the test: a value set, a drug), so that asking for every order costs
+        no more than the records: the answer is that selection without the order's own ``Type/id``."""
+        memo = (name, medications)
+        if memo not in self._selected:
+            drafts, current = self._records
+            chosen = [(r, kind) for r, kind in (drafts + current if medications else drafts) if test(r, kind)]
+            self._selected[memo] = (chosen, {reference_key(r): i for i, (r, _) in enumerate(chosen)})
+        chosen, positions = self._selected[memo]
+        return Others(chosen, positions.get(reference_key(order)))
+
+    def once(self, name: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed once per call and ``name`` (an answer the same for every order)."""
+        if name not in self._once:
+            self._once[name] = compute()
+        return self._once[name]
+
+
+class Others(Sequence[tuple[Resource, str]]):
+    """A selection of a call's records without one of them (an order's own; records are unique by ``Type/id``):
+    read in place, so that it costs nothing per order."""
+
+    def __init__(self, records: Sequence[tuple[Resource, str]], skip: int | None = None) -> None:
+        self._records = records
+        self._skip = skip
+
+    def __len__(self) -> int:
+        return len(self._records) - (self._skip is not None)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._records[index + (self._skip is not None and index >= self._skip)]
+
+    def __iter__(self) -> Iterator[tuple[Resource, str]]:
+        return (item for i, item in enumerate(self._records) if i != self._skip)
+
+    def keys(self, limit: int = FACTS_LIST_MAX) -> list[str]:
+        """The ``Type/id``s of the first ``limit`` records (for facts)."""
+        return [reference_key(r) for r, _ in self[:limit]]
 
 
 @dataclass
@@ -271,14 +332,15 @@ class Job:
         return daily_dose(self.order, self.drug.mg_per_ml, self.drug.mg_per_syringe)
 
     def order_reasons(self) -> list[Mapping[str, Any]]:
-        """The order's reasons: ``reasonCode`` and the code of each ``reasonReference`` Condition."""
+        """The order's reasons: ``reasonCode`` and the code of each ``reasonReference`` Condition (on the
+        condition list, then contained in the order; looked up by reference, not by a scan per reference)."""
         out = list(self.order.get("reasonCode") or ())
-        for ref in self.order.get("reasonReference") or ():
+        references = self.order.get("reasonReference") or ()
+        contained = _codes_by_reference(self.order.get("contained") or ()) if references else {}
+        for ref in references:
             target = (ref or {}).get("reference") or ""
-            pool = list(self.context.conditions) + list(self.order.get("contained") or ())
-            for cond in pool:
-                if cond.get("code") and target in (reference_key(cond), f"#{cond.get('id')}"):
-                    out.append(cond["code"])
+            out += self.run.condition_codes.get(target, [])
+            out += contained.get(target, [])
             if ref.get("display"):
                 out.append({"text": ref["display"]})
         return out
@@ -352,6 +414,16 @@ class Job:
         label, description = wording.suggestion_words("cancel", name=self.name_of(resource))
         return Suggestion(label=clip(label, 80), action="delete", description=description,
                           resource_id=reference_key(resource))
+
+
+def _codes_by_reference(conditions: Iterable[Resource]) -> dict[str, list[Any]]:
+    """The code of each condition that has one, by the references that name it (``Type/id`` and ``#id``)."""
+    found: dict[str, list[Any]] = {}
+    for cond in conditions:
+        if cond.get("code"):
+            for key in {reference_key(cond), f"#{cond.get('id')}"}:
+                found.setdefault(key, []).append(cond["code"])
+    return found
 
 
 def _name(concept: Mapping[str, Any] | None) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from fhirsvc.checks import wording
-from fhirsvc.checks.base import Job, check
+from fhirsvc.checks.base import Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
@@ -70,7 +71,7 @@ def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = Fals
 
 
 def _is_draft(job: Job, resource) -> bool:
-    return any(reference_key(resource) == reference_key(d) for d in job.context.draft_orders)
+    return reference_key(resource) in job.run.draft_keys
 
 
 @check("interaction", (3, 4), "DRG", "interactions", "drug interactions", needs=(MEDICATIONS,))
@@ -85,8 +86,9 @@ def check_interactions(job: Job) -> Iterable[Finding]:
         if matcher is None:
             continue
         rule = interaction_rule(inter.value_set, inter.id)
-        conflicts = [(res, kind) for res, kind in job.run.others(job.order, medications=rule.current_medications)
-                     if in_value_set(job.run.concepts(res), matcher)]
+        conflicts = job.run.others_where(job.order, ("value-set", inter.value_set),
+                                         lambda res, _kind, vs=matcher: in_value_set(job.run.concepts(res), vs),
+                                         medications=rule.current_medications)
         if not conflicts:
             if rule.current_medications and MEDICATIONS in job.context.unavailable:
                 group = _group(job, inter, ())
@@ -112,7 +114,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
             section_of(inter.cud), rule.anchor,
             {"interactant": reference_key(other), "interactant_kind": kind, "value_set": inter.value_set,
              "interaction": f"ClinicalUseDefinition/{inter.id}",
-             "others": [reference_key(r) for r, _ in conflicts]},
+             "others": conflicts.keys(), "others_count": len(conflicts)},
             suggestions))
     return out
 
@@ -125,9 +127,8 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
     guide = job.weight_based_indication or job.fixed_guideline
     section = guide.section if guide else job.drug.section
     anchor = dosing_anchor(guide.id if guide else None)
-    same = [(res, kind) for res, kind in job.run.others(job.order)
-            if res.get("resourceType") in ("MedicationRequest", "MedicationStatement")
-            and any(d.id == job.drug.id for d in job.run.drugs_of(res))]
+    same = job.run.others_where(job.order, ("same-drug", job.drug.id), lambda res, _kind: res.get("resourceType") in (
+        "MedicationRequest", "MedicationStatement") and any(d.id == job.drug.id for d in job.run.drugs_of(res)))
     if not same:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
@@ -142,7 +143,7 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
                        where=wording.where(other, _is_draft(job, other)),
                        quote=wording.quote(_instruction(guide), section)),
         section, anchor, {"duplicate": reference_key(other), "duplicate_kind": kind,
-                          "others": [reference_key(r) for r, _ in same]},
+                          "others": same.keys(), "others_count": len(same)},
         [job.delete(job.order)])]
 
 
@@ -152,14 +153,22 @@ def _instruction(guide) -> str:
                  if d.dosage.get("patientInstruction")), "")
 
 
-def _drug_records(job: Job) -> tuple[list, list]:
-    """The records of the knowledge drug: current (active/on-hold medications and live drafts) and past
-    (stopped/completed medications)."""
-    current = [(res, kind) for res, kind in job.run.others(job.order)
-               if any(d.id == job.drug.id for d in job.run.drugs_of(res))]
-    past = [m for m in job.context.medications if is_past(m) and reference_key(m) != reference_key(job.order)
-            and any(d.id == job.drug.id for d in job.run.drugs_of(m))]
-    return current, past
+def _current_records(job: Job, drafts: bool = True) -> Others:
+    """The current records of the knowledge drug (active/on-hold medications and, with ``drafts``, live drafts)."""
+    return job.run.others_where(job.order, ("drug-records", job.drug.id, drafts),
+                                lambda res, kind: (drafts or kind != "draft")
+                                and any(d.id == job.drug.id for d in job.run.drugs_of(res)))
+
+
+def _past_records(job: Job) -> tuple[list, bool]:
+    """The past records of the knowledge drug (stopped/completed medications) but the order's own, and whether
+    that is every one of them (the answer for any order)."""
+    past = job.run.once(("past-records", job.drug.id), lambda: [
+        m for m in job.context.medications if is_past(m) and any(d.id == job.drug.id for d in job.run.drugs_of(m))])
+    keys = job.run.once(("past-keys", job.drug.id), lambda: {reference_key(m) for m in past})
+    if job.order_ref not in keys:
+        return past, True
+    return [m for m in past if reference_key(m) != job.order_ref], False
 
 
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
@@ -172,8 +181,7 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
     inter = job.interaction
     assert inter is not None
     rule = interaction_rule(inter.value_set, inter.id)
-    current, _ = _drug_records(job)
-    current = [(record, kind) for record, kind in current if rule.reverse_drafts or kind != "draft"]
+    current = _current_records(job, drafts=rule.reverse_drafts)
     name = job.name_of(job.order)
     group = _group(job, inter, job.run.concepts(job.order))
     if not current:
@@ -208,24 +216,19 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
     if inter.washout is None:
         return []
     rule = interaction_rule(inter.value_set, inter.id)
-    current, past = _drug_records(job)
-    if current or not past:
+    past, every = _past_records(job)
+    if _current_records(job) or not past:
         return []
     name = job.name_of(job.order)
     span = _span(inter)
     washout_days = inter.washout.total_seconds() / 86400
-    within, unknown = [], []
-    for med in past:
-        end = medication_end_when(med)
-        if end is None:
-            unknown.append(med)
-            continue
-        ago = int(Window(0).age(end, job.run.now, place="last"))  # a partial end: its last day
-        if ago < washout_days:
-            within.append((med, end, ago))
+    if every:
+        nearest, unknown = job.run.once(("washout", job.drug.id, inter.id), lambda: _washout(job, past, washout_days))
+    else:
+        nearest, unknown = _washout(job, past, washout_days)
     group = _group(job, inter, job.run.concepts(job.order))
-    if within:
-        med, end, ago = min(within, key=lambda row: row[2])
+    if nearest:
+        med, end, ago = nearest
         last_day = end.day(job.run.now, place="last")
         shown = last_day.isoformat()
         after = (last_day + timedelta(days=math.ceil(washout_days))).isoformat()  # the first day that does not count
@@ -240,7 +243,7 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
              "interaction": f"ClinicalUseDefinition/{inter.id}"},
             [job.delete(job.order)])]
     if unknown:
-        med = unknown[0]
+        med = unknown
         return [job.finding(
             rule.washout_rule, "DRG", "warning",
             *wording.words("interaction.washout_unknown", drug=job.drug.name, order=name, record=job.name_of(med),
@@ -249,3 +252,18 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
             {"drug_record": reference_key(med), "washout_days": round(inter.washout.total_seconds() / 86400, 4),
              "interaction": f"ClinicalUseDefinition/{inter.id}"}, unable=True)]
     return []
+
+
+def _washout(job: Job, past: list, washout_days: float) -> tuple[tuple | None, Any]:
+    """Of the past records: (the one that ended most recently within the washout period, with its end and days
+    since, or None; the first whose end is unknown, or None)."""
+    within, unknown = [], None
+    for med in past:
+        end = medication_end_when(med)
+        if end is None:
+            unknown = unknown or med
+            continue
+        ago = int(Window(0).age(end, job.run.now, place="last"))  # a partial end: its last day
+        if ago < washout_days:
+            within.append((med, end, ago))
+    return (min(within, key=lambda row: row[2]) if within else None), unknown

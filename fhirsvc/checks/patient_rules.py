@@ -395,8 +395,9 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     if missing:
         return [_unable(job, "monitoring-due", "LAB", "info", "whether a blood count is due", missing, section,
                         "monitoring")]
-    current = [m for m, kind in job.run.others(job.order) if kind == "medication"
-               and any(d.id == job.drug.id for d in job.run.drugs_of(m))]
+    current = [m for m, _ in job.run.others_where(job.order, ("current-medications", job.drug.id),
+                                                  lambda m, kind: kind == "medication"
+                                                  and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
     if not current:
         phase = next((p for p in phases if p["kind"] == "before"), None)
         stage, started = "before starting", None
@@ -604,8 +605,10 @@ def check_indication(job: Job) -> Iterable[Finding]:
     if MEDICATIONS in job.context.unavailable:
         return [_unable(job, "indication", "COND", "info", "earlier therapy", [MEDICATIONS], section_of(cud),
                         "summary")]
-    earlier = any(m.get("status") != "entered-in-error" and reference_key(m) != job.order_ref
-                  and any(matcher.matches_concept(c) for c in job.run.concepts(m)) for m in job.context.medications)
+    recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
+        reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
+        and any(matcher.matches_concept(c) for c in job.run.concepts(m))})
+    earlier = bool(recorded_keys - {job.order_ref})
     if earlier:
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}

@@ -14,7 +14,6 @@ from them (dose limits, the name pattern) is computed on first use and kept.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from fhirsvc.drugmodel.timing import administrations_per_day
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration, unit_of
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
-from fhirsvc.terminology import ValueSetMatcher, codings, knowledge_keys, lookup_keys, name_pattern
+from fhirsvc.terminology import NamePattern, ValueSetMatcher, codings, knowledge_keys, lookup_keys, name_pattern
 
 Resource = Mapping[str, Any]
 
@@ -304,8 +303,8 @@ class DrugProfile:
     ndc: NdcDirectory = EMPTY_DIRECTORY  # the knowledge's NDCs (resolves unhyphenated 10-digit ones)
 
     @cached_property
-    def _names(self) -> re.Pattern[str] | None:
-        """The whole-word pattern of the drug's names, compiled on first use."""
+    def _names(self) -> NamePattern | None:
+        """The whole-word matcher of the drug's names, built on first use."""
         return name_pattern(self.names)
 
     @property
@@ -326,9 +325,9 @@ class DrugProfile:
         if not text:
             return None
         if self._names is not None:
-            found = self._names.search(text)
+            found = self._names.find(text)
             if found:
-                return found.group(0)
+                return found
         return self.product.find_name(text) if self.product is not None else None
 
     def cuds_of_type(self, cud_type: str) -> list[Resource]:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
 from fhirsvc.cds.offline import UnreadableInput, request_from_bundle
-from fhirsvc.cds.orders import ORDER_TYPES
+from fhirsvc.cds.orders import ORDER_TYPES, check_bundle_size
 from fhirsvc.cds.pipeline import Evaluation, evaluate_orders
 from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
@@ -93,6 +93,7 @@ def read_input(body: Any) -> tuple[dict[str, Any], datetime | None, list[str], l
                        f"{bundle.get('type')!r}")
     if not isinstance(bundle.get("entry", []), list) or not all(isinstance(e, dict) for e in bundle.get("entry", [])):
         raise ApiError(HTTPStatus.BAD_REQUEST, "Bundle.entry must be an array of objects")
+    check_bundle_size(bundle, "the Bundle")  # its orders are counted once they are told apart (cds.orders)
     return bundle, now, unavailable, selections
 
 

@@ -1,8 +1,12 @@
-"""FHIR REST routes: capabilities, read, vread, search, ValueSet operations and $validate.
+"""FHIR REST routes: capabilities, read, vread, search, ValueSet operations, $validate and $check-orders.
 
 The same blueprint serves ``/fhir/R5`` (the knowledge as authored), ``/fhir/R4`` (the R4 view) and
 ``/fhir`` (R4 unless the client asks for ``fhirVersion=5.0``). The store is read-only, so every write
 interaction answers 405.
+
+``$validate`` and ``$check-orders`` are posted patient data (PHI): under ``FHIRSVC_AUTH=required`` they take the
+CDS routes' bearer JWT, verified by the same code (``cds.views.authenticate``: a trusted issuer, addressed to
+the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
+from fhirsvc.cds.views import authenticate
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase, parse_instant
@@ -29,6 +34,13 @@ from fhirsvc.knowledge import get_knowledge
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("fhir", __name__)
+# $validate lists at most this many errors, then one issue saying how many more there were: a resource of
+# repeated mistakes (``"name": [1, 1, ...]``) would otherwise answer an issue, some 200 bytes, per array item.
+MAX_VALIDATE_ISSUES = 100
+# ... of a resource of at most this many JSON values (objects, arrays and the values in them; larger: 413), so
+# that the validation itself, which builds every error before the first is read, stays bounded. The largest
+# resource of the knowledge holds some 1,200; a Bundle of a thousand typical resources, some 40,000.
+MAX_VALIDATE_VALUES = 50_000
 BASES_EXTENSION = "fhirsvc.fhir.bases"
 
 
@@ -208,6 +220,7 @@ def _value_set(base: FhirBase, rid: str | None, params: dict[str, Any]) -> Any:
 @blueprint.post("/<rtype>/$validate")
 def validate(requested: str | None, rtype: str) -> Response:
     """Validate a posted resource (or Parameters with a ``resource``) against the base's FHIR version."""
+    authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     try:  # every resource type of the base's FHIR version, served or not (an EHR's orders, say)
         model = resource_class(base.name, rtype)
@@ -220,22 +233,46 @@ def validate(requested: str | None, rtype: str) -> Response:
                     None)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"post a {rtype} resource (or Parameters with a resource)")
+    if more_values_than(body, MAX_VALIDATE_VALUES):
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the {rtype} holds more than {MAX_VALIDATE_VALUES} JSON "
+                       f"values (the service's limit MAX_VALIDATE_VALUES = {MAX_VALIDATE_VALUES})", "too-costly")
     issues = []
     try:
         model.model_validate(body)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        for err in errors[:MAX_VALIDATE_ISSUES]:
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
             issues.append({"severity": "error", "code": "structure", "diagnostics": err["msg"], "expression": [path]})
+        if len(errors) > MAX_VALIDATE_ISSUES:
+            issues.append({"severity": "error", "code": "too-costly", "diagnostics": (
+                f"{len(errors) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
+                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})")})
     if not issues:
         issues = [{"severity": "information", "code": "informational",
                    "diagnostics": f"valid {rtype} (FHIR {base.fhir_version})"}]
     return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, base.name)
 
 
+def more_values_than(document: Any, limit: int) -> bool:
+    """Whether a parsed JSON document holds more than ``limit`` values (counting stops there)."""
+    count, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 @blueprint.post("/$check-orders")
 def check_orders_operation(requested: str | None) -> Response:
     """The order checks on a posted Bundle (or Parameters): a searchset Bundle of DetectedIssues."""
+    authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     body = json_body("application/fhir+json")
     answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public_base())

@@ -20,7 +20,8 @@ def bundle(*resources, next_url=None):
 
 class FakeEhr:
     """Modes per resource type: ok, 500, 401, garbage, slow, redirect (to ``redirect_to``), loop (a next link to
-    itself), cookie (ok, with a Set-Cookie). Paths outside ``/fhir/<type>[/<id>]`` answer 404, and are recorded
+    itself), cookie (ok, with a Set-Cookie), many (two pages of ``many`` resources), huge (pages of
+    ``huge_bytes`` bytes without end). Paths outside ``/fhir/<type>[/<id>]`` answer 404, and are recorded
     too: a server that must get no request at all is checked with ``requests == []``."""
 
     def __init__(self):
@@ -28,6 +29,8 @@ class FakeEhr:
         self.requests: list[tuple[str, str | None]] = []  # (path with query, Authorization)
         self.cookies: list[str | None] = []  # the Cookie header of each request
         self.redirect_to = "http://169.254.169.254/latest/meta-data"
+        self.many = 3000  # resources per page in mode "many"
+        self.huge_bytes = 1024 * 1024  # bytes per page in mode "huge"
         app = Flask("fake-ehr")
 
         @app.before_request
@@ -51,6 +54,14 @@ class FakeEhr:
                 return redirect(self.redirect_to)
             if mode == "loop":
                 return jsonify(bundle({"resourceType": rtype, "id": "x"}, next_url=request.url))
+            if mode == "many":  # more resources than a Bundle may hold, over two pages
+                page = int(request.args.get("page", "1"))
+                return jsonify(bundle(*({"resourceType": rtype, "id": f"r{page}-{i}"} for i in range(self.many)),
+                                      next_url=f"{request.base_url}?page=2" if page == 1 else None))
+            if mode == "huge":  # pages of ``huge_bytes`` each, every one with a next link
+                page = int(request.args.get("page", "1"))
+                padding = {"resourceType": rtype, "id": f"p{page}", "text": {"div": "x" * self.huge_bytes}}
+                return jsonify(bundle(padding, next_url=f"{request.base_url}?page={page + 1}"))
             if rtype == "Patient":
                 response = jsonify({"resourceType": "Patient", "id": rid, "birthDate": "1950-01-01"})
             elif rtype == "Medication":

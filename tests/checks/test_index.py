@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from fhirsvc.checks.index import DrugIndex
 from fhirsvc.checks.recognition import in_value_set, recognize
 from fhirsvc.knowledge import load_knowledge
-from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED, ValueSetMatcher, concept_key, name_pattern
+from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED, ValueSetMatcher, concept_key
 from tests.checks.test_second_drug import EXAMPLE_DRUG, LOCAL
 from tests.conftest import KNOWLEDGE_DIR
+from tests.test_terminology import regex_of
 
 CANONICAL = "https://fhirsvc.org/fhir/"
 VALUE_SET_EXT = CANONICAL + "StructureDefinition/value-set"
@@ -126,8 +127,7 @@ def test_random_texts_give_the_same_answers(knowledge, index, text, concepts):
     assert [(r.drug.id, r.interaction.id) for r in index.reverse(probe)] == \
         [(d, i) for d, i, _ in reverse_by_scan(knowledge, probe, ())]
     for matcher in list(knowledge.value_sets.values())[:60]:
-        pattern = name_pattern(matcher.names)
-        found = pattern.search(text) if pattern is not None else None
+        found = regex_of(matcher.names).search(text) if matcher.names else None
         assert matcher.find_name(text) == (" ".join(found.group(0).split()) if found else None)
 
 

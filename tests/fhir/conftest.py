@@ -8,6 +8,7 @@ import fhirkit
 import pytest
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 
+from fhirsvc import create_app
 from fhirsvc.fhirversion import r5_class
 from fhirsvc.knowledge.independent import validate_resource
 
@@ -51,6 +52,14 @@ class ValidatingClient:
         return self.open(*args, method="POST", **kwargs)
 
 
+@pytest.fixture(scope="session")
+def open_app(tmp_path_factory):
+    """The app on the shipped knowledge with authentication off: $validate and $check-orders without a token
+    (tests/fhir/test_operation_auth.py calls them with one)."""
+    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off",
+                       "FEEDBACK_DB": str(tmp_path_factory.mktemp("feedback") / "feedback.sqlite3")})
+
+
 @pytest.fixture
-def fhir(client) -> ValidatingClient:
-    return ValidatingClient(client)
+def fhir(open_app) -> ValidatingClient:
+    return ValidatingClient(open_app.test_client())

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import pytest
 
 from fhirsvc.fhir.registry import TYPE_PARAMS
+from fhirsvc.fhir.views import MAX_VALIDATE_ISSUES, MAX_VALIDATE_VALUES
 
 SNOMED_RA = "http://snomed.info/sct|69896004"
 
@@ -293,6 +294,30 @@ def test_validate_operation(fhir, knowledge):
     assert good["issue"][0]["severity"] == "information"
     bad = fhir.post("/fhir/R5/Medication/$validate", json={"resourceType": "Medication", "colour": "red"}).get_json()
     assert bad["issue"][0]["severity"] == "error" and bad["issue"][0]["expression"] == ["Medication.colour"]
+
+
+@pytest.mark.parametrize("base", ["R4", "R5"])
+def test_validate_lists_at_most_so_many_errors_then_how_many_more(fhir, base):
+    mistakes = MAX_VALIDATE_ISSUES * 30
+    body = fhir.post(f"/fhir/{base}/Patient/$validate", json={"resourceType": "Patient", "name": [1] * mistakes,
+                                                               "gender": 7}).get_json()
+    listed, more = body["issue"][:-1], body["issue"][-1]
+    assert len(listed) == MAX_VALIDATE_ISSUES
+    assert all(i["severity"] == "error" and i["code"] == "structure" for i in listed)
+    assert sum(1 for i in listed if i["expression"][0].startswith("Patient.name[")) >= MAX_VALIDATE_ISSUES - 1
+    assert more["severity"] == "error" and more["code"] == "too-costly"
+    assert more["diagnostics"].startswith(f"{mistakes + 1 - MAX_VALIDATE_ISSUES} more errors are not listed")
+    assert "MAX_VALIDATE_ISSUES" in more["diagnostics"]
+
+
+def test_validate_refuses_a_resource_of_more_values_than_allowed(fhir):
+    response = fhir.post("/fhir/R4/Patient/$validate", json={"resourceType": "Patient",
+                                                             "name": [1] * MAX_VALIDATE_VALUES})
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    issue = response.get_json()["issue"][0]
+    assert issue["code"] == "too-costly" and "MAX_VALIDATE_VALUES" in issue["diagnostics"]
+    names = [{"family": f"F{i}"} for i in range((MAX_VALIDATE_VALUES - 2) // 3)]  # 3 values each
+    assert fhir.post("/fhir/R4/Patient/$validate", json={"resourceType": "Patient", "name": names}).status_code == 200
 
 
 def test_responses_built_from_cached_json_equal_a_fresh_serialization(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections import Counter
 from datetime import datetime
 from http import HTTPStatus
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.fhir.check_orders import CHECK_OUTCOME, PROPOSED_CHANGE, SEVERITY, V3_ACT_CODE
 from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
@@ -263,3 +265,57 @@ def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledg
     slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
     assert slices == {"type", "description", "resource"}
     assert [dict(c) for c in extension["context"]] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
+
+
+def test_more_orders_than_allowed_is_a_413_operation_outcome_naming_the_limit(fhir):
+    posted = bundle(*(order(f"mr-{i}") for i in range(MAX_ORDERS + 1)), PATIENT)
+    response = fhir.post("/fhir/R4/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    issue = response.get_json()["issue"][0]
+    assert issue["code"] == "too-costly" and "MAX_ORDERS" in issue["diagnostics"]
+    posted["entry"] = posted["entry"][1:] + [{"resource": order(f"active-{i}", status="active")} for i in range(50)]
+    assert fhir.post("/fhir/R4/$check-orders", json=posted).status_code == HTTPStatus.OK  # the record is no order
+
+
+def test_a_bundle_of_more_resources_than_allowed_is_a_413_operation_outcome(fhir):
+    conditions = [{"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": "Patient/p1"}}
+                  for i in range(MAX_BUNDLE_RESOURCES)]
+    response = fhir.post("/fhir/R5/$check-orders", json=bundle(order(), PATIENT, *conditions))
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert "MAX_BUNDLE_RESOURCES" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def python_calls(client, body: dict) -> int:
+    """How many Python function calls one $check-orders call makes (a count, not a time: the same on any
+    machine)."""
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        response = client.post("/fhir/R4/$check-orders", json=body)
+    finally:
+        sys.setprofile(None)
+    assert response.status_code == HTTPStatus.OK
+    return calls
+
+
+def many_orders(count: int) -> dict:
+    """Every other order for anakinra, the others a TNF inhibitor, a live vaccine or another drug: each order
+    interacts with, or duplicates, half of the others."""
+    others = [{"text": "Humira 40 mg pen"}, {"text": "MMR live vaccine"}, {"text": "metformin 500 mg tablet"}]
+    return bundle(*(order(f"mr-{i}", medicationCodeableConcept=KINERET if i % 2 == 0 else others[i // 2 % 3])
+                    for i in range(count)), PATIENT)
+
+
+def test_the_work_grows_with_the_orders_not_with_their_square(open_app):
+    """Twice the orders, about twice the work: each order is judged against indexes of the others built once
+    per call, never by a scan of every other order (which made 1,000 orders take seconds)."""
+    client = open_app.test_client()
+    python_calls(client, many_orders(20))  # the knowledge's lazy indexes and memos, built once
+    small, large = python_calls(client, many_orders(100)), python_calls(client, many_orders(200))
+    assert large / small < 2.3, (small, large)

@@ -1,0 +1,50 @@
+"""``Run.others`` and ``Run.others_where`` answer what a scan of every draft order and medication per order
+answered (the records that can conflict with an order: the other live drafts, then the current medications,
+each ``Type/id`` once), from selections made once per call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhirsvc.checks.base import Run
+from fhirsvc.checks.context import PatientContext
+from fhirsvc.checks.patient import is_current, is_live_draft, reference_key
+
+STATUSES = ["draft", "active", "on-hold", "cancelled", "stopped", "completed", "entered-in-error", None]
+record = st.fixed_dictionaries({"resourceType": st.sampled_from(["MedicationRequest", "MedicationStatement"]),
+                                "id": st.sampled_from(["a", "b", "c", "d"]), "status": st.sampled_from(STATUSES)})
+
+
+def scan(order, drafts, medications, with_medications: bool) -> list[tuple[dict, str]]:
+    """The reference: one pass over every record for this order."""
+    seen, out = {reference_key(order)}, []
+    for draft in drafts:
+        if reference_key(draft) not in seen and is_live_draft(draft):
+            seen.add(reference_key(draft))
+            out.append((draft, "draft"))
+    for med in medications if with_medications else ():
+        if reference_key(med) not in seen and is_current(med):
+            seen.add(reference_key(med))
+            out.append((med, "medication"))
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(record, max_size=7), st.lists(record, max_size=7), st.booleans())
+def test_the_selection_is_the_scan(knowledge, drafts, medications, with_medications):
+    context = PatientContext(now=datetime(2026, 11, 24, tzinfo=UTC), hook="order-sign", draft_orders=tuple(drafts),
+                             medications=tuple(medications), judged_ids=frozenset(d["id"] for d in drafts))
+    run = Run(context, knowledge)
+    for order in [*drafts, *medications]:
+        expected = scan(order, drafts, medications, with_medications)
+        others = run.others(order, medications=with_medications)
+        assert [(id(r), k) for r, k in others] == [(id(r), k) for r, k in expected]
+        assert len(others) == len(expected)
+        assert [(id(r), k) for r, k in (others[i] for i in range(len(others)))] == [(id(r), k) for r, k in expected]
+        assert others.keys(2) == [reference_key(r) for r, _ in expected[:2]]
+        live = run.others_where(order, "statements", lambda r, _k: r["resourceType"] == "MedicationStatement",
+                                medications=with_medications)
+        assert [id(r) for r, _ in live] == [id(r) for r, _ in expected if r["resourceType"] == "MedicationStatement"]
