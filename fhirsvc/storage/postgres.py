@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 import psycopg
@@ -92,10 +92,31 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS drug text",
         "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
+    # Who sent each item (one counted outcome per card and reporter), in the key that makes an item new
+    # (reporter '' for every earlier item); the items on cards not issued, counted per day.
+    3: [
+        "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS reporter text NOT NULL DEFAULT ''",
+        "ALTER TABLE feedback DROP CONSTRAINT IF EXISTS feedback_service_card_outcome_outcome_timestamp_key",
+        "ALTER TABLE feedback ADD CONSTRAINT feedback_once UNIQUE (service, card, reporter, outcome,"
+        " outcome_timestamp)",
+        """CREATE TABLE IF NOT EXISTS feedback_not_issued (
+            service text NOT NULL,
+            day date NOT NULL,                         -- UTC day the items were received
+            items bigint NOT NULL,
+            PRIMARY KEY (service, day))""",
+    ],
 }
 
 SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
 NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (7 parameters each, within the protocol's 65,535)
+FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (14 parameters each)
+# SQLSTATE classes of a database that cannot be used now: connection exception, insufficient resources (disk full,
+# too many connections), operator intervention (shutdown, statement timeout), system error (I/O), transaction
+# rollback (serialization, deadlock), object not in prerequisite state (lock not available), internal error; and
+# a read-only transaction (a standby). Every other class (data exception, program limit exceeded such as an index
+# row too large, integrity, syntax) is the statement's.
+UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58", "40", "55", "XX"})
+READ_ONLY = "25006"
 RECONNECT_TIMEOUT = 5.0  # seconds one reconnection attempt of the pool goes on before a new one may start
 
 
@@ -114,7 +135,7 @@ class PostgresStore(Store):
     """Feedback, issued cards and used ``jti`` values in a PostgreSQL database shared by every instance."""
 
     backend = "postgresql"
-    unavailable_errors = (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError)
+    database_errors = (psycopg.Error,)
 
     def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 4, card_max_age: timedelta = CARD_MAX_AGE,
                  prune_every: timedelta = PRUNE_EVERY):
@@ -194,35 +215,54 @@ class PostgresStore(Store):
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """By SQLSTATE class (UNAVAILABLE_CLASSES); an error without one is the client's: a connection that
+        failed or broke (OperationalError, the pool's timeout), the connection's state (InterfaceError), else a
+        value refused before it was sent (a NUL in a text: DataError)."""
+        state = getattr(exc, "sqlstate", None)
+        if state is None:
+            return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        return state[:2] in UNAVAILABLE_CLASSES or state == READ_ONLY
+
     def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
-                   received_at: datetime) -> int:
+                   received_at: datetime, reporter: str) -> int:
         def record(conn: psycopg.Connection) -> int:
             known = dict(topics)
-            with self.durable_transaction(conn):
+            stored = 0
+            with self.durable_transaction(conn):  # one short transaction: a lookup, the inserts, one upsert
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
                     for card, topic, indicator, drug in conn.execute(
                             "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = %s"
                             " AND card = ANY(%s)", (service_id, unknown)):
                         known[card] = (topic, indicator, drug)
-                inserted = conn.execute(
-                    "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
-                    " override_system, override_code, override_display, user_comment, topic, indicator, drug,"
-                    " received_at) VALUES "
-                    + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-                    + " ON CONFLICT (service, card, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
-                    [value for row in rows for value in (
-                        service_id, row.card, row.outcome, row.outcome_timestamp, row.accepted_suggestions,
-                        row.override_system, row.override_code, row.override_display, row.user_comment,
-                        *known.get(row.card, (None, None, None)), received_at)]).fetchall()
-            return len(inserted)
+                issued = [row for row in rows if row.card in known]
+                for chunk in range(0, len(issued), FEEDBACK_PER_STATEMENT):
+                    part = issued[chunk:chunk + FEEDBACK_PER_STATEMENT]
+                    stored += len(conn.execute(
+                        "INSERT INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
+                        " accepted_suggestions, override_system, override_code, override_display, user_comment,"
+                        " topic, indicator, drug, received_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        + " ON CONFLICT (service, card, reporter, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
+                        [value for row in part for value in (
+                            service_id, row.card, reporter, row.outcome, row.outcome_timestamp,
+                            row.accepted_suggestions, row.override_system, row.override_code, row.override_display,
+                            row.user_comment, *known[row.card], received_at)]).fetchall())
+                if len(issued) < len(rows):
+                    conn.execute("INSERT INTO feedback_not_issued (service, day, items) VALUES (%s, %s, %s)"
+                                 " ON CONFLICT (service, day) DO UPDATE"
+                                 " SET items = feedback_not_issued.items + excluded.items",
+                                 (service_id, received_at.astimezone(UTC).date(), len(rows) - len(issued)))
+            return stored
 
         return self._run(record, self.timeout)
 
     def count_queries(self, service_id: str | None, first: date | None, last: date | None,
                       issued: bool) -> dict[str, tuple[str, list]]:
         """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``). The rule of
-        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's."""
+        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's. Of the
+        items of one card and reporter, only the latest counts (the same instant: the later received)."""
         start, end = day_bounds(first, last)
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
@@ -230,7 +270,7 @@ class PostgresStore(Store):
             " COALESCE(f.drug, c.drug) AS drug, (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.card,"
             " f.outcome, f.override_system, f.override_code, f.override_display"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-            f" WHERE {where}"
+            f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
@@ -239,6 +279,7 @@ class PostgresStore(Store):
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
                         " AND c.topic IS NULL AND c.indicator IS NULL", params),
+            "not_issued": _not_issued(service_id, first, last),
         }
         if issued:
             where, params = _period("c.service", "c.issued_at", service_id, start, end)
@@ -260,10 +301,11 @@ class PostgresStore(Store):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for all
                 rows = conn.execute(*queries["feedback"]).fetchall()
                 unknown = conn.execute(*queries["unknown"]).fetchone()[0]
+                not_issued = conn.execute(*queries["not_issued"]).fetchone()[0]
                 cards = conn.execute(*queries["issued"]).fetchall() if issued else []
                 answered = conn.execute(*queries["answered"]).fetchall() if issued else []
             return Governance(merge_issued(cards, answered),
-                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown))
+                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown, not_issued))
 
         return self._run(counts, self.timeout)
 
@@ -321,3 +363,23 @@ def _period(service_column: str, time_column: str, service_id: str | None, start
         clauses.append(f"{time_column} < %s")
         params.append(end)
     return " AND ".join(clauses), params
+
+
+# The item is its card and reporter's latest: no later one (by outcomeTimestamp; the same instant: by id).
+LATEST = ("NOT EXISTS (SELECT 1 FROM feedback n WHERE n.service = f.service AND n.card = f.card"
+          " AND n.reporter = f.reporter AND (n.outcome_timestamp, n.id) > (f.outcome_timestamp, f.id))")
+
+
+def _not_issued(service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[object]]:
+    """The statement summing the not-issued items of one service, or all, received on the UTC days first to last."""
+    clauses: list[str] = ["TRUE"]
+    params: list[object] = []
+    if service_id is not None:
+        clauses.append("service = %s")
+        params.append(service_id)
+    for bound, op in ((first, ">="), (last, "<=")):
+        if bound is not None:
+            clauses.append(f"day {op} %s")
+            params.append(bound)
+    return (f"SELECT COALESCE(SUM(items), 0)::bigint FROM feedback_not_issued WHERE {' AND '.join(clauses)}",
+            params)
