@@ -354,6 +354,41 @@ def test_a_database_of_a_newer_schema_is_refused(database_url, sql):
         open_store(database_url)
 
 
+def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
+    """Version 3 adds the reporter to the feedback's key (SQLite: the table rebuilt, its rows copied) and the
+    not-issued counts: every stored item is kept, its rule too; of the items of one card (all of reporter '')
+    only the latest counts from now on."""
+    import importlib
+
+    backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
+                                                            else "postgres"))
+    for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
+                      *backend.MIGRATIONS[2], "INSERT INTO fhirsvc_schema (version) VALUES (2)"]:
+        run_sql(database_url, statement)
+    stamp = (lambda n: (T0 + timedelta(minutes=n)).isoformat()) if database_url.startswith("postgresql") else (
+        lambda n: (T0 + timedelta(minutes=n)).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
+    for n, (card_id, outcome, topic) in enumerate([("a", "overridden", "OLD"), ("a", "overridden", "OLD"),
+                                                   ("a", "accepted", "OLD"), ("gone", "overridden", None)]):
+        run_sql(database_url, "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
+                              " topic, indicator, drug, received_at) VALUES (?, ?, ?, ?, '[]', ?, ?, 'anakinra', ?)",
+                SERVICE, card_id, outcome, stamp(n), topic, "warning" if topic else None, stamp(n))
+    store = open_store(database_url)
+    try:
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(3,)]
+        rows = run_sql(database_url, "SELECT card, outcome, topic, drug, reporter FROM feedback ORDER BY id")
+        assert rows == [("a", "overridden", "OLD", "anakinra", ""), ("a", "overridden", "OLD", "anakinra", ""),
+                        ("a", "accepted", "OLD", "anakinra", ""), ("gone", "overridden", None, "anakinra", "")]
+        stats = store.stats(SERVICE)
+        assert [(t["topic"], t["accepted"], t["overridden"]) for t in stats["byTopic"]] == [("OLD", 1, 0)]
+        assert (stats["total"], stats["unknownCards"], stats["notIssued"]) == (2, 1, 0)
+        issue(store, "a", topic="OLD")
+        assert store.record(SERVICE, [item("a", at=T0)], reporter="client") == 1  # the key holds the reporter now
+        assert store.record(SERVICE, [item("never-issued")]) == 0
+        assert store.stats(SERVICE)["notIssued"] == 1
+    finally:
+        store.close()
+
+
 def test_a_sqlite_file_from_before_the_schema_version_is_adopted(tmp_path):
     """Files written before the schema had a version hold exactly version 1's tables: they are kept, and marked."""
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
