@@ -316,14 +316,24 @@ class JwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise AuthError("JWT 'jti' claim is not a non-empty string")
-        if len(jti) > MAX_JTI_LENGTH or "\x00" in jti:
-            raise AuthError(f"JWT 'jti' claim is longer than {MAX_JTI_LENGTH} characters or holds a NUL")
+        if len(jti) > MAX_JTI_LENGTH or "\x00" in jti or not _is_unicode(jti):
+            raise AuthError(f"JWT 'jti' claim is longer than {MAX_JTI_LENGTH} characters, or not plain text (a NUL, "
+                            "a lone surrogate)")
         try:
             first = self._replay_cache.first_use(iss, jti, _numeric(claims, "exp") + self._leeway, now)
         except ReplayUnrecordable:
             raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} cannot be recorded") from None
         if not first:
             raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} was already used")
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode text (JSON's ``"\\ud800"`` decodes to a lone surrogate, which is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bearer_token(authorization_header: str | None) -> str:
