@@ -25,7 +25,7 @@ from fhirsvc.cds.feedback import MAX_FEEDBACK_ITEMS
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
 from tests.conftest import ROOT
-from tests.storage.conftest import run_sql
+from tests.storage.conftest import issue_cards, run_sql
 
 FEEDBACK = SERVICE + "/feedback"
 SERVICE_ID = SERVICE.rsplit("/", 1)[1]
@@ -55,11 +55,7 @@ def test_order_sign_keeps_its_notes_while_the_largest_feedback_is_written(databa
                  "--workers", "3"], f"{base}/healthz", log, env, cwd=ROOT, timeout=60) as master:
         try:
             wait_for_workers(master.pid, 3)
-            for card in loaded:
-                run_sql(database_url, "INSERT INTO issued_cards (service, card, topic, indicator, suggestions,"
-                                      " issued_at) VALUES (?, ?, 'LOAD', 'warning', '[]', ?)", SERVICE_ID, card,
-                        datetime.now(UTC) if database_url.startswith("postgresql") else
-                        datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
+            issue_cards(database_url, SERVICE_ID, loaded)
 
             def post_feedback(thread: int) -> None:
                 session = requests.Session()

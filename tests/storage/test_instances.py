@@ -30,10 +30,11 @@ from fhirsvc.storage.base import utc_text
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
 from tests.conftest import ROOT
-from tests.storage.conftest import assert_acknowledged_stored
+from tests.storage.conftest import assert_acknowledged_stored, issue_cards
 
 FEEDBACK = SERVICE + "/feedback"
 SERVICE_ID = SERVICE.rsplit("/", 1)[1]
+REQUESTS = 2000  # feedback requests of one thread at most: their cards are issued beforehand
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +117,12 @@ def test_load_survives_killed_workers_and_a_postgresql_restart(key, tmp_path, po
     with instance("a", postgres_url, trust, tmp_path) as (a, master_a), \
             instance("b", postgres_url, trust, tmp_path) as (b, _):
         bases = (a, b)
+        issue_cards(postgres_url, SERVICE_ID, (f"card-{t}-{n}-{i}" for t in range(6) for n in range(1, REQUESTS + 1)
+                                               for i in range(3)))
 
         def post_feedback(thread: int) -> None:
             n = 0
-            while not stop.is_set():
+            while not stop.is_set() and n < REQUESTS:
                 n += 1
                 base = bases[n % 2]
                 size = 1 + n % 3  # one to three items per request, stored in one transaction
