@@ -472,7 +472,8 @@ class Store:
     # --- health ------------------------------------------------------------------------------------------------
 
     def health(self) -> dict:
-        """For /healthz: whether the database answers now, which one, and the notes lost in this process."""
+        """For /healthz: whether the database answers now, which one, the notes lost in this process, and the
+        ``jti`` values this process accepted in its memory alone (the database unavailable) not yet written."""
         status: dict[str, Any] = {"backend": self.backend, "database": self.where}
         self.write_notes()  # so the count of failed notes is current
         try:
@@ -484,6 +485,8 @@ class Store:
             with self._lock:
                 self._down_until = -math.inf
         status["cardNotesFailed"] = self.card_notes_failed
+        with self._lock:
+            status["jtiInMemory"] = len(self._pending_jti)
         return status
 
 

@@ -50,7 +50,8 @@ def test_healthz_names_the_database(make_app, database_url):
     health = app.test_client().get("/healthz").get_json()
     assert health["status"] == "ok"
     backend = "sqlite" if database_url.startswith("sqlite:") else "postgresql"
-    assert health["database"] == {"backend": backend, "database": database_url, "status": "ok", "cardNotesFailed": 0}
+    assert health["database"] == {"backend": backend, "database": database_url, "status": "ok", "cardNotesFailed": 0,
+                                  "jtiInMemory": 0}
 
 
 def check_service_without_its_database(client) -> None:

@@ -93,6 +93,7 @@ def test_odd_jti_values_are_refused_and_a_replay_is_refused_across_instances(mak
     assert b.post(SERVICE, json=order_request(), headers=headers).status_code == 401, "replayed to another instance"
     health = a.get("/healthz").get_json()
     assert health["status"] == "ok" and health["database"]["status"] == "ok"
+    assert health["database"]["jtiInMemory"] == 0  # every jti accepted went to the database
     assert get_store(first)._hot_path_open() and not get_store(first)._pending_jti
 
 
