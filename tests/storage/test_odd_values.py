@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhirsvc import create_app
 from fhirsvc.cds.replay import ReplayUnrecordable
+from fhirsvc.governance.report import governance_report, report_document
+from fhirsvc.knowledge import get_knowledge
 from fhirsvc.storage import get_store, open_store
 from fhirsvc.storage.base import StoreRefused
 from tests.cds.conftest import SERVICE, order_request
@@ -153,3 +155,8 @@ def test_forged_feedback_is_answered_and_counted_apart(make_app, key, sql):
     assert (document["total"], document["notIssued"]) == (2, 100)
     assert [(t["topic"], t["overridden"]) for t in document["byTopic"]] == [(card["source"]["topic"]["code"], 2)]
     assert sql("SELECT COUNT(*) FROM feedback")[0][0] == 26  # the forged items are not kept
+    today = datetime.now(UTC).date()
+    report = governance_report(get_store(app), get_knowledge(app), app.config,
+                               (today - timedelta(days=1)).isoformat(), today.isoformat(), None, today)
+    assert [(rule.total.overridden, rule.flagged) for rule in report.rules if rule.total.feedback] == [(2, False)]
+    assert report_document(report)["notIssued"] == {"feedback": 100}
