@@ -6,9 +6,10 @@ one instance is refused on all, and feedback posted to one is counted by all.
 - Start-up (``__init__``, in the gunicorn master before the workers fork) opens one plain connection, creates or
   migrates the schema under an advisory lock (several instances may start at once), and closes it. A database
   that cannot be reached stops the service there, with its URL (without password) and the reason.
-- Each worker process opens its own pool on first use (a pool's sockets and threads must not cross fork):
-  bounded (``pool_size``), waiting at most ``timeout`` for a connection (``HOT_TIMEOUT`` for the ``jti`` check
-  and the issued-cards notes),
+- Each worker process opens its own pools on first use (a pool's sockets and threads must not cross fork):
+  feedback, statistics and health on one bounded by ``pool_size``, waiting at most ``timeout`` for a connection;
+  the ``jti`` check and the issued-cards notes on one of their own (HOT_POOL_SIZE), waiting at most
+  ``HOT_TIMEOUT``, so that feedback requests holding every connection of the first never hold them up;
   with a server-side ``statement_timeout`` and a TCP user timeout, so a lost database answers with an error
   rather than a hang. A connection broken by a restart of the server is discarded and the operation is tried
   again on another; the pool reconnects by itself when the server is back.
@@ -117,6 +118,8 @@ FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (14 parameters eac
 # row too large, integrity, syntax) is the statement's.
 UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58", "40", "55", "XX"})
 READ_ONLY = "25006"
+DURABLE, HOT = "durable", "hot"  # the kinds of pool
+HOT_POOL_SIZE = 2  # connections of the hot path per process: the note writer thread and one jti check at a time
 RECONNECT_TIMEOUT = 5.0  # seconds one reconnection attempt of the pool goes on before a new one may start
 
 
@@ -148,7 +151,7 @@ class PostgresStore(Store):
         # Defaults that the URL's own parameters override.
         self.conninfo = make_conninfo(**{"connect_timeout": max(2, math.ceil(timeout)), "application_name": "fhirsvc",
                                          "tcp_user_timeout": int(timeout * 1000), **given})
-        self._pool: ConnectionPool | None = None
+        self._pools: dict[str, ConnectionPool] = {}  # this process's pools, by kind
         self._pool_pid: int | None = None
         self._pool_lock = threading.Lock()
         try:
@@ -169,31 +172,39 @@ class PostgresStore(Store):
         conn.execute("SET synchronous_commit = off")
         conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
 
-    def pool(self) -> ConnectionPool:
-        """This process's pool, opened on first use (so each gunicorn worker opens its own, after fork)."""
+    def pool(self, kind: str = DURABLE) -> ConnectionPool:
+        """This process's pool of that kind, opened on first use (so each gunicorn worker opens its own, after
+        fork): ``durable`` (feedback, statistics, health; ``pool_size`` connections) or ``hot`` (the issued-cards
+        notes and the ``jti`` check; HOT_POOL_SIZE connections of their own, so that feedback holding every
+        durable connection never makes them wait)."""
         pid = os.getpid()
-        if self._pool is None or self._pool_pid != pid:
+        pool = self._pools.get(kind) if self._pool_pid == pid else None
+        if pool is None:
             with self._pool_lock:
-                if self._pool is None or self._pool_pid != pid:
-                    self._pool = ConnectionPool(
-                        self.conninfo, min_size=1, max_size=self.pool_size, timeout=self.timeout, open=True,
-                        kwargs={"autocommit": True}, configure=self._configure, name=f"fhirsvc-{pid}",
-                        reconnect_timeout=RECONNECT_TIMEOUT, reconnect_failed=self._reconnect_failed)
-                    self._pool_pid = pid
-        return self._pool
+                if self._pool_pid != pid:
+                    self._pools, self._pool_pid = {}, pid
+                pool = self._pools.get(kind)
+                if pool is None:
+                    pool = self._pools[kind] = ConnectionPool(
+                        self.conninfo, min_size=1, max_size=self.pool_size if kind == DURABLE else HOT_POOL_SIZE,
+                        timeout=self.timeout, open=True, kwargs={"autocommit": True}, configure=self._configure,
+                        name=f"fhirsvc-{kind}-{pid}", reconnect_timeout=RECONNECT_TIMEOUT,
+                        reconnect_failed=self._reconnect_failed)
+        return pool
 
     def _reconnect_failed(self, pool: ConnectionPool) -> None:
         log.warning("database %s: no connection for %g s; trying again on the next request", self.where,
                     RECONNECT_TIMEOUT)
 
-    def _run(self, operation: Callable[[psycopg.Connection], T], timeout: float) -> T:
-        """Run ``operation`` on a pooled connection, waiting at most ``timeout`` for one; on a connection broken
-        under it (the server restarted since it was opened) try again on another, within the same time."""
+    def _run(self, operation: Callable[[psycopg.Connection], T], timeout: float, kind: str = DURABLE) -> T:
+        """Run ``operation`` on a connection of the ``kind`` pool, waiting at most ``timeout`` for one; on a
+        connection broken under it (the server restarted since it was opened) try again on another, within the
+        same time."""
         deadline = time.monotonic() + timeout
         while True:
             conn = None
             try:
-                with self.pool().connection(timeout=max(0.001, deadline - time.monotonic())) as conn:
+                with self.pool(kind).connection(timeout=max(0.001, deadline - time.monotonic())) as conn:
                     return operation(conn)
             except psycopg.OperationalError:
                 if conn is None or not conn.broken or time.monotonic() >= deadline:
@@ -209,9 +220,10 @@ class PostgresStore(Store):
 
     def _close(self) -> None:
         with self._pool_lock:
-            if self._pool is not None and self._pool_pid == os.getpid():
-                self._pool.close()
-            self._pool = None
+            if self._pool_pid == os.getpid():
+                for pool in self._pools.values():
+                    pool.close()
+            self._pools = {}
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
@@ -326,7 +338,7 @@ class PostgresStore(Store):
                          for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
                                        issued_at)])
 
-        self._run(remember, HOT_TIMEOUT)
+        self._run(remember, HOT_TIMEOUT, HOT)
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         def first_use(conn: psycopg.Connection) -> list[bool]:
@@ -337,7 +349,7 @@ class PostgresStore(Store):
                 " ON CONFLICT (iss, jti) DO UPDATE SET until = excluded.until WHERE used_jti.until <= %s",
                 (iss, jti, until, now)).rowcount == 1 for iss, jti, until in pairs]
 
-        return self._run(first_use, HOT_TIMEOUT)
+        return self._run(first_use, HOT_TIMEOUT, HOT)
 
     def _db_ping(self) -> None:
         """Read the schema version with a row lock that does not block anyone: a read-only database (or a standby)

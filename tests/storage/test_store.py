@@ -289,6 +289,25 @@ def test_the_note_writer_writes_by_itself(store, sql):
     assert sql("SELECT card, topic FROM issued_cards") == [("queued", "Q")]
 
 
+def test_the_hot_path_has_connections_of_its_own(database_url, sql):
+    """PostgreSQL: feedback requests holding every connection of a worker's pool do not hold up the notes and the
+    jti check of its order-sign calls (SQLite: a connection per thread and kind already)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite opens a connection per thread and kind")
+    store = open_store(database_url, timeout=1.0, pool_size=2)
+    held = [store.pool().getconn() for _ in range(2)]  # as two feedback requests in their transactions
+    try:
+        note(store, SERVICE, [card("while-held", "HELD")])
+        assert store.first_use("iss", "while-held", NOW + 300, NOW)
+        assert store.card_notes_failed == 0 and store._hot_path_open() and not store._pending_jti
+        assert sql("SELECT card FROM issued_cards") == [("while-held",)]
+        assert sql("SELECT jti FROM used_jti") == [("while-held",)]
+    finally:
+        for conn in held:
+            store.pool().putconn(conn)
+        store.close()
+
+
 # --- used jti values --------------------------------------------------------------------------------------------
 
 
