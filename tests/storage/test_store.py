@@ -289,12 +289,13 @@ def test_the_note_writer_writes_by_itself(store, sql):
     assert sql("SELECT card, topic FROM issued_cards") == [("queued", "Q")]
 
 
-def test_the_hot_path_has_connections_of_its_own(database_url, sql):
+def test_the_hot_path_has_connections_of_its_own(postgres_url):
     """PostgreSQL: feedback requests holding every connection of a worker's pool do not hold up the notes and the
-    jti check of its order-sign calls (SQLite: a connection per thread and kind already)."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite opens a connection per thread and kind")
-    store = open_store(database_url, timeout=1.0, pool_size=2)
+    jti check of its order-sign calls (SQLite opens a connection per thread and kind)."""
+    def sql(query, *params):
+        return run_sql(postgres_url, query, *params)
+
+    store = open_store(postgres_url, timeout=1.0, pool_size=2)
     held = [store.pool().getconn() for _ in range(2)]  # as two feedback requests in their transactions
     try:
         note(store, SERVICE, [card("while-held", "HELD")])
