@@ -153,7 +153,7 @@ def load(store, history: History, batch: int = 500) -> None:
             try:
                 store._db_remember_cards(rows, None)
                 return
-            except store.unavailable_errors:
+            except store.database_errors:
                 if attempt == 19:
                     raise
                 time.sleep(0.05)

@@ -552,11 +552,27 @@ def measure_fetch(settings: Settings, scratch: Path) -> tuple[dict[str, Any], in
 # --- storage: SQLite and PostgreSQL side by side -------------------------------------------------
 
 FEEDBACK_POSTERS = 4
+FEEDBACK_CARDS = 20_000  # cards issued beforehand per poster (feedback is stored on issued cards only)
+
+
+def issue_feedback_cards(database_url: str, prefix: str) -> None:
+    """Note the cards the posters send feedback on as issued, with the backend's own insert."""
+    from fhirsvc.storage import open_store
+    from fhirsvc.storage.base import IssuedCard
+
+    store = open_store(database_url)
+    now = datetime.now(UTC)
+    try:
+        store._db_remember_cards([(ORDER_SIGN.rsplit("/", 1)[1], IssuedCard(f"{prefix}-{poster}-{n}", "BENCH",
+                                                                            "warning", "[]"), now)
+                                  for poster in range(FEEDBACK_POSTERS) for n in range(1, FEEDBACK_CARDS + 1)], None)
+    finally:
+        store.close()
 
 
 def post_feedback(url: str, duration: float, prefix: str) -> dict[str, Any]:
-    """``FEEDBACK_POSTERS`` threads post feedback (one new item per request, keep-alive connections) for
-    ``duration`` seconds: items/s, p50/p99 per request, errors."""
+    """``FEEDBACK_POSTERS`` threads post feedback (one new item per request on an issued card, keep-alive
+    connections) for ``duration`` seconds: items/s, p50/p99 per request, errors."""
     parsed = urllib.request.urlparse(url)
     results: list[tuple[list[int], int]] = []
     deadline = time.perf_counter() + duration
@@ -564,7 +580,7 @@ def post_feedback(url: str, duration: float, prefix: str) -> dict[str, Any]:
     def drive(poster: int) -> None:
         connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
         samples, errors, n = [], 0, 0
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and n < FEEDBACK_CARDS:
             n += 1
             body = json.dumps({"feedback": [{"card": f"{prefix}-{poster}-{n}", "outcome": "overridden",
                                              "outcomeTimestamp": "2026-11-24T12:00:00Z"}]})
@@ -691,6 +707,7 @@ def measure_storage(settings: Settings, body_size: int, post_size: int, generato
         result["writes"] = {backend: measure_writes(url, cards, settings) for backend, url in urls.items()}
         result["feedback"] = {}
         for backend, base in services.items():
+            issue_feedback_cards(urls[backend], f"bench-{backend}")
             row = post_feedback(base + ORDER_SIGN + "/feedback", settings.duration, f"bench-{backend}")
             result["feedback"][backend] = row
             errors += row["errors"]

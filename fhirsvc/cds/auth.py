@@ -31,7 +31,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache
+from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
 from fhirsvc.errors import FhirsvcError
 
 __all__ = [
@@ -53,6 +53,9 @@ _KEY_TYPE = {"ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "RS256": ("RSA"
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 MIN_RSA_BITS = 2048
 MAX_TOKEN_LENGTH = 16 * 1024
+# Characters of a ``jti`` (a uuid is 36): the replay check stores and indexes it, so a longer one is refused (401)
+# before it reaches the database.
+MAX_JTI_LENGTH = 256
 # Private or symmetric key members that must never appear in a trusted (public) JWK Set.
 _SECRET_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -313,8 +316,24 @@ class JwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise AuthError("JWT 'jti' claim is not a non-empty string")
-        if not self._replay_cache.first_use(iss, jti, _numeric(claims, "exp") + self._leeway, now):
+        if len(jti) > MAX_JTI_LENGTH or "\x00" in jti or not _is_unicode(jti):
+            raise AuthError(f"JWT 'jti' claim is longer than {MAX_JTI_LENGTH} characters, or not plain text (a NUL, "
+                            "a lone surrogate)")
+        try:
+            first = self._replay_cache.first_use(iss, jti, _numeric(claims, "exp") + self._leeway, now)
+        except ReplayUnrecordable:
+            raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} cannot be recorded") from None
+        if not first:
             raise AuthError(f"JWT jti {jti[:100]!r} from {iss!r} was already used")
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode text (JSON's ``"\\ud800"`` decodes to a lone surrogate, which is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bearer_token(authorization_header: str | None) -> str:

@@ -1,19 +1,38 @@
 """CDS Hooks 2.0.1 feedback: validation of posted outcomes (the store that counts them per card topic is
-``fhirsvc.storage``)."""
+``fhirsvc.storage``).
+
+Bounded before anything is stored: at most ``MAX_FEEDBACK_ITEMS`` items per request (413), an ``outcomeTimestamp``
+at most ``MAX_FUTURE_SKEW`` ahead of the service's clock, each text at most its length in ``MAX_LENGTHS`` and
+without NUL characters (400 naming the field): the database is never handed a value it cannot index or store.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from fhirsvc.errors import FhirsvcError
+from fhirsvc.errors import ApiError, FhirsvcError
 
 OUTCOMES = ("accepted", "overridden")
+# The spec sends one item per card the user acted on: a request of more items than an order has cards is no EHR's.
+MAX_FEEDBACK_ITEMS = 100
+# An outcomeTimestamp may be this far ahead of the service's clock (clock skew of the EHR); later ones are refused.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+# Characters per text field. Ids are uuids here (36); the database indexes the card id (PostgreSQL: one index
+# entry at most ~2,700 bytes), so ids stay far below; free text gets room for a sentence or a paragraph.
+MAX_ID_LENGTH = 128
+MAX_CODE_LENGTH = 256
+MAX_SYSTEM_LENGTH = 1024
+MAX_DISPLAY_LENGTH = 1024
+MAX_COMMENT_LENGTH = 4096
 
 # RFC 3339 date-time; the offset group is optional here only so that a naive time gets its own message.
 _DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
@@ -72,9 +91,19 @@ class Instant(fields.Field):
             raise self.make_error("invalid") from exc
 
 
-def _text(**kwargs: Any) -> fields.String:
-    """A non-empty string field."""
-    return fields.String(validate=validate.Length(min=1), **kwargs)
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+def _text(max_length: int, **kwargs: Any) -> fields.String:
+    """A non-empty string field of at most ``max_length`` characters, without NUL."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), _no_nul], **kwargs)
+
+
+def _free_text(max_length: int, **kwargs: Any) -> fields.String:
+    """A string field (may be empty) of at most ``max_length`` characters, without NUL."""
+    return fields.String(validate=[validate.Length(max=max_length), _no_nul], **kwargs)
 
 
 class _Strict(Schema):
@@ -85,22 +114,22 @@ class _Strict(Schema):
 
 
 class _SuggestionRef(_Strict):
-    id = _text(required=True)
+    id = _text(MAX_ID_LENGTH, required=True)
 
 
 class _Coding(_Strict):
-    code = _text(required=True)
-    system = _text(required=True)
-    display = fields.String()
+    code = _text(MAX_CODE_LENGTH, required=True)
+    system = _text(MAX_SYSTEM_LENGTH, required=True)
+    display = _free_text(MAX_DISPLAY_LENGTH)
 
 
 class _OverrideReason(_Strict):
     reason = fields.Nested(_Coding)
-    userComment = fields.String()
+    userComment = _free_text(MAX_COMMENT_LENGTH)
 
 
 class _Item(_Strict):
-    card = _text(required=True)
+    card = _text(MAX_ID_LENGTH, required=True)
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     outcomeTimestamp = Instant(required=True)
     acceptedSuggestions = fields.List(fields.Nested(_SuggestionRef), validate=validate.Length(min=1))
@@ -108,9 +137,14 @@ class _Item(_Strict):
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _invariants(self, data: dict, original: dict, **kwargs: Any) -> None:
-        """The 3.0 invariants (accepted needs suggestions; a reason or a comment), beside field errors to list all."""
+        """The 3.0 invariants (accepted needs suggestions; a reason or a comment), and a timestamp not in the
+        future, beside field errors to list all."""
         # ``data`` holds only the fields that passed, so presence is judged on the original item.
         errors: dict[str, list[str]] = {}
+        stamp = data.get("outcomeTimestamp")
+        if stamp is not None and stamp > datetime.now(UTC) + MAX_FUTURE_SKEW:
+            errors["outcomeTimestamp"] = [f"More than {int(MAX_FUTURE_SKEW.total_seconds() // 60)} minutes in the "
+                                          "future (the time the user acted on the card)."]
         if data.get("outcome") == "accepted" and "acceptedSuggestions" not in original:
             errors["acceptedSuggestions"] = ["Required when outcome is accepted."]
         reason = data.get("overrideReason")
@@ -132,7 +166,13 @@ def _string_keys(errors: Any) -> Any:
 
 
 def parse_feedback(body: object) -> list[FeedbackItem]:
-    """Validate a ``{"feedback": [...]}`` body into items; raise FeedbackInvalid naming every bad field."""
+    """Validate a ``{"feedback": [...]}`` body into items; raise FeedbackInvalid naming every bad field, ApiError
+    413 for more than MAX_FEEDBACK_ITEMS items (before any of them is read)."""
+    if isinstance(body, dict) and isinstance(body.get("feedback"), list) and len(body["feedback"]) > MAX_FEEDBACK_ITEMS:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       f"at most {MAX_FEEDBACK_ITEMS} feedback items per request (MAX_FEEDBACK_ITEMS); this one has "
+                       f"{len(body['feedback'])}: send them in several requests",
+                       fields={"feedback": [f"Longer than the maximum of {MAX_FEEDBACK_ITEMS} items."]})
     try:
         data = _Body().load(body)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -155,3 +195,13 @@ def parse_feedback(body: object) -> list[FeedbackItem]:
             )
         )
     return items
+
+
+def reporter(claims: Mapping[str, Any]) -> str:
+    """Who sent a feedback request, as far as the request says: the authenticated client, the JWT's ``iss``,
+    ``tenant`` and ``sub`` (a feedback item names no user). Stored as a SHA-256 hex digest (fixed length, and no
+    identifier of a person in the store); "" without authentication (every sender is one)."""
+    if not claims:
+        return ""
+    who = [claims.get("iss"), claims.get("tenant"), claims.get("sub")]
+    return hashlib.sha256(json.dumps(who, default=str).encode()).hexdigest()

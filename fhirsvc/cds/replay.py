@@ -14,6 +14,10 @@ from typing import Protocol
 PURGE_EVERY = 60.0  # seconds between deletions of expired entries
 
 
+class ReplayUnrecordable(Exception):
+    """The (iss, jti) pair cannot be recorded (its database refuses the value): the token is refused."""
+
+
 class ReplayCache(Protocol):
     def first_use(self, iss: str, jti: str, until: float, now: float) -> bool:
         """Record (iss, jti) as used until ``until``; False if it was already used and has not expired at ``now``."""

@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import JwtVerifier, load_issuers
-from fhirsvc.cds.feedback import parse_feedback
+from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.cds.prefetch import FetchSettings
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
@@ -96,11 +96,12 @@ def state() -> CdsState:
     return current_app.extensions[STATE]
 
 
-def authenticate() -> None:
-    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL."""
+def authenticate() -> dict:
+    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL. Its claims
+    (none when authentication is off)."""
     if not state().auth_required:
-        return
-    state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # AuthError: 401
+        return {}
+    return state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # 401
 
 
 @blueprint.get("")
@@ -150,10 +151,10 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
 
 @blueprint.post("/<service_id>/feedback")
 def feedback(service_id: str) -> dict:
-    authenticate()
+    claims = authenticate()
     state().service(service_id)
-    items = parse_feedback(json_body())  # FeedbackInvalid: 400 naming each bad field
-    stored = state().feedback.record(service_id, items)
+    items = parse_feedback(json_body())  # FeedbackInvalid: 400 naming each bad field; 413 beyond the item limit
+    stored = state().feedback.record(service_id, items, reporter=reporter(claims))
     return {"received": len(items), "stored": stored}
 
 

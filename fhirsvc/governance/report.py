@@ -194,6 +194,7 @@ class Report:
     unknown_items: int  # feedback items on cards whose rule is unknown (not issued by this store, or pruned early)
     unknown_cards: int
     cards_kept_since: date  # issued cards older than this are no longer kept
+    not_issued: int = 0  # feedback items received on cards not issued by this store (or no longer kept): not stored
 
     @property
     def empty(self) -> bool:
@@ -283,7 +284,7 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
         for week, tally in zip(total_weeks, found.weeks, strict=True):
             week.add(tally)
     return Report(period, service, thresholds, weeks, ranked, total, total_weeks, unknown_items,
-                  counts.feedback.unknown_cards, cards_kept_since)
+                  counts.feedback.unknown_cards, cards_kept_since, counts.feedback.not_issued)
 
 
 def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, Any], from_text: str | None,
@@ -333,6 +334,7 @@ def report_document(report: Report) -> dict[str, Any]:
         } for rule in report.rules],
         "totals": {**tally_document(report.total), "weekly": weekly(report.total_weeks)},
         "unknownRule": {"feedback": report.unknown_items, "cards": report.unknown_cards},
+        "notIssued": {"feedback": report.not_issued},
     }
 
 
@@ -402,6 +404,9 @@ def report_table(report: Report) -> str:
     if report.unknown_items:
         lines.append(f"\n{report.unknown_items} feedback item(s) on {report.unknown_cards} card(s) of unknown rule "
                      "are counted in no rule.")
+    if report.not_issued:
+        lines.append(f"{report.not_issued} feedback item(s) received on cards this service did not issue (or no longer "
+                     "keeps) are counted in no rule.")
     if report.partial_history:
         lines.append(f"Issued cards before {report.cards_kept_since} are no longer kept: their counts are incomplete.")
     return "\n".join(lines) + "\n"

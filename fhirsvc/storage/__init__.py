@@ -20,10 +20,18 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
-from fhirsvc.storage.base import CARD_MAX_AGE, PRUNE_EVERY, SCHEMA_VERSION, StorageError, Store, StoreUnavailable
+from fhirsvc.storage.base import (
+    CARD_MAX_AGE,
+    PRUNE_EVERY,
+    SCHEMA_VERSION,
+    StorageError,
+    Store,
+    StoreRefused,
+    StoreUnavailable,
+)
 
-__all__ = ["SCHEMA_VERSION", "StorageError", "Store", "StoreUnavailable", "get_store", "init_app", "open_store",
-           "sqlite_path"]
+__all__ = ["SCHEMA_VERSION", "StorageError", "Store", "StoreRefused", "StoreUnavailable", "get_store", "init_app",
+           "open_store", "sqlite_path"]
 
 EXTENSION = "fhirsvc.storage"
 log = logging.getLogger("fhirsvc.storage")

@@ -1,11 +1,18 @@
 """What both backends share: the store's behaviour around the database, and the rows it writes.
 
 A backend (``SqliteStore``, ``PostgresStore``) implements a few ``_db_*`` methods that talk to its database and
-raise its own errors (``unavailable_errors``). ``Store`` turns those into the service's behaviour, the same for
-both:
+raise its own errors (``database_errors``, told apart by ``is_unavailable``). ``Store`` turns those into the
+service's behaviour, the same for both:
 
 - ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with a CDS JSON error) when the database
-  cannot be reached or written: nothing is acknowledged that is not committed.
+  cannot be reached or written: nothing is acknowledged that is not committed. An error of the statement itself
+  (a value the database refuses: ``is_unavailable`` tells them apart by the driver's error class) is not an
+  outage: ``record`` answers it ``StoreRefused`` (400), and the hot path never falls back to memory for it.
+- ``record`` counts only feedback on cards this store noted as issued (``issued_cards``); items on other cards
+  (never issued here, or issued longer ago than the cards are kept) are not stored, only counted per service and
+  UTC day of receipt (``notIssued`` in the statistics and the governance report). Of the items of one card from
+  one reporter (the authenticated client: ``reporter``), only the latest (by outcomeTimestamp) is counted; the
+  earlier ones stay stored.
 - ``remember_cards`` (the issued-cards note, on every CDS call) is best-effort: it queues the note, which a
   thread of each process writes within ``NOTE_BATCH_DELAY`` with the other calls' notes in one statement, waiting
   at most ``HOT_TIMEOUT``; a failure is logged and counted (``card_notes_failed``). It never raises, and a CDS
@@ -33,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fhirsvc.cds.replay import PURGE_EVERY, MemoryReplayCache
+from fhirsvc.cds.replay import PURGE_EVERY, MemoryReplayCache, ReplayUnrecordable
 from fhirsvc.errors import ApiError, FhirsvcError
 
 if TYPE_CHECKING:
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fhirsvc.storage")
 
-SCHEMA_VERSION = 2  # the version this code writes; a database at a higher version is refused at start-up
+SCHEMA_VERSION = 3  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
 RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
@@ -84,6 +91,13 @@ class StoreUnavailable(ApiError):
     def __init__(self, what: str):
         super().__init__(HTTPStatus.SERVICE_UNAVAILABLE,
                          f"the service's database is unavailable: the {what} could not be completed; try again later")
+
+
+class StoreRefused(ApiError):
+    """The database refused a value of the request (the database itself is fine): answered 400."""
+
+    def __init__(self, what: str):
+        super().__init__(HTTPStatus.BAD_REQUEST, f"a value of this request cannot be stored: the {what} was refused")
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,8 @@ class FeedbackCount:
 @dataclass(frozen=True)
 class FeedbackCounts:
     rows: list[FeedbackCount]
-    unknown_cards: int  # distinct cards with feedback whose topic and indicator are unknown
+    unknown_cards: int  # distinct cards with feedback whose topic and indicator are unknown (stored before version 3)
+    not_issued: int = 0  # items on cards not issued by this store (or no longer kept): not stored, not in ``rows``
 
 
 @dataclass(frozen=True)
@@ -228,14 +243,15 @@ def stats_document(service_id: str, counts: FeedbackCounts) -> dict:
     by_topic = [groups[key] for key in sorted(groups, key=lambda k: (k[0] is None, k[0] or "", k[1] or ""))]
     for group in by_topic:  # reasons in a stable order, whatever order the database grouped them in
         group["overrideReasons"] = dict(sorted(group["overrideReasons"].items()))
-    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": counts.unknown_cards}
+    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": counts.unknown_cards,
+            "notIssued": counts.not_issued}
 
 
 class Store:
     """The service's state in one database; see the module docstring for the behaviour around failures."""
 
     backend = ""
-    unavailable_errors: tuple[type[BaseException], ...] = ()
+    database_errors: tuple[type[BaseException], ...] = ()  # every error of the driver
 
     def __init__(self, where: str, timeout: float, card_max_age: timedelta = CARD_MAX_AGE,
                  prune_every: timedelta = PRUNE_EVERY):
@@ -258,16 +274,23 @@ class Store:
 
     # --- what a backend implements -----------------------------------------------------------------------------
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether a database error means the database cannot be used now (unreachable, stopped, locked, out of
+        space, read-only, timed out), rather than that the statement or one of its values was refused."""
+        raise NotImplementedError
+
     def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
-                   received_at: datetime) -> int:
-        """``topics``: card -> (topic, indicator, drug) known to the caller; the others are read from the issued
-        cards."""
+                   received_at: datetime, reporter: str) -> int:
+        """In one transaction: store the rows of issued cards (those in ``topics``, card -> (topic, indicator,
+        drug) known to the caller, or in the issued cards), ignoring ones already stored; count the others in the
+        not-issued items of ``received_at``'s UTC day. The number of rows stored."""
         raise NotImplementedError
 
     def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
         """In one read-only snapshot: the feedback counts of ``service_id`` (None: every service) with an
-        outcomeTimestamp on the UTC days ``first`` to ``last`` (both included; None: unbounded), and, if ``issued``,
+        outcomeTimestamp on the UTC days ``first`` to ``last`` (both included; None: unbounded), the latest item of
+        each card and reporter only, the not-issued items received on those days, and, if ``issued``,
         the issued-card counts of those days (by issued_at). The one query behind both the feedback statistics and
         the governance view."""
         raise NotImplementedError
@@ -295,16 +318,19 @@ class Store:
     # --- feedback and statistics: committed or refused ---------------------------------------------------------
 
     def record(self, service_id: str, items: list[FeedbackItem],
-               topics: Mapping[str, tuple[str | None, ...]] | None = None) -> int:
-        """Store items durably (committed before this returns), ignoring ones already stored; return how many were
-        new. StoreUnavailable if they could not be committed. ``topics``: card -> (topic, indicator[, drug])."""
+               topics: Mapping[str, tuple[str | None, ...]] | None = None, reporter: str = "") -> int:
+        """Store the items on issued cards durably (committed before this returns), ignoring ones already stored,
+        and count the others as not issued; return how many were stored. StoreUnavailable if they could not be
+        committed, StoreRefused if the database refused a value. ``topics``: card -> (topic, indicator[, drug])
+        of cards known to be issued; ``reporter``: who sent them (one counted outcome per card and reporter)."""
         rows = feedback_rows(items)
         if not rows:
             return 0
         self.write_notes()  # so the rules of this process's cards are known
         known = {card: (*rule, None, None, None)[:3] for card, rule in (topics or {}).items()}
-        new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC)))
-        log.info("feedback for %s: %d item(s), %d new", service_id, len(items), new)
+        new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC),
+                                                                reporter), refusable=True)
+        log.info("feedback for %s: %d item(s), %d stored", service_id, len(items), new)
         return new
 
     def stats(self, service_id: str) -> dict:
@@ -319,12 +345,19 @@ class Store:
         self.write_notes()
         return self._durable("governance report", lambda: self._db_counts(service_id, first, last, True))
 
-    def _durable(self, what: str, operation: Callable[[], T]) -> T:
+    def _durable(self, what: str, operation: Callable[[], T], refusable: bool = False) -> T:
+        """``operation``, its outage answered StoreUnavailable (503); if ``refusable`` (it writes values of the
+        request), a refused statement StoreRefused (400). Any other error is a fault of the service (500)."""
         try:
             return operation()
-        except self.unavailable_errors as exc:
-            log.warning("database %s unavailable for the %s: %s", self.where, what, reason(exc))
-            raise StoreUnavailable(what) from None
+        except self.database_errors as exc:
+            if self.is_unavailable(exc):
+                log.warning("database %s unavailable for the %s: %s", self.where, what, reason(exc))
+                raise StoreUnavailable(what) from None
+            if not refusable:
+                raise
+            log.warning("database %s refused a value of the %s: %s", self.where, what, reason(exc))
+            raise StoreRefused(what) from None
 
     # --- the hot path: never fails a CDS call ------------------------------------------------------------------
 
@@ -383,7 +416,7 @@ class Store:
             except Exception as exc:
                 self._noted.clear()  # write them again next time
                 self._count_failed_note(len(batch))
-                if isinstance(exc, self.unavailable_errors):
+                if isinstance(exc, self.database_errors) and self.is_unavailable(exc):
                     self._hot_path_failed("issued-cards note", exc)
                 else:
                     log.exception("issued-cards note failed")
@@ -397,14 +430,18 @@ class Store:
 
     def first_use(self, iss: str, jti: str, until: float, now: float) -> bool:
         """Record (iss, jti) as used until ``until``; False if it was already used and has not expired at ``now``
-        (the JWT verifier's replay cache). While the database is unavailable, this process's memory decides."""
+        (the JWT verifier's replay cache). While the database is unavailable, this process's memory decides. A
+        value the database refuses is no outage: ReplayUnrecordable, and the token is refused."""
         if self._hot_path_open():
             with self._lock:
                 pending = [(i, j, u) for (i, j), u in self._pending_jti.items() if u > now]
             purge = now >= self._jti_purge_at
             try:
                 first, *_ = self._db_first_use([(iss, jti, until), *pending], now, purge)
-            except self.unavailable_errors as exc:
+            except self.database_errors as exc:
+                if not self.is_unavailable(exc):
+                    log.warning("database %s refused a jti of %s: %s", self.where, iss[:100], reason(exc))
+                    raise ReplayUnrecordable(reason(exc)) from None
                 self._hot_path_failed("jti check", exc)
             else:
                 if purge:
@@ -435,18 +472,21 @@ class Store:
     # --- health ------------------------------------------------------------------------------------------------
 
     def health(self) -> dict:
-        """For /healthz: whether the database answers now, which one, and the notes lost in this process."""
+        """For /healthz: whether the database answers now, which one, the notes lost in this process, and the
+        ``jti`` values this process accepted in its memory alone (the database unavailable) not yet written."""
         status: dict[str, Any] = {"backend": self.backend, "database": self.where}
         self.write_notes()  # so the count of failed notes is current
         try:
             self._db_ping()
-        except self.unavailable_errors as exc:
+        except self.database_errors as exc:
             status.update(status="unavailable", error=reason(exc))
         else:
             status["status"] = "ok"
             with self._lock:
                 self._down_until = -math.inf
         status["cardNotesFailed"] = self.card_notes_failed
+        with self._lock:
+            status["jtiInMemory"] = len(self._pending_jti)
         return status
 
 

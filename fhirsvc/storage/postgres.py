@@ -6,9 +6,10 @@ one instance is refused on all, and feedback posted to one is counted by all.
 - Start-up (``__init__``, in the gunicorn master before the workers fork) opens one plain connection, creates or
   migrates the schema under an advisory lock (several instances may start at once), and closes it. A database
   that cannot be reached stops the service there, with its URL (without password) and the reason.
-- Each worker process opens its own pool on first use (a pool's sockets and threads must not cross fork):
-  bounded (``pool_size``), waiting at most ``timeout`` for a connection (``HOT_TIMEOUT`` for the ``jti`` check
-  and the issued-cards notes),
+- Each worker process opens its own pools on first use (a pool's sockets and threads must not cross fork):
+  feedback, statistics and health on one bounded by ``pool_size``, waiting at most ``timeout`` for a connection;
+  the ``jti`` check and the issued-cards notes on one of their own (HOT_POOL_SIZE), waiting at most
+  ``HOT_TIMEOUT``, so that feedback requests holding every connection of the first never hold them up;
   with a server-side ``statement_timeout`` and a TCP user timeout, so a lost database answers with an error
   rather than a hang. A connection broken by a restart of the server is discarded and the operation is tried
   again on another; the pool reconnects by itself when the server is back.
@@ -27,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 import psycopg
@@ -92,10 +93,33 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS drug text",
         "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
+    # Who sent each item (one counted outcome per card and reporter), in the key that makes an item new
+    # (reporter '' for every earlier item); the items on cards not issued, counted per day.
+    3: [
+        "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS reporter text NOT NULL DEFAULT ''",
+        "ALTER TABLE feedback DROP CONSTRAINT IF EXISTS feedback_service_card_outcome_outcome_timestamp_key",
+        "ALTER TABLE feedback ADD CONSTRAINT feedback_once UNIQUE (service, card, reporter, outcome,"
+        " outcome_timestamp)",
+        """CREATE TABLE IF NOT EXISTS feedback_not_issued (
+            service text NOT NULL,
+            day date NOT NULL,                         -- UTC day the items were received
+            items bigint NOT NULL,
+            PRIMARY KEY (service, day))""",
+    ],
 }
 
 SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
 NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (7 parameters each, within the protocol's 65,535)
+FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (14 parameters each)
+# SQLSTATE classes of a database that cannot be used now: connection exception, insufficient resources (disk full,
+# too many connections), operator intervention (shutdown, statement timeout), system error (I/O), transaction
+# rollback (serialization, deadlock), object not in prerequisite state (lock not available), internal error; and
+# a read-only transaction (a standby). Every other class (data exception, program limit exceeded such as an index
+# row too large, integrity, syntax) is the statement's.
+UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58", "40", "55", "XX"})
+READ_ONLY = "25006"
+DURABLE, HOT = "durable", "hot"  # the kinds of pool
+HOT_POOL_SIZE = 2  # connections of the hot path per process: the note writer thread and one jti check at a time
 RECONNECT_TIMEOUT = 5.0  # seconds one reconnection attempt of the pool goes on before a new one may start
 
 
@@ -114,7 +138,7 @@ class PostgresStore(Store):
     """Feedback, issued cards and used ``jti`` values in a PostgreSQL database shared by every instance."""
 
     backend = "postgresql"
-    unavailable_errors = (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError)
+    database_errors = (psycopg.Error,)
 
     def __init__(self, url: str, timeout: float = 5.0, pool_size: int = 4, card_max_age: timedelta = CARD_MAX_AGE,
                  prune_every: timedelta = PRUNE_EVERY):
@@ -127,7 +151,7 @@ class PostgresStore(Store):
         # Defaults that the URL's own parameters override.
         self.conninfo = make_conninfo(**{"connect_timeout": max(2, math.ceil(timeout)), "application_name": "fhirsvc",
                                          "tcp_user_timeout": int(timeout * 1000), **given})
-        self._pool: ConnectionPool | None = None
+        self._pools: dict[str, ConnectionPool] = {}  # this process's pools, by kind
         self._pool_pid: int | None = None
         self._pool_lock = threading.Lock()
         try:
@@ -148,31 +172,39 @@ class PostgresStore(Store):
         conn.execute("SET synchronous_commit = off")
         conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
 
-    def pool(self) -> ConnectionPool:
-        """This process's pool, opened on first use (so each gunicorn worker opens its own, after fork)."""
+    def pool(self, kind: str = DURABLE) -> ConnectionPool:
+        """This process's pool of that kind, opened on first use (so each gunicorn worker opens its own, after
+        fork): ``durable`` (feedback, statistics, health; ``pool_size`` connections) or ``hot`` (the issued-cards
+        notes and the ``jti`` check; HOT_POOL_SIZE connections of their own, so that feedback holding every
+        durable connection never makes them wait)."""
         pid = os.getpid()
-        if self._pool is None or self._pool_pid != pid:
+        pool = self._pools.get(kind) if self._pool_pid == pid else None
+        if pool is None:
             with self._pool_lock:
-                if self._pool is None or self._pool_pid != pid:
-                    self._pool = ConnectionPool(
-                        self.conninfo, min_size=1, max_size=self.pool_size, timeout=self.timeout, open=True,
-                        kwargs={"autocommit": True}, configure=self._configure, name=f"fhirsvc-{pid}",
-                        reconnect_timeout=RECONNECT_TIMEOUT, reconnect_failed=self._reconnect_failed)
-                    self._pool_pid = pid
-        return self._pool
+                if self._pool_pid != pid:
+                    self._pools, self._pool_pid = {}, pid
+                pool = self._pools.get(kind)
+                if pool is None:
+                    pool = self._pools[kind] = ConnectionPool(
+                        self.conninfo, min_size=1, max_size=self.pool_size if kind == DURABLE else HOT_POOL_SIZE,
+                        timeout=self.timeout, open=True, kwargs={"autocommit": True}, configure=self._configure,
+                        name=f"fhirsvc-{kind}-{pid}", reconnect_timeout=RECONNECT_TIMEOUT,
+                        reconnect_failed=self._reconnect_failed)
+        return pool
 
     def _reconnect_failed(self, pool: ConnectionPool) -> None:
         log.warning("database %s: no connection for %g s; trying again on the next request", self.where,
                     RECONNECT_TIMEOUT)
 
-    def _run(self, operation: Callable[[psycopg.Connection], T], timeout: float) -> T:
-        """Run ``operation`` on a pooled connection, waiting at most ``timeout`` for one; on a connection broken
-        under it (the server restarted since it was opened) try again on another, within the same time."""
+    def _run(self, operation: Callable[[psycopg.Connection], T], timeout: float, kind: str = DURABLE) -> T:
+        """Run ``operation`` on a connection of the ``kind`` pool, waiting at most ``timeout`` for one; on a
+        connection broken under it (the server restarted since it was opened) try again on another, within the
+        same time."""
         deadline = time.monotonic() + timeout
         while True:
             conn = None
             try:
-                with self.pool().connection(timeout=max(0.001, deadline - time.monotonic())) as conn:
+                with self.pool(kind).connection(timeout=max(0.001, deadline - time.monotonic())) as conn:
                     return operation(conn)
             except psycopg.OperationalError:
                 if conn is None or not conn.broken or time.monotonic() >= deadline:
@@ -188,41 +220,61 @@ class PostgresStore(Store):
 
     def _close(self) -> None:
         with self._pool_lock:
-            if self._pool is not None and self._pool_pid == os.getpid():
-                self._pool.close()
-            self._pool = None
+            if self._pool_pid == os.getpid():
+                for pool in self._pools.values():
+                    pool.close()
+            self._pools = {}
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """By SQLSTATE class (UNAVAILABLE_CLASSES); an error without one is the client's: a connection that
+        failed or broke (OperationalError, the pool's timeout), the connection's state (InterfaceError), else a
+        value refused before it was sent (a NUL in a text: DataError)."""
+        state = getattr(exc, "sqlstate", None)
+        if state is None:
+            return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        return state[:2] in UNAVAILABLE_CLASSES or state == READ_ONLY
+
     def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
-                   received_at: datetime) -> int:
+                   received_at: datetime, reporter: str) -> int:
         def record(conn: psycopg.Connection) -> int:
             known = dict(topics)
-            with self.durable_transaction(conn):
+            stored = 0
+            with self.durable_transaction(conn):  # one short transaction: a lookup, the inserts, one upsert
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
                     for card, topic, indicator, drug in conn.execute(
                             "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = %s"
                             " AND card = ANY(%s)", (service_id, unknown)):
                         known[card] = (topic, indicator, drug)
-                inserted = conn.execute(
-                    "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
-                    " override_system, override_code, override_display, user_comment, topic, indicator, drug,"
-                    " received_at) VALUES "
-                    + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-                    + " ON CONFLICT (service, card, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
-                    [value for row in rows for value in (
-                        service_id, row.card, row.outcome, row.outcome_timestamp, row.accepted_suggestions,
-                        row.override_system, row.override_code, row.override_display, row.user_comment,
-                        *known.get(row.card, (None, None, None)), received_at)]).fetchall()
-            return len(inserted)
+                issued = [row for row in rows if row.card in known]
+                for chunk in range(0, len(issued), FEEDBACK_PER_STATEMENT):
+                    part = issued[chunk:chunk + FEEDBACK_PER_STATEMENT]
+                    stored += len(conn.execute(
+                        "INSERT INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
+                        " accepted_suggestions, override_system, override_code, override_display, user_comment,"
+                        " topic, indicator, drug, received_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        + " ON CONFLICT (service, card, reporter, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
+                        [value for row in part for value in (
+                            service_id, row.card, reporter, row.outcome, row.outcome_timestamp,
+                            row.accepted_suggestions, row.override_system, row.override_code, row.override_display,
+                            row.user_comment, *known[row.card], received_at)]).fetchall())
+                if len(issued) < len(rows):
+                    conn.execute("INSERT INTO feedback_not_issued (service, day, items) VALUES (%s, %s, %s)"
+                                 " ON CONFLICT (service, day) DO UPDATE"
+                                 " SET items = feedback_not_issued.items + excluded.items",
+                                 (service_id, received_at.astimezone(UTC).date(), len(rows) - len(issued)))
+            return stored
 
         return self._run(record, self.timeout)
 
     def count_queries(self, service_id: str | None, first: date | None, last: date | None,
                       issued: bool) -> dict[str, tuple[str, list]]:
         """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``). The rule of
-        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's."""
+        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's. Of the
+        items of one card and reporter, only the latest counts (the same instant: the later received)."""
         start, end = day_bounds(first, last)
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         joined = (
@@ -230,7 +282,7 @@ class PostgresStore(Store):
             " COALESCE(f.drug, c.drug) AS drug, (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.card,"
             " f.outcome, f.override_system, f.override_code, f.override_display"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-            f" WHERE {where}"
+            f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
@@ -239,6 +291,7 @@ class PostgresStore(Store):
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
                         " AND c.topic IS NULL AND c.indicator IS NULL", params),
+            "not_issued": _not_issued(service_id, first, last),
         }
         if issued:
             where, params = _period("c.service", "c.issued_at", service_id, start, end)
@@ -260,10 +313,11 @@ class PostgresStore(Store):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for all
                 rows = conn.execute(*queries["feedback"]).fetchall()
                 unknown = conn.execute(*queries["unknown"]).fetchone()[0]
+                not_issued = conn.execute(*queries["not_issued"]).fetchone()[0]
                 cards = conn.execute(*queries["issued"]).fetchall() if issued else []
                 answered = conn.execute(*queries["answered"]).fetchall() if issued else []
             return Governance(merge_issued(cards, answered),
-                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown))
+                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown, not_issued))
 
         return self._run(counts, self.timeout)
 
@@ -284,7 +338,7 @@ class PostgresStore(Store):
                          for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
                                        issued_at)])
 
-        self._run(remember, HOT_TIMEOUT)
+        self._run(remember, HOT_TIMEOUT, HOT)
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         def first_use(conn: psycopg.Connection) -> list[bool]:
@@ -295,7 +349,7 @@ class PostgresStore(Store):
                 " ON CONFLICT (iss, jti) DO UPDATE SET until = excluded.until WHERE used_jti.until <= %s",
                 (iss, jti, until, now)).rowcount == 1 for iss, jti, until in pairs]
 
-        return self._run(first_use, HOT_TIMEOUT)
+        return self._run(first_use, HOT_TIMEOUT, HOT)
 
     def _db_ping(self) -> None:
         """Read the schema version with a row lock that does not block anyone: a read-only database (or a standby)
@@ -321,3 +375,23 @@ def _period(service_column: str, time_column: str, service_id: str | None, start
         clauses.append(f"{time_column} < %s")
         params.append(end)
     return " AND ".join(clauses), params
+
+
+# The item is its card and reporter's latest: no later one (by outcomeTimestamp; the same instant: by id).
+LATEST = ("NOT EXISTS (SELECT 1 FROM feedback n WHERE n.service = f.service AND n.card = f.card"
+          " AND n.reporter = f.reporter AND (n.outcome_timestamp, n.id) > (f.outcome_timestamp, f.id))")
+
+
+def _not_issued(service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[object]]:
+    """The statement summing the not-issued items of one service, or all, received on the UTC days first to last."""
+    clauses: list[str] = ["TRUE"]
+    params: list[object] = []
+    if service_id is not None:
+        clauses.append("service = %s")
+        params.append(service_id)
+    for bound, op in ((first, ">="), (last, "<=")):
+        if bound is not None:
+            clauses.append(f"day {op} %s")
+            params.append(bound)
+    return (f"SELECT COALESCE(SUM(items), 0)::bigint FROM feedback_not_issued WHERE {' AND '.join(clauses)}",
+            params)

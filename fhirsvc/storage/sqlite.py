@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fhirsvc.storage.base import (
@@ -75,19 +75,53 @@ MIGRATIONS: dict[int, list[str]] = {
         " drug, service)",
         "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
     ],
+    # Who sent each item (one counted outcome per card and reporter): the table rebuilt with the reporter in its
+    # key, its rows copied (reporter '' for every earlier item); the items on cards not issued, counted per day.
+    3: [
+        """CREATE TABLE feedback_v3 (
+            id INTEGER PRIMARY KEY,
+            service TEXT NOT NULL,
+            card TEXT NOT NULL,
+            reporter TEXT NOT NULL DEFAULT '',    -- who sent it (fhirsvc.cds.feedback.reporter); '' unknown
+            outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+            outcome_timestamp TEXT NOT NULL,      -- UTC, fixed width: 2021-12-11T10:05:31.000000Z
+            accepted_suggestions TEXT NOT NULL,   -- JSON array of suggestion uuids
+            override_system TEXT,
+            override_code TEXT,
+            override_display TEXT,
+            user_comment TEXT,
+            topic TEXT,                           -- the card's rule, when recorded
+            indicator TEXT,
+            drug TEXT,
+            received_at TEXT NOT NULL,
+            UNIQUE (service, card, reporter, outcome, outcome_timestamp))""",
+        "INSERT INTO feedback_v3 (id, service, card, outcome, outcome_timestamp, accepted_suggestions,"
+        " override_system, override_code, override_display, user_comment, topic, indicator, drug, received_at)"
+        " SELECT id, service, card, outcome, outcome_timestamp, accepted_suggestions, override_system,"
+        " override_code, override_display, user_comment, topic, indicator, drug, received_at FROM feedback",
+        "DROP TABLE feedback",
+        "ALTER TABLE feedback_v3 RENAME TO feedback",
+        "CREATE INDEX IF NOT EXISTS feedback_outcome_timestamp ON feedback (outcome_timestamp)",
+        """CREATE TABLE IF NOT EXISTS feedback_not_issued (
+            service TEXT NOT NULL,
+            day TEXT NOT NULL,                    -- UTC day the items were received: YYYY-MM-DD
+            items INTEGER NOT NULL,
+            PRIMARY KEY (service, day)) WITHOUT ROWID""",
+    ],
 }
 
 log = logging.getLogger("fhirsvc.storage")
 
 DURABLE, HOT = "durable", "hot"
 NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (7 values each, within SQLite's limit of bound values)
+CARDS_PER_LOOKUP = 500  # card ids in one IN (...) of the feedback's lookup of issued cards
 
 
 class SqliteStore(Store):
     """Feedback, issued cards and used ``jti`` values in one SQLite file, safe for several processes and threads."""
 
     backend = "sqlite"
-    unavailable_errors = (sqlite3.Error,)
+    database_errors = (sqlite3.Error,)
 
     def __init__(self, path: str | Path, timeout: float = 5.0, card_max_age=CARD_MAX_AGE, prune_every=PRUNE_EVERY,
                  hot_timeout: float = HOT_TIMEOUT):
@@ -161,28 +195,41 @@ class SqliteStore(Store):
 
     # --- the backend's operations ------------------------------------------------------------------------------
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Locked, busy, read-only, out of space, an I/O error, a damaged file: OperationalError or a plain
+        DatabaseError. A constraint, a value too big or a bad parameter (IntegrityError, DataError,
+        ProgrammingError, InterfaceError) is the statement's."""
+        return isinstance(exc, sqlite3.OperationalError) or type(exc) in (sqlite3.DatabaseError, sqlite3.InternalError)
+
     def _db_record(self, service_id: str, rows: list[FeedbackRow], topics: dict[str, tuple[str | None, ...]],
-                   received_at: datetime) -> int:
+                   received_at: datetime, reporter: str) -> int:
         conn = self._conn()
-        with _Transaction(conn, "IMMEDIATE"):
-            for card in {row.card for row in rows} - topics.keys():
-                found = conn.execute("SELECT topic, indicator, drug FROM issued_cards WHERE service = ? AND card = ?",
-                                     (service_id, card)).fetchone()
-                if found is not None:
-                    topics[card] = found
-            cursor = conn.executemany(
-                "INSERT OR IGNORE INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
-                " override_system, override_code, override_display, user_comment, topic, indicator, drug,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(service_id, row.card, row.outcome, utc_text(row.outcome_timestamp), row.accepted_suggestions,
-                  row.override_system, row.override_code, row.override_display, row.user_comment,
-                  *topics.get(row.card, (None, None, None)), utc_text(received_at)) for row in rows])
-            return cursor.rowcount
+        unknown = sorted({row.card for row in rows} - topics.keys())
+        with _Transaction(conn, "IMMEDIATE"):  # one short transaction: a lookup, one executemany, one upsert
+            for chunk in range(0, len(unknown), CARDS_PER_LOOKUP):
+                part = unknown[chunk:chunk + CARDS_PER_LOOKUP]
+                topics.update((card, (topic, indicator, drug)) for card, topic, indicator, drug in conn.execute(
+                    "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = ? AND card IN ("
+                    + ", ".join(["?"] * len(part)) + ")", (service_id, *part)))
+            issued = [row for row in rows if row.card in topics]
+            stored = conn.executemany(
+                "INSERT OR IGNORE INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
+                " accepted_suggestions, override_system, override_code, override_display, user_comment, topic,"
+                " indicator, drug, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(service_id, row.card, reporter, row.outcome, utc_text(row.outcome_timestamp),
+                  row.accepted_suggestions, row.override_system, row.override_code, row.override_display,
+                  row.user_comment, *topics[row.card], utc_text(received_at)) for row in issued]).rowcount
+            if len(issued) < len(rows):
+                conn.execute("INSERT INTO feedback_not_issued (service, day, items) VALUES (?, ?, ?)"
+                             " ON CONFLICT (service, day) DO UPDATE SET items = items + excluded.items",
+                             (service_id, received_at.astimezone(UTC).date().isoformat(), len(rows) - len(issued)))
+            return max(stored, 0)
 
     def count_queries(self, service_id: str | None, first: date | None, last: date | None,
                       issued: bool) -> dict[str, tuple[str, list]]:
         """The statements of ``_db_counts`` with their parameters (also for EXPLAIN in ``make bench``). The rule of
-        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's."""
+        a feedback item is the one recorded with it, else (recorded before its card was noted) its card's. Of the
+        items of one card and reporter, only the latest counts (the same instant: the later received)."""
         # Timestamps are fixed-width UTC text: the first 10 characters are the UTC day, and text order is time order.
         start, end = day_bounds(first, last)
         where, params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
@@ -191,7 +238,7 @@ class SqliteStore(Store):
             " COALESCE(f.drug, c.drug) AS drug, substr(f.outcome_timestamp, 1, 10) AS day, f.card, f.outcome,"
             " f.override_system, f.override_code, f.override_display"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-            f" WHERE {where}"
+            f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
@@ -199,6 +246,7 @@ class SqliteStore(Store):
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
                         " AND c.topic IS NULL AND c.indicator IS NULL", params),
+            "not_issued": _not_issued(service_id, first, last),
         }
         if issued:
             days, day_params = _days("", service_id, first, last)
@@ -220,12 +268,13 @@ class SqliteStore(Store):
         with _Transaction(conn, "DEFERRED"):  # one snapshot for every query
             rows = conn.execute(*queries["feedback"]).fetchall()
             unknown = conn.execute(*queries["unknown"]).fetchone()[0]
+            not_issued = conn.execute(*queries["not_issued"]).fetchone()[0]
             cards = conn.execute(*queries["issued"]).fetchall() if issued else []
             answered = conn.execute(*queries["answered"]).fetchall() if issued else []
         return Governance(
             merge_issued(cards, answered),
             FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
-                            for topic, indicator, drug, day, *rest in rows], unknown))
+                            for topic, indicator, drug, day, *rest in rows], unknown, not_issued))
 
     def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
         conn = self._conn(HOT)
@@ -274,6 +323,25 @@ def _period(service_column: str, time_column: str, service_id: str | None, start
         clauses.append(f"{time_column} < ?")
         params.append(utc_text(end))
     return " AND ".join(clauses), params
+
+
+# The item is its card and reporter's latest: no later one (by outcomeTimestamp; the same instant: by id).
+LATEST = ("NOT EXISTS (SELECT 1 FROM feedback n WHERE n.service = f.service AND n.card = f.card"
+          " AND n.reporter = f.reporter AND (n.outcome_timestamp > f.outcome_timestamp"
+          " OR (n.outcome_timestamp = f.outcome_timestamp AND n.id > f.id)))")
+
+
+def _not_issued(service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[str]]:
+    """The statement summing the not-issued items of one service, or all, received on the UTC days first to last."""
+    clauses, params = ["1 = 1"], []
+    if service_id is not None:
+        clauses.append("service = ?")
+        params.append(service_id)
+    for bound, op in ((first, ">="), (last, "<=")):
+        if bound is not None:
+            clauses.append(f"day {op} ?")
+            params.append(bound.isoformat())
+    return f"SELECT COALESCE(SUM(items), 0) FROM feedback_not_issued WHERE {' AND '.join(clauses)}", params
 
 
 def _days(alias: str, service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[str]]:

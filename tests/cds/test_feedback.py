@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhirsvc.cds.feedback import FeedbackInvalid, parse_feedback
+from fhirsvc.cds.feedback import MAX_FEEDBACK_ITEMS, MAX_FUTURE_SKEW, FeedbackInvalid, parse_feedback, reporter
+from fhirsvc.errors import ApiError
 from tests.conftest import CONFORMANCE_DIR as CONFORMANCE
 
 SPEC_EXAMPLES = ["accepted", "overridden", "overridden-with-reason"]
@@ -85,7 +86,29 @@ ACCEPTED = spec_example("accepted")["feedback"][0]
 INVALID = [
     pytest.param(with_item(card=None), ("feedback", "0", "card"), "Missing data", id="missing-card"),
     pytest.param(with_item(card=42), ("feedback", "0", "card"), "Not a valid string", id="card-not-a-string"),
-    pytest.param(with_item(card=""), ("feedback", "0", "card"), "Shorter", id="card-empty"),
+    pytest.param(with_item(card=""), ("feedback", "0", "card"), "Length must be between 1 and 128", id="card-empty"),
+    pytest.param(with_item(card="c" * 8192), ("feedback", "0", "card"), "Length must be between 1 and 128",
+                 id="card-8kB"),
+    pytest.param(with_item(card="abc\x00def"), ("feedback", "0", "card"), "NUL", id="card-with-NUL"),
+    pytest.param(with_item(overrideReason={"userComment": "fine\x00"}), ("feedback", "0", "overrideReason",
+                 "userComment"), "NUL", id="userComment-with-NUL"),
+    pytest.param(with_item(overrideReason={"userComment": "x" * 4097}), ("feedback", "0", "overrideReason",
+                 "userComment"), "Longer than maximum length 4096", id="userComment-too-long"),
+    pytest.param(with_item(overrideReason={"reason": {"code": "c" * 257, "system": "http://x"}}),
+                 ("feedback", "0", "overrideReason", "reason", "code"), "Length must be between 1 and 256",
+                 id="reason-code-too-long"),
+    pytest.param(with_item(overrideReason={"reason": {"code": "c\x00", "system": "http://x"}}),
+                 ("feedback", "0", "overrideReason", "reason", "code"), "NUL", id="reason-code-with-NUL"),
+    pytest.param(with_item(overrideReason={"reason": {"code": "c", "system": "http://x", "display": "d" * 1025}}),
+                 ("feedback", "0", "overrideReason", "reason", "display"), "Longer than maximum length 1024",
+                 id="reason-display-too-long"),
+    pytest.param(with_item(overrideReason={"reason": {"code": "c", "system": "http://x/\x00"}}),
+                 ("feedback", "0", "overrideReason", "reason", "system"), "NUL", id="reason-system-with-NUL"),
+    pytest.param(with_item(outcome="accepted", acceptedSuggestions=[{"id": "s" * 129}]),
+                 ("feedback", "0", "acceptedSuggestions", "0", "id"), "Length must be between 1 and 128",
+                 id="suggestion-id-too-long"),
+    pytest.param(with_item(outcomeTimestamp="2099-01-01T00:00:00Z"), ("feedback", "0", "outcomeTimestamp"),
+                 "More than 5 minutes in the future", id="timestamp-in-2099"),
     pytest.param(with_item(outcome="ignored"), ("feedback", "0", "outcome"), "Must be one of", id="bad-outcome"),
     pytest.param(with_item(outcome=None), ("feedback", "0", "outcome"), "Missing data", id="missing-outcome"),
     pytest.param(
@@ -228,3 +251,33 @@ def test_every_bad_item_is_reported_at_once():
     assert errors["2"] == {"outcomeTimestamp": ["Missing data for required field."]}
     assert set(errors["3"]) == {"card", "acceptedSuggestions", "overrideReason"}  # invariants beside field errors
     assert errors["4"] == {"acceptedSuggestions": ["Shorter than minimum length 1."]}  # present, so not "required"
+
+
+def test_a_timestamp_a_little_ahead_is_taken_one_further_ahead_refused():
+    """The EHR's clock may run a little ahead: up to MAX_FUTURE_SKEW (5 minutes) is taken."""
+    now = datetime.now(UTC)
+    stamp = (now + MAX_FUTURE_SKEW - timedelta(seconds=30)).isoformat()
+    assert parse_feedback(with_item(outcomeTimestamp=stamp))[0].outcome_timestamp.isoformat() == stamp
+    with pytest.raises(FeedbackInvalid) as caught:
+        parse_feedback(with_item(outcomeTimestamp=(now + MAX_FUTURE_SKEW + timedelta(minutes=1)).isoformat()))
+    assert list(caught.value.errors["feedback"]["0"]) == ["outcomeTimestamp"]
+
+
+def test_more_items_than_the_limit_are_refused_before_reading_them():
+    item = spec_example("overridden")["feedback"][0]
+    assert len(parse_feedback({"feedback": [item] * MAX_FEEDBACK_ITEMS})) == MAX_FEEDBACK_ITEMS == 100
+    with pytest.raises(ApiError) as caught:
+        parse_feedback({"feedback": [item] * (MAX_FEEDBACK_ITEMS + 1)})
+    assert caught.value.status == 413
+    assert "at most 100 feedback items per request (MAX_FEEDBACK_ITEMS)" in caught.value.diagnostics
+    assert caught.value.fields == {"feedback": ["Longer than the maximum of 100 items."]}
+
+
+def test_the_reporter_is_the_authenticated_client():
+    """Who sent the feedback: the JWT's iss, tenant and sub, as a digest; nobody in particular without a token."""
+    a = reporter({"iss": "https://ehr.example", "sub": "client-1", "jti": "j1"})
+    assert a == reporter({"iss": "https://ehr.example", "sub": "client-1", "jti": "j2"})  # another token
+    assert len(a) == 64 and "client-1" not in a
+    assert a != reporter({"iss": "https://ehr.example", "sub": "client-2"})
+    assert a != reporter({"iss": "https://ehr.example", "sub": "client-1", "tenant": "t"})
+    assert reporter({}) == ""

@@ -20,11 +20,12 @@ import requests
 
 from bench.workload import children, free_port, kill_all, served, wait_for_workers
 from tests.conftest import ROOT
-from tests.storage.conftest import assert_acknowledged_stored, run_sql
+from tests.storage.conftest import assert_acknowledged_stored, issue_cards, run_sql
 
 THREADS = 8
 BEFORE_KILL, AFTER_KILL = 3.0, 3.0  # seconds of posting around the kill
 SERVICE = "medication-safety-order-sign"
+REQUESTS = 2000  # requests of one thread at most: their cards are issued beforehand (feedback is kept on those)
 
 
 @pytest.fixture
@@ -59,11 +60,13 @@ def test_every_acknowledged_feedback_item_survives_killed_workers(server):
     killed = threading.Event()
     stop = threading.Event()
     lock = threading.Lock()
+    issue_cards(db, SERVICE, (f"card-{t}-{n}-{i}" for t in range(THREADS) for n in range(1, REQUESTS + 1)
+                              for i in range(3)))
 
     def post(thread: int) -> None:
         session = requests.Session()
         n = 0
-        while not stop.is_set():
+        while not stop.is_set() and n < REQUESTS:
             n += 1
             size = 1 + n % 3  # one to three items per request, stored in one transaction
             items = [_item(f"card-{thread}-{n}-{i}", start + timedelta(microseconds=n)) for i in range(size)]

@@ -38,8 +38,9 @@ def monday(day: date) -> date:
 
 
 def expected(history: History, first: date, last: date, service: str | None = None):
-    """Per rule (topic, indicator, drug): what the report must show for [first, last] (UTC days); and the feedback
-    items and distinct cards of unknown rule."""
+    """Per rule (topic, indicator, drug): what the report must show for [first, last] (UTC days), counting of the
+    items of one card only the latest (they all come from one reporter); and the items on cards never issued (not
+    stored: counted on the day they were received, whatever their outcomeTimestamp)."""
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
     issued = history.issued()
@@ -51,18 +52,24 @@ def expected(history: History, first: date, last: date, service: str | None = No
             rule.issued += 1
             rule.with_feedback += (svc, card) in fed
             rule.weeks[monday(show.at.date())]["issued"] += 1
-    unknown_items, unknown_cards = 0, set()
-    for item in history.feedback:
-        if (service is not None and item.service != service) or not start <= item.at < end:
+    latest: dict[tuple[str, str], tuple] = {}
+    not_issued = 0
+    for n, item in enumerate(history.feedback):
+        if service is not None and item.service != service:
             continue
-        show = issued.get((item.service, item.card))
-        if show is None:
-            unknown_items += 1
-            unknown_cards.add((item.service, item.card))
+        if (item.service, item.card) not in issued:
+            not_issued += 1
             continue
+        key = (item.service, item.card)
+        if key not in latest or (item.at, n) >= (latest[key][0].at, latest[key][1]):
+            latest[key] = (item, n)
+    for item, _ in latest.values():
+        if not start <= item.at < end:
+            continue
+        show = issued[(item.service, item.card)]
         rule = rules[(show.rule.topic, show.rule.indicator, show.rule.drug)]
         setattr(rule, item.outcome, getattr(rule, item.outcome) + 1)
         rule.weeks[monday(item.at.date())][item.outcome] += 1
         if item.outcome == "overridden":
             rule.reasons[item.reason[1] if item.reason else None] += 1
-    return dict(rules), unknown_items, len(unknown_cards)
+    return dict(rules), not_issued

@@ -5,7 +5,7 @@ statistics route's counts come from the same query."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -48,13 +48,16 @@ def as_numbers(rule) -> tuple:
 
 def test_the_report_equals_the_history(loaded, history, knowledge):
     for first, last, service in PERIODS:
-        oracle, unknown_items, unknown_cards = expected(history, first, last, service)
+        oracle, not_issued = expected(history, first, last, service)
         report = build_report(loaded.governance(service, first, last), parse_period(
             first.isoformat(), last.isoformat(), END.date()), service, THRESHOLDS, knowledge, date(2026, 1, 1))
         assert {(r.topic, r.indicator, r.drug): as_numbers(r) for r in report.rules} == {
             key: (e.issued, e.with_feedback, e.accepted, e.overridden) for key, e in oracle.items()}, (first, service)
-        assert (report.unknown_items, report.unknown_cards) == (unknown_items, unknown_cards)
-        assert report.empty == (not oracle and not unknown_items)
+        assert (report.unknown_items, report.unknown_cards) == (0, 0)  # feedback is stored on issued cards only
+        received = first <= datetime.now(UTC).date() <= last  # the not-issued items count on the day received
+        assert report.not_issued == (not_issued if received else 0)
+        assert report_document(report)["notIssued"] == {"feedback": report.not_issued}
+        assert report.empty == (not oracle)
         for rule in report.rules:
             want = oracle[(rule.topic, rule.indicator, rule.drug)]
             assert {r.code: r.count for r in rule.reasons} == dict(want.reasons)
@@ -90,7 +93,7 @@ def test_feedback_statistics_read_the_same_counts(loaded, history):
     """GET .../feedback/stats (Store.stats) and the report count the same items: per topic and indicator, over all
     time, for each service."""
     for service in ("medication-safety-order-select", "medication-safety-order-sign"):
-        oracle, unknown_items, unknown_cards = expected(history, date(2000, 1, 1), date(2100, 1, 1), service)
+        oracle, not_issued = expected(history, date(2000, 1, 1), date(2100, 1, 1), service)
         stats = loaded.stats(service)
         by_topic = {}
         for (topic, indicator, _), e in oracle.items():
@@ -99,8 +102,8 @@ def test_feedback_statistics_read_the_same_counts(loaded, history):
                 group[0] += e.accepted
                 group[1] += e.overridden
         assert {(g["topic"], g["indicator"]): [g["accepted"], g["overridden"]] for g in stats["byTopic"]} == by_topic
-        assert stats["total"] == sum(e.feedback for e in oracle.values()) + unknown_items
-        assert stats["unknownCards"] == unknown_cards
+        assert stats["total"] == sum(e.feedback for e in oracle.values())
+        assert (stats["unknownCards"], stats["notIssued"]) == (0, not_issued) and not_issued > 0
 
 
 def test_the_json_twin_carries_the_report(loaded, knowledge):

@@ -78,7 +78,7 @@ class RuleTable(HTMLParser):
 
 
 def oracle_numbers(history, service=None) -> dict:
-    oracle, _, _ = expected(history, FIRST, LAST, service)
+    oracle, _ = expected(history, FIRST, LAST, service)
     return {key: (e.issued, e.with_feedback, e.accepted, e.overridden) for key, e in oracle.items()}
 
 
@@ -90,7 +90,7 @@ def test_the_page_shows_the_stores_numbers(client, history):
     shown = {row["rule"]: (int(row["issued"]), int(row["with-feedback"].split()[0]), int(row["accepted"]),
                            int(row["overridden"])) for row in table.rows}
     assert shown == oracle_numbers(history)
-    oracle, _, _ = expected(history, FIRST, LAST)
+    oracle, _ = expected(history, FIRST, LAST)
     for row in table.rows:
         want = oracle[row["rule"]]
         assert row["rate"] == ("\u2013" if want.rate is None else f"{want.rate * 100:.0f} %")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,6 +28,27 @@ def run_sql(url: str, query: str, *params) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(query.replace("?", "%s"), params)
         return cursor.fetchall() if cursor.description else []
+
+
+def issue_cards(url: str, service: str, cards: Iterable[str], topic: str = "LOAD") -> None:
+    """Note ``cards`` as issued now, straight in the database of ``url`` (as the service's note writer would), in
+    one statement: feedback is stored only on cards the service issued."""
+    cards = list(cards)
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30)
+        try:
+            conn.executemany("INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
+                             " VALUES (?, ?, ?, 'warning', '[]', ?)",
+                             [(service, card, topic, utc_text(datetime.now(UTC))) for card in cards])
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
+                     " SELECT %s, card, %s, 'warning', '[]', now() FROM unnest(%s::text[]) AS card",
+                     (service, topic, cards))
 
 
 def assert_acknowledged_stored(url: str, service: str, acknowledged: list, unacknowledged: list) -> tuple[set, set]:

@@ -38,12 +38,16 @@ def test_an_outage_is_survived_and_recovered_from(database_url, outage, sql, cap
             # the jti of an accepted token is remembered in this process meanwhile
             assert store.first_use("iss", "during-outage", NOW + 300, NOW)
             assert not store.first_use("iss", "during-outage", NOW + 300, NOW + 1)
+            assert store.health()["jtiInMemory"] == 1  # said, not hidden
         assert wait_until_healthy(store)["status"] == "ok"
+        note(store, SERVICE, [card("after", "AFTER")])
         assert store.record(SERVICE, [item("after")]) == 1
+        assert store.record(SERVICE, [item("during-1")]) == 0  # its note was lost: counted as not issued
         assert store.first_use("iss", "after-outage", NOW + 300, NOW + 2)  # also writes what was accepted meanwhile
         assert not other.first_use("iss", "during-outage", NOW + 300, NOW + 3)
-        store.remember_cards(SERVICE, [card("after", "AFTER")])
+        assert store.health()["jtiInMemory"] == 0
         assert store.card_notes_failed == 2
+        assert store.stats(SERVICE)["notIssued"] == 1
     finally:
         store.close()
         other.close()

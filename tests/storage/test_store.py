@@ -53,6 +53,11 @@ def note(store, service_id: str, cards: list[dict]) -> None:
     store.write_notes()
 
 
+def issue(store, *uuids: str, service_id: str = SERVICE, topic: str = "TOPIC") -> None:
+    """The store notes these cards as issued (feedback is counted only on issued cards)."""
+    note(store, service_id, [card(uuid, topic) for uuid in uuids])
+
+
 def count_rows(sql) -> int:
     return sql("SELECT COUNT(*) FROM feedback")[0][0]
 
@@ -83,6 +88,7 @@ def test_feedback_waits_for_the_disk_and_the_hot_path_does_not(store):
 
 
 def test_record_is_idempotent(store, sql):
+    issue(store, "card-1")
     assert store.record(SERVICE, [item()]) == 1
     assert store.record(SERVICE, [item()]) == 0
     assert count_rows(sql) == 1
@@ -90,17 +96,21 @@ def test_record_is_idempotent(store, sql):
     assert count_rows(sql) == 2
 
 
-def test_idempotency_key_is_service_card_outcome_instant(store, sql):
+def test_idempotency_key_is_service_card_reporter_outcome_instant(store, sql):
+    issue(store, "card-1", "card-2")
+    issue(store, "card-1", service_id="other-service")
     same_instant = T0.astimezone(datetime.fromisoformat("2000-01-01T00:00:00+05:30").tzinfo)
     assert store.record(SERVICE, [item(at=same_instant), item(), item()]) == 1
     assert store.record(SERVICE, [item(outcome="accepted", accepted_suggestions=("s1",))]) == 1
     assert store.record("other-service", [item()]) == 1
     assert store.record(SERVICE, [item(card="card-2")]) == 1
     assert store.record(SERVICE, [item(at=T0 + timedelta(microseconds=1))]) == 1  # to the microsecond
-    assert count_rows(sql) == 5
+    assert store.record(SERVICE, [item()], reporter="another") == 1  # another user's, at the same instant
+    assert count_rows(sql) == 6
 
 
 def test_stored_columns(store, sql):
+    issue(store, "card-1", "c2")
     store.record(SERVICE, [item(override_code="d7ecf885", override_system="https://x", user_comment="patient declined"),
                            item(card="c2", outcome="accepted", accepted_suggestions=("s1", "s2"))])
     rows = {r[0]: r[1:] for r in sql("SELECT card, outcome_timestamp, override_code, user_comment,"
@@ -112,12 +122,13 @@ def test_stored_columns(store, sql):
 
 
 def test_user_comment_is_never_logged(store, caplog):
+    issue(store, "card-1")
     caplog.set_level(logging.DEBUG)
     store.record(SERVICE, [item(user_comment="SECRET-FREE-TEXT")])
     assert caplog.records and "SECRET-FREE-TEXT" not in caplog.text
 
 
-def test_stats_per_topic_and_outcome(store):
+def test_stats_per_topic_and_outcome(store, sql):
     store.remember_cards(SERVICE, [
         card("a1", "DOSECOND", suggestions=("s-a1",)),
         card("a2", "DOSECOND"),
@@ -128,40 +139,82 @@ def test_stats_per_topic_and_outcome(store):
     reason = {"override_code": "pt-declined", "override_system": "https://x"}
     store.record(SERVICE, [
         item("a1", "accepted", accepted_suggestions=("s-a1",)),
-        item("a1", "overridden", **reason),
         item("a2", "overridden", **reason),
-        item("a2", "overridden", at=T0 + timedelta(minutes=1), user_comment="only a comment"),
+        item("a2", "overridden", at=T0 + timedelta(minutes=1), user_comment="only a comment"),  # replaces the above
         item("b1", "overridden", override_code="other", override_system="https://x"),
         item("n1", "accepted", accepted_suggestions=("s",)),
         item("zz-unknown", "overridden"),
         item("zz-unknown", "accepted", accepted_suggestions=("s",)),
-    ])
+    ], reporter="user-1")
+    store.record(SERVICE, [item("a1", "overridden", **reason)], reporter="user-2")
     store.record("other-service", [item("a1", "accepted", accepted_suggestions=("s-a1",))])
     assert store.stats(SERVICE) == {
         "service": SERVICE,
-        "total": 8,
+        "total": 5,
         "byTopic": [
-            {"topic": "DOSECOND", "indicator": "warning", "accepted": 1, "overridden": 3,
-             "overrideReasons": {"pt-declined": 2}},
+            {"topic": "DOSECOND", "indicator": "warning", "accepted": 1, "overridden": 2,
+             "overrideReasons": {"pt-declined": 1}},
             {"topic": "INFECTION", "indicator": "critical", "accepted": 0, "overridden": 1,
              "overrideReasons": {"other": 1}},
             {"topic": None, "indicator": "info", "accepted": 1, "overridden": 0, "overrideReasons": {}},
         ],
-        "unknownCards": 1,
+        "unknownCards": 0,
+        "notIssued": 2,
     }
+    assert count_rows(sql) == 6  # the replaced item is kept, not counted; the not-issued ones are not stored
     assert store.stats("other-service")["byTopic"] == []  # cards are remembered per service
-    assert store.stats("nobody") == {"service": "nobody", "total": 0, "byTopic": [], "unknownCards": 0}
+    assert store.stats("other-service")["notIssued"] == 1
+    assert store.stats("nobody") == {"service": "nobody", "total": 0, "byTopic": [], "unknownCards": 0,
+                                     "notIssued": 0}
 
 
-def test_topics_argument_and_late_remembered_cards(store):
-    store.record(SERVICE, [item("given")], topics={"given": ("GIVEN", "info")})
-    store.record(SERVICE, [item("late")])
-    assert store.stats(SERVICE)["unknownCards"] == 1
-    store.remember_cards(SERVICE, [card("late", "LATE")])
+def test_feedback_on_a_card_never_issued_is_counted_apart_not_stored(store, sql):
+    """Forged feedback (a card uuid this store never noted) neither lands in the rules' counts nor is kept."""
+    assert store.record(SERVICE, [item(f"forged-{n}", at=T0 + timedelta(seconds=n)) for n in range(30)]) == 0
     stats = store.stats(SERVICE)
-    assert [(t["topic"], t["indicator"], t["overridden"]) for t in stats["byTopic"]] == [
-        ("GIVEN", "info", 1), ("LATE", "warning", 1)]
-    assert stats["unknownCards"] == 0
+    assert (stats["total"], stats["byTopic"], stats["notIssued"]) == (0, [], 30)
+    assert count_rows(sql) == 0
+    today = datetime.now(UTC).date()
+    counts = store.governance(None, today, today)  # counted on the day they were received
+    assert (counts.feedback.rows, counts.feedback.not_issued) == ([], 30)
+    assert store.governance(None, today - timedelta(days=2), today - timedelta(days=1)).feedback.not_issued == 0
+    issue(store, "forged-0", topic="LATE")  # issued later: the same item is stored and counted now
+    assert store.record(SERVICE, [item("forged-0", at=T0)]) == 1
+    assert [(t["topic"], t["overridden"]) for t in store.stats(SERVICE)["byTopic"]] == [("LATE", 1)]
+
+
+def test_feedback_on_a_card_no_longer_kept_is_counted_apart(database_url, sql):
+    """A card older than the retention is pruned: later feedback on it cannot be told from forged feedback, and
+    is counted as not issued; feedback stored while the card was kept keeps its rule."""
+    store = open_store(database_url, card_max_age=timedelta(0), prune_every=timedelta(0))
+    try:
+        issue(store, "kept")
+        assert store.record(SERVICE, [item("kept")]) == 1
+        issue(store, "other")  # prunes "kept" (older than 0 s)
+        assert store.record(SERVICE, [item("kept", at=T0 + timedelta(minutes=1))]) == 0
+        stats = store.stats(SERVICE)
+        assert (stats["total"], stats["notIssued"]) == (1, 1)
+        assert stats["byTopic"][0]["topic"] == "TOPIC"
+    finally:
+        store.close()
+
+
+def test_one_outcome_per_card_and_reporter_counts(store, sql):
+    """25 "overridden" items on one card told apart only by time count once; the latest outcome replaces the
+    earlier ones whatever order they arrive in; another reporter's outcome counts beside it."""
+    issue(store, "card-1")
+    burst = [item(at=T0 + timedelta(seconds=n), override_code="pt-declined", override_system="https://x")
+             for n in range(25)]
+    assert store.record(SERVICE, burst, reporter="client-a") == 25
+    assert store.record(SERVICE, [item(outcome="accepted", at=T0 + timedelta(minutes=1),
+                                       accepted_suggestions=("s",))], reporter="client-a") == 1
+    assert store.record(SERVICE, [item(at=T0 + timedelta(seconds=30))], reporter="client-a") == 1  # late, older
+    assert store.record(SERVICE, [item(at=T0)], reporter="client-b") == 1
+    [topic] = store.stats(SERVICE)["byTopic"]
+    assert (topic["accepted"], topic["overridden"], topic["overrideReasons"]) == (1, 1, {})
+    assert count_rows(sql) == 28  # every item kept; one per card and reporter counted
+    counts = store.governance(SERVICE, T0.date(), T0.date())
+    assert sorted((r.outcome, r.items) for r in counts.feedback.rows) == [("accepted", 1), ("overridden", 1)]
 
 
 # --- issued cards -----------------------------------------------------------------------------------------------
@@ -236,6 +289,26 @@ def test_the_note_writer_writes_by_itself(store, sql):
     assert sql("SELECT card, topic FROM issued_cards") == [("queued", "Q")]
 
 
+def test_the_hot_path_has_connections_of_its_own(postgres_url):
+    """PostgreSQL: feedback requests holding every connection of a worker's pool do not hold up the notes and the
+    jti check of its order-sign calls (SQLite opens a connection per thread and kind)."""
+    def sql(query, *params):
+        return run_sql(postgres_url, query, *params)
+
+    store = open_store(postgres_url, timeout=1.0, pool_size=2)
+    held = [store.pool().getconn() for _ in range(2)]  # as two feedback requests in their transactions
+    try:
+        note(store, SERVICE, [card("while-held", "HELD")])
+        assert store.first_use("iss", "while-held", NOW + 300, NOW)
+        assert store.card_notes_failed == 0 and store._hot_path_open() and not store._pending_jti
+        assert sql("SELECT card FROM issued_cards") == [("while-held",)]
+        assert sql("SELECT jti FROM used_jti") == [("while-held",)]
+    finally:
+        for conn in held:
+            store.pool().putconn(conn)
+        store.close()
+
+
 # --- used jti values --------------------------------------------------------------------------------------------
 
 
@@ -301,6 +374,41 @@ def test_a_database_of_a_newer_schema_is_refused(database_url, sql):
         open_store(database_url)
 
 
+def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
+    """Version 3 adds the reporter to the feedback's key (SQLite: the table rebuilt, its rows copied) and the
+    not-issued counts: every stored item is kept, its rule too; of the items of one card (all of reporter '')
+    only the latest counts from now on."""
+    import importlib
+
+    backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
+                                                            else "postgres"))
+    for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
+                      *backend.MIGRATIONS[2], "INSERT INTO fhirsvc_schema (version) VALUES (2)"]:
+        run_sql(database_url, statement)
+    stamp = (lambda n: (T0 + timedelta(minutes=n)).isoformat()) if database_url.startswith("postgresql") else (
+        lambda n: (T0 + timedelta(minutes=n)).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
+    for n, (card_id, outcome, topic) in enumerate([("a", "overridden", "OLD"), ("a", "overridden", "OLD"),
+                                                   ("a", "accepted", "OLD"), ("gone", "overridden", None)]):
+        run_sql(database_url, "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
+                              " topic, indicator, drug, received_at) VALUES (?, ?, ?, ?, '[]', ?, ?, 'anakinra', ?)",
+                SERVICE, card_id, outcome, stamp(n), topic, "warning" if topic else None, stamp(n))
+    store = open_store(database_url)
+    try:
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(3,)]
+        rows = run_sql(database_url, "SELECT card, outcome, topic, drug, reporter FROM feedback ORDER BY id")
+        assert rows == [("a", "overridden", "OLD", "anakinra", ""), ("a", "overridden", "OLD", "anakinra", ""),
+                        ("a", "accepted", "OLD", "anakinra", ""), ("gone", "overridden", None, "anakinra", "")]
+        stats = store.stats(SERVICE)
+        assert [(t["topic"], t["accepted"], t["overridden"]) for t in stats["byTopic"]] == [("OLD", 1, 0)]
+        assert (stats["total"], stats["unknownCards"], stats["notIssued"]) == (2, 1, 0)
+        issue(store, "a", topic="OLD")
+        assert store.record(SERVICE, [item("a", at=T0)], reporter="client") == 1  # the key holds the reporter now
+        assert store.record(SERVICE, [item("never-issued")]) == 0
+        assert store.stats(SERVICE)["notIssued"] == 1
+    finally:
+        store.close()
+
+
 def test_a_sqlite_file_from_before_the_schema_version_is_adopted(tmp_path):
     """Files written before the schema had a version hold exactly version 1's tables: they are kept, and marked."""
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
@@ -334,6 +442,8 @@ def test_committed_feedback_survives_a_killed_process(database_url, store):
 
 
 def test_threads_share_a_store(store, sql):
+    issue(store, "shared", *(f"t{n}-{i}" for n in range(16) for i in range(5)))
+
     def work(n: int) -> int:
         return store.record(SERVICE, [item(f"t{n}-{i}") for i in range(5)] + [item("shared")])
 
@@ -350,7 +460,7 @@ def record_many(url: str, worker: int, count: int, start, results) -> None:
     new = 0
     for i in range(count):
         store.remember_cards(SERVICE, [card(f"w{worker}-{i}", f"TOPIC{worker}")])
-        new += store.record(SERVICE, [item(f"w{worker}-{i}"), item("shared-by-all")])
+        new += store.record(SERVICE, [item(f"w{worker}-{i}")])
         assert store.first_use("iss", f"w{worker}-{i}", NOW + 300, NOW)
         assert not store.first_use("iss", f"w{worker}-{i}", NOW + 300, NOW)
     failed = store.card_notes_failed
@@ -371,16 +481,15 @@ def test_concurrent_processes_lose_nothing(database_url, sql):
         process.join(60)
         assert process.exitcode == 0
     assert max(began) < min(ended), "the workers did not overlap"
-    assert sum(new) == workers * count + 1
-    assert {r[0] for r in sql("SELECT card FROM feedback")} == (
-        {f"w{w}-{i}" for w in range(workers) for i in range(count)} | {"shared-by-all"})
+    assert sum(new) == workers * count - sum(failed)
+    assert {r[0] for r in sql("SELECT card FROM feedback")} <= {f"w{w}-{i}" for w in range(workers)
+                                                                   for i in range(count)}
     if database_url.startswith("sqlite:"):
         assert sql("PRAGMA integrity_check") == [("ok",)]
     store = open_store(database_url)
     stats = store.stats(SERVICE)
     store.close()
     # every card note that was written counts its feedback under its topic; a note that could not wait for the
-    # lock was counted as failed, and its card's feedback under no topic
-    assert stats["total"] == workers * count + 1
-    assert stats["unknownCards"] == 1 + sum(failed)
-    assert sum(t["overridden"] for t in stats["byTopic"]) == workers * count - sum(failed)
+    # lock was counted as failed, and its card's feedback as on a card not issued
+    assert stats["total"] == workers * count - sum(failed) == sum(t["overridden"] for t in stats["byTopic"])
+    assert stats["notIssued"] == sum(failed)
