@@ -397,16 +397,18 @@ def report_table(report: Report) -> str:
              f"({report.period.days} days, UTC)")
     flag = (f"flag: override rate >= {report.thresholds.override_rate * 100:.0f} % over >= "
             f"{report.thresholds.min_feedback} feedback items")
+    not_issued = (f"{report.not_issued} feedback item(s) received on cards this service did not issue (or no longer "
+                  "keeps) are counted in no rule.")
     if report.empty:
-        return f"{scope}\nNo cards were issued and no feedback was received in this period.\n"
+        return f"{scope}\nNo cards were issued and no feedback on issued cards was received in this period.\n" + (
+            f"{not_issued}\n" if report.not_issued else "")
     lines = [scope, flag, "", line(head), "  ".join("-" * w for w in widths), *map(line, rows[:-1]),
              "  ".join("-" * w for w in widths), line(rows[-1])]
     if report.unknown_items:
         lines.append(f"\n{report.unknown_items} feedback item(s) on {report.unknown_cards} card(s) of unknown rule "
                      "are counted in no rule.")
     if report.not_issued:
-        lines.append(f"{report.not_issued} feedback item(s) received on cards this service did not issue (or no longer "
-                     "keeps) are counted in no rule.")
+        lines.append(not_issued)
     if report.partial_history:
         lines.append(f"Issued cards before {report.cards_kept_since} are no longer kept: their counts are incomplete.")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -101,6 +101,11 @@ def test_the_page_shows_the_stores_numbers(client, history):
     page = response.get_data(as_text=True)
     assert page.count("<svg") == 2 and 'role="img"' in page
     assert f'id="total-issued">{sum(v[0] for v in shown.values())}<' in page
+    assert 'id="not-issued"' not in page  # feedback on cards never issued is counted on the day it was received
+    _, not_issued = expected(history, FIRST, LAST)
+    today = datetime.now(UTC).date()
+    page = client.get(f"/governance/?from={today}&to={today}").get_data(as_text=True)
+    assert not_issued > 0 and re.search(rf'id="not-issued">{not_issued} feedback items received on\s+cards', page)
 
 
 def test_csv_json_and_terminal_say_the_same(client, history, loaded_url, monkeypatch, capsys):
@@ -156,7 +161,7 @@ def test_the_page_loads_nothing_and_runs_nothing(client):
 def test_an_empty_store_says_so(tmp_path):
     client = make_app(f"sqlite:///{tmp_path / 'empty.sqlite3'}").test_client()
     page = client.get("/governance/").get_data(as_text=True)
-    assert 'id="empty"' in page and "No cards were issued and no feedback was received" in page
+    assert 'id="empty"' in page and "No cards were issued and no feedback on issued cards was received" in page
     assert "<svg" not in page and 'id="rules"' not in page
     csv_text = client.get("/governance/report.csv").get_data(as_text=True)
     assert csv_text.splitlines() == [csv_text.splitlines()[0]] and csv_text.startswith("rank,topic,")
