@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import cors, fhir, governance, handlers, health, monograph, storage
+from fhirsvc import bodies, cors, fhir, governance, handlers, health, monograph, storage
 from fhirsvc.cds import views as cds_views
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
     knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config),
                                                                app.config["VALIDATION_CACHE"] or None)
+    bodies.init_app(app)
     handlers.init_app(app)
     cors.init_app(app)
     app.register_blueprint(health.blueprint)
