@@ -66,15 +66,9 @@ class BoundedRequest(Request):
 
 
 def init_app(app: Flask) -> None:
-    """Read every request body through BoundedRequest; a 413 closes the connection (what the client still sends
-    of its body is not read to find the next request)."""
+    """Read every request body through BoundedRequest. (After a 413, gunicorn reads what the client still sends
+    of that body and drops it, a buffer at a time, before it reads the connection's next request.)"""
     app.request_class = BoundedRequest
-
-    @app.after_request
-    def _close_after_413(response):
-        if response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-            response.headers["Connection"] = "close"
-        return response
 
 
 def json_body(preferred: str = "application/json") -> Any:
