@@ -227,14 +227,20 @@ def gunicorn_settings(config: Path | None = None, **overrides: Any) -> dict[str,
     return settings
 
 
-def gunicorn_server(app, settings: dict[str, Any]):
-    """A gunicorn application serving the WSGI ``app`` with ``settings`` (see gunicorn_settings)."""
+def gunicorn_server(app, settings: dict[str, Any], sources: Sequence[Path] = ()):
+    """A gunicorn application serving the WSGI ``app`` with ``settings`` (see gunicorn_settings); it logs the
+    settings in effect, read from ``sources``."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             for name, value in settings.items():
                 self.cfg.set(name, value)
+            cfg = self.cfg  # gunicorn's effective values (e.g. "sync" with threads > 1 is gthread)
+            logging.getLogger("fhirsvc.serve").info(
+                "serving on %s: %s %s worker(s) x %s thread(s), keepalive %s s, timeout %s s, graceful_timeout %s s "
+                "(gunicorn settings: %s)", ", ".join(cfg.bind), cfg.workers, cfg.worker_class_str,
+                cfg.threads, cfg.keepalive, cfg.timeout, cfg.graceful_timeout, ", ".join(map(str, sources)))
 
         def load(self):
             return app
@@ -261,12 +267,7 @@ def serve_app(host: str | None = None, port: int | None = None, workers: int | N
         print(f"fhirsvc serve: {exc}", file=sys.stderr)
         return 1
     tune_gc()
-    logging.getLogger("fhirsvc.serve").info(
-        "serving on %s: %s %s worker(s) x %s thread(s), keepalive %s s, timeout %s s, graceful_timeout %s s "
-        "(gunicorn settings: %s)", settings.get("bind"), settings.get("workers"), settings.get("worker_class"),
-        settings.get("threads"), settings.get("keepalive"), settings.get("timeout"), settings.get("graceful_timeout"),
-        ", ".join(str(path) for path in (GUNICORN_CONFIG, config) if path is not None))
-    gunicorn_server(app, settings).run()
+    gunicorn_server(app, settings, [path for path in (GUNICORN_CONFIG, config) if path is not None]).run()
     return 0
 
 
