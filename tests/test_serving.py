@@ -17,16 +17,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench import workload
-from bench.workload import free_port, served
+from bench.workload import free_port, hostile_connections, served
 from fhirsvc.cli import GUNICORN_CONFIG, gunicorn_settings
 from fhirsvc.errors import ConfigError
 from tests.conftest import ROOT
@@ -63,44 +61,6 @@ def port_of(base: str) -> int:
     return int(base.rsplit(":", 1)[1])
 
 
-@contextlib.contextmanager
-def held(base: str, slow: int) -> Iterator[None]:
-    """Hold, while the block runs: 4 idle kept-alive connections (each has had one answer), 2 connections that
-    never send a byte, and ``slow`` connections that send a request line and then a header line a second."""
-    port = port_of(base)
-    stop = threading.Event()
-    with contextlib.ExitStack() as stack:
-        def connect() -> socket.socket:
-            return stack.enter_context(socket.create_connection((HOST, port), timeout=ANSWERED))
-
-        for _ in range(4):
-            sock = connect()
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: fhirsvc\r\n\r\n")
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-        for _ in range(2):
-            connect()
-        slow_connections = [connect() for _ in range(slow)]
-        for sock in slow_connections:
-            sock.sendall(f"POST {ORDER_SIGN} HTTP/1.1\r\nHost: fhirsvc\r\n".encode())
-
-        def drip() -> None:
-            line = 0
-            while not stop.wait(1):
-                line += 1
-                for sock in slow_connections:
-                    with contextlib.suppress(OSError):
-                        sock.sendall(f"X-Slow-{line}: {line}\r\n".encode())
-
-        dripping = threading.Thread(target=drip, daemon=True)
-        dripping.start()
-        try:
-            stop.wait(1.5)  # the slow connections have sent their first lines and been handed to threads
-            yield
-        finally:
-            stop.set()
-            dripping.join(timeout=10)
-
-
 def call(base: str, method: str, path: str, body: bytes | None = None, chunked: bool = False,
          content_type: str = "application/json", timeout: float = ANSWERED) -> tuple[int, bytes]:
     """One request on a new connection (the body sent in 16 kB chunks when ``chunked``): status and body.
@@ -127,7 +87,7 @@ def test_idle_and_slow_clients_do_not_hold_the_service(server):
     """One fewer slow client than a worker has threads: they cannot hold a worker, even if every one lands on the
     same worker. /healthz and order-sign answer, whichever worker takes them (several calls of each)."""
     base, _ = server
-    with held(base, slow=THREADS - 1):
+    with hostile_connections(HOST, port_of(base), slow=THREADS - 1, path=ORDER_SIGN):
         for _ in range(4):
             assert call(base, "GET", "/healthz")[0] == 200
             status, answer = call(base, "POST", ORDER_SIGN, ORDER_SIGN_BODY)
@@ -141,8 +101,8 @@ def test_with_sync_workers_the_same_clients_hold_the_service(tmp_path):
     so /healthz does not answer while they are held."""
     config = tmp_path / "sync.py"
     config.write_text('worker_class = "sync"\nthreads = 1\n')
-    with serve(tmp_path, FHIRSVC_GUNICORN_CONFIG=str(config)) as (base, log), held(base, slow=2), \
-            pytest.raises(TimeoutError):
+    with serve(tmp_path, FHIRSVC_GUNICORN_CONFIG=str(config)) as (base, log), \
+            hostile_connections(HOST, port_of(base), slow=2, path=ORDER_SIGN), pytest.raises(TimeoutError):
         call(base, "GET", "/healthz", timeout=5)  # held until gunicorn's 30 s worker timeout
     text = log.read_text()
     assert "Using worker: sync" in text
