@@ -293,12 +293,25 @@ def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = 
     return body
 
 
-def check_orders_bundle(orders: int = 1, prefetch: int = 100) -> dict:
+# A TNF inhibitor (etanercept, RxNorm 214555): the knowledge warns against it with anakinra.
+ETANERCEPT = _concept({"system": RXNORM, "code": "214555", "display": "etanercept"}, text="Enbrel (etanercept) 50 mg")
+
+
+def interacting_orders(count: int) -> list[dict]:
+    """``count`` draft orders, anakinra and etanercept in turn: every anakinra order interacts with every
+    etanercept order, the most checking per order the shipped knowledge gives."""
+    today = datetime.now(UTC).date().isoformat()
+    return [kineret_order(f"order-kineret-{k}") if k % 2 == 0
+            else _med(f"order-tnf-{k}", ETANERCEPT, "draft", today, 50) for k in range(count)]
+
+
+def check_orders_bundle(orders: int = 1, prefetch: int = 100, interacting: bool = False) -> dict:
     """The order-sign workload as a ``$check-orders`` input: one collection Bundle of the draft orders and the
-    same patient data."""
+    same patient data; ``interacting``: the orders are ``interacting_orders`` instead."""
     data = patient_data(prefetch)
-    resources = [*draft_orders(orders), *(r for key in ("patient", "conditions", "allergies", "medications",
-                                                        "observations") for r in data[key])]
+    drafts = interacting_orders(orders) if interacting else draft_orders(orders)
+    resources = [*drafts, *(r for key in ("patient", "conditions", "allergies", "medications",
+                                          "observations") for r in data[key])]
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
 
 
