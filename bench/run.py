@@ -1,9 +1,11 @@
 """Benchmark fhirsvc against a bare Flask endpoint measured in the same run (``make bench``).
 
-Six parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
+The parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
 Flask test client (FHIR reads and searches, CDS order-sign), HTTP throughput and latency under gunicorn on
-loopback (wrk, or a Python load generator when wrk is not installed), how the CDS evaluation scales with the
-number of drugs (start-up and RSS too), draft orders and prefetch size, and what fetching missing prefetch
+loopback (wrk, or a Python load generator when wrk is not installed; both servers with the shipped gunicorn
+settings), the storage backends side by side, how the CDS evaluation scales with the number of drugs (start-up
+and RSS too), draft orders and prefetch size, $check-orders with 1 to 1,000 orders per call, order-sign under a
+mixed load (the largest $check-orders in a loop, idle and slow connections held), what fetching missing prefetch
 from a slow FHIR server adds, and the governance view over 100,000 issued cards (bench/governance.py). Every
 in-process and HTTP number is also given as a ratio to the bare endpoint.
 Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any response was an error.
