@@ -53,7 +53,9 @@ class _BoundedStream(LimitedStream):
 
 class BoundedRequest(Request):
     """Flask's request, whose body (JSON, form or raw) is cut off with a 413 at MAX_CONTENT_LENGTH however it
-    is sent."""
+    is sent. A form has no smaller limit of its own (Flask's MAX_FORM_MEMORY_SIZE): one limit, one message."""
+
+    max_form_memory_size = None
 
     @cached_property
     def stream(self) -> IO[bytes]:

@@ -210,7 +210,7 @@ GUNICORN_CONFIG = Path(__file__).resolve().parent / "gunicorn_conf.py"
 def gunicorn_settings(config: Path | None = None, **overrides: Any) -> dict[str, Any]:
     """The gunicorn settings to serve with: the shipped file (GUNICORN_CONFIG), then ``config`` (the settings it
     names replace the shipped ones), then the ``overrides`` that are not None. ConfigError if ``config`` cannot be
-    read."""
+    read or a value is not one gunicorn takes."""
     from gunicorn.config import Config
 
     known = Config().settings
@@ -224,6 +224,12 @@ def gunicorn_settings(config: Path | None = None, **overrides: Any) -> dict[str,
             raise ConfigError(f"gunicorn configuration {path}: {type(exc).__name__}: {exc}") from exc
         settings.update((name, value) for name, value in namespace.items() if name in known)
     settings.update((name, value) for name, value in overrides.items() if value is not None)
+    check = Config()
+    for name, value in settings.items():
+        try:
+            check.set(name, value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"gunicorn setting {name} = {value!r}: {exc}") from exc
     return settings
 
 

@@ -159,3 +159,20 @@ def test_every_body_counts_against_the_limit(bounded, path, size, chunked):
         assert response.status_code == 413
         message = response.get_json()["issue"][0]["diagnostics"] if form else response.get_json()["message"]
         assert f"larger than the limit of {LIMIT} bytes (FHIRSVC_MAX_CONTENT_LENGTH)" in message
+
+
+def test_a_form_has_no_smaller_limit_than_the_body():
+    """Flask's own form limit (500 kB) does not apply: a form is held to MAX_CONTENT_LENGTH, as every body."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 2_000_000
+    bodies.init_app(app)
+    handlers.init_app(app)
+
+    @app.post("/fhir/R4/form")
+    def form():
+        return {"length": len(request.form["a"])}
+
+    response = app.test_client().post("/fhir/R4/form", data=padded(1_000_000, form=True),
+                                      content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert response.get_json()["length"] == 1_000_000 - 2

@@ -171,3 +171,6 @@ def test_settings_layer_the_shipped_file_a_file_of_ones_own_and_the_command_line
     assert settings == shipped | {"threads": 12, "keepalive": 2, "workers": 4}
     with pytest.raises(ConfigError, match=r"missing\.py"):
         gunicorn_settings(tmp_path / "missing.py")
+    own.write_text("threads = 'many'\n")
+    with pytest.raises(ConfigError, match="gunicorn setting threads = 'many'"):
+        gunicorn_settings(own)
