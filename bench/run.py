@@ -118,27 +118,27 @@ class Settings:
     http_warmup: float  # seconds of HTTP load per endpoint before measuring
     connections: int  # concurrent keep-alive connections of the load generator
     workers: int  # gunicorn workers, the same for the service and the bare app
-    threads: int  # threads per gunicorn worker (gthread), the same for both
+    threads: int  # threads per gunicorn worker, the same for both
+    worker_class: str  # gunicorn's worker class in effect (the shipped gunicorn settings: gthread)
     scaling_iterations: int  # order-sign calls per scaling point (fewer if the budget runs out)
     scaling_budget: float  # seconds per scaling point
     drug_counts: tuple[int, ...]  # made-up drugs loaded beside the shipped knowledge
     fetch_iterations: int  # order-sign calls with and without the five keys fetched from the slow server
 
 
-def full(workers: int, threads: int) -> Settings:
+def full(workers: int, threads: int, worker_class: str) -> Settings:
     """The default run: about 6 minutes."""
     return Settings(iterations=3000, warmup=300, startup_runs=3, duration=15, http_warmup=2,
-                    connections=2 * workers, workers=workers, threads=threads, scaling_iterations=2000,
-                    scaling_budget=8,
-                    drug_counts=(1, 100, 1000, 10000), fetch_iterations=40)
+                    connections=2 * workers, workers=workers, threads=threads, worker_class=worker_class,
+                    scaling_iterations=2000, scaling_budget=8, drug_counts=(1, 100, 1000, 10000),
+                    fetch_iterations=40)
 
 
-def quick(workers: int, threads: int) -> Settings:
+def quick(workers: int, threads: int, worker_class: str) -> Settings:
     """The ``--quick`` smoke run: about 1-2 minutes."""
     return Settings(iterations=300, warmup=50, startup_runs=1, duration=3, http_warmup=1,
-                    connections=2 * workers, workers=workers, threads=threads, scaling_iterations=200,
-                    scaling_budget=2,
-                    drug_counts=(1, 100, 1000), fetch_iterations=10)
+                    connections=2 * workers, workers=workers, threads=threads, worker_class=worker_class,
+                    scaling_iterations=200, scaling_budget=2, drug_counts=(1, 100, 1000), fetch_iterations=10)
 
 
 # --- the bare Flask app ---------------------------------------------------------------------------
@@ -407,6 +407,20 @@ def python_load(url: str, call: Call, duration: float, settings: Settings, scrat
             "errors": sum(errors for _, errors in results)}
 
 
+def served_model(threads: int | None) -> tuple[int, str]:
+    """The threads per worker and the worker class both servers run with: the shipped gunicorn settings,
+    FHIRSVC_GUNICORN_CONFIG and ``threads`` (when given), as ``fhirsvc serve`` reads them."""
+    from gunicorn.config import Config
+
+    from fhirsvc.cli import gunicorn_settings
+
+    config = os.environ.get("FHIRSVC_GUNICORN_CONFIG") or None
+    cfg = Config()
+    for name, value in gunicorn_settings(config and Path(config), threads=threads).items():
+        cfg.set(name, value)
+    return cfg.threads, cfg.worker_class_str
+
+
 def service_command(port: int, settings: Settings) -> list[str]:
     """``fhirsvc serve`` on ``port`` with the run's workers and threads (the shipped gunicorn settings)."""
     return [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
@@ -514,7 +528,8 @@ CHECK_ORDERS_SERIES = (1, 10, 100, 1000)  # draft orders per $check-orders call
 def measure_check_orders(service, settings: Settings) -> tuple[dict[str, Any], int]:
     """$check-orders R4 in process with 1, 10, 100 and 1,000 draft orders (anakinra and etanercept in turn: each
     anakinra order interacts with each etanercept order) and the ~100 resources of patient data: p50/p99 per call
-    and p50 per order, so that the growth shows. A call the service refuses (a documented limit: 413 or 422) is
+    (after a warm-up call, as many calls as fit in the scaling budget, at least one) and p50 per order, so that
+    the growth shows. A call the service refuses (a documented limit: 413 or 422) is
     reported as such; any other answer but 200 is an error."""
     client = service.test_client()
     points: dict[int, dict[str, Any]] = {}
@@ -531,7 +546,7 @@ def measure_check_orders(service, settings: Settings) -> tuple[dict[str, Any], i
         issues = len(response.get_json()["entry"])
         samples = []
         deadline = time.perf_counter() + settings.scaling_budget
-        while len(samples) < 3 or (len(samples) < settings.scaling_iterations and time.perf_counter() < deadline):
+        while not samples or (len(samples) < settings.scaling_iterations and time.perf_counter() < deadline):
             began = time.perf_counter_ns()
             response = request(client, call)
             samples.append(time.perf_counter_ns() - began)
@@ -902,8 +917,8 @@ def report(result: dict[str, Any]) -> str:
     http = result.get("http")
     if http:
         parts.append(table(
-            f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} gthread workers x "
-            f"{settings['threads']} threads, "
+            f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} "
+            f"{settings['worker_class']} workers x {settings['threads']} threads, "
             f"{settings['connections']} connections, {settings['duration']:g} s each; order-sign vs bare POST)",
             ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "p50/bare", "p99/bare", "errors"],
             [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
@@ -947,7 +962,8 @@ def report(result: dict[str, Any]) -> str:
     if mixed:
         attack, held = mixed["attack"], mixed["held"]
         parts.append(table(
-            f"Mixed load (gunicorn {settings['workers']} workers x {settings['threads']} threads, "
+            f"Mixed load (gunicorn {settings['workers']} {settings['worker_class']} workers x "
+            f"{settings['threads']} threads, "
             f"{settings['connections']} connections, {settings['duration']:g} s each): order-sign alone, and while "
             f"{attack['loops']} loops post $check-orders of {attack['orders']} orders ({attack['bytes']:,} bytes, "
             f"limit {mixed['limit_bytes']:,}) and {held['idle']} idle kept-alive, {held['silent']} silent and "
@@ -1055,9 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
 
     began = time.perf_counter()
-    from fhirsvc.cli import gunicorn_settings
-
-    settings = (quick if args.quick else full)(args.workers, args.threads or gunicorn_settings()["threads"])
+    settings = (quick if args.quick else full)(args.workers, *served_model(args.threads))
     if args.drugs:
         settings = replace(settings, drug_counts=tuple(int(n) for n in args.drugs.split(",")))
     generator = "wrk" if shutil.which("wrk") and not args.python_load else "python (threads + http.client)"
