@@ -25,7 +25,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logging.getLogger("fhirsvc").setLevel(app.config["LOG_LEVEL"])
     knowledge = app.extensions[APP_EXTENSION] = load_knowledge(knowledge_dirs(app.config),
                                                                app.config["VALIDATION_CACHE"] or None)
-    bodies.init_app(app)
     handlers.init_app(app)
     cors.init_app(app)
     app.register_blueprint(health.blueprint)
@@ -34,5 +33,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cds_views.init_app(app, knowledge)
     monograph.init_app(app)
     governance.init_app(app)
+    bodies.init_app(app)
     return app
 
