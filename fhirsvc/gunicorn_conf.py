@@ -12,14 +12,18 @@ a connection's first bytes, and for the next request on a kept-alive connection,
 thread, and closes an idle kept-alive connection after ``keepalive`` seconds; only a request being read or
 served takes one of its ``threads``.
 
-What it does not bound: once a request's first bytes have arrived, a thread reads its headers and body with
-blocking reads and no deadline, so a client that sends them a byte at a time (slowloris) holds that thread for
-as long as it keeps sending; ``workers * threads`` such clients hold the whole service. A connection that is
-opened and never sends a byte takes no thread but is never closed either (``worker_connections`` of them fill
-a worker). ``timeout`` does not help: the worker's main loop, not the thread, tells the master it is alive. In
-production a buffering reverse proxy in front (nginx: it reads each request whole, within its own
+The worker is gunicorn's gthread worker whose threads wait at most 10 s for a client's next bytes
+(``fhirsvc/gunicorn_worker.py``): a client that goes silent in the middle of a request no longer holds a thread
+for good.
+
+What it does not bound: a thread reads a request's headers and body with no deadline for the whole, so a client
+that sends them a byte every few seconds (slowloris) holds that thread for as long as it keeps sending;
+``threads`` such clients on one worker hold that worker, ``workers * threads`` the whole service. A connection
+that is opened and never sends a byte takes no thread but is never closed either (``worker_connections`` of
+them fill a worker). ``timeout`` does not help: the worker's main loop, not the thread, tells the master it is
+alive. In production a buffering reverse proxy in front (nginx: it reads each request whole, within its own
 ``client_header_timeout``/``client_body_timeout``, before passing it on over a fast local connection) is what
-bounds slow and idle clients; see the README's "Deploying several instances".
+bounds slow and idle clients; see the README's "Serving".
 """
 
 import os
@@ -36,7 +40,7 @@ workers = int(os.environ.get("FHIRSVC_WORKERS", "2"))
 # FHIRSVC_FETCH_DEADLINE) or the database, when the other threads run. 8 lets a short call pass a long one (a
 # large $check-orders) and lets a few slow senders be read without holding up the rest, while bounding what one
 # worker holds in memory at once: at most 8 request bodies of FHIRSVC_MAX_CONTENT_LENGTH.
-worker_class = "gthread"
+worker_class = "fhirsvc.gunicorn_worker.ThreadWorker"
 threads = int(os.environ.get("FHIRSVC_THREADS", "8"))
 
 # Connections (idle, kept alive or busy) a worker keeps open at most; when it has this many, it accepts no more

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from bench import workload
 from bench.workload import free_port, hostile_connections, served
 from fhirsvc.cli import GUNICORN_CONFIG, gunicorn_settings
 from fhirsvc.errors import ConfigError
+from fhirsvc.gunicorn_worker import READ_TIMEOUT
 from tests.conftest import ROOT
 
 HOST = "127.0.0.1"
@@ -94,6 +96,24 @@ def test_idle_and_slow_clients_do_not_hold_the_service(server):
             assert status == 200 and json.loads(answer)["cards"]
 
 
+def test_a_client_silent_in_the_middle_of_a_request_is_let_go(server):
+    """Twice as many clients as the service has threads send the start of a request and then nothing (as a client
+    that crashed, or lost its network): each thread gives up after READ_TIMEOUT and closes the connection, so the
+    threads are free again (with gunicorn's own gthread worker they waited for ever). One line in the log each."""
+    base, log = server
+    with contextlib.ExitStack() as stack:
+        stalled = [stack.enter_context(socket.create_connection((HOST, port_of(base)), timeout=3 * READ_TIMEOUT))
+                   for _ in range(2 * 2 * THREADS)]
+        for sock in stalled:
+            sock.sendall(f"POST {ORDER_SIGN} HTTP/1.1\r\nHost: fhirsvc\r\n".encode())  # and no more headers
+        for sock in stalled:
+            assert sock.recv(65536) == b""  # closed by the service (TimeoutError if it still waits)
+    assert call(base, "GET", "/healthz")[0] == 200
+    text = log.read_text()
+    assert text.count("client silent for 10 s: connection closed") >= 2 * 2 * THREADS
+    assert "Traceback" not in text
+
+
 def test_with_sync_workers_the_same_clients_hold_the_service(tmp_path):
     """The counter-example, and a configuration file of one's own in use: sync workers from
     FHIRSVC_GUNICORN_CONFIG (gunicorn takes "sync" with more than one thread for gthread). The two connections
@@ -153,8 +173,9 @@ def test_a_chunked_form_over_the_limit_is_413(server):
 def test_the_shipped_configuration_is_used(server):
     _, log = server
     text = log.read_text()
-    assert "Using worker: gthread" in text
-    assert (f"gthread worker(s) x {THREADS} thread(s), keepalive 5 s, timeout 30 s, graceful_timeout 15 s "
+    assert "Using worker: fhirsvc.gunicorn_worker.ThreadWorker" in text
+    assert (f"2 fhirsvc.gunicorn_worker.ThreadWorker worker(s) x {THREADS} thread(s), keepalive 5 s, timeout 30 s, "
+            "graceful_timeout 15 s "
             f"(gunicorn settings: {GUNICORN_CONFIG})") in text
 
 
@@ -163,8 +184,8 @@ def test_settings_layer_the_shipped_file_a_file_of_ones_own_and_the_command_line
     monkeypatch.setenv("FHIRSVC_THREADS", "5")
     monkeypatch.setenv("PORT", "9123")
     shipped = gunicorn_settings()
-    assert shipped | {"worker_class": "gthread", "workers": 3, "threads": 5, "bind": "127.0.0.1:9123",
-                      "keepalive": 5} == shipped
+    assert shipped | {"worker_class": "fhirsvc.gunicorn_worker.ThreadWorker", "workers": 3, "threads": 5,
+                      "bind": "127.0.0.1:9123", "keepalive": 5} == shipped
     own = tmp_path / "own.py"
     own.write_text("import os\nthreads = 12\nkeepalive = 2\nWORKERS = 'not a setting: ignored'\n")
     settings = gunicorn_settings(own, workers=4, threads=None, bind=None)
