@@ -4,10 +4,10 @@ The parts: start-up (``create_app()`` in a fresh process, and its RSS), in-proce
 Flask test client (FHIR reads and searches, CDS order-sign), HTTP throughput and latency under gunicorn on
 loopback (wrk, or a Python load generator when wrk is not installed; both servers with the shipped gunicorn
 settings), the storage backends side by side, how the CDS evaluation scales with the number of drugs (start-up
-and RSS too), draft orders and prefetch size, $check-orders with 1 to 1,000 orders per call, order-sign under a
-mixed load (the largest $check-orders in a loop, idle and slow connections held), what fetching missing prefetch
-from a slow FHIR server adds, and the governance view over 100,000 issued cards (bench/governance.py). Every
-in-process and HTTP number is also given as a ratio to the bare endpoint.
+and RSS too), draft orders and prefetch size, order-sign under a mixed load (the largest $check-orders in a
+loop, idle and slow connections held), what fetching missing prefetch from a slow FHIR server adds, and the
+governance view over 100,000 issued cards (bench/governance.py). Every in-process and HTTP number is also given
+as a ratio to the bare endpoint.
 Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any response was an error.
 """
 
@@ -118,27 +118,26 @@ class Settings:
     http_warmup: float  # seconds of HTTP load per endpoint before measuring
     connections: int  # concurrent keep-alive connections of the load generator
     workers: int  # gunicorn workers, the same for the service and the bare app
-    threads: int  # threads per gunicorn worker, the same for both
-    worker_class: str  # gunicorn's worker class in effect (the shipped gunicorn settings: gthread)
     scaling_iterations: int  # order-sign calls per scaling point (fewer if the budget runs out)
     scaling_budget: float  # seconds per scaling point
     drug_counts: tuple[int, ...]  # made-up drugs loaded beside the shipped knowledge
     fetch_iterations: int  # order-sign calls with and without the five keys fetched from the slow server
+    threads: int = 8  # threads per gunicorn worker, the same for both servers (main() sets what they run with)
+    worker_class: str = "gthread"  # gunicorn's worker class in effect, the same for both
 
 
-def full(workers: int, threads: int, worker_class: str) -> Settings:
-    """The default run: about 6 minutes."""
+def full(workers: int) -> Settings:
+    """The default run: about 5 minutes."""
     return Settings(iterations=3000, warmup=300, startup_runs=3, duration=15, http_warmup=2,
-                    connections=2 * workers, workers=workers, threads=threads, worker_class=worker_class,
-                    scaling_iterations=2000, scaling_budget=8, drug_counts=(1, 100, 1000, 10000),
-                    fetch_iterations=40)
+                    connections=2 * workers, workers=workers, scaling_iterations=2000, scaling_budget=8,
+                    drug_counts=(1, 100, 1000, 10000), fetch_iterations=40)
 
 
-def quick(workers: int, threads: int, worker_class: str) -> Settings:
-    """The ``--quick`` smoke run: about 1-2 minutes."""
+def quick(workers: int) -> Settings:
+    """The ``--quick`` smoke run: about 1 minute."""
     return Settings(iterations=300, warmup=50, startup_runs=1, duration=3, http_warmup=1,
-                    connections=2 * workers, workers=workers, threads=threads, worker_class=worker_class,
-                    scaling_iterations=200, scaling_budget=2, drug_counts=(1, 100, 1000), fetch_iterations=10)
+                    connections=2 * workers, workers=workers, scaling_iterations=200, scaling_budget=2,
+                    drug_counts=(1, 100, 1000), fetch_iterations=10)
 
 
 # --- the bare Flask app ---------------------------------------------------------------------------
@@ -520,42 +519,6 @@ def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[st
     return {"drugs": {"points": drugs, "growth": growth(drugs)},
             "orders": {"points": orders, "growth": growth(orders)},
             "prefetch": {"points": prefetch, "growth": growth(prefetch)}}, errors
-
-CHECK_ORDERS_SERIES = (1, 10, 100, 1000)  # draft orders per $check-orders call
-
-
-@as_served()
-def measure_check_orders(service, settings: Settings) -> tuple[dict[str, Any], int]:
-    """$check-orders R4 in process with 1, 10, 100 and 1,000 draft orders (anakinra and etanercept in turn: each
-    anakinra order interacts with each etanercept order) and the ~100 resources of patient data: p50/p99 per call
-    (after a warm-up call, as many calls as fit in the scaling budget, at least one) and p50 per order, so that
-    the growth shows. A call the service refuses (a documented limit: 413 or 422) is
-    reported as such; any other answer but 200 is an error."""
-    client = service.test_client()
-    points: dict[int, dict[str, Any]] = {}
-    errors = 0
-    for count in CHECK_ORDERS_SERIES:
-        call = Call(CHECK_ORDERS, json.dumps(workload.check_orders_bundle(count, interacting=True)).encode())
-        response = request(client, call)  # the warm-up call, and what the service answers
-        if response.status_code != 200:
-            refused = response.status_code in (413, 422)
-            errors += not refused
-            points[count] = {"bytes": len(call.body or b""), "status": response.status_code, "refused": refused,
-                             "message": (response.get_json(silent=True) or {}).get("issue", [{}])[0].get("diagnostics")}
-            continue
-        issues = len(response.get_json()["entry"])
-        samples = []
-        deadline = time.perf_counter() + settings.scaling_budget
-        while not samples or (len(samples) < settings.scaling_iterations and time.perf_counter() < deadline):
-            began = time.perf_counter_ns()
-            response = request(client, call)
-            samples.append(time.perf_counter_ns() - began)
-            errors += response.status_code != 200
-        row = summary(samples)
-        points[count] = row | {"bytes": len(call.body or b""), "status": 200, "issues": issues,
-                               "p50_ms_per_order": row["p50_ms"] / count}
-    measured = {n: row for n, row in points.items() if row["status"] == 200}
-    return {"points": points, "growth": growth(measured) if len(measured) > 1 else None}, errors
 
 
 # --- mixed load: order-sign while an attacker sends the largest $check-orders and holds connections ----------
@@ -947,17 +910,6 @@ def report(result: dict[str, Any]) -> str:
                 [key, "calls", "p50 ms", "p99 ms", "cards"],
                 [[n, r["n"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", r["cards"]]
                  for n, r in part["points"].items()]))
-    check_orders = result.get("check_orders")
-    if check_orders:
-        grown = check_orders["growth"]
-        parts.append(table(
-            "$check-orders R4 vs draft orders per call (anakinra and etanercept in turn, ~100 resources of patient "
-            "data; in process)" + (f": {grown['ms_per_unit']:.3f} ms per added order" if grown else ""),
-            ["orders", "bytes", "calls", "p50 ms", "p99 ms", "p50 ms per order", "issues"],
-            [[n, r["bytes"], r["n"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p50_ms_per_order']:.4f}",
-              r["issues"]] if r["status"] == 200 else
-             [n, r["bytes"], "-", f"refused: {r['status']}", "-", "-", "-"]
-             for n, r in check_orders["points"].items()]))
     mixed = result.get("mixed_load")
     if mixed:
         attack, held = mixed["attack"], mixed["held"]
@@ -1036,7 +988,7 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-PARTS = ("startup", "in-process", "http", "storage", "scaling", "check-orders", "mixed-load", "fetch", "governance")
+PARTS = ("startup", "in-process", "http", "storage", "scaling", "mixed-load", "fetch", "governance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1071,9 +1023,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
 
     began = time.perf_counter()
-    settings = (quick if args.quick else full)(args.workers, *served_model(args.threads))
+    settings = (quick if args.quick else full)(args.workers)
     if args.drugs:
         settings = replace(settings, drug_counts=tuple(int(n) for n in args.drugs.split(",")))
+    threads, worker_class = served_model(args.threads)
+    settings = replace(settings, threads=threads, worker_class=worker_class)
     generator = "wrk" if shutil.which("wrk") and not args.python_load else "python (threads + http.client)"
     print(f"{'quick' if args.quick else 'full'} run; load generator: {generator}; parts: {', '.join(sorted(parts))}",
           flush=True)
@@ -1104,10 +1058,6 @@ def main(argv: list[str] | None = None) -> int:
         if "scaling" in parts:
             print("scaling ...", flush=True)
             result["scaling"], bad = measure_scaling(service, settings, scratch)
-            errors += bad
-        if "check-orders" in parts:
-            print("$check-orders series ...", flush=True)
-            result["check_orders"], bad = measure_check_orders(service, settings)
             errors += bad
         if "mixed-load" in parts:
             print("mixed load ...", flush=True)
