@@ -27,7 +27,7 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include postgres.mk
 -include quality.mk
 
-run: install ## serve on 127.0.0.1:8080 with gunicorn (HOST=, PORT= override; CDS auth off: see README)
+run: install ## serve on 127.0.0.1:8080 with gunicorn, fhirsvc/gunicorn_conf.py (HOST=, PORT= override; CDS auth off: see README)
 	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
 
 demo-governance: install ## serve the governance view over a generated history in a temporary store (HOST=, PORT=)

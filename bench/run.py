@@ -1,11 +1,13 @@
 """Benchmark fhirsvc against a bare Flask endpoint measured in the same run (``make bench``).
 
-Six parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
+The parts: start-up (``create_app()`` in a fresh process, and its RSS), in-process latency with the
 Flask test client (FHIR reads and searches, CDS order-sign), HTTP throughput and latency under gunicorn on
-loopback (wrk, or a Python load generator when wrk is not installed), how the CDS evaluation scales with the
-number of drugs (start-up and RSS too), draft orders and prefetch size, and what fetching missing prefetch
-from a slow FHIR server adds, and the governance view over 100,000 issued cards (bench/governance.py). Every
-in-process and HTTP number is also given as a ratio to the bare endpoint.
+loopback (wrk, or a Python load generator when wrk is not installed; both servers with the shipped gunicorn
+settings), the storage backends side by side, how the CDS evaluation scales with the number of drugs (start-up
+and RSS too), draft orders and prefetch size, order-sign under a mixed load (the largest $check-orders in a
+loop, idle and slow connections held), what fetching missing prefetch from a slow FHIR server adds, and the
+governance view over 100,000 issued cards (bench/governance.py). Every in-process and HTTP number is also given
+as a ratio to the bare endpoint.
 Results go to ``bench/results/<UTC timestamp>.json``; exit status 1 if any response was an error.
 """
 
@@ -120,6 +122,8 @@ class Settings:
     scaling_budget: float  # seconds per scaling point
     drug_counts: tuple[int, ...]  # made-up drugs loaded beside the shipped knowledge
     fetch_iterations: int  # order-sign calls with and without the five keys fetched from the slow server
+    threads: int = 8  # threads per gunicorn worker, the same for both servers (main() sets what they run with)
+    worker_class: str = "gthread"  # gunicorn's worker class in effect, the same for both
 
 
 def check_orders_body(orders: int) -> bytes:
@@ -175,22 +179,14 @@ def bare_app(size: int, post_size: int = 0):
     return app
 
 
-def serve_bare(bind: str, workers: int, size: int, post_size: int) -> None:
-    """Serve the bare app with gunicorn, configured as ``fhirsvc serve`` configures it."""
-    from gunicorn.app.base import BaseApplication
+def serve_bare(bind: str, workers: int, threads: int, size: int, post_size: int) -> None:
+    """Serve the bare app with gunicorn, configured as ``fhirsvc serve`` configures it (the shipped gunicorn
+    settings and FHIRSVC_GUNICORN_CONFIG, the same workers and threads)."""
+    from fhirsvc.cli import gunicorn_server, gunicorn_settings
 
-    app = bare_app(size, post_size)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
-
-        def load(self):
-            return app
-
-    Server().run()
+    config = os.environ.get("FHIRSVC_GUNICORN_CONFIG") or None  # as fhirsvc serve reads it
+    gunicorn_server(bare_app(size, post_size),
+                    gunicorn_settings(config and Path(config), bind=bind, workers=workers, threads=threads)).run()
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -213,18 +209,20 @@ def startup_probe() -> None:
     import fhirsvc
 
     imported = time.perf_counter()
-    loading: list[float] = []
-    load_knowledge = getattr(fhirsvc, "load_knowledge", None)
-    if load_knowledge is not None:
-        def timed(*args, **kwargs):
-            began = time.perf_counter()
-            try:
-                return load_knowledge(*args, **kwargs)
-            finally:
-                loading.append(time.perf_counter() - began)
+    import fhirsvc.app  # what create_app() imports first (Flask and the faces): counted in create_app_s
 
-        fhirsvc.load_knowledge = timed
-    fhirsvc.create_app()
+    loading: list[float] = []
+    load_knowledge = fhirsvc.app.load_knowledge
+
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return load_knowledge(*args, **kwargs)
+        finally:
+            loading.append(time.perf_counter() - began)
+
+    fhirsvc.app.load_knowledge = timed
+    fhirsvc.app.create_app()
     created = time.perf_counter()
     print(json.dumps({"import_s": imported - start, "create_app_s": created - imported,
                       "knowledge_load_s": loading[0] if loading else None,
@@ -417,16 +415,40 @@ def python_load(url: str, call: Call, duration: float, settings: Settings, scrat
             "errors": sum(errors for _, errors in results)}
 
 
+def served_model(threads: int | None) -> tuple[int, str]:
+    """The threads per worker and the worker class both servers run with: the shipped gunicorn settings,
+    FHIRSVC_GUNICORN_CONFIG and ``threads`` (when given), as ``fhirsvc serve`` reads them."""
+    from gunicorn.config import Config
+
+    from fhirsvc.cli import gunicorn_settings
+
+    config = os.environ.get("FHIRSVC_GUNICORN_CONFIG") or None
+    cfg = Config()
+    for name, value in gunicorn_settings(config and Path(config), threads=threads).items():
+        cfg.set(name, value)
+    return cfg.threads, cfg.worker_class_str
+
+
+def service_command(port: int, settings: Settings) -> list[str]:
+    """``fhirsvc serve`` on ``port`` with the run's workers and threads (the shipped gunicorn settings)."""
+    return [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(settings.workers), "--threads", str(settings.threads)]
+
+
+def bare_command(port: int, settings: Settings, body_size: int, post_size: int) -> list[str]:
+    """The bare app under gunicorn on ``port``, set up as ``service_command`` sets up the service."""
+    return [sys.executable, __file__, "--serve-bare", f"{HOST}:{port}", "--workers", str(settings.workers),
+            "--threads", str(settings.threads), "--body-size", str(body_size), "--post-body-size", str(post_size)]
+
+
 def measure_http(settings: Settings, body_size: int, post_size: int, generator: str
                  ) -> tuple[dict[str, Any], dict[str, Any], int]:
     """The service (``fhirsvc serve``, CDS authentication off) and the bare app under gunicorn, same workers,
     driven in turn."""
     load = wrk_load if generator == "wrk" else python_load
     service_port, bare_port = free_port(), free_port()
-    service_cmd = [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(service_port),
-                   "--workers", str(settings.workers)]
-    bare_cmd = [sys.executable, __file__, "--serve-bare", f"{HOST}:{bare_port}", "--workers", str(settings.workers),
-                "--body-size", str(body_size), "--post-body-size", str(post_size)]
+    service_cmd = service_command(service_port, settings)
+    bare_cmd = bare_command(bare_port, settings, body_size, post_size)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
         service_env = {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{Path(scratch, 'feedback.sqlite3')}"}
@@ -515,6 +537,91 @@ def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[st
             "orders": {"points": orders, "growth": growth(orders)},
             "check_orders": {"points": check_orders, "growth": growth(check_orders)},
             "prefetch": {"points": prefetch, "growth": growth(prefetch)}}, errors
+
+
+# --- mixed load: order-sign while an attacker sends the largest $check-orders and holds connections ----------
+
+ATTACK_ORDERS = 1000  # orders in the attacker's $check-orders (halved until the service takes them)
+ATTACKERS = 2  # concurrent attacker loops
+ATTACK_IDLE, ATTACK_SILENT = 4, 2  # idle kept-alive connections, connections that never send a byte
+
+
+def attack_body(orders: int, limit: int) -> bytes:
+    """A $check-orders Bundle of ``orders`` interacting orders (and the patient data), padded with blanks to one
+    byte under ``limit``: the largest body the service reads."""
+    body = json.dumps(workload.check_orders_bundle(orders, interacting=True)).encode()
+    return body + b" " * (limit - 1 - len(body))
+
+
+def post_once(url: str, body: bytes, timeout: float = 300) -> tuple[int, float]:
+    """POST ``body`` on a new connection: the status and the seconds it took."""
+    parsed = urllib.request.urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    began = time.perf_counter()
+    try:
+        connection.request("POST", parsed.path, body=body, headers={"Content-Type": "application/fhir+json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - began
+    finally:
+        connection.close()
+
+
+def measure_mixed_load(settings: Settings, generator: str, scratch: Path,
+                       attack_orders: int = ATTACK_ORDERS) -> tuple[dict[str, Any], int]:
+    """The service under gunicorn (the shipped settings): order-sign driven alone, then again while ATTACKERS
+    loops post the worst request the service takes to $check-orders (``attack_orders`` interacting orders, fewer
+    if it refuses them, padded to just under FHIRSVC_MAX_CONTENT_LENGTH) and ATTACK_IDLE idle kept-alive,
+    ATTACK_SILENT silent and threads - 1 slow-header connections are held. Reported: order-sign p50/p99, req/s and
+    errors alone and under attack, and the attacker's calls."""
+    from fhirsvc.config import load_config
+
+    load = wrk_load if generator == "wrk" else python_load
+    limit = int(load_config()["MAX_CONTENT_LENGTH"])
+    slow = max(0, settings.threads - 1)
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    env = {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": f"sqlite:///{scratch / 'mixed.sqlite3'}"}
+    with served(service_command(port, settings), f"{base}/healthz", scratch / "mixed.log", env, cwd=ROOT):
+        orders, refusals = attack_orders, []
+        while True:
+            body = attack_body(orders, limit)
+            status, seconds = post_once(base + CHECK_ORDERS, body)
+            if status == 200 or orders <= 1:
+                break
+            refusals.append({"orders": orders, "status": status})
+            orders //= 2
+        call = Call(ORDER_SIGN, ORDER_SIGN_BODY)
+        load(base + ORDER_SIGN, call, settings.http_warmup, settings, scratch)
+        alone = load(base + ORDER_SIGN, call, settings.duration, settings, scratch)
+        attacks: list[tuple[int, float]] = []
+        stop = threading.Event()
+
+        def attack() -> None:
+            while not stop.is_set():
+                try:
+                    attacks.append(post_once(base + CHECK_ORDERS, body))
+                except (OSError, http.client.HTTPException):
+                    attacks.append((0, 0.0))
+
+        with workload.hostile_connections(HOST, port, ATTACK_IDLE, ATTACK_SILENT, slow, ORDER_SIGN):
+            attackers = [threading.Thread(target=attack) for _ in range(ATTACKERS)]
+            for thread in attackers:
+                thread.start()
+            attacked = load(base + ORDER_SIGN, call, settings.duration, settings, scratch)
+            stop.set()
+            for thread in attackers:
+                thread.join()
+    statuses = sorted({status for status, _ in attacks})
+    times = sorted(seconds for status, seconds in attacks if status == 200)
+    errors = alone["errors"] + attacked["errors"] + (status != 200) + sum(s != 200 for s, _ in attacks)
+    return {"limit_bytes": limit, "attack": {"orders": orders, "bytes": len(body), "loops": ATTACKERS,
+                                             "first_call_s": seconds, "refused_first": refusals,
+                                             "calls": len(attacks), "statuses": statuses,
+                                             "p50_s": percentile(times, 50) if times else None},
+            "held": {"idle": ATTACK_IDLE, "silent": ATTACK_SILENT, "slow_header": slow},
+            "alone": alone, "attacked": attacked}, errors
+
 
 
 def measure_fetch(settings: Settings, scratch: Path) -> tuple[dict[str, Any], int]:
@@ -683,14 +790,12 @@ def measure_storage(settings: Settings, body_size: int, post_size: int, generato
             result["postgresql_skipped"] = str(exc).splitlines()[0]
             print(f"  PostgreSQL not measured: {result['postgresql_skipped']}", flush=True)
         bare_port = free_port()
-        bare_cmd = [sys.executable, __file__, "--serve-bare", f"{HOST}:{bare_port}", "--workers",
-                    str(settings.workers), "--body-size", str(body_size), "--post-body-size", str(post_size)]
+        bare_cmd = bare_command(bare_port, settings, body_size, post_size)
         stack.enter_context(served(bare_cmd, f"http://{HOST}:{bare_port}{BARE}", scratch / "bare.log", cwd=ROOT))
         services = {}
         for backend, url in urls.items():
             port = free_port()
-            command = [sys.executable, "-m", "fhirsvc.cli", "serve", "--host", HOST, "--port", str(port),
-                       "--workers", str(settings.workers)]
+            command = service_command(port, settings)
             stack.enter_context(served(command, f"http://{HOST}:{port}/healthz", scratch / f"{backend}.log",
                                        {"FHIRSVC_AUTH": "off", "FHIRSVC_DATABASE_URL": url}, cwd=ROOT))
             services[backend] = f"http://{HOST}:{port}"
@@ -810,7 +915,8 @@ def report(result: dict[str, Any]) -> str:
     http = result.get("http")
     if http:
         parts.append(table(
-            f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} workers, "
+            f"HTTP under gunicorn on loopback ({http['generator']}, {settings['workers']} "
+            f"{settings['worker_class']} workers x {settings['threads']} threads, "
             f"{settings['connections']} connections, {settings['duration']:g} s each; order-sign vs bare POST)",
             ["endpoint", "req/s", "req/s vs bare", "p50 ms", "p99 ms", "p50/bare", "p99/bare", "errors"],
             [[name, f"{r['requests_per_s']:.0f}", ratio(r["requests_per_s_x_bare"]), f"{r['p50_ms']:.3f}",
@@ -843,6 +949,23 @@ def report(result: dict[str, Any]) -> str:
                 [key, "calls", "p50 ms", "p99 ms", "cards"],
                 [[n, r["n"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", r["cards"]]
                  for n, r in part["points"].items()]))
+    mixed = result.get("mixed_load")
+    if mixed:
+        attack, held = mixed["attack"], mixed["held"]
+        parts.append(table(
+            f"Mixed load (gunicorn {settings['workers']} {settings['worker_class']} workers x "
+            f"{settings['threads']} threads, "
+            f"{settings['connections']} connections, {settings['duration']:g} s each): order-sign alone, and while "
+            f"{attack['loops']} loops post $check-orders of {attack['orders']} orders ({attack['bytes']:,} bytes, "
+            f"limit {mixed['limit_bytes']:,}) and {held['idle']} idle kept-alive, {held['silent']} silent and "
+            f"{held['slow_header']} slow-header connections are held",
+            ["order-sign", "req/s", "p50 ms", "p99 ms", "errors"],
+            [[name, f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", r["errors"]]
+             for name, r in (("alone", mixed["alone"]), ("under attack", mixed["attacked"]))]))
+        parts.append(f"  attacker: {attack['calls']} $check-orders calls answered {attack['statuses']} meanwhile, "
+                     f"p50 {attack['p50_s'] if attack['p50_s'] is None else round(attack['p50_s'], 2)} s per call "
+                     f"(first call {attack['first_call_s']:.2f} s)"
+                     + (f"; refused first: {attack['refused_first']}" if attack["refused_first"] else ""))
     fetch = result.get("fetch")
     if fetch:
         parts.append("\n".join([
@@ -904,7 +1027,7 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-PARTS = ("startup", "in-process", "http", "storage", "scaling", "fetch", "governance")
+PARTS = ("startup", "in-process", "http", "storage", "scaling", "mixed-load", "fetch", "governance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -913,6 +1036,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run (no 10,000-drug knowledge)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("FHIRSVC_WORKERS", "2")),
                         help="gunicorn workers for both servers (default: FHIRSVC_WORKERS or 2)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker for both servers (default: "
+                        "FHIRSVC_THREADS, else the shipped gunicorn configuration's)")
+    parser.add_argument("--attack-orders", type=int, default=ATTACK_ORDERS,
+                        help=f"orders in the attacker's $check-orders of the mixed-load part (default {ATTACK_ORDERS}; "
+                             "halved until the service takes them)")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is found")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
@@ -927,7 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
         startup_probe()
         return 0
     if args.serve_bare:
-        serve_bare(args.serve_bare, args.workers, args.body_size, args.post_body_size)
+        serve_bare(args.serve_bare, args.workers, args.threads, args.body_size, args.post_body_size)
         return 0
     parts = set(args.parts.split(","))
     if parts - set(PARTS):
@@ -937,6 +1065,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = (quick if args.quick else full)(args.workers)
     if args.drugs:
         settings = replace(settings, drug_counts=tuple(int(n) for n in args.drugs.split(",")))
+    threads, worker_class = served_model(args.threads)
+    settings = replace(settings, threads=threads, worker_class=worker_class)
     generator = "wrk" if shutil.which("wrk") and not args.python_load else "python (threads + http.client)"
     print(f"{'quick' if args.quick else 'full'} run; load generator: {generator}; parts: {', '.join(sorted(parts))}",
           flush=True)
@@ -967,6 +1097,10 @@ def main(argv: list[str] | None = None) -> int:
         if "scaling" in parts:
             print("scaling ...", flush=True)
             result["scaling"], bad = measure_scaling(service, settings, scratch)
+            errors += bad
+        if "mixed-load" in parts:
+            print("mixed load ...", flush=True)
+            result["mixed_load"], bad = measure_mixed_load(settings, generator, scratch, args.attack_orders)
             errors += bad
         if "fetch" in parts:
             print("fhirServer fetch ...", flush=True)

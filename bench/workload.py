@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -293,12 +293,25 @@ def order_sign(orders: int = 1, prefetch: int = 100, missing: tuple[str, ...] = 
     return body
 
 
-def check_orders_bundle(orders: int = 1, prefetch: int = 100) -> dict:
+# A TNF inhibitor (etanercept, RxNorm 214555): the knowledge warns against it with anakinra.
+ETANERCEPT = _concept({"system": RXNORM, "code": "214555", "display": "etanercept"}, text="Enbrel (etanercept) 50 mg")
+
+
+def interacting_orders(count: int) -> list[dict]:
+    """``count`` draft orders, anakinra and etanercept in turn: every anakinra order interacts with every
+    etanercept order, the most checking per order the shipped knowledge gives."""
+    today = datetime.now(UTC).date().isoformat()
+    return [kineret_order(f"order-kineret-{k}") if k % 2 == 0
+            else _med(f"order-tnf-{k}", ETANERCEPT, "draft", today, 50) for k in range(count)]
+
+
+def check_orders_bundle(orders: int = 1, prefetch: int = 100, interacting: bool = False) -> dict:
     """The order-sign workload as a ``$check-orders`` input: one collection Bundle of the draft orders and the
-    same patient data."""
+    same patient data; ``interacting``: the orders are ``interacting_orders`` instead."""
     data = patient_data(prefetch)
-    resources = [*draft_orders(orders), *(r for key in ("patient", "conditions", "allergies", "medications",
-                                                        "observations") for r in data[key])]
+    drafts = interacting_orders(orders) if interacting else draft_orders(orders)
+    resources = [*drafts, *(r for key in ("patient", "conditions", "allergies", "medications",
+                                          "observations") for r in data[key])]
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
 
 
@@ -360,6 +373,49 @@ def slow_fhir_server(delay: float, prefetch: int = 100) -> Iterator[tuple[str, l
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- hostile clients (shared by run.py's mixed-load part and tests/test_serving.py) -----------------------
+
+
+@contextmanager
+def hostile_connections(host: str, port: int, idle: int = 4, silent: int = 2, slow: int = 2,
+                        path: str = "/healthz") -> Iterator[None]:
+    """Hold, while the block runs: ``idle`` kept-alive connections left idle after one answer each (a browser
+    showing a page), ``silent`` connections that never send a byte, and ``slow`` connections that send a request
+    line (POST ``path``) and then a header line a second (slowloris)."""
+    stop = threading.Event()
+    with ExitStack() as stack:
+        def connect() -> socket.socket:
+            return stack.enter_context(socket.create_connection((host, port), timeout=30))
+
+        for _ in range(idle):
+            sock = connect()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: fhirsvc\r\n\r\n")
+            if not sock.recv(65536).startswith(b"HTTP/1.1 200"):
+                raise RuntimeError("the kept-alive connection got no 200")
+        for _ in range(silent):
+            connect()
+        dripping = [connect() for _ in range(slow)]
+        for sock in dripping:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: fhirsvc\r\n".encode())
+
+        def drip() -> None:
+            line = 0
+            while not stop.wait(1):
+                line += 1
+                for sock in dripping:
+                    with suppress(OSError):
+                        sock.sendall(f"X-Slow-{line}: {line}\r\n".encode())
+
+        thread = threading.Thread(target=drip, daemon=True)
+        thread.start()
+        try:
+            stop.wait(1.5)  # the slow connections have sent their first lines and been handed to threads
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
 
 
 # --- processes on this machine (shared by run.py, soak.py and the tests that start servers) --------------

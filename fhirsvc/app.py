@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fhirsvc import cors, fhir, governance, handlers, health, monograph, storage, urls
+from fhirsvc import bodies, cors, fhir, governance, handlers, health, monograph, storage, urls
 from fhirsvc.cds import views as cds_views
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.knowledge import APP_EXTENSION, get_knowledge, load_knowledge
@@ -34,5 +34,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cds_views.init_app(app, knowledge)
     monograph.init_app(app)
     governance.init_app(app)
+    bodies.init_app(app)
     return app
 

@@ -5,20 +5,72 @@ surrogate (``"\\ud800"`` is not Unicode text and could not be written out again)
 parses a CDS request in half the time of the standard library. It accepts nesting up to 1,024 levels; the
 code that reads a body recurses (and orjson writes at most 254 levels), so a body that nests deeper than
 MAX_DEPTH is refused as well.
+
+Every body counts against MAX_CONTENT_LENGTH (``FHIRSVC_MAX_CONTENT_LENGTH``), whether its size is announced
+(``Content-Length``, refused before a byte is read) or not (``Transfer-Encoding: chunked``): the app's request
+class reads at most one byte past the limit and then answers 413. (Werkzeug alone stops a chunked body at the
+limit without an error, so an over-limit body was read cut short: a 400, or a 200 for the part that fitted.)
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import IO, Any
 
 import orjson
-from flask import request
+from flask import Flask, Request, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream, get_input_stream
 
 from fhirsvc.errors import ApiError
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 MAX_DEPTH = 100  # levels of nested arrays and objects; FHIR resources need a few dozen at most
+
+
+def too_large(limit: int) -> RequestEntityTooLarge:
+    """The 413 of a body over ``limit`` bytes, naming the limit."""
+    return RequestEntityTooLarge(f"the request body is larger than the limit of {limit} bytes "
+                                 "(FHIRSVC_MAX_CONTENT_LENGTH)")
+
+
+class _BoundedStream(LimitedStream):
+    """A request body that raises 413 as soon as more than ``limit`` bytes have arrived: it lets one byte past the
+    limit through from the stream below (so that a body of exactly ``limit`` bytes is not taken for a longer one)
+    and never buffers more."""
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        super().__init__(stream, limit + 1, is_max=True)
+        self.max_bytes = limit
+
+    def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
+        size = super().readinto(b)
+        if self.tell() > self.max_bytes:
+            raise too_large(self.max_bytes)
+        return size
+
+
+class BoundedRequest(Request):
+    """Flask's request, whose body (JSON, form or raw) is cut off with a 413 at MAX_CONTENT_LENGTH however it
+    is sent. A form has no smaller limit of its own (Flask's MAX_FORM_MEMORY_SIZE): one limit, one message."""
+
+    max_form_memory_size = None
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        limit = self.max_content_length
+        if limit is None:
+            return super().stream
+        if self.content_length is not None and self.content_length > limit:
+            raise too_large(limit)
+        return _BoundedStream(get_input_stream(self.environ, max_content_length=limit + 1), limit)
+
+
+def init_app(app: Flask) -> None:
+    """Read every request body through BoundedRequest. (After a 413, gunicorn reads what the client still sends
+    of that body and drops it, a buffer at a time, before it reads the connection's next request.)"""
+    app.request_class = BoundedRequest
 
 
 def json_body(preferred: str = "application/json") -> Any:

@@ -7,10 +7,12 @@ import gc
 import json
 import logging
 import os
+import runpy
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.errors import ConfigError, KnowledgeError
@@ -22,9 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the FHIR API and CDS Hooks with gunicorn")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("FHIRSVC_WORKERS", "2")))
+    serve.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: FHIRSVC_WORKERS, else 2)")
+    serve.add_argument("--threads", type=int, help="threads per worker (default: FHIRSVC_THREADS, else 8)")
+    serve.add_argument("--config", type=Path, metavar="FILE", default=os.environ.get("FHIRSVC_GUNICORN_CONFIG") or None,
+                       help="a gunicorn configuration file read after the shipped one (fhirsvc/gunicorn_conf.py): "
+                            "the settings it names replace the shipped ones (default: FHIRSVC_GUNICORN_CONFIG)")
 
     validate = commands.add_parser(
         "validate", help="validate knowledge: fhir.resources R5, ids, references, independent validator")
@@ -66,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_governance(args.start, args.end, args.service, "csv" if args.csv else
                                 "json" if args.json else "table")
     if args.command == "serve":
-        return serve_app(args.host, args.port, args.workers)
+        return serve_app(args.host, args.port, args.workers, args.threads, args.config)
     if args.command == "check":
         return check_file(args.file, as_json=args.json, now=args.now, fhir=args.fhir)
     return validate_knowledge(args.paths)
@@ -190,33 +196,76 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def serve_app(host: str, port: int, workers: int) -> int:
-    """Load the knowledge once and open the database (a bad file or an unusable database stops here, with its
-    message), then serve with gunicorn."""
+GUNICORN_CONFIG = Path(__file__).resolve().parent / "gunicorn_conf.py"
+
+
+def gunicorn_settings(config: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """The gunicorn settings to serve with: the shipped file (GUNICORN_CONFIG), then ``config`` (the settings it
+    names replace the shipped ones), then the ``overrides`` that are not None. ConfigError if ``config`` cannot be
+    read or a value is not one gunicorn takes."""
+    from gunicorn.config import Config
+
+    known = Config().settings
+    settings: dict[str, Any] = {}
+    for path in (GUNICORN_CONFIG, config):
+        if path is None:
+            continue
+        try:
+            namespace = runpy.run_path(str(path))
+        except Exception as exc:  # a missing file, a syntax error, an error running it
+            raise ConfigError(f"gunicorn configuration {path}: {type(exc).__name__}: {exc}") from exc
+        settings.update((name, value) for name, value in namespace.items() if name in known)
+    settings.update((name, value) for name, value in overrides.items() if value is not None)
+    check = Config()
+    for name, value in settings.items():
+        try:
+            check.set(name, value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"gunicorn setting {name} = {value!r}: {exc}") from exc
+    return settings
+
+
+def gunicorn_server(app, settings: dict[str, Any], sources: Sequence[Path] = ()):
+    """A gunicorn application serving the WSGI ``app`` with ``settings`` (see gunicorn_settings); it logs the
+    settings in effect, read from ``sources``."""
     from gunicorn.app.base import BaseApplication
 
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in settings.items():
+                self.cfg.set(name, value)
+            cfg = self.cfg  # gunicorn's effective values (e.g. "sync" with threads > 1 is gthread)
+            logging.getLogger("fhirsvc.serve").info(
+                "serving on %s: %s %s worker(s) x %s thread(s), keepalive %s s, timeout %s s, graceful_timeout %s s "
+                "(gunicorn settings: %s)", ", ".join(cfg.bind), cfg.workers, cfg.worker_class_str,
+                cfg.threads, cfg.keepalive, cfg.timeout, cfg.graceful_timeout, ", ".join(map(str, sources)))
+
+        def load(self):
+            return app
+
+    return Server()
+
+
+def serve_app(host: str | None = None, port: int | None = None, workers: int | None = None,
+              threads: int | None = None, config: Path | None = None) -> int:
+    """Load the knowledge once and open the database (a bad file or an unusable database stops here, with its
+    message), then serve with gunicorn, set up by gunicorn_settings (``host`` and ``port``, when either is given,
+    replace the configured ``bind``)."""
     from fhirsvc import create_app
     from fhirsvc.storage import StorageError
 
     log_to_stderr()
+    bind = None
+    if host is not None or port is not None:
+        bind = f"{host or os.environ.get('HOST', '127.0.0.1')}:{port or os.environ.get('PORT', '8080')}"
     try:
+        settings = gunicorn_settings(config, bind=bind, workers=workers, threads=threads)
         app = create_app()
     except (KnowledgeError, ConfigError, StorageError) as exc:
         print(f"fhirsvc serve: {exc}", file=sys.stderr)
         return 1
     tune_gc()
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("limit_request_line", 8190)  # gunicorn's maximum; longer searches: POST [type]/_search
-
-        def load(self):
-            return app
-
-    Server().run()
+    gunicorn_server(app, settings, [path for path in (GUNICORN_CONFIG, config) if path is not None]).run()
     return 0
 
 

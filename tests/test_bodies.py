@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import orjson
 import pytest
-from flask import Flask
+from flask import Flask, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +108,71 @@ def test_orjson_refuses_exactly_at_its_depth_limit(innermost):
     orjson.dumps(nested(ORJSON_DEPTH_LIMIT - 1))
     with pytest.raises(orjson.JSONEncodeError):
         orjson.dumps(nested(ORJSON_DEPTH_LIMIT))
+
+
+LIMIT = 1000
+
+
+@pytest.fixture(scope="module")
+def bounded():
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = LIMIT
+    bodies.init_app(app)
+    handlers.init_app(app)
+
+    @app.post("/cds-services/echo")
+    def echo():
+        return {"length": len(json_body()["a"])}
+
+    @app.post("/fhir/R4/form")
+    def form():
+        return {"length": len(request.form["a"])}
+
+    return app.test_client()
+
+
+def padded(size: int, form: bool = False) -> bytes:
+    """A JSON object (or a form) of exactly ``size`` bytes."""
+    head, tail = (b"a=", b"") if form else (b'{"a":"', b'"}')
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+@pytest.mark.parametrize("size", [LIMIT - 1, LIMIT, LIMIT + 1, 10 * LIMIT])
+@pytest.mark.parametrize("path", ["/cds-services/echo", "/fhir/R4/form"])
+def test_every_body_counts_against_the_limit(bounded, path, size, chunked):
+    """A body without Content-Length (as chunked bodies come from the server: an input stream it ends) is held to
+    MAX_CONTENT_LENGTH as one with it: up to the limit it is read whole, one byte more is a 413 naming the
+    limit."""
+    form = path.startswith("/fhir")
+    raw = padded(size, form)
+    content_type = "application/x-www-form-urlencoded" if form else "application/json"
+    if chunked:
+        response = bounded.post(path, input_stream=io.BytesIO(raw), content_type=content_type,
+                                environ_overrides={"wsgi.input_terminated": True})
+    else:
+        response = bounded.post(path, data=raw, content_type=content_type)
+    if size <= LIMIT:
+        assert response.status_code == 200, response.get_data()
+        assert response.get_json()["length"] == size - (2 if form else 8)
+    else:
+        assert response.status_code == 413
+        message = response.get_json()["issue"][0]["diagnostics"] if form else response.get_json()["message"]
+        assert f"larger than the limit of {LIMIT} bytes (FHIRSVC_MAX_CONTENT_LENGTH)" in message
+
+
+def test_a_form_has_no_smaller_limit_than_the_body():
+    """Flask's own form limit (500 kB) does not apply: a form is held to MAX_CONTENT_LENGTH, as every body."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 2_000_000
+    bodies.init_app(app)
+    handlers.init_app(app)
+
+    @app.post("/fhir/R4/form")
+    def form():
+        return {"length": len(request.form["a"])}
+
+    response = app.test_client().post("/fhir/R4/form", data=padded(1_000_000, form=True),
+                                      content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert response.get_json()["length"] == 1_000_000 - 2
