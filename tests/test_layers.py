@@ -9,7 +9,8 @@ import sys
 
 from tests.conftest import ROOT
 
-PURE = ["fhirsvc.canonical", "fhirsvc.fhirtypes", "fhirsvc.checks.engine", "fhirsvc.checks.monitoring", "fhirsvc.drugmodel.profile", "fhirsvc.drugmodel.schedule",
+PURE = ["fhirsvc.canonical", "fhirsvc.fhirtypes", "fhirsvc.checks.engine",
+        "fhirsvc.checks.monitoring", "fhirsvc.drugmodel.profile", "fhirsvc.drugmodel.schedule",
         "fhirsvc.drugmodel.timing", "fhirsvc.knowledge", "fhirsvc.errors"]
 FORBIDDEN = ["flask", "werkzeug", "requests", "fhirsvc.cds", "fhirsvc.fhir", "fhirsvc.monograph", "fhirsvc.app"]
 FACES = ("fhirsvc.cds", "fhirsvc.fhir", "fhirsvc.monograph", "fhirsvc.app", "fhirsvc.handlers", "fhirsvc.cli")

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from fhirsvc.fhirtypes import date_bounds
+from fhirsvc.fhirtypes import date_bounds, parse_instant
 
 # FHIR's extended form (seconds and zone may be left out: EHRs do; no zone means UTC)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?$")
@@ -85,7 +85,7 @@ def parse_when(value: object) -> When | None:
     if not _DATE_TIME.match(text):
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        parsed = parse_instant(text)
     except ValueError:
         return None
     if not parsed.tzinfo:
