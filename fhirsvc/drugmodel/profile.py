@@ -21,7 +21,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from fhirsvc.canonical import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
+from fhirsvc.canonical import EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
 from fhirsvc.drugmodel.timing import administrations_per_day
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration, unit_of
 from fhirsvc.knowledge.store import Knowledge
@@ -509,10 +509,6 @@ def profile_of(knowledge: Knowledge, drug_id: str) -> DrugProfile | None:
 
 
 __all__ = [
-    "CANONICAL",
-    "EXT_SOURCE_SECTION",
-    "EXT_VALUE_SET",
-    "EXT_WASHOUT",
     "Characteristic",
     "Dosage",
     "DoseLimit",
@@ -528,5 +524,4 @@ __all__ = [
     "section_of",
     "sections_of",
     "value_set_of",
-    "value_set_url",
 ]
