@@ -16,6 +16,7 @@ from typing import Any
 
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.errors import ConfigError, KnowledgeError
+from fhirsvc.fhirtypes import parse_instant
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _instant(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = parse_instant(value.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -82,9 +82,21 @@ class ApiError(FhirsvcError):
         return self._code or _ISSUE_CODES.get(self.status, "processing")
 
 
-def operation_outcome(diagnostics: str, code: str = "processing", severity: str = "error") -> dict:
-    """A minimal OperationOutcome with one issue."""
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }
+def outcome_issue(diagnostics: str, code: str = "processing", severity: str = "error",
+                  expression: Sequence[str] = ()) -> dict:
+    """One issue of an OperationOutcome; ``expression``: the FHIRPath of the elements it is about."""
+    issue: dict = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = list(expression)
+    return issue
+
+
+def operation_outcome(diagnostics: str = "", code: str = "processing", severity: str = "error", *,
+                      issues: Sequence[dict] = (), resource_id: str | None = None) -> dict:
+    """An OperationOutcome: with one issue (``diagnostics``, ``code``, ``severity``), or with the ``issues``
+    given (``outcome_issue``); ``resource_id`` for one that stands in a Bundle or a prefetch."""
+    outcome: dict = {"resourceType": "OperationOutcome"}
+    if resource_id is not None:
+        outcome["id"] = resource_id
+    outcome["issue"] = list(issues) if issues else [outcome_issue(diagnostics, code, severity)]
+    return outcome

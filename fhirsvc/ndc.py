@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-NDC = "http://hl7.org/fhir/sid/ndc"
+from fhirsvc.canonical import NDC
 
 PACKAGE, PRODUCT, AMBIGUOUS = "package", "product", "ambiguous"
 

@@ -21,15 +21,8 @@ from re._casefix import _EXTRA_CASES  # re's own table of the extra case-insensi
 from typing import Any
 
 from fhirsvc import ndc as ndc_codes
-from fhirsvc.ndc import EMPTY_DIRECTORY, NDC, NdcDirectory
-
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-SNOMED = "http://snomed.info/sct"
-ATC = "http://www.whocc.no/atc"
-CVX = "http://hl7.org/fhir/sid/cvx"
-LOINC = "http://loinc.org"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-UCUM = "http://unitsofmeasure.org"
+from fhirsvc.canonical import ATC, CVX, ICD10CM, LOINC, NDC, RXNORM, SNOMED, UCUM
+from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 
 SYSTEM_NAMES = {
     RXNORM: "RxNorm", NDC: "NDC", SNOMED: "SNOMED CT", ATC: "ATC", CVX: "CVX", LOINC: "LOINC",

@@ -13,11 +13,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fhirsvc.canonical import OVERRIDE_REASONS, V3_ACT_CODE
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.knowledge import Knowledge
 
-V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-OVERRIDE_REASONS = "https://fhirsvc.org/fhir/CodeSystem/cds-override-reasons"
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
 _REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fhirsvc.canonical import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
 from fhirsvc.checks.windows import Window
-from fhirsvc.drugmodel.profile import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
 
 __all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
 
@@ -30,7 +30,6 @@ __all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "v
 # DetectedIssueCategory value set http://hl7.org/fhir/ValueSet/detectedissue-category (defined in HL7/fhir
 # source/detectedissue/valueset-detectedissue-category.xml), as listed in the hl7.fhir.r4b.core 4.3.0 package
 # (the value set's expansion and its v3-ActCode code table).
-ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 TOPICS: dict[str, str] = {
     "ALGY": "Allergy Alert",
     "DRG": "Drug Interaction Alert",

@@ -17,6 +17,7 @@ from typing import Any
 
 from fhirsvc.checks.config import MG_UNITS, ML_UNITS, SYRINGE_UNITS
 from fhirsvc.drugmodel.timing import administrations_per_day
+from fhirsvc.fhirtypes import quantity_text, schedule_words
 from fhirsvc.terminology import codings
 
 Resource = Mapping[str, Any]
@@ -112,14 +113,6 @@ def range_text(rng: Mapping[str, Any]) -> str:
     return f"{quantity_text(low)}-{high_text}"
 
 
-def quantity_text(quantity: Mapping[str, Any] | None) -> str:
-    if not quantity:
-        return ""
-    value = quantity.get("value")
-    text = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    return f"{text} {quantity.get('unit') or quantity.get('code') or ''}".strip()
-
-
 def dosages(order: Resource) -> Sequence[Mapping[str, Any]]:
     """The order's dosage instructions (MedicationRequest ``dosageInstruction``, MedicationStatement
     ``dosage``)."""
@@ -184,20 +177,18 @@ def describe_per_day(per_day: float | None) -> str:
     """``every day``, ``twice a day``, ``every 2 days``, ``every 8 hours``, ``once a week`` ..."""
     if per_day is None or per_day <= 0:
         return "at an unreadable frequency"
-    if abs(per_day - 1) < 1e-9:
-        return "every day"
-    if abs(per_day - 2) < 1e-9:
-        return "twice a day"
+    if abs(per_day - 1) < 1e-9 or abs(per_day - 2) < 1e-9:
+        return schedule_words(round(per_day), 1, "d")
     if per_day > 1:
         hours = 24 / per_day
         if per_day > 4 and abs(hours - round(hours)) < 1e-9:
-            return f"every {round(hours)} hours"
-        return f"{per_day:g} times a day"
+            return schedule_words(1, round(hours), "h")
+        return schedule_words(per_day, 1, "d")
     days = 1 / per_day
     if abs(days - 2) < 1e-6:
         return "every other day"
     if abs(days - 7) < 1e-6:
-        return "once a week"
+        return schedule_words(1, 1, "wk", once=True)
     if abs(days - round(days)) < 1e-6:
-        return f"every {round(days)} days"
-    return f"every {days:.3g} days"
+        return schedule_words(1, round(days), "d")
+    return schedule_words(1, float(f"{days:.3g}"), "d")

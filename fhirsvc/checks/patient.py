@@ -16,6 +16,7 @@ from typing import Any
 
 from fhirsvc.checks.windows import When, Window, parse_when
 from fhirsvc.drugmodel.units import unit_of
+from fhirsvc.fhirtypes import concept_text, quantity_text
 from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
 
 Resource = Mapping[str, Any]
@@ -39,21 +40,6 @@ def day(value: datetime | None) -> str | None:
 def concept_codes(concept: Mapping[str, Any] | None) -> list[dict[str, str]]:
     """The codings of a CodeableConcept as small {system, code, display} dicts (for facts)."""
     return [{k: str(c[k]) for k in ("system", "code", "display") if c.get(k)} for c in codings(concept)]
-
-
-def concept_text(concept: Mapping[str, Any] | None) -> str:
-    """What a person would call a CodeableConcept: its text, else the first display, else a code."""
-    if not concept:
-        return ""
-    if concept.get("text"):
-        return str(concept["text"])
-    for coding in codings(concept):
-        if coding.get("display"):
-            return str(coding["display"])
-    for coding in codings(concept):
-        if coding.get("code"):
-            return str(coding["code"])
-    return ""
 
 
 def has_code_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None) -> bool:
@@ -305,12 +291,6 @@ class Reading:
         return f"{self.shown or 'no value'}, {self.date or 'undated'}: {self.problem}"
 
 
-def _shown_quantity(quantity: Mapping[str, Any]) -> str:
-    value = quantity.get("value")
-    number = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    return f"{quantity.get('comparator') or ''}{number} {quantity.get('unit') or quantity.get('code') or ''}".strip()
-
-
 def _shown_value(observation: Resource) -> str:
     """What the observation holds instead of a quantity (for messages)."""
     if isinstance(observation.get("valueString"), str):
@@ -344,7 +324,7 @@ def read_quantity(observation: Resource, convert: Callable[[float, str], float |
     when = observation_when(observation)
     quantity = observation.get("valueQuantity")
     quantity = quantity if isinstance(quantity, Mapping) else {}
-    shown = _shown_quantity(quantity) if quantity else _shown_value(observation)
+    shown = quantity_text(quantity, "joined") if quantity else _shown_value(observation)
     problem = _status_problem(observation)
     if problem:
         return Reading(observation, when, problem=problem, shown=shown)

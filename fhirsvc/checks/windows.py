@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+from fhirsvc.fhirtypes import date_bounds, parse_instant
+
 # FHIR's extended form (seconds and zone may be left out: EHRs do; no zone means UTC)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?$")
 _TICK = timedelta(microseconds=1)
@@ -78,22 +79,13 @@ def parse_when(value: object) -> When | None:
             parsed = parsed.replace(tzinfo=UTC)
         return When(parsed, parsed, "time", value)
     text = value.strip()
-    match = _DATE.match(text)
-    if match:
-        year, month, day_ = int(match[1]), int(match[2] or 1), int(match[3] or 1)
-        try:
-            start = datetime(year, month, day_, tzinfo=UTC)
-        except ValueError:
-            return None
-        if match[3]:
-            return When(start, start + timedelta(days=1), "day", text)
-        if match[2]:
-            return When(start, datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC), "month", text)
-        return When(start, datetime(year + 1, 1, 1, tzinfo=UTC), "year", text)
+    bounds = date_bounds(text)  # a date, year-month or year: the whole period it names
+    if bounds:
+        return When(*bounds, text)
     if not _DATE_TIME.match(text):
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        parsed = parse_instant(text)
     except ValueError:
         return None
     if not parsed.tzinfo:

@@ -18,14 +18,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fhirsvc.checks.config import CANONICAL
+from fhirsvc.canonical import EXT_MEMBER_NAME
 from fhirsvc.checks.patient import allergy_concepts, concept_text
 from fhirsvc.escaping import markdown_text, plain_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import code_key, codings, normalize_name
 
 Resource = Mapping[str, Any]
-EXT_MEMBER_NAME = CANONICAL + "StructureDefinition/member-name"  # what one member of a value set is called
 NAME_MAX = 44  # an order's display longer than this is shortened
 SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you'll|you've|you'd)\b", re.IGNORECASE)
 _BRAND = re.compile(r"^(?P<core>.*?)\s*(?P<brand>\[[^\[\]]+\])\s*$")

@@ -21,6 +21,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from fhirsvc.canonical import EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
 from fhirsvc.drugmodel.timing import administrations_per_day
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration, unit_of
 from fhirsvc.knowledge.store import Knowledge
@@ -28,18 +29,6 @@ from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 from fhirsvc.terminology import NamePattern, ValueSetMatcher, codings, knowledge_keys, lookup_keys, name_pattern
 
 Resource = Mapping[str, Any]
-
-# The knowledge's own extensions (fixtures/knowledge/StructureDefinition-*.json) that the model reads.
-CANONICAL = "https://fhirsvc.org/fhir/"
-EXT_VALUE_SET = CANONICAL + "StructureDefinition/value-set"
-EXT_SOURCE_SECTION = CANONICAL + "StructureDefinition/source-section"
-EXT_WASHOUT = CANONICAL + "StructureDefinition/washout-period"
-
-
-def value_set_url(name: str) -> str:
-    """Canonical URL of one of the knowledge's value sets."""
-    return f"{CANONICAL}ValueSet/{name}"
-
 
 def extension_values(element: Mapping[str, Any] | None, url: str) -> list[Any]:
     """The values (``value[x]``) of an element's extensions with this URL."""
@@ -520,10 +509,6 @@ def profile_of(knowledge: Knowledge, drug_id: str) -> DrugProfile | None:
 
 
 __all__ = [
-    "CANONICAL",
-    "EXT_SOURCE_SECTION",
-    "EXT_VALUE_SET",
-    "EXT_WASHOUT",
     "Characteristic",
     "Dosage",
     "DoseLimit",
@@ -539,5 +524,4 @@ __all__ = [
     "section_of",
     "sections_of",
     "value_set_of",
-    "value_set_url",
 ]

@@ -23,9 +23,9 @@ from typing import Any
 
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration
+from fhirsvc.fhirtypes import schedule_words
 
 Resource = Mapping[str, Any]
-UNIT_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,6 @@ def _days(quantity: Mapping[str, Any] | None) -> float | None:
     return None if span is None else span.total_seconds() / 86400
 
 
-def _interval(repeat: Mapping[str, Any]) -> str:
-    """``every 3 months`` from a Timing repeat (period, periodUnit, frequency)."""
-    period, unit, frequency = repeat.get("period"), repeat.get("periodUnit"), repeat.get("frequency") or 1
-    word = UNIT_WORDS.get(str(unit), str(unit))
-    every = f"every {word}" if period == 1 else f"every {period:g} {word}s"
-    return every if frequency == 1 else f"{frequency:g} times {every}"
-
-
 def _actions(parent: Resource) -> list[Resource]:
     return [found for action in parent.get("action") or () for found in (action, *_actions(action))]
 
@@ -101,5 +93,5 @@ def monitoring_schedule(plan: Resource) -> tuple[Phase, ...]:
                 if end is None:
                     end = start + period * repeat["count"] if repeat.get("count") else math.inf
                 phases.append(Phase("after", action, vs, math.ceil(period - 1e-9), start, end, definition,
-                                    _interval(repeat), period))
+                                    schedule_words(repeat.get("frequency") or 1, repeat["period"], unit), period))
     return tuple(phases)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhirsvc.fhir.registry import FHIR_VERSIONS, SearchParam, TypeSpec, type_specs
+from fhirsvc.fhirtypes import format_instant, parse_instant
 from fhirsvc.knowledge.frozen import FrozenDict, freeze
 from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 from fhirsvc.terminology import ndc_directory
@@ -77,15 +78,6 @@ def index_values(param: SearchParam, raw: list[Any]) -> tuple[Any, ...]:
     if param.type == "date":
         return tuple(parse_instant(value) for value in raw if isinstance(value, str))
     return tuple(value for value in raw if isinstance(value, str))
-
-
-def parse_instant(value: str) -> datetime:
-    """An instant (``Z`` or offset) as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def format_instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def compact_json(value: Any) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from fhirsvc.fhirtypes import concept_text, quantity_text
 from fhirsvc.fhirversion import R4_VERSION, r5_class
 from fhirsvc.knowledge.frozen import thaw
 
@@ -295,37 +296,17 @@ _R4_DATATYPE_CONVERTERS: Mapping[str, Callable[[Json], Json]] = {
 }
 
 
-def _concept_text(concept: Mapping[str, Any] | None) -> str | None:
-    """The text of a CodeableConcept (or of a CodeableReference's concept): its text, else a coding's display."""
-    if not concept:
-        return None
-    concept = concept.get("concept", concept)
-    if concept.get("text"):
-        return concept["text"]
-    for coding in concept.get("coding", ()):
-        if coding.get("display") or coding.get("code"):
-            return coding.get("display") or coding.get("code")
-    return None
-
-
-def _quantity_text(quantity: Mapping[str, Any]) -> str:
-    """A Quantity as text: ``< 30 mL/min``."""
-    text = " ".join(part for part in (quantity.get("comparator"), str(quantity.get("value", ""))) if part)
-    unit = quantity.get("unit") or quantity.get("code")
-    return f"{text} {unit}" if unit else text
-
-
 def _characteristic_values(characteristic: Mapping[str, Any]) -> list[str]:
     """The R5 patientCharacteristic value as R4's value strings (``< 30 mL/min``, ``0-17 years``)."""
     if "valueQuantity" in characteristic:
-        return [_quantity_text(characteristic["valueQuantity"])]
+        return [quantity_text(characteristic["valueQuantity"])]
     if "valueRange" in characteristic:
         low, high = characteristic["valueRange"].get("low"), characteristic["valueRange"].get("high")
         if low and high and (low.get("unit"), low.get("code")) == (high.get("unit"), high.get("code")):
-            return [f"{low.get('value')}-{_quantity_text(high)}"]
-        bounds = [f">= {_quantity_text(low)}" if low else None, f"<= {_quantity_text(high)}" if high else None]
+            return [f"{low.get('value')}-{quantity_text(high)}"]
+        bounds = [f">= {quantity_text(low)}" if low else None, f"<= {quantity_text(high)}" if high else None]
         return [" and ".join(bound for bound in bounds if bound)]
-    text = _concept_text(characteristic.get("valueCodeableConcept"))
+    text = concept_text(characteristic.get("valueCodeableConcept"))
     return [text] if text else []
 
 
@@ -587,16 +568,16 @@ def _issue_detail(use: Json) -> str | None:
     """The issue's text: the condition, the interactants and effect, the warning or the undesirable effect."""
     kind = use["type"]
     if kind == "contraindication":
-        return _concept_text(use.get("contraindication", {}).get("diseaseSymptomProcedure"))
+        return concept_text(use.get("contraindication", {}).get("diseaseSymptomProcedure")) or None
     if kind == "warning":
         warning = use.get("warning", {})
-        return warning.get("description") or _concept_text(warning.get("code"))
+        return warning.get("description") or concept_text(warning.get("code")) or None
     if kind == "undesirable-effect":
-        return _concept_text(use.get("undesirableEffect", {}).get("symptomConditionEffect"))
+        return concept_text(use.get("undesirableEffect", {}).get("symptomConditionEffect")) or None
     interaction = use.get("interaction", {})
-    interactants = [_concept_text(item.get("itemCodeableConcept")) or item.get("itemReference", {}).get("display")
+    interactants = [concept_text(item.get("itemCodeableConcept")) or item.get("itemReference", {}).get("display")
                     for item in interaction.get("interactant", ())]
-    parts = [" + ".join(name for name in interactants if name), _concept_text(interaction.get("effect"))]
+    parts = [" + ".join(name for name in interactants if name), concept_text(interaction.get("effect"))]
     return ": ".join(part for part in parts if part) or None
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fhirsvc.canonical import INDICATION_SEARCH_PARAMETER
+
 R4, R5 = "R4", "R5"
 FHIR_VERSIONS = {R4: "4.0.1", R5: "5.0.0"}
-INDICATION_SEARCH_PARAMETER = "https://fhirsvc.org/fhir/SearchParameter/medicationknowledge-indication"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.base import FhirBase, Token, fold
 from fhirsvc.fhir.registry import R5, SearchParam
+from fhirsvc.fhirtypes import date_bounds, parse_instant
 from fhirsvc.fhirversion import r4b_class, r5_class
 from fhirsvc.knowledge.frozen import FrozenDict
 from fhirsvc.ndc import EMPTY_DIRECTORY, NDC, NdcDirectory
@@ -203,17 +204,13 @@ def date_range(text: str) -> tuple[str, datetime, datetime]:
     if not match:
         raise bad_request(f"not a FHIR search date: {text!r}")
     prefix, value = match.group(1) or "eq", match.group(2)
-    if len(value) == 4:
-        start = datetime(int(value), 1, 1, tzinfo=UTC)
-        end = start.replace(year=start.year + 1)
-    elif len(value) == 7:
-        start = datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=UTC)
-        end = (start + timedelta(days=32)).replace(day=1)
-    elif len(value) == 10:
-        start = datetime.fromisoformat(value).replace(tzinfo=UTC)
-        end = start + timedelta(days=1)
+    if len(value) <= 10:  # a date, year-month or year: the whole period it names
+        bounds = date_bounds(value)
+        if bounds is None:
+            raise ValueError(f"no such date: {value}")
+        start, end, _ = bounds
     else:
-        start = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        start = parse_instant(value)
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         end = start + (timedelta(seconds=1) if value.count(":") >= 2 else timedelta(minutes=1))

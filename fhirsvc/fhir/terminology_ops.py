@@ -8,7 +8,6 @@ Members are the explicit concepts of ``compose.include``; includes that select c
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +16,7 @@ from flask import request
 from fhirsvc.bodies import json_body
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.base import fold
+from fhirsvc.fhirtypes import now_instant
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.terminology import ValueSetMatcher, knowledge_keys, lookup_keys
 
@@ -73,7 +73,7 @@ def expand(value_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         parameters.append({"name": "filter", "valueString": str(params["filter"])})
     parameters += [{"name": "not-enumerated", "valueString": text} for text in unexpanded]
     expansion = {"identifier": f"urn:uuid:{uuid.uuid4()}",
-                 "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                 "timestamp": now_instant(),
                  "total": len(contains), "offset": offset, "parameter": parameters}
     if contains[offset:offset + count]:
         expansion["contains"] = contains[offset:offset + count]

@@ -24,11 +24,12 @@ from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.views import authenticate
-from fhirsvc.errors import ApiError
+from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.fhir import capability, check_orders, terminology_ops
-from fhirsvc.fhir.base import FhirBase, parse_instant
+from fhirsvc.fhir.base import FhirBase
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.search import parse_search, run_search, subset
+from fhirsvc.fhirtypes import now_instant, parse_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.urls import public_base
@@ -157,7 +158,7 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
 
     bundle: dict[str, Any] = {
         "resourceType": "Bundle", "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")},
+        "meta": {"lastUpdated": now_instant()},
         "type": "searchset", "total": result.total, "link": [link("self", search.offset)],
     }
     if search.count and search.offset + search.count < result.total:
@@ -183,8 +184,7 @@ def _entry(url: str, resource: Any, mode: str) -> dict:
 
 
 def _outcome(text: str, severity: str = "warning", code: str = "not-supported") -> dict:
-    return {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()),
-            "issue": [{"severity": severity, "code": code, "diagnostics": text}]}
+    return operation_outcome(text, code, severity, resource_id=str(uuid.uuid4()))
 
 
 @blueprint.route("/ValueSet/$expand", methods=["GET", "POST"])
@@ -243,15 +243,14 @@ def validate(requested: str | None, rtype: str) -> Response:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         for err in errors[:MAX_VALIDATE_ISSUES]:
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            issues.append({"severity": "error", "code": "structure", "diagnostics": err["msg"], "expression": [path]})
+            issues.append(outcome_issue(err["msg"], "structure", expression=[path]))
         if len(errors) > MAX_VALIDATE_ISSUES:
-            issues.append({"severity": "error", "code": "too-costly", "diagnostics": (
+            issues.append(outcome_issue(
                 f"{len(errors) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
-                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})")})
+                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})", "too-costly"))
     if not issues:
-        issues = [{"severity": "information", "code": "informational",
-                   "diagnostics": f"valid {rtype} (FHIR {base.fhir_version})"}]
-    return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, base.name)
+        issues = [outcome_issue(f"valid {rtype} (FHIR {base.fhir_version})", "informational", "information")]
+    return fhir_response(operation_outcome(issues=issues), base.name)
 
 
 def more_values_than(document: Any, limit: int) -> bool:

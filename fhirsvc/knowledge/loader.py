@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from fhirsvc import ndc
+from fhirsvc.canonical import CANONICAL as CANONICAL_BASE
 from fhirsvc.errors import KnowledgeError
 from fhirsvc.fhirversion import UnknownResourceType, r5_class
 from fhirsvc.knowledge.frozen import freeze
 from fhirsvc.knowledge.problems import Problem
 from fhirsvc.knowledge.store import Knowledge
 
-CANONICAL_BASE = "https://fhirsvc.org/fhir/"
 _RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]+)?$")
 
 Entry = tuple[Path, dict[str, Any]]

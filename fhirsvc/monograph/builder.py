@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhirsvc.canonical import EXT_LABEL_DIFFERENCE
 from fhirsvc.checks.config import dosing_anchor
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Strength, profile_of
 from fhirsvc.knowledge import Knowledge
@@ -31,7 +32,6 @@ from fhirsvc.monograph.clinical_use import (
     CUD_TOPICS,
     DRUG_CHARACTERISTIC_TOPICS,
     KIDNEY,
-    LABEL_DIFFERENCE,
     PATIENT_TOPICS,
     TRAVEL,
     _all_label_notes,
@@ -53,7 +53,6 @@ from fhirsvc.monograph.clinical_use import (
 from fhirsvc.monograph.markup import _composition_sections, _markdown_blocks, _money_text, _xhtml_blocks
 from fhirsvc.monograph.text import (
     NONE,
-    SYSTEM_NAMES,
     _cap,
     _characteristics_text,
     _display,
@@ -71,6 +70,7 @@ from fhirsvc.monograph.text import (
     _value_text,
 )
 from fhirsvc.monograph.timeline import _actions, _plan_targets, _timeline
+from fhirsvc.terminology import SYSTEM_NAMES
 
 TABLE_WEIGHTS_KG = (5, 10, 15, 20, 30, 40, 50, 60, 70)
 
@@ -624,4 +624,4 @@ class _Builder:
         owner = resource or element
         return [_label_note(ext, _cud_title(owner) if owner is element else _statement_topic(element),
                             _statement(element, owner), _ref(owner))
-                for ext in element.get("extension") or () if ext.get("url") == LABEL_DIFFERENCE]
+                for ext in element.get("extension") or () if ext.get("url") == EXT_LABEL_DIFFERENCE]

@@ -7,23 +7,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from fhirsvc.canonical import CVX, EXT_LABEL_DIFFERENCE, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
 from fhirsvc.monograph.blocks import Block, LabelNote, Paragraph, SourceRef, _ref
 from fhirsvc.monograph.markup import _markdown_blocks, _plain
-from fhirsvc.monograph.text import CVX, _display, _quantity_text, _text, _value_text
-
-EXT = "https://fhirsvc.org/fhir/StructureDefinition/"
-
-
-LABEL_DIFFERENCE = EXT + "label-difference"
-
-
-VALUE_SET = EXT + "value-set"
-
-
-WASHOUT = EXT + "washout-period"
-
-
-
+from fhirsvc.monograph.text import _display, _quantity_text, _text, _value_text
 
 # Which section a warning or contraindication belongs to, read from its code, category and condition
 # (first match wins; anything else goes to "warnings"). Generic clinical words, no drug names.
@@ -64,12 +51,12 @@ TRAVEL = re.compile(r"travel", re.I)
 
 def _sections(element: Mapping[str, Any]) -> list[str]:
     return [str(ext.get("valueString")) for ext in element.get("extension") or ()
-            if ext.get("url") == EXT + "source-section" and ext.get("valueString")]
+            if ext.get("url") == EXT_SOURCE_SECTION and ext.get("valueString")]
 
 
 def _value_sets(concept: Mapping[str, Any] | None) -> list[str]:
     return [ext.get("valueCanonical") for ext in (concept or {}).get("extension") or ()
-            if ext.get("url") == VALUE_SET and ext.get("valueCanonical")]
+            if ext.get("url") == EXT_VALUE_SET and ext.get("valueCanonical")]
 
 
 def _is_vaccine_set(value_set: Mapping[str, Any]) -> bool:
@@ -84,7 +71,7 @@ def _interactant_text(interactant: Mapping[str, Any]) -> str:
 
 def _washout(interaction: Mapping[str, Any]) -> str | None:
     for ext in interaction.get("extension") or ():
-        if ext.get("url") == WASHOUT:
+        if ext.get("url") == EXT_WASHOUT:
             for key in ("valueDuration", "valueQuantity"):
                 if ext.get(key):
                     return _quantity_text(ext[key])
@@ -186,7 +173,7 @@ def _all_label_notes(resource: Mapping[str, Any], mk_ref: str) -> Iterator[Label
     """Every label difference anywhere in a resource."""
     for element in _walk(resource):
         for ext in element.get("extension") or ():
-            if ext.get("url") == LABEL_DIFFERENCE:
+            if ext.get("url") == EXT_LABEL_DIFFERENCE:
                 if element is not resource:
                     topic = _statement_topic(element)
                 elif resource.get("resourceType") == "ClinicalUseDefinition":

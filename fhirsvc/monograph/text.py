@@ -7,29 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhirsvc.drugmodel.profile import Strength
-
-CVX = "http://hl7.org/fhir/sid/cvx"
-SYSTEM_NAMES = {
-    CVX: "CVX",
-    "http://snomed.info/sct": "SNOMED CT",
-    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
-    "http://www.whocc.no/atc": "ATC",
-    "http://hl7.org/fhir/sid/ndc": "NDC",
-    "http://loinc.org": "LOINC",
-    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
-}
-
-
-UNIT_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
-
+from fhirsvc.fhirtypes import UNIT_WORDS, quantity_text, schedule_words
+from fhirsvc.fhirtypes import concept_text as _text
+from fhirsvc.fhirtypes import number_text as _num
 
 DASH = "\u2013"  # en dash, for ranges
 
 
 NONE = "\u2013"  # a table cell with nothing to say
-
-
-COMPARATORS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "ad": ""}
 
 
 def _reference(value: Mapping[str, Any] | None) -> str | None:
@@ -38,20 +23,6 @@ def _reference(value: Mapping[str, Any] | None) -> str | None:
     if "reference" in value and isinstance(value["reference"], Mapping):  # CodeableReference
         return value["reference"].get("reference")
     return value.get("reference")
-
-
-def _text(concept: Mapping[str, Any] | None) -> str:
-    """A CodeableConcept's (or CodeableReference's) text, else its first display or code."""
-    if not concept:
-        return ""
-    if "concept" in concept:
-        concept = concept.get("concept") or {}
-    if concept.get("text"):
-        return str(concept["text"])
-    for coding in concept.get("coding") or ():
-        if coding.get("display") or coding.get("code"):
-            return str(coding.get("display") or coding.get("code"))
-    return ""
 
 
 def _display(reference: Mapping[str, Any] | None) -> str:
@@ -68,16 +39,9 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _num(value: float) -> str:
-    return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
-
-
 def _quantity_text(quantity: Mapping[str, Any] | None) -> str:
-    if not quantity or quantity.get("value") is None:
-        return ""
-    comparator = COMPARATORS.get(quantity.get("comparator") or "", quantity.get("comparator") or "")
-    unit = quantity.get("unit") or quantity.get("code") or ""
-    return " ".join(filter(None, [comparator, _num(quantity["value"]), unit]))
+    """A Quantity as the page prints it: ``≥ 30 mL/min``."""
+    return quantity_text(quantity, "sign")
 
 
 def _range_text(value: Mapping[str, Any] | None) -> str:
@@ -154,10 +118,7 @@ def _timing_text(timing: Mapping[str, Any] | None) -> str:
     repeat = (timing or {}).get("repeat") or {}
     if not repeat.get("period") or not repeat.get("periodUnit"):
         return _text((timing or {}).get("code"))
-    frequency, period = repeat.get("frequency") or 1, repeat["period"]
-    unit = UNIT_WORDS.get(repeat["periodUnit"], repeat["periodUnit"])
-    times = {1: "once", 2: "twice"}.get(frequency, f"{_num(frequency)} times")
-    return f"{times} a {unit}" if period == 1 else f"{times} every {_num(period)} {unit}s"
+    return schedule_words(repeat.get("frequency") or 1, repeat["period"], repeat["periodUnit"], once=True)
 
 
 def _max_text(dosage: Mapping[str, Any]) -> str:

@@ -1,0 +1,44 @@
+"""Every URL that names a thing: the service's canonical base and what is defined under it (extensions, code
+systems, the search parameter, the operation), and the code systems of others the service reads or writes.
+
+Written once, here; every module reads them from this one (``fhirsvc.terminology`` re-exports the code
+systems for the modules that read codings). This module imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+# --- The service's own canonical base (fixtures/knowledge: every url starts with it) ---------------------------
+CANONICAL = "https://fhirsvc.org/fhir/"
+STRUCTURE_DEFINITION = CANONICAL + "StructureDefinition/"
+
+# The knowledge's extensions (fixtures/knowledge/StructureDefinition-*.json)
+EXT_VALUE_SET = STRUCTURE_DEFINITION + "value-set"  # what an action's or a characteristic's code stands for
+EXT_SOURCE_SECTION = STRUCTURE_DEFINITION + "source-section"  # the monograph section a statement comes from
+EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"
+EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
+EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
+
+# What the service defines for its answers
+OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"
+CHECK_OUTCOME = CANONICAL + "CodeSystem/check-outcome"
+PROPOSED_CHANGE = STRUCTURE_DEFINITION + "proposed-change"
+CHECK_ORDERS_OPERATION = CANONICAL + "OperationDefinition/check-orders"
+INDICATION_SEARCH_PARAMETER = CANONICAL + "SearchParameter/medicationknowledge-indication"
+
+
+def value_set_url(name: str) -> str:
+    """Canonical URL of one of the knowledge's value sets."""
+    return f"{CANONICAL}ValueSet/{name}"
+
+
+# --- Code systems of others ---------------------------------------------------------------------------------
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NDC = "http://hl7.org/fhir/sid/ndc"
+SNOMED = "http://snomed.info/sct"
+ATC = "http://www.whocc.no/atc"
+CVX = "http://hl7.org/fhir/sid/cvx"
+LOINC = "http://loinc.org"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+UCUM = "http://unitsofmeasure.org"
+# HL7 v3 ActCode: the code system of the FHIR DetectedIssue categories (a card's topic, an issue's code)
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
