@@ -17,7 +17,7 @@ from fhirsvc import create_app
 from fhirsvc.knowledge import Knowledge, get_knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWLEDGE_DIR = ROOT / "fixtures" / "knowledge"
+KNOWLEDGE_DIR = ROOT / "fhirsvc" / "knowledge" / "data"  # the shipped knowledge, inside the package
 CONFORMANCE_DIR = ROOT / "tests" / "conformance"  # CDS Hooks payloads from the spec and the sandbox (README)
 
 

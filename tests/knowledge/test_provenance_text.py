@@ -90,7 +90,8 @@ def test_readme_code_table_cites_the_knowledge_provenance_and_no_lookup():
 
 def _code_and_docs() -> list[Path]:
     """The README, the code, the docs and every fixture (knowledge descriptions, scenarios)."""
-    fixtures = [p for p in sorted((ROOT / "fixtures").rglob("*")) if p.suffix in {".json", ".md"}]
+    fixtures = [p for folder in (ROOT / "fixtures", KNOWLEDGE_DIR) for p in sorted(folder.rglob("*"))
+                if p.suffix in {".json", ".md"}]
     return [ROOT / "README.md", *sorted((ROOT / "fhirsvc").rglob("*.py")), *sorted((ROOT / "docs").rglob("*.md")),
             *fixtures]
 
