@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test clone-test validate lint clean ehr-server demo-governance
+.PHONY: help install run test clone-test wheel-check validate lint clean ehr-server demo-governance
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,10 @@ clone-test: ## clone HEAD into an empty temporary directory and run `make test` 
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	git clone --quiet "$(CURDIR)" "$$dir/fhirsvc" && echo "clone-test: HEAD cloned into $$dir/fhirsvc" && \
 	$(MAKE) -C "$$dir/fhirsvc" test
+
+# The wheel alone (CI runs this): built, installed without extras in a fresh virtualenv outside the checkout, run there.
+wheel-check: ## build the wheel, install it in a fresh virtualenv outside the checkout, run `fhirsvc check` and serve there
+	PYTHON=$(PYTHON) tools/wheel_smoke.sh
 
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
 	$(VENV)/bin/fhirsvc validate
