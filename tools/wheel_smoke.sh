@@ -3,8 +3,8 @@
 # into a fresh virtualenv in an empty temporary directory, and there, far from the checkout:
 #   - the wheel holds the knowledge and the templates, and `fhirsvc` is imported from the virtualenv;
 #   - `fhirsvc check` runs the checks on a golden scenario (copied beside it) and finds its critical findings;
-#   - `fhirsvc serve` starts on a free loopback port and answers GET /healthz and GET /fhir/R4/metadata, keeping
-#     its state in var/ of the working directory; then it is stopped;
+#   - `fhirsvc serve` starts on a free loopback port and answers GET /healthz, GET /fhir/R4/metadata and the
+#     monograph index page (templates), keeping its state in var/ of the working directory; then it is stopped;
 #   - what needs an extra (PostgreSQL, the governance charts, the independent validator) says which to install.
 # PYTHON= the interpreter to build and install with (default python3); KEEP=1 keeps the directory.
 set -euo pipefail
@@ -85,6 +85,10 @@ assert answer.status == 200 and capability["resourceType"] == "CapabilityStateme
 assert capability["fhirVersion"].startswith("4."), capability["fhirVersion"]
 print(f"wheel-check: GET /fhir/R4/metadata: {capability['resourceType']} {capability['fhirVersion']}, "
       f"{len(capability['rest'][0]['resource'])} resource types")
+with urllib.request.urlopen(base + "/monographs/", timeout=10) as answer:
+    page = answer.read().decode()
+assert answer.status == 200 and "anakinra" in page.lower(), page[:500]
+print(f"wheel-check: GET /monographs/: {answer.status}, {len(page)} characters of HTML (the package's templates)")
 EOF
 kill "$server"
 wait "$server" || true
