@@ -19,12 +19,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from fhirsvc.knowledge.loader import CANONICAL_BASE
-from fhirsvc.terminology import ATC, CVX, ICD10CM, LOINC, NDC, RXNORM, SNOMED
+from fhirsvc.canonical import ATC, CVX, ICD10CM, LOINC, NDC, RXNORM, SNOMED, STRUCTURE_DEFINITION
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = Path("fhirsvc", "knowledge", "data")
-CODE_PROVENANCE = CANONICAL_BASE + "StructureDefinition/code-provenance"
+CODE_PROVENANCE = STRUCTURE_DEFINITION + "code-provenance"
 URL = re.compile(r"https?://\S+")
 # Provenance text: none of these may describe where a code came from.
 LOOKUP_WORDS = re.compile(r"search tool|find_string|find_files|read_file|\bresearch\b|\bnotes\b|from memory"
