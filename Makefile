@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test clone-test validate lint clean ehr-server demo-governance
+.PHONY: help install run test clone-test wheel-check validate lint clean ehr-server demo-governance
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,11 +49,16 @@ clone-test: ## clone HEAD into an empty temporary directory and run `make test` 
 	git clone --quiet "$(CURDIR)" "$$dir/fhirsvc" && echo "clone-test: HEAD cloned into $$dir/fhirsvc" && \
 	$(MAKE) -C "$$dir/fhirsvc" test
 
+# The wheel alone (CI runs this): built, installed without extras in a fresh virtualenv outside the checkout, run there.
+wheel-check: ## build the wheel, install it in a fresh virtualenv outside the checkout, run `fhirsvc check` and serve there
+	PYTHON=$(PYTHON) tools/wheel_smoke.sh
+
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
 	$(VENV)/bin/fhirsvc validate
 
-lint: install ## ruff over the code and tests
+lint: install ## ruff over the code and tests, and the text rules (tools/lint_text.py)
 	$(VENV)/bin/ruff check fhirsvc tests
+	$(PY) tools/lint_text.py
 
 clean: ## remove .venv, the validator's install and caches
 	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache test-output *.egg-info

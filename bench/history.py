@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "fixtures" / "scenarios"
-REASONS_FILE = ROOT / "fixtures" / "knowledge" / "CodeSystem-cds-override-reasons.json"
+REASONS_FILE = ROOT / "fhirsvc" / "knowledge" / "data" / "CodeSystem-cds-override-reasons.json"
 DRUG = "anakinra"
 SERVICES = (("medication-safety-order-select", 0.6), ("medication-safety-order-sign", 0.36),
             ("medication-safety", 0.04))

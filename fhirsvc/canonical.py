@@ -7,11 +7,11 @@ systems for the modules that read codings). This module imports nothing of the p
 
 from __future__ import annotations
 
-# --- The service's own canonical base (fixtures/knowledge: every url starts with it) ---------------------------
+# --- The service's own canonical base (fhirsvc/knowledge/data: every url starts with it) ---------------------------
 CANONICAL = "https://fhirsvc.org/fhir/"
 STRUCTURE_DEFINITION = CANONICAL + "StructureDefinition/"
 
-# The knowledge's extensions (fixtures/knowledge/StructureDefinition-*.json)
+# The knowledge's extensions (fhirsvc/knowledge/data/StructureDefinition-*.json)
 EXT_VALUE_SET = STRUCTURE_DEFINITION + "value-set"  # what an action's or a characteristic's code stands for
 EXT_SOURCE_SECTION = STRUCTURE_DEFINITION + "source-section"  # the monograph section a statement comes from
 EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"

@@ -151,7 +151,7 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
     try:
         knowledge = load_knowledge(knowledge_dirs(config), config["VALIDATION_CACHE"] or None)
         store = open_store(str(config["DATABASE_URL"]), timeout=float(config["DATABASE_TIMEOUT"]))
-    except (KnowledgeError, StorageError) as exc:
+    except (KnowledgeError, ConfigError, StorageError) as exc:
         print(f"fhirsvc governance: {exc}", file=sys.stderr)
         return 2
     try:

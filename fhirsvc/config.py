@@ -10,12 +10,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "FHIRSVC_"
 log = logging.getLogger(__name__)
-SHIPPED_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "knowledge"
+# The knowledge ships inside the package (a wheel holds it; the package is installed unzipped: setup.cfg zip_safe).
+SHIPPED_KNOWLEDGE_DIR = Path(str(resources.files("fhirsvc").joinpath("knowledge", "data")))
+# The source checkout the package runs from (an editable install, as `make install` makes), or None for an
+# installed wheel. The service's own files (var/) and the independent validator's (.validator/) are in the
+# checkout, else in the working directory: site-packages is no place for them.
+_PARENT = Path(__file__).resolve().parent.parent
+SOURCE_CHECKOUT: Path | None = _PARENT if (_PARENT / "pyproject.toml").is_file() else None
+VAR_DIR = (SOURCE_CHECKOUT or Path()) / "var"
 
 DEFAULTS: dict[str, Any] = {
     # The directory of the shipped FHIR R5 knowledge (the anakinra monograph).
@@ -44,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_MAX_CALL_BYTES": 20 * 1024 * 1024,
     # The service's state (CDS Hooks feedback, issued cards, used JWT ids): sqlite:///relative/path,
     # sqlite:////absolute/path or postgresql://user@host:port/database (created or migrated at start-up).
-    "DATABASE_URL": "sqlite:///" + str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "feedback.sqlite3"),
+    "DATABASE_URL": "sqlite:///" + str(VAR_DIR / "feedback.sqlite3"),
     # Seconds feedback and statistics wait for the database (then 503); also PostgreSQL's statement timeout.
     "DATABASE_TIMEOUT": 5.0,
     # PostgreSQL: most connections each worker process keeps open.
@@ -62,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "FEEDBACK_DB": "",
     # File of the knowledge files that passed the R5 model validation (by content hash), so that start-up
     # validates only new or changed files; empty: validate every file at every start-up.
-    "VALIDATION_CACHE": str(SHIPPED_KNOWLEDGE_DIR.parent.parent / "var" / "knowledge-validated.txt"),
+    "VALIDATION_CACHE": str(VAR_DIR / "knowledge-validated.txt"),
 }
 
 

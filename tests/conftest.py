@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,8 +18,22 @@ from fhirsvc import create_app
 from fhirsvc.knowledge import Knowledge, get_knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWLEDGE_DIR = ROOT / "fixtures" / "knowledge"
+KNOWLEDGE_DIR = ROOT / "fhirsvc" / "knowledge" / "data"  # the shipped knowledge, inside the package
 CONFORMANCE_DIR = ROOT / "tests" / "conformance"  # CDS Hooks payloads from the spec and the sandbox (README)
+
+
+WAIT = 60.0  # seconds a test waits for a condition at most: a bound against a hang, not a speed
+
+
+def wait_until(condition: Callable[[], object], timeout: float = WAIT) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds have passed; whether it held. Tests wait on what
+    they need to see (so many answers, a worker replaced), never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return bool(condition())
+        time.sleep(0.02)
+    return True
 
 
 @contextmanager

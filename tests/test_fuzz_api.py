@@ -38,6 +38,8 @@ from bench.workload import free_port, served
 from fhirsvc import create_app
 from tests.conftest import ROOT, serving
 
+pytestmark = pytest.mark.slow  # fuzzing: schemathesis against a served app
+
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "schemathesis.toml"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -28,6 +28,8 @@ from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import CONFORMANCE, LEGACY_SERVICE, SERVICE, empty_prefetch, order_request, service_path
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # fuzzing: hypothesis
+
 SCENARIOS = ROOT / "fixtures" / "scenarios"
 EXAMPLES = int(os.environ.get("FUZZ_PAYLOAD_EXAMPLES", "2500"))
 HUGE = 1_000_000  # characters of a huge string: big, yet under FHIRSVC_MAX_CONTENT_LENGTH

@@ -31,6 +31,8 @@ from fhirsvc.errors import ConfigError
 from fhirsvc.gunicorn_worker import READ_TIMEOUT
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # serving: real gunicorn masters under hostile clients, read timeouts waited out
+
 HOST = "127.0.0.1"
 ORDER_SIGN = "/cds-services/medication-safety-order-sign"
 LIMIT = 200_000  # FHIRSVC_MAX_CONTENT_LENGTH of the servers here: small, so over-limit bodies are quick to send

@@ -14,7 +14,8 @@ SWITCH = ("on", "off")
 
 def init_app(app: Flask) -> None:
     """Register the routes (they answer 404 while FHIRSVC_GOVERNANCE is off) and check the settings. When on, the
-    plotting library is imported here, before gunicorn forks the workers, so they share it."""
+    plotting library is imported here, before gunicorn forks the workers, so they share it; without it (the
+    governance extra) the service does not start."""
     config = app.config
     if config["GOVERNANCE"] not in SWITCH:
         raise ConfigError(f"FHIRSVC_GOVERNANCE={config['GOVERNANCE']!r}: use on or off")
@@ -25,5 +26,9 @@ def init_app(app: Flask) -> None:
     if int(config["CARD_RETENTION_DAYS"]) < 1:
         raise ConfigError("FHIRSVC_CARD_RETENTION_DAYS must be at least 1")
     if config["GOVERNANCE"] == "on":
-        import fhirsvc.governance.charts  # noqa: F401 - matplotlib, once, in the master process
+        try:
+            import fhirsvc.governance.charts  # noqa: F401 - matplotlib, once, in the master process
+        except ImportError as exc:  # the charts' library is an extra: a view without its charts is not served
+            raise ConfigError("FHIRSVC_GOVERNANCE=on draws its charts with matplotlib: install the governance "
+                              f"extra (pip install 'fhirsvc[governance]'), or set it off; {exc}") from exc
     app.register_blueprint(blueprint)

@@ -21,13 +21,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from fhirsvc.config import SOURCE_CHECKOUT
 from fhirsvc.knowledge.problems import Problem
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PACKAGE_DIR = ROOT / ".validator" / "hl7.fhir.r5.core" / "package"
+# .validator/ of the checkout (or of the working directory, for an installed wheel)
+PACKAGE_DIR = (SOURCE_CHECKOUT or pathlib.Path()) / ".validator" / "hl7.fhir.r5.core" / "package"
 INSTALL_HINT = (
     "run `make validator` (unpacks the npm package hl7.fhir.r5.core@5.0.0 into .validator/; "
-    "jsonschema and fhirpathpy come with `make install`)"
+    "jsonschema and fhirpathpy come with `make install`, or with pip install 'fhirsvc[validate]')"
 )
 
 SD_BASE = "http://hl7.org/fhir/StructureDefinition/"

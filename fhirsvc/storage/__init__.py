@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
+from fhirsvc.errors import ConfigError
 from fhirsvc.storage.base import (
     CARD_MAX_AGE,
     PRUNE_EVERY,
@@ -57,8 +58,10 @@ def open_store(url: str, timeout: float = 5.0, pool_size: int = 4, card_max_age:
     if scheme in ("postgresql", "postgres"):
         try:
             from fhirsvc.storage.postgres import PostgresStore
-        except ImportError as exc:  # psycopg is a dependency; this is a broken installation
-            raise StorageError(f"PostgreSQL needs psycopg 3 and psycopg_pool: {exc}") from exc
+        except ImportError as exc:  # the driver is an extra: SQLite needs none
+            raise ConfigError(f"FHIRSVC_DATABASE_URL is a PostgreSQL URL, and PostgreSQL needs psycopg 3 and "
+                              f"psycopg_pool: install the postgres extra (pip install 'fhirsvc[postgres]'); "
+                              f"{exc}") from exc
         return PostgresStore(url, timeout=timeout, pool_size=pool_size, card_max_age=card_max_age,
                              prune_every=prune_every)
     raise StorageError(f"FHIRSVC_DATABASE_URL: unknown kind of database {scheme!r}; use sqlite:///path or "

@@ -21,6 +21,8 @@ from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
 
+pytestmark = pytest.mark.slow  # chaos: a misbehaving FHIR server, each call waiting out its fetch deadline
+
 CONNECT_TIMEOUT, READ_TIMEOUT, DEADLINE = 0.5, 0.8, 1.0
 # What the call may take: the fetch deadline, at most one read timeout for a read already under way, and
 # some room for a busy machine. The faults below would otherwise take 3 s (slow) to 30 s (trickle).

@@ -17,6 +17,8 @@ from fhirsvc.storage import open_store
 from tests.conftest import serving
 from tests.monograph.test_e2e_browser import OUTPUT, _open, _screenshot, browser  # noqa: F401 - the fixture
 
+pytestmark = pytest.mark.slow  # serving: a headless browser
+
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
 

@@ -239,6 +239,7 @@ def test_a_writer_holding_the_sqlite_file_does_not_stop_the_page(tmp_path):
     assert client.get("/governance/report.json").get_json()["totals"]["cardsIssued"] == 1
 
 
+@pytest.mark.slow  # chaos: PostgreSQL stopped while serving
 def test_the_database_lost_is_a_503_page(postgres_cluster, postgres_url):
     client = make_app(postgres_url, DATABASE_TIMEOUT=1.0).test_client()
     assert client.get("/governance/").status_code == 200

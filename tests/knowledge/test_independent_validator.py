@@ -11,7 +11,7 @@ from fhirsvc.knowledge import independent
 from fhirsvc.knowledge.independent import ValidatorNotInstalled, validate_files
 
 CASES = Path(__file__).parent / "independent_cases"
-KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "knowledge"
+KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "fhirsvc" / "knowledge" / "data"
 
 # case file -> (element path, a distinctive part of the message)
 EXPECTED = {

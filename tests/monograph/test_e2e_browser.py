@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import ROOT, serving
 
+pytestmark = pytest.mark.slow  # serving: a headless browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 OUTPUT = ROOT / "test-output"

@@ -37,9 +37,11 @@ def issue_cards(url: str, service: str, cards: Iterable[str], topic: str = "LOAD
     if url.startswith("sqlite:"):
         conn = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30)
         try:
+            conn.execute("BEGIN")  # one transaction: with a commit per card, 48,000 cards took 30 to 80 s
             conn.executemany("INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
                              " VALUES (?, ?, ?, 'warning', '[]', ?)",
                              [(service, card, topic, utc_text(datetime.now(UTC))) for card in cards])
+            conn.execute("COMMIT")
         finally:
             conn.close()
         return

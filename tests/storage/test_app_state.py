@@ -74,6 +74,7 @@ def check_service_without_its_database(client) -> None:
     assert database["cardNotesFailed"] == before + 1
 
 
+@pytest.mark.slow
 def test_the_service_without_its_database_and_back(make_app, database_url, outage, caplog):
     caplog.set_level(logging.INFO, logger="fhirsvc.storage")
     app = make_app(database_url)

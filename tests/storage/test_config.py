@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench.workload import free_port
 from fhirsvc.config import load_config
 from tests.conftest import ROOT
@@ -29,6 +31,7 @@ def test_feedback_db_is_a_deprecated_alias(caplog):
                        environ={"FHIRSVC_FEEDBACK_DB": "/srv/f.db"})["DATABASE_URL"] == "sqlite:///y.db"
 
 
+@pytest.mark.slow
 def test_serve_refuses_to_start_without_its_database():
     url = f"postgresql://fhirsvc:hunter2@127.0.0.1:{free_port()}/fhirsvc"
     env = {**os.environ, "FHIRSVC_DATABASE_URL": url, "FHIRSVC_KNOWLEDGE_PATH": "", "FHIRSVC_AUTH": "off"}

@@ -24,8 +24,10 @@ from bench.workload import free_port, kill_all, served, wait_for_workers
 from fhirsvc.cds.feedback import MAX_FEEDBACK_ITEMS
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.storage.conftest import issue_cards, run_sql
+
+pytestmark = pytest.mark.slow  # load: gunicorn under the largest feedback requests
 
 FEEDBACK = SERVICE + "/feedback"
 SERVICE_ID = SERVICE.rsplit("/", 1)[1]
@@ -88,22 +90,23 @@ def test_order_sign_keeps_its_notes_while_the_largest_feedback_is_written(databa
             posters = [threading.Thread(target=post_feedback, args=(t,)) for t in range(2)]
             for thread in posters:
                 thread.start()
-            while not written and len(feedback_status) == 0:  # the feedback load is on before order-sign starts
-                time.sleep(0.01)
+            # the feedback load is on before order-sign starts
+            assert wait_until(lambda: feedback_status), "no feedback request was answered"
             caller = threading.Thread(target=call_order_sign)
             caller.start()
             caller.join(timeout=300)
+            wait_until(lambda: len(written) >= 2)  # the posting goes on until two of the largest requests are written
             stop.set()
             for thread in posters:
                 thread.join(timeout=60)
             issued = {card for _, cards in calls for card in cards}
-            deadline = time.monotonic() + 10  # each worker's note writer writes within 50 ms; a generous bound
-            while True:
-                noted = {row[0] for row in run_sql(database_url, "SELECT card FROM issued_cards WHERE service = ?",
-                                                   SERVICE_ID)}
-                if issued <= noted or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
+
+            def noted_cards() -> set[str]:
+                return {row[0] for row in run_sql(database_url, "SELECT card FROM issued_cards WHERE service = ?",
+                                                  SERVICE_ID)}
+
+            wait_until(lambda: issued <= noted_cards())  # each worker's note writer writes them a moment later
+            noted = noted_cards()
             healths = [requests.get(base + "/healthz", timeout=15).json()["database"] for _ in range(6)]
         finally:
             kill_all(master)

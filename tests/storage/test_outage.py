@@ -12,6 +12,8 @@ from fhirsvc.storage import StoreUnavailable, open_store
 from tests.storage.conftest import wait_until_healthy
 from tests.storage.test_store import NOW, SERVICE, card, item, note
 
+pytestmark = pytest.mark.slow  # chaos: the database stopped and started again
+
 
 def test_an_outage_is_survived_and_recovered_from(database_url, outage, sql, caplog):
     caplog.set_level(logging.INFO, logger="fhirsvc.storage")

@@ -468,6 +468,7 @@ def record_many(url: str, worker: int, count: int, start, results) -> None:
     results.put((began, time.monotonic(), new, failed))
 
 
+@pytest.mark.slow
 def test_concurrent_processes_lose_nothing(database_url, sql):
     workers, count = 4, 50
     ctx = multiprocessing.get_context("spawn")
