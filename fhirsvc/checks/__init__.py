@@ -6,7 +6,7 @@ Entry point: ``engine.run_checks(context, knowledge)``. The contract is ``docs/c
 - ``config.py``: the contract-level constants that are not drug facts (topics, data windows, thresholds,
   the clinical-concept value sets each rule reads, interaction-class severities).
 - the drug model they read is ``fhirsvc.drugmodel`` (``DrugProfile``, per-day timing arithmetic, units, the
-  monitoring schedule); ``drugs.py`` and ``units.py`` here only re-export it for code written before the move.
+  monitoring schedule).
 - ``recognition.py``: which drug an order or a record is for (codes first, then whole-word names).
 - ``dose.py``: the daily dose of an order in mg.
 - ``patient.py``: patient data selection (age, active records, newest measurement, medication dates).

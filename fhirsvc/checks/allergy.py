@@ -15,12 +15,8 @@ from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import allergy_concepts, concept_codes, concept_text, reference_key
+from fhirsvc.checks.patient import allergy_concepts, concept_codes, reference_key
 from fhirsvc.drugmodel.profile import section_of, value_set_of
-
-
-def _allergy_name(allergy) -> str:
-    return next((concept_text(c) for c in allergy_concepts(allergy) if concept_text(c)), "recorded allergy")
 
 
 @check("allergy-contraindication", (1,), "ALGY", "allergies", "allergies", needs=(ALLERGIES,))

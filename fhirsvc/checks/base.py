@@ -190,10 +190,6 @@ class Run:
         return [member for include in ((value_set or {}).get("compose") or {}).get("include") or ()
                 for member in include.get("concept") or () if (include.get("system"), member.get("code")) in keys]
 
-    def concept_display(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
-        """The display the concept's code has in a knowledge value set ("" if none)."""
-        return next((str(m["display"]) for m in self._members(url, concept) if m.get("display")), "")
-
     def concept_label(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
         """A short name of a coded concept: the shortest designation (or display) its code has in the
         knowledge value set (a creatinine clearance code -> ``CrCl``), else its own text or display."""

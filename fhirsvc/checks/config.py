@@ -18,11 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhirsvc.canonical import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
+from fhirsvc.canonical import value_set_url
 from fhirsvc.checks.windows import Window
-
-__all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
-
 
 # --- Card topics -------------------------------------------------------------------------------------
 # Contract "Service contract": source.topic is a Coding from v3-ActCode (the FHIR DetectedIssue codes).

@@ -9,7 +9,7 @@ end dates. Resources are FHIR R4 JSON mappings; nothing here knows about a parti
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -125,16 +125,6 @@ def allergy_concepts(allergy: Resource) -> list[Mapping[str, Any]]:
     found = [allergy["code"]] if allergy.get("code") else []
     found += [r["substance"] for r in allergy.get("reaction") or () if r.get("substance")]
     return found
-
-
-def matching(records: Iterable[Resource], matcher: ValueSetMatcher,
-             concepts: Callable[[Resource], Sequence[Mapping[str, Any] | None]]) -> list[Resource]:
-    """The records with a concept in the value set (by code or whole-word name)."""
-    return [r for r in records if any(matcher.matches_concept(c) for c in concepts(r))]
-
-
-def condition_concepts(condition: Resource) -> list[Mapping[str, Any] | None]:
-    return [condition.get("code")]
 
 
 _SYSTEMS: dict[int, tuple[ValueSetMatcher, frozenset[str]]] = {}
@@ -400,12 +390,6 @@ class Measurement:
         comparator = self.reading.comparator if self.reading else ""
         return f"{comparator}{self.value:g} {self.unit}" if self.value is not None else ""
 
-    def days_old(self, reading: Reading | None = None) -> float | None:
-        reading = reading or self.reading
-        if reading is None or reading.when is None or self.now is None:
-            return None
-        return (self.window or Window(0)).age(reading.when, self.now)
-
     def problem(self, label: str) -> str:
         """What was found, in words, for a card that cannot use it (``label``: "body weight")."""
         if self.status == "missing":
@@ -523,12 +507,6 @@ class ObservationIndex:
         return list(self._selected[matcher])
 
 
-def quantity_value(observation: Resource, convert: Callable[[float, str], float | None]) -> float | None:
-    """The observation's value converted by ``convert``, if it is a readable result (``read_quantity``)."""
-    reading = read_quantity(observation, convert)
-    return reading.value if reading.readable else None
-
-
 def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
                        max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
@@ -579,15 +557,6 @@ def readings_within(observations: Iterable[Resource], matcher: ValueSetMatcher, 
     ``windows``), read (``read_quantity``), newest first."""
     return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)
             if window.contains(observation_when(obs), now, place="last")]
-
-
-def observations_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
-                        window: timedelta | Window) -> list[Resource]:
-    """The observations of the value set within the window (``Window.contains``, imprecise dates placed at
-    their last instant)."""
-    span = Window.of(window) if isinstance(window, timedelta) else window
-    return [obs for obs in observations_of(observations, matcher)
-            if span.contains(observation_when(obs), now, place="last")]
 
 
 # --- Medications --------------------------------------------------------------------------------------

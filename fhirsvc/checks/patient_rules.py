@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fhirsvc.checks import wording
-from fhirsvc.checks.base import SUMMARY_MAX, Job, check, lower_first, plain, unavailable_text
+from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import (
     CHILDREN_HEADING,
     FEVER_CELSIUS,
@@ -81,11 +81,6 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def fit(*variants: str) -> str:
-    """The first variant short enough for a card summary (else the last one, clipped by the Finding)."""
-    return next((v for v in variants if len(v) < SUMMARY_MAX), variants[-1])
-
-
 def _warning(job: Job, found: str, evidence: str, cud: Resource, todo: str) -> tuple[str, str]:
     """The ``warning.found`` wording: what was found, the drug's warning (its statement), what to do, and the
     monograph quoted."""
@@ -96,12 +91,6 @@ def _warning(job: Job, found: str, evidence: str, cud: Resource, todo: str) -> t
 def _quote(cud: Resource | None) -> str:
     """The warning's monograph sentences worth quoting to a prescriber, with the section."""
     return wording.quote(wording.quote_sentences(_description(cud)), section_of(cud) if cud else "")
-
-
-def _first_sentence(cud: Resource | None) -> str:
-    """The first sentence of the warning's description after its bold heading."""
-    text = re.sub(r"^\*\*[^*]+\*\*\s*", "", _description(cud)).strip()
-    return text.split(". ")[0].rstrip(".") + "." if text else "see the monograph warning"
 
 
 def _unable(job: Job, rule: str, topic: str, indicator: str, what: str, missing: list[str], section: str,

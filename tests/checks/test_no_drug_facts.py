@@ -54,7 +54,7 @@ def _literals(path: Path) -> list[str]:
 def test_card_wording_takes_group_names_from_the_knowledge(knowledge):
     """Cards name a drug group and its members ("a live vaccine (typhoid, oral)") from the knowledge's value
     sets: no string in the rules or their wording holds a name, label or title of an interaction group."""
-    from fhirsvc.checks.drugs import value_set_of
+    from fhirsvc.drugmodel.profile import value_set_of
 
     names: set[str] = set()
     for cud in knowledge.of_type("ClinicalUseDefinition"):

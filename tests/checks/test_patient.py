@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, value_set_url
+from fhirsvc.canonical import value_set_url
+from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE
 from fhirsvc.checks.patient import (
     age_years,
     is_active_allergy,
