@@ -26,10 +26,10 @@ from fhirsvc.checks.context import (
     PATIENT,
     PatientContext,
 )
-from fhirsvc.checks.dose import DailyDose, daily_dose
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
-from fhirsvc.checks.patient import (
+from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
+from fhirsvc.checks.reading.observations import (
     ObservationIndex,
     age_range,
     age_years,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhirsvc.canonical import value_set_url
-from fhirsvc.checks.windows import Window
+from fhirsvc.checks.reading.windows import Window
 
 # --- Card topics -------------------------------------------------------------------------------------
 # Contract "Service contract": source.topic is a Coding from v3-ActCode (the FHIR DetectedIssue codes).

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 # Importing the check modules registers their checks (kept in contract order by the registry).
-from fhirsvc.checks import allergy, dosing, interactions, patient_rules, wording  # noqa: F401
+from fhirsvc.checks import rules, wording  # noqa: F401
 from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import is_live_draft, reference_key
+from fhirsvc.checks.reading.observations import is_live_draft, reference_key
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
 from fhirsvc.terminology import codings

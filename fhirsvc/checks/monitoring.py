@@ -33,8 +33,7 @@ from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.interactions import check_reverse_current
-from fhirsvc.checks.patient import (
+from fhirsvc.checks.reading.observations import (
     READABLE_STATUSES,
     concept_text,
     day,
@@ -45,8 +44,9 @@ from fhirsvc.checks.patient import (
     observations_of,
     reference_key,
 )
-from fhirsvc.checks.patient_rules import _schedule_text, _service_request, _unable, check_infection
-from fhirsvc.checks.windows import Window, whole_days
+from fhirsvc.checks.reading.windows import Window, whole_days
+from fhirsvc.checks.rules.infection import _schedule_text, _service_request, _unable, check_infection
+from fhirsvc.checks.rules.interactions import check_reverse_current
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fhirsvc.canonical import EXT_MEMBER_NAME
-from fhirsvc.checks.patient import allergy_concepts, concept_text
+from fhirsvc.checks.reading.observations import allergy_concepts, concept_text
 from fhirsvc.escaping import markdown_text, plain_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import code_key, codings, normalize_name

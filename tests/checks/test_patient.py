@@ -9,7 +9,7 @@ import pytest
 
 from fhirsvc.canonical import value_set_url
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE
-from fhirsvc.checks.patient import (
+from fhirsvc.checks.reading.observations import (
     age_years,
     is_active_allergy,
     is_active_condition,

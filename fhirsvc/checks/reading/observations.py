@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from fhirsvc.checks.windows import When, Window, parse_when
+from fhirsvc.checks.reading.windows import When, Window, parse_when
 from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.fhirtypes import concept_text, quantity_text
 from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key

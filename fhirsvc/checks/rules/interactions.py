@@ -20,9 +20,9 @@ from fhirsvc.checks.base import Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
+from fhirsvc.checks.reading.observations import is_past, medication_end_when, reference_key
+from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import in_value_set
-from fhirsvc.checks.windows import Window
 from fhirsvc.drugmodel.profile import Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 

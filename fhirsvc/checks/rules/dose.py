@@ -16,15 +16,15 @@ from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, dosing_anchor
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS, PATIENT
-from fhirsvc.checks.dose import (
+from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.reading.daily_dose import (
     administrations_per_day,
     describe_per_day,
     dose_quantity,
     order_per_day,
     quantity_text,
 )
-from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.patient import Measurement, Threshold, concept_text, day, newest_measurement
+from fhirsvc.checks.reading.observations import Measurement, Threshold, concept_text, day, newest_measurement
 from fhirsvc.drugmodel.profile import Characteristic, Guideline, section_of
 from fhirsvc.drugmodel.units import converter_for, weight_kg
 

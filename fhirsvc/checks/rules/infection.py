@@ -35,7 +35,7 @@ from fhirsvc.checks.config import (
 )
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.patient import (
+from fhirsvc.checks.reading.observations import (
     Measurement,
     Threshold,
     concept_text,
@@ -47,7 +47,7 @@ from fhirsvc.checks.patient import (
     readings_within,
     reference_key,
 )
-from fhirsvc.checks.windows import Window, whole_days
+from fhirsvc.checks.reading.windows import Window, whole_days
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.schedule import monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius

@@ -15,7 +15,7 @@ from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import allergy_concepts, concept_codes, reference_key
+from fhirsvc.checks.reading.observations import allergy_concepts, concept_codes, reference_key
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 
 

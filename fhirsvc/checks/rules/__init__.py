@@ -1,0 +1,6 @@
+"""The checks, one module per family; importing this package registers them (``base.check``).
+
+The registry keeps them in contract order whatever the order of the imports below.
+"""
+
+from fhirsvc.checks.rules import allergy, dose, infection, interactions  # noqa: F401
