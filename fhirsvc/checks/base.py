@@ -28,23 +28,21 @@ from fhirsvc.checks.context import (
 )
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
-from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
-from fhirsvc.checks.reading.observations import (
-    ObservationIndex,
-    age_range,
-    age_years,
+from fhirsvc.checks.reading.age import age_range, age_years
+from fhirsvc.checks.reading.conditions import (
     allergy_concepts,
-    concept_text,
     condition_in,
     is_active_allergy,
     is_active_condition,
-    is_current,
-    is_live_draft,
     is_recorded_condition,
-    reference_key,
 )
+from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
+from fhirsvc.checks.reading.medications import is_current, is_live_draft
+from fhirsvc.checks.reading.observations import ObservationIndex
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 

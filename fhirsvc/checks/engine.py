@@ -31,7 +31,8 @@ from fhirsvc.checks import rules, wording  # noqa: F401
 from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.reading.observations import is_live_draft, reference_key
+from fhirsvc.checks.reading.medications import is_live_draft
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
 from fhirsvc.terminology import codings

@@ -33,23 +33,16 @@ from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.reading.observations import (
-    READABLE_STATUSES,
-    concept_text,
-    day,
-    is_current,
-    is_live_draft,
-    medication_start,
-    observation_when,
-    observations_of,
-    reference_key,
-)
-from fhirsvc.checks.reading.windows import Window, whole_days
+from fhirsvc.checks.reading.medications import is_current, is_live_draft, medication_start
+from fhirsvc.checks.reading.observations import READABLE_STATUSES, observation_when, observations_of
+from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.checks.rules.infection import _schedule_text, _service_request, _unable, check_infection
 from fhirsvc.checks.rules.interactions import check_reverse_current
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
 
 logger = logging.getLogger(__name__)

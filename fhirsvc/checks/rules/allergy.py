@@ -15,7 +15,8 @@ from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.reading.observations import allergy_concepts, concept_codes, reference_key
+from fhirsvc.checks.reading.conditions import allergy_concepts
+from fhirsvc.checks.reading.resources import concept_codes, reference_key
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 
 

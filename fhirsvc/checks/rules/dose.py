@@ -24,9 +24,11 @@ from fhirsvc.checks.reading.daily_dose import (
     order_per_day,
     quantity_text,
 )
-from fhirsvc.checks.reading.observations import Measurement, Threshold, concept_text, day, newest_measurement
+from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement
+from fhirsvc.checks.reading.windows import day
 from fhirsvc.drugmodel.profile import Characteristic, Guideline, section_of
 from fhirsvc.drugmodel.units import converter_for, weight_kg
+from fhirsvc.fhirtypes import concept_text
 
 Resource = Mapping[str, Any]
 

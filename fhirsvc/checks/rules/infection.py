@@ -35,22 +35,20 @@ from fhirsvc.checks.config import (
 )
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT
 from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.reading.medications import medication_start
 from fhirsvc.checks.reading.observations import (
     Measurement,
     Threshold,
-    concept_text,
-    day,
-    has_code_in,
-    medication_start,
     newest_coded,
     newest_measurement,
     readings_within,
-    reference_key,
 )
-from fhirsvc.checks.reading.windows import Window, whole_days
+from fhirsvc.checks.reading.resources import has_code_in, reference_key
+from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.schedule import monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l, celsius
+from fhirsvc.fhirtypes import concept_text
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card

@@ -20,7 +20,8 @@ from fhirsvc.checks.base import Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.reading.observations import is_past, medication_end_when, reference_key
+from fhirsvc.checks.reading.medications import is_past, medication_end_when
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.drugmodel.profile import Interaction, section_of
