@@ -37,8 +37,10 @@ from fhirsvc.checks.reading.medications import is_current, is_live_draft, medica
 from fhirsvc.checks.reading.observations import READABLE_STATUSES, observation_when, observations_of
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
-from fhirsvc.checks.rules.infection import _schedule_text, _service_request, _unable, check_infection
+from fhirsvc.checks.rules.infection import check_infection
 from fhirsvc.checks.rules.interactions import check_reverse_current
+from fhirsvc.checks.rules.monitoring_due import schedule_text, service_request
+from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
@@ -63,7 +65,7 @@ def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
 
 
 def _suggestion(job: Job, phase: Phase, label: str) -> list[Suggestion]:
-    request = _service_request(job, phase.action) if phase.definition else None
+    request = service_request(job, phase.action) if phase.definition else None
     if request is None:
         return []
     text, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
@@ -86,7 +88,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         return [job.finding(
             "monitoring-overdue", "LAB", "info",
             *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
-                           schedule=_schedule_text(plan)),
+                           schedule=schedule_text(plan)),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
     started = min(known)
     elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
@@ -98,7 +100,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         return []
     label = concept_text(phase.action.get("code")) or phase.title
     if OBSERVATIONS in job.context.unavailable:
-        return [_unable(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
+        return [unable_finding(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
                         [OBSERVATIONS], phase.section(plan), "monitoring")]
     window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
     when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
@@ -110,7 +112,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         "monitoring-overdue", "LAB", "info",
         *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
                        title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
-                       schedule=_schedule_text(plan)),
+                       schedule=schedule_text(plan)),
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
          "window_days": phase.window, "last_date": when.label() if when else None,
@@ -132,8 +134,9 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             continue
         label = concept_text(phase.action.get("code")) or phase.title
         if OBSERVATIONS in job.context.unavailable:
-            out.append(_unable(job, "monitoring-baseline", "LAB", "info", f"whether {label.lower()} was measured",
-                               [OBSERVATIONS], phase.section(plan), "monitoring"))
+            out.append(unable_finding(job, "monitoring-baseline", "LAB", "info",
+                                      f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
+                                      "monitoring"))
             continue
         if _results(job, matcher):
             continue

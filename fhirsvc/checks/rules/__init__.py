@@ -3,4 +3,14 @@
 The registry keeps them in contract order whatever the order of the imports below.
 """
 
-from fhirsvc.checks.rules import allergy, dose, infection, interactions  # noqa: F401
+from fhirsvc.checks.rules import (  # noqa: F401
+    age,
+    allergy,
+    dose,
+    indication,
+    infection,
+    interactions,
+    kidney,
+    monitoring_due,
+    pregnancy,
+)
