@@ -308,6 +308,8 @@ class Job:
     order: Resource
     drug: DrugProfile
     interaction: Interaction | None = None
+    # The check running on this job (``engine.run_one`` sets it): its findings take their rule and topic from it.
+    check: Check | None = None
 
     @property
     def context(self) -> PatientContext:
@@ -376,10 +378,17 @@ class Job:
                 return chosen[0]
         return candidates[0]
 
-    def finding(self, rule: str, topic: str, indicator: str, summary: str, detail: str, section: str,
-                anchor: str, facts: Mapping[str, Any] | None = None,
-                suggestions: Iterable[Suggestion] = (), unable: bool = False) -> Finding:
-        """A Finding about this job's order and drug (the summary is clipped to the card limit)."""
+    def finding(self, indicator: str, summary: str, detail: str, section: str, anchor: str,
+                facts: Mapping[str, Any] | None = None, suggestions: Iterable[Suggestion] = (), unable: bool = False,
+                *, rule: str | None = None, topic: str | None = None) -> Finding:
+        """A Finding about this job's order and drug (the summary is clipped to the card limit), of the running
+        check's rule and topic; ``rule``/``topic`` for a check that reports under another rule (an interaction
+        class's own rule)."""
+        if rule is None or topic is None:
+            if self.check is None:
+                raise ValueError("a finding needs a rule and a topic: run the check with engine.run_one")
+            rule = self.check.rule if rule is None else rule
+            topic = self.check.topic if topic is None else topic
         base = {"order": self.order_ref, "drug": self.drug.id}
         return Finding(rule=rule, topic=topic, topic_display=TOPICS[topic], indicator=indicator,
                        summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,

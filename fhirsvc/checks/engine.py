@@ -102,6 +102,7 @@ def log_unmatched_ndcs(concepts: Iterable[Mapping[str, Any]], knowledge: Knowled
 
 def run_one(check: Check, job: Job) -> list[Finding]:
     """Run one check on one job; a failure becomes an "Unable to check" finding of its topic."""
+    job.check = check
     try:
         return list(check.function(job))
     except Exception as exc:
@@ -110,7 +111,7 @@ def run_one(check: Check, job: Job) -> list[Finding]:
         logger.error("check %s failed for %s on a %s order: %s (%s)", check.rule, job.drug.id,
                      job.order.get("resourceType", "?"), type(exc).__name__, where)
         return [job.finding(
-            check.rule, check.topic, "warning",
+            "warning",
             *wording.words("failed", what=check.title, drug=job.drug.name),
             job.drug.section, check.anchor, {"error": type(exc).__name__}, unable=True)]
 

@@ -86,7 +86,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     known = [s for s in (medication_start(m) for m in current) if s is not None]
     if not known:
         return [job.finding(
-            "monitoring-overdue", "LAB", "info",
+            "info",
             *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
                            schedule=schedule_text(plan)),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
@@ -100,8 +100,8 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         return []
     label = concept_text(phase.action.get("code")) or phase.title
     if OBSERVATIONS in job.context.unavailable:
-        return [unable_finding(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
-                        [OBSERVATIONS], phase.section(plan), "monitoring")]
+        return [unable_finding(job, "info", f"whether a {label.lower()} is due",
+                               [OBSERVATIONS], phase.section(plan), "monitoring")]
     window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
     when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
     if window.contains(when, job.run.now):
@@ -109,7 +109,7 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     months = elapsed / DAYS_PER_UNIT["mo"]
     last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
     return [job.finding(
-        "monitoring-overdue", "LAB", "info",
+        "info",
         *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
                        title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
                        schedule=schedule_text(plan)),
@@ -134,14 +134,14 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             continue
         label = concept_text(phase.action.get("code")) or phase.title
         if OBSERVATIONS in job.context.unavailable:
-            out.append(unable_finding(job, "monitoring-baseline", "LAB", "info",
+            out.append(unable_finding(job, "info",
                                       f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
                                       "monitoring"))
             continue
         if _results(job, matcher):
             continue
         out.append(job.finding(
-            "monitoring-baseline", "LAB", "info",
+            "info",
             *wording.words("monitoring.baseline", label=label, drug=job.drug.name, title=phase.title,
                            quote=wording.quote(wording.quote_sentences(str(phase.action.get("description") or "")),
                                                phase.section(plan))),

@@ -55,7 +55,7 @@ def check_age(job: Job) -> Iterable[Finding]:
     children = job.drug.warning_with_heading(CHILDREN_HEADING)
     why = _no_age(job)
     if why:
-        return [job.finding("age", "AGE", "warning",
+        return [job.finding("warning",
                             *wording.words("age.unable", drug=job.drug.name, why=why, rule="Confirm the age before "
                                            "signing: the fixed dose is for adults.", quote=warning_quote(children)),
                             section_of(children) or aged[0].section, "children", {"age_unknown": why}, unable=True)]
@@ -67,7 +67,7 @@ def check_age(job: Job) -> Iterable[Finding]:
 
     undecided = _undecided_age(job, adult)
     if undecided:
-        return [job.finding("age", "AGE", "warning",
+        return [job.finding("warning",
                             *wording.words("age.unable", drug=job.drug.name, why=undecided, rule="Confirm the age "
                                            "before signing: the fixed dose is for adults.",
                                            quote=warning_quote(children)),
@@ -84,7 +84,7 @@ def check_age(job: Job) -> Iterable[Finding]:
                 and g.of_kind("age")]
     statement = " ".join(d.dosage.get("text", "") for g in covering[:1] for d in g.dosages)
     return [job.finding(
-        "age", "AGE", "warning",
+        "warning",
         *wording.words("age.child", drug=job.drug.name, age=age, bound=bound.strip().replace(">=", "\u2265"),
                        exempt=f" (no {exempt} recorded)" if exempt else "",
                        born=f" (born {(job.context.patient or {}).get('birthDate')})"
@@ -105,7 +105,7 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
         return []
     why = _no_age(job)
     if why:
-        return [job.finding("geriatric", "GEALRT", "info",
+        return [job.finding("info",
                             *wording.words("age.unable", drug=job.drug.name, why=why,
                                            rule=f"The seniors' warning applies from {GERIATRIC_AGE_YEARS}.",
                                            quote=warning_quote(cud)),
@@ -114,7 +114,7 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
     assert age is not None
     undecided = _undecided_age(job, lambda years: years >= GERIATRIC_AGE_YEARS)
     if undecided:
-        return [job.finding("geriatric", "GEALRT", "info",
+        return [job.finding("info",
                             *wording.words("age.unable", drug=job.drug.name, why=undecided,
                                            rule=f"The seniors' warning applies from {GERIATRIC_AGE_YEARS}.",
                                            quote=warning_quote(cud)),
@@ -123,7 +123,7 @@ def check_geriatric(job: Job) -> Iterable[Finding]:
     if age < GERIATRIC_AGE_YEARS:
         return []
     return [job.finding(
-        "geriatric", "GEALRT", "info",
+        "info",
         *wording.words("age.senior", age=age, risk=warning_statement(cud, after_colon=True),
                        threshold=GERIATRIC_AGE_YEARS, quote=warning_quote(cud)),
         section_of(cud), "seniors", {"age_years": age, "threshold_years": GERIATRIC_AGE_YEARS,

@@ -64,7 +64,7 @@ def check_dose_readable(job: Job) -> Iterable[Finding]:
     dose = job.dose
     accepted = "mg, mL or prefilled syringes" if job.drug.mg_per_syringe else "mg or mL"
     return [job.finding(
-        "dose-unreadable", "DOSE", "warning",
+        "warning",
         *wording.words("dose.unreadable", drug=job.drug.name, problem=dose.problem, dose=dose.dose_text or "none",
                        accepted=accepted),
         guide.section if guide else job.drug.section, dosing_anchor(guide.id if guide else None),
@@ -87,7 +87,7 @@ def check_high_dose(job: Job) -> Iterable[Finding]:
     if daily <= limit.amount_per_day:
         return []
     return [job.finding(
-        "high-dose", "DOSEH", "warning",
+        "warning",
         *wording.words("dose.high", drug=job.drug.name, daily=_mg(daily), limit=_mg(limit.amount_per_day),
                        ranged=_upper(job), dose=job.dose.dose_text, frequency=describe_per_day(job.dose.per_day),
                        each=_mg(job.dose.per_administration_mg), times=f"{job.dose.per_day:g}",
@@ -126,7 +126,7 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     anchor = dosing_anchor(guide.id)
     if OBSERVATIONS in job.context.unavailable:
         return [job.finding(
-            "high-dose-for-weight", "DOSEHINDW", "warning",
+            "warning",
             *wording.words("dose.weight_observations_unable", drug=job.drug.name, indication=_indication(job, guide),
                            limit=_mg(limit.amount_per_day)),
             guide.section, anchor, {"unavailable": [OBSERVATIONS]}, unable=True)]
@@ -134,7 +134,7 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     if measure is None or not measure.found:
         problem = _weight_problem(measure)
         return [job.finding(
-            "high-dose-for-weight", "DOSEHINDW", "warning",
+            "warning",
             *wording.words("dose.weight_unable", drug=job.drug.name, indication=_indication(job, guide),
                            problem=measure.brief("body weight") if measure else problem, reason=problem,
                            limit=_mg(limit.amount_per_day)),
@@ -147,7 +147,7 @@ def check_high_dose_for_weight(job: Job) -> Iterable[Finding]:
     if per_kg <= limit.amount_per_day:
         return []
     return [job.finding(
-        "high-dose-for-weight", "DOSEHINDW", "critical",
+        "critical",
         *wording.words("dose.weight_high", drug=job.drug.name, per_kg=f"{per_kg:.3g}", limit=_mg(limit.amount_per_day),
                        weight=_mg(measure.value), weighed=day(measure.when), daily=_mg(job.dose.daily_mg),
                        ranged=_upper(job), dose=job.dose.dose_text, frequency=describe_per_day(job.dose.per_day),
@@ -182,7 +182,7 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     if per_kg >= low:
         return []
     return [job.finding(
-        "low-dose-for-weight", "DOSELINDW", "info",
+        "info",
         *wording.words("dose.weight_low", drug=job.drug.name, per_kg=f"{per_kg:.3g}", low=f"{low:g}",
                        high=f"{high or low:g}", weight=_mg(measure.value), weighed=day(measure.when), least=_mg(least),
                        ranged=" at the low end of its range" if job.dose.ranged else "",
@@ -210,7 +210,7 @@ def check_route(job: Job) -> Iterable[Finding]:
             ordered = concept_text(route)
             vs = job.run.knowledge.resolve(job.drug.route_value_set or "")
             return [job.finding(
-                "route", "DOSE", "warning",
+                "warning",
                 *wording.words("route.found", drug=job.drug.name, ordered=wording.lower_first(ordered),
                                intended=intended),
                 section_of(vs) or job.drug.section, "summary",

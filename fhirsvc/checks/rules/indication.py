@@ -55,10 +55,9 @@ def check_indication(job: Job) -> Iterable[Finding]:
     short = " or ".join(short_name(t) for t in texts)
     if not recorded:
         if CONDITIONS in job.context.unavailable:
-            return [unable_finding(job, "indication", "COND", "info", "the indication", [CONDITIONS], section,
-                                   "summary")]
+            return [unable_finding(job, "info", "the indication", [CONDITIONS], section, "summary")]
         return [job.finding(
-            "indication", "COND", "info",
+            "info",
             *wording.words("indication.none", drug=job.drug.name, short=short, names=names),
             section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})]
     if any(_prerequisite(cud)[0] is None for cud, _, _ in recorded):
@@ -69,8 +68,7 @@ def check_indication(job: Job) -> Iterable[Finding]:
     if matcher is None:
         return []
     if MEDICATIONS in job.context.unavailable:
-        return [unable_finding(job, "indication", "COND", "info", "earlier therapy", [MEDICATIONS], section_of(cud),
-                        "summary")]
+        return [unable_finding(job, "info", "earlier therapy", [MEDICATIONS], section_of(cud), "summary")]
     recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
         reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
         and any(matcher.matches_concept(c) for c in job.run.concepts(m))})
@@ -82,7 +80,7 @@ def check_indication(job: Job) -> Iterable[Finding]:
     relation = next((str((o.get("relationshipType") or {}).get("text") or "")
                      for o in (cud.get("indication") or {}).get("otherTherapy") or ()), "")
     return [job.finding(
-        "indication", "COND", "info",
+        "info",
         *wording.words("indication.prior", indication=short_name(indication_text(cud)), drug=job.drug.name,
                        prior=lower_first(title.split(" (")[0]), prior_full=lower_first(title), found=found[0],
                        relation=lower_first(relation or "not first-line therapy")),

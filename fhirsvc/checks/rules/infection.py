@@ -59,7 +59,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
         cond = found[0]
         name = wording.record_name(cond)
         return [job.finding(
-            "active-infection", "COND", "warning",
+            "warning",
             *warning_words(job, f"Active infection recorded ({name})",
                       wording.markdown("Active infection on the problem list: **{name}**{recorded}.", name=name,
                                        recorded=wording.recorded_on(cond)), cud,
@@ -75,7 +75,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
         value, obs, when = round(fever.value or 0.0, 1), fever.observation, fever.when
         shown = f"{fever.comparator}{value:g}"
         return [job.finding(
-            "active-infection", "COND", "warning",
+            "warning",
             *warning_words(job, f"Fever {shown} °C ({fever.date})",
                       wording.markdown("Body temperature **{shown} °C** on {date}, a sign of infection (fever: "
                                        "{fever:g} °C or more {window}).", shown=shown, date=fever.date,
@@ -87,12 +87,12 @@ def check_infection(job: Job) -> Iterable[Finding]:
              "placed_at": "last instant of its date" if when and not when.exact else "as recorded"})]
     missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
     if missing:
-        return [unable_finding(job, "active-infection", "COND", "warning", "active infection", missing, section,
-                        "warnings", "Ask about infection and fever before signing.")]
+        return [unable_finding(job, "warning", "active infection", missing, section,
+                               "warnings", "Ask about infection and fever before signing.")]
     if readings and not any(r.readable for r in readings):
         newest = readings[0]
         return [job.finding(
-            "active-infection", "COND", "warning",
+            "warning",
             *wording.words("warning.unable", what="fever", drug=job.drug.name,
                            problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
                            reason=f"No active infection is recorded, and no body temperature of the last "
@@ -122,7 +122,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         shown = f"{measure.shown.split(' ')[0]} {GIGA_PER_L}"
         per_ul = round((measure.value or 0.0) * 1000)
         return [job.finding(
-            "neutropenia", "LAB", "warning",
+            "warning",
             *warning_words(job, f"Low neutrophil count {shown} ({day(measure.when)})",
                       wording.markdown("Newest absolute neutrophil count: **{shown}** ({per_ul} /\u00b5L) on {when}, "
                                        "below {limit:g} {unit}.", shown=shown, per_ul=per_ul, when=day(measure.when),
@@ -134,7 +134,7 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
         cond = found[0]
         name = wording.record_name(cond)
         return [job.finding(
-            "neutropenia", "LAB", "warning",
+            "warning",
             *warning_words(job, f"Neutropenia recorded ({name})" if name.lower() != "neutropenia"
                       else "Neutropenia recorded",
                       wording.markdown("Active on the problem list: **{name}**{recorded}.", name=name,
@@ -146,12 +146,12 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
     if not missing and CONDITIONS in job.context.unavailable and not (measure and measure.found):
         missing = [CONDITIONS]
     if missing:
-        return [unable_finding(job, "neutropenia", "LAB", "warning", "the neutrophil count", missing, section,
+        return [unable_finding(job, "warning", "the neutrophil count", missing, section,
                                "warnings", "Review the latest neutrophil count before signing.")]
     if measure is not None and measure.status == "unreadable":
         label = "neutrophil count"
         return [job.finding(
-            "neutropenia", "LAB", "warning",
+            "warning",
             *wording.words("warning.unable", what="the neutrophil count", drug=job.drug.name,
                            problem=measure.brief(label), reason=f"{_sentence(measure.problem(label))}.",
                            todo=f"An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is needed to check "

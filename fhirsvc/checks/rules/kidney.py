@@ -135,7 +135,7 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
                                           resource=renal_update(job.order, schedule), recommended=True))
         dosage_text = next((d.dosage.get("text", "") for d in guide.dosages if d.dosage.get("text")), "")
         return [job.finding(
-            "renal-dosing", "DOSECOND", "warning",
+            "warning",
             *wording.words("renal.found", drug=name, why=why, every=every, found=found, ordered=ordered,
                            quote=wording.quote(dosage_text.split(" The monograph says")[0], guide.section)),
             guide.section, "kidney-disease",
@@ -163,7 +163,7 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
                          else None) or guide0.section
     return [job.finding(
-        "renal-dosing", "DOSECOND", "info",
+        "info",
         *wording.words("renal.unable", drug=name, brief=brief, why=why, every=every,
                        threshold=f" ({threshold.comparator} {threshold.value:g} {threshold.unit})" if threshold
                        and threshold.value is not None else ""),

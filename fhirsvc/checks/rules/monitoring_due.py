@@ -80,8 +80,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     section = section_of(phases[0]["action"], plan)
     missing = job.run.unavailable(MEDICATIONS, OBSERVATIONS)
     if missing:
-        return [unable_finding(job, "monitoring-due", "LAB", "info", "whether a blood count is due", missing, section,
-                        "monitoring")]
+        return [unable_finding(job, "info", "whether a blood count is due", missing, section, "monitoring")]
     current = [m for m, _ in job.run.others_where(job.order, ("current-medications", job.drug.id),
                                                   lambda m, kind: kind == "medication"
                                                   and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
@@ -93,7 +92,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
         known = [s for s in starts if s is not None]
         if not known:
             return [job.finding(
-                "monitoring-due", "LAB", "info",
+                "info",
                 *wording.words("monitoring.unable", drug=job.drug.name, record=job.name_of(current[0]),
                                schedule=schedule_text(plan)),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
@@ -128,7 +127,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
         suggestions.append(Suggestion(label=test_label, action="create", description=description, resource=request,
                                       recommended=True))
     return [job.finding(
-        "monitoring-due", "LAB", "info",
+        "info",
         *wording.words("monitoring.due", label=label, drug=job.drug.name, stage=stage.split(" (")[0], last=last,
                        title=phase["action"].get("title", label), window=f"{phase['window']:g}",
                        stage_full=stage.split(" (")[0] + (f" on {day(started)}" if started else ""),

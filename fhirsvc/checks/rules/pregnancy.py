@@ -61,12 +61,12 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
         if missing:
-            return [unable_finding(job, "pregnancy", "PREG", "warning", "pregnancy", missing, section, "pregnancy")]
+            return [unable_finding(job, "warning", "pregnancy", missing, section, "pregnancy")]
         reading = status.reading if status is not None and status.status == "unreadable" else None
         if reading is not None and PREGNANCY_STATUS_MAX_AGE.contains(reading.when, job.run.now):
             label = "pregnancy status"
             return [job.finding(
-                "pregnancy", "PREG", "warning",
+                "warning",
                 *wording.words("warning.unable", what="pregnancy", drug=job.drug.name, problem=status.brief(label),
                                reason=f"No pregnancy is recorded, and {status.problem(label)}.",
                                todo="Confirm the pregnancy status (a coded answer, status final) before signing.",
@@ -75,7 +75,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         return []
     what, when, where = evidence
     return [job.finding(
-        "pregnancy", "PREG", "warning",
+        "warning",
         *warning_words(job, f"Pregnancy recorded ({what}{when})",
                   wording.markdown("{where}: **{what}**{when}.", where=where, what=what, when=when), cud,
                   wording.ADVICE["pregnancy"]),
@@ -108,10 +108,9 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
             facts = {"observation": reference_key(obs), "date": day(status.when)}
     if evidence is None:
         missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
-        return [unable_finding(job, "breastfeeding", "LACT", "info", "breastfeeding", missing, section,
-                               "breastfeeding")] if missing else []
+        return [unable_finding(job, "info", "breastfeeding", missing, section, "breastfeeding")] if missing else []
     return [job.finding(
-        "breastfeeding", "LACT", "info",
+        "info",
         *warning_words(job, f"Breastfeeding recorded ({evidence[0]}{evidence[1]})",
                   wording.markdown("{where}: **{what}**{when}.", where=evidence[2], what=evidence[0],
                                    when=evidence[1]), cud,

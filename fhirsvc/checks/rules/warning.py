@@ -42,9 +42,10 @@ def warning_quote(cud: Resource | None) -> str:
     return wording.quote(wording.quote_sentences(_description(cud)), section_of(cud) if cud else "")
 
 
-def unable_finding(job: Job, rule: str, topic: str, indicator: str, what: str, missing: list[str], section: str,
-            anchor: str, advice: str = "") -> Finding:
+def unable_finding(job: Job, indicator: str, what: str, missing: list[str], section: str, anchor: str,
+                   advice: str = "") -> Finding:
+    """The running check's "Unable to check <what>": the patient data ``missing`` could not be had."""
     return job.finding(
-        rule, topic, indicator,
+        indicator,
         *wording.words("unavailable", what=what, drug=job.drug.name, data=unavailable_text(missing), advice=advice),
         section, anchor, {"unavailable": missing}, unable=True)
