@@ -7,6 +7,7 @@ patient-view reminders (``checks.monitoring``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from fhirsvc.checks import wording
@@ -14,9 +15,7 @@ from fhirsvc.checks.base import Job, check, plain
 from fhirsvc.checks.context import MEDICATIONS, OBSERVATIONS, Resource
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.reading.medications import medication_start
-from fhirsvc.checks.reading.observations import (
-    newest_measurement,
-)
+from fhirsvc.checks.reading.observations import Measurement, Reading, newest_measurement
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.checks.rules.infection import ANC_TEST
@@ -64,6 +63,44 @@ def service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | Non
     return request
 
 
+def _current_records(job: Job) -> list[Resource]:
+    """The patient's current medication records of the drug (not the draft orders): on therapy if any."""
+    return [m for m, _ in job.run.others_where(job.order, ("current-medications", job.drug.id),
+                                               lambda m, kind: kind == "medication"
+                                               and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
+
+
+def _phase_now(job: Job, phases: list[dict[str, Any]], started: datetime | None) -> tuple[dict[str, Any] | None, str]:
+    """The phase the therapy is in, and the stage as a card says it: new therapy (``started`` None) is the
+    ``before`` phase; on therapy, the ``after`` phase of the whole calendar days since the start (windows.py)."""
+    if started is None:
+        return next((p for p in phases if p["kind"] == "before"), None), "before starting"
+    elapsed = whole_days(started, job.run.now)
+    phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
+    return phase, f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting"
+
+
+def _last_count(measure: Measurement, window: Window, now: datetime) -> tuple[Reading | None, Reading | None, str]:
+    """Of a count not found within the window: the newest readable one (too old), the newest that cannot be
+    read, and when the last one was, as a card says it."""
+    readable = measure.reading if measure.status == "stale" else measure.older
+    unreadable = measure.reading if measure.status == "unreadable" else measure.newest_unreadable
+    if readable is not None and readable.when is not None:
+        return readable, unreadable, f"last {readable.date}, {window.how_old(readable.when, now)}"
+    return readable, unreadable, "none recorded" if unreadable is None else "no usable count"
+
+
+def _order_test(job: Job, action: Mapping[str, Any], label: str) -> list[Suggestion]:
+    """Suggest creating the ServiceRequest of the action's ActivityDefinition (nothing without one)."""
+    request = service_request(job, action)
+    if not request:
+        return []
+    test_label, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
+                                                       purpose=wording.lower_first(label))
+    return [Suggestion(label=test_label, action="create", description=description, resource=request,
+                       recommended=True)]
+
+
 @check("monitoring-due", (14,), "LAB", "monitoring", "blood count monitoring", needs=(MEDICATIONS, OBSERVATIONS))
 def check_monitoring(job: Job) -> Iterable[Finding]:
     """#14 LAB info: a count is due by the drug's monitoring PlanDefinition: new therapy (no current order
@@ -81,56 +118,41 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     missing = job.run.unavailable(MEDICATIONS, OBSERVATIONS)
     if missing:
         return [unable_finding(job, "info", "whether a blood count is due", missing, section, "monitoring")]
-    current = [m for m, _ in job.run.others_where(job.order, ("current-medications", job.drug.id),
-                                                  lambda m, kind: kind == "medication"
-                                                  and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
-    if not current:
-        phase = next((p for p in phases if p["kind"] == "before"), None)
-        stage, started = "before starting", None
-    else:
-        starts = [medication_start(m) for m in current]
-        known = [s for s in starts if s is not None]
-        if not known:
+    current = _current_records(job)
+    started = None
+    if current:
+        started = min((s for s in map(medication_start, current) if s is not None), default=None)
+        if started is None:
             return [job.finding(
                 "info",
                 *wording.words("monitoring.unable", drug=job.drug.name, record=job.name_of(current[0]),
                                schedule=schedule_text(plan)),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
-        started = min(known)
-        elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date (windows.py)
-        phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
-        stage = f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting ({day(started)})"
-    if phase is None:
-        return []
-    matcher = job.run.value_set(phase["value_set"])
-    if matcher is None:
+    phase, stage = _phase_now(job, phases, started)
+    matcher = job.run.value_set(phase["value_set"]) if phase else None
+    if phase is None or matcher is None:
         return []
     window = Window(phase["window"], "day", "counts")
     measure = newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", window,
                                  ANC_TEST)
     if measure.found:
         return []
-    readable = measure.reading if measure.status == "stale" else measure.older
-    unreadable = measure.reading if measure.status == "unreadable" else measure.newest_unreadable
-    if readable is not None and readable.when is not None:
-        last = f"last {readable.date}, {window.how_old(readable.when, job.run.now)}"
-    else:
-        last = "none recorded" if unreadable is None else "no usable count"
+    return [_due(job, plan, section, phase, stage, started, window, measure)]
+
+
+def _due(job: Job, plan: Resource, section: str, phase: dict[str, Any], stage: str, started: datetime | None,
+         window: Window, measure: Measurement) -> Finding:
+    """#14's finding: the count the phase wants is due (none within its window), with the last one and the test
+    to order."""
+    readable, unreadable, last = _last_count(measure, window, job.run.now)
     also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
             else "")
-    request = service_request(job, phase["action"])
     label = concept_text(phase["action"].get("code")) or "Blood count"
-    suggestions = []
-    if request:
-        test_label, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
-                                                           purpose=wording.lower_first(label))
-        suggestions.append(Suggestion(label=test_label, action="create", description=description, resource=request,
-                                      recommended=True))
-    return [job.finding(
+    return job.finding(
         "info",
-        *wording.words("monitoring.due", label=label, drug=job.drug.name, stage=stage.split(" (")[0], last=last,
+        *wording.words("monitoring.due", label=label, drug=job.drug.name, stage=stage, last=last,
                        title=phase["action"].get("title", label), window=f"{phase['window']:g}",
-                       stage_full=stage.split(" (")[0] + (f" on {day(started)}" if started else ""),
+                       stage_full=stage + (f" on {day(started)}" if started else ""),
                        rule=window.rule, also=also, schedule=schedule_text(plan)),
         section, "monitoring",
         {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
@@ -140,4 +162,4 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
          **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
                                   "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
          "plan": f"PlanDefinition/{plan.get('id')}", "action": phase["action"].get("id")},
-        suggestions)]
+        _order_test(job, phase["action"], label))
