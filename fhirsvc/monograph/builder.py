@@ -253,8 +253,21 @@ class _Builder:
                     sections, self.k.version)
 
     def _summary(self, draft: _Draft) -> None:
+        draft.cite(self.mk)
+        rows = self._at_a_glance()
+        if rows:
+            draft.add(Table("At a glance", ("Feature", "Value"), tuple(rows)))
+        self._uses(draft)
+        products = [_text(p.get("code")) for p in self.products] + [p.get("name") or p.get("description") or ""
+                                                                    for p in self.packs]
+        if any(products):
+            draft.add(Heading("Products and packs"), ItemList(tuple(filter(None, products))))
+            draft.cite(*self.products, *self.packs)
+
+    def _at_a_glance(self) -> list[tuple[str, ...]]:
+        """The summary table's rows: names, form, route, strength, classes and the drug's features that no
+        other section shows."""
         mk = self.mk
-        draft.cite(mk)
         definitional = mk.get("definitional") or {}
         rows: list[tuple[str, ...]] = []
         if len(self.names) > 1:
@@ -275,8 +288,10 @@ class _Builder:
             kind = _text(characteristic.get("type"))
             if not _topic(kind, DRUG_CHARACTERISTIC_TOPICS) and _value_text(characteristic):
                 rows.append((_cap(kind) or "Feature", _value_text(characteristic)))
-        if rows:
-            draft.add(Table("At a glance", ("Feature", "Value"), tuple(rows)))
+        return rows
+
+    def _uses(self, draft: _Draft) -> None:
+        """The indications, the dosed ones first (in the order of their dosing sections)."""
         guided = [guide.indication["id"] for guide in self.guides if guide.indication]
         indications = sorted((cud for cud in self.cuds if cud.get("type") == "indication"),  # dosed ones first
                              key=lambda cud: (cud["id"] not in guided, guided.index(cud["id"]) if cud["id"] in guided
@@ -285,28 +300,26 @@ class _Builder:
             draft.add(Heading("Uses"))
         by_indication = {guide.indication["id"]: guide for guide in self.guides if guide.indication}
         for cud in indications:
-            indication = cud.get("indication") or {}
-            draft.add(Paragraph(_indication_name(cud), label="Use"))
-            effect = _text((indication.get("intendedEffect") or {}).get("concept"))
-            draft.add(Paragraph(effect, label="Aim") if effect else None)
-            duration = indication.get("durationString") or _range_text(indication.get("durationRange"))
-            draft.add(Paragraph(duration, label="Duration") if duration else None)
-            for other in indication.get("otherTherapy") or ():
-                treatment = _text((other.get("treatment") or {}).get("concept"))
-                draft.add(Paragraph(f"{_text(other.get('relationshipType'))}: {treatment}".strip(": "),
-                                    label="Other treatment"))
-            status = _text(cud.get("status"))
-            draft.add(Paragraph(status, label="Status") if status else None)
-            guide = by_indication.get(cud["id"])
-            if guide:
-                draft.add(ItemList((Link(f"Dosing: {guide.name}", f"#{guide.anchor}"),)))
-            draft.add(*self._label_notes(cud))
-            draft.cite(cud)
-        products = [_text(p.get("code")) for p in self.products] + [p.get("name") or p.get("description") or ""
-                                                                    for p in self.packs]
-        if any(products):
-            draft.add(Heading("Products and packs"), ItemList(tuple(filter(None, products))))
-            draft.cite(*self.products, *self.packs)
+            self._use(draft, cud, by_indication.get(cud["id"]))
+
+    def _use(self, draft: _Draft, cud: Mapping[str, Any], guide: _Guide | None) -> None:
+        """One indication: its aim, duration, other therapy, status and a link to its dosing section."""
+        indication = cud.get("indication") or {}
+        draft.add(Paragraph(_indication_name(cud), label="Use"))
+        effect = _text((indication.get("intendedEffect") or {}).get("concept"))
+        draft.add(Paragraph(effect, label="Aim") if effect else None)
+        duration = indication.get("durationString") or _range_text(indication.get("durationRange"))
+        draft.add(Paragraph(duration, label="Duration") if duration else None)
+        for other in indication.get("otherTherapy") or ():
+            treatment = _text((other.get("treatment") or {}).get("concept"))
+            draft.add(Paragraph(f"{_text(other.get('relationshipType'))}: {treatment}".strip(": "),
+                                label="Other treatment"))
+        status = _text(cud.get("status"))
+        draft.add(Paragraph(status, label="Status") if status else None)
+        if guide:
+            draft.add(ItemList((Link(f"Dosing: {guide.name}", f"#{guide.anchor}"),)))
+        draft.add(*self._label_notes(cud))
+        draft.cite(cud)
 
     def _how_it_works(self, draft: _Draft) -> None:
         for characteristic in (self.mk.get("definitional") or {}).get("drugCharacteristic") or ():
