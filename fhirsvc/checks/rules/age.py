@@ -12,11 +12,7 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
-from fhirsvc.checks.config import (
-    CHILDREN_HEADING,
-    GERIATRIC_AGE_YEARS,
-    SENIORS_HEADING,
-)
+from fhirsvc.checks.config import CHILDREN_HEADING, GERIATRIC_AGE_YEARS, SENIORS_HEADING
 from fhirsvc.checks.context import CONDITIONS, PATIENT, Resource
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.rules.indication import indication_text, short_name
