@@ -103,51 +103,64 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
     guides = _renal_guidelines(job)
     if not guides:
         return []
-    guide0 = guides[0]
     schedule = next((d.repeat for g in guides for d in g.dosages if d.repeat), {})
     target = administrations_per_day({"repeat": schedule}) if schedule else None
     per_day = order_per_day(job.order)
     if target is not None and per_day is not None and per_day <= target + 1e-9:
         return []
-    name, every = job.drug.name, describe_per_day(target)
     evidence, measurements, chars = _severity_evidence(job, guides)
     kidney_facts: dict[str, Any] = {}
     for measure in measurements:
         kidney_facts.update(measure.facts("kidney_function"))
     if evidence is not None:
-        guide: Guideline = evidence["guideline"]
-        char: Characteristic = evidence["char"]
-        if evidence["kind"] == "measurement":
-            measure: Measurement = evidence["measure"]
-            why = f"{evidence['label']} {measure.shown}, {day(measure.when)}"
-            found = wording.markdown("The newest kidney function result is **{label} {shown}** ({when}), below "
-                                     "{value:g} {unit}.", label=evidence["label"], shown=measure.shown,
-                                     when=day(measure.when), value=char.value, unit=char.unit)
-        else:
-            why = evidence["label"]
-            found = wording.markdown("An active condition of severe kidney disease is recorded: **{label}**.",
-                                     label=evidence["label"])
-        ordered = describe_per_day(per_day)
-        suggestions = []
-        if per_day is not None and schedule and job.order.get("resourceType") == "MedicationRequest":
-            label, description = wording.suggestion_words("reschedule", every=every, why="severe kidney disease")
-            suggestions.append(Suggestion(label=label, action="update", description=description,
-                                          resource=renal_update(job.order, schedule), recommended=True))
-        dosage_text = next((d.dosage.get("text", "") for d in guide.dosages if d.dosage.get("text")), "")
-        return [job.finding(
-            "warning",
-            *wording.words("renal.found", drug=name, why=why, every=every, found=found, ordered=ordered,
-                           quote=wording.quote(dosage_text.split(" The monograph says")[0], guide.section)),
-            guide.section, "kidney-disease",
-            {**kidney_facts, "severe_kidney_disease": evidence["kind"],
-             **({"condition": evidence["condition"]} if evidence["kind"] == "condition" else {}),
-             **({"threshold": {"comparator": char.comparator, "value": char.value, "unit": char.unit}}
-                if evidence["kind"] == "measurement" else {}),
-             "order_administrations_per_day": per_day, "advised_administrations_per_day": target,
-             "guideline": guide.id},
-            suggestions)]
+        return [_too_often(job, evidence, kidney_facts, schedule, per_day, target)]
     if any(m.found for m in measurements):
         return []  # a recent result above the threshold (it decides even if the condition list is missing)
+    return [_unable(job, guides[0], measurements, chars, kidney_facts, describe_per_day(target))]
+
+
+def _too_often(job: Job, evidence: dict[str, Any], kidney_facts: dict[str, Any], schedule: Mapping[str, Any],
+               per_day: float | None, target: float | None) -> Finding:
+    """#9's warning: severe kidney disease (a result below the threshold, or a condition) and an order more often
+    than the renal schedule; the suggestion reschedules a MedicationRequest."""
+    guide: Guideline = evidence["guideline"]
+    char: Characteristic = evidence["char"]
+    every = describe_per_day(target)
+    if evidence["kind"] == "measurement":
+        measure: Measurement = evidence["measure"]
+        why = f"{evidence['label']} {measure.shown}, {day(measure.when)}"
+        found = wording.markdown("The newest kidney function result is **{label} {shown}** ({when}), below "
+                                 "{value:g} {unit}.", label=evidence["label"], shown=measure.shown,
+                                 when=day(measure.when), value=char.value, unit=char.unit)
+    else:
+        why = evidence["label"]
+        found = wording.markdown("An active condition of severe kidney disease is recorded: **{label}**.",
+                                 label=evidence["label"])
+    suggestions = []
+    if per_day is not None and schedule and job.order.get("resourceType") == "MedicationRequest":
+        label, description = wording.suggestion_words("reschedule", every=every, why="severe kidney disease")
+        suggestions.append(Suggestion(label=label, action="update", description=description,
+                                      resource=renal_update(job.order, schedule), recommended=True))
+    dosage_text = next((d.dosage.get("text", "") for d in guide.dosages if d.dosage.get("text")), "")
+    return job.finding(
+        "warning",
+        *wording.words("renal.found", drug=job.drug.name, why=why, every=every, found=found,
+                       ordered=describe_per_day(per_day),
+                       quote=wording.quote(dosage_text.split(" The monograph says")[0], guide.section)),
+        guide.section, "kidney-disease",
+        {**kidney_facts, "severe_kidney_disease": evidence["kind"],
+         **({"condition": evidence["condition"]} if evidence["kind"] == "condition" else {}),
+         **({"threshold": {"comparator": char.comparator, "value": char.value, "unit": char.unit}}
+            if evidence["kind"] == "measurement" else {}),
+         "order_administrations_per_day": per_day, "advised_administrations_per_day": target,
+         "guideline": guide.id},
+        suggestions)
+
+
+def _unable(job: Job, guide: Guideline, measurements: list[Measurement], chars: list[Characteristic],
+            kidney_facts: dict[str, Any], every: str) -> Finding:
+    """#9's "Unable to check": no recent kidney function result (missing, too old, unreadable, or the
+    observations could not be had) and no severe kidney disease condition."""
     missing = job.run.unavailable(OBSERVATIONS)
     if missing:
         why = brief = f"the {unavailable_text(missing)} could not be retrieved"
@@ -161,13 +174,13 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
             why, brief = shown.problem("kidney function result"), shown.brief("kidney function result")
     threshold = next((c for c in chars), None)
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
-                         else None) or guide0.section
-    return [job.finding(
+                         else None) or guide.section
+    return job.finding(
         "info",
-        *wording.words("renal.unable", drug=name, brief=brief, why=why, every=every,
+        *wording.words("renal.unable", drug=job.drug.name, brief=brief, why=why, every=every,
                        threshold=f" ({threshold.comparator} {threshold.value:g} {threshold.unit})" if threshold
                        and threshold.value is not None else ""),
         section, "kidney-disease",
         {**kidney_facts, "window_days": KIDNEY_MAX_AGE.limit,
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
-        unable=True)]
+        unable=True)
