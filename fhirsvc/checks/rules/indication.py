@@ -47,22 +47,32 @@ def check_indication(job: Job) -> Iterable[Finding]:
     indications = [(cud, vs) for cud, vs in job.drug.indications() if vs]
     if not indications:
         return []
-    section = section_of(indications[0][0])
     recorded = [(cud, vs, job.indication_recorded(vs)) for cud, vs in indications]
     recorded = [(cud, vs, names) for cud, vs, names in recorded if names]
-    texts = [indication_text(cud) for cud, _ in indications]
-    names = "; ".join(texts)
-    short = " or ".join(short_name(t) for t in texts)
     if not recorded:
-        if CONDITIONS in job.context.unavailable:
-            return [unable_finding(job, "info", "the indication", [CONDITIONS], section, "summary")]
-        return [job.finding(
-            "info",
-            *wording.words("indication.none", drug=job.drug.name, short=short, names=names),
-            section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})]
+        return [_none_recorded(job, indications)]
     if any(_prerequisite(cud)[0] is None for cud, _, _ in recorded):
         return []
     cud, _, found = recorded[0]
+    return _before_other_therapy(job, cud, found)
+
+
+def _none_recorded(job: Job, indications: list[tuple[Resource, str]]) -> Finding:
+    """#17 when none of the drug's indications is recorded (or the condition list could not be had)."""
+    section = section_of(indications[0][0])
+    if CONDITIONS in job.context.unavailable:
+        return unable_finding(job, "info", "the indication", [CONDITIONS], section, "summary")
+    texts = [indication_text(cud) for cud, _ in indications]
+    return job.finding(
+        "info",
+        *wording.words("indication.none", drug=job.drug.name, short=" or ".join(short_name(t) for t in texts),
+                       names="; ".join(texts)),
+        section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})
+
+
+def _before_other_therapy(job: Job, cud: Resource, found: list[str]) -> list[Finding]:
+    """#17 when the recorded indication must follow other therapy and the medication list shows none (any
+    record but entered-in-error, other than the order itself)."""
     prior_vs, prior_text = _prerequisite(cud)
     matcher = job.run.value_set(prior_vs)
     if matcher is None:
@@ -72,8 +82,7 @@ def check_indication(job: Job) -> Iterable[Finding]:
     recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
         reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
         and any(matcher.matches_concept(c) for c in job.run.concepts(m))})
-    earlier = bool(recorded_keys - {job.order_ref})
-    if earlier:
+    if recorded_keys - {job.order_ref}:
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}
     title = str(vs.get("title") or prior_text)
