@@ -10,9 +10,10 @@ Entry points: ``engine.run_checks(context, knowledge)`` (the order hooks) and
   monitoring schedule).
 - ``recognition.py``, ``index.py``: which drug an order or a record is for (codes first, then whole-word names).
 - ``reading/``: the patient's record and the orders as the rules read them, no findings: ``resources.py``
-  (CodeableConcept text and codes, ``Type/id``), ``windows.py`` (dates and time windows), ``age.py``,
-  ``conditions.py`` (conditions and allergies), ``observations.py`` (readable results, the newest
-  measurement), ``medications.py`` (status, start and end), ``daily_dose.py`` (the daily dose of an order in mg).
+  (a CodeableConcept's codes, ``Type/id``; its text is ``fhirtypes.concept_text``), ``windows.py`` (dates and
+  time windows), ``age.py``, ``conditions.py`` (conditions and allergies), ``observations.py`` (readable
+  results, the newest measurement), ``medications.py`` (status, start and end), ``daily_dose.py`` (the daily
+  dose of an order in mg).
 - ``base.py``: the per-call ``Run``, the per-order ``Job`` and the check registry (``@check``).
 - ``rules/``: the checks, one module per family: ``allergy.py`` (#1, #2), ``interactions.py`` (#3-#5,
   #19-#21), ``dose.py`` (#6-#8, #18, unreadable dose), ``kidney.py`` (#9), ``age.py`` (#10, #11),

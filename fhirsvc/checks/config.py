@@ -52,7 +52,7 @@ SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "pr
                            "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
 
 # --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
-# Measured one way (fhirsvc/checks/windows.py, docs/reading-patient-data.md "Time windows"): whole
+# Measured one way (fhirsvc/checks/reading/windows.py, docs/reading-patient-data.md "Time windows"): whole
 # calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the
 # 72-hour fever window in exact hours. Each card states the rule it applied.
 WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken within 90 days"

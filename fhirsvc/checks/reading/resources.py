@@ -1,5 +1,5 @@
-"""The FHIR datatypes every reading uses: what a CodeableConcept says (its text, its codes) and a resource's
-``Type/id``.
+"""What every reading asks of a record: a CodeableConcept's codes (its text: ``fhirtypes.concept_text``) and a
+resource's ``Type/id``.
 """
 
 from __future__ import annotations
