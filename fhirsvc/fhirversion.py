@@ -12,7 +12,6 @@ from fhir.resources import get_fhir_model_class as _get_r5_class
 from fhir.resources.R4B import get_fhir_model_class as _get_r4b_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
-R5_VERSION = "5.0.0"
 R4_VERSION = "4.0.1"
 # Resource types R4B added to R4 (their R4B models exist, but R4 4.0.1 has no such type).
 R4B_ONLY_TYPES = frozenset({

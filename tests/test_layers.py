@@ -41,7 +41,7 @@ def test_imports_point_one_way():
     """No module of the checks or the drug model names a face (CDS Hooks, FHIR REST, pages, app, command line)."""
     offenders = []
     for layer in ("checks", "drugmodel"):
-        for path in sorted((ROOT / "fhirsvc" / layer).glob("*.py")):
+        for path in sorted((ROOT / "fhirsvc" / layer).rglob("*.py")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 module = line.split()[1] if line.startswith(("from fhirsvc.", "import fhirsvc.")) else ""
                 if any(module == f or module.startswith(f + ".") for f in FACES):  # fhirsvc.fhirtypes is no face

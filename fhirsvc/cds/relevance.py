@@ -25,7 +25,8 @@ from requests.adapters import HTTPAdapter
 from fhirsvc.cds.prefetch import FetchSettings, assemble_context, fhir_server, resolve_medications
 from fhirsvc.checks.context import MEDICATIONS, PatientContext
 from fhirsvc.checks.engine import relevance
-from fhirsvc.checks.patient import is_live_draft, reference_key
+from fhirsvc.checks.reading.medications import is_live_draft
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.knowledge.store import Knowledge
 
 log = logging.getLogger(__name__)

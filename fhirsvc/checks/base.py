@@ -26,25 +26,23 @@ from fhirsvc.checks.context import (
     PATIENT,
     PatientContext,
 )
-from fhirsvc.checks.dose import DailyDose, daily_dose
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
-from fhirsvc.checks.patient import (
-    ObservationIndex,
-    age_range,
-    age_years,
+from fhirsvc.checks.reading.age import age_range, age_years
+from fhirsvc.checks.reading.conditions import (
     allergy_concepts,
-    concept_text,
     condition_in,
     is_active_allergy,
     is_active_condition,
-    is_current,
-    is_live_draft,
     is_recorded_condition,
-    reference_key,
 )
+from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
+from fhirsvc.checks.reading.medications import is_current, is_live_draft
+from fhirsvc.checks.reading.observations import ObservationIndex
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
@@ -190,10 +188,6 @@ class Run:
         return [member for include in ((value_set or {}).get("compose") or {}).get("include") or ()
                 for member in include.get("concept") or () if (include.get("system"), member.get("code")) in keys]
 
-    def concept_display(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
-        """The display the concept's code has in a knowledge value set ("" if none)."""
-        return next((str(m["display"]) for m in self._members(url, concept) if m.get("display")), "")
-
     def concept_label(self, url: str | None, concept: Mapping[str, Any] | None) -> str:
         """A short name of a coded concept: the shortest designation (or display) its code has in the
         knowledge value set (a creatinine clearance code -> ``CrCl``), else its own text or display."""
@@ -314,6 +308,8 @@ class Job:
     order: Resource
     drug: DrugProfile
     interaction: Interaction | None = None
+    # The check running on this job (``engine.run_one`` sets it): its findings take their rule and topic from it.
+    check: Check | None = None
 
     @property
     def context(self) -> PatientContext:
@@ -382,10 +378,17 @@ class Job:
                 return chosen[0]
         return candidates[0]
 
-    def finding(self, rule: str, topic: str, indicator: str, summary: str, detail: str, section: str,
-                anchor: str, facts: Mapping[str, Any] | None = None,
-                suggestions: Iterable[Suggestion] = (), unable: bool = False) -> Finding:
-        """A Finding about this job's order and drug (the summary is clipped to the card limit)."""
+    def finding(self, indicator: str, summary: str, detail: str, section: str, anchor: str,
+                facts: Mapping[str, Any] | None = None, suggestions: Iterable[Suggestion] = (), unable: bool = False,
+                *, rule: str | None = None, topic: str | None = None) -> Finding:
+        """A Finding about this job's order and drug (the summary is clipped to the card limit), of the running
+        check's rule and topic; ``rule``/``topic`` for a check that reports under another rule (an interaction
+        class's own rule)."""
+        if rule is None or topic is None:
+            if self.check is None:
+                raise ValueError("a finding needs a rule and a topic: run the check with engine.run_one")
+            rule = self.check.rule if rule is None else rule
+            topic = self.check.topic if topic is None else topic
         base = {"order": self.order_ref, "drug": self.drug.id}
         return Finding(rule=rule, topic=topic, topic_display=TOPICS[topic], indicator=indicator,
                        summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhirsvc.canonical import CANONICAL, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT, value_set_url
-from fhirsvc.checks.windows import Window
-
-__all__ = ["CANONICAL", "EXT_SOURCE_SECTION", "EXT_VALUE_SET", "EXT_WASHOUT", "value_set_url"]  # re-exported
-
+from fhirsvc.canonical import value_set_url
+from fhirsvc.checks.reading.windows import Window
 
 # --- Card topics -------------------------------------------------------------------------------------
 # Contract "Service contract": source.topic is a Coding from v3-ActCode (the FHIR DetectedIssue codes).
@@ -55,7 +52,7 @@ SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "pr
                            "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
 
 # --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
-# Measured one way (fhirsvc/checks/windows.py, docs/reading-patient-data.md "Time windows"): whole
+# Measured one way (fhirsvc/checks/reading/windows.py, docs/reading-patient-data.md "Time windows"): whole
 # calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the
 # 72-hour fever window in exact hours. Each card states the rule it applied.
 WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken within 90 days"

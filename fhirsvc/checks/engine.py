@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 # Importing the check modules registers their checks (kept in contract order by the registry).
-from fhirsvc.checks import allergy, dosing, interactions, patient_rules, wording  # noqa: F401
+from fhirsvc.checks import rules, wording  # noqa: F401
 from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import is_live_draft, reference_key
+from fhirsvc.checks.reading.medications import is_live_draft
+from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
 from fhirsvc.terminology import codings
@@ -101,6 +102,7 @@ def log_unmatched_ndcs(concepts: Iterable[Mapping[str, Any]], knowledge: Knowled
 
 def run_one(check: Check, job: Job) -> list[Finding]:
     """Run one check on one job; a failure becomes an "Unable to check" finding of its topic."""
+    job.check = check
     try:
         return list(check.function(job))
     except Exception as exc:
@@ -109,7 +111,7 @@ def run_one(check: Check, job: Job) -> list[Finding]:
         logger.error("check %s failed for %s on a %s order: %s (%s)", check.rule, job.drug.id,
                      job.order.get("resourceType", "?"), type(exc).__name__, where)
         return [job.finding(
-            check.rule, check.topic, "warning",
+            "warning",
             *wording.words("failed", what=check.title, drug=job.drug.name),
             job.drug.section, check.anchor, {"error": type(exc).__name__}, unable=True)]
 

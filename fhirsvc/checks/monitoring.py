@@ -33,23 +33,18 @@ from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.interactions import check_reverse_current
-from fhirsvc.checks.patient import (
-    READABLE_STATUSES,
-    concept_text,
-    day,
-    is_current,
-    is_live_draft,
-    medication_start,
-    observation_when,
-    observations_of,
-    reference_key,
-)
-from fhirsvc.checks.patient_rules import _schedule_text, _service_request, _unable, check_infection
-from fhirsvc.checks.windows import Window, whole_days
+from fhirsvc.checks.reading.medications import is_current, is_live_draft, medication_start
+from fhirsvc.checks.reading.observations import READABLE_STATUSES, observation_when, observations_of
+from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.windows import Window, day, whole_days
+from fhirsvc.checks.rules.infection import check_infection
+from fhirsvc.checks.rules.interactions import check_reverse_current
+from fhirsvc.checks.rules.monitoring_due import schedule_text, service_request
+from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
 
 logger = logging.getLogger(__name__)
@@ -70,7 +65,7 @@ def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
 
 
 def _suggestion(job: Job, phase: Phase, label: str) -> list[Suggestion]:
-    request = _service_request(job, phase.action) if phase.definition else None
+    request = service_request(job, phase.action) if phase.definition else None
     if request is None:
         return []
     text, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
@@ -91,9 +86,9 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     known = [s for s in (medication_start(m) for m in current) if s is not None]
     if not known:
         return [job.finding(
-            "monitoring-overdue", "LAB", "info",
+            "info",
             *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
-                           schedule=_schedule_text(plan)),
+                           schedule=schedule_text(plan)),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
     started = min(known)
     elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
@@ -105,8 +100,8 @@ def check_overdue(job: Job) -> Iterable[Finding]:
         return []
     label = concept_text(phase.action.get("code")) or phase.title
     if OBSERVATIONS in job.context.unavailable:
-        return [_unable(job, "monitoring-overdue", "LAB", "info", f"whether a {label.lower()} is due",
-                        [OBSERVATIONS], phase.section(plan), "monitoring")]
+        return [unable_finding(job, "info", f"whether a {label.lower()} is due",
+                               [OBSERVATIONS], phase.section(plan), "monitoring")]
     window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
     when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
     if window.contains(when, job.run.now):
@@ -114,10 +109,10 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     months = elapsed / DAYS_PER_UNIT["mo"]
     last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
     return [job.finding(
-        "monitoring-overdue", "LAB", "info",
+        "info",
         *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
                        title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
-                       schedule=_schedule_text(plan)),
+                       schedule=schedule_text(plan)),
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
          "window_days": phase.window, "last_date": when.label() if when else None,
@@ -139,13 +134,14 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             continue
         label = concept_text(phase.action.get("code")) or phase.title
         if OBSERVATIONS in job.context.unavailable:
-            out.append(_unable(job, "monitoring-baseline", "LAB", "info", f"whether {label.lower()} was measured",
-                               [OBSERVATIONS], phase.section(plan), "monitoring"))
+            out.append(unable_finding(job, "info",
+                                      f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
+                                      "monitoring"))
             continue
         if _results(job, matcher):
             continue
         out.append(job.finding(
-            "monitoring-baseline", "LAB", "info",
+            "info",
             *wording.words("monitoring.baseline", label=label, drug=job.drug.name, title=phase.title,
                            quote=wording.quote(wording.quote_sentences(str(phase.action.get("description") or "")),
                                                phase.section(plan))),

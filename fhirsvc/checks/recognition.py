@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fhirsvc.checks.patient import concept_text
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.terminology import ValueSetMatcher, codings
 
@@ -76,24 +75,3 @@ def recognize(concepts: Sequence[Concept], drugs: Iterable[DrugProfile]) -> list
 def in_value_set(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> bool:
     """True if a concept is a member of the value set, by code or by whole-word name."""
     return any(matcher.matches_concept(c) for c in concepts)
-
-
-def matched_name(concepts: Sequence[Concept], matcher: ValueSetMatcher) -> str:
-    """What a person would call the matched medication (text, else the first display, else a code)."""
-    for concept in concepts:
-        name = concept_text(concept) if matcher.matches_concept(concept) else ""
-        if name:
-            return name
-    return ""
-
-
-def describe(concepts: Sequence[Concept]) -> str:
-    """A short name of what the concepts name, for card text."""
-    texts = _texts(concepts)
-    if texts:
-        return texts[0]
-    for concept in concepts:
-        for coding in codings(concept):
-            if coding.get("code"):
-                return str(coding["code"])
-    return "the ordered medication"

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fhirsvc.canonical import EXT_MEMBER_NAME
-from fhirsvc.checks.patient import allergy_concepts, concept_text
+from fhirsvc.checks.reading.conditions import allergy_concepts
 from fhirsvc.escaping import markdown_text, plain_text
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import code_key, codings, normalize_name
 

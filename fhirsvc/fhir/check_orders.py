@@ -34,7 +34,7 @@ from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed
 from fhirsvc.cds.schemas import validate_request
 from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.context import DATA_KEYS
-from fhirsvc.checks.patient import parse_datetime
+from fhirsvc.checks.reading.windows import parse_datetime
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.registry import R5
 from fhirsvc.fhirversion import UnknownResourceType, resource_class

@@ -27,7 +27,8 @@ from fhirsvc.monograph.blocks import (
     WeightDoseTable,
     WeightRow,
 )
-from fhirsvc.monograph.builder import TABLE_WEIGHTS_KG, _Builder
+from fhirsvc.monograph.builder import build
+from fhirsvc.monograph.sections.dosing import TABLE_WEIGHTS_KG
 from fhirsvc.monograph.text import _names, _text
 
 
@@ -46,7 +47,7 @@ def build_page(knowledge: Knowledge, drug_id: str) -> Page | None:
     mk = knowledge.get("MedicationKnowledge", drug_id)
     if mk is None:
         return None
-    return _Builder(knowledge, mk).page()
+    return build(knowledge, mk)
 
 
 __all__ = ["TABLE_WEIGHTS_KG", "DoseCell", "DrugEntry", "Heading", "ItemList", "LabelNote", "Link", "Page", "Paragraph",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhirsvc.checks.dose import daily_dose, describe_per_day, dose_quantity, to_mg, unit_kind
+from fhirsvc.checks.reading.daily_dose import daily_dose, describe_per_day, dose_quantity, to_mg, unit_kind
 from fhirsvc.drugmodel.profile import drug_profiles
 from fhirsvc.drugmodel.timing import administrations_per_day, timing_code_per_day
 from tests.checks.conftest import dosage, med_request

@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import logging
 
-from fhirsvc.checks.base import CHECKS, Check
+import pytest
+
+from fhirsvc.checks.base import CHECKS, Check, Job, Run
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.terminology import CVX, RXNORM
@@ -73,6 +75,28 @@ def test_a_failing_check_becomes_an_unable_finding_and_the_others_still_run(know
     assert failed.topic_display == TOPICS["DOSECOND"]
     assert "ValueError" in caplog.text and "explode" in caplog.text
     assert "secret" not in caplog.text and "Testperson" not in caplog.text
+
+
+def test_a_finding_takes_its_rule_and_topic_from_its_check_unless_it_names_another(knowledge):
+    def declared(job):
+        return [job.finding("info", "Declared", "detail", "", "summary")]
+
+    def other(job):
+        return [job.finding("warning", "Other", "detail", "", "summary", rule="other-rule", topic="LAB")]
+
+    registry = [Check("declared", (1,), "DOSE", "summary", "declared", False, declared, 1.0),
+                Check("overriding", (2,), "DOSE", "summary", "overriding", False, other, 2.0)]
+    found = run_checks(context(med_request(), **quiet()), knowledge, registry)
+    assert [(f.rule, f.topic, f.topic_display, f.summary) for f in found] == [
+        ("declared", "DOSE", TOPICS["DOSE"], "Declared"), ("other-rule", "LAB", TOPICS["LAB"], "Other")]
+
+
+def test_a_finding_outside_a_running_check_must_name_its_rule_and_topic(knowledge):
+    run_ = Run(context(med_request(), **quiet()), knowledge)
+    job = Job(run_, med_request(), run_.drugs[0])
+    with pytest.raises(ValueError, match="rule and a topic"):
+        job.finding("info", "Summary", "detail", "", "summary")
+    assert job.finding("info", "Summary", "detail", "", "summary", rule="r", topic="LAB").rule == "r"
 
 
 def test_findings_come_in_a_deterministic_order(knowledge):

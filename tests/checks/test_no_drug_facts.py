@@ -14,19 +14,20 @@ import fhirsvc.checks
 import fhirsvc.drugmodel
 
 CHECKS_DIR = Path(fhirsvc.checks.__file__).parent
-SOURCES = sorted([*CHECKS_DIR.glob("*.py"), *Path(fhirsvc.drugmodel.__file__).parent.glob("*.py")])
+SOURCES = sorted([*CHECKS_DIR.rglob("*.py"), *Path(fhirsvc.drugmodel.__file__).parent.rglob("*.py")])
+IDS = [p.relative_to(CHECKS_DIR.parent).as_posix() for p in SOURCES]
 FORBIDDEN_WORDS = re.compile(r"anakinra|kineret|\bnomid\b|rheumatoid|etanercept|adalimumab|humira|measles|"
                              r"e\. coli|escherichia|methotrexate", re.IGNORECASE)
 CODE_LIKE = re.compile(r"^(?:\d{3,6}-\d|LA\d+-\d|\d{5}-\d{3,4}-\d{1,2}|\d{6,}|[A-Z]\d{2}(?:\.\d+)?|L04A\w*)$")
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+@pytest.mark.parametrize("path", SOURCES, ids=IDS)
 def test_no_drug_names_in_the_rules(path):
     found = FORBIDDEN_WORDS.findall(path.read_text(encoding="utf-8"))
     assert found == [], f"{path.name} names drug facts: {sorted(set(found))}"
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+@pytest.mark.parametrize("path", SOURCES, ids=IDS)
 def test_no_codes_or_dose_numbers_in_the_rules(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
@@ -54,7 +55,7 @@ def _literals(path: Path) -> list[str]:
 def test_card_wording_takes_group_names_from_the_knowledge(knowledge):
     """Cards name a drug group and its members ("a live vaccine (typhoid, oral)") from the knowledge's value
     sets: no string in the rules or their wording holds a name, label or title of an interaction group."""
-    from fhirsvc.checks.drugs import value_set_of
+    from fhirsvc.drugmodel.profile import value_set_of
 
     names: set[str] = set()
     for cud in knowledge.of_type("ClinicalUseDefinition"):

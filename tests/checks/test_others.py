@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from fhirsvc.checks.base import Run
 from fhirsvc.checks.context import PatientContext
-from fhirsvc.checks.patient import is_current, is_live_draft, reference_key
+from fhirsvc.checks.reading.medications import is_current, is_live_draft
+from fhirsvc.checks.reading.resources import reference_key
 
 STATUSES = ["draft", "active", "on-hold", "cancelled", "stopped", "completed", "entered-in-error", None]
 record = st.fixed_dictionaries({"resourceType": st.sampled_from(["MedicationRequest", "MedicationStatement"]),

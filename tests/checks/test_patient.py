@@ -7,19 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE, value_set_url
-from fhirsvc.checks.patient import (
-    age_years,
-    is_active_allergy,
-    is_active_condition,
-    is_current,
-    is_live_draft,
-    is_past,
-    medication_end,
-    medication_start,
-    newest_measurement,
-    parse_datetime,
-)
+from fhirsvc.canonical import value_set_url
+from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE
+from fhirsvc.checks.reading.age import age_years
+from fhirsvc.checks.reading.conditions import is_active_allergy, is_active_condition
+from fhirsvc.checks.reading.medications import is_current, is_live_draft, is_past, medication_end, medication_start
+from fhirsvc.checks.reading.observations import newest_measurement
+from fhirsvc.checks.reading.windows import parse_datetime
 from fhirsvc.drugmodel.units import (
     cells_10e9_per_l,
     celsius,

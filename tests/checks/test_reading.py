@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from fhirsvc.checks.config import KIDNEY_MAX_AGE, TEMPERATURE_WINDOW, WEIGHT_MAX_AGE
-from fhirsvc.checks.patient import Threshold, condition_in, observation_when, read_coded, read_quantity
-from fhirsvc.checks.windows import Window, parse_when
+from fhirsvc.checks.reading.conditions import condition_in
+from fhirsvc.checks.reading.observations import Threshold, observation_when, read_coded, read_quantity
+from fhirsvc.checks.reading.windows import Window, parse_when
 from fhirsvc.drugmodel.units import cells_10e9_per_l, kidney_ml_per_min
 from fhirsvc.terminology import ICD10CM, LOINC, SNOMED
 from tests.checks.conftest import (

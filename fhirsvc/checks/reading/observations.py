@@ -1,214 +1,29 @@
-"""Patient data selection: which records count, and the newest usable measurement of a kind.
+"""Observations: which results can be read, and the newest usable measurement of a kind.
 
-Shared by every rule: age at ``context.now``; active (not refuted, not entered-in-error) conditions and
-allergies; the newest observation of a value set within a window, with its value converted to the unit
-the rule compares in; MedicationRequest/MedicationStatement status (current vs past) and their start and
-end dates. Resources are FHIR R4 JSON mappings; nothing here knows about a particular drug.
+The newest observation of a value set within a window, with its value converted to the unit the rule compares
+in (``read_quantity``), or a coded answer (``read_coded``); why a result cannot be used, said on the card.
+Each value set's observations are selected once per call (``ObservationIndex``). Resources are FHIR R4 JSON
+mappings; nothing here knows about a particular drug.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from fhirsvc.checks.windows import When, Window, parse_when
+from fhirsvc.checks.context import Resource
+from fhirsvc.checks.reading.resources import code_pairs, concept_codes, reference_key
+from fhirsvc.checks.reading.windows import When, Window, day, parse_when
 from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.fhirtypes import concept_text, quantity_text
-from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
-
-Resource = Mapping[str, Any]
-
-def parse_datetime(value: str | None, *, end: bool = False) -> datetime | None:
-    """A FHIR date, dateTime or instant as an aware datetime (UTC when no zone is given).
-
-    Partial dates (``2026``, ``2026-10``) and plain dates mean their first instant, or with ``end`` the
-    first instant after them (so ``end`` dates include the whole day)."""
-    when = parse_when(value)
-    if when is None:
-        return None
-    return when.end if end and not when.exact else when.start
-
-
-def day(value: datetime | None) -> str | None:
-    """The ISO date of a datetime (for card text and facts)."""
-    return value.date().isoformat() if value else None
-
-
-def concept_codes(concept: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    """The codings of a CodeableConcept as small {system, code, display} dicts (for facts)."""
-    return [{k: str(c[k]) for k in ("system", "code", "display") if c.get(k)} for c in codings(concept)]
-
-
-def has_code_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None) -> bool:
-    """True if a coding of the concept is a member by code (no name matching: answers like
-    "Not pregnant" contain member names)."""
-    return any(matcher.has_code(c.get("system"), c.get("code")) for c in codings(concept))
-
-
-# --- Age ------------------------------------------------------------------------------------------------
-
-def birth_date(patient: Resource | None) -> date | None:
-    """The patient's birth date; a partial one (``1980``, ``1980-05``) counts from its first day."""
-    if not patient:
-        return None
-    parsed = parse_datetime(patient.get("birthDate"))
-    return parsed.date() if parsed else None
-
-
-def _completed_years(born: date, today: date) -> int:
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-def age_years(patient: Resource | None, now: datetime) -> int | None:
-    """Completed years of age at ``now``, or None without a birth date (a partial birth date: from its first
-    day, the oldest the patient can be; ``age_range`` gives both ends)."""
-    born = birth_date(patient)
-    return None if born is None else _completed_years(born, now.date())
-
-
-def age_range(patient: Resource | None, now: datetime) -> tuple[int, int] | None:
-    """The youngest and oldest completed age at ``now`` the birth date allows: one age for a full date, two
-    for a year-month or year near a birthday (``2008`` at 2026-11-24: 17 or 18)."""
-    when = parse_when((patient or {}).get("birthDate"))
-    if when is None:
-        return None
-    today = now.date()
-    oldest = _completed_years(when.start.date(), today)
-    youngest = _completed_years(when.instant("last").date(), today)
-    return max(youngest, 0), oldest
-
-
-# --- Conditions and allergies ----------------------------------------------------------------------------
-
-_INACTIVE_CLINICAL = {"inactive", "resolved", "remission"}
-_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
-
-
-def _status_code(concept: Any) -> str | None:
-    if isinstance(concept, str):
-        return concept
-    for coding in codings(concept):
-        if coding.get("code"):
-            return str(coding["code"])
-    return None
-
-
-def is_recorded_condition(condition: Resource) -> bool:
-    """The patient's diagnosis on the list: not refuted, not entered-in-error, and not resolved (a disease in
-    remission, relapse or recurrence, inactive, or with no status, is still the patient's diagnosis; a
-    resolved one is gone with negligible risk of return)."""
-    return (_status_code(condition.get("verificationStatus")) not in _EXCLUDED_VERIFICATION
-            and _status_code(condition.get("clinicalStatus")) != "resolved")
-
-
-def is_active_condition(condition: Resource) -> bool:
-    """Active (or recurrence/relapse; no status counts as active), not refuted, not entered-in-error,
-    and not abated: remission, resolved and inactive are not active."""
-    clinical = _status_code(condition.get("clinicalStatus"))
-    if clinical in _INACTIVE_CLINICAL or _status_code(condition.get("verificationStatus")) in _EXCLUDED_VERIFICATION:
-        return False
-    return not (clinical is None and any(k.startswith("abatement") for k in condition))
-
-
-def is_active_allergy(allergy: Resource) -> bool:
-    """An AllergyIntolerance that is active (or has no clinical status), not refuted, not entered-in-error."""
-    clinical = _status_code(allergy.get("clinicalStatus"))
-    verification = _status_code(allergy.get("verificationStatus"))
-    return clinical not in _INACTIVE_CLINICAL and verification not in _EXCLUDED_VERIFICATION
-
-
-def allergy_concepts(allergy: Resource) -> list[Mapping[str, Any]]:
-    """What an allergy is to: its code and each reaction's substance."""
-    found = [allergy["code"]] if allergy.get("code") else []
-    found += [r["substance"] for r in allergy.get("reaction") or () if r.get("substance")]
-    return found
-
-
-def matching(records: Iterable[Resource], matcher: ValueSetMatcher,
-             concepts: Callable[[Resource], Sequence[Mapping[str, Any] | None]]) -> list[Resource]:
-    """The records with a concept in the value set (by code or whole-word name)."""
-    return [r for r in records if any(matcher.matches_concept(c) for c in concepts(r))]
-
-
-def condition_concepts(condition: Resource) -> list[Mapping[str, Any] | None]:
-    return [condition.get("code")]
-
-
-_SYSTEMS: dict[int, tuple[ValueSetMatcher, frozenset[str]]] = {}
-
-
-def code_systems(matcher: ValueSetMatcher) -> frozenset[str]:
-    """The code systems a value set covers: those of its listed codes and of its code filters (a system
-    that only carries the knowledge's own match terms is a name list, not codes a record can carry)."""
-    known = _SYSTEMS.get(id(matcher))
-    if known is None or known[0] is not matcher:
-        systems = {key.split("|", 1)[0] for key in matcher.codes} | {system for system, _ in matcher.code_patterns}
-        systems = {s for s in systems if s and not s.endswith("/CodeSystem/match-terms")}
-        known = _SYSTEMS[id(matcher)] = (matcher, frozenset(systems))
-    return known[1]
-
-
-def _coded(concept: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    return [(str(c.get("system") or ""), c["code"]) for c in codings(concept)
-            if isinstance(c.get("code"), str) and c["code"]]
-
-
-def not_an_active_condition(concept: Mapping[str, Any] | None, not_active: ValueSetMatcher | None) -> bool:
-    """True if a coding of the concept is a history, screening, exposure or family-history code (the
-    knowledge's value set of codes that are never the active condition), whatever its text says."""
-    return not_active is not None and any(not_active.has_code(s, c) for s, c in _coded(concept))
-
-
-_VERDICTS: dict[tuple[int, int, tuple[str | None, ...]], tuple[ValueSetMatcher, ValueSetMatcher | None, bool]] = {}
-
-
-def condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None,
-                 not_active: ValueSetMatcher | None = None, key: Any = ...) -> bool:
-    """Whether a condition's (or a reason's) concept is the value set's condition.
-
-    Judged by code: when a coding has a code from a system the value set covers, membership is by code
-    alone (the display and text of ICD-10-CM Z87.01 "Personal history of pneumonia" do not make it a
-    pneumonia). The whole-word names of the value set are matched in ``text`` and displays only for a
-    concept with no code from such a system (uncoded, or local codes only). A code of the ``not_active``
-    value set never counts. The same problem-list entries come in every call: answers are remembered by
-    ``concept_key`` (at most MEMO_SIZE; ``key``: that key if the caller has it)."""
-    if not isinstance(concept, Mapping) or not concept:
-        return False
-    if key is ...:
-        key = concept_key(concept)
-    if key is None:
-        return _condition_in(matcher, concept, not_active)
-    memo = (id(matcher), id(not_active), key)
-    known = _VERDICTS.get(memo)
-    if known is not None and known[0] is matcher and known[1] is not_active:
-        return known[2]
-    if len(_VERDICTS) >= MEMO_SIZE:
-        _VERDICTS.clear()
-    verdict = _condition_in(matcher, concept, not_active)
-    _VERDICTS[memo] = (matcher, not_active, verdict)
-    return verdict
-
-
-def _condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any],
-                  not_active: ValueSetMatcher | None) -> bool:
-    if not_an_active_condition(concept, not_active):
-        return False
-    coded = _coded(concept)
-    systems = code_systems(matcher)
-    covered = [(s, c) for s, c in coded if s in systems]
-    if covered:
-        return any(matcher.has_code(s, c) for s, c in covered)
-    texts = [concept.get("text"), *(c.get("display") for c in codings(concept))]
-    return any(matcher.find_name(text) for text in texts if isinstance(text, str))
-
-
-# --- Observations: which results can be read ---------------------------------------------------------------
+from fhirsvc.terminology import ValueSetMatcher, concept_key
 
 # Present but not results at all: never shown, never counted.
 _EXCLUDED_OBSERVATION = {"entered-in-error", "cancelled"}
+
 # The statuses of a result that can be used (R4 ObservationStatus); any other (registered, preliminary,
 # unknown) is a result present but unreadable.
 READABLE_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -358,7 +173,7 @@ def read_coded(observation: Resource) -> Reading:
     if problem:
         return Reading(observation, when, problem=problem, shown=shown)
     answer = observation.get("valueCodeableConcept")
-    if _coded(answer) or isinstance(observation.get("valueBoolean"), bool):
+    if code_pairs(answer) or isinstance(observation.get("valueBoolean"), bool):
         return Reading(observation, when, shown=shown)
     return Reading(observation, when, problem="not a coded answer", shown=shown)
 
@@ -399,12 +214,6 @@ class Measurement:
         """The value as the rule reads it, with its unit (``1.2 10*9/L``, ``>60 mL/min``)."""
         comparator = self.reading.comparator if self.reading else ""
         return f"{comparator}{self.value:g} {self.unit}" if self.value is not None else ""
-
-    def days_old(self, reading: Reading | None = None) -> float | None:
-        reading = reading or self.reading
-        if reading is None or reading.when is None or self.now is None:
-            return None
-        return (self.window or Window(0)).age(reading.when, self.now)
 
     def problem(self, label: str) -> str:
         """What was found, in words, for a card that cannot use it (``label``: "body weight")."""
@@ -523,12 +332,6 @@ class ObservationIndex:
         return list(self._selected[matcher])
 
 
-def quantity_value(observation: Resource, convert: Callable[[float, str], float | None]) -> float | None:
-    """The observation's value converted by ``convert``, if it is a readable result (``read_quantity``)."""
-    reading = read_quantity(observation, convert)
-    return reading.value if reading.readable else None
-
-
 def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
                        max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
@@ -579,90 +382,3 @@ def readings_within(observations: Iterable[Resource], matcher: ValueSetMatcher, 
     ``windows``), read (``read_quantity``), newest first."""
     return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)
             if window.contains(observation_when(obs), now, place="last")]
-
-
-def observations_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
-                        window: timedelta | Window) -> list[Resource]:
-    """The observations of the value set within the window (``Window.contains``, imprecise dates placed at
-    their last instant)."""
-    span = Window.of(window) if isinstance(window, timedelta) else window
-    return [obs for obs in observations_of(observations, matcher)
-            if span.contains(observation_when(obs), now, place="last")]
-
-
-# --- Medications --------------------------------------------------------------------------------------
-
-CURRENT_STATUSES = {"active", "on-hold"}
-PAST_STATUSES = {"stopped", "completed"}
-_DRAFT_EXCLUDED = {"entered-in-error", "cancelled", "revoked", "not-done", "stopped", "completed"}
-
-
-def medication_status(resource: Resource) -> str | None:
-    status = resource.get("status")
-    return status if isinstance(status, str) else None  # sent data can have any JSON type
-
-
-def is_current(resource: Resource) -> bool:
-    """An active or on-hold MedicationRequest (or MedicationStatement)."""
-    return medication_status(resource) in CURRENT_STATUSES
-
-
-def is_past(resource: Resource) -> bool:
-    """A stopped or completed MedicationRequest (or MedicationStatement)."""
-    return medication_status(resource) in PAST_STATUSES
-
-
-def is_live_draft(order: Resource) -> bool:
-    """A draft order that still stands: not cancelled, entered-in-error, revoked, stopped or completed (an
-    Immunization, whose only statuses are completed | entered-in-error | not-done: not entered-in-error or
-    not-done)."""
-    if order.get("resourceType") == "Immunization":
-        return medication_status(order) not in ("entered-in-error", "not-done")
-    return medication_status(order) not in _DRAFT_EXCLUDED
-
-
-def _bounds(resource: Resource) -> list[Mapping[str, Any]]:
-    return [((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") or {}
-            for d in resource.get("dosageInstruction") or resource.get("dosage") or ()]
-
-
-def medication_end_when(resource: Resource) -> When | None:
-    """When a medication ended, as written: the latest ``dosageInstruction.timing.repeat.boundsPeriod.end``,
-    else ``dispenseRequest.validityPeriod.end`` (a MedicationStatement: ``effectivePeriod.end``). A Period's end
-    includes the whole of its last day (FHIR Period: "the end value includes any matching date/time")."""
-    ends = [w for w in (parse_when(b.get("end")) for b in _bounds(resource) if b.get("end")) if w is not None]
-    if ends:
-        return max(ends, key=lambda w: w.end)
-    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-    if validity.get("end"):
-        return parse_when(validity["end"])
-    effective = resource.get("effectivePeriod") or {}
-    return parse_when(effective.get("end")) if effective.get("end") else None
-
-
-def medication_end(resource: Resource) -> datetime | None:
-    """``medication_end_when`` as the first instant after it (a date-only end includes its whole day)."""
-    when = medication_end_when(resource)
-    return None if when is None else (when.start if when.exact else when.end)
-
-
-def medication_start(resource: Resource) -> datetime | None:
-    """When a medication started: the earliest ``boundsPeriod.start``, else
-    ``dispenseRequest.validityPeriod.start``, else ``authoredOn`` (a MedicationStatement: effective[x])."""
-    starts = [parse_datetime(b.get("start")) for b in _bounds(resource) if b.get("start")]
-    starts = [s for s in starts if s is not None]
-    if starts:
-        return min(starts)
-    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-    for value in (validity.get("start"), resource.get("authoredOn"),
-                  (resource.get("effectivePeriod") or {}).get("start"), resource.get("effectiveDateTime"),
-                  resource.get("dateAsserted")):
-        parsed = parse_datetime(value)
-        if parsed is not None:
-            return parsed
-    return None
-
-
-def reference_key(resource: Resource) -> str:
-    """``Type/id`` of a resource (for facts and to tell orders apart)."""
-    return f"{resource.get('resourceType', '')}/{resource.get('id', '')}"

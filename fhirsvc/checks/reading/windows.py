@@ -158,3 +158,19 @@ class Window:
         if self.unit == "day" and age == 0:
             return "from today"
         return f"{_plural(round(age, 1), self.unit)} old"
+
+
+def parse_datetime(value: str | None, *, end: bool = False) -> datetime | None:
+    """A FHIR date, dateTime or instant as an aware datetime (UTC when no zone is given).
+
+    Partial dates (``2026``, ``2026-10``) and plain dates mean their first instant, or with ``end`` the
+    first instant after them (so ``end`` dates include the whole day)."""
+    when = parse_when(value)
+    if when is None:
+        return None
+    return when.end if end and not when.exact else when.start
+
+
+def day(value: datetime | None) -> str | None:
+    """The ISO date of a datetime (for card text and facts)."""
+    return value.date().isoformat() if value else None

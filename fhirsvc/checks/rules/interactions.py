@@ -20,9 +20,10 @@ from fhirsvc.checks.base import Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import is_past, medication_end_when, reference_key
+from fhirsvc.checks.reading.medications import is_past, medication_end_when
+from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import in_value_set
-from fhirsvc.checks.windows import Window
 from fhirsvc.drugmodel.profile import Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 
@@ -93,10 +94,10 @@ def check_interactions(job: Job) -> Iterable[Finding]:
             if rule.current_medications and MEDICATIONS in job.context.unavailable:
                 group = _group(job, inter, ())
                 out.append(job.finding(
-                    rule.rule, "DRG", "warning",
+                    "warning",
                     *wording.words("interaction.unable", drug=job.drug.name, group=group["group"],
                                    quote=_quote(inter)),
-                    section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True))
+                    section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True, rule=rule.rule))
             continue
         other, kind = conflicts[0]
         concepts = job.run.concepts(other)
@@ -105,7 +106,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
             suggestions.append(job.delete(other))
         suggestions.append(job.delete(job.order))
         out.append(job.finding(
-            rule.rule, "DRG", rule.indicator,
+            rule.indicator,
             *wording.words("interaction.forward", drug=job.drug.name, other=job.name_of(other),
                            where=wording.where(other, _is_draft(job, other)),
                            state="also ordered" if _is_draft(job, other) else str(other.get("status") or "current")
@@ -115,7 +116,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
             {"interactant": reference_key(other), "interactant_kind": kind, "value_set": inter.value_set,
              "interaction": f"ClinicalUseDefinition/{inter.id}",
              "others": conflicts.keys(), "others_count": len(conflicts)},
-            suggestions))
+            suggestions, rule=rule.rule))
     return out
 
 
@@ -132,13 +133,13 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
     if not same:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
-                "duplicate-therapy", "DUPTHPY", "warning",
+                "warning",
                 *wording.words("duplicate.unable", drug=job.drug.name),
                 section, anchor, {"unavailable": [MEDICATIONS]}, unable=True)]
         return []
     other, kind = same[0]
     return [job.finding(
-        "duplicate-therapy", "DUPTHPY", "warning",
+        "warning",
         *wording.words("duplicate.found", drug=job.drug.name, other=job.name_of(other),
                        where=wording.where(other, _is_draft(job, other)),
                        quote=wording.quote(_instruction(guide), section)),
@@ -187,21 +188,22 @@ def check_reverse_current(job: Job) -> Iterable[Finding]:
     if not current:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
-                rule.reverse_rule, "DRG", "warning",
+                "warning",
                 *wording.words("interaction.reverse_unable", drug=job.drug.name, order=name, **group,
                                quote=_quote(inter)),
-                section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True)]
+                section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True,
+                rule=rule.reverse_rule)]
         return []
     record, kind = current[0]
     return [job.finding(
-        rule.reverse_rule, "DRG", rule.reverse_indicator,
+        rule.reverse_indicator,
         *wording.words("interaction.reverse", drug=job.drug.name, order=name, record=job.name_of(record),
                        where=wording.where(record, kind == "draft"), **group,
                        **_relation(job, inter, rule.reverse_indicator, reverse=True), quote=_quote(inter)),
         section_of(inter.cud), rule.anchor,
         {"drug_record": reference_key(record), "drug_record_kind": kind, "value_set": inter.value_set,
          "interaction": f"ClinicalUseDefinition/{inter.id}"},
-        [job.delete(job.order)])]
+        [job.delete(job.order)], rule=rule.reverse_rule)]
 
 
 @check("interaction-washout", (20,), "DRG", "interactions", "the period after stopping", reverse=True,
@@ -233,7 +235,7 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
         shown = last_day.isoformat()
         after = (last_day + timedelta(days=math.ceil(washout_days))).isoformat()  # the first day that does not count
         return [job.finding(
-            rule.washout_rule, "DRG", rule.washout_indicator,
+            rule.washout_indicator,
             *wording.words("interaction.washout", drug=job.drug.name, order=name, record=job.name_of(med),
                            ended=shown, ago=ago, span=span, days=f"{washout_days:.1f}", after=after, **group,
                            quote=_quote(inter)),
@@ -241,16 +243,16 @@ def check_reverse_washout(job: Job) -> Iterable[Finding]:
             {"drug_record": reference_key(med), "ended": shown, "end_as_recorded": end.text, "days_since_end": ago,
              "washout_days": round(washout_days, 4), "washout_rule": "days since the end < washout days",
              "interaction": f"ClinicalUseDefinition/{inter.id}"},
-            [job.delete(job.order)])]
+            [job.delete(job.order)], rule=rule.washout_rule)]
     if unknown:
         med = unknown
         return [job.finding(
-            rule.washout_rule, "DRG", "warning",
+            "warning",
             *wording.words("interaction.washout_unknown", drug=job.drug.name, order=name, record=job.name_of(med),
                            status=str(med.get("status") or "stopped"), span=span, **group, quote=_quote(inter)),
             section_of(inter.cud), rule.anchor,
             {"drug_record": reference_key(med), "washout_days": round(inter.washout.total_seconds() / 86400, 4),
-             "interaction": f"ClinicalUseDefinition/{inter.id}"}, unable=True)]
+             "interaction": f"ClinicalUseDefinition/{inter.id}"}, unable=True, rule=rule.washout_rule)]
     return []
 
 

@@ -15,12 +15,9 @@ from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import VS_LATEX_ALLERGY
 from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.patient import allergy_concepts, concept_codes, concept_text, reference_key
+from fhirsvc.checks.reading.conditions import allergy_concepts
+from fhirsvc.checks.reading.resources import concept_codes, reference_key
 from fhirsvc.drugmodel.profile import section_of, value_set_of
-
-
-def _allergy_name(allergy) -> str:
-    return next((concept_text(c) for c in allergy_concepts(allergy) if concept_text(c)), "recorded allergy")
 
 
 @check("allergy-contraindication", (1,), "ALGY", "allergies", "allergies", needs=(ALLERGIES,))
@@ -39,7 +36,7 @@ def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
         reasons = [wording.lower_first(wording.impersonal(_concept_text(c)).split("; ")[0])
                    for c, _ in contraindications]
         return [job.finding(
-            "allergy-contraindication", "ALGY", "warning",
+            "warning",
             *wording.words("allergy.unable", drug=job.drug.name, reasons=" or ".join(reasons),
                            quote=""),
             section_of(contraindications[0][0]), "allergies", {"unavailable": [ALLERGIES]}, unable=True)]
@@ -50,7 +47,7 @@ def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
             continue
         allergy = found[0]
         out.append(job.finding(
-            "allergy-contraindication", "ALGY", "critical",
+            "critical",
             *wording.words("allergy.contraindicated", drug=job.drug.name, allergen=wording.record_name(allergy),
                            recorded=wording.recorded_on(allergy), order=job.name_of(job.order),
                            reason=wording.lower_first(wording.impersonal(_concept_text(cud))), quote=""),
@@ -82,13 +79,13 @@ def check_latex_allergy(job: Job) -> Iterable[Finding]:
     if not records:
         if missing:
             return [job.finding(
-                "latex-allergy", "ALGY", "warning",
+                "warning",
                 *wording.words("latex.unable", drug=job.drug.name, quote=quoted),
                 section_of(cud), "allergies", {"unavailable": missing}, unable=True)]
         return []
     record = records[0]
     return [job.finding(
-        "latex-allergy", "ALGY", "warning",
+        "warning",
         *wording.words("latex.found", drug=job.drug.name, what=wording.record_name(record),
                        list="Allergy list" if record.get("resourceType") == "AllergyIntolerance" else "Problem list",
                        recorded=wording.recorded_on(record), quote=quoted),

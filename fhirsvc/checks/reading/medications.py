@@ -1,0 +1,82 @@
+"""Medications and draft orders: their status (current, past, a draft that still stands) and when they started
+and ended, as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from fhirsvc.checks.context import Resource
+from fhirsvc.checks.reading.windows import When, parse_datetime, parse_when
+
+CURRENT_STATUSES = {"active", "on-hold"}
+PAST_STATUSES = {"stopped", "completed"}
+_DRAFT_EXCLUDED = {"entered-in-error", "cancelled", "revoked", "not-done", "stopped", "completed"}
+
+
+def medication_status(resource: Resource) -> str | None:
+    status = resource.get("status")
+    return status if isinstance(status, str) else None  # sent data can have any JSON type
+
+
+def is_current(resource: Resource) -> bool:
+    """An active or on-hold MedicationRequest (or MedicationStatement)."""
+    return medication_status(resource) in CURRENT_STATUSES
+
+
+def is_past(resource: Resource) -> bool:
+    """A stopped or completed MedicationRequest (or MedicationStatement)."""
+    return medication_status(resource) in PAST_STATUSES
+
+
+def is_live_draft(order: Resource) -> bool:
+    """A draft order that still stands: not cancelled, entered-in-error, revoked, stopped or completed (an
+    Immunization, whose only statuses are completed | entered-in-error | not-done: not entered-in-error or
+    not-done)."""
+    if order.get("resourceType") == "Immunization":
+        return medication_status(order) not in ("entered-in-error", "not-done")
+    return medication_status(order) not in _DRAFT_EXCLUDED
+
+
+def _bounds(resource: Resource) -> list[Mapping[str, Any]]:
+    return [((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") or {}
+            for d in resource.get("dosageInstruction") or resource.get("dosage") or ()]
+
+
+def medication_end_when(resource: Resource) -> When | None:
+    """When a medication ended, as written: the latest ``dosageInstruction.timing.repeat.boundsPeriod.end``,
+    else ``dispenseRequest.validityPeriod.end`` (a MedicationStatement: ``effectivePeriod.end``). A Period's end
+    includes the whole of its last day (FHIR Period: "the end value includes any matching date/time")."""
+    ends = [w for w in (parse_when(b.get("end")) for b in _bounds(resource) if b.get("end")) if w is not None]
+    if ends:
+        return max(ends, key=lambda w: w.end)
+    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
+    if validity.get("end"):
+        return parse_when(validity["end"])
+    effective = resource.get("effectivePeriod") or {}
+    return parse_when(effective.get("end")) if effective.get("end") else None
+
+
+def medication_end(resource: Resource) -> datetime | None:
+    """``medication_end_when`` as the first instant after it (a date-only end includes its whole day)."""
+    when = medication_end_when(resource)
+    return None if when is None else (when.start if when.exact else when.end)
+
+
+def medication_start(resource: Resource) -> datetime | None:
+    """When a medication started: the earliest ``boundsPeriod.start``, else
+    ``dispenseRequest.validityPeriod.start``, else ``authoredOn`` (a MedicationStatement: effective[x])."""
+    starts = [parse_datetime(b.get("start")) for b in _bounds(resource) if b.get("start")]
+    starts = [s for s in starts if s is not None]
+    if starts:
+        return min(starts)
+    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
+    for value in (validity.get("start"), resource.get("authoredOn"),
+                  (resource.get("effectivePeriod") or {}).get("start"), resource.get("effectiveDateTime"),
+                  resource.get("dateAsserted")):
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return parsed
+    return None

@@ -1,0 +1,33 @@
+"""Side effects: common, serious and other."""
+
+from __future__ import annotations
+
+from fhirsvc.monograph.blocks import Heading, ItemList, LabelNote, Paragraph
+from fhirsvc.monograph.sources import Draft, DrugSources
+from fhirsvc.monograph.text import _text
+
+
+def side_effects(drug: DrugSources, draft: Draft) -> None:
+    serious, common, other = [], [], []
+    notes: list[LabelNote] = []
+    for cud in drug.cuds:
+        if cud.get("type") != "undesirable-effect":
+            continue
+        effect = cud.get("undesirableEffect") or {}
+        text = _text((effect.get("symptomConditionEffect") or {}).get("concept"))
+        classification = effect.get("classification") or {}
+        if any(c.get("code") == "serious" for c in classification.get("coding") or ()):
+            serious.append((text, _text(classification)))
+        elif effect.get("frequencyOfOccurrence"):
+            common.append((text, _text(effect["frequencyOfOccurrence"])))
+        else:
+            other.append((text, _text(classification)))
+        draft.cite(cud)
+        notes += drug.label_notes(cud)
+    for title, effects in (("Common side effects", common), ("Serious side effects", serious),
+                           ("Other side effects", other)):
+        if effects:
+            draft.add(Heading(title), ItemList(tuple(text for text, _ in effects)))
+            draft.add(*(Paragraph(note, label="Frequency" if effects is common else None)
+                        for note in dict.fromkeys(note for _, note in effects) if note))
+    draft.add(*notes)

@@ -1,0 +1,40 @@
+"""Storage and travel, and self-injection and supplies."""
+
+from __future__ import annotations
+
+from fhirsvc.monograph.blocks import Heading, ItemList, Paragraph, Table
+from fhirsvc.monograph.clinical_use import TRAVEL, _sections
+from fhirsvc.monograph.markup import _markdown_blocks, _money_text
+from fhirsvc.monograph.sources import Draft, DrugSources
+from fhirsvc.monograph.text import _cap, _quantity_text, _text, _value_text
+
+
+def storage(drug: DrugSources, storage: Draft, travel: Draft) -> None:
+    for guideline in drug.mk.get("storageGuideline") or ():
+        texts = [n.get("text") or "" for n in guideline.get("note") or ()] + [
+            _text(s.get("type")) + " " + _value_text(s) for s in guideline.get("environmentalSetting") or ()]
+        is_travel = any(TRAVEL.search(text) for text in texts + _sections(guideline))
+        draft = travel if is_travel else storage
+        rows = tuple((_cap(_text(s.get("type"))), _value_text(s))
+                     for s in guideline.get("environmentalSetting") or ())
+        if rows:
+            draft.add(Table("When travelling" if is_travel else "Storage conditions", ("Condition", "Requirement"),
+                            rows))
+        notes = tuple(n.get("text") for n in guideline.get("note") or () if n.get("text"))
+        if notes:
+            draft.add(ItemList(notes))
+        if guideline.get("stabilityDuration"):
+            draft.add(Paragraph(_quantity_text(guideline["stabilityDuration"]), label="Stable for"))
+        draft.cite(drug.mk)
+
+
+def self_injection(drug: DrugSources, draft: Draft) -> None:
+    instruction = drug.mk.get("preparationInstruction")
+    if instruction:
+        draft.add(Heading("Preparation and injection"), *_markdown_blocks(instruction))
+        draft.cite(drug.mk)
+    costs = [_text(c.get("costCodeableConcept")) or _money_text(c.get("costMoney")) for c in drug.mk.get("cost")
+             or ()]
+    if any(costs):
+        draft.add(Heading("Costs"), ItemList(tuple(filter(None, costs))))
+        draft.cite(drug.mk)
