@@ -5,7 +5,7 @@ agreed out of band) and/or a list of allow-listed JWK Set URLs (``jku``). A toke
 signature (ES384, RS384, ES256 or RS256) by the key named in its ``kid``, addressed to the exact endpoint
 URL being called (``aud``), short-lived (``exp``/``iat``), and used once (``jti``).
 
-Used ``jti`` values are remembered until their tokens expire (``fhirsvc.cds.replay``): in memory by default,
+Used ``jti`` values are remembered until their tokens expire (``fhirsvc.storage.replay``): in memory by default,
 and by the service in its database (``fhirsvc.storage``), shared by its worker processes and instances, so a
 token replayed to any of them is refused.
 
@@ -31,8 +31,8 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
 from fhirsvc.errors import FhirsvcError
+from fhirsvc.storage.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
 
 __all__ = [
     "ALLOWED_ALGORITHMS",

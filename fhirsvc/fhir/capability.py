@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhirsvc.evaluation.bundles import OPERATION
 from fhirsvc.fhir.base import FhirBase
-from fhirsvc.fhir.check_orders import OPERATION, OPERATION_URL
+from fhirsvc.fhir.check_orders import OPERATION_URL
 from fhirsvc.fhirtypes import format_instant
 
 OPERATION_DEFINITIONS = {
