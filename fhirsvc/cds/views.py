@@ -17,11 +17,11 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app
 from requests.adapters import HTTPAdapter
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.auth import JwtVerifier, load_issuers
+from fhirsvc.cds.auth import AUTHENTICATION, JwtVerifier, authenticate, load_issuers
 from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
@@ -96,14 +96,6 @@ def state() -> CdsState:
     return current_app.extensions[STATE]
 
 
-def authenticate() -> dict:
-    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL. Its claims
-    (none when authentication is off)."""
-    if not state().auth_required:
-        return {}
-    return state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # 401
-
-
 @blueprint.get("")
 def discovery() -> dict:
     authenticate()
@@ -162,5 +154,6 @@ def feedback_stats(service_id: str) -> Mapping[str, Any]:
 
 
 def init_app(app: Flask, knowledge: Knowledge) -> None:
-    app.extensions[STATE] = CdsState(app, knowledge)
+    cds = app.extensions[STATE] = CdsState(app, knowledge)
+    app.extensions[AUTHENTICATION] = cds.verifier if cds.auth_required else None
     app.register_blueprint(blueprint)

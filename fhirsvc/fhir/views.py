@@ -5,7 +5,7 @@ The same blueprint serves ``/fhir/R5`` (the knowledge as authored), ``/fhir/R4``
 interaction answers 405.
 
 ``$validate`` and ``$check-orders`` are posted patient data (PHI): under ``FHIRSVC_AUTH=required`` they take the
-CDS routes' bearer JWT, verified by the same code (``cds.views.authenticate``: a trusted issuer, addressed to
+CDS routes' bearer JWT, verified by the same code (``cds.auth.authenticate``: a trusted issuer, addressed to
 the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 """
 
@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.views import authenticate
+from fhirsvc.cds.auth import authenticate
 from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.fhir import capability, check_orders, terminology_ops

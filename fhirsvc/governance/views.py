@@ -31,7 +31,7 @@ from fhirsvc.governance.report import (
     write_csv,
 )
 from fhirsvc.knowledge import get_knowledge
-from fhirsvc.monograph.views import HTML_HEADERS
+from fhirsvc.pages import HTML_HEADERS
 from fhirsvc.storage import get_store
 
 blueprint = Blueprint("governance", __name__, url_prefix="/governance", template_folder="templates")
