@@ -4,10 +4,11 @@ Orders: read the draft orders, pick the judged ones (order-select: the selection
 assemble the patient context (prefetch, else the FHIR server), run the checks, build the cards. Patient
 view: assemble the patient context (no orders), run the monitoring reminders, build the cards.
 
-Called by the CDS routes (``cds/views.py``), ``fhirsvc check`` (``cds/offline.py``) and ``$check-orders``
-(``fhir/check_orders.py``), so every face answers from the same steps. Errors are the callers' to translate:
-``PreconditionFailed`` when nothing about the patient could be had. Orders for nothing the knowledge judges
-fetch nothing and give nothing (``evaluation.relevance``).
+Run through the service table (``evaluation.services``) by the CDS routes (``cds/views.py``), ``fhirsvc check``
+(``evaluation/offline.py``) and ``$check-orders`` (``fhir/check_orders.py``), so every face answers from the same
+steps; what they read besides the request is their ``Environment``. ``PreconditionFailed`` when nothing about the
+patient could be had. Orders for nothing the knowledge judges fetch nothing and give nothing
+(``evaluation.relevance``).
 """
 
 from __future__ import annotations
