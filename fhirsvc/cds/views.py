@@ -129,7 +129,7 @@ def call(service_id: str) -> Any:
 def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[dict]:
     """Validate the request, assemble the patient context, run the checks, build the cards."""
     env = replace(state().env, knowledge=get_knowledge(), public_base=public_base()).at(now)
-    request_data = validated(body, env.knowledge)  # 400 naming each bad field
+    request_data = validated(body, env.knowledge, "the request is not a valid CDS Hooks call")  # 400, fields named
     result = run(state().service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
     # a card per finding: each card's drug for the statistics
     state().feedback.remember_cards(service_id, result.cards, [finding.drug for finding in result.findings])

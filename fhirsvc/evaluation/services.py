@@ -102,13 +102,14 @@ def services(knowledge: Knowledge) -> tuple[Service, ...]:
     return knowledge.derived("evaluation.services", declare_services)
 
 
-def validated(body: Any, knowledge: Knowledge, message: str = "the request is not a valid CDS Hooks call") -> dict:
-    """The request ``body`` validated (``schemas.validate_request``); 400 (ApiError) with ``message`` and the
-    message of each bad field."""
+def validated(body: Any, knowledge: Knowledge, message: str | None = None) -> dict:
+    """The request ``body`` validated (``schemas.validate_request``); else 400 (ApiError) with the message of each
+    bad field, and ``message`` (default: those messages on one line)."""
     try:
         return validate_request(body, services(knowledge))
     except ValidationError as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, message, fields=exc.messages) from None
+        raise ApiError(HTTPStatus.BAD_REQUEST, message or f"not a valid CDS Hooks request: {one_line(exc.messages)}",
+                       fields=exc.messages) from None
 
 
 def run(service: Service, data: Mapping[str, Any], env: Environment, what: str = "the request") -> Evaluation:
@@ -125,17 +126,12 @@ def run(service: Service, data: Mapping[str, Any], env: Environment, what: str =
 def evaluate(body: Any, env: Environment, what: str = "the request") -> Evaluation:
     """A document evaluated as the CDS service would answer it (``fhirsvc check``, ``$check-orders``): validated,
     then run by the service of its hook; a hook no service answers is refused (400)."""
-    try:
-        data = validate_request(body, services(env.knowledge))
-    except ValidationError as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{what} is not a valid CDS Hooks request: {one_line(exc.messages)}",
-                       fields=exc.messages) from None
+    data = validated(body, env.knowledge)
     service = next((s for s in services(env.knowledge) if s.hook == data["hook"]), None)
     if service is None:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"hook {data['hook']!r} is not checked here (only "
                        f"{', '.join(dict.fromkeys(s.hook for s in services(env.knowledge)))})")
     return run(service, data, env, what)
-
 
 
 def one_line(messages: Any, prefix: str = "") -> str:
