@@ -27,15 +27,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.errors import ApiError
 from fhirsvc.evaluation.orders import ORDER_TYPES
 from fhirsvc.evaluation.pipeline import Evaluation
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 
 OPERATION = "check-orders"  # the operation whose answer the searchset Bundle is (its self link)
-V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-CHECK_OUTCOME = "https://fhirsvc.org/fhir/CodeSystem/check-outcome"
-PROPOSED_CHANGE = "https://fhirsvc.org/fhir/StructureDefinition/proposed-change"
 SEVERITY = {"critical": "high", "warning": "moderate", "info": "low"}
 R5 = "R5"  # the FHIR version whose shapes differ from the R4 shape the checks read (fhir.registry's names)
 BUNDLE_HOOK_INSTANCE = "00000000-0000-5000-8000-000000000000"  # the hookInstance of a request made of a Bundle

@@ -21,13 +21,12 @@ from typing import Any
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.checks.reading.windows import parse_datetime
 from fhirsvc.errors import ApiError
-from fhirsvc.evaluation.bundles import OPERATION, answer, orders_request, searchset
+from fhirsvc.evaluation.bundles import answer, orders_request, searchset
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.orders import ORDER_TYPES, check_bundle_size
 from fhirsvc.evaluation.prefetch import PreconditionFailed
 from fhirsvc.evaluation.services import evaluate
 
-OPERATION_URL = f"https://fhirsvc.org/fhir/OperationDefinition/{OPERATION}"
 BUNDLE_TYPES = ("collection", "transaction")
 PARAMETERS = ("orders", "now", "unavailable", "selection")
 

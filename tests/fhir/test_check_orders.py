@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.checks.context import DATA_KEYS
-from fhirsvc.evaluation.bundles import CHECK_OUTCOME, PROPOSED_CHANGE, SEVERITY, V3_ACT_CODE
+from fhirsvc.evaluation.bundles import SEVERITY
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
 from tests.fhir.conftest import ValidatingClient
