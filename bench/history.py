@@ -141,8 +141,7 @@ def _feedback(rng: random.Random, show: Show, override: float, reasons: list, en
 
 def load(store, history: History, batch: int = 500) -> None:
     """Write the history into ``store`` (a ``fhirsvc.storage.Store``)."""
-    from fhirsvc.cds.feedback import FeedbackItem
-    from fhirsvc.storage.base import IssuedCard
+    from fhirsvc.storage.base import FeedbackItem, IssuedCard
 
     def remember(batch: list[Show]) -> None:
         """Cards at their generated times, with the backend's own insert (what the note writer calls); it waits

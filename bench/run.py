@@ -521,7 +521,7 @@ def measure_scaling(service, settings: Settings, scratch: Path) -> tuple[dict[st
     for count in (1, 10, 50):
         orders[count], bad = time_calls(client, Call(ORDER_SIGN, order_sign_body(orders=count)), settings)
         errors += bad
-    from fhirsvc.cds.orders import MAX_ORDERS
+    from fhirsvc.evaluation.orders import MAX_ORDERS
 
     check_orders: dict[int, dict[str, Any]] = {}
     for count in (1, 10, 100, MAX_ORDERS):  # up to the most one call may hold (more: 413)

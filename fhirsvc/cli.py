@@ -91,15 +91,16 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
     """Run the checks offline on ``path``; print a table (or JSON, or with ``fhir`` = R4 or R5 the FHIR Bundle of
     DetectedIssues that $check-orders answers). 0 if nothing is critical, 1 if a finding is critical, 2 if the
     input cannot be read (one line on stderr) or the knowledge does not load."""
-    from fhirsvc.cds.offline import (
-        DEFAULT_PUBLIC_BASE,
+    from fhirsvc.escaping import plain_text, terminal_json
+    from fhirsvc.evaluation.bundles import answer
+    from fhirsvc.evaluation.environment import DEFAULT_PUBLIC_BASE
+    from fhirsvc.evaluation.offline import (
         UnreadableInput,
         evaluate_offline,
         findings_json,
         findings_table,
         read_document,
     )
-    from fhirsvc.escaping import plain_text, terminal_json
     from fhirsvc.knowledge import load_knowledge
 
     config = load_config()
@@ -114,18 +115,15 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         print(f"fhirsvc check: the knowledge does not load: {exc}", file=sys.stderr)
         return 2
     try:
-        result = evaluate_offline(document, knowledge, now=now,
-                                  public_base=str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE))
+        public = str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE).rstrip("/")
+        result = evaluate_offline(document, knowledge, now=now, public_base=public)
     except UnreadableInput as exc:
         print(f"fhirsvc check: {path}: {plain_text(exc)}", file=sys.stderr)  # it may quote the input
         return 2
     if fhir:
-        from fhirsvc.fhir.check_orders import answer
-
-        public = str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE).rstrip("/")
         assert result.evaluation is not None
         bundle = document if isinstance(document, dict) and document.get("resourceType") == "Bundle" else None
-        output = json.dumps(answer(result.evaluation, result.request, fhir, f"{public}/fhir/{fhir}", bundle), indent=2,
+        output = json.dumps(answer(result.evaluation, fhir, f"{public}/fhir/{fhir}", bundle), indent=2,
                             ensure_ascii=False)
     elif as_json:
         output = json.dumps(findings_json(result), indent=2, ensure_ascii=False)

@@ -4,11 +4,11 @@
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
      +-- ConfigError         a setting that cannot be served safely; stops start-up (the message says which)
      +-- ApiError            a request that cannot be served (status, FHIR issue code, diagnostics)
-     +-- cds.prefetch.PreconditionFailed   412: nothing about the patient could be had
-     +-- cds.prefetch.FetchError           502: a FHIR server fetch failed (read as "unavailable" data)
-     +-- cds.auth.AuthError                401: the caller is not authenticated (no detail answered)
-     +-- cds.feedback.FeedbackInvalid      400: the feedback does not conform (each bad field named)
-     +-- cds.offline.UnreadableInput       400: a document `fhirsvc check` cannot read
+     +-- evaluation.prefetch.PreconditionFailed   412: nothing about the patient could be had
+     +-- evaluation.prefetch.FetchError           502: a FHIR server fetch failed (read as "unavailable" data)
+     +-- cds.auth.AuthError                       401: the caller is not authenticated (no detail answered)
+     +-- cds.feedback.FeedbackInvalid             400: the feedback does not conform (each bad field named)
+     +-- evaluation.offline.UnreadableInput       400: a document `fhirsvc check` cannot read
 
 Foreign exceptions are translated where they happen (``raise ... from exc``); anything left over
 becomes a 500 whose body says nothing about the code, while the traceback goes to the log. This module holds

@@ -379,8 +379,8 @@ def test_a_file_over_the_size_limit_is_refused(tmp_path):
 
 
 def test_the_default_size_limit_is_the_http_body_limit():
-    from fhirsvc.cds.offline import MAX_INPUT_BYTES
     from fhirsvc.config import DEFAULTS
+    from fhirsvc.evaluation.offline import MAX_INPUT_BYTES
 
     assert MAX_INPUT_BYTES == DEFAULTS["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
 

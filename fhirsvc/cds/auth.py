@@ -5,7 +5,7 @@ agreed out of band) and/or a list of allow-listed JWK Set URLs (``jku``). A toke
 signature (ES384, RS384, ES256 or RS256) by the key named in its ``kid``, addressed to the exact endpoint
 URL being called (``aud``), short-lived (``exp``/``iat``), and used once (``jti``).
 
-Used ``jti`` values are remembered until their tokens expire (``fhirsvc.cds.replay``): in memory by default,
+Used ``jti`` values are remembered until their tokens expire (``fhirsvc.storage.replay``): in memory by default,
 and by the service in its database (``fhirsvc.storage``), shared by its worker processes and instances, so a
 token replayed to any of them is refused.
 
@@ -30,9 +30,11 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from flask import current_app, request
 
-from fhirsvc.cds.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
 from fhirsvc.errors import FhirsvcError
+from fhirsvc.storage.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
+from fhirsvc.urls import public_base
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -441,3 +443,15 @@ def load_issuers(config_value: str) -> list[TrustedIssuer]:
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from error
     return issuers
+
+
+AUTHENTICATION = "fhirsvc.cds.auth"  # the app extension: the JwtVerifier, or None when authentication is off
+
+
+def authenticate() -> dict:
+    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL. Its claims
+    (none when authentication is off). Asked alike by the CDS routes and the FHIR operations."""
+    verifier = current_app.extensions[AUTHENTICATION]
+    if verifier is None:
+        return {}
+    return verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # 401

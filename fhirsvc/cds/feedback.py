@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from fhirsvc.errors import ApiError, FhirsvcError
+from fhirsvc.storage.base import FeedbackItem
 
 OUTCOMES = ("accepted", "overridden")
 # The spec sends one item per card the user acted on: a request of more items than an order has cards is no EHR's.
@@ -54,20 +54,6 @@ class FeedbackInvalid(FhirsvcError):
     def __init__(self, errors: dict):
         super().__init__("invalid feedback")
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class FeedbackItem:
-    """One validated outcome of one card, with its timestamp normalised to UTC so equal instants compare equal."""
-
-    card: str
-    outcome: str
-    outcome_timestamp: datetime
-    accepted_suggestions: tuple[str, ...] = ()
-    override_code: str | None = None
-    override_system: str | None = None
-    override_display: str | None = None
-    user_comment: str | None = None
 
 
 class Instant(fields.Field):

@@ -11,24 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, current_app, request
-from marshmallow import ValidationError
+from flask import Blueprint, Flask, current_app
 from requests.adapters import HTTPAdapter
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.auth import JwtVerifier, load_issuers
+from fhirsvc.cds.auth import AUTHENTICATION, JwtVerifier, authenticate, load_issuers
 from fhirsvc.cds.feedback import parse_feedback, reporter
-from fhirsvc.cds.prefetch import FetchSettings
-from fhirsvc.cds.schemas import validate_request
-from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, Service, declare_services
-from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
+from fhirsvc.evaluation.environment import Environment, FetchSettings
+from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
+from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge
 from fhirsvc.storage import get_store
 from fhirsvc.urls import public_base
@@ -40,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class CdsState:
-    """What the CDS routes share: service table, JWT verifier, feedback store, HTTP connection pool.
+    """What the CDS routes share: the evaluation environment (its fetch settings and HTTP connection pool), the
+    service table, the JWT verifier, the feedback store.
 
     A configuration that cannot be served safely stops start-up with ConfigError: an unreadable trust file,
     an allow-list entry that is not a plain http(s) URL, or authentication required with no
@@ -49,7 +49,7 @@ class CdsState:
 
     def __init__(self, app: Flask, knowledge: Knowledge):
         config = app.config
-        self.services = declare_services(knowledge)
+        self.services = services(knowledge)
         drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
         self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
@@ -63,13 +63,13 @@ class CdsState:
                 "FHIRSVC_AUTH=required needs FHIRSVC_PUBLIC_BASE_URL (the service's public URL, e.g. "
                 "https://cds.example.org): the JWT audience is checked against it, never against the caller's "
                 "Host header. Set it, or FHIRSVC_AUTH=off on a trusted local machine only.")
-        self.fetch = FetchSettings(
+        fetch = FetchSettings(
             allowlist=allowlist,
             connect_timeout=float(config["FETCH_CONNECT_TIMEOUT"]), read_timeout=float(config["FETCH_READ_TIMEOUT"]),
             deadline=float(config["FETCH_DEADLINE"]), max_call_bytes=int(config["FETCH_MAX_CALL_BYTES"]))
-        # One connection pool (urllib3's PoolManager is thread-safe) used through HTTPAdapter.send alone: no
-        # Session, so no cookie jar carried from one call to the next, no redirects, nothing from the environment.
-        self.http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        # the public base is the request's when PUBLIC_BASE_URL is not set: each call sets its own (evaluate)
+        self.env = Environment(knowledge, self.public_base, fetch,
+                               HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
         self.feedback = get_store(app)  # feedback, issued cards and used token ids (fhirsvc.storage)
         # used token ids in the shared database, so that every worker and instance refuses a token replayed to it
         self.verifier = JwtVerifier(issuers, replay_cache=self.feedback)
@@ -94,14 +94,6 @@ class CdsState:
 
 def state() -> CdsState:
     return current_app.extensions[STATE]
-
-
-def authenticate() -> dict:
-    """Verify the caller's JWT (CDS Hooks 2.0.1 "Trusting CDS Clients"): aud is this endpoint's URL. Its claims
-    (none when authentication is off)."""
-    if not state().auth_required:
-        return {}
-    return state().verifier.verify(request.headers.get("Authorization"), public_base() + request.path)  # 401
 
 
 @blueprint.get("")
@@ -136,14 +128,9 @@ def call(service_id: str) -> Any:
 
 def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[dict]:
     """Validate the request, assemble the patient context, run the checks, build the cards."""
-    try:
-        request_data = validate_request(body)
-    except ValidationError as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the request is not a valid CDS Hooks call",
-                       fields=exc.messages) from None
-    service = state().service(service_id, request_data["hook"])
-    result = service.handler(request_data, service.prefetch, state().fetch, state().http, get_knowledge(),
-                             public_base(), now or datetime.now(UTC))  # PreconditionFailed: 412
+    env = replace(state().env, knowledge=get_knowledge(), public_base=public_base()).at(now)
+    request_data = validated(body, env.knowledge, "the request is not a valid CDS Hooks call")  # 400, fields named
+    result = run(state().service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
     # a card per finding: each card's drug for the statistics
     state().feedback.remember_cards(service_id, result.cards, [finding.drug for finding in result.findings])
     return result.cards
@@ -167,5 +154,6 @@ def feedback_stats(service_id: str) -> Mapping[str, Any]:
 
 
 def init_app(app: Flask, knowledge: Knowledge) -> None:
-    app.extensions[STATE] = CdsState(app, knowledge)
+    cds = app.extensions[STATE] = CdsState(app, knowledge)
+    app.extensions[AUTHENTICATION] = cds.verifier if cds.auth_required else None
     app.register_blueprint(blueprint)

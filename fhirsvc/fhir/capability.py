@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhirsvc.canonical import CHECK_ORDERS_OPERATION
+from fhirsvc.evaluation.bundles import OPERATION
 from fhirsvc.fhir.base import FhirBase
-from fhirsvc.fhir.check_orders import OPERATION, OPERATION_URL
 from fhirsvc.fhirtypes import format_instant
 
 OPERATION_DEFINITIONS = {
@@ -57,5 +58,5 @@ def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
         "fhirVersion": base.fhir_version,
         "format": ["json", "application/fhir+json"],
         "rest": [{"mode": "server", "resource": resources,
-                  "operation": [{"name": OPERATION, "definition": OPERATION_URL}]}],
+                  "operation": [{"name": OPERATION, "definition": CHECK_ORDERS_OPERATION}]}],
     }

@@ -5,7 +5,7 @@ The same blueprint serves ``/fhir/R5`` (the knowledge as authored), ``/fhir/R4``
 interaction answers 405.
 
 ``$validate`` and ``$check-orders`` are posted patient data (PHI): under ``FHIRSVC_AUTH=required`` they take the
-CDS routes' bearer JWT, verified by the same code (``cds.views.authenticate``: a trusted issuer, addressed to
+CDS routes' bearer JWT, verified by the same code (``cds.auth.authenticate``: a trusted issuer, addressed to
 the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 """
 
@@ -23,8 +23,9 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
 from fhirsvc.bodies import json_body
-from fhirsvc.cds.views import authenticate
+from fhirsvc.cds.auth import authenticate
 from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
+from fhirsvc.evaluation.environment import Environment
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
@@ -274,5 +275,6 @@ def check_orders_operation(requested: str | None) -> Response:
     authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     body = json_body("application/fhir+json")
-    answer = check_orders.check_orders(body, get_knowledge(), base.name, _base_url(base, requested), public_base())
+    env = Environment.offline(get_knowledge(), public_base())  # nothing is fetched
+    answer = check_orders.check_orders(body, env, base.name, _base_url(base, requested))
     return fhir_response(answer, base.name)

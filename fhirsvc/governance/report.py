@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
 
-from fhirsvc.cds.cards import OVERRIDE_REASONS
-from fhirsvc.cds.services import HOOKS, LEGACY_SERVICE_ID, PATIENT_VIEW, service_id
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.escaping import csv_cell, plain_text
+from fhirsvc.evaluation.cards import OVERRIDE_REASONS
+from fhirsvc.evaluation.services import LEGACY_SERVICE_ID
+from fhirsvc.evaluation.services import services as declared_services
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.storage.base import Governance, Store
 
@@ -94,17 +95,17 @@ def parse_period(from_text: str | None, to_text: str | None, today: date) -> Per
     return Period(first, last)
 
 
-def services() -> list[tuple[str, str]]:
-    """The service ids a report can be limited to, with how the form names them."""
-    return [(service_id(hook), f"{service_id(hook)} ({hook})") for hook in (*HOOKS, PATIENT_VIEW)] + [
+def services(knowledge: Knowledge) -> list[tuple[str, str]]:
+    """The service ids a report can be limited to (the service table's), with how the form names them."""
+    return [(s.id, f"{s.id} ({s.hook})") for s in declared_services(knowledge)] + [
         (LEGACY_SERVICE_ID, f"{LEGACY_SERVICE_ID} (deprecated)")]
 
 
-def parse_service(text: str | None) -> str | None:
+def parse_service(text: str | None, knowledge: Knowledge) -> str | None:
     """The service of ``service=`` (None: every service); BadParameter if this server has no such service."""
     if not text:
         return None
-    known = [sid for sid, _ in services()]
+    known = [sid for sid, _ in services(knowledge)]
     if text not in known:
         raise BadParameter(f"service={text!r} is not a service of this server; use one of {', '.join(known)}, "
                            "or leave it out for every service")
@@ -292,7 +293,7 @@ def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, A
     """The report for these parameters (BadParameter if one cannot be used), read from the store: what the page,
     the CSV, the JSON and ``fhirsvc governance`` all show."""
     period = parse_period(from_text, to_text, today)
-    service = parse_service(service_text)
+    service = parse_service(service_text, knowledge)
     counts = store.governance(service, period.first, period.last)
     kept_since = today - timedelta(days=int(config["CARD_RETENTION_DAYS"]))
     return build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)

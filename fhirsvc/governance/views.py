@@ -31,7 +31,7 @@ from fhirsvc.governance.report import (
     write_csv,
 )
 from fhirsvc.knowledge import get_knowledge
-from fhirsvc.monograph.views import HTML_HEADERS
+from fhirsvc.pages import HTML_HEADERS
 from fhirsvc.storage import get_store
 
 blueprint = Blueprint("governance", __name__, url_prefix="/governance", template_folder="templates")
@@ -87,7 +87,8 @@ def _error(status: HTTPStatus, reason: str) -> Response:
     if request.path.endswith(".csv"):
         return _data(f"{status.phrase}: {reason}\n", "text/plain", status)
     args = request.args
-    return _page(render_template("governance/error.html", status=status, reason=reason, services=services(),
+    return _page(render_template("governance/error.html", status=status, reason=reason,
+                                 services=services(get_knowledge()),
                                  form={"from": args.get("from", ""), "to": args.get("to", ""),
                                        "service": args.get("service", "")}), status)
 
@@ -110,7 +111,8 @@ def page() -> Response:
     query = {"from": report.period.first.isoformat(), "to": report.period.last.isoformat(),
              **({"service": report.service} if report.service else {})}
     return _page(render_template(
-        "governance/page.html", report=report, services=services(), form=query, query=query, percent=percent,
+        "governance/page.html", report=report, services=services(get_knowledge()), form=query, query=query,
+        percent=percent,
         reasons_text=reasons_text, rates_chart=override_chart(report, "chart-rates-title"),
         trend_chart=trend_chart(report, "chart-trend-title"),
         retention_days=int(current_app.config["CARD_RETENTION_DAYS"]),

@@ -11,15 +11,9 @@ from flask import Blueprint, Response, make_response, render_template
 
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.monograph.model import build_page, list_drugs
+from fhirsvc.pages import HTML_HEADERS
 
 blueprint = Blueprint("monograph", __name__, url_prefix="/monographs", template_folder="templates")
-
-HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
-                               "form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 def _html(body: str, status: int = 200) -> Response:

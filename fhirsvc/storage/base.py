@@ -38,15 +38,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from fhirsvc.cds.replay import PURGE_EVERY, MemoryReplayCache, ReplayUnrecordable
 from fhirsvc.errors import ApiError, FhirsvcError
-
-if TYPE_CHECKING:
-    from fhirsvc.cds.feedback import FeedbackItem
+from fhirsvc.storage.replay import PURGE_EVERY, MemoryReplayCache, ReplayUnrecordable
 
 log = logging.getLogger("fhirsvc.storage")
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One validated outcome of one card, with its timestamp normalised to UTC so equal instants compare equal."""
+
+    card: str
+    outcome: str
+    outcome_timestamp: datetime
+    accepted_suggestions: tuple[str, ...] = ()
+    override_code: str | None = None
+    override_system: str | None = None
+    override_display: str | None = None
+    user_comment: str | None = None
+
 
 SCHEMA_VERSION = 3  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from fhirsvc.cds import auth
 from fhirsvc.cds.auth import AuthError, JwtVerifier, TrustedIssuer, fetch_jwks, load_issuers
-from fhirsvc.cds.replay import MemoryReplayCache
 from fhirsvc.storage import open_store
+from fhirsvc.storage.replay import MemoryReplayCache
 from tests.conftest import CONFORMANCE_DIR, ROOT
 
 NOW = 1_800_000_000

@@ -9,8 +9,8 @@ from http import HTTPStatus
 import pytest
 
 from fhirsvc import create_app
-from fhirsvc.cds.offline import UnreadableInput, evaluate_offline
-from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
+from fhirsvc.evaluation.offline import UnreadableInput, evaluate_offline
+from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
 

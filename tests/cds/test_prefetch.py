@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from requests.adapters import HTTPAdapter
 
-from fhirsvc.cds.prefetch import FetchSettings, PreconditionFailed, assemble_context
-from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.context import DATA_KEYS
+from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
+from fhirsvc.evaluation.prefetch import PreconditionFailed, assemble_context
+from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from tests.cds.fake_ehr import bundle
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -26,6 +27,11 @@ def _reset(ehr):
     ehr.reset()
 
 
+def call(request_data, settings, orders=()) -> Call:
+    env = Environment(None, "", settings, HTTPAdapter())  # type: ignore[arg-type]  # assembling reads no knowledge
+    return Call(request_data, TEMPLATES, env, NOW, list(orders))
+
+
 def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="secret-token"):
     request_data = {"hook": "order-sign", "context": {"patientId": "p1", "userId": "u1"}, "fhirServer": ehr.base}
     if token:
@@ -34,7 +40,7 @@ def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="sec
         request_data["prefetch"] = prefetch
     settings = FetchSettings(allowlist=UrlPolicy([ehr.base] if allow else []), connect_timeout=0.5,
                              read_timeout=1.0, deadline=deadline)
-    return assemble_context(request_data, TEMPLATES, list(orders), [], frozenset(), settings, HTTPAdapter(), NOW)
+    return assemble_context(call(request_data, settings, orders))
 
 
 def test_absent_keys_are_fetched_with_the_bearer_token_and_pages_followed(ehr):
@@ -93,7 +99,7 @@ def test_connection_refused_everywhere_is_412(ehr):
     settings = FetchSettings(allowlist=UrlPolicy(["http://127.0.0.1:9/"]), connect_timeout=0.5, read_timeout=0.5,
                              deadline=1)
     with pytest.raises(PreconditionFailed, match="could not be reached"):
-        assemble_context(request_data, TEMPLATES, [], [], frozenset(), settings, HTTPAdapter(), NOW)
+        assemble_context(call(request_data, settings))
 
 
 def test_medication_references_are_resolved_from_contained_bundle_or_server(ehr):

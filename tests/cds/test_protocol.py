@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
-from fhirsvc.cds.services import HOOKS
+from fhirsvc.evaluation.services import HOOKS
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import (
     LEGACY_SERVICE,

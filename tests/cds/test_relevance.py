@@ -1,4 +1,4 @@
-"""Relevance first (fhirsvc/cds/relevance.py): the EHR's FHIR server is asked only for what the judged orders
+"""Relevance first (fhirsvc/evaluation/relevance.py): the EHR's FHIR server is asked only for what the judged orders
 need. A real FHIR server on loopback (``CountingEhr``: searches and reads over the patient's resources, as a
 FHIR server answers them) counts every request it gets.
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from fhirsvc import create_app
-from fhirsvc.cds.offline import evaluate_offline
-from fhirsvc.cds.services import service_id
 from fhirsvc.cds.views import evaluate
 from fhirsvc.cli import main
+from fhirsvc.evaluation.offline import evaluate_offline
+from fhirsvc.evaluation.services import service_id
 from fhirsvc.knowledge import get_knowledge
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import service_path

@@ -15,8 +15,8 @@ import logging
 import pytest
 
 from fhirsvc import create_app
-from fhirsvc.cds.urlpolicy import UrlPolicy, UrlRefused, parse_url
 from fhirsvc.errors import ConfigError
+from fhirsvc.evaluation.urlpolicy import UrlPolicy, UrlRefused, parse_url
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.fake_ehr import bundle
 

@@ -10,15 +10,15 @@ import json
 from datetime import datetime
 
 import pytest
-from requests.adapters import HTTPAdapter
 
-from fhirsvc.cds.offline import as_request
-from fhirsvc.cds.orders import order_ids, read_draft_orders
-from fhirsvc.cds.prefetch import FetchSettings, assemble_context
-from fhirsvc.cds.urlpolicy import UrlPolicy
 from fhirsvc.checks.base import CHECKS
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.checks.engine import run_checks
+from fhirsvc.evaluation.environment import Call, Environment
+from fhirsvc.evaluation.offline import request_of
+from fhirsvc.evaluation.orders import order_ids, read_draft_orders
+from fhirsvc.evaluation.prefetch import assemble_context
+from fhirsvc.evaluation.services import validated
 from tests.conftest import ROOT
 
 # the golden order-hook scenarios that carry patient data (one, 079, has none: nothing for a check to read;
@@ -30,15 +30,15 @@ FIELDS = {PATIENT: "patient", "conditions": "conditions", "allergies": "allergie
           "observations": "observations"}
 
 
-def scenario_context(path) -> PatientContext:
+def scenario_context(path, knowledge) -> PatientContext:
     body = json.loads(path.read_text(encoding="utf-8"))
     expected = json.loads(path.with_name(path.name.replace(".request.", ".expected.")).read_text(encoding="utf-8"))
-    data = as_request(body)
+    data = validated(request_of(body), knowledge)
     orders, others = read_draft_orders(data["context"]["draftOrders"])
     judged = order_ids(orders, data["context"].get("selections") or [f"{o['resourceType']}/{o['id']}" for o in orders])
     # nothing is fetched: the empty allow-list admits no server
-    return assemble_context(data, {}, orders, others, judged, FetchSettings(UrlPolicy(())), HTTPAdapter(),
-                            datetime.fromisoformat(expected["now"]))
+    env = Environment.offline(knowledge, now=datetime.fromisoformat(expected["now"]))
+    return assemble_context(Call(data, {}, env, env.clock(), orders, others, judged))
 
 
 def only(context: PatientContext, keys) -> PatientContext:
@@ -60,7 +60,7 @@ def test_every_check_declares_known_keys():
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.name.removesuffix(".request.json") for p in SCENARIOS])
 def test_each_check_finds_the_same_with_only_the_keys_it_declares(knowledge, path):
-    context = scenario_context(path)
+    context = scenario_context(path, knowledge)
     for chk in CHECKS:
         full = seen(run_checks(context, knowledge, [chk]))
         declared = seen(run_checks(only(context, chk.needs), knowledge, [chk]))
@@ -70,7 +70,8 @@ def test_each_check_finds_the_same_with_only_the_keys_it_declares(knowledge, pat
 def test_the_test_would_see_an_undeclared_key(knowledge):
     """Without the medication list, the duplicate-therapy check of scenario 018 finds nothing: a check that
     forgot to declare ``medications`` would be caught above."""
-    context = scenario_context(ROOT / "fixtures" / "scenarios" / "018-duplicate-active-anakinra.request.json")
+    path = ROOT / "fixtures" / "scenarios" / "018-duplicate-active-anakinra.request.json"
+    context = scenario_context(path, knowledge)
     chk = next(c for c in CHECKS if c.rule == "duplicate-therapy")
     assert seen(run_checks(context, knowledge, [chk]))
     assert not seen(run_checks(only(context, chk.needs - {"medications"}), knowledge, [chk]))

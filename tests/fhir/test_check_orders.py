@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
+from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.checks.context import DATA_KEYS
-from fhirsvc.fhir.check_orders import CHECK_OUTCOME, PROPOSED_CHANGE, SEVERITY, V3_ACT_CODE
+from fhirsvc.evaluation.bundles import SEVERITY
+from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
 from tests.fhir.conftest import ValidatingClient
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 
 from fhirsvc import create_app
-from fhirsvc.cds.cards import OVERRIDE_REASONS
 from fhirsvc.cli import main
+from fhirsvc.evaluation.cards import OVERRIDE_REASONS
 from tests.cds.conftest import SERVICE, order_request
 
 FORMULA = '=HYPERLINK("https://evil.example/x","Click")\x1b[2J\u202e'  # a code: shown, so made harmless

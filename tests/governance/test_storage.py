@@ -8,8 +8,8 @@ import importlib
 from datetime import UTC, date, datetime, timedelta
 
 from fhirsvc import create_app
-from fhirsvc.cds.feedback import FeedbackItem
 from fhirsvc.storage import SCHEMA_VERSION, get_store, open_store
+from fhirsvc.storage.base import FeedbackItem
 from tests.cds.conftest import SERVICE, order_request
 from tests.storage.conftest import run_sql
 

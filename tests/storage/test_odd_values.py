@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhirsvc import create_app
-from fhirsvc.cds.replay import ReplayUnrecordable
 from fhirsvc.governance.report import governance_report, report_document
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.storage import get_store, open_store
 from fhirsvc.storage.base import StoreRefused
+from fhirsvc.storage.replay import ReplayUnrecordable
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
 from tests.storage.test_store import NOW, issue, item

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhirsvc.cds.feedback import FeedbackItem
 from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
-from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER
+from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER, FeedbackItem
 from tests.storage.conftest import run_sql
 
 SERVICE = "anakinra-order-select"

@@ -5,16 +5,24 @@ Each hook has a service of its own id (``medication-safety-order-select``, ``med
 services they discover by id (docs/cds-checks.md, "Service contract"). The earlier id ``medication-safety``, which
 served both order hooks, still answers both for existing callers (deprecated, not listed in discovery); the call
 is then routed by the body's ``hook``. ``patient-view`` gives monitoring reminders for patients already on
-therapy. Each declaration names the pipeline that answers it (``cds.pipeline``). Prefetch keys are the service
-contract's; the observation codes come from the knowledge's LOINC value sets.
+therapy. Each declaration names the pipeline that answers it (``evaluation.pipeline``) and the schema of its
+context (``evaluation.schemas``); a hook is dispatched through this table alone (``validate_request``, ``run``).
+Prefetch keys are the service contract's; the observation codes come from the knowledge's LOINC value sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
 
-from fhirsvc.cds.pipeline import evaluate_orders, evaluate_patient_view
+from marshmallow import Schema, ValidationError
+
+from fhirsvc.errors import ApiError
+from fhirsvc.evaluation.environment import Environment
+from fhirsvc.evaluation.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
+from fhirsvc.evaluation.schemas import ORDER_CONTEXT, ORDER_SELECT_CONTEXT, PATIENT_VIEW_CONTEXT, validate_request
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
@@ -39,7 +47,9 @@ class Service:
     description: str
     prefetch: dict[str, str]
     usage_requirements: str
-    handler: Callable = field(default=evaluate_orders, compare=False)  # the pipeline that answers a call
+    context: Schema = field(default=ORDER_CONTEXT, compare=False)  # the schema of the request's context
+    handler: Callable[[Mapping[str, Any], Mapping[str, str], Environment], Evaluation] = field(
+        default=evaluate_orders, compare=False)  # the pipeline that answers a call
 
     def discovery(self) -> dict:
         return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
@@ -74,7 +84,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
-        prefetch, usage) for hook in HOOKS)
+        prefetch, usage, ORDER_SELECT_CONTEXT if hook == "order-select" else ORDER_CONTEXT) for hook in HOOKS)
     view = Service(
         PATIENT_VIEW_ID, PATIENT_VIEW, "Monitoring reminders for patients on therapy",
         f"For a patient with a current order of a drug of the monograph knowledge ({drugs}): what its monitoring "
@@ -82,5 +92,53 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         "while on therapy, a live vaccine due or ordered. Nothing for patients on none of these drugs.",
         {key: prefetch[key] for key in ("patient", "conditions", "medications", "observations")},
         "Works best with the prefetch data; without it the service reads the same data from fhirServer "
-        "(allow-listed servers only). Without the medication list, nothing is said.", evaluate_patient_view)
+        "(allow-listed servers only). Without the medication list, nothing is said.", PATIENT_VIEW_CONTEXT,
+        evaluate_patient_view)
     return (*orders, view)
+
+
+def services(knowledge: Knowledge) -> tuple[Service, ...]:
+    """The services of ``knowledge``, declared on first use and kept with it."""
+    return knowledge.derived("evaluation.services", declare_services)
+
+
+def validated(body: Any, knowledge: Knowledge, message: str | None = None) -> dict:
+    """The request ``body`` validated (``schemas.validate_request``); else 400 (ApiError) with the message of each
+    bad field, and ``message`` (default: those messages on one line)."""
+    try:
+        return validate_request(body, services(knowledge))
+    except ValidationError as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, message or f"not a valid CDS Hooks request: {one_line(exc.messages)}",
+                       fields=exc.messages) from None
+
+
+def run(service: Service, data: Mapping[str, Any], env: Environment, what: str = "the request") -> Evaluation:
+    """The evaluation of the validated request ``data`` by ``service``'s pipeline. Errors as every face answers
+    them: PreconditionFailed (412) when nothing about the patient could be had, 413 (ApiError) beyond a limit,
+    400 (ApiError) when ``what``'s resources have a structure the checks cannot read."""
+    try:
+        return service.handler(data, service.prefetch, env)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST,
+                       f"{what}'s resources have an unexpected structure ({type(exc).__name__})") from None
+
+
+def evaluate(body: Any, env: Environment, what: str = "the request") -> Evaluation:
+    """A document evaluated as the CDS service would answer it (``fhirsvc check``, ``$check-orders``): validated,
+    then run by the service of its hook; a hook no service answers is refused (400)."""
+    data = validated(body, env.knowledge)
+    service = next((s for s in services(env.knowledge) if s.hook == data["hook"]), None)
+    if service is None:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"hook {data['hook']!r} is not checked here (only "
+                       f"{', '.join(dict.fromkeys(s.hook for s in services(env.knowledge)))})")
+    return run(service, data, env, what)
+
+
+def one_line(messages: Any, prefix: str = "") -> str:
+    """marshmallow's field messages on one line: ``context.draftOrders: must be a FHIR Bundle``."""
+    if isinstance(messages, Mapping):
+        return "; ".join(one_line(v, f"{prefix}{k}." if not str(k).startswith("_") else prefix)
+                         for k, v in messages.items())
+    if isinstance(messages, list):
+        return ", ".join(one_line(m, prefix) for m in messages)
+    return f"{prefix.rstrip('.')}: {messages}" if prefix else str(messages)

@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -32,10 +30,11 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from fhirsvc.cds.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
-from fhirsvc.cds.urlpolicy import Url, UrlPolicy, UrlRefused, host_for_log
 from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
 from fhirsvc.errors import FhirsvcError
+from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
+from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
+from fhirsvc.evaluation.urlpolicy import Url, UrlRefused, host_for_log
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -51,17 +50,6 @@ class PreconditionFailed(FhirsvcError):
     """Nothing about the patient could be had: the call answers 412 with this explanation."""
 
     status = HTTPStatus.PRECONDITION_FAILED
-
-
-@dataclass(frozen=True)
-class FetchSettings:
-    allowlist: UrlPolicy  # the FHIR servers that may be read; empty: fetch nothing
-    connect_timeout: float = 2.0
-    read_timeout: float = 3.0
-    deadline: float = 4.0  # seconds for all fetches of one call
-    max_pages: int = 10
-    max_bytes: int = 10 * 1024 * 1024  # one answer
-    max_call_bytes: int = 20 * 1024 * 1024  # every answer of one call, together (FETCH_MAX_CALL_BYTES)
 
 
 class FhirServer:
@@ -219,22 +207,20 @@ def fill_template(template: str, context: Mapping[str, Any]) -> str:
     return template
 
 
-def fhir_server(request: Mapping[str, Any], settings: FetchSettings, http: HTTPAdapter) -> FhirServer:
+def fhir_server(request: Mapping[str, Any], env: Environment) -> FhirServer:
     """The EHR's FHIR server of one call (``fhirServer`` with the token of ``fhirAuthorization``)."""
     authorization = request.get("fhirAuthorization")
     token = authorization.get("access_token") if isinstance(authorization, Mapping) else None
-    return FhirServer(request.get("fhirServer"), token, settings, http)
+    return FhirServer(request.get("fhirServer"), token, env.fetch, env.http)
 
 
-def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
-                     others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
-                     http: HTTPAdapter, now: datetime, keys: Iterable[str] = DATA_KEYS,
-                     server: FhirServer | None = None,
+def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirServer | None = None,
                      referenced: Mapping[str, dict[str, Any]] | None = None) -> PatientContext:
     """Read the data ``keys`` (the checks' needs; default all) from prefetch or the FHIR server, leaving the
     others empty; 412 (PreconditionFailed) if none of them could be had. ``referenced``: Medications already
     resolved for the draft orders."""
-    server = server or fhir_server(request, settings, http)
+    request, templates, orders = call.request, call.templates, call.orders
+    server = server or fhir_server(request, call.env)
     wanted = [key for key in DATA_KEYS if key in set(keys)]
     prefetch = request.get("prefetch") or {}
     data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in DATA_KEYS}
@@ -267,15 +253,15 @@ def assemble_context(request: Mapping[str, Any], templates: Mapping[str, str], o
         raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
     for key, why in unavailable.items():
         log.info("prefetch %s unavailable: %s", key, why)
-    pool_of_medications = [*others, *(r for r in data["medications"] if r.get("resourceType") == "Medication")]
+    pool_of_medications = [*call.others, *(r for r in data["medications"] if r.get("resourceType") == "Medication")]
     patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
     return PatientContext(
-        now=now, hook=request["hook"], patient=patient,
+        now=call.now, hook=request["hook"], patient=patient,
         conditions=_of_type(data["conditions"], "Condition"),
         allergies=_of_type(data["allergies"], "AllergyIntolerance"),
         medications=_of_type(data["medications"], "MedicationRequest", "MedicationStatement"),
         observations=_of_type(data["observations"], "Observation"),
-        unavailable=unavailable, draft_orders=tuple(orders), judged_ids=judged,
+        unavailable=unavailable, draft_orders=tuple(orders), judged_ids=call.judged,
         referenced_medications=resolve_medications([*orders, *data["medications"]], pool_of_medications, server,
                                                    known=referenced),
     )

@@ -6,7 +6,13 @@ bad field gives a 400 naming it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+if TYPE_CHECKING:
+    from fhirsvc.evaluation.services import Service
 
 
 class FhirAuthorizationSchema(Schema):
@@ -36,6 +42,7 @@ class OrderContextSchema(PatientViewContextSchema):
     """order-select / order-sign context: the patient-view fields, the selections and draftOrders, a Bundle (type
     optional: real clients omit it)."""
 
+    selections_required = False  # order-select: the orders to judge
     selections = fields.List(fields.String())
     draftOrders = fields.Dict(required=True)
 
@@ -46,6 +53,14 @@ class OrderContextSchema(PatientViewContextSchema):
             raise ValidationError("must be a FHIR Bundle", "draftOrders")
         if not isinstance(orders.get("entry", []), list):
             raise ValidationError("entry must be an array", "draftOrders")
+        if self.selections_required and not data.get("selections"):
+            raise ValidationError("required for order-select", "selections")
+
+
+class OrderSelectContextSchema(OrderContextSchema):
+    """order-select context: the order context with at least one selection."""
+
+    selections_required = True
 
 
 class RequestSchema(Schema):
@@ -67,22 +82,21 @@ class RequestSchema(Schema):
 
 
 # Built once: a schema keeps no state between loads, and building one costs as much as a load.
-_REQUEST, _ORDER_CONTEXT, _PATIENT_VIEW_CONTEXT = RequestSchema(), OrderContextSchema(), PatientViewContextSchema()
+_REQUEST = RequestSchema()
+ORDER_CONTEXT, ORDER_SELECT_CONTEXT, PATIENT_VIEW_CONTEXT = (
+    OrderContextSchema(), OrderSelectContextSchema(), PatientViewContextSchema())
 
 
-def validate_request(body: object) -> dict:
-    """The validated envelope with an order-hook or patient-view context; raises ValidationError with field
-    messages."""
+def validate_request(body: object, services: Iterable[Service]) -> dict:
+    """The validated envelope, its context validated by the context schema of the service of its hook (a hook
+    no service answers keeps its context as sent); raises ValidationError with field messages."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the request body must be a JSON object"]})
     data = _REQUEST.load(body)
-    context_schema = _PATIENT_VIEW_CONTEXT if data["hook"] == "patient-view" else (
-        _ORDER_CONTEXT if data["hook"] in ("order-select", "order-sign") else None)
-    if context_schema is not None:
+    service = next((s for s in services if s.hook == data["hook"]), None)
+    if service is not None:
         try:
-            data["context"] = context_schema.load(data["context"])
+            data["context"] = service.context.load(data["context"])
         except ValidationError as exc:
             raise ValidationError({"context": exc.messages}) from exc
-        if data["hook"] == "order-select" and not data["context"].get("selections"):
-            raise ValidationError({"context": {"selections": ["required for order-select"]}})
     return data

@@ -17,17 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from requests.adapters import HTTPAdapter
-
-from fhirsvc.cds.prefetch import FetchSettings, assemble_context, fhir_server, resolve_medications
 from fhirsvc.checks.context import MEDICATIONS, PatientContext
 from fhirsvc.checks.engine import relevance
 from fhirsvc.checks.reading.medications import is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
-from fhirsvc.knowledge.store import Knowledge
+from fhirsvc.evaluation.environment import Call
+from fhirsvc.evaluation.prefetch import assemble_context, fhir_server, resolve_medications
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +53,26 @@ def _unresolved(orders: list[dict[str, Any]], referenced: Mapping[str, Any]) -> 
     return out
 
 
-def judged_context(request: Mapping[str, Any], templates: Mapping[str, str], orders: list[dict[str, Any]],
-                   others: list[dict[str, Any]], judged: frozenset[str], settings: FetchSettings,
-                   http: HTTPAdapter, now: datetime, knowledge: Knowledge) -> PatientContext | None:
+def judged_context(call: Call) -> PatientContext | None:
     """The patient context for the judged orders that matter, or None when none does (nothing fetched).
     PreconditionFailed (412) when none of the data their checks need could be had."""
     server = None  # named only when something is to be fetched
-    prefetch = request.get("prefetch") or {}
-    pool = [*others, *inline_medications(prefetch)]
-    referenced = resolve_medications(orders, pool, None)
-    drafts = PatientContext(now=now, hook=request["hook"], draft_orders=tuple(orders), judged_ids=judged,
-                            referenced_medications=referenced)
+    knowledge = call.env.knowledge
+    pool = [*call.others, *inline_medications(call.request.get("prefetch") or {})]
+    referenced = resolve_medications(list(call.orders), pool, None)
+    drafts = PatientContext(now=call.now, hook=call.request["hook"], draft_orders=tuple(call.orders),
+                            judged_ids=call.judged, referenced_medications=referenced)
     found = relevance(drafts, knowledge)
     mattering = set(found.orders)
     pending = [order for order in _unresolved(list(drafts.judged_orders()), referenced)
                if is_live_draft(order) and reference_key(order) not in mattering]
     if pending:  # still needed: only the FHIR server can tell what these orders are for
-        server = fhir_server(request, settings, http)
+        server = fhir_server(call.request, call.env)
         referenced = resolve_medications(pending, pool, server, known=referenced)
         found = relevance(replace(drafts, referenced_medications=referenced), knowledge)
     if not found.orders:
         log.debug("no judged order is for a drug the knowledge knows or interacts with: nothing fetched, no card")
         return None
     log.debug("judging %d order(s); data keys needed: %s", len(found.orders), ", ".join(sorted(found.keys)))
-    return assemble_context(request, templates, orders, others, judged, settings, http, now,
-                            keys=found.keys, server=server, referenced=referenced)
+    return assemble_context(call, keys=found.keys, server=server, referenced=referenced)
 
