@@ -3,7 +3,7 @@ judged order and drug, and the registry of checks the engine runs in a fixed ord
 
 A check is a function ``(job) -> Iterable[Finding]`` registered with ``@check(...)``; its declared
 ``rule``, ``topic`` and ``anchor`` are what the engine reports when the function itself fails, and its
-``needs`` are the patient data keys (``context.DATA_KEYS``) it reads: the CDS layer fetches only the keys
+``needs`` are the patient data keys (``context.DATA_KEYS``) it reads: the evaluation layer fetches only the keys
 the checks of the judged orders need (``engine.relevance``), so a check must declare every key it reads.
 """
 

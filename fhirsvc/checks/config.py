@@ -2,7 +2,7 @@
 
 Everything a rule knows about a *drug* (its codes and names, doses and limits, the renal threshold, the
 age limits of its dosing guidelines, its interactions and washout periods, its warnings, its monitoring
-schedule) is read from the FHIR knowledge (``fixtures/knowledge/``). What stays here is what the service
+schedule) is read from the FHIR knowledge (``fhirsvc/knowledge/data/``). What stays here is what the service
 contract (``docs/cds-checks.md``, "the contract" below) fixes for every drug: the card topics,
 the freshness windows of patient data, a few clinical thresholds that the monograph does not give as
 numbers, and which clinical-concept value sets of the knowledge each rule reads. Each constant names its

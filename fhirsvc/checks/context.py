@@ -1,7 +1,7 @@
 """What the checks see of a patient: the data the EHR sent or we fetched, and the draft orders.
 
-Built by the CDS layer (fhirsvc/cds) from prefetch or the EHR's FHIR server; the checks never do I/O.
-Resources are FHIR R4 JSON (plain mappings). The CDS layer has already normalised the orders' known
+Built by the evaluation layer (fhirsvc/evaluation) from prefetch or the EHR's FHIR server; the checks never do I/O.
+Resources are FHIR R4 JSON (plain mappings). The evaluation layer has already normalised the orders' known
 defects (``doseAndRate`` given as an object, ``doseQuantity`` directly on the dosage, ``category`` as an
 object, STU3/DSTU2 shapes), so a MedicationRequest's ``dosageInstruction[].doseAndRate`` is a list.
 """
@@ -37,7 +37,7 @@ class PatientContext:
     unavailable: Mapping[str, str] = field(default_factory=dict)  # key -> why
     draft_orders: tuple[Resource, ...] = ()  # MedicationRequest, ServiceRequest, Immunization
     judged_ids: frozenset[str] = frozenset()  # ids of the draft orders to judge
-    # Medication resources named by medicationReference, resolved by the CDS layer from `contained`, the
+    # Medication resources named by medicationReference, resolved by the evaluation layer from `contained`, the
     # draft Bundle, prefetch or the FHIR server; keyed by the reference string as written in the order.
     referenced_medications: Mapping[str, Resource] = field(default_factory=dict)
 

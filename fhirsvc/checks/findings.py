@@ -1,6 +1,6 @@
 """What a check reports: a Finding per problem (or per "Unable to check"), with the facts it used.
 
-The CDS layer turns each Finding into one card: topic + indicator, summary, detail, a link to the
+The evaluation layer turns each Finding into one card: topic + indicator, summary, detail, a link to the
 monograph section, override reasons for warning/critical, and the suggestions as actions. Card and
 suggestion uuids are derived from (rule, drug, order id, patient id), so they are deterministic.
 """

@@ -2,7 +2,7 @@
 
 Contract "Recognising a medication": match a code in the knowledge's code lists first, then the
 whole-word name of an ingredient or brand in a coding ``display`` or the ``text``. An order names its
-drug through ``medicationCodeableConcept`` or ``medicationReference`` (resolved by the CDS layer into
+drug through ``medicationCodeableConcept`` or ``medicationReference`` (resolved by the evaluation layer into
 ``PatientContext.referenced_medications``, or from the order's ``contained``; failing both, the
 reference's ``display`` is read as text); a vaccine order through ``ServiceRequest.code`` or
 ``Immunization.vaccineCode``.
