@@ -63,6 +63,12 @@ def _spliced(value: Any, texts: Mapping[int, bytes]) -> bytes:
     return b"".join(parts)
 
 
+@lru_cache(maxsize=1024)
+def _member_name(key: str) -> bytes:
+    """``"key":`` in UTF-8 (remembered: a response's member names are the few of the FHIR types served)."""
+    return json.dumps(key).encode() + b":"
+
+
 def _gather(value: Any, texts: Mapping[int, bytes], parts: list[bytes]) -> None:
     """Append the compact JSON of ``value`` to ``parts``: a served resource as its ready-made text, an object or
     array that may hold one piece by piece, anything else serialized whole."""
@@ -72,7 +78,7 @@ def _gather(value: Any, texts: Mapping[int, bytes], parts: list[bytes]) -> None:
     elif isinstance(value, Mapping) and any(isinstance(v, (Mapping, list, tuple)) for v in value.values()):
         opening = b"{"
         for key, item in value.items():
-            parts.append(opening + json.dumps(key).encode() + b":")
+            parts.append(opening + _member_name(key))
             opening = b","
             _gather(item, texts, parts)
         parts.append(b"}")
