@@ -56,15 +56,41 @@ def negotiate(fixed: str | None) -> str:
 
 
 def _spliced(value: Any, texts: Mapping[int, bytes]) -> bytes:
-    """Compact JSON (UTF-8) of a response body, reusing the start-up serialization of every served resource in it."""
+    """Compact JSON (UTF-8) of a response body, reusing the start-up serialization of every served resource in it:
+    the pieces are gathered in one list and joined once, so a large resource is copied once, not once per level."""
+    parts: list[bytes] = []
+    _gather(value, texts, parts)
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=1024)
+def _member_name(key: str) -> bytes:
+    """``"key":`` in UTF-8 (remembered: a response's member names are the few of the FHIR types served)."""
+    return json.dumps(key).encode() + b":"
+
+
+def _gather(value: Any, texts: Mapping[int, bytes], parts: list[bytes]) -> None:
+    """Append the compact JSON of ``value`` to ``parts``: a served resource as its ready-made text, an object or
+    array that may hold one piece by piece, anything else serialized whole."""
     text = texts.get(id(value))
     if text is not None:
-        return text
-    if isinstance(value, Mapping):
-        return b"{" + b",".join(json.dumps(k).encode() + b":" + _spliced(v, texts) for k, v in value.items()) + b"}"
-    if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
-        return b"[" + b",".join(_spliced(v, texts) for v in value) + b"]"
-    return compact_json(value).encode()
+        parts.append(text)
+    elif isinstance(value, Mapping) and any(isinstance(v, (Mapping, list, tuple)) for v in value.values()):
+        opening = b"{"
+        for key, item in value.items():
+            parts.append(opening + _member_name(key))
+            opening = b","
+            _gather(item, texts, parts)
+        parts.append(b"}")
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+        opening = b"["
+        for item in value:
+            parts.append(opening)
+            opening = b","
+            _gather(item, texts, parts)
+        parts.append(b"]")
+    else:
+        parts.append(compact_json(value).encode())
 
 
 def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: Mapping[int, bytes] | None = None
