@@ -13,7 +13,7 @@ class FrozenDict(dict):
         raise TypeError("knowledge resources are read-only; use thaw() for a mutable copy")
 
     __setitem__ = __delitem__ = _refuse
-    clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return id(self)
