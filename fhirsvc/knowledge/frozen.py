@@ -6,7 +6,7 @@ from sys import intern
 from typing import Any, NoReturn
 
 
-class FrozenDict(dict):
+class FrozenDict(dict[str, Any]):
     """A dict that refuses every change; still a dict, so ``json.dumps`` writes it as an object."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
