@@ -44,6 +44,7 @@ class _BoundedStream(LimitedStream):
         super().__init__(stream, limit + 1, is_max=True)
         self.max_bytes = limit
 
+    # typed as werkzeug's LimitedStream.readinto (a bytearray), narrower than io's (any writable buffer)
     def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
         size = super().readinto(b)
         if self.tell() > self.max_bytes:
