@@ -30,7 +30,7 @@ def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
 def _override_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
     system = knowledge.resolve(OVERRIDE_REASONS)
     return tuple({"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
-                 for c in (system.get("concept", ()) if system else ()))
+                 for c in (system or {}).get("concept", ()))
 
 
 def card_uuid(finding: Finding, patient_id: str) -> str:
@@ -67,8 +67,7 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
     for finding in findings:
         card_id = card_uuid(finding, patient_id)
         page = f"{public_base}/monographs/{finding.drug}"
-        medication = knowledge.get("MedicationKnowledge", finding.drug)
-        names = (medication and medication.get("name")) or [finding.drug]
+        names = (knowledge.get("MedicationKnowledge", finding.drug) or {}).get("name") or [finding.drug]
         card: dict[str, Any] = {
             "uuid": card_id,
             "summary": finding.summary,

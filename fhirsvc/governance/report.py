@@ -214,14 +214,13 @@ class Report:
 def _drug_name(knowledge: Knowledge, drug: str | None) -> str:
     if drug is None:
         return "drug not recorded"
-    medication = knowledge.get("MedicationKnowledge", drug)
-    names = (medication and medication.get("name")) or [drug]
+    names = (knowledge.get("MedicationKnowledge", drug) or {}).get("name") or [drug]
     return str(names[0])
 
 
 def _reason_displays(knowledge: Knowledge) -> dict[tuple[str | None, str | None], str]:
-    system = knowledge.resolve(OVERRIDE_REASONS)
-    return {(OVERRIDE_REASONS, c["code"]): c["display"] for c in (system.get("concept", ()) if system else ())}
+    system = knowledge.resolve(OVERRIDE_REASONS) or {}
+    return {(OVERRIDE_REASONS, c["code"]): c["display"] for c in system.get("concept", ())}
 
 
 def build_report(counts: Governance, period: Period, service: str | None, thresholds: Thresholds,
@@ -378,7 +377,8 @@ def report_table(report: Report) -> str:
     """The rule table for a terminal: fixed-width columns, the top override reason shortened."""
     head = ("#", "rule (topic indicator drug)", "issued", "w/ feedback", "accepted", "overridden", "rate", "flag",
             "top override reason")
-    rows: list[tuple[str, ...]] = [(str(rule.rank), rule.short_label, str(rule.total.issued),
+    rows: list[tuple[str, ...]]
+    rows = [(str(rule.rank), rule.short_label, str(rule.total.issued),
              f"{rule.total.with_feedback} ({percent(rule.total.share_with_feedback)})", str(rule.total.accepted),
              str(rule.total.overridden), percent(rule.total.override_rate), "FLAG" if rule.flagged else "-",
              _clip(f"{rule.top_reasons[0].display} ({rule.top_reasons[0].count})") if rule.top_reasons else "-")
