@@ -62,4 +62,4 @@ lint: install ## ruff over the code and tests, mypy over the package (setup.cfg)
 	$(PY) tools/lint_text.py
 
 clean: ## remove .venv, the validator's install and caches
-	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache test-output *.egg-info
+	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache .mypy_cache test-output *.egg-info
