@@ -56,9 +56,10 @@ wheel-check: ## build the wheel, install it in a fresh virtualenv outside the ch
 validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
 	$(VENV)/bin/fhirsvc validate
 
-lint: install ## ruff over the code and tests, and the text rules (tools/lint_text.py)
+lint: install ## ruff over the code and tests, mypy over the package (setup.cfg), and the text rules (tools/lint_text.py)
 	$(VENV)/bin/ruff check fhirsvc tests
+	$(VENV)/bin/mypy
 	$(PY) tools/lint_text.py
 
 clean: ## remove .venv, the validator's install and caches
-	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache test-output *.egg-info
+	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache .mypy_cache test-output *.egg-info

@@ -15,7 +15,7 @@ limit without an error, so an over-limit body was read cut short: a 400, or a 20
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 from flask import Flask, Request, request
@@ -44,6 +44,7 @@ class _BoundedStream(LimitedStream):
         super().__init__(stream, limit + 1, is_max=True)
         self.max_bytes = limit
 
+    # typed as werkzeug's LimitedStream.readinto (a bytearray), narrower than io's (any writable buffer)
     def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
         size = super().readinto(b)
         if self.tell() > self.max_bytes:
@@ -64,7 +65,9 @@ class BoundedRequest(Request):
             return super().stream
         if self.content_length is not None and self.content_length > limit:
             raise too_large(limit)
-        return _BoundedStream(get_input_stream(self.environ, max_content_length=limit + 1), limit)
+        # A raw binary stream, as werkzeug's own LimitedStream is cast in get_input_stream: typeshed has no IO[bytes]
+        # for io.RawIOBase.
+        return cast(IO[bytes], _BoundedStream(get_input_stream(self.environ, max_content_length=limit + 1), limit))
 
 
 def init_app(app: Flask) -> None:

@@ -12,11 +12,15 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.errors import ConfigError, KnowledgeError
 from fhirsvc.fhirtypes import parse_instant
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+    from gunicorn.app.base import BaseApplication
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,7 +228,7 @@ def gunicorn_settings(config: Path | None = None, **overrides: Any) -> dict[str,
     return settings
 
 
-def gunicorn_server(app, settings: dict[str, Any], sources: Sequence[Path] = ()):
+def gunicorn_server(app: WSGIApplication, settings: dict[str, Any], sources: Sequence[Path] = ()) -> BaseApplication:
     """A gunicorn application serving the WSGI ``app`` with ``settings`` (see gunicorn_settings); it logs the
     settings in effect, read from ``sources``."""
     from gunicorn.app.base import BaseApplication
@@ -239,7 +243,8 @@ def gunicorn_server(app, settings: dict[str, Any], sources: Sequence[Path] = ())
                 "(gunicorn settings: %s)", ", ".join(cfg.bind), cfg.workers, cfg.worker_class_str,
                 cfg.threads, cfg.keepalive, cfg.timeout, cfg.graceful_timeout, ", ".join(map(str, sources)))
 
-        def load(self):
+        # gunicorn's stub takes the environ as a MutableMapping, PEP 3333 (and typeshed's WSGIApplication) a dict
+        def load(self) -> WSGIApplication:  # type: ignore[override]
             return app
 
     return Server()

@@ -14,10 +14,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from re._casefix import _EXTRA_CASES  # re's own table of the extra case-insensitive matches
+from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]  # re's own table (private: no stub)
 from typing import Any
 
 from fhirsvc import ndc as ndc_codes
@@ -133,7 +133,7 @@ class NamePattern:
         text = text[:MAX_NAME_TEXT]
         folded = fold(text)
         follows = {chunk.end(): after.start() for chunk, after in itertools.pairwise(_CHUNK.finditer(folded))}
-        starts = ((m.start(), self._by_word.get(m.group(0), ())) for m in _WORD.finditer(folded))
+        starts: _Starts = ((m.start(), self._by_word.get(m.group(0), ())) for m in _WORD.finditer(folded))
         if self._by_char:
             starts = _merged(starts, ((m.start(), self._by_char.get(m.group(0), ()))
                                       for m in _NON_WORD_START.finditer(folded)))
@@ -145,7 +145,11 @@ class NamePattern:
         return None
 
 
-def _merged(first: Iterable[tuple[int, Any]], second: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+# (start in the folded text, the names (folded words) that may begin there), by start
+_Starts = Iterable[tuple[int, Sequence[tuple[str, ...]]]]
+
+
+def _merged(first: _Starts, second: _Starts) -> _Starts:
     return heapq.merge(first, second, key=lambda item: item[0])
 
 

@@ -276,9 +276,9 @@ class JwtVerifier:
             entry = self._jku_cache.setdefault(url, _JkuEntry())
         with entry.lock:
             now = self._clock()
-            fresh = entry.keys is not None and now - entry.fetched_at < JWKS_MAX_AGE
-            if fresh and kid in entry.keys:
-                return entry.keys[kid]
+            keys = entry.keys
+            if keys is not None and now - entry.fetched_at < JWKS_MAX_AGE and kid in keys:
+                return keys[kid]
             if now - entry.attempted_at >= JWKS_REFETCH_INTERVAL:
                 entry.attempted_at = now
                 try:
@@ -434,7 +434,7 @@ def load_issuers(config_value: str) -> list[TrustedIssuer]:
         try:
             issuers.append(
                 TrustedIssuer(
-                    iss=entry.get("iss"),
+                    iss=entry.get("iss", ""),  # missing: refused by TrustedIssuer like an empty one
                     jwks=jwks,
                     jku=tuple(entry.get("jku", ())),
                     tenants=tuple(entry.get("tenants", ())),

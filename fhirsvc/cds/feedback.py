@@ -47,13 +47,9 @@ class FeedbackInvalid(FhirsvcError):
     def public_message(self) -> str:
         return "the feedback is not valid"
 
-    @property
-    def fields(self) -> dict:  # type: ignore[override]
-        return self.errors
-
     def __init__(self, errors: dict):
         super().__init__("invalid feedback")
-        self.errors = errors
+        self.errors = self.fields = errors
 
 
 class Instant(fields.Field):
@@ -160,7 +156,7 @@ def parse_feedback(body: object) -> list[FeedbackItem]:
                        f"{len(body['feedback'])}: send them in several requests",
                        fields={"feedback": [f"Longer than the maximum of {MAX_FEEDBACK_ITEMS} items."]})
     try:
-        data = _Body().load(body)  # type: ignore[arg-type]
+        data = _Body().load(body)  # type: ignore[arg-type]  # any JSON: marshmallow refuses a non-object itself
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise FeedbackInvalid(_string_keys(errors)) from None

@@ -282,7 +282,7 @@ class Others(Sequence[tuple[Resource, str]]):
     def __len__(self) -> int:
         return len(self._records) - (self._skip is not None)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:

@@ -40,7 +40,7 @@ from fhirsvc.terminology import codings
 logger = logging.getLogger(__name__)
 
 
-def jobs_for(run: Run, order) -> tuple[list[Job], list[Job]]:
+def jobs_for(run: Run, order: Mapping[str, Any]) -> tuple[list[Job], list[Job]]:
     """The forward jobs (one per knowledge drug the order is for) and the reverse jobs (one per
     interaction of another knowledge drug whose interactant class the order belongs to)."""
     drugs = sorted(run.drugs_of(order), key=lambda d: d.id)

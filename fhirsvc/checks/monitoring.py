@@ -46,12 +46,13 @@ from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.store import Knowledge
+from fhirsvc.terminology import ValueSetMatcher
 
 logger = logging.getLogger(__name__)
 Resource = Mapping[str, Any]
 
 
-def _results(job: Job, matcher) -> list[Resource]:
+def _results(job: Job, matcher: ValueSetMatcher) -> list[Resource]:
     """The usable results of a value set, newest first: a readable status (``READABLE_STATUSES``) and a value."""
     return [o for o in observations_of(job.run.observations, matcher) if o.get("status") in READABLE_STATUSES
             and any(key.startswith("value") for key in o)]

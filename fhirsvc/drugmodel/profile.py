@@ -323,8 +323,8 @@ class DrugProfile:
         return list(self._cuds_by_type.get(cud_type, ()))
 
     @cached_property
-    def _cuds_by_type(self) -> dict[str, list[Resource]]:
-        found: dict[str, list[Resource]] = {}
+    def _cuds_by_type(self) -> dict[str | None, list[Resource]]:
+        found: dict[str | None, list[Resource]] = {}
         for cud in self.cuds:
             found.setdefault(cud.get("type"), []).append(cud)
         return found
@@ -455,8 +455,9 @@ def _plans_by_subject(knowledge: Knowledge) -> dict[str, list[tuple[int, Resourc
     for position, plan in enumerate(knowledge.of_type("PlanDefinition")):
         keys = {(a.get("resourceReference") or {}).get("reference") for a in plan.get("relatedArtifact") or ()}
         keys.add(value_set_of(plan.get("subjectCodeableConcept")))
-        for key in keys - {None}:
-            out[key].append((position, plan))
+        for key in keys:
+            if key is not None:
+                out[key].append((position, plan))
     return out
 
 

@@ -157,7 +157,7 @@ def _instant(moment: datetime) -> str:
 
 def _order_urls(bundle: Mapping[str, Any], evaluation: Evaluation) -> dict[str, str]:
     """Order id (as the pipeline reads it) -> the reference to the posted order: its fullUrl, else Type/id."""
-    by_id = {}
+    by_id: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
     for entry in bundle.get("entry", []):
         resource = entry.get("resource")
         if isinstance(resource, dict) and isinstance(resource.get("id"), str):
@@ -191,7 +191,8 @@ def detected_issues(evaluation: Evaluation, bundle: Mapping[str, Any], version: 
             issue["implicated"] = [{"reference": urls[finding.order_id]}]
         issue["detail"] = card["detail"]
         issue["reference"] = card["links"][0]["url"]
-        contained, mitigations = [], []
+        contained: list[dict[str, Any]] = []
+        mitigations: list[dict[str, Any]] = []
         for suggestion in card.get("suggestions", ()):
             action = suggestion["actions"][0]
             parts: list[dict[str, Any]] = [{"url": "type", "valueCode": action["type"]},

@@ -106,7 +106,8 @@ def read_draft_orders(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
     """(orders, other resources) of the draftOrders Bundle; orders normalised, others (Medication) as sent.
     413 (ApiError) when it holds more than MAX_BUNDLE_RESOURCES resources or MAX_ORDERS orders."""
     check_bundle_size(bundle, "draftOrders")
-    orders, others = [], []
+    orders: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     for entry in _as_list(bundle.get("entry")):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):

@@ -16,6 +16,7 @@ with the bearer token of this call only.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -123,7 +124,7 @@ class FhirServer:
         if time.monotonic() > self.deadline:  # parsing costs too: an answer complete only at the deadline is late
             raise FetchError("the time allowed for fetching ran out while reading the answer")
         try:
-            document = requests.models.complexjson.loads(body)
+            document = json.loads(body)
         except ValueError as exc:
             raise FetchError("the FHIR server's answer is not JSON") from exc
         if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
@@ -172,7 +173,9 @@ class FhirServer:
                     resources.append(resource)
             if len(resources) > MAX_BUNDLE_RESOURCES:
                 raise FetchError(f"the search has more than {MAX_BUNDLE_RESOURCES} resources (MAX_BUNDLE_RESOURCES)")
-            links = page.get("link") if isinstance(page.get("link"), list) else []
+            links = page.get("link")
+            if not isinstance(links, list):
+                links = []
             next_url = next((link.get("url") for link in links
                              if isinstance(link, dict) and link.get("relation") == "next"), None)
             if not next_url or not isinstance(next_url, str):
@@ -242,7 +245,7 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
     # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
     fetched = [key for key in wanted if key not in prefetch or _has_next_page(prefetch[key])]
     with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
-        futures = {key: pool.submit(read_key, key) for key in fetched}
+        futures = {key: pool.submit(read_key, key) for key in fetched} if pool is not None else {}
         for key in wanted:
             try:
                 data[key] = futures[key].result() if key in futures else read_key(key)
@@ -277,7 +280,7 @@ def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[s
     return tuple(r for r in resources if r.get("resourceType") in types)
 
 
-def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[str, Any]],
+def resolve_medications(requests_: Iterable[Mapping[str, Any]], pool: Iterable[Mapping[str, Any]],
                         server: FhirServer | None, limit: int = 20,
                         known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Medication resources named by ``medicationReference``: ``known`` ones, contained, in the draft Bundle or
@@ -291,7 +294,9 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
         if not isinstance(reference, str) or reference in resolved:
             continue
         if reference.startswith("#"):
-            contained = order.get("contained") if isinstance(order.get("contained"), list) else []
+            contained = order.get("contained")
+            if not isinstance(contained, list):
+                contained = []
             found = next((c for c in contained if isinstance(c, Mapping) and c.get("id") == reference[1:]), None)
         else:
             found = by_id.get("/".join(reference.rstrip("/").split("/")[-2:]))
@@ -299,9 +304,9 @@ def resolve_medications(requests_: list[Mapping[str, Any]], pool: list[Mapping[s
             resolved[reference] = dict(found)
         elif not reference.startswith("#"):
             wanted.append(reference)
-    fetchable = list(dict.fromkeys(wanted))[:limit] if wanted and server is not None and server.usable else []
-    if not fetchable:
+    if not wanted or server is None or not server.usable:
         return resolved
+    fetchable = list(dict.fromkeys(wanted))[:limit]
     fetch: Callable[[str], dict[str, Any]] = server.get
     with ThreadPoolExecutor(max_workers=5) as pool_:
         for reference, future in [(ref, pool_.submit(fetch, ref)) for ref in fetchable]:

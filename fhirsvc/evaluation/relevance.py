@@ -15,7 +15,7 @@ over the knowledge's drug index and interaction value sets) which judged orders 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -42,7 +42,7 @@ def inline_medications(prefetch: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(entries, list) else []
 
 
-def _unresolved(orders: list[dict[str, Any]], referenced: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _unresolved(orders: Iterable[Mapping[str, Any]], referenced: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The orders whose ``medicationReference`` names a Medication outside the request not yet resolved."""
     out = []
     for order in orders:
@@ -64,7 +64,7 @@ def judged_context(call: Call) -> PatientContext | None:
                             judged_ids=call.judged, referenced_medications=referenced)
     found = relevance(drafts, knowledge)
     mattering = set(found.orders)
-    pending = [order for order in _unresolved(list(drafts.judged_orders()), referenced)
+    pending = [order for order in _unresolved(drafts.judged_orders(), referenced)
                if is_live_draft(order) and reference_key(order) not in mattering]
     if pending:  # still needed: only the FHIR server can tell what these orders are for
         server = fhir_server(call.request, call.env)

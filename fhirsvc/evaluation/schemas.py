@@ -7,7 +7,7 @@ bad field gives a 400 naming it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -47,7 +47,7 @@ class OrderContextSchema(PatientViewContextSchema):
     draftOrders = fields.Dict(required=True)
 
     @validates_schema
-    def _draft_orders_is_a_bundle(self, data: dict, **kwargs) -> None:
+    def _draft_orders_is_a_bundle(self, data: dict, **kwargs: Any) -> None:
         orders = data.get("draftOrders") or {}
         if orders.get("resourceType") != "Bundle":
             raise ValidationError("must be a FHIR Bundle", "draftOrders")
@@ -76,7 +76,7 @@ class RequestSchema(Schema):
     extension = fields.Dict()
 
     @validates_schema
-    def _server_with_authorization(self, data: dict, **kwargs) -> None:
+    def _server_with_authorization(self, data: dict, **kwargs: Any) -> None:
         if "fhirAuthorization" in data and "fhirServer" not in data:
             raise ValidationError("required when fhirAuthorization is present", "fhirServer")
 

@@ -58,7 +58,7 @@ class Service:
 
 def observation_codes(knowledge: Knowledge) -> list[str]:
     """The LOINC observation codes the rules read (value-set members; LOINC answer codes LA... excluded)."""
-    codes = set()
+    codes: set[str] = set()
     for value_set in knowledge.of_type("ValueSet"):
         for include in (value_set.get("compose") or {}).get("include") or ():
             if include.get("system") == LOINC:
@@ -109,7 +109,7 @@ def validated(body: Any, knowledge: Knowledge, message: str | None = None) -> di
         return validate_request(body, services(knowledge))
     except ValidationError as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST, message or f"not a valid CDS Hooks request: {one_line(exc.messages)}",
-                       fields=exc.messages) from None
+                       fields=exc.normalized_messages()) from None
 
 
 def run(service: Service, data: Mapping[str, Any], env: Environment, what: str = "the request") -> Evaluation:

@@ -35,7 +35,7 @@ def walk(node: Any, path: str, resolve: Callable[[str], Any]) -> list[Any]:
         if number:
             nodes = [target for ref in nodes if isinstance(ref, str) and (target := resolve(ref)) is not None]
         for step in hop.split("."):
-            found = []
+            found: list[Any] = []
             for item in nodes:
                 value = item.get(step) if isinstance(item, Mapping) else None
                 if isinstance(value, (list, tuple)):

@@ -98,6 +98,7 @@ def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: M
     """A FHIR JSON response, pretty when ``_pretty=true``, labelled with its FHIR version. ``texts`` holds the
     ready-made JSON of the base's resources, already encoded, so a read or search neither serializes nor
     encodes them again."""
+    text: str | bytes
     if request.query_string and request.args.get("_pretty", "false").lower() == "true":
         text = json.dumps(body, indent=2, ensure_ascii=False)
     elif texts and (id(body) in texts or (isinstance(body, Mapping) and body.get("resourceType") == "Bundle")):

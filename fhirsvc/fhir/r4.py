@@ -397,7 +397,8 @@ def _cost(cost: Json) -> Json:
 
 def _classification(classification: Json) -> Json:
     """An R5 medicineClassification as R4: source[x] as an extension."""
-    r4 = {key: classification[key] for key in ("id", "extension", "type", "classification") if key in classification}
+    r4: Json = {key: classification[key] for key in ("id", "extension", "type", "classification")
+                if key in classification}
     extensions = list(r4.pop("extension", ()))
     for key in ("sourceString", "sourceUri"):
         if key in classification:
@@ -475,7 +476,7 @@ def _clinical_use_issues(references: list[Json], knowledge: Knowledge) -> tuple[
 def _administration_guidelines(guidelines: list[Json], indications: list[Json], knowledge: Knowledge) -> list[Json]:
     """One administrationGuidelines per R5 dosingGuideline (and per indication without one), since R4 has no nesting."""
     administration = []
-    named = set()
+    named: set[str | None] = set()
     for guideline in guidelines:
         indication_refs = guideline.get("indication", [])
         named.update(ref.get("reference", {}).get("reference") for ref in indication_refs)

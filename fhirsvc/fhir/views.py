@@ -29,10 +29,12 @@ from fhirsvc.evaluation.environment import Environment
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
+from fhirsvc.fhir.registry import TypeSpec
 from fhirsvc.fhir.search import parse_search, run_search, subset
 from fhirsvc.fhirtypes import now_instant, parse_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge import get_knowledge
+from fhirsvc.knowledge.frozen import FrozenDict
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("fhir", __name__)
@@ -59,7 +61,7 @@ def _base_url(base: FhirBase, requested: str | None) -> str:
     return public_base() + ("/fhir/" + requested if requested else "/fhir")
 
 
-def _spec(base: FhirBase, rtype: str):
+def _spec(base: FhirBase, rtype: str) -> TypeSpec:
     spec = base.specs.get(rtype)
     if spec is None:
         raise ApiError(HTTPStatus.NOT_FOUND, f"resource type {rtype} is not served on FHIR {base.fhir_version}",
@@ -67,7 +69,7 @@ def _spec(base: FhirBase, rtype: str):
     return spec
 
 
-def _resource(base: FhirBase, rtype: str, rid: str):
+def _resource(base: FhirBase, rtype: str, rid: str) -> FrozenDict:
     _spec(base, rtype)
     resource = base.get(rtype, rid)
     if resource is None:
@@ -229,7 +231,9 @@ def validate(requested: str | None, rtype: str) -> Response:
         raise ApiError(HTTPStatus.NOT_FOUND, f"{exc} (FHIR {base.fhir_version})", "not-supported") from None
     body = json_body("application/fhir+json")
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        parameters = body.get("parameter") if isinstance(body.get("parameter"), list) else []
+        parameters = body.get("parameter")
+        if not isinstance(parameters, list):
+            parameters = []
         body = next((p.get("resource") for p in parameters if isinstance(p, dict) and p.get("name") == "resource"),
                     None)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:

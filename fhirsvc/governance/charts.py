@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -26,10 +27,13 @@ from matplotlib.ticker import PercentFormatter
 
 from fhirsvc.governance.report import Report, RuleReport
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 INK, MUTED, LINE, FLAG = "#1b1f24", "#4d5560", "#c9ced6", "#8a2d0b"
 # Light to dark in one hue, so the weekly chart reads in greyscale too; every cell also prints its number.
 SHADES = LinearSegmentedColormap.from_list("fhirsvc-shades", ["#f3f5f8", "#9db7d9", "#0b3d7a"])
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
@@ -57,7 +61,9 @@ def _svg(figure: Figure, salt: str, title_id: str) -> str:
     with rc_context({"svg.hashsalt": salt}):  # stable ids, and distinct ones for the charts of one page
         FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    text = _METADATA.sub("", text[_SVG_START.search(text).start():], count=1)
+    start = _SVG_START.search(text)
+    assert start is not None  # print_svg writes one <svg> element
+    text = _METADATA.sub("", text[start.start():], count=1)
     head, rest = text.split(">", 1)
     head = _NAMESPACES.sub("", _SIZE.sub("", head)) + f' role="img" aria-labelledby="{title_id}" class="chart"'
     return head + ">" + rest
@@ -132,7 +138,8 @@ def _trend_svg(rows: tuple[tuple[str, tuple[float | None, ...]], ...], weeks: tu
         empty = [(x + 0.5, y + 0.5) for y, (_, rates) in enumerate(rows) for x, rate in enumerate(rates)
                  if rate is None]
         if empty:
-            axes.scatter(*zip(*empty, strict=True), marker="x", s=14, color=MUTED, linewidths=0.8)
+            xs, ys = zip(*empty, strict=True)
+            axes.scatter(xs, ys, marker="x", s=14, color=MUTED, linewidths=0.8)
         axes.set_xlim(0, len(weeks))
         axes.set_ylim(len(rows), 0)
         axes.set_yticks([y + 0.5 for y in range(len(rows))], [label for label, _ in rows])

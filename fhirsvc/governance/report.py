@@ -218,7 +218,7 @@ def _drug_name(knowledge: Knowledge, drug: str | None) -> str:
     return str(names[0])
 
 
-def _reason_displays(knowledge: Knowledge) -> dict[tuple[str, str], str]:
+def _reason_displays(knowledge: Knowledge) -> dict[tuple[str | None, str | None], str]:
     system = knowledge.resolve(OVERRIDE_REASONS) or {}
     return {(OVERRIDE_REASONS, c["code"]): c["display"] for c in system.get("concept", ())}
 
@@ -377,6 +377,7 @@ def report_table(report: Report) -> str:
     """The rule table for a terminal: fixed-width columns, the top override reason shortened."""
     head = ("#", "rule (topic indicator drug)", "issued", "w/ feedback", "accepted", "overridden", "rate", "flag",
             "top override reason")
+    rows: list[tuple[str, ...]]
     rows = [(str(rule.rank), rule.short_label, str(rule.total.issued),
              f"{rule.total.with_feedback} ({percent(rule.total.share_with_feedback)})", str(rule.total.accepted),
              str(rule.total.overridden), percent(rule.total.override_rate), "FLAG" if rule.flagged else "-",

@@ -19,7 +19,7 @@ import pathlib
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from fhirsvc.config import SOURCE_CHECKOUT
 from fhirsvc.knowledge.problems import Problem
@@ -124,7 +124,7 @@ class Definitions:
         self.schema_names = {id(s): n for n, s in self.schema["definitions"].items()}
         self._validators: dict[str, Any] = {}
         self._terminology: dict[str, dict[str, dict[str, Any]]] = {}
-        self._expansions: dict[str, frozenset[tuple[str, str]] | None] = {}
+        self._expansions: dict[str, frozenset[tuple[str | None, str]] | None] = {}
 
     def is_primitive(self, code: str) -> bool:
         """Whether a type code is a JSON scalar: a primitive type or a System.* type."""
@@ -139,7 +139,7 @@ class Definitions:
             self._validators[rtype] = Draft6Validator(schema)
         return self._validators[rtype]
 
-    def expand(self, url: str) -> frozenset[tuple[str, str]] | None:
+    def expand(self, url: str) -> frozenset[tuple[str | None, str]] | None:
         """The (system, code) pairs of a value set, or None when it cannot be expanded offline."""
         url = url.split("|", 1)[0]
         if url not in self._expansions:
@@ -147,12 +147,12 @@ class Definitions:
             self._expansions[url] = self._expand(url)
         return self._expansions[url]
 
-    def _expand(self, url: str) -> frozenset[tuple[str, str]] | None:
+    def _expand(self, url: str) -> frozenset[tuple[str | None, str]] | None:
         """Expand a value set's compose from the core CodeSystems."""
         vs = self._load("ValueSet", url)
         if vs is None or "compose" not in vs:
             return None
-        codes: set[tuple[str, str]] = set()
+        codes: set[tuple[str | None, str]] = set()
         for include in vs["compose"].get("include", []):
             part = self._expand_include(include)
             if part is None:
@@ -165,13 +165,13 @@ class Definitions:
             codes -= part
         return frozenset(codes)
 
-    def _expand_include(self, include: dict[str, Any]) -> set[tuple[str, str]] | None:
+    def _expand_include(self, include: dict[str, Any]) -> set[tuple[str | None, str]] | None:
         """The codes of one include; None for filters and for external or partial code systems."""
         system = include.get("system")
         if include.get("filter") or (include.get("valueSet") and system):
             return None
         if include.get("valueSet"):
-            codes: set[tuple[str, str]] = set()
+            codes: set[tuple[str | None, str]] = set()
             for url in include["valueSet"]:
                 part = self.expand(url)
                 if part is None:
@@ -365,7 +365,7 @@ class Walker:
             return
         if not isinstance(val, dict) or not isinstance(val.get("reference"), str):
             return
-        profiles = next((t.get("targetProfile", []) for t in ed.get("type", []) if t["code"] == code), [])
+        profiles: list[str] = next((t.get("targetProfile", []) for t in ed.get("type", []) if t["code"] == code), [])
         allowed = sorted({p.rsplit("/", 1)[-1] for p in profiles})
         if not allowed or "Resource" in allowed:
             return
@@ -462,11 +462,16 @@ def _ordered(low: Any, high: Any) -> bool:
     """rng-2 and ratrng-2 (fhirpathpy lacks comparable()): low <= high when both share a unit."""
     if not isinstance(low, dict) or not isinstance(high, dict):
         return True
-    values = low.get("value"), high.get("value")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    low_value, high_value = low.get("value"), high.get("value")
+    if not (_number(low_value) and _number(high_value)):
         return True
     units = [(q.get("system"), q.get("code")) if q.get("code") else (None, q.get("unit")) for q in (low, high)]
-    return units[0] != units[1] or values[0] <= values[1]
+    return units[0] != units[1] or low_value <= high_value
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    """A JSON number (int or float, not bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _range_ok(node: Any) -> bool:

@@ -32,7 +32,7 @@ class Knowledge:
     ndc: NdcDirectory  # every NDC the knowledge names, canonical (resolves unhyphenated 10-digit NDCs)
     _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def get(self, resource_type: str, resource_id: str) -> FrozenDict | None:
+    def get(self, resource_type: str, resource_id: str) -> Mapping[str, Any] | None:
         """The resource with this type and id, or None."""
         return self.resources.get((resource_type, resource_id))
 
@@ -47,7 +47,7 @@ class Knowledge:
             self._derived[name] = build(self)
         return self._derived[name]
 
-    def resolve(self, reference: str) -> FrozenDict | None:
+    def resolve(self, reference: str) -> Mapping[str, Any] | None:
         """The resource a relative reference (``Type/id``) or canonical URL names, or None."""
         if reference in self.by_url:
             return self.resources[self.by_url[reference]]

@@ -24,9 +24,9 @@ def _markdown_blocks(markdown: str) -> list[Block]:
         lines = [line.strip() for line in chunk.splitlines() if line.strip()]
         if not lines:
             continue
-        bullets = [re.match(r"^(?:[-*+]|(\d+)[.)])\s+(.*)$", line) for line in lines]
-        if all(bullets):
-            blocks.append(ItemList(tuple(_plain(m.group(2)) for m in bullets if m), ordered=bool(bullets[0].group(1))))
+        bullets = [m for line in lines if (m := re.match(r"^(?:[-*+]|(\d+)[.)])\s+(.*)$", line))]
+        if len(bullets) == len(lines):
+            blocks.append(ItemList(tuple(_plain(m.group(2)) for m in bullets), ordered=bool(bullets[0].group(1))))
         else:
             blocks.append(Paragraph(_plain(" ".join(lines))))
     return blocks
@@ -56,8 +56,9 @@ def _xhtml_blocks(div: str) -> list[Block]:
                 blocks.append(Table("", rows[0], tuple(rows[1:])))
         elif _squash(child):
             blocks.append(Paragraph(_squash(child)))
-        if (child.tail or "").strip():
-            blocks.append(Paragraph(child.tail.strip()))
+        tail = (child.tail or "").strip()
+        if tail:
+            blocks.append(Paragraph(tail))
     return blocks
 
 

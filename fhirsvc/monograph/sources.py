@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +135,8 @@ class DrugSources:
                 found.setdefault(cud["id"], cud)
         return sorted(found.values(), key=lambda cud: cud["id"])
 
-    def _linked(self, rtype: str, targets) -> list[Mapping[str, Any]]:
+    def _linked(self, rtype: str, targets: Callable[[Mapping[str, Any]], Iterable[str | None]]
+                ) -> list[Mapping[str, Any]]:
         return [res for res in self.k.of_type(rtype) if self.product_refs & set(filter(None, targets(res)))]
 
     def _guides(self) -> list[Guide]:

@@ -149,8 +149,9 @@ class PostgresStore(Store):
         except psycopg.ProgrammingError as exc:
             raise StorageError(f"FHIRSVC_DATABASE_URL is not a PostgreSQL URL: {exc}") from None
         # Defaults that the URL's own parameters override.
-        self.conninfo = make_conninfo(**{"connect_timeout": max(2, math.ceil(timeout)), "application_name": "fhirsvc",
-                                         "tcp_user_timeout": int(timeout * 1000), **given})
+        self.conninfo = make_conninfo("", **{"connect_timeout": max(2, math.ceil(timeout)),
+                                             "application_name": "fhirsvc", "tcp_user_timeout": int(timeout * 1000),
+                                             **given})
         self._pools: dict[str, ConnectionPool] = {}  # this process's pools, by kind
         self._pool_pid: int | None = None
         self._pool_lock = threading.Lock()
@@ -312,8 +313,8 @@ class PostgresStore(Store):
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for all
                 rows = conn.execute(*queries["feedback"]).fetchall()
-                unknown = conn.execute(*queries["unknown"]).fetchone()[0]
-                not_issued = conn.execute(*queries["not_issued"]).fetchone()[0]
+                unknown = _count(conn, queries["unknown"])
+                not_issued = _count(conn, queries["not_issued"])
                 cards = conn.execute(*queries["issued"]).fetchall() if issued else []
                 answered = conn.execute(*queries["answered"]).fetchall() if issued else []
             return Governance(merge_issued(cards, answered),
@@ -361,10 +362,18 @@ class PostgresStore(Store):
         self._run(ping, HEALTH_TIMEOUT)
 
 
+def _count(conn: psycopg.Connection, query: tuple[str, list]) -> int:
+    """The value of a COUNT query: an aggregate without GROUP BY, so always one row."""
+    row = conn.execute(*query).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def _period(service_column: str, time_column: str, service_id: str | None, start: datetime | None,
             end: datetime | None) -> tuple[str, list[object]]:
     """The WHERE clause (and its parameters) of one service, or all, in [start, end)."""
-    clauses, params = ["TRUE"], []
+    clauses = ["TRUE"]
+    params: list[object] = []
     if service_id is not None:
         clauses.append(f"{service_column} = %s")
         params.append(service_id)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from fhirsvc.storage.base import (
@@ -123,8 +123,8 @@ class SqliteStore(Store):
     backend = "sqlite"
     database_errors = (sqlite3.Error,)
 
-    def __init__(self, path: str | Path, timeout: float = 5.0, card_max_age=CARD_MAX_AGE, prune_every=PRUNE_EVERY,
-                 hot_timeout: float = HOT_TIMEOUT):
+    def __init__(self, path: str | Path, timeout: float = 5.0, card_max_age: timedelta = CARD_MAX_AGE,
+                 prune_every: timedelta = PRUNE_EVERY, hot_timeout: float = HOT_TIMEOUT):
         self.path = str(path)
         super().__init__(f"sqlite:///{self.path}", timeout, card_max_age, prune_every)
         self.hot_timeout = hot_timeout

@@ -68,8 +68,7 @@ def medication_end(resource: Resource) -> datetime | None:
 def medication_start(resource: Resource) -> datetime | None:
     """When a medication started: the earliest ``boundsPeriod.start``, else
     ``dispenseRequest.validityPeriod.start``, else ``authoredOn`` (a MedicationStatement: effective[x])."""
-    starts = [parse_datetime(b.get("start")) for b in _bounds(resource) if b.get("start")]
-    starts = [s for s in starts if s is not None]
+    starts = [s for b in _bounds(resource) if b.get("start") and (s := parse_datetime(b.get("start"))) is not None]
     if starts:
         return min(starts)
     validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}

@@ -299,7 +299,8 @@ class ObservationIndex:
         """(code, its ``concept_key``, [(position, observation)]) of the observations not excluded by their
         status, one group per code (an observation whose code has no key is a group of its own)."""
         if self._groups is None:
-            groups, by_key = [], {}
+            groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] = []
+            by_key: dict[Any, list[tuple[int, Resource]]] = {}
             for position, obs in enumerate(self.observations):
                 status = obs.get("status")
                 if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
@@ -332,7 +333,7 @@ class ObservationIndex:
         return list(self._selected[matcher])
 
 
-def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
+def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
                        max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
     """The newest readable observation of the value set decides (``read_quantity``): ``found`` if it is within
@@ -342,7 +343,7 @@ def newest_measurement(observations: Iterable[Resource], matcher: ValueSetMatche
                    unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
-def newest_coded(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime,
+def newest_coded(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                  max_age: timedelta | Window | None = None) -> Measurement:
     """``newest_measurement`` for a coded answer (``read_coded``: pregnancy or breastfeeding status)."""
     return _newest(observations_of(observations, matcher), read_coded, now, "",
@@ -376,7 +377,8 @@ def _measured(status: str, reading: Reading, unit: str, now: datetime, window: W
                        reading, newest_unreadable, older, window, now)
 
 
-def readings_within(observations: Iterable[Resource], matcher: ValueSetMatcher, now: datetime, window: Window,
+def readings_within(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
+                    window: Window,
                     convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
     """Every observation of the value set within the window (an imprecise date placed at its last instant:
     ``windows``), read (``read_quantity``), newest first."""

@@ -8,7 +8,8 @@ conditions (latex allergy is often on the problem list).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
@@ -60,7 +61,7 @@ def check_allergy_contraindication(job: Job) -> Iterable[Finding]:
     return out
 
 
-def _concept_text(cud) -> str:
+def _concept_text(cud: Mapping[str, Any]) -> str:
     return str((((cud.get("contraindication") or {}).get("diseaseSymptomProcedure") or {}).get("concept") or {})
                .get("text") or cud.get("id"))
 

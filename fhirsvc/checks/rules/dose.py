@@ -167,11 +167,11 @@ def check_low_dose_for_weight(job: Job) -> Iterable[Finding]:
     guide = job.weight_based_indication
     if guide is None or not is_drug_order(job) or not job.dose.readable or OBSERVATIONS in job.context.unavailable:
         return []
-    ranges = [(d, d.dose_range) for d in guide.dosages if d.dose_range[0] is not None
-              and "kg" in d.dose_range[2]]
-    if not ranges:
+    lows = [(low, d) for d in guide.dosages if (low := d.dose_range[0]) is not None and "kg" in d.dose_range[2]]
+    if not lows:
         return []
-    dosage, (low, high, _unit) = min(ranges, key=lambda pair: pair[1][0])
+    _, dosage = min(lows, key=lambda pair: pair[0])
+    low, high, _unit = dosage.dose_range
     measure = _weight(job, guide)
     if measure is None or not measure.found or not measure.value:
         return []

@@ -11,8 +11,9 @@ the drug is current or drafted (#19, #21), or was stopped within the interaction
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fhirsvc.checks import wording
@@ -24,8 +25,9 @@ from fhirsvc.checks.reading.medications import is_past, medication_end_when
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import in_value_set
-from fhirsvc.drugmodel.profile import Interaction, section_of
+from fhirsvc.drugmodel.profile import Guideline, Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.terminology import ValueSetMatcher
 
 
 def _effect(inter: Interaction) -> str:
@@ -51,7 +53,8 @@ def _span(inter: Interaction) -> str | None:
     return f"{months:.0f} months" if abs(months - round(months)) < 0.05 else f"{inter.washout.days} days"
 
 
-def _group(job: Job, inter: Interaction, concepts, plural: bool = False) -> dict[str, str]:
+def _group(job: Job, inter: Interaction, concepts: Iterable[Mapping[str, Any]], plural: bool = False
+           ) -> dict[str, str]:
     """The group facts of a class member: ``group`` (plural), ``group_one``, ``a_member`` ("a live vaccine
     (typhoid, oral)"), from the value set's member name and the member's label."""
     knowledge = job.run.knowledge
@@ -71,7 +74,12 @@ def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = Fals
     return {"relation": relation, "todo": todo}
 
 
-def _is_draft(job: Job, resource) -> bool:
+def _concepts_in(job: Job, matcher: ValueSetMatcher, resource: Mapping[str, Any], _kind: str) -> bool:
+    """Whether a medication record's concepts are in the value set (the test of ``others_where``)."""
+    return in_value_set(job.run.concepts(resource), matcher)
+
+
+def _is_draft(job: Job, resource: Mapping[str, Any]) -> bool:
     return reference_key(resource) in job.run.draft_keys
 
 
@@ -88,7 +96,7 @@ def check_interactions(job: Job) -> Iterable[Finding]:
             continue
         rule = interaction_rule(inter.value_set, inter.id)
         conflicts = job.run.others_where(job.order, ("value-set", inter.value_set),
-                                         lambda res, _kind, vs=matcher: in_value_set(job.run.concepts(res), vs),
+                                         partial(_concepts_in, job, matcher),
                                          medications=rule.current_medications)
         if not conflicts:
             if rule.current_medications and MEDICATIONS in job.context.unavailable:
@@ -148,7 +156,7 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
         [job.delete(job.order)])]
 
 
-def _instruction(guide) -> str:
+def _instruction(guide: Guideline | None) -> str:
     """The patient instruction of a guideline's first dosage (how often, never double up)."""
     return next((str(d.dosage["patientInstruction"]) for d in (guide.dosages if guide else ())
                  if d.dosage.get("patientInstruction")), "")

@@ -46,7 +46,8 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         return []
     section = section_of(cud)
     found = job.run.conditions_in(VS_PREGNANCY)
-    evidence, facts = None, {}
+    evidence = None
+    facts: dict[str, str | None] = {}
     if found:
         evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
@@ -63,7 +64,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         if missing:
             return [unable_finding(job, "warning", "pregnancy", missing, section, "pregnancy")]
         reading = status.reading if status is not None and status.status == "unreadable" else None
-        if reading is not None and PREGNANCY_STATUS_MAX_AGE.contains(reading.when, job.run.now):
+        if status is not None and reading is not None and PREGNANCY_STATUS_MAX_AGE.contains(reading.when, job.run.now):
             label = "pregnancy status"
             return [job.finding(
                 "warning",
@@ -93,7 +94,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
         return []
     section = section_of(cud)
     found = job.run.conditions_in(VS_BREASTFEEDING)
-    evidence, facts = None, {}
+    evidence = None
+    facts: dict[str, str | None] = {}
     if found:
         evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
         facts = {"condition": reference_key(found[0])}
@@ -101,7 +103,7 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
         status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
         answers = job.run.value_set(VS_BREASTFEEDING)
         obs = status.observation if status is not None and status.found else None
-        if obs is not None and answers is not None and (
+        if status is not None and obs is not None and answers is not None and (
                 obs.get("valueBoolean") is True or has_code_in(answers, obs.get("valueCodeableConcept"))):
             evidence = (concept_text(obs.get("valueCodeableConcept")) or "breastfeeding", f", {day(status.when)}",
                         "Breastfeeding status")

@@ -23,7 +23,7 @@ def interactions(drug: DrugSources, draft: Draft, vaccines: Draft) -> None:
         value_sets = [vs for vs in (drug.resolve(url) for i in others for url in _value_sets(
             i.get("itemCodeableConcept"))) if vs is not None]
         live = [vs for vs in value_sets if _is_vaccine_set(vs)]
-        blocks: list[Block] = [Heading(name)]
+        blocks: list[Block | None] = [Heading(name)]
         kind = _text(interaction.get("type"))
         blocks.append(Paragraph(kind, label="Type") if kind else None)
         effect = _text((interaction.get("effect") or {}).get("concept"))
@@ -48,8 +48,8 @@ def interactions(drug: DrugSources, draft: Draft, vaccines: Draft) -> None:
             _live_vaccines(drug, vaccines, cud, effect, management, washout, live)
 
 
-def _live_vaccines(drug: DrugSources, draft: Draft, cud, effect: str, management: list[str], washout: str | None,
-                   value_sets: list[Mapping[str, Any]]) -> None:
+def _live_vaccines(drug: DrugSources, draft: Draft, cud: Mapping[str, Any], effect: str, management: list[str],
+                   washout: str | None, value_sets: list[Mapping[str, Any]]) -> None:
     draft.cite(cud, *value_sets)
     if management:
         draft.add(ItemList(tuple(management), label="What to do"))

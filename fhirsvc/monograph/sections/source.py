@@ -45,8 +45,8 @@ def source(drug: DrugSources, draft: Draft) -> None:
         draft.add(Table("Source document", ("Field", "Value"), tuple(rows)))
         draft.cite(document)
     for composition in drug.compositions:
-        authors = "; ".join(filter(None, (_display(a) for a in composition.get("author") or ())))
-        text = ", ".join(filter(None, [composition.get("title"), authors and f"by {authors}",
+        writers = "; ".join(filter(None, (_display(a) for a in composition.get("author") or ())))
+        text = ", ".join(filter(None, [composition.get("title"), writers and f"by {writers}",
                                        composition.get("date")]))
         draft.add(Paragraph(text, label="Patient information"))
         draft.cite(composition)
