@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
 
 from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
-from fhirsvc.errors import ApiError
+from fhirsvc.errors import ApiError, operation_outcome
 from fhirsvc.evaluation.orders import ORDER_TYPES
 from fhirsvc.evaluation.pipeline import Evaluation
+from fhirsvc.fhirtypes import format_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 
 OPERATION = "check-orders"  # the operation whose answer the searchset Bundle is (its self link)
@@ -123,8 +124,7 @@ def orders_request(bundle: Mapping[str, Any], version: str, unavailable: Sequenc
                                       else e for e in bundle.get("entry", [])]}
     request = request_from_bundle(bundle, selections)
     for key in unavailable:
-        request["prefetch"][key] = {"resourceType": "OperationOutcome", "issue": [
-            {"severity": "error", "code": "not-found", "diagnostics": "the caller could not read it"}]}
+        request["prefetch"][key] = operation_outcome("the caller could not read it", "not-found")
     return request
 
 
@@ -139,20 +139,15 @@ def searchset(base_url: str, now: datetime, issues: list[dict[str, Any]], outcom
                for issue in issues]
     if outcome:
         oid = str(uuid.uuid4())
-        entries.append({"fullUrl": f"urn:uuid:{oid}", "resource": {
-            "resourceType": "OperationOutcome", "id": oid,
-            "issue": [{"severity": "information", "code": "informational", "diagnostics": outcome}]},
-            "search": {"mode": "outcome"}})
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": _instant(now)},
-                              "type": "searchset", "total": len(issues),
+        entries.append({"fullUrl": f"urn:uuid:{oid}",
+                        "resource": operation_outcome(outcome, "informational", "information", resource_id=oid),
+                        "search": {"mode": "outcome"}})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()),
+                              "meta": {"lastUpdated": format_instant(now)}, "type": "searchset", "total": len(issues),
                               "link": [{"relation": "self", "url": f"{base_url}/${OPERATION}"}]}
     if entries:
         bundle["entry"] = entries
     return bundle
-
-
-def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _order_urls(bundle: Mapping[str, Any], evaluation: Evaluation) -> dict[str, str]:
@@ -186,7 +181,7 @@ def detected_issues(evaluation: Evaluation, bundle: Mapping[str, Any], version: 
                                  "severity": SEVERITY[finding.indicator]}
         if subject:
             issue["subject" if version == R5 else "patient"] = {"reference": subject}
-        issue["identifiedDateTime"] = _instant(evaluation.now)
+        issue["identifiedDateTime"] = format_instant(evaluation.now)
         if finding.order_id in urls:
             issue["implicated"] = [{"reference": urls[finding.order_id]}]
         issue["detail"] = card["detail"]
