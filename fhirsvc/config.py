@@ -1,7 +1,7 @@
 """Configuration: documented defaults, overridden by ``FHIRSVC_*`` environment variables, then by
 the mapping given to ``create_app(config)``.
 
-Every key here is documented in the README's configuration table; an environment variable is the
+Every key here is documented in the configuration table (docs/configuration.md); an environment variable is the
 key with the ``FHIRSVC_`` prefix (``KNOWLEDGE_PATH`` -> ``FHIRSVC_KNOWLEDGE_PATH``).
 """
 

@@ -23,7 +23,7 @@ that is opened and never sends a byte takes no thread but is never closed either
 them fill a worker). ``timeout`` does not help: the worker's main loop, not the thread, tells the master it is
 alive. In production a buffering reverse proxy in front (nginx: it reads each request whole, within its own
 ``client_header_timeout``/``client_body_timeout``, before passing it on over a fast local connection) is what
-bounds slow and idle clients; see the README's "Serving".
+bounds slow and idle clients; see docs/deployment.md, "Serving".
 """
 
 import os

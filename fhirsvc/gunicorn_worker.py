@@ -9,7 +9,7 @@ most READ_TIMEOUT seconds; then the connection is closed, with one line in the l
 again.
 
 It does not bound a client that keeps sending a byte now and then (slowloris): that takes a deadline for the
-whole request, which a buffering reverse proxy in front gives (README, "Serving").
+whole request, which a buffering reverse proxy in front gives (docs/deployment.md, "Serving").
 """
 
 from __future__ import annotations

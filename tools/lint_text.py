@@ -2,7 +2,8 @@
 
 - ``provenance``: each code-provenance note of the shipped knowledge names the authority the code was checked
   against (SNOMED CT, LOINC, ...) and never how it was looked up (a lookup tool, notes, recollection);
-- ``lookup``: the README, the code, the docs and the fixtures (knowledge and scenarios) name no lookup either;
+- ``lookup``: the READMEs (the repository's and bench/'s), the code, the docs and the fixtures (knowledge and
+  scenarios) name no lookup either;
 - ``outside``: no tracked file reads or cites a path outside the repository (a shared folder beside the checkout,
   an absolute path of a machine): ``make clone-test`` proves the repository stands alone only if none does.
 
@@ -75,11 +76,11 @@ def check_provenance(root: Path) -> Iterator[str]:
 
 
 def code_and_docs(root: Path) -> list[Path]:
-    """The README, the code, the docs and every fixture (knowledge descriptions, scenarios)."""
+    """The READMEs, the code, the docs and every fixture (knowledge descriptions, scenarios)."""
     fixtures = [p for folder in (root / "fixtures", root / KNOWLEDGE) for p in sorted(folder.rglob("*"))
                 if p.suffix in {".json", ".md"}]
-    return [root / "README.md", *sorted((root / "fhirsvc").rglob("*.py")), *sorted((root / "docs").rglob("*.md")),
-            *fixtures]
+    return [root / "README.md", root / "bench" / "README.md", *sorted((root / "fhirsvc").rglob("*.py")),
+            *sorted((root / "docs").rglob("*.md")), *fixtures]
 
 
 def check_lookup(root: Path) -> Iterator[str]:

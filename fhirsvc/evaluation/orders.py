@@ -25,7 +25,7 @@ ORDER_TYPES = ("MedicationRequest", "MedicationOrder", "ServiceRequest", "Immuni
 # Most draft orders one call may hold (the draftOrders Bundle, the orders of $check-orders). An admission or
 # chemotherapy order set holds tens of orders, the largest a couple of hundred, and a pipeline may check a
 # thousand at once; each order is judged against the others and the record, so this bounds the work of one call
-# (README "Limits of one request").
+# (docs/api.md, "Limits of one request").
 MAX_ORDERS = 1_000
 # Most resources one Bundle the service reads may hold: draftOrders, each prefetch value (with its pages, also
 # when read from fhirServer), the Bundle posted to $check-orders. A long-treated patient's medication list or

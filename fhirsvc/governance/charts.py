@@ -1,4 +1,4 @@
-"""The governance page's charts: inline SVG drawn on the server by matplotlib's SVG backend (README, "Dependencies").
+"""The governance page's charts: inline SVG drawn on the server by matplotlib's SVG backend (docs/governance.md).
 
 No pyplot and no global state: each chart is a ``Figure`` of its own, drawn under an ``rc_context`` and written
 with ``FigureCanvasSVG``, so concurrent requests never share a figure. Text stays text (``svg.fonttype = none``):

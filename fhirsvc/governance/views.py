@@ -4,7 +4,7 @@ report, for scripts), over ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (default: the last
 
 Off unless ``FHIRSVC_GOVERNANCE=on``: the page holds no patient data (the store holds none) but shows how
 clinicians act on the cards, so an operator turns it on deliberately, and restricts who reaches it at the reverse
-proxy (README, "Governance view"). Off, the three routes answer 404.
+proxy (docs/governance.md). Off, the three routes answer 404.
 
 The page is rendered by Jinja with autoescaping, with its charts inline (``charts.py``); it loads nothing else and
 runs no script: the Content-Security-Policy is the monograph pages', except that its one form (period and service,
