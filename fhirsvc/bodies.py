@@ -1,10 +1,6 @@
 """Reading a JSON request body the same way on every route: 415 for another media type, 400 if malformed.
 
-Bodies are parsed with orjson: it takes only UTF-8 (RFC 8259 section 8.1), refuses a string with a lone
-surrogate (``"\\ud800"`` is not Unicode text and could not be written out again) and NaN or Infinity, and
-parses a CDS request in half the time of the standard library. It accepts nesting up to 1,024 levels; the
-code that reads a body recurses (and orjson writes at most 254 levels), so a body that nests deeper than
-MAX_DEPTH is refused as well.
+Bodies are parsed by ``fhirsvc.jsontext.parse_json``.
 
 Every body counts against MAX_CONTENT_LENGTH (``FHIRSVC_MAX_CONTENT_LENGTH``), whether its size is announced
 (``Content-Length``, refused before a byte is read) or not (``Transfer-Encoding: chunked``): the app's request
@@ -17,16 +13,15 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import IO, Any, cast
 
-import orjson
 from flask import Flask, Request, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_input_stream
 
 from fhirsvc.errors import ApiError
+from fhirsvc.jsontext import NotJson, parse_json
 
 JSON_TYPES = ("application/json", "application/fhir+json")
-MAX_DEPTH = 100  # levels of nested arrays and objects; FHIR resources need a few dozen at most
 
 
 def too_large(limit: int) -> RequestEntityTooLarge:
@@ -86,46 +81,3 @@ def json_body(preferred: str = "application/json") -> Any:
         return parse_json(raw)
     except NotJson as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is {exc}") from None
-
-
-class NotJson(ValueError):
-    """Bytes that are not usable JSON; the message (``not valid JSON: ...``) is one line, meant for a person."""
-
-
-def parse_json(raw: bytes) -> Any:
-    """``raw`` parsed as JSON by the rules above (the HTTP routes and ``fhirsvc check`` read JSON alike);
-    NotJson if it is not UTF-8 JSON, holds NaN or Infinity, or nests deeper than MAX_DEPTH."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise NotJson(f"not valid JSON: {_why_not_json(raw, exc)}") from None
-    if too_deep(value):
-        raise NotJson(f"not usable JSON: arrays and objects nest deeper than {MAX_DEPTH} levels")
-    return value
-
-
-def _why_not_json(raw: bytes, exc: orjson.JSONDecodeError) -> str:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "it is not UTF-8 text"
-    return str(exc)
-
-
-# orjson.dumps refuses arrays and objects nested ORJSON_DEPTH_LIMIT levels deep (its C recursion guard; a test
-# pins the value): wrapped in ORJSON_DEPTH_LIMIT - 1 - MAX_DEPTH arrays, a value is refused exactly when it nests
-# deeper than MAX_DEPTH.
-ORJSON_DEPTH_LIMIT = 255
-
-
-def too_deep(value: Any) -> bool:
-    """Whether JSON parsed by orjson.loads (so orjson can write it again) nests arrays and objects deeper than
-    MAX_DEPTH, found by orjson's own guard (walking every node of a request body in Python cost more than the
-    rest of a CDS call)."""
-    for _ in range(ORJSON_DEPTH_LIMIT - 1 - MAX_DEPTH):
-        value = [value]
-    try:
-        orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return True
-    return False

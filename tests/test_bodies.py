@@ -13,8 +13,9 @@ from flask import Flask, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhirsvc import bodies, handlers
-from fhirsvc.bodies import MAX_DEPTH, ORJSON_DEPTH_LIMIT, json_body, too_deep
+from fhirsvc import bodies, handlers, jsontext
+from fhirsvc.bodies import json_body
+from fhirsvc.jsontext import MAX_DEPTH, ORJSON_DEPTH_LIMIT, too_deep
 
 DEEP = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
 
@@ -88,12 +89,12 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(value=JSON_VALUES, limit=st.integers(min_value=1, max_value=6))
 def test_too_deep_is_the_walked_nesting(value, limit):
-    original = bodies.MAX_DEPTH
-    bodies.MAX_DEPTH = limit  # a small limit, so that random values fall on both sides of it
+    original = jsontext.MAX_DEPTH
+    jsontext.MAX_DEPTH = limit  # a small limit, so that random values fall on both sides of it
     try:
         assert too_deep(value) == (nesting(value) > limit)
     finally:
-        bodies.MAX_DEPTH = original
+        jsontext.MAX_DEPTH = original
 
 
 @pytest.mark.parametrize("innermost", [0, [], {}, {"a": "b"}])

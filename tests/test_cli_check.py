@@ -341,7 +341,7 @@ def test_deeply_nested_json_exits_2(tmp_path):
 
 
 def test_json_nested_deeper_than_the_http_routes_take_exits_2(tmp_path):
-    from fhirsvc.bodies import MAX_DEPTH
+    from fhirsvc.jsontext import MAX_DEPTH
 
     inner = json.dumps(bundle(kineret()))
     path = write(tmp_path, '{"a":' * MAX_DEPTH + inner + "}" * MAX_DEPTH, "deep.json")

@@ -18,7 +18,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from fhirsvc.bodies import NotJson, parse_json
 from fhirsvc.checks.findings import Finding
 from fhirsvc.config import DEFAULTS
 from fhirsvc.errors import FhirsvcError
@@ -27,6 +26,7 @@ from fhirsvc.evaluation.bundles import request_from_bundle
 from fhirsvc.evaluation.environment import DEFAULT_PUBLIC_BASE, Environment
 from fhirsvc.evaluation.pipeline import Evaluation
 from fhirsvc.evaluation.services import evaluate
+from fhirsvc.jsontext import NotJson, parse_json
 from fhirsvc.knowledge import Knowledge
 
 MAX_INPUT_BYTES = DEFAULTS["MAX_CONTENT_LENGTH"]  # the largest file read, as the largest HTTP body
@@ -58,7 +58,7 @@ def read_document(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> Any:
 
     Only a regular file is read (a FIFO, a device such as /dev/zero or a socket is refused without reading,
     so nothing blocks), at most ``max_bytes`` of it (the HTTP routes' body limit, FHIRSVC_MAX_CONTENT_LENGTH),
-    and it is parsed as the HTTP routes parse a body (fhirsvc.bodies.parse_json): UTF-8 (a leading byte-order
+    and it is parsed as the HTTP routes parse a body (fhirsvc.jsontext.parse_json): UTF-8 (a leading byte-order
     mark is allowed), no NaN or Infinity, nesting at most MAX_DEPTH levels."""
     try:
         mode = os.stat(path).st_mode  # before opening: opening a device (or a FIFO) may block or act

@@ -16,7 +16,6 @@ with the bearer token of this call only.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from fhirsvc.errors import FhirsvcError
 from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
 from fhirsvc.evaluation.urlpolicy import Url, UrlRefused, host_for_log
+from fhirsvc.jsontext import NotJson, parse_json
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -124,9 +124,9 @@ class FhirServer:
         if time.monotonic() > self.deadline:  # parsing costs too: an answer complete only at the deadline is late
             raise FetchError("the time allowed for fetching ran out while reading the answer")
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise FetchError("the FHIR server's answer is not JSON") from exc
+            document = parse_json(body)
+        except NotJson as exc:
+            raise FetchError(f"the FHIR server's answer is {exc}") from None
         if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
             raise FetchError("the FHIR server's answer is not a FHIR resource")
         if document["resourceType"] == "OperationOutcome":

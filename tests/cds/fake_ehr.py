@@ -20,9 +20,9 @@ def bundle(*resources, next_url=None):
 
 class FakeEhr:
     """Modes per resource type: ok, 500, 401, garbage, slow, redirect (to ``redirect_to``), loop (a next link to
-    itself), cookie (ok, with a Set-Cookie), many (two pages of ``many`` resources), huge (pages of
-    ``huge_bytes`` bytes without end). Paths outside ``/fhir/<type>[/<id>]`` answer 404, and are recorded
-    too: a server that must get no request at all is checked with ``requests == []``."""
+    itself), cookie (ok, with a Set-Cookie), deep (JSON nested 200,000 levels), many (two pages of ``many``
+    resources), huge (pages of ``huge_bytes`` bytes without end). Paths outside ``/fhir/<type>[/<id>]`` answer
+    404, and are recorded too: a server that must get no request at all is checked with ``requests == []``."""
 
     def __init__(self):
         self.modes: dict[str, str] = {}
@@ -48,6 +48,8 @@ class FakeEhr:
                 return "", 401
             if mode == "garbage":
                 return "<html>not json</html>", 200
+            if mode == "deep":  # JSON nested deeper than any parser's recursion allows
+                return "[" * 200_000 + "]" * 200_000, 200, {"Content-Type": "application/fhir+json"}
             if mode == "slow":
                 time.sleep(3)
             if mode == "redirect":

@@ -80,7 +80,7 @@ def test_a_paged_prefetch_bundle_is_followed_on_the_server(ehr):
     assert [c["id"] for c in context.conditions] == ["c0", "condition-2"]
 
 
-FAULTS = ["500", "401", "garbage", "redirect", "loop", "slow"]
+FAULTS = ["500", "401", "garbage", "deep", "redirect", "loop", "slow"]
 
 
 @pytest.mark.parametrize("mode", FAULTS)
