@@ -125,20 +125,27 @@ def test_a_replayed_token_is_refused(secured, key):
 
 def test_a_token_replayed_to_another_worker_is_refused(tmp_path, key):
     """``fhirsvc serve`` with 2 workers; one token sent 20 times on new connections reaches both workers (with a
-    replay cache per worker it would be accepted once by each): it is accepted exactly once."""
+    replay cache per worker it would be accepted once by each): it is accepted exactly once. The workers are sync
+    ones here (a configuration file of the test's own): a sync worker busy with one call accepts no other, so the
+    calls spread over both, where a threaded worker may take all 20 itself."""
     port = free_port()
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text('worker_class = "sync"\n')
     base = f"http://127.0.0.1:{port}"
     env = {"FHIRSVC_AUTH": "required", "FHIRSVC_JWT_ISSUERS": str(trust_file(tmp_path, key)),
            "FHIRSVC_PUBLIC_BASE_URL": BASE, "FHIRSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
            "FHIRSVC_KNOWLEDGE_PATH": ""}
     with served([sys.executable, "-m", "fhirsvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", "2"], f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT) as server:
+                 "--workers", "2", "--threads", "1", "--config", str(config)],
+                f"{base}/healthz", tmp_path / "server.log", env, cwd=ROOT) as server:
         wait_for_workers(server.pid, 2)
         header = {"Authorization": f"Bearer {token(key, BASE + SERVICE)}", "Connection": "close"}
         statuses = [requests.post(base + SERVICE, json=order_request(), headers=header, timeout=10).status_code
                     for _ in range(20)]
     assert sorted(statuses) == [200] + [401] * 19
-    workers = {line.split("] [")[1] for line in (tmp_path / "server.log").read_text().splitlines()
+    log = (tmp_path / "server.log").read_text()
+    assert "sync worker(s)" in log  # the settings in effect, as fhirsvc serve logs them
+    workers = {line.split("] [")[1] for line in log.splitlines()
                if "CDS request refused" in line or "fhirsvc.cds.calls" in line}
     assert len(workers) == 2, "the requests did not reach both workers"
 
