@@ -247,11 +247,11 @@ def _check_index(package: Package) -> list[Problem]:
     problems = []
     if index.get("index-version") != INDEX_VERSION:
         problems.append(Problem(where, f"{INDEX}.index-version", f"is {index.get('index-version')!r}, expected 2"))
-    listed = {entry.get("filename"): entry for entry in index["files"] if isinstance(entry, dict)}
+    listed: dict[str, Any] = {str(entry.get("filename")): entry for entry in index["files"] if isinstance(entry, dict)}
     present = {path.name: path for path in package.resource_files}
     for name in sorted(set(present) - set(listed)):
         problems.append(Problem(where, INDEX, f"{name} is not listed"))
-    for name in sorted(set(listed) - set(present), key=str):
+    for name in sorted(set(listed) - set(present)):
         problems.append(Problem(where, INDEX, f"lists {name}, which the package does not hold"))
     for name in sorted(set(listed) & set(present)):
         resource = _read_json(present[name])

@@ -170,8 +170,13 @@ def _kind(path: str, old: Any, new: Any) -> str:
 
 
 def _shown(value: Any) -> str:
+    """A value in a change list: a code as ``system|code 'display'``, anything else as compact JSON."""
     if value is None:
         return "(none)"
+    if isinstance(value, Mapping) and isinstance(value.get("code"), str):
+        system = f"{value['system']}|" if isinstance(value.get("system"), str) else ""
+        display = f" '{value['display']}'" if isinstance(value.get("display"), str) else ""
+        return f"{system}{value['code']}{display}"
     text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return text if len(text) <= 160 else text[:157] + "..."
 
