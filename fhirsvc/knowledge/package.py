@@ -166,7 +166,7 @@ def _extract(tarball: Path) -> Path:
     if tarball.stat().st_size > MAX_TARBALL_BYTES:
         raise PackageError(f"the tarball is larger than {MAX_TARBALL_BYTES} bytes")
     target = Path(tempfile.mkdtemp(prefix=f"{tarball.name}-"))
-    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    atexit.register(_remove_at_exit, target, os.getpid())
     try:
         with tarfile.open(tarball, mode="r:gz") as tar:
             _extract_members(tar, target, tarball.stat().st_mtime)
@@ -177,6 +177,12 @@ def _extract(tarball: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
+
+
+def _remove_at_exit(folder: Path, owner: int) -> None:
+    """Remove an extracted package when the process that extracted it ends (not when a forked worker does)."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _extract_members(tar: tarfile.TarFile, target: Path, mtime: float) -> None:

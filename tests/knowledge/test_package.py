@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from fhirsvc.knowledge import load_knowledge
 from fhirsvc.knowledge import package as packages
 from fhirsvc.knowledge.loader import knowledge_files
 from fhirsvc.knowledge.package import INDEX, MANIFEST, manifest, package_files, write_package
-from tests.conftest import KNOWLEDGE_DIR
+from tests.conftest import KNOWLEDGE_DIR, ROOT
 
 
 def _resources(folder: Path = KNOWLEDGE_DIR) -> list[dict]:
@@ -200,3 +202,13 @@ def test_the_service_does_not_start_on_a_bad_package(tmp_path, monkeypatch):
     monkeypatch.setenv("FHIRSVC_KNOWLEDGE_DIR", str(path))
     with pytest.raises(KnowledgeError, match=r"r4\.tgz: package\.json\.fhirVersions"):
         create_app({"TESTING": True, "AUTH": "off", "KNOWLEDGE_PATH": ""})
+
+
+def test_the_extracted_package_is_removed_when_the_process_ends_not_when_a_fork_does(tarball, tmp_path):
+    code = ("import os, sys\nfrom pathlib import Path\nfrom fhirsvc.knowledge.package import open_package\n"
+            f"package = open_package(Path({str(tarball)!r}))\nprint(package.folder, flush=True)\n"
+            "pid = os.fork()\nif pid == 0:\n    sys.exit(0)\nos.waitpid(pid, 0)\n"
+            "print(package.folder.is_dir(), flush=True)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    folder, after_fork = result.stdout.split()
+    assert after_fork == "True" and not Path(folder).exists()
