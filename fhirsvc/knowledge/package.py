@@ -48,6 +48,7 @@ MAX_TARBALL_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 10_000
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024
+MAX_UNZIPPED_BYTES = MAX_TOTAL_BYTES + 16 * 1024 * 1024  # the whole tar once unzipped: the members and their headers
 TARBALL_SUFFIXES = (".tgz", ".tar.gz")
 
 
@@ -168,7 +169,8 @@ def _extract(tarball: Path) -> Path:
     target = Path(tempfile.mkdtemp(prefix=f"{tarball.name}-"))
     atexit.register(_remove_at_exit, target, os.getpid())
     try:
-        with tarfile.open(tarball, mode="r:gz") as tar:
+        with gzip.open(tarball, "rb") as unzipped, \
+                tarfile.open(fileobj=_Bounded(unzipped, MAX_UNZIPPED_BYTES), mode="r|") as tar:
             _extract_members(tar, target, tarball.stat().st_mtime)
     except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
         shutil.rmtree(target, ignore_errors=True)
@@ -177,6 +179,23 @@ def _extract(tarball: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
+
+
+class _Bounded(io.RawIOBase):
+    """A stream that refuses to give more than ``limit`` bytes (a gzip bomb, an endless tar header)."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        read = int(self.stream.readinto(buffer))
+        self.count += read
+        if self.count > self.limit:
+            raise PackageError(f"the tarball unzips to more than {self.limit} bytes")
+        return read
 
 
 def _remove_at_exit(folder: Path, owner: int) -> None:

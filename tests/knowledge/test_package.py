@@ -191,6 +191,15 @@ def test_oversized_members_and_too_many_are_refused(tmp_path, monkeypatch):
     assert "the tarball is larger than 100 bytes" in _load_problems(tarball)
 
 
+def test_a_tarball_that_unzips_to_more_than_the_bound_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(packages, "MAX_UNZIPPED_BYTES", 1024 * 1024)
+    header = tarfile.TarInfo("package/huge-header.json")
+    header.pax_headers = {"comment": "x" * (2 * 1024 * 1024)}  # read whole by a tar reader before the member
+    tarball = _tar(tmp_path / "bomb.tgz", [*_good_members(), (header, b"{}")])
+    assert tarball.stat().st_size < 64 * 1024
+    assert "the tarball unzips to more than 1048576 bytes" in _load_problems(tarball)
+
+
 def test_a_file_that_is_not_a_gzipped_tar_is_refused(tmp_path):
     path = tmp_path / "not.tgz"
     path.write_bytes(b"not a tarball at all")
