@@ -155,6 +155,18 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
     assert sorted(p.name for p in releases.glob("*.tgz")) == [f"{PACKAGE_NAME}-1.0.0.tgz", f"{PACKAGE_NAME}-1.0.1.tgz"]
 
 
+def test_the_change_list_between_any_two_packages(first_release, tmp_path, capsys):
+    folder, releases = first_release
+    _set_ra_adult_max_daily_dose(folder, 150)
+    _restamped(folder, "2.0.0", "2026-12-08")
+    newer, _ = build_packages(load_knowledge([folder]), tmp_path / "dist")
+    assert main(["changes", str(releases / f"{PACKAGE_NAME}-1.0.0.tgz"), str(newer)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# {PACKAGE_NAME} 1.0.0 → 2.0.0\n") and ".numerator.value`: 100 → 150" in out
+    assert main(["changes", str(releases / f"{PACKAGE_NAME}-1.0.0.tgz"), str(tmp_path / "missing.tgz")]) == 1
+    assert "missing.tgz" in capsys.readouterr().err
+
+
 def test_codes_and_texts_are_named_and_an_unchanged_knowledge_is_no_release(first_release, tmp_path):
     folder, releases = first_release
     with pytest.raises(PackagingError, match=r"nothing changed since 1\.0\.0"):
