@@ -12,8 +12,8 @@ the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import UTC
+from email.utils import format_datetime
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
+from werkzeug.sansio.http import is_resource_modified
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import authenticate
@@ -99,38 +100,25 @@ def vread(requested: str | None, rtype: str, rid: str, vid: str) -> Response:
 
 
 def _conditional(base: FhirBase, resource: Any) -> Response:
-    """The resource with ETag and Last-Modified, or 304 when the client's copy is current."""
+    """The resource with ETag and Last-Modified, or 304 when the client's copy is current: werkzeug's reading of
+    ``If-None-Match`` (weak comparison, ``*``, RFC 9110 13.1.2) and, without it, ``If-Modified-Since``."""
     etag = f'W/"{resource["meta"]["versionId"]}"'
-    modified, http_date = _http_date(resource["meta"]["lastUpdated"])
-    if request.headers.get("If-None-Match"):
-        not_modified = etag in [t.strip() for t in request.headers["If-None-Match"].split(",")]
-    else:
-        not_modified = _not_modified_since(modified)
-    if not_modified:
-        response = Response(status=HTTPStatus.NOT_MODIFIED)
-    else:
+    http_date = _http_date(resource["meta"]["lastUpdated"])
+    if is_resource_modified(http_if_none_match=request.headers.get("If-None-Match"),
+                            http_if_modified_since=request.headers.get("If-Modified-Since"),
+                            etag=etag, last_modified=http_date):
         response = fhir_response(resource, base.name, texts=base.texts)
+    else:
+        response = Response(status=HTTPStatus.NOT_MODIFIED)
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date
     return response
 
 
 @lru_cache(maxsize=1024)
-def _http_date(last_updated: str) -> tuple[datetime, str]:
-    """A ``meta.lastUpdated`` as a datetime and as an HTTP date (a few distinct values: file times)."""
-    modified = parse_instant(last_updated)
-    return modified, format_datetime(modified.astimezone(UTC), usegmt=True)
-
-
-def _not_modified_since(modified: datetime) -> bool:
-    header = request.headers.get("If-Modified-Since")
-    if not header:
-        return False
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return False  # an unreadable date is ignored, as HTTP says
-    return modified.replace(microsecond=0) <= since
+def _http_date(last_updated: str) -> str:
+    """A ``meta.lastUpdated`` as an HTTP date (a few distinct values: file times)."""
+    return format_datetime(parse_instant(last_updated).astimezone(UTC), usegmt=True)
 
 
 @blueprint.get("/<rtype>")

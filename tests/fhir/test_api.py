@@ -61,6 +61,26 @@ def test_vread_and_conditional_reads(fhir):
         "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}).status_code == HTTPStatus.OK
 
 
+@pytest.mark.parametrize("if_none_match", [
+    "*", '"{v}"', 'W/"{v}"', '"other", "{v}"', 'W/"other", W/"{v}"',
+])
+def test_if_none_match_compares_weakly_and_takes_a_star(fhir, if_none_match):
+    """RFC 9110 13.1.2: If-None-Match uses the weak comparison (the strong form of the ETag matches too), and ``*``
+    matches any current representation; If-Modified-Since is then not looked at."""
+    version = fhir.get("/fhir/R4/Medication/kineret").get_json()["meta"]["versionId"]
+    response = fhir.get("/fhir/R4/Medication/kineret", headers={
+        "If-None-Match": if_none_match.format(v=version), "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    assert response.status_code == HTTPStatus.NOT_MODIFIED
+    assert response.headers["ETag"] == f'W/"{version}"'
+
+
+def test_if_none_match_that_does_not_match_wins_over_if_modified_since(fhir):
+    first = fhir.get("/fhir/R4/Medication/kineret")
+    response = fhir.get("/fhir/R4/Medication/kineret", headers={
+        "If-None-Match": '"other"', "If-Modified-Since": first.headers["Last-Modified"]})
+    assert response.status_code == HTTPStatus.OK
+
+
 SEARCHES = [
     ("MedicationKnowledge?code=L04AC03", ["anakinra"]),
     ("MedicationKnowledge?code=http://www.whocc.no/atc|L04AC03", ["anakinra"]),
@@ -199,6 +219,10 @@ ERRORS = [
      {"headers": {"Accept": "application/fhir+json; fhirVersion=5.0"}}, HTTPStatus.NOT_ACCEPTABLE),
     ("GET", "/fhir/MedicationKnowledge/anakinra", {"headers": {"Accept": "application/fhir+json; fhirVersion=3.0"}},
      HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R4/Medication/kineret", {"headers": {"Accept": "application/fhir+json;q=0"}},
+     HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R4/metadata", {"headers": {"Accept": "application/fhir+json;q=0, application/json;q=0, */*"}},
+     HTTPStatus.NOT_ACCEPTABLE),
     ("POST", "/fhir/R5/Medication/$validate", {"data": "<Medication/>", "content_type": "application/fhir+xml"},
      HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     ("POST", "/fhir/R5/Medication/$validate", {"data": "{not json", "content_type": "application/fhir+json"},
@@ -245,6 +269,24 @@ def test_version_negotiation_on_the_unversioned_base(fhir):
     r5 = fhir.get("/fhir/MedicationKnowledge/anakinra", headers={"Accept": "application/fhir+json; fhirVersion=5.0"})
     assert "fhirVersion=5.0" in r5.headers["Content-Type"] and "indicationGuideline" in r5.get_json()
     assert fhir.get("/fhir/metadata", headers={"Accept": "application/json"}).get_json()["fhirVersion"] == "4.0.1"
+
+
+@pytest.mark.parametrize(("accept", "version"), [
+    ("application/fhir+xml, application/fhir+json;q=0.1", "4.0"),
+    ("application/fhir+json;q=0, */*;q=0.5", None),  # fhir+json named and refused; */* is less specific
+    ("application/fhir+json; fhirVersion=5.0; q=0.8, application/fhir+json; fhirVersion=4.0; q=0", "5.0"),
+    ("application/fhir+json; fhirVersion=4.0; q=0, application/fhir+json; fhirVersion=5.0", "5.0"),
+    ("text/html, */*;q=0.8", "4.0"),
+])
+def test_accept_qualities_are_read(fhir, accept, version):
+    """Quality values count (RFC 9110 12.4.2): a range with q=0 is "not acceptable", and a refused version is not
+    asked for."""
+    response = fhir.get("/fhir/Medication/kineret", headers={"Accept": accept})
+    if version is None:
+        assert response.status_code == HTTPStatus.NOT_ACCEPTABLE
+    else:
+        assert response.status_code == HTTPStatus.OK
+        assert f"fhirVersion={version}" in response.headers["Content-Type"]
 
 
 def test_pretty_and_format_json(client):
