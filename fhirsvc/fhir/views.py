@@ -31,7 +31,7 @@ from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.registry import TypeSpec
-from fhirsvc.fhir.search import parse_search, run_search, subset
+from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhirtypes import now_instant, parse_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge import get_knowledge
@@ -104,10 +104,11 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
     ``If-None-Match`` (weak comparison, ``*``, RFC 9110 13.1.2) and, without it, ``If-Modified-Since``."""
     etag = f'W/"{resource["meta"]["versionId"]}"'
     http_date = _http_date(resource["meta"]["lastUpdated"])
+    summary, elements = read_subset(request.args.items(multi=True), _strict()) if request.query_string else (None, [])
     if is_resource_modified(http_if_none_match=request.headers.get("If-None-Match"),
                             http_if_modified_since=request.headers.get("If-Modified-Since"),
                             etag=etag, last_modified=http_date):
-        response = fhir_response(resource, base.name, texts=base.texts)
+        response = fhir_response(subset(resource, base.name, summary, elements), base.name, texts=base.texts)
     else:
         response = Response(status=HTTPStatus.NOT_MODIFIED)
     response.headers["ETag"] = etag
@@ -134,14 +135,19 @@ def search_post(requested: str | None, rtype: str) -> Response:
     return _search(requested, rtype, [*request.args.items(multi=True), *request.form.items(multi=True)])
 
 
+def _strict() -> bool:
+    """``Prefer: handling=strict``: what the server would ignore is an error instead (FHIR search, "Handling
+    Errors")."""
+    return "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+
+
 def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) -> Response:
     base = _base(requested)
     _spec(base, rtype)
-    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    search = parse_search(base, rtype, params, strict)
+    search = parse_search(base, rtype, params, _strict())
     result = run_search(base, rtype, search)
     url = _base_url(base, requested)
-    kept = [(k, v) for k, v in params if k not in ("_offset", "_format")]
+    kept = [(k, v) for k, v in search.used if k != "_offset"]  # the self link: the parameters applied, no other
 
     def link(relation: str, offset: int) -> dict:
         query = urlencode([*kept, ("_offset", str(offset))] if offset else kept)
@@ -152,17 +158,19 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         "meta": {"lastUpdated": now_instant()},
         "type": "searchset", "total": result.total, "link": [link("self", search.offset)],
     }
-    if search.count and search.offset + search.count < result.total:
+    if search.count and search.offset + search.count < result.total:  # _count=0 (or _summary=count): no paging
         bundle["link"].append(link("next", search.offset + search.count))
-    if search.offset:
-        bundle["link"].append(link("previous", max(0, search.offset - (search.count or search.offset))))
+    if search.count and search.offset:
+        bundle["link"].append(link("previous", max(0, search.offset - search.count)))
     entries = []
-    if search.summary != "count" and search.count:
+    if search.count:
         entries += [_entry(url, subset(r, base.name, search.summary, search.elements), "match")
                     for r in result.matches]
         entries += [_entry(url, r, "include") for r in result.included]
-    if search.ignored:
-        outcome = _outcome(f"unknown search parameters ignored: {', '.join(search.ignored)}")
+    notes = ([f"unknown search parameters ignored: {', '.join(search.ignored)}"] if search.ignored else [])
+    if notes or search.notes:
+        outcome = operation_outcome(issues=[outcome_issue(note, "not-supported", "warning")
+                                            for note in [*notes, *search.notes]], resource_id=str(uuid.uuid4()))
         entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
@@ -172,10 +180,6 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
 def _entry(url: str, resource: Any, mode: str) -> dict:
     return {"fullUrl": f"{url}/{resource['resourceType']}/{resource['id']}", "resource": resource,
             "search": {"mode": mode}}
-
-
-def _outcome(text: str, severity: str = "warning", code: str = "not-supported") -> dict:
-    return operation_outcome(text, code, severity, resource_id=str(uuid.uuid4()))
 
 
 @blueprint.route("/ValueSet/$expand", methods=["GET", "POST"])

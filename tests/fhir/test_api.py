@@ -170,6 +170,70 @@ def test_count_summary_elements_and_sort(fhir):
     assert descending == sorted(descending, reverse=True)
 
 
+def links(body: dict) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in body["link"]}
+
+
+def outcome_notes(body: dict) -> list[str]:
+    return [issue["diagnostics"] for e in body.get("entry", ()) if e["search"]["mode"] == "outcome"
+            for issue in e["resource"]["issue"]]
+
+
+@pytest.mark.parametrize("query", ["_summary=count", "_count=0", "_summary=count&_count=5", "_count=0&_offset=10"])
+def test_a_count_alone_has_no_paging_links(fhir, query):
+    body = fhir.get(f"/fhir/R5/ClinicalUseDefinition?{query}").get_json()
+    assert body["total"] == 32 and "entry" not in body
+    assert set(links(body)) == {"self"}
+
+
+def test_the_self_link_lists_the_parameters_applied_and_no_other(fhir):
+    body = fhir.get("/fhir/R4/ValueSet?bogus=1&status=active&_count=2&_sort=-_id,colour&_format=json"
+                    "&_include=ValueSet:nothing&_elements=url,compose.include").get_json()
+    self_link = links(body)["self"]
+    assert self_link.endswith("/fhir/R4/ValueSet?status=active&_count=2&_sort=-_id&_elements=url")
+    assert links(fhir.get("/fhir/R4/ValueSet?bogus=1").get_json())["self"].endswith("/fhir/R4/ValueSet")
+    notes = outcome_notes(body)
+    assert any("bogus" in n and "_include=ValueSet:nothing" in n for n in notes)
+    assert any("'colour'" in n for n in notes) and any("'compose.include'" in n for n in notes)
+
+
+def test_sort_by_a_search_parameter_of_the_type(fhir):
+    def titles(query):
+        body = fhir.get(f"/fhir/R5/ValueSet?_sort={query}&_count=500&_elements=title").get_json()
+        return [e["resource"].get("title") for e in body["entry"] if e["search"]["mode"] == "match"]
+    ascending, descending = titles("title"), titles("-title")
+    with_title = [t for t in ascending if t is not None]
+    assert len(with_title) > 3 and with_title == sorted(with_title, key=str.casefold)
+    assert [t for t in descending if t is not None] == with_title[::-1]
+
+
+@pytest.mark.parametrize("query", ["_sort=colour", "_elements=compose.include"])
+def test_what_is_not_applied_is_reported_or_refused_when_strict(fhir, query):
+    lenient = fhir.get(f"/fhir/R5/ValueSet?{query}")
+    assert lenient.status_code == HTTPStatus.OK and outcome_notes(lenient.get_json())
+    strict = fhir.get(f"/fhir/R5/ValueSet?{query}", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize("total", ["none", "estimate", "accurate"])
+def test_total_takes_its_three_modes(fhir, total):
+    assert fhir.get(f"/fhir/R5/ClinicalUseDefinition?_total={total}").get_json()["total"] == 32
+
+
+@pytest.mark.parametrize("base", ["R4", "R5"])
+def test_a_read_honours_summary_and_elements(fhir, base):
+    full = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra").get_json()
+    assert "SUBSETTED" not in str(full["meta"])
+    elements = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_elements=code,status").get_json()
+    assert set(elements) == {"resourceType", "id", "meta", "code", "status"}
+    assert elements["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    summary = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_summary=true").get_json()
+    assert "code" in summary and set(summary) < set(full)
+    assert summary["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    text = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_summary=text").get_json()
+    assert set(text) < set(full) and text["meta"]["tag"][-1]["code"] == "SUBSETTED"
+
+
 def test_include_and_revinclude(fhir):
     body = fhir.get("/fhir/R5/MedicationKnowledge?_include=MedicationKnowledge:monograph").get_json()
     modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in body["entry"]}
@@ -190,7 +254,7 @@ def test_unknown_parameter_is_reported_or_rejected_when_strict(fhir):
 
 BAD_SEARCHES = [
     "MedicationKnowledge?_count=-1", "MedicationKnowledge?_count=ten", "MedicationKnowledge?_offset=x",
-    "MedicationKnowledge?_sort=name", "MedicationKnowledge?_summary=maybe", "MedicationKnowledge?_lastUpdated=soon",
+    "MedicationKnowledge?_total=bogus", "MedicationKnowledge?_summary=maybe", "MedicationKnowledge/anakinra?_summary=count", "MedicationKnowledge?_lastUpdated=soon",
     "MedicationKnowledge?_lastUpdated=2026-13-45", "MedicationKnowledge?code:exact=x",
     "MedicationKnowledge?code:missing=maybe", "MedicationKnowledge?code=",
 ]
