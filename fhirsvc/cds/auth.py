@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 import jwt
 import requests
-from requests.adapters import HTTPAdapter
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from flask import current_app, request
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.errors import FhirsvcError
 from fhirsvc.storage.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable

@@ -254,7 +254,8 @@ def test_unknown_parameter_is_reported_or_rejected_when_strict(fhir):
 
 BAD_SEARCHES = [
     "MedicationKnowledge?_count=-1", "MedicationKnowledge?_count=ten", "MedicationKnowledge?_offset=x",
-    "MedicationKnowledge?_total=bogus", "MedicationKnowledge?_summary=maybe", "MedicationKnowledge/anakinra?_summary=count", "MedicationKnowledge?_lastUpdated=soon",
+    "MedicationKnowledge?_total=bogus", "MedicationKnowledge?_summary=maybe",
+    "MedicationKnowledge/anakinra?_summary=count", "MedicationKnowledge?_lastUpdated=soon",
     "MedicationKnowledge?_lastUpdated=2026-13-45", "MedicationKnowledge?code:exact=x",
     "MedicationKnowledge?code:missing=maybe", "MedicationKnowledge?code=",
 ]
