@@ -5,7 +5,9 @@ Every response body goes through the validating client (tests/fhir/conftest.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 
@@ -514,3 +516,40 @@ def test_other_ndcs_find_nothing(fhir, code):
     found = fhir.get("/fhir/R4/MedicationKnowledge", query_string={"code": f"http://hl7.org/fhir/sid/ndc|{code}"})
     assert found.status_code == HTTPStatus.OK
     assert found.get_json()["total"] == (0 if code else 1)  # system| alone: any NDC
+
+
+def literal_references(value: Any) -> Iterator[str]:
+    """Every Reference.reference in a JSON tree."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                yield item
+            else:
+                yield from literal_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from literal_references(item)
+
+
+def test_every_literal_reference_served_on_r4_can_be_followed_on_r4(fhir):
+    """Each resource of every type the R4 CapabilityStatement lists, read through search paging, and each of its
+    literal references read on /fhir/R4: 200 (a contained target, "#id", is in the same resource)."""
+    served = [r["type"] for r in fhir.get("/fhir/R4/metadata").get_json()["rest"][0]["resource"]]
+    resources, followed = [], set()
+    for rtype in served:
+        url: str | None = f"/fhir/R4/{rtype}?_count=500"
+        while url:
+            page = fhir.get(url).get_json()
+            resources += [e["resource"] for e in page.get("entry", ()) if e["search"]["mode"] == "match"]
+            url = links(page).get("next", "").removeprefix("https://cds.example.org") or None
+    assert len(resources) > 50
+    for resource in resources:
+        contained = {f"#{c['id']}" for c in resource.get("contained", ())}
+        for reference in literal_references(resource):
+            if reference.startswith("#"):
+                assert reference in contained, (resource["id"], reference)
+            else:
+                followed.add(reference.removeprefix("https://cds.example.org/fhir/R4/"))
+    assert followed
+    for reference in sorted(followed):
+        assert fhir.get(f"/fhir/R4/{reference}").status_code == HTTPStatus.OK, reference
