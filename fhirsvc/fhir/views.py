@@ -29,6 +29,7 @@ from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase
+from fhirsvc.fhir.bindings import binding_errors
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.registry import TypeSpec
 from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
@@ -237,14 +238,16 @@ def validate(requested: str | None, rtype: str) -> Response:
     try:
         model.model_validate(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        for err in errors[:MAX_VALIDATE_ISSUES]:
+        for err in exc.errors(include_url=False, include_context=False, include_input=False):
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
             issues.append(outcome_issue(err["msg"], "structure", expression=[path]))
-        if len(errors) > MAX_VALIDATE_ISSUES:
-            issues.append(outcome_issue(
-                f"{len(errors) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
-                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})", "too-costly"))
+    # codes in required bindings, against the value sets of the base's FHIR version (fhirsvc/fhir/bindings.py)
+    issues += [outcome_issue(error.message, "code-invalid", expression=[error.path])
+               for error in binding_errors(base.name, body)]
+    if len(issues) > MAX_VALIDATE_ISSUES:
+        issues[MAX_VALIDATE_ISSUES:] = [outcome_issue(
+            f"{len(issues) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
+            f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})", "too-costly")]
     if not issues:
         issues = [outcome_issue(f"valid {rtype} (FHIR {base.fhir_version})", "informational", "information")]
     return fhir_response(operation_outcome(issues=issues), base.name)
