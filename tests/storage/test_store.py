@@ -554,3 +554,25 @@ def test_a_version_3_database_is_migrated_keeping_its_rows_without_a_rule_id(dat
     finally:
         store.close()
 
+
+
+def test_the_governance_report_keys_on_the_rule_id(store, knowledge):
+    """#4 and #19 share topic, indicator and drug: the report gives each its own row, named by its rule id."""
+    from fhirsvc.governance.report import Period, Thresholds, build_report, report_document
+
+    note(store, SERVICE, [card("g1", "DRG", "critical", rule="anakinra-live-vaccine"),
+                          card("g2", "DRG", "critical", rule="anakinra-live-vaccine-on-therapy"),
+                          card("g3", "DRG", "critical")])  # noted before rule ids: topic + indicator + drug only
+    store.record(SERVICE, [item("g1", "overridden"), item("g2", "accepted", accepted_suggestions=("s",)),
+                           item("g3", "overridden")])
+    today = datetime.now(UTC).date()
+    period = Period(T0.date(), today)
+    report = build_report(store.governance(SERVICE, period.first, period.last), period, SERVICE,
+                          Thresholds(0.5, 1), knowledge, T0.date())
+    rows = {r["rule"]: (r["topic"], r["indicator"], r["accepted"], r["overridden"])
+            for r in report_document(report)["rules"]}
+    assert rows == {"anakinra-live-vaccine": ("DRG", "critical", 0, 1),
+                    "anakinra-live-vaccine-on-therapy": ("DRG", "critical", 1, 0),
+                    None: ("DRG", "critical", 0, 1)}
+    assert {r.label for r in report.rules} >= {"Drug Interaction Alert · critical · drug not recorded · "
+                                               "anakinra-live-vaccine"}
