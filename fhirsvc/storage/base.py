@@ -60,7 +60,7 @@ class FeedbackItem:
     user_comment: str | None = None
 
 
-SCHEMA_VERSION = 3  # the version this code writes; a database at a higher version is refused at start-up
+SCHEMA_VERSION = 4  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
 RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
@@ -120,7 +120,8 @@ class IssuedCard:
     topic: str | None
     indicator: str | None
     suggestions: str  # JSON array of suggestion uuids
-    drug: str | None = None  # the MedicationKnowledge id the card is about: topic + indicator + drug tell rules apart
+    drug: str | None = None  # the MedicationKnowledge id the card is about
+    rule: str | None = None  # the card's rule id (its extension["fhirsvc.rule"]); None on cards noted before it
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,15 @@ def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None]
         topic = source.get("topic") if isinstance(source, Mapping) else None
         code = topic.get("code") if isinstance(topic, Mapping) else None
         indicator = card.get("indicator")
+        extension = card.get("extension")
+        rule = extension.get("fhirsvc.rule") if isinstance(extension, Mapping) else None
         suggestions = [s["uuid"] for s in card.get("suggestions") or ()
                        if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)]
         found.pop(uuid, None)
         found[uuid] = IssuedCard(uuid, code if isinstance(code, str) else None,
                                  indicator if isinstance(indicator, str) else None, json.dumps(suggestions),
-                                 drug if isinstance(drug, str) and drug else None)
+                                 drug if isinstance(drug, str) and drug else None,
+                                 rule if isinstance(rule, str) and rule else None)
     return list(found.values())
 
 
@@ -182,6 +186,7 @@ class IssuedCount:
     day: date
     cards: int
     with_feedback: int
+    rule: str | None = None  # the rule id; None for cards noted before rule ids (schema version 4)
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,7 @@ class FeedbackCount:
     override_code: str | None
     override_display: str | None
     items: int
+    rule: str | None = None  # the rule id recorded with the item, else its card's; None before rule ids
 
 
 @dataclass(frozen=True)
@@ -223,12 +229,12 @@ def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, 
 
 
 def merge_issued(issued: Iterable[tuple], answered: Iterable[tuple]) -> list[IssuedCount]:
-    """Issued-card counts from (topic, indicator, drug, day, cards) rows and the (same key, cards with feedback)
-    rows."""
-    with_feedback = {tuple(row[:4]): row[4] for row in answered}
-    return [IssuedCount(topic, indicator, drug, as_day(day), cards, int(with_feedback.get((topic, indicator, drug,
-                                                                                           day), 0)))
-            for topic, indicator, drug, day, cards in issued]
+    """Issued-card counts from (topic, indicator, drug, day, cards, rule) rows and the (topic, indicator, drug, day,
+    cards with feedback, rule) rows."""
+    with_feedback = {(*row[:4], row[5]): row[4] for row in answered}
+    return [IssuedCount(topic, indicator, drug, as_day(day), cards,
+                        int(with_feedback.get((topic, indicator, drug, day, rule), 0)), rule)
+            for topic, indicator, drug, day, cards, rule in issued]
 
 
 def as_day(value: Any) -> date:
@@ -255,8 +261,23 @@ def stats_document(service_id: str, counts: FeedbackCounts) -> dict:
     by_topic = [groups[key] for key in sorted(groups, key=lambda k: (k[0] is None, k[0] or "", k[1] or ""))]
     for group in by_topic:  # reasons in a stable order, whatever order the database grouped them in
         group["overrideReasons"] = dict(sorted(group["overrideReasons"].items()))
-    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": counts.unknown_cards,
-            "notIssued": counts.not_issued}
+    return {"service": service_id, "total": total, "byRule": _by_rule(counts), "byTopic": by_topic,
+            "unknownCards": counts.unknown_cards, "notIssued": counts.not_issued}
+
+
+def _by_rule(counts: FeedbackCounts) -> list[dict[str, Any]]:
+    """The feedback counts summed per rule id (items on cards noted before rule ids are in ``byTopic`` only)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in counts.rows:
+        if row.rule is None:
+            continue
+        group = groups.setdefault(row.rule, {"rule": row.rule, "topic": row.topic, "indicator": row.indicator,
+                                             "accepted": 0, "overridden": 0, "overrideReasons": {}})
+        group[row.outcome] += row.items
+        if row.override_code is not None:
+            group["overrideReasons"][row.override_code] = group["overrideReasons"].get(row.override_code, 0) + row.items
+    return [{**groups[rule], "overrideReasons": dict(sorted(groups[rule]["overrideReasons"].items()))}
+            for rule in sorted(groups)]
 
 
 class Store:
@@ -333,13 +354,13 @@ class Store:
                topics: Mapping[str, tuple[str | None, ...]] | None = None, reporter: str = "") -> int:
         """Store the items on issued cards durably (committed before this returns), ignoring ones already stored,
         and count the others as not issued; return how many were stored. StoreUnavailable if they could not be
-        committed, StoreRefused if the database refused a value. ``topics``: card -> (topic, indicator[, drug])
+        committed, StoreRefused if the database refused a value. ``topics``: card -> (topic, indicator[, drug[, rule]])
         of cards known to be issued; ``reporter``: who sent them (one counted outcome per card and reporter)."""
         rows = feedback_rows(items)
         if not rows:
             return 0
         self.write_notes()  # so the rules of this process's cards are known
-        known = {card: (*rule, None, None, None)[:3] for card, rule in (topics or {}).items()}
+        known = {card: (*rule, None, None, None, None)[:4] for card, rule in (topics or {}).items()}
         new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC),
                                                                 reporter), refusable=True)
         log.info("feedback for %s: %d item(s), %d stored", service_id, len(items), new)

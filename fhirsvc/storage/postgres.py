@@ -106,11 +106,17 @@ MIGRATIONS: dict[int, list[str]] = {
             items bigint NOT NULL,
             PRIMARY KEY (service, day))""",
     ],
+    # The rule id of each card and feedback item (docs/cds-checks.md, "Rules and their identity"); rows stored
+    # before keep their topic, indicator and drug, with no rule id.
+    4: [
+        "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS rule text",
+        "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS rule text",
+    ],
 }
 
 SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
-NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (7 parameters each, within the protocol's 65,535)
-FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (14 parameters each)
+NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (8 parameters each, within the protocol's 65,535)
+FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (15 parameters each)
 # SQLSTATE classes of a database that cannot be used now: connection exception, insufficient resources (disk full,
 # too many connections), operator intervention (shutdown, statement timeout), system error (I/O), transaction
 # rollback (serialization, deadlock), object not in prerequisite state (lock not available), internal error; and
@@ -245,18 +251,18 @@ class PostgresStore(Store):
             with self.durable_transaction(conn):  # one short transaction: a lookup, the inserts, one upsert
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
-                    for card, topic, indicator, drug in conn.execute(
-                            "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = %s"
+                    for card, topic, indicator, drug, rule in conn.execute(
+                            "SELECT card, topic, indicator, drug, rule FROM issued_cards WHERE service = %s"
                             " AND card = ANY(%s)", (service_id, unknown)):
-                        known[card] = (topic, indicator, drug)
+                        known[card] = (topic, indicator, drug, rule)
                 issued = [row for row in rows if row.card in known]
                 for chunk in range(0, len(issued), FEEDBACK_PER_STATEMENT):
                     part = issued[chunk:chunk + FEEDBACK_PER_STATEMENT]
                     stored += len(conn.execute(
                         "INSERT INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
                         " accepted_suggestions, override_system, override_code, override_display, user_comment,"
-                        " topic, indicator, drug, received_at) VALUES "
-                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        " topic, indicator, drug, rule, received_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
                         + " ON CONFLICT (service, card, reporter, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
                         [value for row in part for value in (
                             service_id, row.card, reporter, row.outcome, row.outcome_timestamp,
@@ -281,13 +287,13 @@ class PostgresStore(Store):
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
             " COALESCE(f.drug, c.drug) AS drug, (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.card,"
-            " f.outcome, f.override_system, f.override_code, f.override_display"
+            " f.outcome, f.override_system, f.override_code, f.override_display, COALESCE(f.rule, c.rule) AS rule"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
-                         f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                         f" MAX(override_display), COUNT(*), rule FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7, 10",
                          params),
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
@@ -297,12 +303,12 @@ class PostgresStore(Store):
         if issued:
             where, params = _period("c.service", "c.issued_at", service_id, start, end)
             queries["issued"] = (
-                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
-                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*), c.rule"
+                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4, 6", params)
             queries["answered"] = (
-                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*), c.rule"
                 f" FROM issued_cards c WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
-                " AND f.card = c.card) GROUP BY 1, 2, 3, 4", params)
+                " AND f.card = c.card) GROUP BY 1, 2, 3, 4, 6", params)
         return queries
 
     def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
@@ -330,14 +336,14 @@ class PostgresStore(Store):
                 for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
                     part = rows[chunk:chunk + NOTES_PER_STATEMENT]
                     conn.execute(
-                        "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at)"
-                        " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, suggestions,"
+                        " issued_at) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
                         + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
-                        " indicator = excluded.indicator, drug = excluded.drug, suggestions = excluded.suggestions,"
-                        " issued_at = excluded.issued_at",
+                        " indicator = excluded.indicator, drug = excluded.drug, rule = excluded.rule,"
+                        " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
                         [value for service_id, card, issued_at in part
-                         for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
-                                       issued_at)])
+                         for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.rule,
+                                       card.suggestions, issued_at)])
 
         self._run(remember, HOT_TIMEOUT, HOT)
 

@@ -108,12 +108,18 @@ MIGRATIONS: dict[int, list[str]] = {
             items INTEGER NOT NULL,
             PRIMARY KEY (service, day)) WITHOUT ROWID""",
     ],
+    # The rule id of each card and feedback item (docs/cds-checks.md, "Rules and their identity"); rows stored
+    # before keep their topic, indicator and drug, with no rule id.
+    4: [
+        "ALTER TABLE issued_cards ADD COLUMN rule TEXT",
+        "ALTER TABLE feedback ADD COLUMN rule TEXT",
+    ],
 }
 
 log = logging.getLogger("fhirsvc.storage")
 
 DURABLE, HOT = "durable", "hot"
-NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (7 values each, within SQLite's limit of bound values)
+NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (8 values each, within SQLite's limit of bound values)
 CARDS_PER_LOOKUP = 500  # card ids in one IN (...) of the feedback's lookup of issued cards
 
 
@@ -208,14 +214,14 @@ class SqliteStore(Store):
         with _Transaction(conn, "IMMEDIATE"):  # one short transaction: a lookup, one executemany, one upsert
             for chunk in range(0, len(unknown), CARDS_PER_LOOKUP):
                 part = unknown[chunk:chunk + CARDS_PER_LOOKUP]
-                topics.update((card, (topic, indicator, drug)) for card, topic, indicator, drug in conn.execute(
-                    "SELECT card, topic, indicator, drug FROM issued_cards WHERE service = ? AND card IN ("
+                topics.update((card, tuple(rule)) for card, *rule in conn.execute(
+                    "SELECT card, topic, indicator, drug, rule FROM issued_cards WHERE service = ? AND card IN ("
                     + ", ".join(["?"] * len(part)) + ")", (service_id, *part)))
             issued = [row for row in rows if row.card in topics]
             stored = conn.executemany(
                 "INSERT OR IGNORE INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
                 " accepted_suggestions, override_system, override_code, override_display, user_comment, topic,"
-                " indicator, drug, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " indicator, drug, rule, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(service_id, row.card, reporter, row.outcome, utc_text(row.outcome_timestamp),
                   row.accepted_suggestions, row.override_system, row.override_code, row.override_display,
                   row.user_comment, *topics[row.card], utc_text(received_at)) for row in issued]).rowcount
@@ -236,13 +242,14 @@ class SqliteStore(Store):
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
             " COALESCE(f.drug, c.drug) AS drug, substr(f.outcome_timestamp, 1, 10) AS day, f.card, f.outcome,"
-            " f.override_system, f.override_code, f.override_display"
+            " f.override_system, f.override_code, f.override_display, COALESCE(f.rule, c.rule) AS rule"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
-                         f" MAX(override_display), COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params),
+                         f" MAX(override_display), COUNT(*), rule FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 10",
+                         params),
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
                         " AND c.topic IS NULL AND c.indicator IS NULL", params),
@@ -251,14 +258,14 @@ class SqliteStore(Store):
         if issued:
             days, day_params = _days("", service_id, first, last)
             queries["issued"] = (
-                "SELECT topic, indicator, drug, substr(issued_at, 1, 10) AS day, COUNT(*) FROM issued_cards"
-                f" WHERE {days} GROUP BY day, topic, indicator, drug", day_params)
+                "SELECT topic, indicator, drug, substr(issued_at, 1, 10) AS day, COUNT(*), rule FROM issued_cards"
+                f" WHERE {days} GROUP BY day, topic, indicator, drug, rule", day_params)
             # the cards of the period with feedback: from the (fewer) cards that have feedback, each once
             days, day_params = _days("c.", service_id, first, last)
             queries["answered"] = (
-                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*)"
+                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*), c.rule"
                 " FROM (SELECT DISTINCT service, card FROM feedback) f CROSS JOIN issued_cards c"
-                f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4", day_params)
+                f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4, 6", day_params)
         return queries
 
     def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
@@ -284,14 +291,14 @@ class SqliteStore(Store):
             for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
                 part = rows[chunk:chunk + NOTES_PER_STATEMENT]
                 conn.execute(
-                    "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                    "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, suggestions, issued_at)"
+                    " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
                     + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
-                    " indicator = excluded.indicator, drug = excluded.drug, suggestions = excluded.suggestions,"
-                    " issued_at = excluded.issued_at",
+                    " indicator = excluded.indicator, drug = excluded.drug, rule = excluded.rule,"
+                    " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
                     [value for service_id, card, issued_at in part
-                     for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.suggestions,
-                                   utc_text(issued_at))])
+                     for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.rule,
+                                   card.suggestions, utc_text(issued_at))])
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         conn = self._conn(HOT)

@@ -90,6 +90,8 @@ def test_feedback_and_its_statistics_are_kept_per_service_id(cds):
     sign = cds.get(service_path("order-sign") + "/feedback/stats").get_json()
     assert (select["service"], select["total"], select["unknownCards"]) == ("medication-safety-order-select", 1, 0)
     assert select["byTopic"][0]["topic"] == cards[0]["source"]["topic"]["code"]
+    # through the service, the stored outcome is counted under the rule id its card carried
+    assert [(r["rule"], r["overridden"]) for r in select["byRule"]] == [(cards[0]["extension"]["fhirsvc.rule"], 1)]
     assert (sign["service"], sign["total"], sign["byTopic"]) == ("medication-safety-order-sign", 0, [])
 
 
