@@ -55,14 +55,39 @@ def _searchset(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "entry": [{"resource": r} for r in resources]}
 
 
-def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
-    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
-    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too)."""
+def check_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a posted Bundle; 400 (ApiError) naming the first entry that is not an object, or whose
+    ``resource`` is there but is not a FHIR resource (an object with a ``resourceType``): a pipeline's malformed
+    Bundle is refused, never read as one with nothing to check."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the Bundle's entry is not an array")
-    resources = [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
-                 and isinstance(e["resource"].get("resourceType"), str)]
+        raise ApiError(HTTPStatus.BAD_REQUEST, "Bundle.entry must be an array of objects")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"Bundle.entry[{index}] is not an object")
+        resource = entry.get("resource")
+        if "resource" in entry and not (isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str)
+                                        and resource["resourceType"]):
+            kind = ("an object without a resourceType" if isinstance(resource, Mapping)
+                    else f"a JSON {_json_type(resource)}")
+            raise ApiError(HTTPStatus.BAD_REQUEST,
+                           f"Bundle.entry[{index}].resource must be a FHIR resource, not {kind}")
+    return entries
+
+
+def _json_type(value: Any) -> str:
+    names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
+    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
+    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too).
+    The orders and Medications keep their entries' ``fullUrl`` (a reference may name one: ``urn:uuid:...``)."""
+    entries = check_entries(bundle)
+    resources = [e["resource"] for e in entries if isinstance(e.get("resource"), Mapping)]
+    full_urls = {id(e["resource"]): e["fullUrl"] for e in entries
+                 if isinstance(e.get("resource"), Mapping) and isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
     selected = set(selections)
     orders = [r for r in resources if r["resourceType"] in ORDER_TYPES
               and (r.get("status") == "draft" or f"{r['resourceType']}/{r.get('id')}" in selected)]
@@ -88,7 +113,8 @@ def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = (
     medications = [r for r in rest if r["resourceType"] == "Medication"]
     context = {"userId": "Practitioner/offline", "patientId": str(patient_id),
                "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                               "entry": [{"resource": r} for r in [*orders, *medications]]}}
+                               "entry": [{**({"fullUrl": full_urls[id(r)]} if id(r) in full_urls else {}),
+                                          "resource": r} for r in [*orders, *medications]]}}
     if selected:
         context["selections"] = list(selections)
     return {"hook": "order-select" if selected else "order-sign", "hookInstance": BUNDLE_HOOK_INSTANCE,

@@ -112,7 +112,7 @@ def test_medication_references_are_resolved_from_contained_bundle_or_server(ehr)
     ]
     prefetch = {key: None for key in DATA_KEYS}
     context = assemble(ehr, prefetch=prefetch, orders=orders)
-    assert context.referenced_medications["#m"]["code"]["text"] == "contained"
+    assert context.referenced_medications["MedicationRequest/a#m"]["code"]["text"] == "contained"
     assert context.referenced_medications["Medication/k1"]["code"]["text"] == "Kineret"
     assert "https://elsewhere.example/fhir/Medication/zz" not in context.referenced_medications
     assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]

@@ -9,6 +9,7 @@ import pytest
 from fhirsvc.checks.config import VS_LIVE_VACCINES, VS_TNF_INHIBITORS
 from fhirsvc.checks.recognition import in_value_set, medication_concepts, recognize
 from fhirsvc.drugmodel.profile import drug_profiles
+from fhirsvc.evaluation.references import resolve_medications
 from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED
 from tests.checks.conftest import concept, med_request
 
@@ -61,6 +62,8 @@ KINERET_MED_TEXT = {"resourceType": "Medication", "id": "m2", "code": concept(te
     pytest.param(med_request(medication=concept()), {}, [], id="empty"),
 ])
 def test_recognize_the_knowledge_drug(drugs, resource, referenced, expected):
+    """``referenced`` as the evaluation layer resolves it (contained ones included)."""
+    referenced = resolve_medications([resource], [], known=referenced)
     assert names(recognize(medication_concepts(resource, referenced), drugs)) == expected
 
 
