@@ -44,10 +44,12 @@ def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
                                                       "medication-safety-order-sign": "order-sign"}
     (view,) = [s for s in everything if s["hook"] == "patient-view"]
     assert view["id"] == "medication-safety-patient-view"
-    assert set(view["prefetch"]) == {"patient", "conditions", "medications", "observations"}
+    assert set(view["prefetch"]) == {"patient", "conditions", "medications", "statements", "observations"}
     assert {k: services[0]["prefetch"][k] for k in view["prefetch"]} == view["prefetch"]
     for service in services:
-        assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "observations"}
+        assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "statements",
+                                            "observations"}
+        assert service["prefetch"]["statements"] == "MedicationStatement?patient={{context.patientId}}"
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert "http://loinc.org|29463-7" in service["prefetch"]["observations"]
         assert service["description"] and service["title"] and service["usageRequirements"]
