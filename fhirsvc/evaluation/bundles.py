@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.errors import ApiError, operation_outcome
-from fhirsvc.evaluation.orders import ORDER_TYPES
+from fhirsvc.evaluation.orders import ORDER_TYPES, malformed_entry
 from fhirsvc.evaluation.pipeline import Evaluation
 from fhirsvc.fhirtypes import format_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
@@ -57,27 +57,15 @@ def _searchset(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def check_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The entries of a posted Bundle; 400 (ApiError) naming the first entry that is not an object, or whose
-    ``resource`` is there but is not a FHIR resource (an object with a ``resourceType``): a pipeline's malformed
-    Bundle is refused, never read as one with nothing to check."""
+    ``resource`` is there but is not a FHIR resource (``orders.malformed_entry``): a pipeline's malformed Bundle
+    is refused, never read as one with nothing to check."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise ApiError(HTTPStatus.BAD_REQUEST, "Bundle.entry must be an array of objects")
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, Mapping):
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"Bundle.entry[{index}] is not an object")
-        resource = entry.get("resource")
-        if "resource" in entry and not (isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str)
-                                        and resource["resourceType"]):
-            kind = ("an object without a resourceType" if isinstance(resource, Mapping)
-                    else f"a JSON {_json_type(resource)}")
-            raise ApiError(HTTPStatus.BAD_REQUEST,
-                           f"Bundle.entry[{index}].resource must be a FHIR resource, not {kind}")
+    problem = malformed_entry(entries)
+    if problem:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"Bundle.{problem}")
     return entries
-
-
-def _json_type(value: Any) -> str:
-    names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:

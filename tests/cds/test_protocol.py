@@ -183,6 +183,22 @@ def test_bad_requests_are_400_naming_the_field(cds, body, field):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+@pytest.mark.parametrize(("entry", "says"), [
+    pytest.param({"resource": "MedicationRequest/mr-1"}, "entry[1].resource must be a FHIR resource, not a JSON string",
+                 id="resource-string"),
+    pytest.param({"resource": {"id": "x"}}, "entry[1].resource must be a FHIR resource, not an object without a "
+                 "resourceType", id="resource-without-type"),
+    pytest.param("MedicationRequest/mr-1", "entry[1] must be an object, not a JSON string", id="entry-string"),
+])
+def test_a_draft_order_that_is_not_a_resource_is_400_naming_the_entry(cds, entry, says):
+    """A draft order the service cannot read is refused, never skipped into "no cards"."""
+    body = order_request()
+    body["context"]["draftOrders"]["entry"].append(entry)
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert says in json.dumps(response.get_json()["fields"]["context"]["draftOrders"])
+
+
 def test_other_errors(cds):
     assert post(cds, order_request(), content_type="text/plain").status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     assert post(cds, order_request(), content_type="application/json; charset=utf-8").status_code == HTTPStatus.OK
