@@ -19,6 +19,7 @@ EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
 EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
 EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule
+EXT_RENEWAL_GAP = STRUCTURE_DEFINITION + "course-renewal-gap"  # a monitoring plan's renewal that continues a course
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"

@@ -22,6 +22,7 @@ from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIEN
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.monitoring import run_patient_view
+from fhirsvc.checks.unavailable import one_card_per_failed_key
 from fhirsvc.evaluation.cards import build_cards
 from fhirsvc.evaluation.environment import Call, Environment
 from fhirsvc.evaluation.orders import order_ids, read_draft_orders
@@ -55,7 +56,7 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: 
     patient = judged_context(Call(data, templates, env, now, orders, others, judged))
     if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched, nothing said
         return Evaluation(data, data["hook"], now, tuple(orders), judged, None)
-    findings = run_checks(patient, env.knowledge)
+    findings = one_card_per_failed_key(run_checks(patient, env.knowledge), patient, env.knowledge)
     cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base)
     return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards)
 
@@ -65,6 +66,6 @@ def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str],
     now = env.clock()
     # only what patient-view reads is read (no allergies); 412 when none of it could be had
     patient = assemble_context(Call(data, templates, env, now), keys=PATIENT_VIEW_KEYS)
-    findings = run_patient_view(patient, env.knowledge)
+    findings = one_card_per_failed_key(run_patient_view(patient, env.knowledge), patient, env.knowledge)
     cards = build_cards(findings, str(data["context"]["patientId"]), env.knowledge, env.public_base)
     return Evaluation(data, data["hook"], now, (), frozenset(), patient, findings, cards)
