@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import lru_cache
 from http import HTTPStatus
@@ -77,11 +77,11 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
     """The resource with ETag and Last-Modified, or 304 when the client's copy is current: werkzeug's reading of
     ``If-None-Match`` (weak comparison, ``*``, RFC 9110 13.1.2) and, without it, ``If-Modified-Since``."""
     etag = f'W/"{resource["meta"]["versionId"]}"'
-    http_date = _http_date(resource["meta"]["lastUpdated"])
+    http_date, modified = _last_modified(resource["meta"]["lastUpdated"])
     summary, elements = read_subset(request.args.items(multi=True), _strict()) if request.query_string else (None, [])
     if is_resource_modified(http_if_none_match=request.headers.get("If-None-Match"),
                             http_if_modified_since=request.headers.get("If-Modified-Since"),
-                            etag=etag, last_modified=http_date):
+                            etag=etag, last_modified=modified):
         response = fhir_response(subset(resource, base.name, summary, elements), base.name, texts=base.texts)
     else:
         response = Response(status=HTTPStatus.NOT_MODIFIED)
@@ -91,9 +91,11 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
 
 
 @lru_cache(maxsize=1024)
-def _http_date(last_updated: str) -> str:
-    """A ``meta.lastUpdated`` as an HTTP date (a few distinct values: file times)."""
-    return format_datetime(parse_instant(last_updated).astimezone(UTC), usegmt=True)
+def _last_modified(last_updated: str) -> tuple[str, datetime]:
+    """A ``meta.lastUpdated`` as an HTTP date and as the UTC time werkzeug compares (a few distinct values: file
+    times; given as a time, werkzeug does not parse the HTTP date back on every read)."""
+    modified = parse_instant(last_updated).astimezone(UTC)
+    return format_datetime(modified, usegmt=True), modified
 
 
 @blueprint.get("/<rtype>")
