@@ -36,6 +36,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One route of an operation under a base: its path in Flask's syntax (``/<rtype>/$validate``) and the
+    resource type the path itself names (``/ValueSet/$expand``; None: the URL carries it, or system level)."""
+
+    path: str
+    rtype: str | None = None
+    system: bool = False
+
+
+@dataclass(frozen=True)
 class Operation:
     """One FHIR operation: where it is served, what answers it and the OperationDefinition that defines it."""
 
@@ -54,15 +64,20 @@ class Operation:
     def endpoint(self) -> str:
         return self.name.replace("-", "_")
 
-    def paths(self) -> Iterator[str]:
-        """The routes under a base, in Flask's syntax (``/<rtype>/$validate``)."""
-        types = self.types or (f"<{TYPE_VARIABLE}>",)
+    def routes(self) -> Iterator[Route]:
+        """Its routes under a base: system level, then type level, then instance level, for each type it names
+        (none named: one route whose URL carries the type)."""
+        types: tuple[str | None, ...] = self.types or (None,)
         if self.system:
-            yield f"/${self.name}"
+            yield Route(f"/${self.name}", system=True)
         for rtype in types if self.type else ():
-            yield f"/{rtype}/${self.name}"
+            yield Route(f"/{rtype or f'<{TYPE_VARIABLE}>'}/${self.name}", rtype)
         for rtype in types if self.instance else ():
-            yield f"/{rtype}/<{ID_VARIABLE}>/${self.name}"
+            yield Route(f"/{rtype or f'<{TYPE_VARIABLE}>'}/<{ID_VARIABLE}>/${self.name}", rtype)
+
+    def paths(self) -> Iterator[str]:
+        """The paths of its routes."""
+        return (route.path for route in self.routes())
 
     def on(self, version: str, rtype: str | None = None) -> bool:
         """Whether the operation is served on a base of ``version`` (for ``rtype``, at type or instance level)."""

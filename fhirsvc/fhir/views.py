@@ -28,7 +28,7 @@ from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.fhir import capability
 from fhirsvc.fhir.base import FhirBase
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
-from fhirsvc.fhir.operations import OPERATIONS, Call, Operation
+from fhirsvc.fhir.operations import OPERATIONS, Call, Operation, Route
 from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhir.validation import MAX_VALIDATE_ISSUES as MAX_VALIDATE_ISSUES  # the limits of $validate, named
 from fhirsvc.fhir.validation import MAX_VALIDATE_VALUES as MAX_VALIDATE_VALUES  # where its routes are
@@ -158,16 +158,15 @@ def _entry(url: str, resource: Any, mode: str) -> dict:
             "search": {"mode": mode}}
 
 
-def operation_view(operation: Operation) -> Callable[..., Response]:
-    """The view of every route of one declared operation (``fhir/operations.py``)."""
+def operation_view(operation: Operation, route: Route) -> Callable[..., Response]:
+    """The view of one route of a declared operation (``fhir/operations.py``)."""
 
     def view(requested: str | None, rtype: str | None = None, rid: str | None = None) -> Response:
         if operation.patient_data:
             authenticate()  # 401 without a valid token when authentication is required
         base = _base(requested)
-        if rtype is None and len(operation.types) == 1 and not operation.system:
-            rtype = operation.types[0]  # /ValueSet/$expand: the type is the route's own
-        if not operation.on(base.name, rtype if not operation.system else None):
+        rtype = route.rtype or rtype  # /ValueSet/$expand names its type; /<rtype>/$validate takes it from the URL
+        if not operation.on(base.name, None if route.system else rtype):
             raise ApiError(HTTPStatus.NOT_FOUND, f"${operation.name} is not served on FHIR {base.fhir_version}",
                            "not-supported")
         answer = operation.handler(Call(base, _base_url(base, requested), rtype, rid))
@@ -178,7 +177,6 @@ def operation_view(operation: Operation) -> Callable[..., Response]:
 
 
 for _operation in OPERATIONS:
-    _view = operation_view(_operation)
-    for _path in _operation.paths():
-        blueprint.add_url_rule(_path, endpoint=_operation.endpoint, view_func=_view,
-                               methods=list(_operation.methods))
+    for _number, _route in enumerate(_operation.routes()):
+        blueprint.add_url_rule(_route.path, endpoint=f"{_operation.endpoint}_{_number}",
+                               view_func=operation_view(_operation, _route), methods=list(_operation.methods))

@@ -91,8 +91,9 @@ def test_a_new_declaration_is_listed_and_served_on_its_versions_only(open_app):
     app.config.update(open_app.config)
     app.extensions[views.BASES_EXTENSION] = bases
     handlers.init_app(app)  # the app's error handlers: an ApiError answers an OperationOutcome
+    (route,) = R5_ONLY.routes()
     for prefix in ("/fhir/R5", "/fhir/R4"):
-        app.add_url_rule(prefix + next(R5_ONLY.paths()), endpoint=prefix, view_func=views.operation_view(R5_ONLY),
+        app.add_url_rule(prefix + route.path, endpoint=prefix, view_func=views.operation_view(R5_ONLY, route),
                          defaults={"requested": prefix.rsplit("/", 1)[1]}, methods=["GET"])
     client = app.test_client()
     assert client.get("/fhir/R5/Medication/$echo").get_json()["parameter"][0]["valueString"] == "Medication"
@@ -105,5 +106,9 @@ def test_a_new_declaration_is_listed_and_served_on_its_versions_only(open_app):
 def test_an_operation_is_served_on_the_levels_and_types_it_declares():
     op = replace(R5_ONLY, system=True, instance=True, types=())
     assert list(op.paths()) == ["/$echo", "/<rtype>/$echo", "/<rtype>/<rid>/$echo"]
+    assert [(r.rtype, r.system) for r in op.routes()] == [(None, True), (None, False), (None, False)]
+    two = replace(R5_ONLY, instance=True, types=("Medication", "ValueSet"))
+    assert list(two.paths()) == ["/Medication/$echo", "/ValueSet/$echo", "/Medication/<rid>/$echo",
+                                 "/ValueSet/<rid>/$echo"]
     assert op.on(R5) and op.on(R5, "Patient") and not op.on(R4, "Patient")
     assert not R5_ONLY.on(R5, "Patient") and not R5_ONLY.on(R5) and R5_ONLY.on(R5, "Medication")
