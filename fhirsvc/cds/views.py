@@ -50,7 +50,10 @@ class CdsState:
 
     def __init__(self, app: Flask, knowledge: Knowledge):
         config = app.config
-        self.services = services(knowledge)
+        try:
+            self.services = services(knowledge, str(config["PREFETCH_STYLE"]))
+        except ValueError as exc:
+            raise ConfigError(f"FHIRSVC_{exc}") from None
         drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
         self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
