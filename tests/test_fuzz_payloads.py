@@ -6,7 +6,8 @@ when present, each as sent and, when it has no prefetch, with an empty prefetch 
 run instead of a 412). Hypothesis mutates them: fields dropped, set to null, retyped or duplicated (a
 repeated JSON key), huge strings, deep nesting, non-UTF-8 bytes, wrong resourceTypes inside draftOrders.
 Every answer must be a 200 with ``{"cards": [...]}`` valid per CDS Hooks 2.0.1 (``card_schema``), or a
-4xx OperationOutcome (CDS Hooks 3.0 "Returning OperationOutcome"). The run is derandomized and bounded (``FUZZ_PAYLOAD_EXAMPLES``). Mutated
+4xx OperationOutcome (CDS Hooks 3.0 "Returning OperationOutcome"). The run is derandomized and bounded
+(``FUZZ_PAYLOAD_EXAMPLES``). Mutated
 bodies go to the deprecated shared id, which routes by the body's own ``hook`` (mutated too); the seeds as
 sent go to their hook's own service.
 """

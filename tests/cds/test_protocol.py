@@ -10,7 +10,7 @@ from http import HTTPStatus
 import pytest
 
 from fhirsvc.evaluation.services import HOOKS
-from tests.cds.card_schema import assert_valid_discovery, assert_valid_outcome, assert_valid_response
+from tests.cds.card_schema import assert_valid_outcome, assert_valid_response
 from tests.cds.conftest import (
     LEGACY_SERVICE,
     SERVICE,
