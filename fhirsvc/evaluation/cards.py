@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fhirsvc.canonical import OVERRIDE_REASONS, V3_ACT_CODE
-from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.findings import Action, Finding, Suggestion
 from fhirsvc.knowledge import Knowledge
 
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
@@ -54,14 +54,26 @@ def _drop_empty(value: Any) -> Any:
     return value
 
 
-def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any]:
-    action: dict[str, Any] = {"type": suggestion.action, "description": suggestion.description}
-    if suggestion.resource is not None:
-        action["resource"] = suggestion.resource
-    if suggestion.resource_id is not None:
-        action["resourceId"] = suggestion.resource_id
+def _action(action: Action) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": action.action, "description": action.description}
+    if action.resource is not None:
+        body["resource"] = action.resource
+    if action.resource_id is not None:
+        body["resourceId"] = action.resource_id
+    return body
+
+
+def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any] | None:
+    """The suggestion's JSON, or None when none of its actions can name its target: an action on an order the EHR
+    gave no usable FHIR id is left out. Several actions: ``actionSelectionBehavior`` (CDS Hooks 3.0 ballot; a 2.0
+    client takes all the actions of a suggestion, as ``all`` says)."""
+    actions = [_action(a) for a in suggestion.actions if a.resource_id is None or _REFERENCE.fullmatch(a.resource_id)]
+    if not actions:
+        return None
     body: dict[str, Any] = {"label": suggestion.label, "uuid": str(uuid.uuid5(uuid.UUID(card_id), suggestion.label)),
-                            "actions": [action]}
+                            "actions": actions}
+    if len(actions) > 1:
+        body["actionSelectionBehavior"] = suggestion.action_selection
     if suggestion.recommended:
         body["isRecommended"] = True
     return body
@@ -104,9 +116,7 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
                        "url": f"{page}#{finding.anchor}", "type": "absolute"}],
             "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding)},
         }
-        # an action on an order the EHR gave no usable FHIR id cannot name its target: no such suggestion
-        suggestions = [_suggestion(card_id, s) for s in finding.suggestions
-                       if s.resource_id is None or _REFERENCE.fullmatch(s.resource_id)]
+        suggestions = [body for body in (_suggestion(card_id, s) for s in finding.suggestions) if body]
         if suggestions:
             card["selectionBehavior"] = "at-most-one"
             card["suggestions"] = suggestions

@@ -260,3 +260,49 @@ def test_a_3_0_service_reads_a_missing_key_with_the_window_filled(apps, observat
     first = unquote(server.queries[0])
     start = (datetime.now(UTC).date() - timedelta(days=OBSERVATION_DAYS)).isoformat()
     assert f"date=ge{start}" in first and "today()" not in first
+
+
+# --- suggestion.actionSelectionBehavior ----------------------------------------------------------------------------
+
+def _live_vaccine_cards(app, vaccines: int, knowledge) -> list[dict]:
+    """Scenario 016 (Kineret and a live vaccine in one draft Bundle), with ``vaccines`` live vaccine orders."""
+    path = SCENARIOS / "016-live-vaccine-same-bundle.request.json"
+    body = json.loads(path.read_text())
+    entries = body["context"]["draftOrders"]["entry"]
+    value_set = knowledge.resolve("https://fhirsvc.org/fhir/ValueSet/live-vaccines")
+    codes = [c for inc in value_set["compose"]["include"] for c in inc["concept"]]
+    vaccine = next(e for e in entries if e["resource"]["id"] == "mr-mmr")
+    for n in range(1, vaccines):
+        extra = copy.deepcopy(vaccine)
+        extra["resource"]["id"] = f"mr-vaccine-{n}"
+        code = codes[n]
+        extra["resource"]["medicationCodeableConcept"] = {
+            "coding": [{"system": value_set["compose"]["include"][0]["system"], "code": code["code"]}],
+            "text": code.get("display", code["code"])}
+        entries.append(extra)
+    now = datetime.fromisoformat(json.loads(path.with_name(path.name.replace(".request.", ".expected."))
+                                            .read_text())["now"].replace("Z", "+00:00"))
+    cards = run_scenario(app, body, now)
+    assert_valid_response({"cards": cards})
+    return [c for c in cards if c["indicator"] == "critical" and "mr-kineret" in json.dumps(c.get("suggestions"))]
+
+
+def test_the_other_draft_orders_of_a_class_are_one_suggestion_of_all_their_actions(apps, knowledge):
+    two, _ = apps
+    (card,) = _live_vaccine_cards(two, 3, knowledge)
+    first, own = card["suggestions"]
+    assert [a["resourceId"] for a in first["actions"]] == [
+        "MedicationRequest/mr-mmr", "MedicationRequest/mr-vaccine-1", "MedicationRequest/mr-vaccine-2"]
+    assert {a["type"] for a in first["actions"]} == {"delete"}
+    assert first["actionSelectionBehavior"] == "all"  # one vaccine order left keeps the contraindication
+    assert first["label"] == "Cancel the 3 live vaccine orders"
+    assert own["actions"] == [{"type": "delete", "description": own["actions"][0]["description"],
+                               "resourceId": "MedicationRequest/mr-kineret"}]
+    assert "actionSelectionBehavior" not in own and card["selectionBehavior"] == "at-most-one"
+
+
+def test_a_suggestion_of_one_action_says_no_action_selection(apps, knowledge):
+    two, _ = apps
+    (card,) = _live_vaccine_cards(two, 1, knowledge)
+    assert [len(s["actions"]) for s in card["suggestions"]] == [1, 1]
+    assert all("actionSelectionBehavior" not in s for s in card["suggestions"])

@@ -90,7 +90,8 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     """#3 DRG warning (a TNF inhibitor current or drafted; monograph SECTION 3 of 4 > TNF inhibitors,
     anti-inflammatory drugs) and #4 DRG critical (a live vaccine among the draft orders; SECTION 3 of 4 >
     Vaccines): one finding per interaction class of the drug, with the severity of the class's rule
-    (``config.INTERACTION_RULES``). Suggestions: delete the other draft order, or this one."""
+    (``config.INTERACTION_RULES``). Suggestions: delete the other draft orders of the class (all of them, one
+    suggestion of a delete action each), or this one."""
     out = []
     for inter in job.drug.interactions:
         matcher = job.run.value_set(inter.value_set)
@@ -113,8 +114,12 @@ def check_interactions(job: Job) -> Iterable[Finding]:
         other, kind = conflicts[0]
         concepts = job.run.concepts(other)
         drafted = _is_draft(job, other)
-        # a drafted interactant can be cancelled with this order; current therapy is the record's, said in words
-        suggestions = [job.delete(other)] if kind == "draft" else []
+        # drafted interactants can be cancelled with this order (all of them together: one left keeps the problem);
+        # current therapy is the record's, said in words
+        suggestions = []
+        drafts = [record for record, record_kind in conflicts if record_kind == "draft"]
+        if drafts:
+            suggestions.append(job.delete_all(drafts, wording.member_name(job.run.knowledge, inter.value_set)))
         suggestions.append(job.delete(job.order))
         out.append(job.finding(
             rule.indicator,
