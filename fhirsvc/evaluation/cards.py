@@ -1,6 +1,11 @@
 """Findings -> CDS Hooks 2.0.1 cards: summary < 140, indicator, source with topic, link to the
 monograph section, override reasons on warning/critical cards, suggestions with actions.
 
+Each card names the records it concerns in Da Vinci CRD's associated-resource card extension
+(``extension["davinci-crd.associated-resource"]``: local references, ``Type/id``; CRD "Linking cards to requests"):
+the judged order of an order hook (or, on patient-view, the medication record the reminder is about), then the
+other draft orders its suggestions change or cancel. A record without a usable FHIR id cannot be named.
+
 Card and suggestion uuids are name-based (uuid5) on rule, drug, order and patient, so repeated
 order-select calls and the later order-sign give the same uuids and feedback lines up. Every card names
 the rule that made it in ``extension["fhirsvc.rule"]`` (its id in the knowledge's rule registry,
@@ -97,6 +102,16 @@ def _stopped_rules(finding: Finding) -> dict[str, list[str]]:
     return {RULES_EXTENSION: list(rules)} if rules else {}
 
 
+ASSOCIATED_RESOURCE = "davinci-crd.associated-resource"  # CRD's card extension key
+
+
+def associated_resources(finding: Finding) -> list[str]:
+    """The local references of the records a finding's card concerns: its order, then the targets of its
+    suggestions' update and delete actions (the other draft orders), each once."""
+    targets = [finding.facts.get("order"), *(a.resource_id for s in finding.suggestions for a in s.actions)]
+    return list(dict.fromkeys(t for t in targets if isinstance(t, str) and _REFERENCE.fullmatch(t)))
+
+
 def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str) -> list[dict]:
     """One card per finding, in the order the checks gave them."""
     reasons = override_reasons(knowledge)
@@ -114,7 +129,8 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
                        "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
                        "url": f"{page}#{finding.anchor}", "type": "absolute"}],
-            "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding)},
+            "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding),
+                          ASSOCIATED_RESOURCE: associated_resources(finding)},
         }
         suggestions = [body for body in (_suggestion(card_id, s) for s in finding.suggestions) if body]
         if suggestions:

@@ -264,10 +264,13 @@ def test_a_3_0_service_reads_a_missing_key_with_the_window_filled(apps, observat
 
 # --- suggestion.actionSelectionBehavior ----------------------------------------------------------------------------
 
-def _live_vaccine_cards(app, vaccines: int, knowledge) -> list[dict]:
-    """Scenario 016 (Kineret and a live vaccine in one draft Bundle), with ``vaccines`` live vaccine orders."""
+def _live_vaccine_cards(app, vaccines: int, knowledge, hook: str = "order-sign") -> list[dict]:
+    """Scenario 016 (Kineret and a live vaccine in one draft Bundle), with ``vaccines`` live vaccine orders; on
+    order-select, Kineret selected."""
     path = SCENARIOS / "016-live-vaccine-same-bundle.request.json"
     body = json.loads(path.read_text())
+    if hook == "order-select":
+        body["hook"], body["context"]["selections"] = hook, ["MedicationRequest/mr-kineret"]
     entries = body["context"]["draftOrders"]["entry"]
     value_set = knowledge.resolve("https://fhirsvc.org/fhir/ValueSet/live-vaccines")
     codes = [c for inc in value_set["compose"]["include"] for c in inc["concept"]]
@@ -306,3 +309,50 @@ def test_a_suggestion_of_one_action_says_no_action_selection(apps, knowledge):
     (card,) = _live_vaccine_cards(two, 1, knowledge)
     assert [len(s["actions"]) for s in card["suggestions"]] == [1, 1]
     assert all("actionSelectionBehavior" not in s for s in card["suggestions"])
+
+
+# --- CRD associated-resource -------------------------------------------------------------------------------------
+
+def _references(bundle: dict | None) -> set[str]:
+    """The Type/id of a Bundle's resources; a DSTU2 MedicationOrder as the service reads it, a MedicationRequest
+    (evaluation/orders.py; its suggestions name it so too)."""
+    return {f"{e['resource']['resourceType'].replace('MedicationOrder', 'MedicationRequest')}/{e['resource']['id']}"
+            for e in (bundle or {}).get("entry") or ()
+            if isinstance(e.get("resource"), dict) and e["resource"].get("id")}
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.request.json")), ids=lambda p: p.name[:-13])
+def test_every_card_names_the_records_it_concerns(apps, path):
+    """Da Vinci CRD "Linking cards to requests": ``extension["davinci-crd.associated-resource"]``, local references
+    (Type/id): on the order hooks the judged order first (order-select: one of the selections), then the other
+    draft orders the card's suggestions act on; on patient-view the medication record the reminder is about."""
+    body = json.loads(path.read_text())
+    expected = json.loads(path.with_name(path.name.replace(".request.", ".expected.")).read_text())
+    now = datetime.fromisoformat(expected["now"].replace("Z", "+00:00"))
+    two, _ = apps
+    try:
+        cards = run_scenario(two, body, now)
+    except Exception:  # a refused request has no cards
+        return
+    assert_valid_response({"cards": cards})
+    if body["hook"] == "patient-view":
+        records = _references((body.get("prefetch") or {}).get("medications"))
+        judged = records
+    else:
+        records = _references(body["context"]["draftOrders"])
+        judged = set(body["context"].get("selections") or records)
+    for card in cards:
+        named = card["extension"]["davinci-crd.associated-resource"]
+        assert named[0] in judged, (card["summary"], named)
+        assert set(named) <= records and len(named) == len(set(named))
+        targets = {a["resourceId"] for s in card.get("suggestions", ()) for a in s["actions"] if "resourceId" in a}
+        assert targets <= set(named)
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_an_interaction_card_names_every_order_it_concerns(apps, knowledge, hook):
+    two, _ = apps
+    (card,) = _live_vaccine_cards(two, 3, knowledge, hook)
+    assert card["extension"] == {"davinci-crd.associated-resource": [
+        "MedicationRequest/mr-kineret", "MedicationRequest/mr-mmr", "MedicationRequest/mr-vaccine-1",
+        "MedicationRequest/mr-vaccine-2"]}
