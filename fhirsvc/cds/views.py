@@ -1,8 +1,8 @@
 """CDS Hooks routes: discovery, the service call, feedback and feedback statistics.
 
-Errors are JSON ``{"error", "message", "fields"?}`` with the right status: 400 invalid request (each
-bad field named), 401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body
-too large, 415 not JSON. A call logs one structured line (hookInstance, service, hook, status,
+Errors are FHIR OperationOutcomes sent as ``application/json`` (CDS Hooks 3.0 "Returning OperationOutcome";
+``handlers.py``) with the right status: 400 invalid request (an issue per bad field, its path in ``expression``),
+401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body too large, 415 not JSON. A call logs one structured line (hookInstance, service, hook, status,
 duration, card count) and nothing about the patient.
 """
 
