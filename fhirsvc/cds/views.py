@@ -2,8 +2,8 @@
 
 Errors are FHIR OperationOutcomes sent as ``application/json`` (CDS Hooks 3.0 "Returning OperationOutcome";
 ``handlers.py``) with the right status: 400 invalid request (an issue per bad field, its path in ``expression``),
-401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body too large, 415 not JSON. A call logs one structured line (hookInstance, service, hook, status,
-duration, card count) and nothing about the patient.
+401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body too large, 415 not JSON. A call
+logs one structured line (hookInstance, service, hook, status, duration, card count) and nothing about the patient.
 """
 
 from __future__ import annotations
