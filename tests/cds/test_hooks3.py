@@ -353,6 +353,6 @@ def test_every_card_names_the_records_it_concerns(apps, path):
 def test_an_interaction_card_names_every_order_it_concerns(apps, knowledge, hook):
     two, _ = apps
     (card,) = _live_vaccine_cards(two, 3, knowledge, hook)
-    assert card["extension"] == {"davinci-crd.associated-resource": [
+    assert card["extension"]["davinci-crd.associated-resource"] == [
         "MedicationRequest/mr-kineret", "MedicationRequest/mr-mmr", "MedicationRequest/mr-vaccine-1",
-        "MedicationRequest/mr-vaccine-2"]}
+        "MedicationRequest/mr-vaccine-2"]
