@@ -17,7 +17,7 @@ from fhirsvc.errors import FhirsvcError, field_issues, issue_code, operation_out
 log = logging.getLogger(__name__)
 
 CDS_PREFIX = "/cds-services"
-HTML_PREFIX = "/monographs"  # HTML pages: their errors are HTML too
+HTML_PREFIX = ("/monographs", "/rules/")  # HTML pages: their errors are HTML too
 
 
 def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,

@@ -26,7 +26,7 @@ from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
-from fhirsvc.evaluation.rules import catalogue
+from fhirsvc.evaluation.rules import catalogue, describe_id
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge
@@ -113,6 +113,17 @@ def rule_list() -> dict:
     section and the services that run each (no patient data)."""
     authenticate()
     return {"rules": catalogue(get_knowledge())}
+
+
+@blueprint.get("/rules/<rule_id>")
+def rule_detail(rule_id: str) -> dict:
+    """One rule as the listing gives it, with its HTI-1 source attributes (``sourceAttributes``); 404 for an id the
+    knowledge has none of. Its page for people: ``/rules/<rule id>``."""
+    authenticate()
+    described = describe_id(get_knowledge(), rule_id)
+    if described is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no rule {rule_id[:100]!r}")
+    return described
 
 
 @blueprint.post("/<service_id>")

@@ -103,6 +103,7 @@ def _stopped_rules(finding: Finding) -> dict[str, list[str]]:
 
 
 ASSOCIATED_RESOURCE = "davinci-crd.associated-resource"  # CRD's card extension key
+ABOUT_THE_RULE = "About this rule"  # the link to the rule's page: its source attributes (HTI-1)
 
 
 def associated_resources(finding: Finding) -> list[str]:
@@ -128,7 +129,8 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
             "source": {"label": f"fhirsvc: {names[0]} monograph", "url": page,
                        "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
-                       "url": f"{page}#{finding.anchor}", "type": "absolute"}],
+                       "url": f"{page}#{finding.anchor}", "type": "absolute"},
+                      {"label": ABOUT_THE_RULE, "url": f"{public_base}/rules/{finding.rule}", "type": "absolute"}],
             "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding),
                           ASSOCIATED_RESOURCE: associated_resources(finding)},
         }

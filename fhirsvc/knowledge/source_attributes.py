@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhirsvc.canonical import DSI_DATA_ELEMENTS as DATA_ELEMENTS
+from fhirsvc.canonical import EXT_SOURCE_ATTRIBUTES
 from fhirsvc.knowledge.store import Knowledge
 
-EXT_SOURCE_ATTRIBUTES = "https://fhirsvc.org/fhir/StructureDefinition/source-attributes"
-DATA_ELEMENTS = "https://fhirsvc.org/fhir/CodeSystem/dsi-source-data-elements"
 NOT_STATED = "not stated"
 
 
@@ -76,7 +76,7 @@ def source_attributes(knowledge: Knowledge, registry_reference: str, action_id: 
     """The source attributes of the rule ``action_id`` of the registry ``registry_reference`` (``PlanDefinition/id``),
     whose monograph section is ``section``: every HTI-1 attribute, stated or ``not stated`` with the reason."""
     registry = knowledge.resolve(registry_reference) or {}
-    action = next((a for a in registry.get("action") or () if a.get("id") == action_id), {})
+    action: Mapping[str, Any] = next((a for a in registry.get("action") or () if a.get("id") == action_id), {})
     common, own = _entries(registry), _entries(action)
     entries = [*own, *common]  # the rule's own entries first: a rule may state what the registry does not
     citations = [c for c in [_monograph_citation(knowledge, registry, section)] if c]
