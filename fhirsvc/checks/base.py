@@ -51,6 +51,10 @@ Resource = Mapping[str, Any]
 SUMMARY_MAX = 139
 # Most ``Type/id``s a finding's facts list of the other records it found (``others``): the card names one.
 FACTS_LIST_MAX = 20
+# Most orders one suggestion cancels together: an order set holds a few orders of one interaction class; a pipeline
+# checking hundreds at once would otherwise get a suggestion per order naming all the others (work and answer size
+# growing with the square of the orders). Past it, the suggestion cancels the first of them, as one order would.
+MAX_ACTIONS_PER_SUGGESTION = 10
 
 
 def clip(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -437,8 +441,8 @@ class Job:
     def delete_all(self, resources: Sequence[Resource], group: str) -> Suggestion:
         """Suggest cancelling several draft orders of one ``group`` (a value set's member name) together: one
         suggestion, a ``delete`` action per order, all of them taken (``action_selection`` ``all``: one order left
-        keeps the problem); a single order is ``delete``."""
-        if len(resources) == 1:
+        keeps the problem); a single order, or more than ``MAX_ACTIONS_PER_SUGGESTION``: ``delete`` of the first."""
+        if len(resources) == 1 or len(resources) > MAX_ACTIONS_PER_SUGGESTION:
             return self.delete(resources[0])
         first, *rest = (self.delete(resource) for resource in resources)
         label, _ = wording.suggestion_words("cancel-all", count=len(resources), group=group)

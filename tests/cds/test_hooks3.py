@@ -16,6 +16,7 @@ import pytest
 from flask import Flask, jsonify, request
 
 from fhirsvc import create_app
+from fhirsvc.checks.base import MAX_ACTIONS_PER_SUGGESTION
 from fhirsvc.checks.reading.windows import parse_when
 from fhirsvc.errors import ConfigError
 from fhirsvc.evaluation.tokens import OBSERVATION_DAYS, fill_template, window_start
@@ -302,6 +303,19 @@ def test_the_other_draft_orders_of_a_class_are_one_suggestion_of_all_their_actio
     assert own["actions"] == [{"type": "delete", "description": own["actions"][0]["description"],
                                "resourceId": "MedicationRequest/mr-kineret"}]
     assert "actionSelectionBehavior" not in own and card["selectionBehavior"] == "at-most-one"
+
+
+def test_past_the_bound_the_suggestion_cancels_the_first_order_only(apps, knowledge):
+    """More other drafts than MAX_ACTIONS_PER_SUGGESTION (a pipeline's bulk check, not an order set): one delete,
+    so that the answer does not grow with the square of the orders."""
+    two, _ = apps
+    (card,) = _live_vaccine_cards(two, MAX_ACTIONS_PER_SUGGESTION + 1, knowledge)
+    first = card["suggestions"][0]
+    assert first["actions"] == [{"type": "delete", "description": first["actions"][0]["description"],
+                                 "resourceId": "MedicationRequest/mr-mmr"}]
+    assert "actionSelectionBehavior" not in first
+    (card,) = _live_vaccine_cards(two, MAX_ACTIONS_PER_SUGGESTION, knowledge)
+    assert len(card["suggestions"][0]["actions"]) == MAX_ACTIONS_PER_SUGGESTION
 
 
 def test_a_suggestion_of_one_action_says_no_action_selection(apps, knowledge):

@@ -14,10 +14,11 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from fhirsvc.checks import wording
-from fhirsvc.checks.base import Job, Others, check
+from fhirsvc.checks.base import MAX_ACTIONS_PER_SUGGESTION, Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
@@ -117,7 +118,9 @@ def check_interactions(job: Job) -> Iterable[Finding]:
         # drafted interactants can be cancelled with this order (all of them together: one left keeps the problem);
         # current therapy is the record's, said in words
         suggestions = []
-        drafts = [record for record, record_kind in conflicts if record_kind == "draft"]
+        # the drafts come first among the conflicts: past the bound, no need to read on
+        drafts = list(islice((record for record, record_kind in conflicts if record_kind == "draft"),
+                             MAX_ACTIONS_PER_SUGGESTION + 1))
         if drafts:
             suggestions.append(job.delete_all(drafts, wording.member_name(job.run.knowledge, inter.value_set)))
         suggestions.append(job.delete(job.order))
