@@ -107,9 +107,12 @@ ABOUT_THE_RULE = "About this rule"  # the link to the rule's page: its source at
 
 
 def associated_resources(finding: Finding) -> list[str]:
-    """The local references of the records a finding's card concerns: its order, then the targets of its
-    suggestions' update and delete actions (the other draft orders), each once."""
-    targets = [finding.facts.get("order"), *(a.resource_id for s in finding.suggestions for a in s.actions)]
+    """The local references of the records a finding's card concerns: its order (every order it stopped, for the one
+    card of a failed data key), then the targets of its suggestions' update and delete actions (the other draft
+    orders), each once."""
+    orders = finding.facts.get("orders")
+    targets = [finding.facts.get("order"), *(orders if isinstance(orders, list) else ()),
+               *(a.resource_id for s in finding.suggestions for a in s.actions)]
     return list(dict.fromkeys(t for t in targets if isinstance(t, str) and _REFERENCE.fullmatch(t)))
 
 

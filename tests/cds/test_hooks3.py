@@ -123,7 +123,7 @@ def test_an_unauthenticated_call_says_nothing_more_than_login(tmp_path):
 class ObservationServer:
     """A FHIR server on loopback that answers Observation searches from ``self.observations`` with FHIR's ``date``
     prefixes ``ge``/``lt`` (on effective[x], a partial date as its whole period) and ``code`` (system|code list),
-    and records each query; nothing else is served (404)."""
+    and records each query; MedicationStatement searches find nothing; nothing else is served (404)."""
 
     def __init__(self) -> None:
         self.observations: list[dict] = []
@@ -137,6 +137,10 @@ class ObservationServer:
                                                                    request.args.get("code"))]
             return jsonify({"resourceType": "Bundle", "type": "searchset", "total": len(found),
                             "entry": [{"resource": o} for o in found]})
+
+        @self.app.get("/fhir/MedicationStatement")
+        def statements():  # the optional key a readable server is asked for: none recorded here
+            return jsonify({"resourceType": "Bundle", "type": "searchset", "total": 0})
 
 
 def _effective(observation: dict) -> str | None:
@@ -349,13 +353,17 @@ def test_every_card_names_the_records_it_concerns(apps, path):
     except Exception:  # a refused request has no cards
         return
     assert_valid_response({"cards": cards})
-    if body["hook"] == "patient-view":
-        records = _references((body.get("prefetch") or {}).get("medications"))
+    if body["hook"] == "patient-view":  # the medication records: requests and statements
+        prefetch = body.get("prefetch") or {}
+        records = _references(prefetch.get("medications")) | _references(prefetch.get("statements"))
         judged = records
     else:
         records = _references(body["context"]["draftOrders"])
         judged = set(body["context"].get("selections") or records)
     for card in cards:
+        if "davinci-crd.associated-resource" not in card["extension"]:  # no record to name: the list unavailable
+            assert body["hook"] == "patient-view" and not records and card["summary"].startswith("Unable to check")
+            continue
         named = card["extension"]["davinci-crd.associated-resource"]
         assert named[0] in judged, (card["summary"], named)
         assert set(named) <= records and len(named) == len(set(named))
