@@ -17,7 +17,8 @@ from fhirsvc.drugmodel.profile import profile_of
 from fhirsvc.evaluation.pipeline import evaluate_patient_view
 from fhirsvc.evaluation.services import Service, services
 from fhirsvc.knowledge import Knowledge
-from fhirsvc.knowledge.rules import Rule, rules
+from fhirsvc.knowledge.rules import Rule, rule, rules
+from fhirsvc.knowledge.source_attributes import source_attributes
 
 
 def rule_services(knowledge: Knowledge, rule: Rule) -> list[Service]:
@@ -32,9 +33,17 @@ def rule_services(knowledge: Knowledge, rule: Rule) -> list[Service]:
 
 def describe(knowledge: Knowledge, rule: Rule) -> dict[str, Any]:
     """One rule as JSON: id, number, title, topic, default indicator, source section, the knowledge holding its
-    numbers, and the services (with their hooks) that run it."""
+    numbers, the services (with their hooks) that run it, and its HTI-1 source attributes
+    (``knowledge.source_attributes``)."""
     return {**rule.as_json(),
-            "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)]}
+            "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)],
+            "sourceAttributes": source_attributes(knowledge, rule.registry, rule.id, rule.section)}
+
+
+def describe_id(knowledge: Knowledge, rule_id: str) -> dict[str, Any] | None:
+    """The rule with this id as JSON (``describe``), or None when the knowledge has none."""
+    found = rule(knowledge, rule_id)
+    return describe(knowledge, found) if found is not None else None
 
 
 def catalogue(knowledge: Knowledge) -> list[dict[str, Any]]:
