@@ -74,7 +74,8 @@ def build_packages(knowledge: Knowledge, out: Path) -> tuple[Path, Path]:
 
 
 def read_package_resources(path: Path, fhir_version: str | None = "5.0.0") -> dict[Key, dict[str, Any]]:
-    """The resources of a package (checked as ``check_package`` does), by (type, id)."""
+    """The resources of a package (checked as ``check_package`` does), by (type, id), less the package's own
+    ImplementationGuide (generated from the rest: never a change of its own)."""
     try:
         package = open_package(path)
     except PackageError as exc:
@@ -83,7 +84,7 @@ def read_package_resources(path: Path, fhir_version: str | None = "5.0.0") -> di
     if problems:
         raise PackagingError([str(problem) for problem in problems])
     resources = {}
-    for file in package.resource_files:
+    for file in package.content_files:
         resource = json.loads(file.read_text(encoding="utf-8"))
         resources[(resource["resourceType"], resource["id"])] = resource
     return resources
