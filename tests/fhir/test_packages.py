@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from fhirsvc.cli import main as fhirsvc_main
 from fhirsvc.fhir import views
 from fhirsvc.fhir.packages import PackagingError, build_packages, main, make_release, read_package_resources
 from fhirsvc.fhir.registry import R4
+from fhirsvc.fhirversion import resource_class
 from fhirsvc.knowledge import load_knowledge
 from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package
 from tests.conftest import KNOWLEDGE_DIR, ROOT
@@ -75,8 +77,36 @@ def test_the_packages_are_built_from_the_folder_whatever_it_holds(tmp_path):
     for path, version in ((r5, "5.0.0"), (r4, "4.0.1")):
         keys = set(read_package_resources(path, version))
         assert ("ValueSet", "added-later") in keys and ("ValueSet", "pregnancy-status-pregnant") not in keys
-        index = open_package(path).index
-        assert {entry["filename"] for entry in index["files"]} == {f"{t}-{i}.json" for t, i in keys}
+        package = open_package(path)
+        guide = json.loads(package.guide_file.read_text(encoding="utf-8"))
+        assert {entry["filename"] for entry in package.index["files"]} == {
+            f"{t}-{i}.json" for t, i in keys} | {package.guide_file.name}
+        assert _guide_references(guide) == {f"{t}/{i}" for t, i in keys}
+
+
+def _guide_references(guide: dict) -> set[str]:
+    return {item["reference"]["reference"] for item in guide["definition"]["resource"]}
+
+
+def test_each_package_carries_an_implementation_guide_describing_it(built):
+    knowledge = _folder_resources(KNOWLEDGE_DIR)
+    release = {(res["version"], res["date"], res["status"]) for res in knowledge.values() if "url" in res}
+    for path, release_name in zip(built, ("R5", "R4"), strict=True):
+        package = open_package(path)
+        name, fhir_version = package.manifest["name"], package.manifest["fhirVersions"][0]
+        guides = [file for file in package.resource_files if file.name.startswith("ImplementationGuide-")]
+        assert guides == [package.guide_file]
+        guide = json.loads(package.guide_file.read_text(encoding="utf-8"))
+        resource_class(release_name, "ImplementationGuide").model_validate(guide)  # R5, or R4 (the R4B model)
+        assert (guide["id"], guide["packageId"], guide["version"]) == (name, name, package.manifest["version"])
+        assert guide["url"].endswith(f"/ImplementationGuide/{name}") and guide["fhirVersion"] == [fhir_version]
+        assert {(guide["version"], guide["date"], guide["status"])} == release
+        core = package.manifest["dependencies"]
+        assert guide["dependsOn"] == [{"uri": "http://hl7.org/fhir/ImplementationGuide/fhir", "packageId": core_name,
+                                       "version": core_version} for core_name, core_version in core.items()]
+        held = read_package_resources(path, fhir_version)
+        assert _guide_references(guide) == {f"{t}/{i}" for t, i in held} and len(held) > 60
+        assert ("ImplementationGuide", name) not in held  # the guide describes the package, it is no knowledge
 
 
 def test_the_packages_are_reproducible(built, tmp_path):
@@ -225,6 +255,20 @@ def test_fhirsvc_validate_validates_the_packages(built, tmp_path, capsys, monkey
     assert f"{issue}: DetectedIssue.severity" in capsys.readouterr().out
 
 
+def test_fhirsvc_validate_validates_each_packages_guide_by_its_fhir_version(built, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FHIRSVC_KNOWLEDGE_PATH", "")
+    monkeypatch.delenv("FHIRSVC_KNOWLEDGE_DIR", raising=False)
+    for path in built:
+        broken = shutil.copytree(open_package(path).folder, tmp_path / path.name)
+        guide_file = open_package(broken).guide_file
+        guide = json.loads(guide_file.read_text(encoding="utf-8"))
+        guide["dependsOn"][0]["packageVersion"] = guide["dependsOn"][0].pop("version")  # no such element
+        guide_file.write_text(json.dumps(guide), encoding="utf-8")
+        assert fhirsvc_main(["validate", "--package", str(broken)]) == 1
+        out = capsys.readouterr().out  # R5: dependsOn[0].packageVersion, R4 (its models' paths): dependsOn.0...
+        assert re.search(rf"{re.escape(str(guide_file))}: ImplementationGuide\.dependsOn(\[0\]|\.0)\.packageVersion", out)
+
+
 # --- an independent reader --------------------------------------------------------------------------------------
 
 
@@ -246,7 +290,8 @@ def test_fhir_package_loader_reads_every_resource_of_both_packages(built, tmp_pa
         files = {(e["resourceType"], e["id"]): e for e in package.index["files"]}
         read = {(r["resourceType"], r["id"]): r for r in report["resources"]}
         assert set(read) == set(files) and len(read) == len(package.resource_files)
-        fhir_version = package.manifest["fhirVersions"][0]
-        assert {key: r["json"] for key, r in read.items()} == read_package_resources(path, fhir_version)
+        files_read = [json.loads(file.read_text(encoding="utf-8")) for file in package.resource_files]
+        assert {key: r["json"] for key, r in read.items()} == {(r["resourceType"], r["id"]): r for r in files_read}
+        assert ("ImplementationGuide", package.manifest["name"]) in read  # the package's guide, read as any
         assert all(r.get("url") == files[key].get("url") for key, r in read.items())
     assert not [line for line in loaded["logs"] if line.startswith(("error", "warn"))], loaded["logs"]
