@@ -20,7 +20,7 @@ from fhirsvc.fhir.packages import PackagingError, build_packages, main, make_rel
 from fhirsvc.fhir.registry import R4
 from fhirsvc.fhirversion import resource_class
 from fhirsvc.knowledge import load_knowledge
-from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package
+from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package, write_package
 from tests.conftest import KNOWLEDGE_DIR, ROOT
 
 LOADER_DIR = ROOT / ".package-loader"
@@ -154,11 +154,14 @@ def first_release(tmp_path) -> tuple[Path, Path]:
     return folder, releases
 
 
-def test_a_release_is_recorded_with_its_hash_and_first_change_list(first_release):
-    _, releases = first_release
-    recorded = releases / f"{PACKAGE_NAME}-1.0.0.tgz"
-    digest, name = (releases / f"{recorded.name}.sha256").read_text(encoding="utf-8").split()
-    assert name == recorded.name and digest == hashlib.sha256(recorded.read_bytes()).hexdigest()
+def test_a_release_is_recorded_with_its_hash_and_first_change_list(first_release, tmp_path):
+    folder, releases = first_release
+    rebuilt = build_packages(load_knowledge([folder]), tmp_path / "rebuilt")
+    for package_name, built_again in zip((PACKAGE_NAME, PACKAGE_NAME + R4_SUFFIX), rebuilt, strict=True):
+        recorded = releases / f"{package_name}-1.0.0.tgz"  # both packages, byte for byte what a rebuild gives
+        digest, name = (releases / f"{recorded.name}.sha256").read_text(encoding="utf-8").split()
+        assert name == recorded.name and digest == hashlib.sha256(recorded.read_bytes()).hexdigest()
+        assert recorded.read_bytes() == built_again.read_bytes()
     assert (releases / "CHANGES-1.0.0.md").read_text(encoding="utf-8").startswith(f"# {PACKAGE_NAME} 1.0.0\n")
 
 
@@ -168,8 +171,9 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
     with pytest.raises(PackagingError, match=r"the knowledge's version is 1\.0\.0, not 1\.0\.1"):
         make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
     _restamped(folder, "0.9.0", "2026-12-07")
-    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(0 added, 0 removed, 1 changed "
-                       r"resource\(s\)\) but the version 0\.9\.0 is not newer: bump it$"):
+    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(the knowledge: 0 added, 0 removed, "
+                       r"1 changed resource\(s\); its R4 view: 0 added, 0 removed, 1 changed resource\(s\)\) but the "
+                       r"version 0\.9\.0 is not newer: bump it$"):
         make_release(load_knowledge([folder]), "0.9.0", releases, tmp_path / "dist")
     _restamped(folder, "1.0.1", "2026-12-06")
     with pytest.raises(PackagingError, match="the date 2026-12-06 is not after that release's"):
@@ -181,8 +185,53 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
     assert "### MedicationKnowledge/anakinra" in text and "1 number change(s)." in text
     assert ("- number: `MedicationKnowledge.indicationGuideline[0].dosingGuideline[ra-adult].dosage[0].dosage[0]"
             ".maxDosePerPeriod[0].numerator.value`: 100 → 200") in text
-    assert "version" not in text.split("## Changed resources")[1].replace("1.0.1", "")  # the stamp is no change
-    assert sorted(p.name for p in releases.glob("*.tgz")) == [f"{PACKAGE_NAME}-1.0.0.tgz", f"{PACKAGE_NAME}-1.0.1.tgz"]
+    knowledge_part, view_part = text.split("## The R4 view")
+    assert "version" not in knowledge_part.split("## Changed resources")[1].replace("1.0.1", "")  # the stamp is none
+    assert "Compared with the R4 package of 1.0.0: 0 added, 0 removed, 1 changed resource(s)." in view_part
+    assert "#### MedicationKnowledge/anakinra" in view_part and "numerator.value`: 100 → 200" in view_part
+    assert sorted(p.name for p in releases.glob("*.tgz")) == sorted(
+        f"{name}-{version}.tgz" for name in (PACKAGE_NAME, PACKAGE_NAME + R4_SUFFIX) for version in ("1.0.0", "1.0.1"))
+
+
+def _changed_r4_view(releases: Path, version: str) -> str:
+    """Rewrite the recorded R4 package of ``version`` as if the R4 view had then rendered one element otherwise
+    (the knowledge itself unchanged); return the element's path."""
+    recorded = releases / f"{PACKAGE_NAME}{R4_SUFFIX}-{version}.tgz"
+    package = open_package(recorded)
+    view = read_package_resources(recorded, "4.0.1")
+    view[("MedicationKnowledge", "anakinra")]["synonym"].append("an older rendering")
+    write_package(recorded, package.manifest, view.values())
+    digest = hashlib.sha256(recorded.read_bytes()).hexdigest()
+    (releases / f"{recorded.name}.sha256").write_text(f"{digest}  {recorded.name}\n", encoding="utf-8")
+    return "MedicationKnowledge.synonym"
+
+
+def test_a_change_seen_only_in_the_r4_view_is_a_change(first_release, tmp_path):
+    folder, releases = first_release
+    path = _changed_r4_view(releases, "1.0.0")
+    _restamped(folder, "0.9.0", "2026-12-07")
+    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(its R4 view: 0 added, 0 removed, "
+                       r"1 changed resource\(s\)\) but the version 0\.9\.0 is not newer: bump it$"):
+        make_release(load_knowledge([folder]), "0.9.0", releases, tmp_path / "dist")
+    _restamped(folder, "1.0.1", "2026-12-07")
+    *_, changes = make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    knowledge_part, view_part = changes.read_text(encoding="utf-8").split("## The R4 view")
+    assert "0 added, 0 removed, 0 changed resource(s)." in knowledge_part and "### " not in knowledge_part
+    assert "#### MedicationKnowledge/anakinra" in view_part and f"`{path}[" in view_part
+    assert "\"an older rendering\" → (none)" in view_part
+
+
+def test_a_release_without_an_r4_package_is_compared_by_its_knowledge_alone(first_release, tmp_path):
+    folder, releases = first_release
+    for path in releases.glob(f"{PACKAGE_NAME}{R4_SUFFIX}-*"):
+        path.unlink()  # as release 1.0.0 of the repository, recorded before the R4 package was
+    with pytest.raises(PackagingError, match=r"nothing changed since 1\.0\.0"):
+        make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    _set_ra_adult_max_daily_dose(folder, 200)
+    _restamped(folder, "1.0.1", "2026-12-07")
+    *_, changes = make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    assert "Release 1.0.0 recorded no R4 package: the R4 view is not compared." in changes.read_text(encoding="utf-8")
+    assert (releases / f"{PACKAGE_NAME}{R4_SUFFIX}-1.0.1.tgz.sha256").is_file()
 
 
 def test_the_change_list_between_any_two_packages(first_release, tmp_path, capsys):
@@ -226,10 +275,12 @@ def test_make_release_refuses_a_version_already_recorded(first_release, tmp_path
 def test_the_recorded_releases_match_their_hashes():
     recorded = sorted((ROOT / "releases").glob(f"{PACKAGE_NAME}-*.tgz"))
     assert recorded
-    for path in recorded:
+    r4_recorded = sorted((ROOT / "releases").glob(f"{PACKAGE_NAME}{R4_SUFFIX}-*.tgz"))
+    for path in [*recorded, *r4_recorded]:
         digest, name = (path.parent / f"{path.name}.sha256").read_text(encoding="utf-8").split()
         assert name == path.name and digest == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert read_package_resources(path)  # a readable R5 knowledge package
+    assert all(read_package_resources(path) for path in recorded)  # readable R5 knowledge packages
+    assert all(read_package_resources(path, "4.0.1") for path in r4_recorded)
 
 
 # --- fhirsvc validate --package -----------------------------------------------------------------------------------
