@@ -38,6 +38,7 @@ from fhirsvc.knowledge.release import (
     NO_CHANGES,
     change_list,
     compare,
+    count_changes,
     parse_version,
     release_problems,
     stamp,
@@ -130,8 +131,10 @@ def make_release(knowledge: Knowledge, version: str, releases: Path, out: Path) 
     resources = knowledge_resources(knowledge)
     view = build_r4_view(knowledge)
     recorded = recorded_releases(releases)
-    if any(release.version == version for release in recorded):
-        raise PackagingError([f"release {version} is already recorded in {releases}"])
+    same = [release for release in recorded if release.version == version]
+    if same:
+        raise PackagingError([f"release {version} is already recorded in {releases}",
+                              *_differs_from(same[0], resources, view)])
     previous = recorded[-1] if recorded else None
     old = read_package_resources(previous.path) if previous else None
     old_view = read_package_resources(previous.r4_path, "4.0.1") if previous and previous.r4_path else None
@@ -152,6 +155,23 @@ def make_release(knowledge: Knowledge, version: str, releases: Path, out: Path) 
     changes_path.write_text(change_list(PACKAGE_NAME, (previous.version, old) if previous and old is not None
                                         else None, (version, resources), (old_view, view)), encoding="utf-8")
     return r5_path, r4_path, changes_path
+
+
+def _differs_from(release: Release, resources: dict[Key, dict[str, Any]], view: dict[Key, dict[str, Any]]) -> list[str]:
+    """When the knowledge still carries a recorded release's version but not its content: say so, and what a
+    release of it needs."""
+    if stamp(resources).version != release.version:
+        return []
+    old = read_package_resources(release.path)
+    changes = compare(old, resources)
+    view_changes = (compare(read_package_resources(release.r4_path, "4.0.1"), view) if release.r4_path
+                    else NO_CHANGES)
+    changed = "; ".join(f"{what}: {count_changes(found)}" for what, found in (("the knowledge", changes),
+                                                                              ("its R4 view", view_changes)) if found)
+    if not changed:
+        return []
+    return [f"the knowledge still carries version {release.version} but its content is no longer that release's "
+            f"({changed}): release it as a newer version, dated after {stamp(old).date}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

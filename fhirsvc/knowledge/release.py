@@ -204,7 +204,7 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
     if previous is None:
         return problems
     previous_version, previous_stamp = previous
-    changed = "; ".join(f"{what}: {_count(found)}" for what, found in (("the knowledge", changes),
+    changed = "; ".join(f"{what}: {count_changes(found)}" for what, found in (("the knowledge", changes),
                                                                       ("its R4 view", view_changes)) if found)
     if not changed:
         problems.append(f"nothing changed since {previous_version}: no release to make")
@@ -217,7 +217,8 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
     return problems
 
 
-def _count(changes: Changes) -> str:
+def count_changes(changes: Changes) -> str:
+    """How many resources were added, removed and changed."""
     return (f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.changed)} changed "
             "resource(s)")
 
@@ -234,7 +235,7 @@ def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Re
     old_version, old_resources = old
     changes = compare(old_resources, new_resources)
     lines = [f"# {name} {old_version} → {new_version}", "",
-             f"Released {date}; compared with {old_version} ({stamp(old_resources).date or '?'}): {_count(changes)}.",
+             f"Released {date}; compared with {old_version} ({stamp(old_resources).date or '?'}): {count_changes(changes)}.",
              "", *_change_lines(changes, old_resources, new_resources, "##", "")]
     if view is not None:
         old_view, new_view = view
@@ -243,7 +244,7 @@ def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Re
             lines += [f"Release {old_version} recorded no R4 package: the R4 view is not compared.", ""]
         else:
             view_changes = compare(old_view, new_view)
-            lines += [f"Compared with the R4 package of {old_version}: {_count(view_changes)}.", "",
+            lines += [f"Compared with the R4 package of {old_version}: {count_changes(view_changes)}.", "",
                       *_change_lines(view_changes, old_view, new_view, "###", "R4 view: ")]
     return "\n".join(lines)
 

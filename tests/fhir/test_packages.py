@@ -269,7 +269,13 @@ def test_make_release_refuses_a_version_already_recorded(first_release, tmp_path
     monkeypatch.setenv("FHIRSVC_KNOWLEDGE_DIR", str(folder))
     monkeypatch.setenv("FHIRSVC_KNOWLEDGE_PATH", "")
     assert main(["release", "--version", "1.0.0", "--releases", str(releases), "--out", str(tmp_path / "d")]) == 1
-    assert "release 1.0.0 is already recorded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "release 1.0.0 is already recorded" in err and "still carries" not in err
+    _set_ra_adult_max_daily_dose(folder, 200)  # changed, the version left as it was
+    assert main(["release", "--version", "1.0.0", "--releases", str(releases), "--out", str(tmp_path / "d")]) == 1
+    assert ("the knowledge still carries version 1.0.0 but its content is no longer that release's (the knowledge: "
+            "0 added, 0 removed, 1 changed resource(s); its R4 view: 0 added, 0 removed, 1 changed resource(s)): "
+            "release it as a newer version, dated after 2026-12-06") in capsys.readouterr().err
 
 
 def test_the_recorded_releases_match_their_hashes():
