@@ -234,8 +234,9 @@ def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Re
         return "\n".join([*lines, *(f"- {t}/{i}" for t, i in sorted(new_resources)), ""])
     old_version, old_resources = old
     changes = compare(old_resources, new_resources)
+    old_date = stamp(old_resources).date or "?"
     lines = [f"# {name} {old_version} → {new_version}", "",
-             f"Released {date}; compared with {old_version} ({stamp(old_resources).date or '?'}): {count_changes(changes)}.",
+             f"Released {date}; compared with {old_version} ({old_date}): {count_changes(changes)}.",
              "", *_change_lines(changes, old_resources, new_resources, "##", "")]
     if view is not None:
         old_view, new_view = view

@@ -323,7 +323,8 @@ def test_fhirsvc_validate_validates_each_packages_guide_by_its_fhir_version(buil
         guide_file.write_text(json.dumps(guide), encoding="utf-8")
         assert fhirsvc_main(["validate", "--package", str(broken)]) == 1
         out = capsys.readouterr().out  # R5: dependsOn[0].packageVersion, R4 (its models' paths): dependsOn.0...
-        assert re.search(rf"{re.escape(str(guide_file))}: ImplementationGuide\.dependsOn(\[0\]|\.0)\.packageVersion", out)
+        element = r"ImplementationGuide\.dependsOn(\[0\]|\.0)\.packageVersion"
+        assert re.search(rf"{re.escape(str(guide_file))}: {element}", out)
 
 
 # --- an independent reader --------------------------------------------------------------------------------------

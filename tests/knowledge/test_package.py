@@ -80,7 +80,8 @@ def test_the_index_lists_every_resource_file_with_its_fields(tarball, tmp_path):
     assert set(by_name["MedicationKnowledge-anakinra.json"]) == {"filename", "resourceType", "id"}
     assert by_name["ImplementationGuide-test.knowledge.json"] == {  # the package's own guide
         "filename": "ImplementationGuide-test.knowledge.json", "resourceType": "ImplementationGuide",
-        "id": "test.knowledge", "url": "https://fhirsvc.org/fhir/ImplementationGuide/test.knowledge", "version": "1.0.0"}
+        "id": "test.knowledge", "url": "https://fhirsvc.org/fhir/ImplementationGuide/test.knowledge",
+        "version": "1.0.0"}
 
 
 def test_the_knowledge_loads_from_a_tarball_and_from_its_folder_as_from_the_folder(tarball, tmp_path):
