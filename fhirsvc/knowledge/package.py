@@ -106,6 +106,7 @@ def implementation_guide(package_json: Mapping[str, Any], resources: Iterable[Ma
     the package name, its version, FHIR version and license, a dependsOn per core package it depends on, and one
     ``definition.resource`` per resource. The release date and status are the resources' own (one each when
     the knowledge carries one release). Only elements R4 and R5 share, so the same shape is valid in both."""
+    resources = list(resources)
     listed = sorted((res["resourceType"], res["id"]) for res in resources)
     canonical = [res for res in resources if isinstance(res, Mapping) and isinstance(res.get("url"), str)]
     dates = {res["date"] for res in canonical if isinstance(res.get("date"), str)}
