@@ -191,8 +191,9 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
                      view_changes: Changes = NO_CHANGES) -> list[str]:
     """Why the knowledge cannot be released as ``version``: a stamp that is not one release's, a version other
     than the knowledge's, a status other than active, or content changed since the previous release without a
-    newer version and a date not before the previous release's (nothing changed at all is no release either). ``view_changes``: the changes of the
-    R4 view since the previous release's R4 package; a change seen only there is a change all the same."""
+    newer version and a date not before the previous release's (nothing changed at all is no release either).
+    ``view_changes``: the changes of the R4 view since the previous release's R4 package; a change seen only there
+    is a change all the same."""
     problems = current.problems()
     if parse_version(version) is None:
         problems.append(f"VERSION {version!r} is not major.minor.patch (optionally -label)")
