@@ -1,7 +1,8 @@
 """The one pipeline from a validated CDS Hooks request to findings and cards, free of Flask.
 
 Orders: read the draft orders, pick the judged ones (order-select: the selections; order-sign: all),
-assemble the patient context (prefetch, else the FHIR server), run the checks, build the cards. Patient
+assemble the patient context (prefetch, else the FHIR server), run the checks, keep the card families the call's
+per-call configuration did not switch off (``evaluation.callconfig``), build the cards. Patient
 view: assemble the patient context (no orders), run the monitoring reminders, build the cards.
 
 Run through the service table (``evaluation.services``) by the CDS routes (``cds/views.py``), ``fhirsvc check``
@@ -22,6 +23,7 @@ from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIEN
 from fhirsvc.checks.engine import run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.monitoring import run_patient_view
+from fhirsvc.evaluation.callconfig import parse_call_configuration
 from fhirsvc.evaluation.cards import build_cards
 from fhirsvc.evaluation.environment import Call, Environment
 from fhirsvc.evaluation.orders import order_ids, read_draft_orders
@@ -55,7 +57,7 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: 
     patient = judged_context(Call(data, templates, env, now, orders, others, judged))
     if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched, nothing said
         return Evaluation(data, data["hook"], now, tuple(orders), judged, None)
-    findings = run_checks(patient, env.knowledge)
+    findings = parse_call_configuration(data.get("extension")).keep(run_checks(patient, env.knowledge))
     cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base)
     return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards)
 
@@ -65,6 +67,6 @@ def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str],
     now = env.clock()
     # only what patient-view reads is read (no allergies); 412 when none of it could be had
     patient = assemble_context(Call(data, templates, env, now), keys=PATIENT_VIEW_KEYS)
-    findings = run_patient_view(patient, env.knowledge)
+    findings = parse_call_configuration(data.get("extension")).keep(run_patient_view(patient, env.knowledge))
     cards = build_cards(findings, str(data["context"]["patientId"]), env.knowledge, env.public_base)
     return Evaluation(data, data["hook"], now, (), frozenset(), patient, findings, cards)
