@@ -20,6 +20,8 @@ EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a v
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"
+OFFERED_OVERRIDE_REASONS = CANONICAL + "ValueSet/cds-override-reasons"  # ours and HL7's, as the cards offer them
+OVERRIDE_REASON_FAMILIES = CANONICAL + "ConceptMap/override-reason-families"  # each reason -> its HL7 category
 CHECK_OUTCOME = CANONICAL + "CodeSystem/check-outcome"
 PROPOSED_CHANGE = STRUCTURE_DEFINITION + "proposed-change"
 CHECK_ORDERS_OPERATION = CANONICAL + "OperationDefinition/check-orders"
@@ -38,6 +40,9 @@ SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 CVX = "http://hl7.org/fhir/sid/cvx"
 LOINC = "http://loinc.org"
+# HL7's non-adherence (override) reasons, CDS Hooks 3.0 ballot (HL7/cds-hooks input/vocabulary/); the earlier draft URL
+# is read too
+NON_ADHERENCE_REASONS = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 # HL7 v3 ActCode: the code system of the FHIR DetectedIssue categories (a card's topic, an issue's code)

@@ -26,6 +26,7 @@ from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
+from fhirsvc.evaluation.reasons import family_counts
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge
@@ -147,10 +148,15 @@ def feedback(service_id: str) -> dict:
 
 @blueprint.get("/<service_id>/feedback/stats")
 def feedback_stats(service_id: str) -> Mapping[str, Any]:
-    """Counts per card topic and outcome, so that noisy rules can be seen (no patient data)."""
+    """Counts per card topic and outcome, and overrides per reason code and reason family, so that noisy rules can
+    be seen (no patient data)."""
     authenticate()
     state().service(service_id)
-    return state().feedback.stats(service_id)
+    stats = state().feedback.stats(service_id)
+    for group in stats["byTopic"]:  # ours and HL7's reason codes in one count per family (evaluation.reasons)
+        group["overrideReasonFamilies"] = family_counts(
+            get_knowledge(), {(None, code): count for code, count in group["overrideReasons"].items()})
+    return stats
 
 
 def init_app(app: Flask, knowledge: Knowledge) -> None:

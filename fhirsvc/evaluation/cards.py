@@ -15,22 +15,14 @@ from typing import Any
 
 from fhirsvc.canonical import OVERRIDE_REASONS, V3_ACT_CODE
 from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.evaluation.reasons import override_reasons
 from fhirsvc.knowledge import Knowledge
+
+__all__ = ["OVERRIDE_REASONS", "build_cards", "card_uuid", "override_reasons"]
 
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
 _REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
-
-
-def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
-    """The override reasons offered on warning and critical cards, from the knowledge's CodeSystem."""
-    return [dict(reason) for reason in knowledge.derived("cds.override_reasons", _override_reasons)]
-
-
-def _override_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
-    system = knowledge.resolve(OVERRIDE_REASONS)
-    return tuple({"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
-                 for c in (system or {}).get("concept", ()))
 
 
 def card_uuid(finding: Finding, patient_id: str) -> str:

@@ -8,7 +8,9 @@ days, both included):
 - **with feedback**: of those cards, how many got any feedback (whenever it came); the share is of the cards issued;
 - **accepted**, **overridden**: the feedback items with an outcomeTimestamp in the period;
 - **override rate**: overridden / (accepted + overridden); none without feedback;
-- **override reasons**: the overridden items per reason code (items without a code: "no reason coded");
+- **override reasons**: the overridden items per reason code (items without a code: "no reason coded"), and per
+  reason family: the service's codes and HL7's non-adherence reasons (CDS Hooks 3.0 ballot) mapped by the knowledge's
+  ConceptMap ``override-reason-families`` to HL7's six categories, so both count in one number per family;
 - **weekly**: the same numbers per ISO week (Monday to Sunday, UTC), the first and last week cut to the period;
 - **flag**: an override rate at or above ``GOVERNANCE_FLAG_OVERRIDE_RATE`` over at least
   ``GOVERNANCE_FLAG_MIN_FEEDBACK`` feedback items.
@@ -29,7 +31,8 @@ from typing import IO, Any
 
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.escaping import csv_cell, plain_text
-from fhirsvc.evaluation.cards import OVERRIDE_REASONS
+from fhirsvc.evaluation.cards import override_reasons
+from fhirsvc.evaluation.reasons import families as reason_families
 from fhirsvc.evaluation.services import LEGACY_SERVICE_ID
 from fhirsvc.evaluation.services import services as declared_services
 from fhirsvc.knowledge import Knowledge
@@ -166,6 +169,7 @@ class RuleReport:
     total: Tally
     weeks: list[Tally]
     reasons: list[Reason] = field(default_factory=list)
+    families: list[Reason] = field(default_factory=list)  # the overrides per reason family (ours and HL7's together)
     flagged: bool = False
     rank: int = 0
 
@@ -219,8 +223,19 @@ def _drug_name(knowledge: Knowledge, drug: str | None) -> str:
 
 
 def _reason_displays(knowledge: Knowledge) -> dict[tuple[str | None, str | None], str]:
-    system = knowledge.resolve(OVERRIDE_REASONS) or {}
-    return {(OVERRIDE_REASONS, c["code"]): c["display"] for c in system.get("concept", ())}
+    """The display of each reason the cards offer (ours and HL7's), by system and code."""
+    return {(r["system"], r["code"]): r["display"] for r in override_reasons(knowledge)}
+
+
+def _families(knowledge: Knowledge, reasons: list[Reason]) -> list[Reason]:
+    """The overrides per reason family (the knowledge's ConceptMap: ours and HL7's codes in one count)."""
+    found = reason_families(knowledge)
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        family = found.of(reason.system, reason.code)
+        counts[family] = counts.get(family, 0) + reason.count
+    return [Reason(None, family, found.display(family), count)
+            for family, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def build_report(counts: Governance, period: Period, service: str | None, thresholds: Thresholds,
@@ -273,6 +288,7 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
             (Reason(system, code, displays.get((system, code)) or plain_text(code or "") or NO_REASON, count)
              for (system, code), (count, _display) in reasons.get(key, {}).items()),
             key=lambda r: (-r.count, r.code is None, r.code or "", r.system or ""))
+        found.families = _families(knowledge, found.reasons)
         rate = found.total.override_rate
         found.flagged = (rate is not None and rate >= thresholds.override_rate
                          and found.total.feedback >= thresholds.min_feedback)
@@ -331,6 +347,8 @@ def report_document(report: Report) -> dict[str, Any]:
             "drug": rule.drug, "drugName": rule.drug_name, **tally_document(rule.total), "flagged": rule.flagged,
             "overrideReasons": [{"system": r.system, "code": r.code, "display": r.display, "count": r.count}
                                 for r in rule.reasons],
+            "overrideReasonFamilies": [{"family": f.code, "display": f.display, "count": f.count}
+                                       for f in rule.families],
             "weekly": weekly(rule.weeks),
         } for rule in report.rules],
         "totals": {**tally_document(report.total), "weekly": weekly(report.total_weeks)},
