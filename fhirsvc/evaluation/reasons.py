@@ -45,7 +45,7 @@ def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
 
 def _override_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
     offered = knowledge.resolve(OFFERED_OVERRIDE_REASONS) or {}
-    reasons = []
+    reasons: list[dict[str, str]] = []
     for include in (offered.get("compose") or {}).get("include") or ():
         system = include["system"]
         concepts = include.get("concept") or (knowledge.resolve(system) or {}).get("concept") or ()
