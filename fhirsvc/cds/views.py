@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -31,12 +32,15 @@ from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, 
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge
 from fhirsvc.storage import get_store
+from fhirsvc.storage.base import JudgedOrder
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
 STATE = "fhirsvc.cds"
 calls_log = logging.getLogger("fhirsvc.cds.calls")
 log = logging.getLogger(__name__)
+# judged orders are stored under a name-based key (no patient data): the same order judged again is one row
+ORDER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/judged-orders")
 
 
 class CdsState:
@@ -132,8 +136,14 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
     env = replace(state().env, knowledge=get_knowledge(), public_base=public_base()).at(now)
     request_data = validated(body, env.knowledge, "the request is not a valid CDS Hooks call")  # 400, fields named
     result = run(state().service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
-    # a card per finding: each card's drug for the statistics
-    state().feedback.remember_cards(service_id, result.cards, [finding.drug for finding in result.findings])
+    # a card per finding: each card's drug and rule for the statistics; each judged order of a drug of the knowledge
+    # with its number of cards (cards per order)
+    patient = str(request_data["context"]["patientId"])
+    state().feedback.remember_cards(
+        service_id, result.cards, [finding.drug for finding in result.findings],
+        [finding.rule for finding in result.findings],
+        [JudgedOrder(str(uuid.uuid5(ORDER_NAMESPACE, "|".join((patient, order, drug)))), drug, cards)
+         for order, drug, cards in result.cards_per_order()])
     return result.cards
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
-from fhirsvc.checks.engine import run_checks
+from fhirsvc.checks.engine import drug_orders, run_checks
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.monitoring import run_patient_view
 from fhirsvc.evaluation.callconfig import parse_call_configuration
@@ -46,6 +46,12 @@ class Evaluation:
     context: PatientContext | None  # None: no judged order is for anything the knowledge judges
     findings: list[Finding] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    drug_orders: tuple[tuple[str, str], ...] = ()  # the judged orders of a drug of the knowledge: (order id, drug)
+
+    def cards_per_order(self) -> list[tuple[str, str, int]]:
+        """Each judged order of a drug of the knowledge, its drug and how many of this answer's cards are about it."""
+        return [(order, drug, sum(1 for f in self.findings if f.order_id == order))
+                for order, drug in self.drug_orders]
 
 
 def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: Environment) -> Evaluation:
@@ -59,7 +65,8 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: 
         return Evaluation(data, data["hook"], now, tuple(orders), judged, None)
     findings = parse_call_configuration(data.get("extension")).keep(run_checks(patient, env.knowledge))
     cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base)
-    return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards)
+    return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards,
+                      tuple(drug_orders(patient, env.knowledge)))
 
 
 def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str], env: Environment) -> Evaluation:

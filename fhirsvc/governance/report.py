@@ -34,6 +34,14 @@ from fhirsvc.escaping import csv_cell, plain_text
 from fhirsvc.evaluation.cards import override_reasons
 from fhirsvc.evaluation.reasons import families as reason_families
 from fhirsvc.evaluation.services import LEGACY_SERVICE_ID
+from fhirsvc.governance.review import (
+    CONTROL_METHOD,
+    MIN_BASELINE_WEEKS,
+    SIGMAS,
+    PerOrder,
+    Review,
+    build_review,
+)
 from fhirsvc.evaluation.services import services as declared_services
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.storage.base import Governance, Store
@@ -200,6 +208,7 @@ class Report:
     unknown_cards: int
     cards_kept_since: date  # issued cards older than this are no longer kept
     not_issued: int = 0  # feedback items received on cards not issued by this store (or no longer kept): not stored
+    review: Review | None = None  # cards per order, rules to review, effect of configuration changes (review.py)
 
     @property
     def empty(self) -> bool:
@@ -300,8 +309,10 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
         total.add(found.total)
         for week, tally in zip(total_weeks, found.weeks, strict=True):
             week.add(tally)
+    review = build_review(counts.rules, counts.orders, counts.versions, weeks, thresholds.override_rate,
+                          thresholds.min_feedback)
     return Report(period, service, thresholds, weeks, ranked, total, total_weeks, unknown_items,
-                  counts.feedback.unknown_cards, cards_kept_since, counts.feedback.not_issued)
+                  counts.feedback.unknown_cards, cards_kept_since, counts.feedback.not_issued, review)
 
 
 def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, Any], from_text: str | None,
@@ -354,6 +365,37 @@ def report_document(report: Report) -> dict[str, Any]:
         "totals": {**tally_document(report.total), "weekly": weekly(report.total_weeks)},
         "unknownRule": {"feedback": report.unknown_items, "cards": report.unknown_cards},
         "notIssued": {"feedback": report.not_issued},
+        **(review_document(report.review) if report.review else {}),
+    }
+
+
+def _per_order(found: PerOrder) -> dict[str, Any]:
+    return {"orders": found.orders, "mean": None if found.mean is None else round(found.mean, 4), "p90": found.p90}
+
+
+def review_document(review: Review) -> dict[str, Any]:
+    """Cards per order, the rules to review with the control charts' method, the effect of configuration changes."""
+    return {
+        "cardsPerOrder": {drug: {**_per_order(found), "byConfiguration": {
+            version: _per_order(v) for version, v in review.per_order_by_version.get(drug, {}).items()}}
+            for drug, found in sorted(review.per_order.items())},
+        "rulesToReview": [{"rule": r.rule, "why": r.why, "detail": r.detail} for r in review.to_review],
+        "controlCharts": {
+            "method": CONTROL_METHOD, "sigmas": SIGMAS, "minBaselineWeeks": MIN_BASELINE_WEEKS,
+            "falseAlarm": {"meanPerRule": _rate(review.false_alarm_mean), "anyRule": _rate(review.false_alarm_any),
+                           "rulesCharted": len(review.charted)},
+            "rules": [{"rule": c.rule, "drug": c.drug, "week": c.last.isoformat() if c.last else None,
+                       "centre": _rate(c.centre), "lower": _rate(c.lower), "upper": _rate(c.upper),
+                       "signal": c.signal, "falseAlarm": _rate(c.false_alarm),
+                       "weeks": [{"week": w.isoformat(), "cards": c.weeks[w].cards, "orders": c.weeks[w].orders}
+                                 for w in sorted(c.weeks)]} for c in review.charts]},
+        "configurationEffect": {
+            "versions": review.version_order,
+            "rules": {rule: {version: {"cardsIssued": v.issued, "accepted": v.accepted, "overridden": v.overridden,
+                                       "overrideRate": _rate(v.override_rate)} for version, v in versions.items()}
+                      for rule, versions in sorted(review.by_version.items())}},
+        "configurationVersions": [{"version": v.version, "digest": v.digest, "firstSeen": v.first_seen.isoformat()}
+                                  for v in review.versions],
     }
 
 

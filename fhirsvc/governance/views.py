@@ -30,6 +30,7 @@ from fhirsvc.governance.report import (
     services,
     write_csv,
 )
+from fhirsvc.governance.review import CONTROL_METHOD, MIN_BASELINE_WEEKS
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.pages import HTML_HEADERS
 from fhirsvc.storage import get_store
@@ -116,6 +117,7 @@ def page() -> Response:
         reasons_text=reasons_text, rates_chart=override_chart(report, "chart-rates-title"),
         trend_chart=trend_chart(report, "chart-trend-title"),
         retention_days=int(current_app.config["CARD_RETENTION_DAYS"]),
+        control_method=CONTROL_METHOD, min_baseline_weeks=MIN_BASELINE_WEEKS,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")))
 
 

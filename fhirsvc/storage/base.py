@@ -231,6 +231,7 @@ class RuleCount:
     feedback items dated that day, how many were accepted and overridden (``kind``: "issued" or the outcome)."""
 
     rule: str
+    drug: str | None
     site_config: str | None
     day: date
     kind: str  # issued | accepted | overridden

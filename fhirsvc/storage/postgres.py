@@ -341,15 +341,16 @@ class PostgresStore(Store):
         fed, fed_params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
         judged, judged_params = _period("o.service", "o.judged_at", service_id, start, end)
         return {
-            "rule_issued": ("SELECT c.rule, c.site_config, (c.issued_at AT TIME ZONE 'UTC')::date, 'issued', COUNT(*)"
-                            f" FROM issued_cards c WHERE {issued} AND c.rule IS NOT NULL GROUP BY 1, 2, 3",
+            "rule_issued": ("SELECT c.rule, c.drug, c.site_config, (c.issued_at AT TIME ZONE 'UTC')::date, 'issued',"
+                            f" COUNT(*) FROM issued_cards c WHERE {issued} AND c.rule IS NOT NULL GROUP BY 1, 2, 3, 4",
                             issued_params),
             "rule_feedback": (
-                "SELECT rule, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                "SELECT rule, drug, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                " COALESCE(f.drug, c.drug) AS drug,"
                 " COALESCE(f.site_config, c.site_config) AS site_config,"
                 " (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.outcome FROM feedback f"
                 f" LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card WHERE {fed} AND {LATEST}) j"
-                " WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4", fed_params),
+                " WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5", fed_params),
             "orders": ("SELECT o.drug, o.site_config, (o.judged_at AT TIME ZONE 'UTC')::date, o.cards, COUNT(*)"
                        f" FROM judged_orders o WHERE {judged} GROUP BY 1, 2, 3, 4", judged_params),
             "versions": ("SELECT version, digest, first_seen, settings::text FROM site_config_versions"

@@ -298,13 +298,14 @@ class SqliteStore(Store):
         days, day_params = _days("", service_id, first, last)
         judged, judged_params = _days("", service_id, first, last, "judged_at")
         return {
-            "rule_issued": ("SELECT rule, site_config, substr(issued_at, 1, 10) AS day, 'issued', COUNT(*)"
-                            f" FROM issued_cards WHERE {days} AND rule IS NOT NULL GROUP BY 1, 2, 3", day_params),
+            "rule_issued": ("SELECT rule, drug, site_config, substr(issued_at, 1, 10) AS day, 'issued', COUNT(*)"
+                            f" FROM issued_cards WHERE {days} AND rule IS NOT NULL GROUP BY 1, 2, 3, 4", day_params),
             "rule_feedback": (
-                "SELECT rule, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                "SELECT rule, drug, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                " COALESCE(f.drug, c.drug) AS drug,"
                 " COALESCE(f.site_config, c.site_config) AS site_config, substr(f.outcome_timestamp, 1, 10) AS day,"
                 " f.outcome FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
-                f" WHERE {where} AND {LATEST}) WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4", params),
+                f" WHERE {where} AND {LATEST}) WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5", params),
             "orders": ("SELECT drug, site_config, substr(judged_at, 1, 10) AS day, cards, COUNT(*) FROM judged_orders"
                        f" WHERE {judged} GROUP BY 1, 2, 3, 4", judged_params),
             "versions": ("SELECT version, digest, first_seen, settings FROM site_config_versions"
@@ -329,7 +330,8 @@ class SqliteStore(Store):
             merge_issued(cards, answered),
             FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
                             for topic, indicator, drug, day, *rest in rows], unknown, not_issued),
-            [RuleCount(rule, version, as_day(day), kind, count) for rule, version, day, kind, count in by_rule],
+            [RuleCount(rule, drug, version, as_day(day), kind, count) for rule, drug, version, day, kind, count
+             in by_rule],
             [OrderCount(drug, version, as_day(day), cards, count) for drug, version, day, cards, count in orders],
             [ConfigVersion(version, digest, from_utc_text(seen), settings) for version, digest, seen, settings
              in versions])
