@@ -34,6 +34,7 @@ from fhirsvc.escaping import csv_cell, plain_text
 from fhirsvc.evaluation.cards import override_reasons
 from fhirsvc.evaluation.reasons import families as reason_families
 from fhirsvc.evaluation.services import LEGACY_SERVICE_ID
+from fhirsvc.evaluation.services import services as declared_services
 from fhirsvc.governance.review import (
     CONTROL_METHOD,
     MIN_BASELINE_WEEKS,
@@ -42,7 +43,6 @@ from fhirsvc.governance.review import (
     Review,
     build_review,
 )
-from fhirsvc.evaluation.services import services as declared_services
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.storage.base import Governance, Store
 

@@ -416,7 +416,8 @@ def test_a_version_3_database_is_migrated_keeping_its_cards_and_feedback(databas
     backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
                                                             else "postgres"))
     for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
-                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3], "INSERT INTO fhirsvc_schema (version) VALUES (3)"]:
+                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3],
+                      "INSERT INTO fhirsvc_schema (version) VALUES (3)"]:
         run_sql(database_url, statement)
     stamp = (T0.isoformat() if database_url.startswith("postgresql")
              else T0.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
