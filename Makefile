@@ -26,6 +26,7 @@ install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with 
 -include browser.mk
 -include postgres.mk
 -include quality.mk
+-include packages.mk
 
 run: install ## serve on 127.0.0.1:8080 with gunicorn, fhirsvc/gunicorn_conf.py (HOST=, PORT= override; CDS auth off: see README)
 	FHIRSVC_AUTH=$${FHIRSVC_AUTH:-off} $(VENV)/bin/fhirsvc serve --host $(HOST) --port $(PORT)
@@ -40,7 +41,7 @@ $(VENV_EHR)/.installed:
 
 ehr-server: $(VENV_EHR)/.installed ## install the stand-in EHR FHIR server (sekmet-fhir) the integration tests start
 
-test: install validator ehr-server openapi-check ## run every test
+test: install validator ehr-server package-loader openapi-check ## run every test
 	$(PY) -m pytest
 
 # A clone of HEAD with nothing beside it, then `make test` in it (CI runs this): what the repository needs, it holds.
@@ -53,8 +54,9 @@ clone-test: ## clone HEAD into an empty temporary directory and run `make test` 
 wheel-check: ## build the wheel, install it in a fresh virtualenv outside the checkout, run `fhirsvc check` and serve there
 	PYTHON=$(PYTHON) tools/wheel_smoke.sh
 
-validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator)
-	$(VENV)/bin/fhirsvc validate
+validate: install validator ## validate the knowledge (fhir.resources R5, ids, references, independent validator) and its packages
+	packages=$$($(PY) -m fhirsvc.fhir.packages build --out dist | cut -d' ' -f1) && \
+	$(VENV)/bin/fhirsvc validate $$(printf -- '--package %s ' $$packages)
 
 lint: install ## ruff over the code and tests, mypy over the package (setup.cfg), and the text rules (tools/lint_text.py)
 	$(VENV)/bin/ruff check fhirsvc tests
@@ -62,4 +64,4 @@ lint: install ## ruff over the code and tests, mypy over the package (setup.cfg)
 	$(PY) tools/lint_text.py
 
 clean: ## remove .venv, the validator's install and caches
-	rm -rf $(VENV) $(VENV_EHR) .validator .pytest_cache .ruff_cache .mypy_cache test-output *.egg-info
+	rm -rf $(VENV) $(VENV_EHR) .validator .package-loader dist .pytest_cache .ruff_cache .mypy_cache test-output *.egg-info

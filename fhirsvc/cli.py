@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fhirsvc.config import knowledge_dirs, load_config
 from fhirsvc.errors import ConfigError, KnowledgeError
 from fhirsvc.fhirtypes import parse_instant
+from fhirsvc.knowledge.problems import Problem
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -41,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate", help="validate knowledge: fhir.resources R5, ids, references, independent validator")
     validate.add_argument("paths", nargs="*", type=Path,
                           help="extra knowledge files or directories (default: the configured knowledge)")
+    validate.add_argument("--package", action="append", type=Path, default=[], metavar="FILE",
+                          help="also validate a built FHIR package (.tgz or folder): its package.json and "
+                               ".index.json, an R5 package's resources as the knowledge's, an R4 package's "
+                               "against the R4 models (repeatable; `make validate` gives the packages of dist/)")
 
     check = commands.add_parser(
         "check", help="run the checks offline on a saved CDS Hooks request or a FHIR Bundle of MedicationRequests",
@@ -80,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_app(args.host, args.port, args.workers, args.threads, args.config)
     if args.command == "check":
         return check_file(args.file, as_json=args.json, now=args.now, fhir=args.fhir)
-    return validate_knowledge(args.paths)
+    return validate_knowledge(args.paths, args.package)
 
 
 def _instant(value: str) -> datetime:
@@ -273,17 +278,24 @@ def serve_app(host: str | None = None, port: int | None = None, workers: int | N
     return 0
 
 
-def validate_knowledge(extra: Sequence[Path]) -> int:
+def validate_knowledge(extra: Sequence[Path], packages: Sequence[Path] = ()) -> int:
     """Print every problem as ``file: element: message``; 0 if none is an error, 1 otherwise, 2 if the
-    independent validator is not installed."""
+    independent validator is not installed. ``packages``: built FHIR packages to validate as well."""
     from fhirsvc.knowledge.independent import ValidatorNotInstalled, validate_files
     from fhirsvc.knowledge.loader import check_paths, knowledge_files
+    from fhirsvc.knowledge.release import stamp
 
     paths = [*knowledge_dirs(load_config()), *extra]
     entries, problems = check_paths(paths)
     files = knowledge_files(paths, [])
+    problems += [Problem("knowledge", "release stamp", message, "warning")
+                 for message in stamp({(r["resourceType"], r["id"]): r for _, r in entries}).problems()]
     try:
         problems += validate_files(files)
+        for package in packages:
+            package_files, package_problems = validate_package(package)
+            files += package_files
+            problems += package_problems
     except ValidatorNotInstalled as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -295,6 +307,28 @@ def validate_knowledge(extra: Sequence[Path]) -> int:
           f"{len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
 
+
+def validate_package(path: Path) -> tuple[list[Path], list[Problem]]:
+    """A built package's files and problems: its manifest and index (``package.check_package``), then an R5
+    package's resources as the knowledge is validated (models, ids, references, the independent validator), an
+    R4 package's against the R4 models."""
+    from fhirsvc.knowledge.independent import validate_files
+    from fhirsvc.knowledge.loader import check_paths
+    from fhirsvc.knowledge.package import PackageError, check_package, check_r4_resources, open_package
+
+    try:
+        package = open_package(path)
+    except PackageError as exc:
+        return [], [Problem(str(path), "-", f"not a usable FHIR package: {exc}")]
+    problems = check_package(package, None)
+    files = list(package.resource_files)
+    if problems:
+        return files, problems
+    if package.manifest.get("fhirVersions") == ["5.0.0"]:
+        problems += check_paths([package.folder])[1] + validate_files(files)
+    else:
+        problems += check_r4_resources(files)
+    return files, problems
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,9 +26,11 @@ SOURCE_CHECKOUT: Path | None = _PARENT if (_PARENT / "pyproject.toml").is_file()
 VAR_DIR = (SOURCE_CHECKOUT or Path()) / "var"
 
 DEFAULTS: dict[str, Any] = {
-    # The directory of the shipped FHIR R5 knowledge (the anakinra monograph).
+    # The directory of the shipped FHIR R5 knowledge (the anakinra monograph), or an R5 FHIR package of it (a .tgz
+    # or its extracted folder: fhirsvc.knowledge.package).
     "KNOWLEDGE_DIR": str(SHIPPED_KNOWLEDGE_DIR),
-    # Extra knowledge directories (other drugs), separated by os.pathsep; loaded after KNOWLEDGE_DIR.
+    # Extra knowledge directories or R5 FHIR packages (other drugs), separated by os.pathsep; loaded after
+    # KNOWLEDGE_DIR.
     "KNOWLEDGE_PATH": "",
     # Python logging level of the service's own loggers.
     "LOG_LEVEL": "INFO",
@@ -96,7 +98,7 @@ def load_config(overrides: Mapping[str, Any] | None = None,
 
 
 def knowledge_dirs(config: Mapping[str, Any]) -> list[Path]:
-    """The knowledge directories to load, in order: the shipped one, then KNOWLEDGE_PATH entries."""
+    """The knowledge directories (or packages) to load, in order: the shipped one, then KNOWLEDGE_PATH entries."""
     extra = config.get("KNOWLEDGE_PATH") or ""
     if isinstance(extra, str):
         extra = [part for part in extra.split(os.pathsep) if part.strip()]

@@ -20,6 +20,7 @@ from fhirsvc.canonical import CANONICAL as CANONICAL_BASE
 from fhirsvc.errors import KnowledgeError
 from fhirsvc.fhirversion import UnknownResourceType, r5_class
 from fhirsvc.knowledge.frozen import freeze
+from fhirsvc.knowledge.package import PackageError, check_package, is_package, open_package
 from fhirsvc.knowledge.problems import Problem
 from fhirsvc.knowledge.store import Knowledge
 
@@ -116,16 +117,32 @@ _MODELS = _models_release()
 
 
 def knowledge_files(paths: Iterable[Path], problems: list[Problem]) -> list[Path]:
-    """Every ``*.json`` file under the given directories (or the files themselves), once, in order."""
+    """Every ``*.json`` file under the given directories (or the files themselves), once, in order; a FHIR
+    package (a ``.tgz`` or its extracted folder) gives its resource files, once its manifest and index pass
+    ``package.check_package``."""
     found: dict[Path, None] = {}
     for path in paths:
-        if path.is_dir():
+        if is_package(path):
+            found.update(dict.fromkeys(package_resource_files(path, problems)))
+        elif path.is_dir():
             found.update(dict.fromkeys(sorted(p.resolve() for p in path.rglob("*.json"))))
         elif path.is_file():
             found[path.resolve()] = None
         else:
             problems.append(Problem(str(path), "-", "no such file or directory"))
     return list(found)
+
+
+def package_resource_files(path: Path, problems: list[Problem]) -> list[Path]:
+    """The resource files of an R5 knowledge package, or none (and the problems) when it is not one."""
+    try:
+        package = open_package(path)
+    except PackageError as exc:
+        problems.append(Problem(str(path), "-", f"not a usable FHIR package: {exc}"))
+        return []
+    package_problems = check_package(package)
+    problems += package_problems
+    return [] if package_problems else [file.resolve() for file in package.resource_files]
 
 
 def read_resource(path: Path, cache: ValidationCache | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
