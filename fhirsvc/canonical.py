@@ -17,6 +17,8 @@ EXT_SOURCE_SECTION = STRUCTURE_DEFINITION + "source-section"  # the monograph se
 EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"
 EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
 EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
+EXT_SITE_SETTING = STRUCTURE_DEFINITION + "site-setting"  # a rule's number a site configuration may adjust
+EXT_NEVER_WEAKEN = STRUCTURE_DEFINITION + "never-weaken"  # a rule a site may weaken only with a reason
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"

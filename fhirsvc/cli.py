@@ -111,6 +111,7 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         read_document,
     )
     from fhirsvc.knowledge import load_knowledge
+    from fhirsvc.knowledge.site import load_site_config
 
     config = load_config()
     try:
@@ -124,8 +125,13 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         print(f"fhirsvc check: the knowledge does not load: {exc}", file=sys.stderr)
         return 2
     try:
+        site = load_site_config(config["SITE_CONFIG"], knowledge)
+    except ConfigError as exc:
+        print(f"fhirsvc check: {plain_text(exc)}", file=sys.stderr)
+        return 2
+    try:
         public = str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE).rstrip("/")
-        result = evaluate_offline(document, knowledge, now=now, public_base=public)
+        result = evaluate_offline(document, knowledge, now=now, public_base=public, site=site)
     except UnreadableInput as exc:
         print(f"fhirsvc check: {path}: {plain_text(exc)}", file=sys.stderr)  # it may quote the input
         return 2

@@ -30,7 +30,7 @@ from fhirsvc.evaluation.environment import Environment, FetchSettings
 from fhirsvc.evaluation.reasons import family_counts
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
-from fhirsvc.knowledge import Knowledge, get_knowledge
+from fhirsvc.knowledge import Knowledge, get_knowledge, get_site_config
 from fhirsvc.storage import get_store
 from fhirsvc.storage.base import JudgedOrder
 from fhirsvc.urls import public_base
@@ -74,7 +74,8 @@ class CdsState:
             deadline=float(config["FETCH_DEADLINE"]), max_call_bytes=int(config["FETCH_MAX_CALL_BYTES"]))
         # the public base is the request's when PUBLIC_BASE_URL is not set: each call sets its own (evaluate)
         self.env = Environment(knowledge, self.public_base, fetch,
-                               HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
+                               HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0),
+                               site=get_site_config(app))
         self.feedback = get_store(app)  # feedback, issued cards and used token ids (fhirsvc.storage)
         # used token ids in the shared database, so that every worker and instance refuses a token replayed to it
         self.verifier = JwtVerifier(issuers, replay_cache=self.feedback)
@@ -143,7 +144,7 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
         service_id, result.cards, [finding.drug for finding in result.findings],
         [finding.rule for finding in result.findings],
         [JudgedOrder(str(uuid.uuid5(ORDER_NAMESPACE, "|".join((patient, order, drug)))), drug, cards)
-         for order, drug, cards in result.cards_per_order()])
+         for order, drug, cards in result.cards_per_order()], env.site.version)
     return result.cards
 
 

@@ -43,6 +43,7 @@ from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
 from fhirsvc.fhirtypes import concept_text
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
@@ -75,9 +76,10 @@ def plain(value: Any) -> Any:
 class Run:
     """One CDS call: the context, the knowledge, and what every check needs, computed once."""
 
-    def __init__(self, context: PatientContext, knowledge: Knowledge) -> None:
+    def __init__(self, context: PatientContext, knowledge: Knowledge, site: SiteConfig = NO_SITE_CONFIG) -> None:
         self.context = context
         self.knowledge = knowledge
+        self.site = site  # the site configuration: the adjustable values the checks read (Job.setting)
         self.now = context.now
         self.index: DrugIndex = drug_index(knowledge)
         # per resource (by identity; the resource is kept, so its id is not reused): its concepts and drugs

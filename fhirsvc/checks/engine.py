@@ -33,6 +33,7 @@ from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.medications import is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
 from fhirsvc.terminology import codings
@@ -124,10 +125,12 @@ def drug_orders(context: PatientContext, knowledge: Knowledge) -> list[tuple[str
             for drug in sorted(run.drugs_of(order), key=lambda d: d.id)]
 
 
-def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[Check] | None = None) -> list[Finding]:
+def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[Check] | None = None,
+               site: SiteConfig = NO_SITE_CONFIG) -> list[Finding]:
     """Every finding about the judged draft orders, in a deterministic order: by the order's position in
-    the draft Bundle, then by check (registry order), then as each check reports them."""
-    run = Run(context, knowledge)
+    the draft Bundle, then by check (registry order), then as each check reports them. ``site``: the site
+    configuration, whose adjustable values the checks read."""
+    run = Run(context, knowledge, site)
     registry: Sequence[Check] = CHECKS if checks is None else checks
     findings: list[Finding] = []
     for order in context.judged_orders():

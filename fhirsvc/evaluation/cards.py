@@ -52,8 +52,13 @@ def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any]:
     return body
 
 
-def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str) -> list[dict]:
-    """One card per finding, in the order the checks gave them."""
+SITE_CONFIG_EXTENSION = "fhirsvc.site-config"  # the card's extension key: the site configuration version in force
+
+
+def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str,
+                site_config: str | None = None) -> list[dict]:
+    """One card per finding, in the order the checks gave them; each names the ``site_config`` version that made it
+    (``extension["fhirsvc.site-config"]``), when the site has one."""
     reasons = override_reasons(knowledge)
     cards = []
     for finding in findings:
@@ -78,5 +83,7 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
             card["suggestions"] = suggestions
         if finding.indicator in ("warning", "critical") and reasons:
             card["overrideReasons"] = reasons
+        if site_config:
+            card.setdefault("extension", {})[SITE_CONFIG_EXTENSION] = site_config
         cards.append(_drop_empty(card))
     return cards

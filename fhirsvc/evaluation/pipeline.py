@@ -15,7 +15,7 @@ patient could be had. Orders for nothing the knowledge judges fetch nothing and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +29,15 @@ from fhirsvc.evaluation.environment import Call, Environment
 from fhirsvc.evaluation.orders import order_ids, read_draft_orders
 from fhirsvc.evaluation.prefetch import assemble_context
 from fhirsvc.evaluation.relevance import judged_context
+from fhirsvc.knowledge.site import SiteConfig
 
 PATIENT_VIEW_KEYS = (PATIENT, CONDITIONS, MEDICATIONS, OBSERVATIONS)  # what patient-view reads
+
+
+def site_findings(findings: list[Finding], site: SiteConfig) -> list[Finding]:
+    """The findings as the site configuration wants them: none of a rule it switched off, each with the indicator
+    it set for the rule (``knowledge.site``)."""
+    return [replace(f, indicator=site.indicator(f.rule, f.indicator)) for f in findings if site.enabled(f.rule)]
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,9 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: 
     patient = judged_context(Call(data, templates, env, now, orders, others, judged))
     if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched, nothing said
         return Evaluation(data, data["hook"], now, tuple(orders), judged, None)
-    findings = parse_call_configuration(data.get("extension")).keep(run_checks(patient, env.knowledge))
-    cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base)
+    findings = parse_call_configuration(data.get("extension")).keep(
+        site_findings(run_checks(patient, env.knowledge, site=env.site), env.site))
+    cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base, env.site.version)
     return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards,
                       tuple(drug_orders(patient, env.knowledge)))
 
@@ -74,6 +82,8 @@ def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str],
     now = env.clock()
     # only what patient-view reads is read (no allergies); 412 when none of it could be had
     patient = assemble_context(Call(data, templates, env, now), keys=PATIENT_VIEW_KEYS)
-    findings = parse_call_configuration(data.get("extension")).keep(run_patient_view(patient, env.knowledge))
-    cards = build_cards(findings, str(data["context"]["patientId"]), env.knowledge, env.public_base)
+    findings = parse_call_configuration(data.get("extension")).keep(
+        site_findings(run_patient_view(patient, env.knowledge, site=env.site), env.site))
+    cards = build_cards(findings, str(data["context"]["patientId"]), env.knowledge, env.public_base,
+                        env.site.version)
     return Evaluation(data, data["hook"], now, (), frozenset(), patient, findings, cards)
