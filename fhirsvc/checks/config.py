@@ -99,7 +99,8 @@ class InteractionRule:
     is ordered and the drug was stopped within the interaction's ``washout-period``.
     ``current_medications``: whether the forward rule also looks at the medication list (#3 does; #4
     looks at the draft orders only). ``reverse_drafts``: whether the reverse rule also counts the drug
-    in the same draft Bundle (#19 does; #21 needs it active/on-hold, and a drafted pair is #3's card)."""
+    in the same draft Bundle (#19 does; #21 needs it active/on-hold, and a drafted pair is #3's card).
+    The three rules are registry keys (``knowledge.rules``: the contract numbers)."""
 
     rule: str
     indicator: str
@@ -114,10 +115,10 @@ class InteractionRule:
 
 INTERACTION_RULES: dict[str, InteractionRule] = {
     VS_TNF_INHIBITORS: InteractionRule(  # #3 warning, #21 warning
-        "tnf-inhibitor", "warning", "tnf-inhibitor-reverse", "warning", "tnf-inhibitor-washout", "warning",
+        "3", "warning", "21", "warning", "tnf-inhibitor-washout", "warning",
         "interactions"),
     VS_LIVE_VACCINES: InteractionRule(  # #4 critical, #19 critical, #20 warning
-        "live-vaccine", "critical", "live-vaccine-reverse", "critical", "live-vaccine-washout", "warning",
+        "4", "critical", "19", "critical", "20", "warning",
         "live-vaccines", current_medications=False, reverse_drafts=True),
 }
 

@@ -157,7 +157,7 @@ PATIENT_VIEW_CHECKS = (
     Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0,
           frozenset({MEDICATIONS, OBSERVATIONS})),
     Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1,
-          frozenset({OBSERVATIONS})),
+          frozenset({OBSERVATIONS}), rule_key="kidney-function-test"),
     Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0,
           frozenset({CONDITIONS, OBSERVATIONS})),
 )
