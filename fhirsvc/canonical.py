@@ -17,6 +17,7 @@ EXT_SOURCE_SECTION = STRUCTURE_DEFINITION + "source-section"  # the monograph se
 EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"
 EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
 EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
+EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule
 
 # What the service defines for its answers

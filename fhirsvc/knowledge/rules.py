@@ -5,8 +5,8 @@ MedicationKnowledge (``relatedArtifact``, ``depends-on``), with one ``action`` p
 
 - ``action.id``: the rule's stable id (``anakinra-tnf-inhibitor``), on every card as ``extension["fhirsvc.rule"]``
   and the key of feedback statistics and the governance view;
-- ``action.prefix``: the rule's number in the contract (``"3"``), or ``"patient-view"`` for a patient-view
-  reminder the contract does not number;
+- ``action.prefix``: the rule's number in the contract (``"3"``); none for a reminder the contract does not
+  number (kidney function never measured);
 - ``action.code``: the v3-ActCode DetectedIssue topic; the ``cds-indicator`` extension: the default indicator;
   the ``source-section`` extension: the monograph section the rule implements;
 - ``action.documentation`` (``depends-on``): the knowledge resources holding the rule's numbers and code lists,
@@ -27,7 +27,6 @@ from fhirsvc.canonical import EXT_CDS_INDICATOR, EXT_SOURCE_SECTION
 from fhirsvc.knowledge.store import Knowledge
 
 PLAN_TYPE = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
-UNNUMBERED = "patient-view"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Rule:
     """One rule of a drug's registry."""
 
     id: str
-    number: str  # the contract's number ("1".."21"), or "patient-view"
+    number: str  # the contract's number ("1".."21"), or "" for an unnumbered rule
     title: str
     topic: str  # v3-ActCode
     topic_display: str
@@ -56,7 +55,7 @@ class Rule:
     @property
     def key(self) -> str:
         """How a check names the rule: its number, or its id without the drug's prefix."""
-        return self.id.removeprefix(f"{self.drug}-") if self.number == UNNUMBERED else self.number
+        return self.number or self.id.removeprefix(f"{self.drug}-")
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "number": self.number, "title": self.title,
@@ -100,7 +99,7 @@ def _read(plan: Mapping[str, Any]) -> list[Rule]:
     for action in plan.get("action") or ():
         topic = next(iter((action.get("code") or {}).get("coding") or ()), {})
         out.append(Rule(
-            id=str(action.get("id")), number=str(action.get("prefix") or UNNUMBERED), title=str(action.get("title") or ""),
+            id=str(action.get("id")), number=str(action.get("prefix") or ""), title=str(action.get("title") or ""),
             topic=str(topic.get("code") or ""), topic_display=str(topic.get("display") or ""),
             indicator=str(_extension(action, EXT_CDS_INDICATOR) or ""), section=str(_extension(action, EXT_SOURCE_SECTION) or ""),
             drug=drug, registry=f"PlanDefinition/{plan.get('id')}",
