@@ -26,8 +26,8 @@ from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
-from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.rules import catalogue
+from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge
 from fhirsvc.storage import get_store

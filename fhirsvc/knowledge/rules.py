@@ -97,14 +97,16 @@ def _read(plan: Mapping[str, Any]) -> list[Rule]:
                  if ref.startswith("MedicationKnowledge/")), "")
     out = []
     for action in plan.get("action") or ():
-        topic = next(iter((action.get("code") or {}).get("coding") or ()), {})
+        topic: Mapping[str, Any] = next(iter((action.get("code") or {}).get("coding") or ()), {})
         out.append(Rule(
-            id=str(action.get("id")), number=str(action.get("prefix") or ""), title=str(action.get("title") or ""),
+            id=str(action.get("id")), number=str(action.get("prefix") or ""),
+            title=str(action.get("title") or ""),
             topic=str(topic.get("code") or ""), topic_display=str(topic.get("display") or ""),
-            indicator=str(_extension(action, EXT_CDS_INDICATOR) or ""), section=str(_extension(action, EXT_SOURCE_SECTION) or ""),
+            indicator=str(_extension(action, EXT_CDS_INDICATOR) or ""),
+            section=str(_extension(action, EXT_SOURCE_SECTION) or ""),
             drug=drug, registry=f"PlanDefinition/{plan.get('id')}",
-            sources=tuple(Source(str((d.get("resourceReference") or {}).get("reference") or ""), str(d.get("label") or ""))
-                          for d in action.get("documentation") or ())))
+            sources=tuple(Source(str((d.get("resourceReference") or {}).get("reference") or ""),
+                                 str(d.get("label") or "")) for d in action.get("documentation") or ())))
     return out
 
 

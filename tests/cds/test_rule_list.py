@@ -24,7 +24,7 @@ def test_the_cli_lists_the_rules_as_the_route_does(capsys, monkeypatch, cds):
     assert {s["hook"] for s in by_id["anakinra-route"]["services"]} == {"order-select", "order-sign"}
     tnf = by_id["anakinra-tnf-inhibitor"]
     assert (tnf["number"], tnf["topic"]["code"], tnf["indicator"], tnf["sourceSection"]) == (
-        "3", "DRG", "warning", "SECTION 3 of 4 › TNF inhibitors, anti-inflammatory drugs")
+        "3", "DRG", "warning", "SECTION 3 of 4 \u203a TNF inhibitors, anti-inflammatory drugs")
     assert tnf["sources"] == [{"reference": "ClinicalUseDefinition/anakinra-interaction-tnf-inhibitors",
                                "element": "interaction"}]
 

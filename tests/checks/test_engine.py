@@ -55,7 +55,8 @@ def test_order_select_judges_the_selection_only(knowledge):
 
 def test_order_sign_judges_every_draft(knowledge):
     found = run(knowledge, context(med_request("rx-1"), med_request("rx-2"), **quiet()))
-    assert [(f.rule, f.order_id) for f in found] == [("anakinra-duplicate-therapy", "rx-1"), ("anakinra-duplicate-therapy", "rx-2")]
+    assert [(f.rule, f.order_id) for f in found] == [("anakinra-duplicate-therapy", "rx-1"),
+                                                     ("anakinra-duplicate-therapy", "rx-2")]
 
 
 def test_a_failing_check_becomes_an_unable_finding_and_the_others_still_run(knowledge, caplog):
@@ -115,7 +116,8 @@ def test_findings_come_in_a_deterministic_order(knowledge):
                   observations=[anc_count(1.0)])
     first, second = run(knowledge, ctx), run(knowledge, ctx)
     assert first == second
-    assert rules(first) == ["anakinra-latex-allergy", "anakinra-live-vaccine", "anakinra-max-daily-dose", "anakinra-kidney-dosing", "anakinra-neutropenia",
+    assert rules(first) == ["anakinra-latex-allergy", "anakinra-live-vaccine", "anakinra-max-daily-dose",
+                            "anakinra-kidney-dosing", "anakinra-neutropenia",
                             "anakinra-indication", "anakinra-route", "anakinra-live-vaccine-on-therapy"]
     assert [f.order_id for f in first][-1] == "imm-1"
 

@@ -130,7 +130,8 @@ def test_nomid_as_the_order_reason_counts(knowledge):
 def test_weight_in_pounds_is_converted(knowledge):
     ctx = context(nomid_order(162), **quiet(conditions=[NOMID], observations=[
         observation("29463-7", 44.0925, "[lb_av]", 5), RECENT_KIDNEY, RECENT_ANC]))
-    assert one(run(knowledge, ctx), "anakinra-max-dose-for-weight").facts["weight"]["value"] == pytest.approx(20, rel=1e-3)
+    weight = one(run(knowledge, ctx), "anakinra-max-dose-for-weight").facts["weight"]
+    assert weight["value"] == pytest.approx(20, rel=1e-3)
 
 
 @pytest.mark.parametrize(("observations", "says"), [
@@ -216,7 +217,8 @@ def test_renal_update_suggestion_is_the_whole_changed_order(knowledge):
     order = med_request("rx-7", dosages=[{**dosage(100, "mg", code="QD"), "text": "100 mg once daily"}],
                         note=[{"text": "kept"}])
     original = copy.deepcopy(order)
-    finding = one(run(knowledge, context(order, **quiet(observations=[crcl(22), RECENT_ANC]))), "anakinra-kidney-dosing")
+    found = run(knowledge, context(order, **quiet(observations=[crcl(22), RECENT_ANC])))
+    finding = one(found, "anakinra-kidney-dosing")
     (suggestion,) = finding.suggestions
     assert suggestion.action == "update" and suggestion.recommended
     changed = suggestion.resource

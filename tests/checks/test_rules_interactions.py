@@ -144,7 +144,8 @@ def test_a_past_live_vaccine_in_the_medication_list_is_not_a_draft(knowledge):
 def test_duplicate_therapy(knowledge, medications, drafts, fires):
     ctx = context(med_request(), *drafts, judged=["rx-1"], **quiet(medications=[METHOTREXATE, *medications]))
     found = run(knowledge, ctx)
-    assert [r for r in rules(found) if r != "anakinra-blood-count-monitoring"] == (["anakinra-duplicate-therapy"] if fires else [])
+    assert [r for r in rules(found) if r != "anakinra-blood-count-monitoring"] == (
+        ["anakinra-duplicate-therapy"] if fires else [])
     if fires:
         finding = next(f for f in found if f.rule == "anakinra-duplicate-therapy")
         assert (finding.topic, finding.indicator) == ("DUPTHPY", "warning")
