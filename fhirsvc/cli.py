@@ -77,7 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.add_argument("--json", action="store_true", help="print the whole report as JSON (as "
                         "GET /governance/report.json)")
 
+    rules = commands.add_parser(
+        "rules", help="list the rules: id, number, topic, default indicator, hooks, title, source section",
+        description="List the rules of the knowledge's rule registries, as GET /cds-services/rules does: per rule "
+                    "its id (the extension[\"fhirsvc.rule\"] of its cards), its number in the contract, title, "
+                    "v3-ActCode topic, default indicator, monograph source section and the services (hooks) that "
+                    "run it. Exit status: 0, or 2 if the knowledge does not load.")
+    rules.add_argument("--json", action="store_true", help="print the list as JSON (as GET /cds-services/rules)")
+
     args = parser.parse_args(argv)
+    if args.command == "rules":
+        return print_rules(as_json=args.json)
     if args.command == "governance":
         return print_governance(args.start, args.end, args.service, "csv" if args.csv else
                                 "json" if args.json else "table")
@@ -151,6 +161,34 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
     except BrokenPipeError:  # e.g. piped into head: not an error of the checks
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if result.critical else 0
+
+
+def print_rules(as_json: bool = False) -> int:
+    """The rules of the knowledge as a table (or JSON), from the same list as ``GET /cds-services/rules``."""
+    from fhirsvc.escaping import plain_text, terminal_json
+    from fhirsvc.evaluation.rules import catalogue
+    from fhirsvc.knowledge import load_knowledge
+
+    config = load_config()
+    try:
+        knowledge = load_knowledge(knowledge_dirs(config), config["VALIDATION_CACHE"] or None)
+    except KnowledgeError as exc:
+        print(f"fhirsvc rules: the knowledge does not load: {exc}", file=sys.stderr)
+        return 2
+    listed = catalogue(knowledge)
+    if as_json:
+        print(terminal_json(json.dumps({"rules": listed}, indent=2, ensure_ascii=False)))
+        return 0
+    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SOURCE SECTION")
+    rows = [tuple(plain_text(cell) for cell in (r["id"], r["number"] or "-", r["topic"]["code"], r["indicator"],
+                                                ",".join(s["hook"] for s in r["services"]) or "-", r["title"],
+                                                r["sourceSection"])) for r in listed]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])), row[-1]]).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    print("\n".join([*lines, f"{len(rows)} rule(s)"]))
+    return 0
 
 
 def print_governance(start: str | None, end: str | None, service: str | None, output: str) -> int:

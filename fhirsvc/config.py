@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     # Days an issued card is kept (for the feedback statistics and the governance view's card counts; feedback
     # itself is kept, with its rule).
     "CARD_RETENTION_DAYS": 30,
-    # JSON file of the site configuration (rules switched off, indicators, adjustable thresholds: docs/configuration.md);
+    # JSON file of the site configuration (rules switched off, indicators, adjustable thresholds; docs/configuration.md)
     # empty: every rule as the knowledge says. Validated at start-up: a mistake stops it with a message naming it.
     "SITE_CONFIG": "",
     # The governance view (GET /governance/): "on" serves it; "off" (default) answers 404 there.

@@ -87,10 +87,12 @@ def test_request_with_a_critical_finding_exits_1_and_prints_a_table(capsys):
     status, out, _ = check(capsys, str(LIVE_VACCINE), "--now", NOW)
     assert status == 1
     lines = out.splitlines()
-    assert lines[0].split() == ["TOPIC", "INDICATOR", "SUMMARY", "ORDER"]
+    assert lines[0].split() == ["TOPIC", "INDICATOR", "RULE", "SUMMARY", "ORDER"]
     assert set(lines[1]) <= {"-", " "}
     rows = [line for line in lines[2:] if line.startswith("DRG")]
     assert len(rows) == 2 and all("critical" in row for row in rows)
+    # each row names its rule: the live vaccine with the anakinra order (#4), and anakinra with the vaccine (#19)
+    assert [row.split()[2] for row in rows] == ["anakinra-live-vaccine", "anakinra-live-vaccine-on-therapy"]
     assert rows[0].endswith("MedicationRequest/mr-kineret") and rows[1].endswith("MedicationRequest/mr-mmr")
     assert "2 finding(s): 2 critical, 0 warning, 0 info" in lines[-1]
 
@@ -107,6 +109,8 @@ def test_json_output_has_findings_and_valid_cards(capsys):
         ("DRG", "critical", "MedicationRequest/mr-kineret"), ("DRG", "critical", "MedicationRequest/mr-mmr")]
     assert all(f["summary"] and f["rule"] for f in document["findings"])
     assert_valid_response({"cards": document["cards"]})
+    assert [c["extension"]["fhirsvc.rule"] for c in document["cards"]] == [f["rule"] for f in document["findings"]] \
+        == ["anakinra-live-vaccine", "anakinra-live-vaccine-on-therapy"]
     assert all(c["links"][0]["url"].startswith("http://127.0.0.1:8080/monographs/") for c in document["cards"])
 
 

@@ -28,6 +28,7 @@ from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
 from fhirsvc.evaluation.reasons import family_counts
+from fhirsvc.evaluation.rules import catalogue
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge, get_site_config
@@ -106,6 +107,14 @@ def state() -> CdsState:
 def discovery() -> dict:
     authenticate()
     return {"services": [s.discovery() for s in state().services]}
+
+
+@blueprint.get("/rules")
+def rule_list() -> dict:
+    """The rules of the knowledge (``evaluation.rules``): id, number, title, topic, default indicator, source
+    section and the services that run each (no patient data)."""
+    authenticate()
+    return {"rules": catalogue(get_knowledge())}
 
 
 @blueprint.post("/<service_id>")

@@ -40,10 +40,12 @@ from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
 from fhirsvc.checks.reading.observations import ObservationIndex
 from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
 from fhirsvc.fhirtypes import concept_text
-from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
+from fhirsvc.knowledge.rules import rule_for
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig, setting_value
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
@@ -385,17 +387,36 @@ class Job:
                 *, rule: str | None = None, topic: str | None = None) -> Finding:
         """A Finding about this job's order and drug (the summary is clipped to the card limit), of the running
         check's rule and topic; ``rule``/``topic`` for a check that reports under another rule (an interaction
-        class's own rule)."""
-        if rule is None or topic is None:
-            if self.check is None:
-                raise ValueError("a finding needs a rule and a topic: run the check with engine.run_one")
-            rule = self.check.rule if rule is None else rule
-            topic = self.check.topic if topic is None else topic
+        class's own rule). ``rule`` is a rule *key* (``Rule.key``: the contract number); the finding carries the
+        id of the drug's rule of that key in the knowledge's registry (``knowledge.rules``)."""
+        if (rule is None or topic is None) and self.check is None:
+            raise ValueError("a finding needs a rule and a topic: run the check with engine.run_one")
+        topic = topic if topic is not None else self.check.topic  # type: ignore[union-attr]
+        key, name = (rule, rule) if rule is not None else (self.check.key, self.check.rule)  # type: ignore[union-attr]
         base = {"order": self.order_ref, "drug": self.drug.id}
-        return Finding(rule=rule, topic=topic, topic_display=TOPICS[topic], indicator=indicator,
+        return Finding(rule=self.rule_id(key, name), topic=topic, topic_display=TOPICS[topic], indicator=indicator,
                        summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,
                        anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},
                        suggestions=tuple(suggestions), unable=unable)
+
+    def setting(self, code: str) -> int:
+        """The value in force of an adjustable setting of the running check's rule: the site configuration's, else
+        the knowledge's default (``knowledge.site``)."""
+        if self.check is None:
+            raise ValueError("a setting belongs to a rule: run the check with engine.run_one")
+        return setting_value(self.run.knowledge, self.run.site, self.rule_id(self.check.key, self.check.rule), code)
+
+    def window(self, spec: tuple[str, str, str]) -> Window:
+        """The time window of an adjustable setting (``checks.config``: code, unit, what it selects)."""
+        code, unit, noun = spec
+        return Window(self.setting(code), unit, noun)
+
+    def rule_id(self, key: str, name: str) -> str:
+        """The id of the drug's rule named by ``key`` in the registry; a drug without a registry entry for it
+        (no registry, or an interaction class the contract does not name) gets ``<drug>-<name>``, ``name``
+        being the check's name or the interaction class's rule: stable all the same."""
+        found = rule_for(self.run.knowledge, self.drug.id, key)
+        return found.id if found else f"{self.drug.id}-{name}"
 
     def name_of(self, resource: Resource) -> str:
         """What the chart calls the medication of an order or a medication record: its text or display,
@@ -451,14 +472,22 @@ class Check:
     function: CheckFunction
     position: float  # where its findings come in the output: its first contract number (or ``after``)
     needs: frozenset[str] = frozenset()  # the patient data keys it reads (context.DATA_KEYS)
+    rule_key: str = ""  # the registry rule its findings belong to (``Rule.key``); default: its first number
+
+    @property
+    def key(self) -> str:
+        return self.rule_key or (str(self.numbers[0]) if self.numbers else self.rule)
 
 
 CHECKS: list[Check] = []
 
 
 def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: str, *, needs: Iterable[str],
-          reverse: bool = False, after: float | None = None) -> Callable[[CheckFunction], CheckFunction]:
+          reverse: bool = False, after: float | None = None,
+          rule_key: str = "") -> Callable[[CheckFunction], CheckFunction]:
     """Register a check function; the registry is kept in contract order (the order of the findings).
+    ``rule`` names the check (logs); its findings carry the registry id of the rule ``rule_key`` (default: the
+    first of ``numbers``; a check of several rules names the rule per finding).
     ``needs``: every patient data key the check reads (directly or through ``Run``/``Job``: a guideline
     chosen by age and recorded indication reads ``patient`` and ``conditions``)."""
     needed = frozenset(needs)
@@ -468,7 +497,7 @@ def check(rule: str, numbers: tuple[int, ...], topic: str, anchor: str, title: s
 
     def register(function: CheckFunction) -> CheckFunction:
         position = after if after is not None else float(min(numbers))
-        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position, needed))
+        CHECKS.append(Check(rule, numbers, topic, anchor, title, reverse, function, position, needed, rule_key))
         CHECKS.sort(key=lambda c: c.position)
         return function
     return register

@@ -56,8 +56,11 @@ SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "pr
 # calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the
 # 72-hour fever window in exact hours. Each card states the rule it applied.
 WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken within 90 days"
-KIDNEY_MAX_AGE = Window(180, "day", "results")  # "newest of creatinine clearance or eGFR within 180 days"
-TEMPERATURE_WINDOW = Window(72, "hour", "temperatures")  # #12 "body temperature >= 38.0 °C in the last 72 h"
+# Two windows a site may adjust (docs/configuration.md) live in the knowledge, as adjustable settings of their rule in
+# the rule registry (``site-setting``: default and allowed range), read through ``Job.window``: #9 "newest of
+# creatinine clearance or eGFR within 180 days" and #12 "body temperature >= 38.0 °C in the last 72 h".
+KIDNEY_RESULTS = ("kidney-result-max-age-days", "day", "results")  # setting code, window unit, what it selects
+FEVER_TEMPERATURES = ("fever-window-hours", "hour", "temperatures")
 # #15 reads "the newest pregnancy status"; a status older than the longest pregnancy (42 weeks) cannot
 # describe the present one. Not in the contract: this service's reading, so that a years-old
 # "pregnant" answer does not raise a warning.
@@ -99,7 +102,8 @@ class InteractionRule:
     is ordered and the drug was stopped within the interaction's ``washout-period``.
     ``current_medications``: whether the forward rule also looks at the medication list (#3 does; #4
     looks at the draft orders only). ``reverse_drafts``: whether the reverse rule also counts the drug
-    in the same draft Bundle (#19 does; #21 needs it active/on-hold, and a drafted pair is #3's card)."""
+    in the same draft Bundle (#19 does; #21 needs it active/on-hold, and a drafted pair is #3's card).
+    The three rules are registry keys (``knowledge.rules``: the contract numbers)."""
 
     rule: str
     indicator: str
@@ -114,10 +118,10 @@ class InteractionRule:
 
 INTERACTION_RULES: dict[str, InteractionRule] = {
     VS_TNF_INHIBITORS: InteractionRule(  # #3 warning, #21 warning
-        "tnf-inhibitor", "warning", "tnf-inhibitor-reverse", "warning", "tnf-inhibitor-washout", "warning",
+        "3", "warning", "21", "warning", "tnf-inhibitor-washout", "warning",
         "interactions"),
     VS_LIVE_VACCINES: InteractionRule(  # #4 critical, #19 critical, #20 warning
-        "live-vaccine", "critical", "live-vaccine-reverse", "critical", "live-vaccine-washout", "warning",
+        "4", "critical", "19", "critical", "20", "warning",
         "live-vaccines", current_medications=False, reverse_drafts=True),
 }
 

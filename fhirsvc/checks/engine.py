@@ -29,10 +29,12 @@ from typing import Any
 # Importing the check modules registers their checks (kept in contract order by the registry).
 from fhirsvc.checks import rules, wording  # noqa: F401
 from fhirsvc.checks.base import CHECKS, Check, Job, Run
+from fhirsvc.checks.config import interaction_rule
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.medications import is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
@@ -149,3 +151,20 @@ def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[C
 
 def _jobs(chk: Check, forward: Iterable[Job], reverse: Iterable[Job]) -> Iterable[Job]:
     return reverse if chk.reverse else forward
+
+
+# The checks that report under their interaction class's rules (``config.InteractionRule``), not their own.
+INTERACTION_CHECKS = frozenset({"interaction", "interaction-reverse", "interaction-washout"})
+
+
+def rule_keys(drug: DrugProfile, checks: Sequence[Check] | None = None) -> set[str]:
+    """The rule keys (``knowledge.rules.Rule.key``) the order checks can give a finding of ``drug``: each check's
+    own, and for the interaction checks the rules of the drug's interaction classes (a wash-out rule only for a
+    class with a wash-out period)."""
+    registry: Sequence[Check] = CHECKS if checks is None else checks
+    keys = {chk.key for chk in registry if chk.rule not in INTERACTION_CHECKS}
+    for inter in drug.interactions:
+        found = interaction_rule(inter.value_set, inter.id)
+        keys |= {found.rule, found.reverse_rule} | ({found.washout_rule} if inter.washout is not None else set())
+    return keys
+

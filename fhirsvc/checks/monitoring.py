@@ -29,7 +29,7 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Check, Job, Run
-from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES
+from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import Finding, Suggestion
@@ -158,12 +158,20 @@ PATIENT_VIEW_CHECKS = (
     Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0,
           frozenset({MEDICATIONS, OBSERVATIONS})),
     Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1,
-          frozenset({OBSERVATIONS})),
+          frozenset({OBSERVATIONS}), rule_key="kidney-function-test"),
     Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0,
           frozenset({CONDITIONS, OBSERVATIONS})),
 )
 VACCINE_CHECK = Check("interaction-reverse", (19,), "DRG", "interactions", "interactions with current medications",
                       True, check_reverse_current, 19.0, frozenset({MEDICATIONS}))
+
+
+def patient_view_rule_keys(drug: DrugProfile) -> set[str]:
+    """The rule keys (``knowledge.rules.Rule.key``) the reminders can give a finding of ``drug``: the checks' own,
+    and the reverse rule of each interaction class patient-view reminds of."""
+    keys = {chk.key for chk in PATIENT_VIEW_CHECKS}
+    return keys | {interaction_rule(inter.value_set, inter.id).reverse_rule for inter in drug.interactions
+                   if inter.value_set in PATIENT_VIEW_INTERACTION_CLASSES}
 
 
 def therapies(run: Run) -> list[tuple[DrugProfile, Resource]]:

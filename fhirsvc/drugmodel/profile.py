@@ -24,6 +24,7 @@ from typing import Any
 from fhirsvc.canonical import EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
 from fhirsvc.drugmodel.timing import administrations_per_day
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration, unit_of
+from fhirsvc.knowledge.rules import is_registry
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
 from fhirsvc.terminology import NamePattern, ValueSetMatcher, codings, knowledge_keys, lookup_keys, name_pattern
@@ -453,6 +454,8 @@ def _plans_by_subject(knowledge: Knowledge) -> dict[str, list[tuple[int, Resourc
     and the value set its ``subjectCodeableConcept`` stands for."""
     out: defaultdict[str, list[tuple[int, Resource]]] = defaultdict(list)
     for position, plan in enumerate(knowledge.of_type("PlanDefinition")):
+        if is_registry(plan):  # a rule registry cites the drug too, but is no monitoring plan
+            continue
         keys = {(a.get("resourceReference") or {}).get("reference") for a in plan.get("relatedArtifact") or ()}
         keys.add(value_set_of(plan.get("subjectCodeableConcept")))
         for key in keys:

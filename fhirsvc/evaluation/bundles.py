@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
+from fhirsvc.canonical import CHECK_OUTCOME, EXT_RULE, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.errors import ApiError, operation_outcome
 from fhirsvc.evaluation.orders import ORDER_TYPES
 from fhirsvc.evaluation.pipeline import Evaluation
@@ -176,7 +176,8 @@ def detected_issues(evaluation: Evaluation, bundle: Mapping[str, Any], version: 
         coding = [{"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}]
         if finding.unable:
             coding.append({"system": CHECK_OUTCOME, "code": "unable-to-check", "display": "Unable to check"})
-        issue: dict[str, Any] = {"resourceType": "DetectedIssue", "id": card["uuid"], "status": "final",
+        issue: dict[str, Any] = {"resourceType": "DetectedIssue", "id": card["uuid"],
+                                 "extension": [{"url": EXT_RULE, "valueId": finding.rule}], "status": "final",
                                  "code": {"coding": coding, "text": card["summary"]},
                                  "severity": SEVERITY[finding.indicator]}
         if subject:

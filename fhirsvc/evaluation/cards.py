@@ -2,8 +2,9 @@
 monograph section, override reasons on warning/critical cards, suggestions with actions.
 
 Card and suggestion uuids are name-based (uuid5) on rule, drug, order and patient, so repeated
-order-select calls and the later order-sign give the same uuids and feedback lines up. No null or
-empty value is ever written.
+order-select calls and the later order-sign give the same uuids and feedback lines up. Every card names
+the rule that made it in ``extension["fhirsvc.rule"]`` (its id in the knowledge's rule registry,
+``knowledge.rules``). No null or empty value is ever written.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = ["OVERRIDE_REASONS", "build_cards", "card_uuid", "override_reasons"]
 
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
 _REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
+RULE_EXTENSION = "fhirsvc.rule"  # the card's extension key naming its rule (docs/cds-checks.md)
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
 
 
@@ -74,6 +76,7 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
                        "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
                        "url": f"{page}#{finding.anchor}", "type": "absolute"}],
+            "extension": {RULE_EXTENSION: finding.rule},
         }
         # an action on an order the EHR gave no usable FHIR id cannot name its target: no such suggestion
         suggestions = [_suggestion(card_id, s) for s in finding.suggestions

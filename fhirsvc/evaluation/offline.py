@@ -138,9 +138,10 @@ def order_reference(finding: Finding) -> str:
 
 
 def findings_table(result: OfflineResult) -> str:
-    """The findings as a plain-text table (topic, indicator, summary, order) and a one-line tally; what the
+    """The findings as a plain-text table (topic, indicator, rule id, summary, order) and a one-line tally; what the
     input named (order ids, names) is ``plain_text``, so that no control character reaches the terminal."""
-    rows = [tuple(map(plain_text, (f.topic, f.indicator, f.summary, order_reference(f)))) for f in result.findings]
+    rows = [tuple(map(plain_text, (f.topic, f.indicator, f.rule, f.summary, order_reference(f))))
+            for f in result.findings]
     judged = plain_text(", ".join(result.judged) or "none")
     tally = {level: sum(1 for f in result.findings if f.indicator == level)
              for level in ("critical", "warning", "info")}
@@ -148,9 +149,9 @@ def findings_table(result: OfflineResult) -> str:
               f" | {result.hook}, judged: {judged} | now {result.now.isoformat()}")
     if not rows:
         return f"No findings.\n{footer}"
-    header = ("TOPIC", "INDICATOR", "SUMMARY", "ORDER")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(r[:3])), r[3]]).rstrip()
+    header = ("TOPIC", "INDICATOR", "RULE", "SUMMARY", "ORDER")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])), r[4]]).rstrip()
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join([*lines, footer])

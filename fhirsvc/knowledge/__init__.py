@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from fhirsvc.knowledge.site import SiteConfig
 
-__all__ = ["APP_EXTENSION", "SITE_EXTENSION", "Knowledge", "Problem", "check_paths", "get_knowledge", "get_site_config", "load_knowledge"]
+__all__ = ["APP_EXTENSION", "SITE_EXTENSION", "Knowledge", "Problem", "check_paths", "get_knowledge",
+           "get_site_config", "load_knowledge"]
 
 APP_EXTENSION = "fhirsvc.knowledge"
 SITE_EXTENSION = "fhirsvc.site-config"

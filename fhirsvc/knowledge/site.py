@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fhirsvc.canonical import EXT_NEVER_WEAKEN, EXT_SITE_SETTING
 from fhirsvc.errors import ConfigError
 from fhirsvc.knowledge.rules import Rule, rules
 from fhirsvc.knowledge.store import Knowledge
@@ -35,6 +36,72 @@ RULE_KEYS = ("enabled", "indicator", "reason")
 MAX_VERSION_LENGTH = 64
 MAX_REASON_LENGTH = 1000
 MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Setting:
+    """An adjustable number of a rule, as its registry action declares it (``site-setting`` extension)."""
+
+    code: str
+    unit: str
+    minimum: int
+    maximum: int
+    default: int
+    description: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "type": "integer", "unit": self.unit, "minimum": self.minimum,
+                "maximum": self.maximum, "default": self.default, "description": self.description}
+
+
+@dataclass(frozen=True)
+class Adjustable:
+    """What a site may change of one rule: its declared settings, and whether weakening it needs a reason."""
+
+    rule: Rule
+    settings: tuple[Setting, ...] = ()
+    never_weaken: bool = False
+
+    def setting(self, code: str) -> Setting | None:
+        return next((s for s in self.settings if s.code == code), None)
+
+
+def adjustable(knowledge: Knowledge) -> dict[str, Adjustable]:
+    """Every rule of the knowledge's registries by id, with what a site may change of it (read once)."""
+    return knowledge.derived("site.adjustable", _read_adjustable)
+
+
+def _read_adjustable(knowledge: Knowledge) -> dict[str, Adjustable]:
+    found = {}
+    for rule in rules(knowledge):
+        plan = knowledge.resolve(rule.registry) or {}
+        action: Mapping[str, Any] = next((a for a in plan.get("action") or () if a.get("id") == rule.id), {})
+        extensions = action.get("extension") or ()
+        settings = tuple(_setting(e) for e in extensions if e.get("url") == EXT_SITE_SETTING)
+        never = any(e.get("url") == EXT_NEVER_WEAKEN and e.get("valueBoolean") is True for e in extensions)
+        found[rule.id] = Adjustable(rule, settings, never)
+    return found
+
+
+def _setting(extension: Mapping[str, Any]) -> Setting:
+    parts = {part["url"]: next(v for k, v in part.items() if k.startswith("value"))
+             for part in extension.get("extension") or ()}
+    return Setting(str(parts["code"]), str(parts["unit"]), int(parts["minimum"]), int(parts["maximum"]),
+                   int(parts["default"]), str(parts["description"]))
+
+
+def setting_value(knowledge: Knowledge, site: SiteConfig, rule_id: str, code: str) -> int:
+    """The value of a rule's adjustable setting in force: the site's, else the knowledge's default (for a rule
+    that does not declare it, e.g. a drug without a registry, the default another rule declares for the same
+    code). KeyError if no rule of the knowledge declares it."""
+    rules_known = adjustable(knowledge)
+    found = rules_known.get(rule_id)
+    declared = found.setting(code) if found else None
+    if declared is None:  # a drug whose registry does not declare it: the default another registry declares
+        declared = next((s for r in rules_known.values() for s in r.settings if s.code == code), None)
+        if declared is None:
+            raise KeyError(f"no rule of the knowledge declares the setting {code!r}")
+    return site.value(rule_id, code, declared.default)
 
 
 @dataclass(frozen=True)
@@ -123,7 +190,7 @@ def parse_site_config(document: Any, knowledge: Knowledge, problems: list[str]) 
     if not isinstance(given, dict):
         problems.append("rules: must be a JSON object of rule ids")
         given = {}
-    known = {rule.id: rule for rule in rules(knowledge)}
+    known = adjustable(knowledge)
     parsed: dict[str, RuleSettings] = {}
     for rule_id, settings in given.items():
         rule = known.get(rule_id)
@@ -136,12 +203,13 @@ def parse_site_config(document: Any, knowledge: Knowledge, problems: list[str]) 
     return SiteConfig(version if isinstance(version, str) else None, parsed, document)
 
 
-def _rule_settings(rule: Rule, settings: Any, problems: list[str]) -> RuleSettings | None:
+def _rule_settings(found: Adjustable, settings: Any, problems: list[str]) -> RuleSettings | None:
+    rule = found.rule
     where = f"rules.{rule.id}"
     if not isinstance(settings, dict):
         problems.append(f"{where}: must be a JSON object (enabled, indicator, reason, and the rule's settings)")
         return None
-    declared = {setting.code: setting for setting in rule.settings}
+    declared = {setting.code: setting for setting in found.settings}
     count = len(problems)
     for key in sorted(set(settings) - set(RULE_KEYS) - set(declared)):
         accepted = ", ".join([*RULE_KEYS, *declared])
@@ -167,7 +235,7 @@ def _rule_settings(rule: Rule, settings: Any, problems: list[str]) -> RuleSettin
                             f"{setting.unit})")
         else:
             values[code] = value
-    if rule.never_weaken and not reason:
+    if found.never_weaken and not reason:
         if enabled is False:
             problems.append(f"{where}.enabled: this rule is never to be weakened: switching it off needs a \"reason\"")
         if indicator in INDICATORS and INDICATORS.index(indicator) < INDICATORS.index(rule.indicator):

@@ -8,11 +8,14 @@ from typing import Any
 
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.knowledge.rules import is_registry
 from fhirsvc.monograph.blocks import TimelineEntry
 from fhirsvc.monograph.text import _num, _reference, _text
 
 
 def _plan_targets(plan: Mapping[str, Any]) -> list[str | None]:
+    if is_registry(plan):  # the rule registry is listed by `fhirsvc rules`, not drawn as a timeline
+        return []
     targets = [_reference(a.get("resourceReference")) for a in plan.get("relatedArtifact") or ()]
     return [*targets, _reference(plan.get("subjectReference"))]
 

@@ -1,6 +1,7 @@
 """JSON Schema of a CDS Hooks 2.0.1 response (cards), written from the spec's "CDS Service Response":
 required fields, summary under 140 characters, enumerations, selectionBehavior with suggestions,
-display on override reasons, and no null or empty value anywhere."""
+display on override reasons, and no null or empty value anywhere. The spec reserves ``extension`` for
+implementers: every card of ours names its rule there (``fhirsvc.rule``, an id of the rule registry)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ _ACTION = {
 }
 CARD_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["uuid", "summary", "indicator", "source"],
+    "required": ["uuid", "summary", "indicator", "source", "extension"],
     "additionalProperties": False,
     "properties": {
         "uuid": {"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]{36}$"},
@@ -40,6 +41,10 @@ CARD_SCHEMA: dict[str, Any] = {
                            "isRecommended": {"type": "boolean"},
                            "actions": {"type": "array", "minItems": 1, "items": _ACTION}}}},
         "selectionBehavior": {"enum": ["at-most-one", "any"]},
+        "extension": {"type": "object", "required": ["fhirsvc.rule"],
+                      "properties": {"fhirsvc.rule": {"type": "string", "pattern": "^[a-z0-9][a-z0-9:-]{0,63}$"},
+                                     "fhirsvc.rules": {"type": "array", "minItems": 1,
+                                                       "items": {"type": "string", **_NON_EMPTY}}}},
         "overrideReasons": {"type": "array", "minItems": 1,
                             "items": {**_CODING, "required": ["system", "code", "display"]}},
         "links": {"type": "array", "minItems": 1, "items": {

@@ -49,27 +49,28 @@ def test_order_select_judges_the_selection_only(knowledge):
     first, second = med_request("rx-1"), med_request("rx-2")
     found = run(knowledge, context(first, second, judged=["rx-2"], hook="order-select", **quiet()))
     assert {f.order_id for f in found} == {"rx-2"}
-    duplicate = one(found, "duplicate-therapy")
+    duplicate = one(found, "anakinra-duplicate-therapy")
     assert duplicate.facts["duplicate"] == "MedicationRequest/rx-1"
 
 
 def test_order_sign_judges_every_draft(knowledge):
     found = run(knowledge, context(med_request("rx-1"), med_request("rx-2"), **quiet()))
-    assert [(f.rule, f.order_id) for f in found] == [("duplicate-therapy", "rx-1"), ("duplicate-therapy", "rx-2")]
+    assert [(f.rule, f.order_id) for f in found] == [("anakinra-duplicate-therapy", "rx-1"),
+                                                     ("anakinra-duplicate-therapy", "rx-2")]
 
 
 def test_a_failing_check_becomes_an_unable_finding_and_the_others_still_run(knowledge, caplog):
     def explode(job):
         raise ValueError("secret value 123 of patient Testperson")
 
-    broken = Check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function", False,
+    broken = Check("anakinra-kidney-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function", False,
                    explode, 9.0)
     registry = [broken if c.rule == "renal-dosing" else c for c in CHECKS]
     order = med_request(dosages=[dosage(200, "mg")])
     with caplog.at_level(logging.ERROR, logger="fhirsvc.checks.engine"):
         found = run_checks(context(order, **quiet()), knowledge, registry)
-    assert rules(found) == ["high-dose", "renal-dosing"]
-    failed = one(found, "renal-dosing")
+    assert rules(found) == ["anakinra-max-daily-dose", "anakinra-kidney-dosing"]
+    failed = one(found, "anakinra-kidney-dosing")
     assert (failed.topic, failed.indicator, failed.unable) == ("DOSECOND", "warning", True)
     assert failed.summary.startswith("Unable to check")
     assert failed.topic_display == TOPICS["DOSECOND"]
@@ -84,11 +85,18 @@ def test_a_finding_takes_its_rule_and_topic_from_its_check_unless_it_names_anoth
     def other(job):
         return [job.finding("warning", "Other", "detail", "", "summary", rule="other-rule", topic="LAB")]
 
+    def numbered(job):
+        return [job.finding("info", "Numbered", "detail", "", "summary", rule="17", topic="COND")]
+
     registry = [Check("declared", (1,), "DOSE", "summary", "declared", False, declared, 1.0),
-                Check("overriding", (2,), "DOSE", "summary", "overriding", False, other, 2.0)]
+                Check("overriding", (2,), "DOSE", "summary", "overriding", False, other, 2.0),
+                Check("numbering", (3,), "DOSE", "summary", "numbering", False, numbered, 3.0)]
     found = run_checks(context(med_request(), **quiet()), knowledge, registry)
+    # a rule the drug's registry has is named by its registry id (#1, #17); another by drug and name
     assert [(f.rule, f.topic, f.topic_display, f.summary) for f in found] == [
-        ("declared", "DOSE", TOPICS["DOSE"], "Declared"), ("other-rule", "LAB", TOPICS["LAB"], "Other")]
+        ("anakinra-allergy", "DOSE", TOPICS["DOSE"], "Declared"),
+        ("anakinra-other-rule", "LAB", TOPICS["LAB"], "Other"),
+        ("anakinra-indication", "COND", TOPICS["COND"], "Numbered")]
 
 
 def test_a_finding_outside_a_running_check_must_name_its_rule_and_topic(knowledge):
@@ -96,7 +104,7 @@ def test_a_finding_outside_a_running_check_must_name_its_rule_and_topic(knowledg
     job = Job(run_, med_request(), run_.drugs[0])
     with pytest.raises(ValueError, match="rule and a topic"):
         job.finding("info", "Summary", "detail", "", "summary")
-    assert job.finding("info", "Summary", "detail", "", "summary", rule="r", topic="LAB").rule == "r"
+    assert job.finding("info", "Summary", "detail", "", "summary", rule="r", topic="LAB").rule == "anakinra-r"
 
 
 def test_findings_come_in_a_deterministic_order(knowledge):
@@ -108,8 +116,9 @@ def test_findings_come_in_a_deterministic_order(knowledge):
                   observations=[anc_count(1.0)])
     first, second = run(knowledge, ctx), run(knowledge, ctx)
     assert first == second
-    assert rules(first) == ["latex-allergy", "live-vaccine", "high-dose", "renal-dosing", "neutropenia",
-                            "indication", "route", "live-vaccine-reverse"]
+    assert rules(first) == ["anakinra-latex-allergy", "anakinra-live-vaccine", "anakinra-max-daily-dose",
+                            "anakinra-kidney-dosing", "anakinra-neutropenia",
+                            "anakinra-indication", "anakinra-route", "anakinra-live-vaccine-on-therapy"]
     assert [f.order_id for f in first][-1] == "imm-1"
 
 
@@ -131,7 +140,7 @@ def test_incoming_resources_are_never_mutated(knowledge):
     before = copy.deepcopy(ctx)
     found = run(knowledge, ctx)
     assert ctx == before
-    update = one(found, "renal-dosing").suggestions[0]
+    update = one(found, "anakinra-kidney-dosing").suggestions[0]
     assert update.resource is not order and update.resource["id"] == order["id"]
 
 
@@ -149,5 +158,5 @@ def test_every_finding_is_well_formed(knowledge):
         assert finding.topic in TOPICS and finding.topic_display == TOPICS[finding.topic]
         assert finding.section and finding.anchor and finding.drug == "anakinra"
         assert finding.facts["order"] == "MedicationRequest/rx-1"
-    assert only(run(knowledge, ctx), "high-dose")[0].facts["daily_dose_mg"] == 300
+    assert only(run(knowledge, ctx), "anakinra-max-daily-dose")[0].facts["daily_dose_mg"] == 300
     assert NOW.year == 2026

@@ -25,7 +25,7 @@ def test_illustrative_requests_for_a_patient_with_nothing_recorded(knowledge, na
     referenced = {"Medication/ehr-med-0001": {"resourceType": "Medication", "id": "ehr-med-0001",
                                               "code": {"text": "ANAKINRA 100 MG/0.67 ML SC SOSY"}}}
     found = run(knowledge, context(*resources, judged=selected, pat=patient(52), referenced=referenced))
-    assert rules(found) == ["renal-dosing", "monitoring-due", "indication"]
+    assert rules(found) == ["anakinra-kidney-dosing", "anakinra-blood-count-monitoring", "anakinra-indication"]
     assert [f.indicator for f in found] == ["info", "info", "info"]
     for finding in found:
         json.dumps(finding.facts)

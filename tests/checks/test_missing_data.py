@@ -25,17 +25,22 @@ OUTCOME = "the EHR answered an OperationOutcome"
 
 
 @pytest.mark.parametrize(("key", "expected"), [
-    pytest.param(ALLERGIES, {"allergy-contraindication": ("ALGY", "warning"), "latex-allergy": ("ALGY", "warning")},
+    pytest.param(ALLERGIES, {"anakinra-allergy": ("ALGY", "warning"), "anakinra-latex-allergy": ("ALGY", "warning")},
                  id="allergies"),
-    pytest.param(MEDICATIONS, {"tnf-inhibitor": ("DRG", "warning"), "duplicate-therapy": ("DUPTHPY", "warning"),
-                               "monitoring-due": ("LAB", "info"), "indication": ("COND", "info")},
+    pytest.param(MEDICATIONS, {"anakinra-tnf-inhibitor": ("DRG", "warning"),
+                               "anakinra-duplicate-therapy": ("DUPTHPY", "warning"),
+                               "anakinra-blood-count-monitoring": ("LAB", "info"),
+                               "anakinra-indication": ("COND", "info")},
                  id="medications"),
-    pytest.param(OBSERVATIONS, {"renal-dosing": ("DOSECOND", "info"), "active-infection": ("COND", "warning"),
-                                "neutropenia": ("LAB", "warning"), "monitoring-due": ("LAB", "info"),
-                                "pregnancy": ("PREG", "warning"), "breastfeeding": ("LACT", "info")},
+    pytest.param(OBSERVATIONS, {"anakinra-kidney-dosing": ("DOSECOND", "info"),
+                                "anakinra-active-infection": ("COND", "warning"),
+                                "anakinra-neutropenia": ("LAB", "warning"),
+                                "anakinra-blood-count-monitoring": ("LAB", "info"),
+                                "anakinra-pregnancy": ("PREG", "warning"), "anakinra-breastfeeding": ("LACT", "info")},
                  id="observations"),
-    pytest.param(CONDITIONS, {"active-infection": ("COND", "warning"), "pregnancy": ("PREG", "warning"),
-                              "breastfeeding": ("LACT", "info"), "indication": ("COND", "info")},
+    pytest.param(CONDITIONS, {"anakinra-active-infection": ("COND", "warning"),
+                              "anakinra-pregnancy": ("PREG", "warning"),
+                              "anakinra-breastfeeding": ("LACT", "info"), "anakinra-indication": ("COND", "info")},
                  id="conditions"),
 ])
 def test_unavailable_key_makes_its_checks_unable(knowledge, key, expected):
@@ -50,7 +55,7 @@ def test_unavailable_key_makes_its_checks_unable(knowledge, key, expected):
 
 def test_weight_based_dose_without_observations_is_unable(knowledge):
     ctx = context(med_request(), unavailable={OBSERVATIONS: OUTCOME}, conditions=[NOMID], medications=[METHOTREXATE])
-    finding = next(f for f in run(knowledge, ctx) if f.rule == "high-dose-for-weight")
+    finding = next(f for f in run(knowledge, ctx) if f.rule == "anakinra-max-dose-for-weight")
     assert (finding.topic, finding.indicator, finding.unable) == ("DOSEHINDW", "warning", True)
 
 
@@ -59,7 +64,7 @@ def test_found_evidence_still_fires_when_another_key_is_missing(knowledge):
     condition decides even without observations."""
     ctx = context(med_request(), unavailable={CONDITIONS: OUTCOME}, medications=[METHOTREXATE],
                   observations=[RECENT_KIDNEY, RECENT_ANC])
-    assert "renal-dosing" not in [f.rule for f in run(knowledge, ctx)]
+    assert "anakinra-kidney-dosing" not in [f.rule for f in run(knowledge, ctx)]
 
 
 def test_reverse_check_without_the_medication_list_is_unable(knowledge):
@@ -67,11 +72,11 @@ def test_reverse_check_without_the_medication_list_is_unable(knowledge):
                "vaccineCode": concept({"system": CVX, "code": "03"})}
     found = run(knowledge, context(vaccine, unavailable={MEDICATIONS: OUTCOME}))
     assert [(f.rule, f.topic, f.indicator, f.unable) for f in found] == \
-        [("live-vaccine-reverse", "DRG", "warning", True)]
+        [("anakinra-live-vaccine-on-therapy", "DRG", "warning", True)]
 
 
 def test_nothing_recorded_is_not_missing_data(knowledge):
     """Empty condition, allergy and medication lists with recent results: no "Unable to check" at all."""
     ctx = context(med_request(), observations=[RECENT_KIDNEY, RECENT_ANC, weight(70)])
-    assert [f.rule for f in run(knowledge, ctx)] == ["indication"]
+    assert [f.rule for f in run(knowledge, ctx)] == ["anakinra-indication"]
     assert RA["id"] == "ra"

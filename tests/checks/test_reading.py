@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fhirsvc.checks.config import KIDNEY_MAX_AGE, TEMPERATURE_WINDOW, WEIGHT_MAX_AGE
+from fhirsvc.checks.config import WEIGHT_MAX_AGE
 from fhirsvc.checks.reading.conditions import condition_in
 from fhirsvc.checks.reading.observations import Threshold, observation_when, read_coded, read_quantity
 from fhirsvc.checks.reading.windows import Window, parse_when
@@ -43,6 +43,10 @@ from tests.checks.conftest import (
     stopped_med,
     when,
 )
+
+# the shipped defaults of the two windows a site may adjust (the rule registry's site-setting extensions)
+KIDNEY_MAX_AGE = Window(180, "day", "results")
+TEMPERATURE_WINDOW = Window(72, "hour", "temperatures")
 
 # --- 1. measurements: readable, unreadable, absent, too old ----------------------------------------------------
 
@@ -103,21 +107,23 @@ STATUS = observation("82810-3", None, None, 10, oid="preg", value_concept=PREGNA
 # due card too); "absent" gives what the contract says for no data.
 MEASUREMENTS: list[tuple[str, Any, dict, set, dict, set, set]] = [
     ("body weight", weight_case, WEIGHT, set(), observation("29463-7", 20, "kg", 95, oid="wt"),
-     {("high-dose-for-weight", True)}, {("high-dose-for-weight", True)}),
+     {("anakinra-max-dose-for-weight", True)}, {("anakinra-max-dose-for-weight", True)}),
     ("kidney function", kidney_case, CRCL, set(), observation("35591-7", 80, "mL/min", 200, oid="crcl"),
-     {("renal-dosing", True)}, {("renal-dosing", True)}),
-    ("body temperature", temperature_case, FEVER, {("active-infection", False)},
+     {("anakinra-kidney-dosing", True)}, {("anakinra-kidney-dosing", True)}),
+    ("body temperature", temperature_case, FEVER, {("anakinra-active-infection", False)},
      observation("8310-5", 38.5, "Cel", 4, oid="temp"), set(), set()),
-    ("neutrophil count", count_case, LOW_ANC, {("neutropenia", False)},
-     observation("751-8", 1.2, "10*9/L", 200, oid="anc"), {("neutropenia", False), ("monitoring-due", False)},
-     {("monitoring-due", False)}),
-    ("pregnancy status", pregnancy_case, STATUS, {("pregnancy", False)},
+    ("neutrophil count", count_case, LOW_ANC, {("anakinra-neutropenia", False)},
+     observation("751-8", 1.2, "10*9/L", 200, oid="anc"),
+     {("anakinra-neutropenia", False), ("anakinra-blood-count-monitoring", False)},
+     {("anakinra-blood-count-monitoring", False)}),
+    ("pregnancy status", pregnancy_case, STATUS, {("anakinra-pregnancy", False)},
      observation("82810-3", None, None, 300, oid="preg", value_concept=PREGNANT), set(), set()),
 ]
-UNREADABLE_RULE = {"body weight": {("high-dose-for-weight", True)}, "kidney function": {("renal-dosing", True)},
-                   "body temperature": {("active-infection", True)},
-                   "neutrophil count": {("neutropenia", True), ("monitoring-due", False)},
-                   "pregnancy status": {("pregnancy", True)}}
+UNREADABLE_RULE = {"body weight": {("anakinra-max-dose-for-weight", True)},
+                   "kidney function": {("anakinra-kidney-dosing", True)},
+                   "body temperature": {("anakinra-active-infection", True)},
+                   "neutrophil count": {("anakinra-neutropenia", True), ("anakinra-blood-count-monitoring", False)},
+                   "pregnancy status": {("anakinra-pregnancy", True)}}
 
 
 def _cases() -> list[Any]:
@@ -162,7 +168,7 @@ def test_measurement_states(knowledge, case, expected, how):
 def test_an_unreadable_count_is_not_a_count_for_monitoring(knowledge):
     """#14 counts only readable counts: a percentage 3 days ago leaves the baseline count due."""
     found = check(knowledge, count_case([unreadable(RECENT_ANC, "unit")]))
-    due = next(f for f in found if f.rule == "monitoring-due")
+    due = next(f for f in found if f.rule == "anakinra-blood-count-monitoring")
     assert "no usable count" in due.summary and "does not count as a result" in due.detail
     assert due.facts["unreadable_count"]["found"] == "4 %"
 
@@ -188,7 +194,7 @@ def test_a_value_with_a_comparator_is_read_only_when_it_decides(comparator, valu
 
 @pytest.mark.parametrize(("comparator", "cards"), [
     pytest.param(">", set(), id="egfr>60-decides-no-card"),
-    pytest.param("<", {("renal-dosing", True)}, id="egfr<60-unable"),
+    pytest.param("<", {("anakinra-kidney-dosing", True)}, id="egfr<60-unable"),
 ])
 def test_egfr_reported_as_a_bound(knowledge, comparator, cards):
     egfr = observation("62238-1", 60, "mL/min/{1.73_m2}", 5)
@@ -226,10 +232,10 @@ def test_when_an_observation_applies(timing, expected):
 # (check, its rule, a member code of its value set, the disease's name as a problem list writes it, the other
 # conditions the row needs so that only this rule is in question)
 CONDITION_CHECKS = [
-    ("infection", "active-infection", ("233604007", SNOMED), "pneumonia", [RA]),
-    ("neutropenia", "neutropenia", ("165517008", SNOMED), "neutropenia", [RA]),
-    ("pregnancy", "pregnancy", ("77386006", SNOMED), "pregnancy", [RA]),
-    ("severe kidney disease", "renal-dosing", ("433146000", SNOMED), "chronic kidney disease stage 5", [RA]),
+    ("infection", "anakinra-active-infection", ("233604007", SNOMED), "pneumonia", [RA]),
+    ("neutropenia", "anakinra-neutropenia", ("165517008", SNOMED), "neutropenia", [RA]),
+    ("pregnancy", "anakinra-pregnancy", ("77386006", SNOMED), "pregnancy", [RA]),
+    ("severe kidney disease", "anakinra-kidney-dosing", ("433146000", SNOMED), "chronic kidney disease stage 5", [RA]),
 ]
 # Categories of the not-an-active-condition value set (ICD-10-CM Z80-Z87, Z11-Z13, Z20) and its SNOMED CT
 # situations, each written as a problem list would, naming the disease.
@@ -283,7 +289,7 @@ def test_history_screening_and_exposure_never_count(knowledge, name, rule, membe
 def test_history_of_the_indication_is_not_the_indication(knowledge, code, system, pattern):
     found = run(knowledge, context(med_request(), **quiet(
         conditions=[coded(code, system, pattern.format("rheumatoid arthritis"))])))
-    assert {f.rule for f in found} == {"indication"} and "No indication" in found[0].summary
+    assert {f.rule for f in found} == {"anakinra-indication"} and "No indication" in found[0].summary
 
 
 @pytest.mark.parametrize(("concept_", "member"), [
@@ -321,7 +327,7 @@ def test_an_indication_is_recorded_in_remission_or_relapse(knowledge, clinical):
     ra = condition("69896004", cid="ra", clinical=clinical)
     found = run(knowledge, context(med_request(), **quiet(conditions=[ra])))
     recorded = clinical != "resolved"
-    assert [f.rule for f in found] == ([] if recorded else ["indication"])
+    assert [f.rule for f in found] == ([] if recorded else ["anakinra-indication"])
     if not recorded:
         assert "No indication" in found[0].summary
 
@@ -345,7 +351,7 @@ FORMS = ["date", "early", "late"]
 @pytest.mark.parametrize(("days", "used"), [(89, True), (90, True), (91, False)])
 def test_weight_window_90_days(knowledge, days, used, form):
     found = check(knowledge, weight_case([dated(WEIGHT, days, form)]))
-    assert outcome(found) == (set() if used else {("high-dose-for-weight", True)})
+    assert outcome(found) == (set() if used else {("anakinra-max-dose-for-weight", True)})
     if not used:
         assert "91 days old; results older than 90 days are not used" in found[0].detail
 
@@ -354,7 +360,7 @@ def test_weight_window_90_days(knowledge, days, used, form):
 @pytest.mark.parametrize(("days", "used"), [(179, True), (180, True), (181, False)])
 def test_kidney_window_180_days(knowledge, days, used, form):
     found = run(knowledge, context(med_request(), **quiet(observations=[dated(CRCL, days, form), RECENT_ANC])))
-    assert outcome(found) == (set() if used else {("renal-dosing", True)})
+    assert outcome(found) == (set() if used else {("anakinra-kidney-dosing", True)})
     if not used:
         assert "181 days old; results older than 180 days are not used" in found[0].detail
 
@@ -370,7 +376,8 @@ def test_monitoring_windows(knowledge, started, days, due, form):
                                     if started is not None else [])
     found = run(knowledge, context(med_request(), **quiet(
         observations=[RECENT_KIDNEY, dated(RECENT_ANC, days, form)], medications=medications)))
-    assert ("monitoring-due", False) in outcome(found) if due else "monitoring-due" not in {f.rule for f in found}
+    monitoring = "anakinra-blood-count-monitoring"
+    assert (monitoring, False) in outcome(found) if due else monitoring not in {f.rule for f in found}
 
 
 @pytest.mark.parametrize(("taken", "fever"), [
@@ -386,7 +393,7 @@ def test_monitoring_windows(knowledge, started, days, due, form):
 def test_fever_window_72_hours(knowledge, taken, fever):
     temp = {**FEVER, "effectiveDateTime": taken}
     found = check(knowledge, temperature_case([temp]))
-    assert outcome(found) == ({("active-infection", False)} if fever else set())
+    assert outcome(found) == ({("anakinra-active-infection", False)} if fever else set())
 
 
 @pytest.mark.parametrize("form", ["date", "date-time-late", "year-month"])
@@ -402,15 +409,15 @@ def test_live_vaccine_washout_3_months(knowledge, days, warns, form):
     vaccine = med_request("mmr", concept({"system": "http://hl7.org/fhir/sid/cvx", "code": "03"}), dosages=[])
     stopped = stopped_med("k-old", concept(ANAKINRA_RXNORM), end)
     found = run(knowledge, context(vaccine, medications=[stopped]))
-    assert [f.rule for f in found if f.rule.startswith("live-vaccine-washout")] == (
-        ["live-vaccine-washout"] if warns else [])
+    assert [f.rule for f in found if f.rule.startswith("anakinra-live-vaccine-washout")] == (
+        ["anakinra-live-vaccine-washout"] if warns else [])
 
 
 @pytest.mark.parametrize(("days", "counts"), [(293, True), (294, True), (295, False)])
 def test_pregnancy_status_window_42_weeks(knowledge, days, counts):
     status = observation("82810-3", None, None, days, oid="preg", value_concept=PREGNANT)
     assert outcome(check(knowledge, pregnancy_case([status]))) == (
-        {("pregnancy", False)} if counts else set())
+        {("anakinra-pregnancy", False)} if counts else set())
 
 
 # --- the helpers themselves -----------------------------------------------------------------------------------
@@ -464,13 +471,14 @@ def ranged(low: float | None, high: float | None, unit: str = "mg", **timing: An
 
 @pytest.mark.parametrize(("dosages", "pat", "conditions", "weights", "expected"), [
     pytest.param([ranged(50, 100)], None, [RA], [], set(), id="50-100-mg-within-the-maximum"),
-    pytest.param([ranged(50, 150)], None, [RA], [], {("high-dose", False)}, id="50-150-mg-upper-end-too-high"),
-    pytest.param([ranged(None, 150)], None, [RA], [], {("high-dose", False)}, id="up-to-150-mg"),
-    pytest.param([ranged(50, None)], None, [RA], [], {("dose-unreadable", True)}, id="no-upper-end"),
-    pytest.param([ranged(0.5, 1, unit="g")], None, [RA], [], {("dose-unreadable", True)}, id="unit-not-mg"),
-    pytest.param([ranged(10, 40)], 6, [NOMID], [WEIGHT], {("low-dose-for-weight", False)},
+    pytest.param([ranged(50, 150)], None, [RA], [], {("anakinra-max-daily-dose", False)},
+                 id="50-150-mg-upper-end-too-high"),
+    pytest.param([ranged(None, 150)], None, [RA], [], {("anakinra-max-daily-dose", False)}, id="up-to-150-mg"),
+    pytest.param([ranged(50, None)], None, [RA], [], {("anakinra-max-daily-dose", True)}, id="no-upper-end"),
+    pytest.param([ranged(0.5, 1, unit="g")], None, [RA], [], {("anakinra-max-daily-dose", True)}, id="unit-not-mg"),
+    pytest.param([ranged(10, 40)], 6, [NOMID], [WEIGHT], {("anakinra-starting-dose-for-weight", False)},
                  id="nomid-10-40-mg-low-end-below-1-mg-kg"),
-    pytest.param([ranged(20, 180)], 6, [NOMID], [WEIGHT], {("high-dose-for-weight", False)},
+    pytest.param([ranged(20, 180)], 6, [NOMID], [WEIGHT], {("anakinra-max-dose-for-weight", False)},
                  id="nomid-20-180-mg-upper-end-above-8-mg-kg"),
     pytest.param([ranged(20, 160)], 6, [NOMID], [WEIGHT], set(), id="nomid-20-160-mg-within"),
 ])
@@ -479,17 +487,19 @@ def test_a_dose_range_is_read_at_both_ends(knowledge, dosages, pat, conditions, 
         conditions=conditions, observations=[*weights, RECENT_KIDNEY, RECENT_ANC])))
     assert outcome(found) == expected
     for finding in found:
-        if finding.rule in ("high-dose", "high-dose-for-weight"):
+        if finding.rule in ("anakinra-max-daily-dose", "anakinra-max-dose-for-weight") and not finding.unable:
             assert "upper end of its dose range" in finding.detail
             assert finding.facts["dose_range"]["read_at"] == "upper end"
 
 
 @pytest.mark.parametrize(("as_needed", "timing", "expected"), [
     pytest.param({"asNeededBoolean": True}, {"freq": 1}, set(), id="prn-once-a-day-100-mg"),
-    pytest.param({"asNeededBoolean": True}, {"freq": 2}, {("high-dose", False)}, id="prn-up-to-twice-a-day"),
-    pytest.param({"asNeededCodeableConcept": {"text": "flare"}}, {"freq": 2}, {("high-dose", False)},
+    pytest.param({"asNeededBoolean": True}, {"freq": 2}, {("anakinra-max-daily-dose", False)},
+                 id="prn-up-to-twice-a-day"),
+    pytest.param({"asNeededCodeableConcept": {"text": "flare"}}, {"freq": 2}, {("anakinra-max-daily-dose", False)},
                  id="prn-for-a-reason-twice-a-day"),
-    pytest.param({"asNeededBoolean": True}, {"timing": {}}, {("dose-unreadable", True)}, id="prn-without-frequency"),
+    pytest.param({"asNeededBoolean": True}, {"timing": {}}, {("anakinra-max-daily-dose", True)},
+                 id="prn-without-frequency"),
 ])
 def test_as_needed_dosing_is_judged_at_the_most_it_allows(knowledge, as_needed, timing, expected):
     order = med_request(dosages=[{**dosage(100, **timing), **as_needed}])
@@ -528,5 +538,5 @@ def test_therapy_phases_in_whole_days(knowledge, started, count_age, window, for
     count = dated(RECENT_ANC, count_age, "date")
     found = run(knowledge, context(med_request(), **quiet(observations=[RECENT_KIDNEY, count],
                                                          medications=[METHOTREXATE, current])))
-    due = [f for f in found if f.rule == "monitoring-due"]
+    due = [f for f in found if f.rule == "anakinra-blood-count-monitoring"]
     assert [f.facts["window_days"] for f in due] == ([window] if window else [])

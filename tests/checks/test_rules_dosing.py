@@ -51,7 +51,7 @@ BY_TEXT = concept(text="Kineret 100 mg/0.67 mL syringe")
 ])
 def test_high_dose(knowledge, medication, dose, fires):
     found = run(knowledge, context(med_request(medication=medication, dosages=[dose]), **quiet()))
-    assert rules(found) == (["high-dose"] if fires else [])
+    assert rules(found) == (["anakinra-max-daily-dose"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("DOSEH", "warning", "dosing-ra")
@@ -64,13 +64,13 @@ def test_high_dose_by_medication_reference(knowledge):
     med = {"resourceType": "Medication", "id": "m1", "code": concept(KINERET_NDC)}
     order = med_request(reference="Medication/m1", dosages=[dosage(200, "mg")])
     found = run(knowledge, context(order, referenced={"Medication/m1": med}, **quiet()))
-    assert one(found, "high-dose").facts["daily_dose_mg"] == 200
+    assert one(found, "anakinra-max-daily-dose").facts["daily_dose_mg"] == 200
 
 
 def test_no_high_dose_card_with_a_nomid_indication(knowledge):
     observations = [weight(40), RECENT_KIDNEY, RECENT_ANC]
     ctx = context(med_request(dosages=[dosage(150, "mg")]), **quiet(conditions=[NOMID], observations=observations))
-    assert "high-dose" not in rules(run(knowledge, ctx))
+    assert "anakinra-max-daily-dose" not in rules(run(knowledge, ctx))
 
 
 # --- unreadable dose -------------------------------------------------------------------------------------
@@ -84,11 +84,10 @@ def test_no_high_dose_card_with_a_nomid_indication(knowledge):
 ])
 def test_unreadable_dose_says_unable_to_check(knowledge, dose, problem):
     found = run(knowledge, context(med_request(dosages=[dose]), **quiet()))
-    finding = one(found, "dose-unreadable")
+    finding = one(found, "anakinra-max-daily-dose")
     assert (finding.topic, finding.indicator, finding.unable) == ("DOSE", "warning", True)
     assert finding.summary.startswith("Unable to check dose")
-    assert finding.facts["dose_problem"] == problem
-    assert "high-dose" not in rules(found)
+    assert finding.facts["dose_problem"] == problem  # the one finding of #6: its "Unable to check", no high dose
 
 
 # --- #7 / #8 dose for weight ------------------------------------------------------------------------------
@@ -99,39 +98,40 @@ def nomid_order(mg_per_day: float, freq: int = 1) -> dict:
 
 @pytest.mark.parametrize(("mg", "kg", "rule"), [
     pytest.param(160, 20, None, id="8.0-mg-kg-day"),
-    pytest.param(162, 20, "high-dose-for-weight", id="8.1-mg-kg-day"),
-    pytest.param(400, 40, "high-dose-for-weight", id="10-mg-kg-day"),
+    pytest.param(162, 20, "anakinra-max-dose-for-weight", id="8.1-mg-kg-day"),
+    pytest.param(400, 40, "anakinra-max-dose-for-weight", id="10-mg-kg-day"),
     pytest.param(20, 20, None, id="1.0-mg-kg-day"),
-    pytest.param(19.8, 20, "low-dose-for-weight", id="0.99-mg-kg-day"),
+    pytest.param(19.8, 20, "anakinra-starting-dose-for-weight", id="0.99-mg-kg-day"),
 ])
 def test_dose_for_weight(knowledge, mg, kg, rule):
     ctx = context(nomid_order(mg), **quiet(conditions=[NOMID], observations=[weight(kg), RECENT_KIDNEY, RECENT_ANC]))
     found = run(knowledge, ctx)
     assert rules(found) == ([rule] if rule else [])
-    if rule == "high-dose-for-weight":
+    if rule == "anakinra-max-dose-for-weight":
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("DOSEHINDW", "critical", "dosing-nomid")
         assert found[0].facts["maximum_mg_per_kg_per_day"] == 8
-    if rule == "low-dose-for-weight":
+    if rule == "anakinra-starting-dose-for-weight":
         assert (found[0].topic, found[0].indicator) == ("DOSELINDW", "info")
 
 
 def test_split_nomid_dose_counts_as_daily_total(knowledge):
     ctx = context(nomid_order(162, freq=2), **quiet(conditions=[NOMID], observations=[weight(20), RECENT_KIDNEY,
                                                                                         RECENT_ANC]))
-    assert one(run(knowledge, ctx), "high-dose-for-weight").facts["mg_per_kg_per_day"] == pytest.approx(8.1)
+    assert one(run(knowledge, ctx), "anakinra-max-dose-for-weight").facts["mg_per_kg_per_day"] == pytest.approx(8.1)
 
 
 def test_nomid_as_the_order_reason_counts(knowledge):
     order = nomid_order(400)
     order["reasonCode"] = [concept(text="NOMID")]
     ctx = context(order, **quiet(conditions=[], observations=[weight(40), RECENT_KIDNEY, RECENT_ANC]))
-    assert "high-dose-for-weight" in rules(run(knowledge, ctx))
+    assert "anakinra-max-dose-for-weight" in rules(run(knowledge, ctx))
 
 
 def test_weight_in_pounds_is_converted(knowledge):
     ctx = context(nomid_order(162), **quiet(conditions=[NOMID], observations=[
         observation("29463-7", 44.0925, "[lb_av]", 5), RECENT_KIDNEY, RECENT_ANC]))
-    assert one(run(knowledge, ctx), "high-dose-for-weight").facts["weight"]["value"] == pytest.approx(20, rel=1e-3)
+    weight = one(run(knowledge, ctx), "anakinra-max-dose-for-weight").facts["weight"]
+    assert weight["value"] == pytest.approx(20, rel=1e-3)
 
 
 @pytest.mark.parametrize(("observations", "says"), [
@@ -144,10 +144,10 @@ def test_missing_or_stale_weight_says_unable_to_check(knowledge, observations, s
     observations = [*observations, RECENT_KIDNEY, RECENT_ANC]
     ctx = context(nomid_order(160), **quiet(conditions=[NOMID], observations=observations))
     found = run(knowledge, ctx)
-    finding = one(found, "high-dose-for-weight")
+    finding = one(found, "anakinra-max-dose-for-weight")
     assert (finding.topic, finding.indicator, finding.unable) == ("DOSEHINDW", "warning", True)
     assert finding.summary.startswith("Unable to check") and says in finding.summary
-    assert "low-dose-for-weight" not in rules(found)
+    assert "anakinra-starting-dose-for-weight" not in rules(found)
 
 
 def test_weight_of_90_days_is_still_used(knowledge):
@@ -170,7 +170,7 @@ def test_weight_of_90_days_is_still_used(knowledge):
 def test_renal_dosing_by_result(knowledge, evidence, fires):
     ctx = context(med_request(), **quiet(observations=[*evidence, RECENT_ANC]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["renal-dosing"] if fires else [])
+    assert rules(found) == (["anakinra-kidney-dosing"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("DOSECOND", "warning", "kidney-disease")
@@ -179,7 +179,7 @@ def test_renal_dosing_by_result(knowledge, evidence, fires):
 
 def test_renal_summary_names_the_result(knowledge):
     found = run(knowledge, context(med_request(), **quiet(observations=[crcl(22, days=53), RECENT_ANC])))
-    assert one(found, "renal-dosing").summary == \
+    assert one(found, "anakinra-kidney-dosing").summary == \
         "Severe kidney disease (CrCl 22 mL/min, 2026-10-02): anakinra every other day is advised"
 
 
@@ -193,7 +193,7 @@ def test_renal_summary_names_the_result(knowledge):
 ])
 def test_renal_dosing_by_condition(knowledge, cond):
     ctx = context(med_request(), **quiet(conditions=[cond, condition("69896004")], observations=[RECENT_ANC]))
-    assert one(run(knowledge, ctx), "renal-dosing").facts["severe_kidney_disease"] == "condition"
+    assert one(run(knowledge, ctx), "anakinra-kidney-dosing").facts["severe_kidney_disease"] == "condition"
 
 
 def test_resolved_kidney_condition_does_not_count(knowledge):
@@ -217,7 +217,8 @@ def test_renal_update_suggestion_is_the_whole_changed_order(knowledge):
     order = med_request("rx-7", dosages=[{**dosage(100, "mg", code="QD"), "text": "100 mg once daily"}],
                         note=[{"text": "kept"}])
     original = copy.deepcopy(order)
-    finding = one(run(knowledge, context(order, **quiet(observations=[crcl(22), RECENT_ANC]))), "renal-dosing")
+    found = run(knowledge, context(order, **quiet(observations=[crcl(22), RECENT_ANC])))
+    finding = one(found, "anakinra-kidney-dosing")
     (suggestion,) = finding.suggestions
     assert suggestion.action == "update" and suggestion.recommended
     changed = suggestion.resource
@@ -234,7 +235,7 @@ def test_renal_update_keeps_the_dose_and_bounds(knowledge):
     dose = dosage(50, "mg", freq=2)
     dose["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-25"}
     finding = one(run(knowledge, context(med_request(dosages=[dose]), **quiet(observations=[crcl(10), RECENT_ANC]))),
-                  "renal-dosing")
+                  "anakinra-kidney-dosing")
     repeat = finding.suggestions[0].resource["dosageInstruction"][0]["timing"]["repeat"]
     assert repeat == {"boundsPeriod": {"start": "2026-11-25"}, "frequency": 1, "period": 2, "periodUnit": "d"}
 
@@ -246,7 +247,7 @@ def test_renal_update_keeps_the_dose_and_bounds(knowledge):
 ])
 def test_no_recent_kidney_result_is_info_unable_to_check(knowledge, observations, says):
     found = run(knowledge, context(med_request(), **quiet(observations=[*observations, RECENT_ANC])))
-    finding = one(found, "renal-dosing")
+    finding = one(found, "anakinra-kidney-dosing")
     assert (finding.topic, finding.indicator, finding.unable) == ("DOSECOND", "info", True)
     assert finding.summary.startswith("Unable to check") and says in finding.summary
     assert finding.section == "SECTION 4 of 4 \u203a Clinical Monitoring \u203a Kidney test"
@@ -255,7 +256,7 @@ def test_no_recent_kidney_result_is_info_unable_to_check(knowledge, observations
 def test_nomid_renal_guideline_applies_to_nomid(knowledge):
     ctx = context(nomid_order(40), **quiet(conditions=[NOMID, condition("433146000")],
                                            observations=[weight(20), RECENT_ANC]))
-    finding = one(run(knowledge, ctx), "renal-dosing")
+    finding = one(run(knowledge, ctx), "anakinra-kidney-dosing")
     assert finding.facts["guideline"] == "nomid-renal-condition"
     assert "Neonatal-onset" in finding.section
 
@@ -273,7 +274,7 @@ def test_nomid_renal_guideline_applies_to_nomid(knowledge):
 ])
 def test_route(knowledge, route, fires):
     found = run(knowledge, context(med_request(dosages=[dosage(route=route)]), **quiet()))
-    assert rules(found) == (["route"] if fires else [])
+    assert rules(found) == (["anakinra-route"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator) == ("DOSE", "warning")
         assert found[0].section == "SECTION 1 of 4 \u203a Drug Features"
@@ -282,4 +283,4 @@ def test_route(knowledge, route, fires):
 def test_no_route_card_for_an_unknown_drug(knowledge):
     order = med_request(medication=concept(text="insulin glargine"), dosages=[dosage(
         route=concept({"system": SNOMED, "code": "47625008"}))])
-    assert only(run(knowledge, context(order, **quiet())), "route") == []
+    assert only(run(knowledge, context(order, **quiet())), "anakinra-route") == []

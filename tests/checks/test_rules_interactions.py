@@ -54,7 +54,7 @@ def vaccine(kind: str, rid: str = "vac-1", code: str = "03", status: str | None 
 ])
 def test_contraindicating_allergy(knowledge, record, fires):
     found = run(knowledge, context(med_request(), **quiet(), allergies=[record]))
-    assert rules(found) == (["allergy-contraindication"] if fires else [])
+    assert rules(found) == (["anakinra-allergy"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("ALGY", "critical", "allergies")
@@ -66,7 +66,7 @@ def test_allergy_to_a_reaction_substance_counts(knowledge):
     record = allergy(text="antibiotic reaction")
     record["reaction"] = [{"substance": concept(text="E. coli-derived protein"),
                            "manifestation": [concept(text="rash")]}]
-    assert rules(run(knowledge, context(med_request(), **quiet(), allergies=[record]))) == ["allergy-contraindication"]
+    assert rules(run(knowledge, context(med_request(), **quiet(), allergies=[record]))) == ["anakinra-allergy"]
 
 
 # --- #2 latex ---------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_allergy_to_a_reaction_substance_counts(knowledge):
 ])
 def test_latex_allergy(knowledge, kwargs, fires):
     found = run(knowledge, context(med_request(), **quiet(**kwargs)))
-    assert rules(found) == (["latex-allergy"] if fires else [])
+    assert rules(found) == (["anakinra-latex-allergy"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator) == ("ALGY", "warning")
 
@@ -98,7 +98,7 @@ def test_latex_allergy(knowledge, kwargs, fires):
 def test_tnf_inhibitor(knowledge, medications, drafts, fires):
     ctx = context(med_request(), *drafts, judged=["rx-1"], **quiet(medications=[METHOTREXATE, *medications]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["tnf-inhibitor"] if fires else [])
+    assert rules(found) == (["anakinra-tnf-inhibitor"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("DRG", "warning", "interactions")
@@ -120,7 +120,7 @@ def test_tnf_inhibitor(knowledge, medications, drafts, fires):
 ])
 def test_live_vaccine_in_the_draft(knowledge, order, fires):
     found = run(knowledge, context(med_request(), order, judged=["rx-1"], **quiet()))
-    assert rules(found) == (["live-vaccine"] if fires else [])
+    assert rules(found) == (["anakinra-live-vaccine"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("DRG", "critical", "live-vaccines")
@@ -144,9 +144,10 @@ def test_a_past_live_vaccine_in_the_medication_list_is_not_a_draft(knowledge):
 def test_duplicate_therapy(knowledge, medications, drafts, fires):
     ctx = context(med_request(), *drafts, judged=["rx-1"], **quiet(medications=[METHOTREXATE, *medications]))
     found = run(knowledge, ctx)
-    assert [r for r in rules(found) if r != "monitoring-due"] == (["duplicate-therapy"] if fires else [])
+    assert [r for r in rules(found) if r != "anakinra-blood-count-monitoring"] == (
+        ["anakinra-duplicate-therapy"] if fires else [])
     if fires:
-        finding = next(f for f in found if f.rule == "duplicate-therapy")
+        finding = next(f for f in found if f.rule == "anakinra-duplicate-therapy")
         assert (finding.topic, finding.indicator) == ("DUPTHPY", "warning")
         assert finding.suggestions[0].resource_id == "MedicationRequest/rx-1"
 
@@ -157,7 +158,7 @@ def test_duplicate_therapy(knowledge, medications, drafts, fires):
 def test_live_vaccine_while_taking_the_drug_is_critical(knowledge, kind):
     order = vaccine(kind)
     ctx = context(order, **quiet(medications=[current_med("k-1", ANAKINRA)]))
-    finding = one(run(knowledge, ctx), "live-vaccine-reverse")
+    finding = one(run(knowledge, ctx), "anakinra-live-vaccine-on-therapy")
     assert (finding.topic, finding.indicator, finding.drug, finding.order_id) == ("DRG", "critical", "anakinra",
                                                                                    "vac-1")
     assert finding.suggestions[0].resource_id == f"{kind}/vac-1"
@@ -166,19 +167,19 @@ def test_live_vaccine_while_taking_the_drug_is_critical(knowledge, kind):
 
 def test_live_vaccine_with_the_drug_in_the_same_draft(knowledge):
     ctx = context(vaccine("Immunization"), med_request("k-draft"), judged=["vac-1"], **quiet())
-    assert rules(run(knowledge, ctx)) == ["live-vaccine-reverse"]
+    assert rules(run(knowledge, ctx)) == ["anakinra-live-vaccine-on-therapy"]
 
 
 def test_live_vaccine_on_hold_drug_counts(knowledge):
     ctx = context(vaccine("ServiceRequest"), **quiet(medications=[current_med("k-1", ANAKINRA, status="on-hold")]))
-    assert rules(run(knowledge, ctx)) == ["live-vaccine-reverse"]
+    assert rules(run(knowledge, ctx)) == ["anakinra-live-vaccine-on-therapy"]
 
 
 @pytest.mark.parametrize(("days", "fires"), [(1, True), (89, True), (91, True), (92, False), (200, False)])
 def test_live_vaccine_after_stopping(knowledge, days, fires):
     stopped = stopped_med("k-old", ANAKINRA, when(days))
     found = run(knowledge, context(vaccine("Immunization"), **quiet(medications=[stopped])))
-    assert rules(found) == (["live-vaccine-washout"] if fires else [])
+    assert rules(found) == (["anakinra-live-vaccine-washout"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator, found[0].unable) == ("DRG", "warning", False)
         assert found[0].facts["days_since_end"] == days
@@ -187,13 +188,13 @@ def test_live_vaccine_after_stopping(knowledge, days, fires):
 def test_live_vaccine_after_stopping_reads_the_validity_period(knowledge):
     stopped = stopped_med("k-old", ANAKINRA, when(60), status="completed", via="validity")
     assert rules(run(knowledge, context(vaccine("MedicationRequest"), **quiet(medications=[stopped])))) == \
-        ["live-vaccine-washout"]
+        ["anakinra-live-vaccine-washout"]
 
 
 def test_unknown_end_date_says_unable_to_check(knowledge):
     stopped = stopped_med("k-old", ANAKINRA, None)
     finding = one(run(knowledge, context(vaccine("Immunization"), **quiet(medications=[stopped]))),
-                  "live-vaccine-washout")
+                  "anakinra-live-vaccine-washout")
     assert (finding.topic, finding.indicator, finding.unable) == ("DRG", "warning", True)
     assert finding.summary.startswith("Unable to check")
 
@@ -210,7 +211,7 @@ def test_live_vaccine_without_the_drug_gives_nothing(knowledge):
 def test_tnf_inhibitor_while_taking_the_drug(knowledge, medication, fires):
     order = med_request("tnf-1", HUMIRA)
     found = run(knowledge, context(order, **quiet(medications=[medication])))
-    assert rules(found) == (["tnf-inhibitor-reverse"] if fires else [])
+    assert rules(found) == (["anakinra-tnf-inhibitor-on-therapy"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator) == ("DRG", "warning")
         assert found[0].suggestions[0].resource_id == "MedicationRequest/tnf-1"

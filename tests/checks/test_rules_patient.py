@@ -32,26 +32,26 @@ from tests.checks.conftest import (
 # --- #10 / #11 age ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("years", "expected"), [
-    pytest.param(17, ["age"], id="17"),
+    pytest.param(17, ["anakinra-children"], id="17"),
     pytest.param(18, [], id="18"),
     pytest.param(64, [], id="64"),
-    pytest.param(65, ["geriatric"], id="65"),
-    pytest.param(90, ["geriatric"], id="90"),
+    pytest.param(65, ["anakinra-seniors"], id="65"),
+    pytest.param(90, ["anakinra-seniors"], id="90"),
 ])
 def test_age_limits(knowledge, years, expected):
     found = run(knowledge, context(med_request(), pat=patient(years), **quiet()))
     assert rules(found) == expected
-    if expected == ["age"]:
+    if expected == ["anakinra-children"]:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("AGE", "warning", "children")
         assert "17 years" in found[0].summary and "NOMID" in found[0].summary
-    if expected == ["geriatric"]:
+    if expected == ["anakinra-seniors"]:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("GEALRT", "info", "seniors")
 
 
 def test_child_with_nomid_gets_no_age_card(knowledge):
     observations = [weight(20), RECENT_KIDNEY, RECENT_ANC]
     ctx = context(med_request(dosages=[]), pat=patient(6), **quiet(conditions=[NOMID], observations=observations))
-    assert "age" not in rules(run(knowledge, ctx))
+    assert "anakinra-children" not in rules(run(knowledge, ctx))
 
 
 @pytest.mark.parametrize(("pat", "unavailable", "why"), [
@@ -60,7 +60,7 @@ def test_child_with_nomid_gets_no_age_card(knowledge):
 ])
 def test_unknown_age_says_unable_to_check(knowledge, pat, unavailable, why):
     found = run(knowledge, context(med_request(), pat=pat or False, unavailable=unavailable, **quiet()))
-    assert rules(found) == ["age", "geriatric"]
+    assert rules(found) == ["anakinra-children", "anakinra-seniors"]
     for finding in found:
         assert finding.unable and finding.summary.startswith("Unable to check") and why in finding.summary
 
@@ -85,7 +85,7 @@ def test_active_infection(knowledge, conditions, observations, fires):
     ctx = context(med_request(), **quiet(conditions=[RA, *conditions],
                                          observations=[RECENT_KIDNEY, RECENT_ANC, *observations]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["active-infection"] if fires else [])
+    assert rules(found) == (["anakinra-active-infection"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("COND", "warning", "warnings")
 
@@ -107,7 +107,7 @@ def test_active_infection(knowledge, conditions, observations, fires):
 def test_neutropenia(knowledge, observations, conditions, fires):
     ctx = context(med_request(), **quiet(conditions=[RA, *conditions], observations=[RECENT_KIDNEY, *observations]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["neutropenia"] if fires else [])
+    assert rules(found) == (["anakinra-neutropenia"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator) == ("LAB", "warning")
 
@@ -133,8 +133,8 @@ def test_monitoring_due(knowledge, started, last_count, window):
     medications = [METHOTREXATE] + ([on_therapy(started)] if started is not None else [])
     found = [f for f in run(knowledge, context(med_request(), **quiet(observations=observations,
                                                                       medications=medications)))
-             if f.rule != "duplicate-therapy"]
-    assert rules(found) == (["monitoring-due"] if window else [])
+             if f.rule != "anakinra-duplicate-therapy"]
+    assert rules(found) == (["anakinra-blood-count-monitoring"] if window else [])
     if window:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("LAB", "info", "monitoring")
@@ -151,7 +151,7 @@ def test_monitoring_due(knowledge, started, last_count, window):
 
 def test_monitoring_with_unknown_start_says_unable_to_check(knowledge):
     ctx = context(med_request(), **quiet(medications=[METHOTREXATE, current_med("k-1", concept(ANAKINRA_RXNORM))]))
-    finding = one(run(knowledge, ctx), "monitoring-due")
+    finding = one(run(knowledge, ctx), "anakinra-blood-count-monitoring")
     assert finding.unable and finding.summary.startswith("Unable to check")
 
 
@@ -184,7 +184,7 @@ def test_pregnancy(knowledge, conditions, observations, fires):
     ctx = context(med_request(), **quiet(conditions=[RA, *conditions],
                                          observations=[RECENT_KIDNEY, RECENT_ANC, *observations]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["pregnancy"] if fires else [])
+    assert rules(found) == (["anakinra-pregnancy"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("PREG", "warning", "pregnancy")
         assert found[0].unable == (fires == "unable")
@@ -206,7 +206,7 @@ def test_breastfeeding(knowledge, conditions, observations, fires):
     ctx = context(med_request(), **quiet(conditions=[RA, *conditions],
                                          observations=[RECENT_KIDNEY, RECENT_ANC, *observations]))
     found = run(knowledge, ctx)
-    assert rules(found) == (["breastfeeding"] if fires else [])
+    assert rules(found) == (["anakinra-breastfeeding"] if fires else [])
     if fires:
         assert (found[0].topic, found[0].indicator, found[0].anchor) == ("LACT", "info", "breastfeeding")
 
@@ -234,8 +234,8 @@ def test_indication(knowledge, conditions, medications, reason, fires):
     observations = [RECENT_KIDNEY, RECENT_ANC, weight(70)]
     found = [f for f in run(knowledge, context(order, conditions=conditions, medications=medications,
                                                observations=observations))
-             if f.rule != "monitoring-due"]
-    assert rules(found) == (["indication"] if fires else [])
+             if f.rule != "anakinra-blood-count-monitoring"]
+    assert rules(found) == (["anakinra-indication"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.topic, finding.indicator, finding.anchor) == ("COND", "info", "summary")

@@ -143,7 +143,7 @@ def test_the_second_drug_is_loaded_beside_the_shipped_one(two_drugs):
                          ids=["40-mg", "41-mg", "2-mL", "2.05-mL"])
 def test_maximum_daily_dose_from_its_knowledge(two_drugs, dose, fires):
     found = run(two_drugs, context(med_request(medication=EXAMPLUMAB, dosages=[dose])))
-    assert rules(found) == (["high-dose"] if fires else [])
+    assert rules(found) == (["examplumab-high-dose"] if fires else [])
     if fires:
         finding = found[0]
         assert (finding.drug, finding.topic, finding.indicator) == ("examplumab", "DOSEH", "warning")
@@ -152,22 +152,22 @@ def test_maximum_daily_dose_from_its_knowledge(two_drugs, dose, fires):
 
 def test_recognised_by_name_in_text(two_drugs):
     order = med_request(medication=concept(text="Exampla 100 mg"), dosages=[dosage(100, "mg")])
-    assert one(run(two_drugs, context(order)), "high-dose").drug == "examplumab"
+    assert one(run(two_drugs, context(order)), "examplumab-high-dose").drug == "examplumab"
 
 
 def test_allergy_contraindication_from_its_knowledge(two_drugs):
     found = run(two_drugs, context(med_request(medication=EXAMPLUMAB, dosages=[dosage(40, "mg")]),
                                    allergies=[allergy(text="Exampla"), allergy(text="latex", aid="alg-2")]))
-    finding = one(found, "allergy-contraindication")
+    finding = one(found, "examplumab-allergy-contraindication")
     assert (finding.drug, finding.topic, finding.indicator, finding.section) == ("examplumab", "ALGY", "critical",
                                                                                  "Allergies")
-    assert rules(found) == ["allergy-contraindication"]  # no latex card: its knowledge has no latex warning
+    assert rules(found) == ["examplumab-allergy-contraindication"]  # no latex card: its knowledge has no latex warning
 
 
 def test_interaction_from_its_knowledge(two_drugs):
     found = run(two_drugs, context(med_request(medication=EXAMPLUMAB, dosages=[dosage(40, "mg")]),
                                    medications=[current_med("st", STATIN)]))
-    finding = one(found, "interaction:examplumab-interaction-examplastatins")
+    finding = one(found, "examplumab-interaction:examplumab-interaction-examplastatins")
     assert (finding.drug, finding.topic, finding.indicator) == ("examplumab", "DRG", "warning")
     assert "examplastatin" in finding.summary
 
@@ -175,7 +175,7 @@ def test_interaction_from_its_knowledge(two_drugs):
 def test_reverse_interaction_from_its_knowledge(two_drugs):
     order = med_request("st-new", concept(text="Statexa 10 mg"), dosages=[dosage(10, "mg")])
     found = run(two_drugs, context(order, medications=[current_med("ex", EXAMPLUMAB)]))
-    finding = one(found, "interaction-reverse:examplumab-interaction-examplastatins")
+    finding = one(found, "examplumab-interaction-reverse:examplumab-interaction-examplastatins")
     assert (finding.drug, finding.topic, finding.indicator, finding.order_id) == ("examplumab", "DRG", "warning",
                                                                                   "st-new")
 
@@ -183,7 +183,7 @@ def test_reverse_interaction_from_its_knowledge(two_drugs):
 def test_the_shipped_drug_is_unchanged_beside_it(two_drugs):
     order = med_request(dosages=[dosage(101, "mg")])
     found = run(two_drugs, context(order, conditions=[RA], observations=[]))
-    assert "high-dose" in rules(found) and all(f.drug == "anakinra" for f in found)
+    assert "anakinra-max-daily-dose" in rules(found) and all(f.drug == "anakinra" for f in found)
 
 
 def on_examplumab(knowledge, started_days_ago: int, *tests: dict) -> list:
@@ -203,7 +203,7 @@ LUNG = observation("LU-1", 90, "%", days=60, system=LOCAL, oid="lung")
 def test_patient_view_reads_the_second_drugs_monitoring_plan(two_drugs, started, liver_days_ago, due, interval):
     liver = observation("LT-1", 30, "U/L", days=liver_days_ago, system=LOCAL, oid="liver")
     found = on_examplumab(two_drugs, started, liver, LUNG)
-    assert rules(found) == (["monitoring-overdue"] if due else [])
+    assert rules(found) == (["examplumab-monitoring-overdue"] if due else [])
     if due:
         finding = found[0]
         assert (finding.drug, finding.topic, finding.indicator) == ("examplumab", "LAB", "info")
@@ -216,7 +216,7 @@ def test_patient_view_reads_the_second_drugs_monitoring_plan(two_drugs, started,
 def test_patient_view_baseline_of_the_second_drug_has_no_order_to_suggest(two_drugs):
     liver = observation("LT-1", 30, "U/L", days=3, system=LOCAL, oid="liver")
     found = on_examplumab(two_drugs, 30, liver)
-    finding = one(found, "monitoring-baseline")
+    finding = one(found, "examplumab-monitoring-baseline")
     assert finding.drug == "examplumab" and "Lung test never measured" in finding.summary
     assert finding.suggestions == () and finding.section == "Monitoring > Lungs"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fhirsvc.canonical import CHECK_OUTCOME, PROPOSED_CHANGE, V3_ACT_CODE
+from fhirsvc.canonical import CHECK_OUTCOME, EXT_RULE, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.evaluation.bundles import SEVERITY
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
@@ -89,6 +89,7 @@ def test_scenario_through_check_orders_matches_cds_hooks(scenario_app, fhir_clie
         assert issue["status"] == "final" and issue["identifiedDateTime"] == now.replace("+00:00", "Z")
         assert issue["detail"] == card["detail"] and issue["reference"] == card["links"][0]["url"]
         assert issue["code"]["text"] == card["summary"]
+        assert issue["extension"] == [{"url": EXT_RULE, "valueId": card["extension"]["fhirsvc.rule"]}]
         assert (CHECK_OUTCOME in {c["system"] for c in issue["code"]["coding"]}) == \
             card["summary"].startswith("Unable to check")
         assert len(issue.get("mitigation", ())) == len(card.get("suggestions", ()))
@@ -266,6 +267,9 @@ def test_the_codes_and_extension_it_writes_are_defined_in_the_knowledge(knowledg
     slices = {e["sliceName"] for e in extension["differential"]["element"] if e.get("sliceName")}
     assert slices == {"type", "description", "resource"}
     assert [dict(c) for c in extension["context"]] == [{"type": "element", "expression": "DetectedIssue.mitigation"}]
+    rule = knowledge.resolve(EXT_RULE)
+    assert [dict(c) for c in rule["context"]] == [{"type": "element", "expression": "DetectedIssue"}]
+    assert [t["code"] for t in rule["differential"]["element"][-1]["type"]] == ["id"]
 
 
 def test_more_orders_than_allowed_is_a_413_operation_outcome_naming_the_limit(fhir):

@@ -29,7 +29,7 @@ def column(table: WeightDoseTable, label: str) -> int:
 def findings(knowledge, kg: float, mg_per_day: float) -> set[str]:
     order = med_request(dosages=[dosage(round(mg_per_day, 6), "mg")])
     found = run_checks(context(order, pat=patient(6), conditions=[NOMID], observations=[weight(kg)]), knowledge)
-    return {f.rule for f in found if f.rule in ("high-dose-for-weight", "low-dose-for-weight")}
+    return {f.rule for f in found if f.rule in ("anakinra-max-dose-for-weight", "anakinra-starting-dose-for-weight")}
 
 
 def test_the_table_shows_the_model_figures(page, knowledge):
@@ -46,6 +46,6 @@ def test_every_row_agrees_with_the_dose_for_weight_checks(page, knowledge, row):
     maximum = line.doses[column(table, "maximum")].mg
     lowest = line.doses[column(table, "starting (low)")].mg
     assert findings(knowledge, line.weight_kg, maximum) == set()
-    assert findings(knowledge, line.weight_kg, maximum * STEP) == {"high-dose-for-weight"}
+    assert findings(knowledge, line.weight_kg, maximum * STEP) == {"anakinra-max-dose-for-weight"}
     assert findings(knowledge, line.weight_kg, lowest) == set()
-    assert findings(knowledge, line.weight_kg, lowest / STEP) == {"low-dose-for-weight"}
+    assert findings(knowledge, line.weight_kg, lowest / STEP) == {"anakinra-starting-dose-for-weight"}

@@ -53,7 +53,7 @@ def _mg(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
 
-@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5, needs=(PATIENT, CONDITIONS))
+@check("dose-unreadable", (), "DOSE", "summary", "the dose", after=5.5, needs=(PATIENT, CONDITIONS), rule_key="6")
 def check_dose_readable(job: Job) -> Iterable[Finding]:
     """Missing data: an unreadable dose or unit → DOSE warning "Unable to check dose" (contract
     "Missing data"; monograph: SECTION 4 of 4 > dosage sections). Fires for an order of a drug whose

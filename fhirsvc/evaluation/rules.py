@@ -1,0 +1,42 @@
+"""The rules as ``fhirsvc rules`` and ``GET /cds-services/rules`` list them: each rule of the knowledge's rule
+registries (``knowledge.rules``) with the services that run it.
+
+A rule runs in a service when that service's checks can give a finding under it: the order checks
+(``checks.engine.rule_keys``) in the order-select and order-sign services, the reminders
+(``checks.monitoring.patient_view_rule_keys``) in patient-view. ``describe`` is the one place a rule becomes JSON:
+what else a rule lists (the settings a site may change, its source attributes) is added there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirsvc.checks.engine import rule_keys
+from fhirsvc.checks.monitoring import patient_view_rule_keys
+from fhirsvc.drugmodel.profile import profile_of
+from fhirsvc.evaluation.pipeline import evaluate_patient_view
+from fhirsvc.evaluation.services import Service, services
+from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.rules import Rule, rules
+
+
+def rule_services(knowledge: Knowledge, rule: Rule) -> list[Service]:
+    """The services (in discovery order) that run ``rule``."""
+    drug = profile_of(knowledge, rule.drug)
+    if drug is None:
+        return []
+    order_keys, view_keys = rule_keys(drug), patient_view_rule_keys(drug)
+    return [s for s in services(knowledge)
+            if rule.key in (view_keys if s.handler is evaluate_patient_view else order_keys)]
+
+
+def describe(knowledge: Knowledge, rule: Rule) -> dict[str, Any]:
+    """One rule as JSON: id, number, title, topic, default indicator, source section, the knowledge holding its
+    numbers, and the services (with their hooks) that run it."""
+    return {**rule.as_json(),
+            "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)]}
+
+
+def catalogue(knowledge: Knowledge) -> list[dict[str, Any]]:
+    """Every rule of the knowledge, in registry order."""
+    return [describe(knowledge, r) for r in rules(knowledge)]
