@@ -163,6 +163,14 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
     return 1 if result.critical else 0
 
 
+def site_settings_text(rule: dict[str, Any]) -> str:
+    """A rule's adjustable settings in a few words (``kidney-result-max-age-days=180 (30-365 days)``); a rule never
+    to be weakened says so."""
+    own = [f"{s['code']}={s['default']} ({s['minimum']}-{s['maximum']} {s['unit']})"
+           for s in rule["settings"] if "minimum" in s]
+    return "; ".join([*own, *(["never weaken without reason"] if rule["neverWeaken"] else [])]) or "-"
+
+
 def print_rules(as_json: bool = False) -> int:
     """The rules of the knowledge as a table (or JSON), from the same list as ``GET /cds-services/rules``."""
     from fhirsvc.escaping import plain_text, terminal_json
@@ -179,10 +187,10 @@ def print_rules(as_json: bool = False) -> int:
     if as_json:
         print(terminal_json(json.dumps({"rules": listed}, indent=2, ensure_ascii=False)))
         return 0
-    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SOURCE SECTION")
+    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SITE SETTINGS", "SOURCE SECTION")
     rows = [tuple(plain_text(cell) for cell in (r["id"], r["number"] or "-", r["topic"]["code"], r["indicator"],
                                                 ",".join(s["hook"] for s in r["services"]) or "-", r["title"],
-                                                r["sourceSection"])) for r in listed]
+                                                site_settings_text(r), r["sourceSection"])) for r in listed]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])), row[-1]]).rstrip()
              for row in [header, *rows]]
