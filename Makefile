@@ -21,6 +21,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed ## create .venv and install fhirsvc (editable) with its test extras
 
 -include tools/validator/INSTALL.mk
+-include tools/bindings/BINDINGS.mk
 -include bench/bench.mk
 -include scenarios.mk
 -include browser.mk

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from flask import current_app, request
+from requests.adapters import HTTPAdapter
 
 from fhirsvc.errors import FhirsvcError
 from fhirsvc.storage.replay import MemoryReplayCache, ReplayCache, ReplayUnrecordable
@@ -135,16 +137,19 @@ def _index_jwks(jwks: dict) -> dict[str, dict]:
     return {key["kid"]: key for key in keys if isinstance(key.get("kid"), str)}
 
 
-def fetch_jwks(url: str) -> dict:
+# The JWK Set is fetched as the prefetch path fetches (fhirsvc.evaluation.prefetch): a prepared request sent through a
+# bare HTTPAdapter, not a requests Session, so nothing from the environment (proxy variables, ``.netrc``) applies and
+# no redirect is followed. The app passes the adapter of its Environment (cds/views.py); this one serves the rest.
+_JWKS_HTTP = HTTPAdapter(max_retries=0)
+
+
+def fetch_jwks(url: str, http: HTTPAdapter | None = None) -> dict:
     """Fetch a JWK Set with tight timeouts, no redirects and a size cap, so a slow or hostile URL cannot stall us."""
     deadline = time.monotonic() + JWKS_TOTAL_TIMEOUT
     try:
-        with requests.get(
-            url,
-            timeout=(JWKS_CONNECT_TIMEOUT, JWKS_READ_TIMEOUT),
-            allow_redirects=False,
-            stream=True,
-            headers={"Accept": "application/json"},
+        prepared = requests.Request("GET", url, headers={"Accept": "application/json"}).prepare()
+        with (http or _JWKS_HTTP).send(
+            prepared, stream=True, timeout=(JWKS_CONNECT_TIMEOUT, JWKS_READ_TIMEOUT),
         ) as response:
             if response.status_code != 200:
                 raise AuthError(f"JWK Set fetch from {url} answered HTTP {response.status_code}")
@@ -190,6 +195,7 @@ class JwtVerifier:
         issuers: Iterable[TrustedIssuer],
         *,
         fetch_jwks: Callable[[str], dict] | None = None,
+        http: HTTPAdapter | None = None,
         leeway: int = 30,
         max_lifetime: int = 3600,
         clock: Callable[[], float] = time.time,
@@ -204,7 +210,7 @@ class JwtVerifier:
             self._inline_keys[issuer.iss] = _index_jwks(issuer.jwks) if issuer.jwks else {}
         if leeway < 0 or max_lifetime <= 0:
             raise ValueError("leeway must be >= 0 and max_lifetime > 0")
-        self._fetch_jwks = fetch_jwks if fetch_jwks is not None else _default_fetch_jwks
+        self._fetch_jwks = fetch_jwks if fetch_jwks is not None else partial(_default_fetch_jwks, http=http)
         self._leeway = leeway
         self._max_lifetime = max_lifetime
         self._clock = clock

@@ -74,12 +74,12 @@ class CdsState:
             connect_timeout=float(config["FETCH_CONNECT_TIMEOUT"]), read_timeout=float(config["FETCH_READ_TIMEOUT"]),
             deadline=float(config["FETCH_DEADLINE"]), max_call_bytes=int(config["FETCH_MAX_CALL_BYTES"]))
         # the public base is the request's when PUBLIC_BASE_URL is not set: each call sets its own (evaluate)
-        self.env = Environment(knowledge, self.public_base, fetch,
-                               HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0),
-                               site=get_site_config(app))
+        # one bare HTTPAdapter for everything fetched: the EHR's FHIR server (prefetch) and trusted issuers' JWK Sets
+        http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        self.env = Environment(knowledge, self.public_base, fetch, http, site=get_site_config(app))
         self.feedback = get_store(app)  # feedback, issued cards and used token ids (fhirsvc.storage)
         # used token ids in the shared database, so that every worker and instance refuses a token replayed to it
-        self.verifier = JwtVerifier(issuers, replay_cache=self.feedback)
+        self.verifier = JwtVerifier(issuers, replay_cache=self.feedback, http=http)
         if not self.auth_required:
             log.warning("CDS Hooks authentication is OFF (FHIRSVC_AUTH=off): use only on a trusted local machine")
 

@@ -13,6 +13,8 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Response, request
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
 
 from fhirsvc.errors import ApiError
 from fhirsvc.fhir.base import compact_json
@@ -23,15 +25,26 @@ VERSIONS = {"4.0": R4, "4.0.1": R4, "5.0": R5, "5.0.0": R5}
 MIME_PARAMETER = {R4: "4.0", R5: "5.0"}
 
 
+# How closely a media range names what this server sends (the most specific range that matches decides, RFC 9110
+# 12.5.1): JSON in any of its names, then ``application/*``, then ``*/*``.
+_SPECIFICITY = {"*/*": 0, "application/*": 1}
+
+
 @lru_cache(maxsize=256)
-def _media_ranges(header: str) -> tuple[tuple[str, dict[str, str]], ...]:
-    """The media ranges of an Accept header (remembered: clients send the same few headers; read only)."""
+def _acceptable(header: str) -> tuple[dict[str, str], ...] | None:
+    """The parameters of the JSON media ranges an Accept header admits (quality above 0), read with werkzeug's
+    Accept parsing; ``None`` when the header admits no JSON (remembered: clients send the same few headers)."""
     ranges = []
-    for part in header.split(","):
-        mime, *params = [p.strip() for p in part.split(";")]
-        if mime:
-            ranges.append((mime.lower(), dict(p.split("=", 1) for p in params if "=" in p)))
-    return tuple(ranges)
+    for value, quality in parse_accept_header(header, MIMEAccept):
+        mime, params = parse_options_header(value)
+        if mime.lower() in JSON_TYPES:
+            ranges.append((_SPECIFICITY.get(mime.lower(), 2), quality, params))
+    if not ranges:
+        return None
+    closest = max(specificity for specificity, _, _ in ranges)
+    if all(quality == 0 for specificity, quality, _ in ranges if specificity == closest):
+        return None  # JSON is named, but as "not acceptable" (q=0)
+    return tuple(params for _, quality, params in ranges if quality > 0)
 
 
 def negotiate(fixed: str | None) -> str:
@@ -39,12 +52,12 @@ def negotiate(fixed: str | None) -> str:
     wanted_format = request.args.get("_format") if request.query_string else None
     if wanted_format is not None and wanted_format.split(";")[0].strip().lower() not in JSON_TYPES:
         raise ApiError(HTTPStatus.NOT_ACCEPTABLE, f"_format={wanted_format} is not supported; this server speaks JSON")
-    ranges = _media_ranges(request.headers.get("Accept", "")) if wanted_format is None else ()
-    acceptable = [(mime, params) for mime, params in ranges if mime in JSON_TYPES]
-    if ranges and not acceptable:
+    header = request.headers.get("Accept", "") if wanted_format is None else ""
+    acceptable = _acceptable(header) if header.strip() else ()
+    if acceptable is None:
         raise ApiError(HTTPStatus.NOT_ACCEPTABLE,
                        f"cannot answer in {request.headers['Accept']}; this server speaks application/fhir+json")
-    asked = {params["fhirVersion"] for _, params in acceptable if "fhirVersion" in params}
+    asked = {params["fhirversion"] for params in acceptable if "fhirversion" in params}
     versions = {VERSIONS.get(v) for v in asked}
     if None in versions:
         raise ApiError(HTTPStatus.NOT_ACCEPTABLE, f"fhirVersion {sorted(asked)} is not served (4.0 or 5.0)")

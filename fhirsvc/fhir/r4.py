@@ -126,8 +126,25 @@ def build_r4_view(knowledge: Knowledge, copy: bool = True) -> dict[tuple[str, st
         if converter is None:
             continue
         for resource in converter(thaw(knowledge.resources[key]), knowledge):
+            resource = _unlinked(resource)
             view[(resource["resourceType"], resource["id"])] = thaw(resource) if copy else resource
     return view
+
+
+def _unlinked(node: Any) -> Any:
+    """``node`` with no literal reference to an R5-only type (ClinicalUseDefinition, PackagedProductDefinition),
+    which ``/fhir/R4`` cannot answer: every such target is carried whole in the cross-version extension beside the
+    Reference (``_inlined``), so the Reference keeps, as its ``display``, the R5 resource's ``Type/id`` (read on
+    ``/fhir/R5``): a name for people, never followed, and the rule ref-1 still holds."""
+    if isinstance(node, list):
+        return [_unlinked(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    target = node.get("reference")
+    if isinstance(target, str) and target.partition("/")[0] in R5_ONLY_TYPES:
+        kept = {key: _unlinked(value) for key, value in node.items() if key != "reference"}
+        return {**kept, "display": kept.get("display") or target}
+    return {key: _unlinked(value) for key, value in node.items()}
 
 
 # --- cross-version extensions -------------------------------------------------------------------------------

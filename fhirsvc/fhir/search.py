@@ -10,7 +10,7 @@ ANDed; ``:missing`` works on every parameter.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -29,6 +29,8 @@ from fhirsvc.terminology import knowledge_keys
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
+TOTAL_MODES = ("none", "estimate", "accurate")  # every total given is accurate: the store is in memory
+SORT_COMMON = ("_id", "_lastUpdated")
 # Parameters that shape the answer rather than select resources; _format/_pretty are handled by the views.
 RESULT_PARAMS = {"_count", "_offset", "_sort", "_summary", "_elements", "_include", "_revinclude", "_total",
                  "_totalMethod", "_format", "_pretty"}
@@ -55,6 +57,8 @@ class SearchRequest:
     includes: list[tuple[str, str]] = field(default_factory=list)  # (type, param)
     revincludes: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # unknown parameters, reported as an outcome
+    notes: list[str] = field(default_factory=list)  # other parts of the request left unused, reported likewise
+    used: list[tuple[str, str]] = field(default_factory=list)  # the parameters applied, for the self link
 
 
 @dataclass
@@ -71,7 +75,9 @@ def parse_search(base: FhirBase, rtype: str, params: Sequence[tuple[str, str]], 
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
         if name in RESULT_PARAMS:
-            _parse_result_param(base, rtype, request, name, value, strict)
+            applied = _parse_result_param(base, rtype, request, name, value, strict)
+            if applied is not None:
+                request.used.append((raw_name, applied))
         elif name in spec.params:
             param = spec.params[name]
             _check_modifier(param, modifier or None)
@@ -79,10 +85,13 @@ def parse_search(base: FhirBase, rtype: str, params: Sequence[tuple[str, str]], 
             if not values:
                 raise bad_request(f"parameter {raw_name} has no value")
             request.criteria.append((param, modifier or None, values))
+            request.used.append((raw_name, value))
         elif strict:
             raise bad_request(f"unknown search parameter {raw_name!r} for {rtype}")
         else:
             request.ignored.append(raw_name)
+    if request.summary == "count":  # the count alone, as _count=0: no entries, no paging
+        request.count = 0
     return request
 
 
@@ -99,7 +108,8 @@ def _integer(name: str, value: str, minimum: int) -> int:
 
 
 def _parse_result_param(base: FhirBase, rtype: str, request: SearchRequest, name: str, value: str,
-                        strict: bool) -> None:
+                        strict: bool) -> str | None:
+    """Apply one result parameter; the value applied (for the self link), or None when nothing of it was."""
     if name == "_count":
         request.count = min(_integer(name, value, 0), MAX_COUNT)
     elif name == "_offset":
@@ -108,14 +118,13 @@ def _parse_result_param(base: FhirBase, rtype: str, request: SearchRequest, name
         if value not in SUMMARY_MODES:
             raise bad_request(f"_summary must be one of {', '.join(SUMMARY_MODES)}, not {value!r}")
         request.summary = None if value == "false" else value
+    elif name == "_total":
+        if value not in TOTAL_MODES:
+            raise bad_request(f"_total must be one of {', '.join(TOTAL_MODES)}, not {value!r}")
     elif name == "_elements":
-        request.elements += [e.strip() for e in value.split(",") if e.strip()]
+        return _parse_elements(request, value, strict)
     elif name == "_sort":
-        for key in value.split(","):
-            descending = key.startswith("-")
-            if key.lstrip("-") not in ("_id", "_lastUpdated"):
-                raise bad_request(f"_sort supports _id and _lastUpdated (prefix - to descend), not {key!r}")
-            request.sort.append((key.lstrip("-"), descending))
+        return _parse_sort(base, rtype, request, value, strict)
     elif name in ("_include", "_revinclude"):
         target = _parse_include(base, rtype, name, value)
         if target:
@@ -124,6 +133,57 @@ def _parse_result_param(base: FhirBase, rtype: str, request: SearchRequest, name
             raise bad_request(f"{name}={value} names no reference search parameter this server supports")
         else:
             request.ignored.append(f"{name}={value}")
+            return None
+    else:  # _format, _pretty: how the answer is written, not what it holds
+        return None
+    return value
+
+
+def _unused(request: SearchRequest, strict: bool, message: str) -> None:
+    """A part of the request the server does not apply: 400 under ``Prefer: handling=strict``, else reported."""
+    if strict:
+        raise bad_request(message)
+    request.notes.append(message)
+
+
+def _parse_elements(request: SearchRequest, value: str, strict: bool) -> str | None:
+    """``_elements`` names elements at the root of the resource (FHIR search, "_elements"); a nested path is not
+    applied, and said so."""
+    names = [e.strip() for e in value.split(",") if e.strip()]
+    for nested in [n for n in names if "." in n]:
+        _unused(request, strict, f"_elements takes the names of top-level elements; {nested!r} is not applied")
+    kept = [n for n in names if "." not in n]
+    request.elements += kept
+    return ",".join(kept) or None
+
+
+def _parse_sort(base: FhirBase, rtype: str, request: SearchRequest, value: str, strict: bool) -> str | None:
+    """``_sort``: ``_id``, ``_lastUpdated`` or a search parameter of the type, ``-`` to descend; another name is
+    not applied, and said so."""
+    applied = []
+    for key in (k.strip() for k in value.split(",")):
+        name = key.removeprefix("-")
+        if name in SORT_COMMON or name in base.specs[rtype].params:
+            request.sort.append((name, key.startswith("-")))
+            applied.append(key)
+        elif key:
+            _unused(request, strict, f"_sort by {key!r} is not supported for {rtype} (sort by _id, _lastUpdated or "
+                    f"a search parameter of the type; - to descend)")
+    return ",".join(applied) or None
+
+
+def read_subset(params: Iterable[tuple[str, str]], strict: bool) -> tuple[str | None, list[str]]:
+    """``_summary`` and ``_elements`` of a read (FHIR RESTful API, general parameters): (summary mode, element
+    names). ``_summary=count`` belongs to searches; a nested ``_elements`` path is left out (400 when strict)."""
+    request = SearchRequest()
+    for name, value in params:
+        if name == "_summary":
+            if value not in SUMMARY_MODES or value == "count":
+                raise bad_request(f"_summary on a read must be true, false, text or data, not {value!r}")
+            request.summary = None if value == "false" else value
+        elif name == "_elements":
+            _parse_elements(request, value, strict)
+    return request.summary, request.elements
 
 
 def _parse_include(base: FhirBase, rtype: str, name: str, value: str) -> tuple[str, str] | None:
@@ -143,9 +203,33 @@ def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResu
         _matches(base, rtype, rid, param, modifier, values) for param, modifier, values in request.criteria)]
     matches = [base.resources[(rtype, rid)] for rid in ids]
     for key, descending in reversed(request.sort):
-        matches.sort(key=(lambda r: r["id"]) if key == "_id" else base.last_updated, reverse=descending)
+        matches.sort(key=_sort_key(base, rtype, key), reverse=descending)
     page = matches[request.offset:request.offset + request.count]
     return SearchResult(page, len(matches), _included(base, rtype, page, request))
+
+
+def _sort_key(base: FhirBase, rtype: str, name: str) -> Callable[[Mapping[str, Any]], Any]:
+    """How to order resources by a ``_sort`` name: by id, by lastUpdated, or by the smallest value a search
+    parameter indexes for the resource (resources without one after the others in ascending order)."""
+    if name == "_id":
+        return lambda resource: resource["id"]
+    if name == "_lastUpdated":
+        return base.last_updated
+    indexed = base.index[(rtype, name)]
+
+    def key(resource: Mapping[str, Any]) -> tuple[int, Any]:
+        values = sorted(_sortable(value) for value in indexed[resource["id"]])
+        return (0, values[0]) if values else (1, "")
+    return key
+
+
+def _sortable(value: Any) -> Any:
+    """One indexed value as it sorts: a token by its code (else its text), a string folded, an instant as is."""
+    if isinstance(value, Token):
+        return value.code or value.text or ""
+    if isinstance(value, tuple):  # a string: (original, folded)
+        return value[1]
+    return value
 
 
 def _matches(base: FhirBase, rtype: str, rid: str, param: SearchParam, modifier: str | None,

@@ -12,8 +12,8 @@ the operation's URL under PUBLIC_BASE_URL); the knowledge's routes stay open.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import UTC
+from email.utils import format_datetime
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
+from werkzeug.sansio.http import is_resource_modified
 
 from fhirsvc.bodies import json_body
 from fhirsvc.cds.auth import authenticate
@@ -28,9 +29,10 @@ from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.fhir import capability, check_orders, terminology_ops
 from fhirsvc.fhir.base import FhirBase
+from fhirsvc.fhir.bindings import binding_errors
 from fhirsvc.fhir.negotiation import fhir_response, negotiate
 from fhirsvc.fhir.registry import TypeSpec
-from fhirsvc.fhir.search import parse_search, run_search, subset
+from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhirtypes import now_instant, parse_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
 from fhirsvc.knowledge import get_knowledge
@@ -99,38 +101,26 @@ def vread(requested: str | None, rtype: str, rid: str, vid: str) -> Response:
 
 
 def _conditional(base: FhirBase, resource: Any) -> Response:
-    """The resource with ETag and Last-Modified, or 304 when the client's copy is current."""
+    """The resource with ETag and Last-Modified, or 304 when the client's copy is current: werkzeug's reading of
+    ``If-None-Match`` (weak comparison, ``*``, RFC 9110 13.1.2) and, without it, ``If-Modified-Since``."""
     etag = f'W/"{resource["meta"]["versionId"]}"'
-    modified, http_date = _http_date(resource["meta"]["lastUpdated"])
-    if request.headers.get("If-None-Match"):
-        not_modified = etag in [t.strip() for t in request.headers["If-None-Match"].split(",")]
+    http_date = _http_date(resource["meta"]["lastUpdated"])
+    summary, elements = read_subset(request.args.items(multi=True), _strict()) if request.query_string else (None, [])
+    if is_resource_modified(http_if_none_match=request.headers.get("If-None-Match"),
+                            http_if_modified_since=request.headers.get("If-Modified-Since"),
+                            etag=etag, last_modified=http_date):
+        response = fhir_response(subset(resource, base.name, summary, elements), base.name, texts=base.texts)
     else:
-        not_modified = _not_modified_since(modified)
-    if not_modified:
         response = Response(status=HTTPStatus.NOT_MODIFIED)
-    else:
-        response = fhir_response(resource, base.name, texts=base.texts)
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date
     return response
 
 
 @lru_cache(maxsize=1024)
-def _http_date(last_updated: str) -> tuple[datetime, str]:
-    """A ``meta.lastUpdated`` as a datetime and as an HTTP date (a few distinct values: file times)."""
-    modified = parse_instant(last_updated)
-    return modified, format_datetime(modified.astimezone(UTC), usegmt=True)
-
-
-def _not_modified_since(modified: datetime) -> bool:
-    header = request.headers.get("If-Modified-Since")
-    if not header:
-        return False
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return False  # an unreadable date is ignored, as HTTP says
-    return modified.replace(microsecond=0) <= since
+def _http_date(last_updated: str) -> str:
+    """A ``meta.lastUpdated`` as an HTTP date (a few distinct values: file times)."""
+    return format_datetime(parse_instant(last_updated).astimezone(UTC), usegmt=True)
 
 
 @blueprint.get("/<rtype>")
@@ -146,14 +136,19 @@ def search_post(requested: str | None, rtype: str) -> Response:
     return _search(requested, rtype, [*request.args.items(multi=True), *request.form.items(multi=True)])
 
 
+def _strict() -> bool:
+    """``Prefer: handling=strict``: what the server would ignore is an error instead (FHIR search, "Handling
+    Errors")."""
+    return "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+
+
 def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) -> Response:
     base = _base(requested)
     _spec(base, rtype)
-    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    search = parse_search(base, rtype, params, strict)
+    search = parse_search(base, rtype, params, _strict())
     result = run_search(base, rtype, search)
     url = _base_url(base, requested)
-    kept = [(k, v) for k, v in params if k not in ("_offset", "_format")]
+    kept = [(k, v) for k, v in search.used if k != "_offset"]  # the self link: the parameters applied, no other
 
     def link(relation: str, offset: int) -> dict:
         query = urlencode([*kept, ("_offset", str(offset))] if offset else kept)
@@ -164,17 +159,19 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         "meta": {"lastUpdated": now_instant()},
         "type": "searchset", "total": result.total, "link": [link("self", search.offset)],
     }
-    if search.count and search.offset + search.count < result.total:
+    if search.count and search.offset + search.count < result.total:  # _count=0 (or _summary=count): no paging
         bundle["link"].append(link("next", search.offset + search.count))
-    if search.offset:
-        bundle["link"].append(link("previous", max(0, search.offset - (search.count or search.offset))))
+    if search.count and search.offset:
+        bundle["link"].append(link("previous", max(0, search.offset - search.count)))
     entries = []
-    if search.summary != "count" and search.count:
+    if search.count:
         entries += [_entry(url, subset(r, base.name, search.summary, search.elements), "match")
                     for r in result.matches]
         entries += [_entry(url, r, "include") for r in result.included]
-    if search.ignored:
-        outcome = _outcome(f"unknown search parameters ignored: {', '.join(search.ignored)}")
+    notes = ([f"unknown search parameters ignored: {', '.join(search.ignored)}"] if search.ignored else [])
+    if notes or search.notes:
+        outcome = operation_outcome(issues=[outcome_issue(note, "not-supported", "warning")
+                                            for note in [*notes, *search.notes]], resource_id=str(uuid.uuid4()))
         entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
@@ -184,10 +181,6 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
 def _entry(url: str, resource: Any, mode: str) -> dict:
     return {"fullUrl": f"{url}/{resource['resourceType']}/{resource['id']}", "resource": resource,
             "search": {"mode": mode}}
-
-
-def _outcome(text: str, severity: str = "warning", code: str = "not-supported") -> dict:
-    return operation_outcome(text, code, severity, resource_id=str(uuid.uuid4()))
 
 
 @blueprint.route("/ValueSet/$expand", methods=["GET", "POST"])
@@ -245,14 +238,16 @@ def validate(requested: str | None, rtype: str) -> Response:
     try:
         model.model_validate(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        for err in errors[:MAX_VALIDATE_ISSUES]:
+        for err in exc.errors(include_url=False, include_context=False, include_input=False):
             path = rtype + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
             issues.append(outcome_issue(err["msg"], "structure", expression=[path]))
-        if len(errors) > MAX_VALIDATE_ISSUES:
-            issues.append(outcome_issue(
-                f"{len(errors) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
-                f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})", "too-costly"))
+    # codes in required bindings, against the value sets of the base's FHIR version (fhirsvc/fhir/bindings.py)
+    issues += [outcome_issue(error.message, "code-invalid", expression=[error.path])
+               for error in binding_errors(base.name, body)]
+    if len(issues) > MAX_VALIDATE_ISSUES:
+        issues[MAX_VALIDATE_ISSUES:] = [outcome_issue(
+            f"{len(issues) - MAX_VALIDATE_ISSUES} more errors are not listed (the service lists at most "
+            f"MAX_VALIDATE_ISSUES = {MAX_VALIDATE_ISSUES})", "too-costly")]
     if not issues:
         issues = [outcome_issue(f"valid {rtype} (FHIR {base.fhir_version})", "informational", "information")]
     return fhir_response(operation_outcome(issues=issues), base.name)

@@ -405,7 +405,10 @@ class _JwksHandler(BaseHTTPRequestHandler):
         "/error": (500, b'{"keys": []}'),
     }
 
+    seen_authorization: ClassVar[list[str | None]] = []
+
     def do_GET(self):
+        self.seen_authorization.append(self.headers.get("Authorization"))
         status, body = self.routes.get(self.path, (404, b""))
         self.send_response(status)
         if status == 302:
@@ -437,6 +440,22 @@ def test_default_fetcher_returns_the_jwk_set(jwks_server):
 def test_default_fetcher_failures_are_auth_errors(jwks_server, path):
     with pytest.raises(AuthError):
         fetch_jwks(f"{jwks_server}{path}")
+
+
+def test_default_fetcher_ignores_proxy_variables_and_netrc(jwks_server, tmp_path, monkeypatch):
+    """As the prefetch path: a proxy named in the environment (nothing listens there) and a .netrc holding a
+    password for the host change nothing; the set comes straight from the server, with no Authorization."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    _JwksHandler.seen_authorization.clear()
+    assert fetch_jwks(f"{jwks_server}/jwks") == {"keys": []}
+    assert _JwksHandler.seen_authorization == [None]
 
 
 def test_default_fetcher_connection_refused_is_auth_error(jwks_server):

@@ -5,7 +5,9 @@ Every response body goes through the validating client (tests/fhir/conftest.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 
@@ -59,6 +61,26 @@ def test_vread_and_conditional_reads(fhir):
         "If-Modified-Since": first.headers["Last-Modified"]}).status_code == HTTPStatus.NOT_MODIFIED
     assert fhir.get("/fhir/R5/Medication/kineret", headers={
         "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}).status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("if_none_match", [
+    "*", '"{v}"', 'W/"{v}"', '"other", "{v}"', 'W/"other", W/"{v}"',
+])
+def test_if_none_match_compares_weakly_and_takes_a_star(fhir, if_none_match):
+    """RFC 9110 13.1.2: If-None-Match uses the weak comparison (the strong form of the ETag matches too), and ``*``
+    matches any current representation; If-Modified-Since is then not looked at."""
+    version = fhir.get("/fhir/R4/Medication/kineret").get_json()["meta"]["versionId"]
+    response = fhir.get("/fhir/R4/Medication/kineret", headers={
+        "If-None-Match": if_none_match.format(v=version), "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    assert response.status_code == HTTPStatus.NOT_MODIFIED
+    assert response.headers["ETag"] == f'W/"{version}"'
+
+
+def test_if_none_match_that_does_not_match_wins_over_if_modified_since(fhir):
+    first = fhir.get("/fhir/R4/Medication/kineret")
+    response = fhir.get("/fhir/R4/Medication/kineret", headers={
+        "If-None-Match": '"other"', "If-Modified-Since": first.headers["Last-Modified"]})
+    assert response.status_code == HTTPStatus.OK
 
 
 SEARCHES = [
@@ -150,6 +172,70 @@ def test_count_summary_elements_and_sort(fhir):
     assert descending == sorted(descending, reverse=True)
 
 
+def links(body: dict) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in body["link"]}
+
+
+def outcome_notes(body: dict) -> list[str]:
+    return [issue["diagnostics"] for e in body.get("entry", ()) if e["search"]["mode"] == "outcome"
+            for issue in e["resource"]["issue"]]
+
+
+@pytest.mark.parametrize("query", ["_summary=count", "_count=0", "_summary=count&_count=5", "_count=0&_offset=10"])
+def test_a_count_alone_has_no_paging_links(fhir, query):
+    body = fhir.get(f"/fhir/R5/ClinicalUseDefinition?{query}").get_json()
+    assert body["total"] == 32 and "entry" not in body
+    assert set(links(body)) == {"self"}
+
+
+def test_the_self_link_lists_the_parameters_applied_and_no_other(fhir):
+    body = fhir.get("/fhir/R4/ValueSet?bogus=1&status=active&_count=2&_sort=-_id,colour&_format=json"
+                    "&_include=ValueSet:nothing&_elements=url,compose.include").get_json()
+    self_link = links(body)["self"]
+    assert self_link.endswith("/fhir/R4/ValueSet?status=active&_count=2&_sort=-_id&_elements=url")
+    assert links(fhir.get("/fhir/R4/ValueSet?bogus=1").get_json())["self"].endswith("/fhir/R4/ValueSet")
+    notes = outcome_notes(body)
+    assert any("bogus" in n and "_include=ValueSet:nothing" in n for n in notes)
+    assert any("'colour'" in n for n in notes) and any("'compose.include'" in n for n in notes)
+
+
+def test_sort_by_a_search_parameter_of_the_type(fhir):
+    def titles(query):
+        body = fhir.get(f"/fhir/R5/ValueSet?_sort={query}&_count=500&_elements=title").get_json()
+        return [e["resource"].get("title") for e in body["entry"] if e["search"]["mode"] == "match"]
+    ascending, descending = titles("title"), titles("-title")
+    with_title = [t for t in ascending if t is not None]
+    assert len(with_title) > 3 and with_title == sorted(with_title, key=str.casefold)
+    assert [t for t in descending if t is not None] == with_title[::-1]
+
+
+@pytest.mark.parametrize("query", ["_sort=colour", "_elements=compose.include"])
+def test_what_is_not_applied_is_reported_or_refused_when_strict(fhir, query):
+    lenient = fhir.get(f"/fhir/R5/ValueSet?{query}")
+    assert lenient.status_code == HTTPStatus.OK and outcome_notes(lenient.get_json())
+    strict = fhir.get(f"/fhir/R5/ValueSet?{query}", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize("total", ["none", "estimate", "accurate"])
+def test_total_takes_its_three_modes(fhir, total):
+    assert fhir.get(f"/fhir/R5/ClinicalUseDefinition?_total={total}").get_json()["total"] == 32
+
+
+@pytest.mark.parametrize("base", ["R4", "R5"])
+def test_a_read_honours_summary_and_elements(fhir, base):
+    full = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra").get_json()
+    assert "SUBSETTED" not in str(full["meta"])
+    elements = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_elements=code,status").get_json()
+    assert set(elements) == {"resourceType", "id", "meta", "code", "status"}
+    assert elements["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    summary = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_summary=true").get_json()
+    assert "code" in summary and set(summary) < set(full)
+    assert summary["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    text = fhir.get(f"/fhir/{base}/MedicationKnowledge/anakinra?_summary=text").get_json()
+    assert set(text) < set(full) and text["meta"]["tag"][-1]["code"] == "SUBSETTED"
+
+
 def test_include_and_revinclude(fhir):
     body = fhir.get("/fhir/R5/MedicationKnowledge?_include=MedicationKnowledge:monograph").get_json()
     modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in body["entry"]}
@@ -170,7 +256,8 @@ def test_unknown_parameter_is_reported_or_rejected_when_strict(fhir):
 
 BAD_SEARCHES = [
     "MedicationKnowledge?_count=-1", "MedicationKnowledge?_count=ten", "MedicationKnowledge?_offset=x",
-    "MedicationKnowledge?_sort=name", "MedicationKnowledge?_summary=maybe", "MedicationKnowledge?_lastUpdated=soon",
+    "MedicationKnowledge?_total=bogus", "MedicationKnowledge?_summary=maybe",
+    "MedicationKnowledge/anakinra?_summary=count", "MedicationKnowledge?_lastUpdated=soon",
     "MedicationKnowledge?_lastUpdated=2026-13-45", "MedicationKnowledge?code:exact=x",
     "MedicationKnowledge?code:missing=maybe", "MedicationKnowledge?code=",
 ]
@@ -198,6 +285,10 @@ ERRORS = [
     ("GET", "/fhir/R4/MedicationKnowledge/anakinra",
      {"headers": {"Accept": "application/fhir+json; fhirVersion=5.0"}}, HTTPStatus.NOT_ACCEPTABLE),
     ("GET", "/fhir/MedicationKnowledge/anakinra", {"headers": {"Accept": "application/fhir+json; fhirVersion=3.0"}},
+     HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R4/Medication/kineret", {"headers": {"Accept": "application/fhir+json;q=0"}},
+     HTTPStatus.NOT_ACCEPTABLE),
+    ("GET", "/fhir/R4/metadata", {"headers": {"Accept": "application/fhir+json;q=0, application/json;q=0, */*"}},
      HTTPStatus.NOT_ACCEPTABLE),
     ("POST", "/fhir/R5/Medication/$validate", {"data": "<Medication/>", "content_type": "application/fhir+xml"},
      HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
@@ -245,6 +336,24 @@ def test_version_negotiation_on_the_unversioned_base(fhir):
     r5 = fhir.get("/fhir/MedicationKnowledge/anakinra", headers={"Accept": "application/fhir+json; fhirVersion=5.0"})
     assert "fhirVersion=5.0" in r5.headers["Content-Type"] and "indicationGuideline" in r5.get_json()
     assert fhir.get("/fhir/metadata", headers={"Accept": "application/json"}).get_json()["fhirVersion"] == "4.0.1"
+
+
+@pytest.mark.parametrize(("accept", "version"), [
+    ("application/fhir+xml, application/fhir+json;q=0.1", "4.0"),
+    ("application/fhir+json;q=0, */*;q=0.5", None),  # fhir+json named and refused; */* is less specific
+    ("application/fhir+json; fhirVersion=5.0; q=0.8, application/fhir+json; fhirVersion=4.0; q=0", "5.0"),
+    ("application/fhir+json; fhirVersion=4.0; q=0, application/fhir+json; fhirVersion=5.0", "5.0"),
+    ("text/html, */*;q=0.8", "4.0"),
+])
+def test_accept_qualities_are_read(fhir, accept, version):
+    """Quality values count (RFC 9110 12.4.2): a range with q=0 is "not acceptable", and a refused version is not
+    asked for."""
+    response = fhir.get("/fhir/Medication/kineret", headers={"Accept": accept})
+    if version is None:
+        assert response.status_code == HTTPStatus.NOT_ACCEPTABLE
+    else:
+        assert response.status_code == HTTPStatus.OK
+        assert f"fhirVersion={version}" in response.headers["Content-Type"]
 
 
 def test_pretty_and_format_json(client):
@@ -407,3 +516,40 @@ def test_other_ndcs_find_nothing(fhir, code):
     found = fhir.get("/fhir/R4/MedicationKnowledge", query_string={"code": f"http://hl7.org/fhir/sid/ndc|{code}"})
     assert found.status_code == HTTPStatus.OK
     assert found.get_json()["total"] == (0 if code else 1)  # system| alone: any NDC
+
+
+def literal_references(value: Any) -> Iterator[str]:
+    """Every Reference.reference in a JSON tree."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                yield item
+            else:
+                yield from literal_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from literal_references(item)
+
+
+def test_every_literal_reference_served_on_r4_can_be_followed_on_r4(fhir):
+    """Each resource of every type the R4 CapabilityStatement lists, read through search paging, and each of its
+    literal references read on /fhir/R4: 200 (a contained target, "#id", is in the same resource)."""
+    served = [r["type"] for r in fhir.get("/fhir/R4/metadata").get_json()["rest"][0]["resource"]]
+    resources, followed = [], set()
+    for rtype in served:
+        url: str | None = f"/fhir/R4/{rtype}?_count=500"
+        while url:
+            page = fhir.get(url).get_json()
+            resources += [e["resource"] for e in page.get("entry", ()) if e["search"]["mode"] == "match"]
+            url = links(page).get("next", "").removeprefix("https://cds.example.org") or None
+    assert len(resources) > 50
+    for resource in resources:
+        contained = {f"#{c['id']}" for c in resource.get("contained", ())}
+        for reference in literal_references(resource):
+            if reference.startswith("#"):
+                assert reference in contained, (resource["id"], reference)
+            else:
+                followed.add(reference.removeprefix("https://cds.example.org/fhir/R4/"))
+    assert followed
+    for reference in sorted(followed):
+        assert fhir.get(f"/fhir/R4/{reference}").status_code == HTTPStatus.OK, reference

@@ -133,15 +133,23 @@ def test_extensions_and_elements_are_well_formed(view):
                     assert (len(values) == 1) != ("extension" in extension), f"{key} {path}: {extension['url']}"
 
 
-def test_references_resolve_within_the_view_or_name_r5_resources_inside_cross_version_extensions(view):
+def test_references_resolve_within_the_view_and_r5_only_targets_are_named_not_referenced(view):
     for key, resource in view.items():
         for path, value in nodes(resource):
             if path.endswith(".reference") and isinstance(value, str) and "/" in value:
                 rtype, _, rid = value.partition("/")
-                if rtype in NOT_IN_R4:
-                    assert path.startswith("extension") or ".extension" in path, f"{key} {path} {value}"
-                else:
-                    assert (rtype, rid) in view, f"{key} {path} {value}"
+                assert rtype not in NOT_IN_R4 and (rtype, rid) in view, f"{key} {path} {value}"
+
+
+def test_packs_and_indications_are_carried_in_extensions_with_their_r5_name(mk):
+    """The R5-only targets travel inlined in the cross-version extension; the Reference only names them."""
+    (other,) = extensions_by_url(mk, f"{XVER}MedicationKnowledge.packaging")
+    assert [e["valueReference"] for e in sub(other, "packagedProduct")] == [
+        {"display": "PackagedProductDefinition/kineret-pack-28"}]
+    indication = f"{XVER}MedicationKnowledge.indicationGuideline.indication"
+    named = {r["valueReference"]["display"] for g in mk["administrationGuidelines"]
+             for e in extensions_by_url(g, indication) for r in sub(e, "reference")}
+    assert named == {f"ClinicalUseDefinition/anakinra-indication-{i}" for i in ("ra", "nomid", "dira")}
 
 
 # --- MedicationKnowledge ------------------------------------------------------------------------------------
@@ -211,7 +219,7 @@ def test_every_dosing_guideline_is_one_administration_guideline_with_its_id_and_
 def test_an_indication_without_dosing_guideline_is_a_guideline_of_its_own(mk):
     url = f"{XVER}MedicationKnowledge.indicationGuideline.indication"
     dira = [g for g in mk["administrationGuidelines"]
-            if any(sub(e, "reference")[0]["valueReference"]["reference"].endswith("anakinra-indication-dira")
+            if any(sub(e, "reference")[0]["valueReference"]["display"].endswith("anakinra-indication-dira")
                    for e in extensions_by_url(g, url))]
     (entry,) = dira
     assert "dosage" not in entry
