@@ -204,6 +204,7 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
     from fhirsvc.escaping import terminal_json
     from fhirsvc.governance.report import BadParameter, governance_report, report_document, report_table, write_csv
     from fhirsvc.knowledge.loader import load_knowledge
+    from fhirsvc.knowledge.site import load_site_config
     from fhirsvc.storage import StorageError, open_store
 
     config = load_config()
@@ -214,8 +215,9 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
         print(f"fhirsvc governance: {exc}", file=sys.stderr)
         return 2
     try:
-        report = governance_report(store, knowledge, config, start, end, service, datetime.now(UTC).date())
-    except BadParameter as exc:
+        report = governance_report(store, knowledge, config, start, end, service, datetime.now(UTC).date(),
+                                   load_site_config(config["SITE_CONFIG"], knowledge))
+    except (BadParameter, ConfigError) as exc:
         print(f"fhirsvc governance: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the database went away meanwhile

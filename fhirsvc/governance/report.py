@@ -41,9 +41,12 @@ from fhirsvc.governance.review import (
     SIGMAS,
     PerOrder,
     Review,
+    RuleInForce,
     build_review,
+    configuration_in_force,
 )
 from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.storage.base import Governance, Store
 
 DEFAULT_DAYS = 30
@@ -209,6 +212,13 @@ class Report:
     cards_kept_since: date  # issued cards older than this are no longer kept
     not_issued: int = 0  # feedback items received on cards not issued by this store (or no longer kept): not stored
     review: Review | None = None  # cards per order, rules to review, effect of configuration changes (review.py)
+    site: SiteConfig = NO_SITE_CONFIG  # the site configuration in force
+    in_force: list[RuleInForce] = field(default_factory=list)  # per rule: its settings in force and since when
+
+    @property
+    def site_changes(self) -> list[RuleInForce]:
+        """The rules the site configuration changes (the others are as the knowledge says)."""
+        return [rule for rule in self.in_force if rule.changed]
 
     @property
     def empty(self) -> bool:
@@ -316,14 +326,18 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
 
 
 def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, Any], from_text: str | None,
-                      to_text: str | None, service_text: str | None, today: date) -> Report:
-    """The report for these parameters (BadParameter if one cannot be used), read from the store: what the page,
-    the CSV, the JSON and ``fhirsvc governance`` all show."""
+                      to_text: str | None, service_text: str | None, today: date,
+                      site: SiteConfig = NO_SITE_CONFIG) -> Report:
+    """The report for these parameters (BadParameter if one cannot be used), read from the store, with the ``site``
+    configuration in force: what the page, the CSV, the JSON and ``fhirsvc governance`` all show."""
     period = parse_period(from_text, to_text, today)
     service = parse_service(service_text, knowledge)
     counts = store.governance(service, period.first, period.last)
     kept_since = today - timedelta(days=int(config["CARD_RETENTION_DAYS"]))
-    return build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)
+    report = build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)
+    report.site = site
+    report.in_force = configuration_in_force(knowledge, site, counts.versions)
+    return report
 
 
 # --- the report as data: the JSON twin and the CSV ------------------------------------------------------------
@@ -366,6 +380,15 @@ def report_document(report: Report) -> dict[str, Any]:
         "unknownRule": {"feedback": report.unknown_items, "cards": report.unknown_cards},
         "notIssued": {"feedback": report.not_issued},
         **(review_document(report.review) if report.review else {}),
+        "configurationInForce": {
+            "version": report.site.version, "digest": report.site.digest,
+            "rules": [{"rule": r.rule, "enabled": r.enabled, "indicator": r.indicator,
+                       "defaultIndicator": r.default_indicator,
+                       "settings": [{"code": code, "value": value, "default": default, "unit": unit}
+                                    for code, value, default, unit in r.values],
+                       "reason": r.reason, "weakened": r.weakened, "neverWeaken": r.never_weaken,
+                       "setBySite": r.changed, "since": r.since.isoformat() if r.since else None}
+                      for r in report.in_force]},
     }
 
 

@@ -14,17 +14,23 @@ in SQL from the stored rows), never on totals a caller sends.
   firing is the extreme case): fires far less. The false-alarm rate is the chance that an in-control week (its
   count Poisson with mean ū·n) falls outside the limits: computed exactly from the Poisson distribution for each
   rule's last week (``false_alarm``), and said on the page with its total over the rules charted.
+- **Configuration in force**: per rule, what the site configuration sets (switched off, indicator, adjustable
+  values, reason) and since when, from the stored versions' first-seen times.
 - **Effect of a change**: per site configuration version in force during the period, per rule the override rate,
   and per drug the cards per order; consecutive versions side by side ("before" and "after").
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.site import RuleSettings, SiteConfig, adjustable, weakened
 from fhirsvc.storage.base import ConfigVersion, OrderCount, RuleCount
 
 MIN_BASELINE_WEEKS = 3
@@ -231,3 +237,50 @@ def _flagged_overrides(by_version: Mapping[str, Mapping[str, RuleVersion]], flag
                                   f"({overridden / feedback * 100:.0f} %, flag at {flag_rate * 100:.0f} % over "
                                   f"{flag_min} or more)"))
     return found
+
+
+@dataclass(frozen=True)
+class RuleInForce:
+    """One rule as the site configuration in force sets it, and since when (the first-seen time of the earliest
+    version from which its entry has not changed)."""
+
+    rule: str
+    enabled: bool
+    indicator: str
+    default_indicator: str
+    values: tuple[tuple[str, int, int, str], ...]  # code, value in force, default, unit
+    reason: str | None
+    weakened: bool
+    never_weaken: bool
+    changed: bool  # the site sets something for it
+    since: datetime | None  # None: never recorded (no version stored yet)
+
+
+def configuration_in_force(knowledge: Knowledge, site: SiteConfig,
+                           versions: list[ConfigVersion]) -> list[RuleInForce]:
+    """Every rule with the settings in force (the site's, else the knowledge's defaults), and since when its entry
+    has been as it is, from the stored versions (by first-seen time)."""
+    found = []
+    history = sorted(versions, key=lambda v: v.first_seen)
+    for rule_id, declared in adjustable(knowledge).items():
+        rule, entry = declared.rule, site.rules.get(rule_id)
+        settings = entry or RuleSettings()
+        values = tuple((s.code, settings.values.get(s.code, s.default), s.default, s.unit) for s in declared.settings)
+        raw = (site.document.get("rules") or {}).get(rule_id) if site.version else None
+        found.append(RuleInForce(
+            rule_id, settings.enabled, settings.indicator or rule.indicator, rule.indicator, values, settings.reason,
+            weakened(rule, settings), declared.never_weaken, raw is not None, _since(history, rule_id, raw)))
+    return found
+
+
+def _since(history: list[ConfigVersion], rule_id: str, entry: Any) -> datetime | None:
+    """The first-seen time of the earliest stored version from which the rule's entry equals ``entry`` without a
+    break (the versions in first-seen order)."""
+    since = None
+    for version in history:
+        try:
+            rules = json.loads(version.settings).get("rules") or {}
+        except (ValueError, AttributeError):
+            rules = {}
+        since = (since or version.first_seen) if rules.get(rule_id) == entry else None
+    return since

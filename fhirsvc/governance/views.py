@@ -31,7 +31,7 @@ from fhirsvc.governance.report import (
     write_csv,
 )
 from fhirsvc.governance.review import CONTROL_METHOD, MIN_BASELINE_WEEKS
-from fhirsvc.knowledge import get_knowledge
+from fhirsvc.knowledge import get_knowledge, get_site_config
 from fhirsvc.pages import HTML_HEADERS
 from fhirsvc.storage import get_store
 
@@ -55,7 +55,7 @@ def make_report() -> Report:
     """The report for the request's parameters (BadParameter if one cannot be used)."""
     args = request.args
     return governance_report(get_store(), get_knowledge(), current_app.config, args.get("from"), args.get("to"),
-                             args.get("service"), today())
+                             args.get("service"), today(), get_site_config())
 
 
 def _page(body: str, status: int = 200) -> Response:

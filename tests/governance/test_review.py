@@ -112,3 +112,40 @@ def test_cards_per_order_counts_the_cards_of_each_judged_order(database_url):
     assert per["mean"] == pytest.approx(sum(counts) / len(counts), abs=1e-4)
     assert per["p90"] == ranked[math.ceil(0.9 * len(counts)) - 1]
     assert 0 in counts and max(counts) > 1
+
+
+def test_configuration_in_force_says_since_when_and_why(database_url, tmp_path):
+    """Two site configuration versions, one after the other: governance shows the one in force, each changed rule's
+    settings with the reason, and since when its entry has been as it is (the first-seen time of the version that
+    set it, from the database)."""
+    reason = "Committee: overridden 94 % <b>of the time</b>"
+    first = {"version": "v1", "rules": {"anakinra-seniors": {"enabled": False, "reason": reason}}}
+    second = {"version": "v2", "rules": {"anakinra-seniors": {"enabled": False, "reason": reason},
+                                         "anakinra-kidney-dosing": {"kidney-result-max-age-days": 90}}}
+    paths = []
+    for document in (first, second):
+        path = tmp_path / f"{document['version']}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        paths.append(str(path))
+    make_site_app(database_url, paths[0])
+    app = make_site_app(database_url, paths[1])
+    client = app.test_client()
+    document = client.get("/governance/report.json").get_json()
+    versions = {v["version"]: v["firstSeen"] for v in document["configurationVersions"]}
+    assert set(versions) == {"v1", "v2"} and versions["v1"] < versions["v2"]
+    in_force = {r["rule"]: r for r in document["configurationInForce"]["rules"]}
+    assert document["configurationInForce"]["version"] == "v2"
+    assert in_force["anakinra-seniors"]["since"] == versions["v1"] and in_force["anakinra-seniors"]["weakened"]
+    assert in_force["anakinra-kidney-dosing"]["since"] == versions["v2"]
+    assert in_force["anakinra-kidney-dosing"]["settings"] == [
+        {"code": "kidney-result-max-age-days", "value": 90, "default": 180, "unit": "days"}]
+    assert not in_force["anakinra-allergy"]["setBySite"] and in_force["anakinra-allergy"]["neverWeaken"]
+    page = client.get("/governance/").get_data(as_text=True)
+    assert "Committee: overridden 94 % &lt;b&gt;of the time&lt;/b&gt;" in page  # the reason shown, escaped
+    assert 'data-rule="anakinra-kidney-dosing"' in page and "(default 180)" in page
+    assert client.get("/healthz").get_json()["siteConfig"]["version"] == "v2"
+
+
+def make_site_app(database_url: str, site_config: str):
+    return create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off", "DATABASE_URL": database_url,
+                       "GOVERNANCE": "on", "PUBLIC_BASE_URL": "https://cds.example.org", "SITE_CONFIG": site_config})
