@@ -400,7 +400,8 @@ def review_document(review: Review) -> dict[str, Any]:
     """Cards per order, the rules to review with the control charts' method, the effect of configuration changes."""
     return {
         "cardsPerOrder": {drug: {**_per_order(found), "byConfiguration": {
-            version: _per_order(v) for version, v in review.per_order_by_version.get(drug, {}).items()}}
+            version: _per_order(review.per_order_by_version[drug][version]) for version in review.version_order
+            if version in review.per_order_by_version.get(drug, {})}}
             for drug, found in sorted(review.per_order.items())},
         "rulesToReview": [{"rule": r.rule, "why": r.why, "detail": r.detail} for r in review.to_review],
         "controlCharts": {
