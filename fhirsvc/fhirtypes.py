@@ -46,6 +46,22 @@ def concept_text(concept: Mapping[str, Any] | None) -> str:
     return ""
 
 
+_ANNOTATION = re.compile(r"\{([^{}]*)\}")
+
+
+def unit_words(unit: Any) -> str:
+    """A unit as a person reads it: a UCUM annotation without its braces (``{pill}`` -> ``pill``,
+    ``{cells}/uL`` -> ``cells/uL``, ``mg{total}`` -> ``mg total``); anything else as written."""
+    text = str(unit or "")
+
+    def spaced(match: re.Match[str]) -> str:
+        before = match.start() > 0 and text[match.start() - 1].isalnum()
+        after = match.end() < len(text) and text[match.end()].isalnum()
+        return f"{' ' if before else ''}{match[1].strip()}{' ' if after else ''}"
+
+    return " ".join(_ANNOTATION.sub(spaced, text).split())
+
+
 def quantity_text(quantity: Mapping[str, Any] | None,
                   comparator: Literal["code", "sign", "joined", "none"] = "code") -> str:
     """A Quantity as text: its comparator, value and unit (else its code), empty without a value.

@@ -119,8 +119,10 @@ class NamePattern:
         self.names = tuple(unique)
         self._by_word: dict[str, list[tuple[str, ...]]] = {}  # the key of the first word -> names (folded words)
         self._by_char: dict[str, list[tuple[str, ...]]] = {}  # names not starting with a word character
+        self._name_of: dict[tuple[str, ...], str] = {}  # folded words -> the name (normalised)
         for name in unique:
             words = tuple(fold(name).split())
+            self._name_of.setdefault(words, name)
             found = _WORD.match(words[0])
             if found:
                 self._by_word.setdefault(found.group(0), []).append(words)
@@ -131,6 +133,17 @@ class NamePattern:
         """The first (then longest) name that occurs in ``text`` (its first MAX_NAME_TEXT characters) as whole
         words, as written there, or None."""
         text = text[:MAX_NAME_TEXT]
+        for start, end, _words in self._matches(text):
+            return text[start:end]
+        return None
+
+    def find_all(self, text: str) -> list[str]:
+        """Every name that occurs in ``text`` (its first MAX_NAME_TEXT characters) as whole words, normalised
+        (``normalize_name``), in the order they occur: a shorter name inside a longer one too."""
+        return list(dict.fromkeys(self._name_of[words] for _, _, words in self._matches(text[:MAX_NAME_TEXT])))
+
+    def _matches(self, text: str) -> Iterable[tuple[int, int, tuple[str, ...]]]:
+        """(start, end, the name's folded words) of each name matching at each start, by start, longest first."""
         folded = fold(text)
         follows = {chunk.end(): after.start() for chunk, after in itertools.pairwise(_CHUNK.finditer(folded))}
         starts: _Starts = ((m.start(), self._by_word.get(m.group(0), ())) for m in _WORD.finditer(folded))
@@ -141,8 +154,7 @@ class NamePattern:
             for words in candidates:  # longest first
                 end = _match_at(folded, start, words, follows)
                 if end is not None:
-                    return text[start:end]
-        return None
+                    yield start, end, words
 
 
 # (start in the folded text, the names (folded words) that may begin there), by start
@@ -289,6 +301,14 @@ class ValueSetMatcher:
             return None
         found = self._pattern.find(text)
         return " ".join(found.split()) if found else None
+
+    def names_in(self, text: str | None) -> list[str]:
+        """Every member name that occurs in ``text`` as whole words (normalised), in the order they occur."""
+        if not text or not isinstance(text, str) or not self.names or self._pattern is None:
+            return []
+        if None not in self.first_words and self.first_words.isdisjoint(text_words(text)):
+            return []
+        return self._pattern.find_all(text)
 
     @cached_property
     def _verdicts(self) -> dict[tuple[str | None, ...], bool]:

@@ -320,6 +320,34 @@ def test_fhir_on_a_bundle_names_the_orders_by_their_full_url(capsys, tmp_path):
     assert {i["implicated"][0]["reference"] for i in issues} == {"urn:uuid:0b5e6a3c-1d2f-4e5a-8b9c-0d1e2f3a4b5c"}
 
 
+def test_a_transaction_bundle_naming_its_medication_by_urn_uuid(capsys, tmp_path):
+    """The Medication of a POSTed order is another entry of the transaction, named by its fullUrl: 200 mg/day of
+    anakinra is the high-dose finding, an E. coli protein allergy the critical one (exit status 1)."""
+    urn = "urn:uuid:7d3b1e2a-4c5f-4a6b-9c8d-1e2f3a4b5c6d"
+    order = kineret(mg=100, per_day=2)
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": urn}
+    allergy = {"resourceType": "AllergyIntolerance", "id": "alg", "patient": {"reference": "Patient/p-42"},
+               "code": {"text": "E. coli-derived proteins"}}
+    medication = {"resourceType": "Medication", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "72435"}]}}
+    posted = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:7d3b1e2a-4c5f-4a6b-9c8d-1e2f3a4b5c6e", "resource": order,
+         "request": {"method": "POST", "url": "MedicationRequest"}},
+        {"fullUrl": urn, "resource": medication, "request": {"method": "POST", "url": "Medication"}},
+        {"resource": PATIENT}, {"resource": RA}, {"resource": allergy}, *({"resource": lab} for lab in LABS)]}
+    status, out, _ = check(capsys, "--json", "--now", NOW, str(write(tmp_path, posted)))
+    found = {(f["topic"], f["indicator"]) for f in json.loads(out)["findings"]}
+    assert status == 1 and {("DOSEH", "warning"), ("ALGY", "critical")} <= found
+
+
+def test_a_bundle_entry_whose_resource_is_a_string_is_unreadable(capsys, tmp_path):
+    posted = bundle(kineret(), PATIENT)
+    posted["entry"].append({"resource": "MedicationRequest/mr-2"})
+    status, _, err = check(capsys, "--now", NOW, str(write(tmp_path, posted)))
+    assert status == 2 and "Bundle.entry[2].resource must be a FHIR resource, not a JSON string" in err
+
+
 # --- hostile input: every kind exits 2, nothing blocks or grows without bound ----------------------------
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ from fhirsvc.fhirtypes import (
     parse_instant,
     quantity_text,
     schedule_words,
+    unit_words,
 )
 
 SNOMED = "http://snomed.info/sct"
@@ -147,3 +148,11 @@ def test_an_operation_outcome_with_several_issues_an_id_and_expressions():
         {"severity": "error", "code": "structure", "diagnostics": "required", "expression": ["Patient.name[0]"]},
         {"severity": "error", "code": "too-costly", "diagnostics": "3 more errors are not listed"},
         {"severity": "warning", "code": "not-supported", "diagnostics": "unknown parameter ignored"}]
+
+
+@pytest.mark.parametrize(("unit", "words"), [
+    ("{pill}", "pill"), ("{ pill }", "pill"), ("{cells}/uL", "cells/uL"), ("mg{total}", "mg total"),
+    ("mL/min/{1.73_m2}", "mL/min/1.73_m2"), ("mg", "mg"), ("", ""), (None, ""), ("{}", ""),
+])
+def test_unit_words_drop_the_braces_of_a_ucum_annotation(unit, words):
+    assert unit_words(unit) == words

@@ -151,7 +151,6 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
     patient = str(request_data["context"]["patientId"])
     state().feedback.remember_cards(
         service_id, result.cards, [finding.drug for finding in result.findings],
-        [finding.rule for finding in result.findings],
         [JudgedOrder(str(uuid.uuid5(ORDER_NAMESPACE, "|".join((patient, order, drug)))), drug, cards)
          for order, drug, cards in result.cards_per_order()], env.site.version)
     return result.cards
@@ -173,7 +172,7 @@ def feedback_stats(service_id: str) -> Mapping[str, Any]:
     authenticate()
     state().service(service_id)
     stats = state().feedback.stats(service_id)
-    for group in stats["byTopic"]:  # ours and HL7's reason codes in one count per family (evaluation.reasons)
+    for group in [*stats["byRule"], *stats["byTopic"]]:  # ours and HL7's codes in one count per family (reasons)
         group["overrideReasonFamilies"] = family_counts(
             get_knowledge(), {(None, code): count for code, count in group["overrideReasons"].items()})
     return stats

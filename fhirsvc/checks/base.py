@@ -430,7 +430,7 @@ class Job:
         if drugs:
             return drugs[0].name
         for inter in self.drug.interactions:
-            label = wording.member_label(self.run.knowledge, inter.value_set, concepts, None)
+            label = wording.member_label(self.run.knowledge, inter.value_set, concepts)
             if label:
                 return label
         return "the ordered medication"

@@ -44,13 +44,6 @@ TOPICS: dict[str, str] = {
     "LACT": "Lactation Alert",
 }
 
-# --- Dose units (contract "Dose arithmetic": mg; mL via the strength; one prefilled syringe's content) ----
-# Spellings compared lower-case; any other unit makes the dose unreadable ("Unable to check dose").
-MG_UNITS = frozenset({"mg", "milligram", "milligrams"})
-ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
-SYRINGE_UNITS = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "prefilled syringe", "prefilled syringes",
-                           "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
-
 # --- Freshness windows of patient data (contract "Dose arithmetic", checks #12, #14) ------------------
 # Measured one way (fhirsvc/checks/reading/windows.py, docs/reading-patient-data.md "Time windows"): whole
 # calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the

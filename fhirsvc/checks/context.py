@@ -19,6 +19,9 @@ Resource = Mapping[str, Any]
 PATIENT, CONDITIONS, ALLERGIES, MEDICATIONS, OBSERVATIONS = (
     "patient", "conditions", "allergies", "medications", "observations")
 DATA_KEYS = (PATIENT, CONDITIONS, ALLERGIES, MEDICATIONS, OBSERVATIONS)
+# The optional prefetch key of MedicationStatements: read, when sent, into the medication list (MEDICATIONS);
+# the checks know no key of its own (a failure of it is a failure of the medication list).
+STATEMENTS = "statements"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,9 @@ class PatientContext:
     patient: Resource | None = None
     conditions: tuple[Resource, ...] = ()
     allergies: tuple[Resource, ...] = ()
-    medications: tuple[Resource, ...] = ()  # MedicationRequest (any status) and MedicationStatement
+    # MedicationRequest (any status) and MedicationStatement (from ``medications`` and ``statements``; an R5
+    # ``recorded`` statement read as R4 ``active`` or, its effective period ended, ``completed``)
+    medications: tuple[Resource, ...] = ()
     observations: tuple[Resource, ...] = ()
     unavailable: Mapping[str, str] = field(default_factory=dict)  # key -> why
     draft_orders: tuple[Resource, ...] = ()  # MedicationRequest, ServiceRequest, Immunization

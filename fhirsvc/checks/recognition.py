@@ -2,10 +2,11 @@
 
 Contract "Recognising a medication": match a code in the knowledge's code lists first, then the
 whole-word name of an ingredient or brand in a coding ``display`` or the ``text``. An order names its
-drug through ``medicationCodeableConcept`` or ``medicationReference`` (resolved by the evaluation layer into
-``PatientContext.referenced_medications``, or from the order's ``contained``; failing both, the
-reference's ``display`` is read as text); a vaccine order through ``ServiceRequest.code`` or
-``Immunization.vaccineCode``.
+drug through ``medicationCodeableConcept`` or ``medicationReference`` (R5: ``medication``, a CodeableReference).
+A reference is resolved by the evaluation layer alone (``evaluation/references.py``: contained, the same Bundle,
+prefetch, the FHIR server) into ``PatientContext.referenced_medications``, keyed by ``medication_reference_key``;
+unresolved, the reference's ``display`` is read as text. A vaccine order names it through ``ServiceRequest.code``
+or ``Immunization.vaccineCode``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,37 @@ Resource = Mapping[str, Any]
 Concept = Mapping[str, Any]
 
 
+def medication_reference(resource: Resource) -> Mapping[str, Any]:
+    """The Reference naming the medication of an order or a medication record: R4 ``medicationReference``, R5
+    ``medication.reference`` (a CodeableReference); empty if there is none."""
+    ref = resource.get("medicationReference")
+    if not isinstance(ref, Mapping):
+        medication = resource.get("medication")
+        ref = medication.get("reference") if isinstance(medication, Mapping) else None
+    return ref if isinstance(ref, Mapping) else {}
+
+
+def medication_code(resource: Resource) -> Mapping[str, Any] | None:
+    """The CodeableConcept naming the medication: R4 ``medicationCodeableConcept``, R5 ``medication.concept``."""
+    concept = resource.get("medicationCodeableConcept")
+    if not isinstance(concept, Mapping):
+        medication = resource.get("medication")
+        concept = medication.get("concept") if isinstance(medication, Mapping) else None
+    return concept if isinstance(concept, Mapping) and concept else None
+
+
+def medication_reference_key(resource: Resource) -> str | None:
+    """The key of a resource's medication reference in ``PatientContext.referenced_medications``: the reference
+    as written, a contained one (``#id``) prefixed with its owner's ``Type/id`` (two orders may each contain a
+    ``#med``); None without a reference."""
+    target = medication_reference(resource).get("reference")
+    if not isinstance(target, str) or not target:
+        return None
+    if target.startswith("#"):
+        return f"{resource.get('resourceType', '')}/{resource.get('id', '')}{target}"
+    return target
+
+
 def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] | None = None) -> list[Concept]:
     """The CodeableConcepts that name what a resource orders or records: the medication (code of a
     referenced Medication, or the reference's display as text), a ServiceRequest's code, an
@@ -30,15 +62,13 @@ def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] |
     if rtype == "Immunization":
         return [resource["vaccineCode"]] if isinstance(resource.get("vaccineCode"), Mapping) else []
     out: list[Concept] = []
-    if resource.get("medicationCodeableConcept"):
-        out.append(resource["medicationCodeableConcept"])
-    ref = resource.get("medicationReference")
-    ref = ref if isinstance(ref, Mapping) else {}
-    target = ref.get("reference")
-    if target and isinstance(target, str):
-        med = (referenced or {}).get(target)
-        if med is None and target.startswith("#"):
-            med = next((c for c in _list(resource.get("contained")) if c.get("id") == target[1:]), None)
+    code = medication_code(resource)
+    if code is not None:
+        out.append(code)
+    ref = medication_reference(resource)
+    key = medication_reference_key(resource)
+    if key is not None:
+        med = (referenced or {}).get(key)
         if isinstance(med, Mapping):
             if med.get("code"):
                 out.append(med["code"])

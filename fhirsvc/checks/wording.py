@@ -406,10 +406,12 @@ def member_name(knowledge: Knowledge, url: str | None, plural: bool = False) -> 
 
 
 def member_label(knowledge: Knowledge, url: str | None, concepts: Iterable[Mapping[str, Any]],
-                 found_name: str | None) -> str:
+                 found_names: Iterable[str] = ()) -> str:
     """Which member of a value set a medication is, as the value set labels it: the display of the member
-    whose code the medication has, else of the member one of whose names was found in its text
-    ("Ty21a" -> "typhoid, oral"). Empty if neither."""
+    whose code the medication has, else of the member named most specifically among ``found_names`` (the
+    member names found in its text): the name fewest members share wins ("FluMist Quadrivalent", one
+    member's brand, over "influenza vaccine live intranasal", every live nasal vaccine's), then the longest.
+    Empty if neither."""
     value_set = knowledge.resolve(url) if url else None
     members = [(include.get("system"), member) for include in ((value_set or {}).get("compose") or {}).get("include")
                or () for member in include.get("concept") or () if member.get("display")]
@@ -417,12 +419,17 @@ def member_label(knowledge: Knowledge, url: str | None, concepts: Iterable[Mappi
     for system, member in members:
         if code_key(system, member.get("code")) in keys:
             return str(member["display"])
-    wanted = normalize_name(found_name) if found_name else None
+    wanted = {normalize_name(name) for name in found_names if name}
+    named: dict[str, list[Mapping[str, Any]]] = {}  # a found name -> the members it names, in order
     for _, member in members:
         names = [member["display"], *(d.get("value") for d in member.get("designation") or () if d.get("value"))]
-        if wanted and wanted in {normalize_name(str(n)) for n in names}:
-            return str(member["display"])
-    return ""
+        for name in dict.fromkeys(normalize_name(str(n)) for n in names) if wanted else ():
+            if name in wanted:
+                named.setdefault(name, []).append(member)
+    if not named:
+        return ""
+    best = min(named, key=lambda name: (len(named[name]), -len(name)))
+    return str(named[best][0]["display"])
 
 
 def group_with_member(group: str, label: str) -> str:

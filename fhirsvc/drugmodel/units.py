@@ -1,4 +1,4 @@
-"""Unit conversion for the patient data the rules compare: time spans, body weight, kidney function,
+"""Unit conversion for the data the rules compare: doses by mass, time spans, body weight, kidney function,
 neutrophil counts, temperature. UCUM codes first, then the spellings real EHRs put in ``unit``.
 
 These are unit facts, not drug facts; every function returns None for a unit it does not know (the
@@ -49,6 +49,43 @@ def duration(quantity: Mapping[str, Any] | None) -> timedelta | None:
         return None
     days = duration_days(quantity["value"], quantity.get("code") or quantity.get("unit"))
     return None if days is None else timedelta(days=days)
+
+
+# Mass units of a dose, in mg (contract "Dose arithmetic": mass units convert). UCUM ``ug`` (and the micro sign,
+# normalised to ``u``), ``mcg``; the words EHRs write. Compared lower-case: ``mg``/``MG``/``Mg`` alike.
+_MG = {
+    "mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "milligramme": 1.0, "milligrammes": 1.0,
+    "g": 1000.0, "gm": 1000.0, "gram": 1000.0, "grams": 1000.0, "gramme": 1000.0, "grammes": 1000.0,
+    "ug": 0.001, "mcg": 0.001, "microgram": 0.001, "micrograms": 0.001, "microgramme": 0.001,
+    "microgrammes": 0.001,
+}
+
+
+# A dose in volume (converted with the drug's strength) or in prefilled syringes (one syringe's content).
+_ML = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
+_SYRINGES = frozenset({"syringe", "syringes", "{syringe}", "{syringes}", "prefilled syringe", "prefilled syringes",
+                       "pre-filled syringe", "pre-filled syringes", "{prefilled syringe}"})
+
+
+def _dose_key(unit: str | None) -> str:
+    return " ".join((unit or "").strip().replace("\u00b5", "u").replace("\u03bc", "u").lower().split())
+
+
+def mass_mg(value: float, unit: str | None) -> float | None:
+    """A mass in mg (``0.2 g`` -> 200, ``200000 mcg`` -> 200), or None for a unit that is not a mass unit."""
+    factor = _MG.get(_dose_key(unit))
+    return None if factor is None else value * factor
+
+
+def dose_unit_kind(unit: str | None) -> str | None:
+    """What a dose unit measures (contract "Dose arithmetic"): ``mg`` for any mass unit (``mass_mg`` converts
+    it), ``mL``, ``syringe``; None for any other unit (the dose cannot be read)."""
+    key = _dose_key(unit)
+    if key in _MG:
+        return "mg"
+    if key in _ML:
+        return "mL"
+    return "syringe" if key in _SYRINGES else None
 
 
 _KG = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237, "[oz_av]": 0.028349523125,
@@ -118,5 +155,5 @@ def converter_for(unit: str) -> tuple[str, Callable[[float, str | None], float |
     return None
 
 
-__all__ = ["DAYS_PER_UNIT", "cells_10e9_per_l", "celsius", "converter_for", "duration", "duration_days",
-           "kidney_ml_per_min", "unit_of", "weight_kg"]
+__all__ = ["DAYS_PER_UNIT", "cells_10e9_per_l", "celsius", "converter_for", "dose_unit_kind", "duration",
+           "duration_days", "kidney_ml_per_min", "mass_mg", "unit_of", "weight_kg"]

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from fhirsvc.canonical import CHECK_OUTCOME, EXT_RULE, PROPOSED_CHANGE, V3_ACT_CODE
 from fhirsvc.errors import ApiError, operation_outcome
-from fhirsvc.evaluation.orders import ORDER_TYPES
+from fhirsvc.evaluation.orders import ORDER_TYPES, malformed_entry
 from fhirsvc.evaluation.pipeline import Evaluation
 from fhirsvc.fhirtypes import format_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
@@ -55,14 +55,27 @@ def _searchset(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "entry": [{"resource": r} for r in resources]}
 
 
-def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
-    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
-    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too)."""
+def check_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a posted Bundle; 400 (ApiError) naming the first entry that is not an object, or whose
+    ``resource`` is there but is not a FHIR resource (``orders.malformed_entry``): a pipeline's malformed Bundle
+    is refused, never read as one with nothing to check."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the Bundle's entry is not an array")
-    resources = [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
-                 and isinstance(e["resource"].get("resourceType"), str)]
+        raise ApiError(HTTPStatus.BAD_REQUEST, "Bundle.entry must be an array of objects")
+    problem = malformed_entry(entries)
+    if problem:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"Bundle.{problem}")
+    return entries
+
+
+def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = ()) -> dict[str, Any]:
+    """An ``order-sign`` request (with prefetch) for a plain Bundle of orders and patient data; with
+    ``selections`` (``Type/id``), an ``order-select`` request judging those orders (the drafts are orders too).
+    The orders and Medications keep their entries' ``fullUrl`` (a reference may name one: ``urn:uuid:...``)."""
+    entries = check_entries(bundle)
+    resources = [e["resource"] for e in entries if isinstance(e.get("resource"), Mapping)]
+    full_urls = {id(e["resource"]): e["fullUrl"] for e in entries
+                 if isinstance(e.get("resource"), Mapping) and isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
     selected = set(selections)
     orders = [r for r in resources if r["resourceType"] in ORDER_TYPES
               and (r.get("status") == "draft" or f"{r['resourceType']}/{r.get('id')}" in selected)]
@@ -88,7 +101,8 @@ def request_from_bundle(bundle: Mapping[str, Any], selections: Sequence[str] = (
     medications = [r for r in rest if r["resourceType"] == "Medication"]
     context = {"userId": "Practitioner/offline", "patientId": str(patient_id),
                "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                               "entry": [{"resource": r} for r in [*orders, *medications]]}}
+                               "entry": [{**({"fullUrl": full_urls[id(r)]} if id(r) in full_urls else {}),
+                                          "resource": r} for r in [*orders, *medications]]}}
     if selected:
         context["selections"] = list(selections)
     return {"hook": "order-select" if selected else "order-sign", "hookInstance": BUNDLE_HOOK_INSTANCE,

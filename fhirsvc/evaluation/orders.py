@@ -46,6 +46,28 @@ def check_bundle_size(bundle: Any, what: str) -> None:
         raise too_many(what, "resources", "MAX_BUNDLE_RESOURCES", MAX_BUNDLE_RESOURCES)
 
 
+def malformed_entry(entries: list[Any]) -> str | None:
+    """What is wrong with the first entry of a Bundle's ``entry`` array that is not an object, or whose
+    ``resource`` is there but is not a FHIR resource (an object with a ``resourceType``), naming it by its index
+    (``entry[3].resource must be a FHIR resource, not a JSON string``); None if every entry is readable."""
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            return f"entry[{index}] must be an object, not a JSON {_json_type(entry)}"
+        resource = entry.get("resource")
+        if "resource" in entry and not (isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str)
+                                        and resource["resourceType"]):
+            kind = "an object without a resourceType" if isinstance(resource, Mapping) else \
+                f"a JSON {_json_type(resource)}"
+            return f"entry[{index}].resource must be a FHIR resource, not {kind}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
+             type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _as_list(value: Any) -> list:
     if value is None:
         return []

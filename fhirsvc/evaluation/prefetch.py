@@ -30,10 +30,12 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from fhirsvc.checks.context import DATA_KEYS, PATIENT, PatientContext
+from fhirsvc.checks.context import DATA_KEYS, MEDICATIONS, PATIENT, STATEMENTS, PatientContext
+from fhirsvc.checks.reading.medications import as_therapy_record
 from fhirsvc.errors import FhirsvcError
 from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
+from fhirsvc.evaluation.references import MedicationPool, bundle_medications, resolve_medications
 from fhirsvc.evaluation.urlpolicy import Url, UrlRefused, host_for_log
 from fhirsvc.jsontext import NotJson, parse_json
 
@@ -220,22 +222,26 @@ def fhir_server(request: Mapping[str, Any], env: Environment) -> FhirServer:
 def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirServer | None = None,
                      referenced: Mapping[str, dict[str, Any]] | None = None) -> PatientContext:
     """Read the data ``keys`` (the checks' needs; default all) from prefetch or the FHIR server, leaving the
-    others empty; 412 (PreconditionFailed) if none of them could be had. ``referenced``: Medications already
-    resolved for the draft orders."""
+    others empty; 412 (PreconditionFailed) if none of them could be had. The medication list is the
+    ``medications`` key and, when sent (or readable from fhirServer), the optional ``statements`` key, whose
+    failure makes the medication list unavailable. ``referenced``: Medications already resolved."""
     request, templates, orders = call.request, call.templates, call.orders
     server = server or fhir_server(request, call.env)
     wanted = [key for key in DATA_KEYS if key in set(keys)]
     prefetch = request.get("prefetch") or {}
-    data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in DATA_KEYS}
+    optional = [STATEMENTS] if MEDICATIONS in wanted and (STATEMENTS in prefetch or STATEMENTS in templates) else []
+    data: dict[str, tuple[dict[str, Any], ...]] = {key: () for key in (*DATA_KEYS, STATEMENTS)}
     unavailable: dict[str, str] = {}
 
-    for key in wanted:  # what the EHR sent: more than a Bundle may hold is the caller's to cut (413)
+    for key in (*wanted, *optional):  # what the EHR sent: more than a Bundle may hold is the caller's to cut (413)
         if key in prefetch:
             check_bundle_size(prefetch[key], f"prefetch {key}")
 
     def read_key(key: str) -> tuple[dict[str, Any], ...]:
         if key in prefetch:
             return resources_of(prefetch[key], key, server)
+        if key in optional and not (server.named and server.base is not None):
+            return ()  # an optional key neither sent nor readable: not sent, nothing recorded
         if not server.named:
             raise FetchError("not in prefetch, and the request names no fhirServer")
         if not server.usable:
@@ -243,31 +249,61 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         return resources_of(server.get(fill_template(templates[key], request["context"])), key, server)
 
     # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
-    fetched = [key for key in wanted if key not in prefetch or _has_next_page(prefetch[key])]
+    fetched = [key for key in (*wanted, *optional) if key not in prefetch or _has_next_page(prefetch[key])]
     with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
         futures = {key: pool.submit(read_key, key) for key in fetched} if pool is not None else {}
-        for key in wanted:
+        for key in (*wanted, *optional):
             try:
                 data[key] = futures[key].result() if key in futures else read_key(key)
             except FetchError as exc:
                 data[key], unavailable[key] = (), str(exc)
-    if wanted and len(unavailable) == len(wanted):
+    if wanted and all(key in unavailable for key in wanted):
         reasons = "; ".join(f"{key}: {why}" for key, why in unavailable.items())
         raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
     for key, why in unavailable.items():
         log.info("prefetch %s unavailable: %s", key, why)
-    pool_of_medications = [*call.others, *(r for r in data["medications"] if r.get("resourceType") == "Medication")]
+    if STATEMENTS in unavailable:  # part of the medication list is missing: the list is unavailable
+        unavailable.setdefault(MEDICATIONS, f"{STATEMENTS}: {unavailable[STATEMENTS]}")
+        del unavailable[STATEMENTS]
+    records = tuple(as_therapy_record(r, call.now) for r in _of_type(
+        (*data[MEDICATIONS], *data[STATEMENTS]), "MedicationRequest", "MedicationStatement"))
+    pools = [*medication_pools(call), MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
     patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
     return PatientContext(
         now=call.now, hook=request["hook"], patient=patient,
         conditions=_of_type(data["conditions"], "Condition"),
         allergies=_of_type(data["allergies"], "AllergyIntolerance"),
-        medications=_of_type(data["medications"], "MedicationRequest", "MedicationStatement"),
+        medications=records,
         observations=_of_type(data["observations"], "Observation"),
         unavailable=unavailable, draft_orders=tuple(orders), judged_ids=call.judged,
-        referenced_medications=resolve_medications([*orders, *data["medications"]], pool_of_medications, server,
+        referenced_medications=resolve_medications([*orders, *records], pools, medication_fetcher(server),
                                                    known=referenced),
     )
+
+
+def _draft_entries(request: Mapping[str, Any]) -> Any:
+    """The entries of the request's draft orders Bundle (with their fullUrls), if it has one."""
+    context = request.get("context")
+    drafts = context.get("draftOrders") if isinstance(context, Mapping) else None
+    return drafts.get("entry") if isinstance(drafts, Mapping) else None
+
+
+def medication_pools(call: Call) -> list[MedicationPool]:
+    """Where a medication reference is looked for in the request itself: the draft orders' Bundle, then the
+    Medications inline in the ``medications`` and ``statements`` prefetch values (no page is fetched)."""
+    prefetch = call.request.get("prefetch") or {}
+    return [MedicationPool.of_entries(_draft_entries(call.request)), MedicationPool.of_resources(call.others),
+            *(bundle_medications(prefetch.get(key)) for key in (MEDICATIONS, STATEMENTS))]
+
+
+def medication_fetcher(server: FhirServer) -> Callable[[str], dict[str, Any]] | None:
+    """The FHIR server's GET when the request names one (asked whether it may be read only when a reference is
+    to be fetched), else None (nothing is fetched)."""
+    def fetch(url: str) -> dict[str, Any]:
+        if not server.usable:
+            raise FetchError("fhirServer is not allow-listed")
+        return server.get(url)
+    return fetch if server.named else None
 
 
 def _has_next_page(value: Any) -> bool:
@@ -278,40 +314,3 @@ def _has_next_page(value: Any) -> bool:
 
 def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[str, Any], ...]:
     return tuple(r for r in resources if r.get("resourceType") in types)
-
-
-def resolve_medications(requests_: Iterable[Mapping[str, Any]], pool: Iterable[Mapping[str, Any]],
-                        server: FhirServer | None, limit: int = 20,
-                        known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Medication resources named by ``medicationReference``: ``known`` ones, contained, in the draft Bundle or
-    prefetch, else read from the FHIR server (bounded; ``server`` None: nothing is fetched)."""
-    by_id = {f"Medication/{m.get('id')}": m for m in pool if m.get("resourceType") == "Medication"}
-    resolved: dict[str, dict[str, Any]] = dict(known or {})
-    wanted: list[str] = []
-    for order in requests_:
-        medication = order.get("medicationReference")
-        reference = medication.get("reference") if isinstance(medication, Mapping) else None
-        if not isinstance(reference, str) or reference in resolved:
-            continue
-        if reference.startswith("#"):
-            contained = order.get("contained")
-            if not isinstance(contained, list):
-                contained = []
-            found = next((c for c in contained if isinstance(c, Mapping) and c.get("id") == reference[1:]), None)
-        else:
-            found = by_id.get("/".join(reference.rstrip("/").split("/")[-2:]))
-        if found is not None:
-            resolved[reference] = dict(found)
-        elif not reference.startswith("#"):
-            wanted.append(reference)
-    if not wanted or server is None or not server.usable:
-        return resolved
-    fetchable = list(dict.fromkeys(wanted))[:limit]
-    fetch: Callable[[str], dict[str, Any]] = server.get
-    with ThreadPoolExecutor(max_workers=5) as pool_:
-        for reference, future in [(ref, pool_.submit(fetch, ref)) for ref in fetchable]:
-            try:
-                resolved[reference] = future.result()
-            except FetchError as exc:
-                log.info("medicationReference not resolved: %s", exc)
-    return resolved

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from fhirsvc.evaluation.orders import malformed_entry
+
 if TYPE_CHECKING:
     from fhirsvc.evaluation.services import Service
 
@@ -53,6 +55,9 @@ class OrderContextSchema(PatientViewContextSchema):
             raise ValidationError("must be a FHIR Bundle", "draftOrders")
         if not isinstance(orders.get("entry", []), list):
             raise ValidationError("entry must be an array", "draftOrders")
+        problem = malformed_entry(orders.get("entry", []))
+        if problem:  # a draft order that is not a resource is refused, never skipped
+            raise ValidationError(problem, "draftOrders")
         if self.selections_required and not data.get("selections"):
             raise ValidationError("required for order-select", "selections")
 

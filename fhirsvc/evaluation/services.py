@@ -76,6 +76,8 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         "conditions": "Condition?patient={{context.patientId}}",
         "allergies": "AllergyIntolerance?patient={{context.patientId}}",
         "medications": "MedicationRequest?patient={{context.patientId}}",
+        # optional: what the patient reports or another organisation prescribed (the medication list's other half)
+        "statements": "MedicationStatement?patient={{context.patientId}}",
         "observations": f"Observation?patient={{{{context.patientId}}}}&code={loinc}&_sort=-date",
     }
     drugs = ", ".join(sorted(mk["name"][0] for mk in knowledge.of_type("MedicationKnowledge") if mk.get("name")))
@@ -92,7 +94,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         f"For a patient with a current order of a drug of the monograph knowledge ({drugs}): what its monitoring "
         "plan says is due (blood counts overdue, kidney function never measured), an active infection or fever "
         "while on therapy, a live vaccine due or ordered. Nothing for patients on none of these drugs.",
-        {key: prefetch[key] for key in ("patient", "conditions", "medications", "observations")},
+        {key: prefetch[key] for key in ("patient", "conditions", "medications", "statements", "observations")},
         "Works best with the prefetch data; without it the service reads the same data from fhirServer "
         "(allow-listed servers only). Without the medication list, nothing is said.", PATIENT_VIEW_CONTEXT,
         evaluate_patient_view)

@@ -21,7 +21,7 @@ from typing import Any
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.checks.reading.windows import parse_datetime
 from fhirsvc.errors import ApiError
-from fhirsvc.evaluation.bundles import answer, orders_request, searchset
+from fhirsvc.evaluation.bundles import answer, check_entries, orders_request, searchset
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.orders import ORDER_TYPES, check_bundle_size
 from fhirsvc.evaluation.prefetch import PreconditionFailed
@@ -70,8 +70,7 @@ def read_input(body: Any) -> tuple[dict[str, Any], datetime | None, list[str], l
     if bundle.get("type") not in BUNDLE_TYPES:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"Bundle.type must be collection or transaction, not "
                        f"{bundle.get('type')!r}")
-    if not isinstance(bundle.get("entry", []), list) or not all(isinstance(e, dict) for e in bundle.get("entry", [])):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "Bundle.entry must be an array of objects")
+    check_entries(bundle)  # every entry an object, every resource a FHIR resource: else 400 naming the entry
     check_bundle_size(bundle, "the Bundle")  # its orders are counted once they are told apart (evaluation.orders)
     return bundle, now, unavailable, selections
 

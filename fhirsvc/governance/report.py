@@ -1,7 +1,8 @@
 """The governance report: which rules help and which are noise, over a period.
 
-A rule is what tells cards apart: topic + indicator + drug. For each rule, over the period [from, to] (whole UTC
-days, both included):
+A rule is what tells cards apart: its rule id (docs/cds-checks.md, "Rules and their identity"), with its topic,
+indicator and drug; cards noted before rule ids are told apart by topic + indicator + drug alone. For each rule,
+over the period [from, to] (whole UTC days, both included):
 
 - **cards issued**: cards last noted in the period (a card shown again, e.g. at every order-select call on the same
   order, has the same uuid and counts once, on the day it was last noted: at most once an hour per worker);
@@ -183,10 +184,12 @@ class RuleReport:
     families: list[Reason] = field(default_factory=list)  # the overrides per reason family (ours and HL7's together)
     flagged: bool = False
     rank: int = 0
+    rule: str | None = None  # the rule id; None for cards noted before rule ids
 
     @property
     def label(self) -> str:
-        return f"{self.topic_display} · {self.indicator or 'no indicator'} · {self.drug_name}"
+        named = f" · {self.rule}" if self.rule else ""
+        return f"{self.topic_display} · {self.indicator or 'no indicator'} · {self.drug_name}{named}"
 
     @property
     def short_label(self) -> str:
@@ -263,22 +266,22 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
     weeks = period.weeks()
     week_of = {day: (day - weeks[0]).days // 7 for day in
                (period.first + timedelta(days=n) for n in range(period.days))}
-    rules: dict[tuple[str | None, str | None, str | None], RuleReport] = {}
+    rules: dict[tuple[str | None, ...], RuleReport] = {}
     reasons: dict[tuple, dict[tuple[str | None, str | None], list]] = {}
 
-    def rule(topic: str | None, indicator: str | None, drug: str | None) -> RuleReport:
-        key = (topic, indicator, drug)
+    def rule(topic: str | None, indicator: str | None, drug: str | None, rule_id: str | None) -> RuleReport:
+        key = (topic, indicator, drug, rule_id)
         if key not in rules:
             display = TOPICS.get(topic, topic) if topic else "no topic"
             rules[key] = RuleReport(topic, indicator, drug, display, _drug_name(knowledge, drug), Tally(),
-                                    [Tally() for _ in weeks])
+                                    [Tally() for _ in weeks], rule=rule_id)
         return rules[key]
 
     for row in counts.issued:
         if (row.topic is None and row.indicator is None) or row.day not in week_of:
             continue
         tally = Tally(issued=row.cards, with_feedback=row.with_feedback)
-        found = rule(row.topic, row.indicator, row.drug)
+        found = rule(row.topic, row.indicator, row.drug, row.rule)
         found.total.add(tally)
         found.weeks[week_of[row.day]].add(tally)
     unknown_items = 0
@@ -290,12 +293,12 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
             unknown_items += item.items
             continue
         tally = Tally(accepted=item.items) if item.outcome == "accepted" else Tally(overridden=item.items)
-        found = rule(item.topic, item.indicator, item.drug)
+        found = rule(item.topic, item.indicator, item.drug, item.rule)
         found.total.add(tally)
         found.weeks[week_of[item.day]].add(tally)
         if item.outcome == "overridden":
             code = (item.override_system, item.override_code) if item.override_code else (None, None)
-            entry = reasons.setdefault((item.topic, item.indicator, item.drug), {}).setdefault(
+            entry = reasons.setdefault((item.topic, item.indicator, item.drug, item.rule), {}).setdefault(
                 code, [0, None])
             entry[0] += item.items
             entry[1] = entry[1] or item.override_display
@@ -368,7 +371,8 @@ def report_document(report: Report) -> dict[str, Any]:
         "cardsKeptSince": report.cards_kept_since.isoformat(),
         "weeks": [week.isoformat() for week in report.weeks],
         "rules": [{
-            "rank": rule.rank, "topic": rule.topic, "topicDisplay": rule.topic_display, "indicator": rule.indicator,
+            "rank": rule.rank, "rule": rule.rule, "topic": rule.topic, "topicDisplay": rule.topic_display,
+            "indicator": rule.indicator,
             "drug": rule.drug, "drugName": rule.drug_name, **tally_document(rule.total), "flagged": rule.flagged,
             "overrideReasons": [{"system": r.system, "code": r.code, "display": r.display, "count": r.count}
                                 for r in rule.reasons],

@@ -61,7 +61,7 @@ class FeedbackItem:
     user_comment: str | None = None
 
 
-SCHEMA_VERSION = 4  # the version this code writes; a database at a higher version is refused at start-up
+SCHEMA_VERSION = 5  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
 RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
@@ -121,8 +121,8 @@ class IssuedCard:
     topic: str | None
     indicator: str | None
     suggestions: str  # JSON array of suggestion uuids
-    drug: str | None = None  # the MedicationKnowledge id the card is about: topic + indicator + drug tell rules apart
-    rule: str | None = None  # the id of the rule that made the card (the knowledge's rule registry)
+    drug: str | None = None  # the MedicationKnowledge id the card is about
+    rule: str | None = None  # the card's rule id (its extension["fhirsvc.rule"]); None on cards noted before it
     site_config: str | None = None  # the version of the site configuration in force when it was issued
 
 
@@ -157,15 +157,14 @@ def utc_text(moment: datetime) -> str:
 
 
 def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None] | None = None,
-                 rules: Iterable[str | None] | None = None, site_config: str | None = None) -> list[IssuedCard]:
-    """The cards with a uuid (clients send feedback only on those), the last of a uuid winning; ``drugs`` and
-    ``rules`` give each card's drug and rule id, in the order of the cards; ``site_config`` the configuration's
-    version."""
+                 site_config: str | None = None) -> list[IssuedCard]:
+    """The cards with a uuid (clients send feedback only on those), the last of a uuid winning; ``drugs`` gives
+    each card's drug, in the order of the cards (the rule is the card's ``extension["fhirsvc.rule"]``);
+    ``site_config`` the site configuration's version."""
     found: dict[str, IssuedCard] = {}
     cards = list(cards)
     drug_of = list(drugs) if drugs is not None else [None] * len(cards)
-    rule_of = list(rules) if rules is not None else [None] * len(cards)
-    for card, drug, rule in zip(cards, drug_of, rule_of, strict=True):
+    for card, drug in zip(cards, drug_of, strict=True):
         uuid = card.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             continue
@@ -173,6 +172,8 @@ def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None]
         topic = source.get("topic") if isinstance(source, Mapping) else None
         code = topic.get("code") if isinstance(topic, Mapping) else None
         indicator = card.get("indicator")
+        extension = card.get("extension")
+        rule = extension.get("fhirsvc.rule") if isinstance(extension, Mapping) else None
         suggestions = [s["uuid"] for s in card.get("suggestions") or ()
                        if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)]
         found.pop(uuid, None)
@@ -200,6 +201,7 @@ class IssuedCount:
     day: date
     cards: int
     with_feedback: int
+    rule: str | None = None  # the rule id; None for cards noted before rule ids (schema version 4)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class FeedbackCount:
     override_code: str | None
     override_display: str | None
     items: int
+    rule: str | None = None  # the rule id recorded with the item, else its card's; None before rule ids
 
 
 @dataclass(frozen=True)
@@ -278,12 +281,12 @@ def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, 
 
 
 def merge_issued(issued: Iterable[tuple], answered: Iterable[tuple]) -> list[IssuedCount]:
-    """Issued-card counts from (topic, indicator, drug, day, cards) rows and the (same key, cards with feedback)
-    rows."""
-    with_feedback = {tuple(row[:4]): row[4] for row in answered}
-    return [IssuedCount(topic, indicator, drug, as_day(day), cards, int(with_feedback.get((topic, indicator, drug,
-                                                                                           day), 0)))
-            for topic, indicator, drug, day, cards in issued]
+    """Issued-card counts from (topic, indicator, drug, day, cards, rule) rows and the (topic, indicator, drug, day,
+    cards with feedback, rule) rows."""
+    with_feedback = {(*row[:4], row[5]): row[4] for row in answered}
+    return [IssuedCount(topic, indicator, drug, as_day(day), cards,
+                        int(with_feedback.get((topic, indicator, drug, day, rule), 0)), rule)
+            for topic, indicator, drug, day, cards, rule in issued]
 
 
 def as_day(value: Any) -> date:
@@ -310,8 +313,23 @@ def stats_document(service_id: str, counts: FeedbackCounts) -> dict:
     by_topic = [groups[key] for key in sorted(groups, key=lambda k: (k[0] is None, k[0] or "", k[1] or ""))]
     for group in by_topic:  # reasons in a stable order, whatever order the database grouped them in
         group["overrideReasons"] = dict(sorted(group["overrideReasons"].items()))
-    return {"service": service_id, "total": total, "byTopic": by_topic, "unknownCards": counts.unknown_cards,
-            "notIssued": counts.not_issued}
+    return {"service": service_id, "total": total, "byRule": _by_rule(counts), "byTopic": by_topic,
+            "unknownCards": counts.unknown_cards, "notIssued": counts.not_issued}
+
+
+def _by_rule(counts: FeedbackCounts) -> list[dict[str, Any]]:
+    """The feedback counts summed per rule id (items on cards noted before rule ids are in ``byTopic`` only)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in counts.rows:
+        if row.rule is None:
+            continue
+        group = groups.setdefault(row.rule, {"rule": row.rule, "topic": row.topic, "indicator": row.indicator,
+                                             "accepted": 0, "overridden": 0, "overrideReasons": {}})
+        group[row.outcome] += row.items
+        if row.override_code is not None:
+            group["overrideReasons"][row.override_code] = group["overrideReasons"].get(row.override_code, 0) + row.items
+    return [{**groups[rule], "overrideReasons": dict(sorted(groups[rule]["overrideReasons"].items()))}
+            for rule in sorted(groups)]
 
 
 class Store:
@@ -395,7 +413,7 @@ class Store:
                topics: Mapping[str, tuple[str | None, ...]] | None = None, reporter: str = "") -> int:
         """Store the items on issued cards durably (committed before this returns), ignoring ones already stored,
         and count the others as not issued; return how many were stored. StoreUnavailable if they could not be
-        committed, StoreRefused if the database refused a value. ``topics``: card -> (topic, indicator[, drug])
+        committed, StoreRefused if the database refused a value. ``topics``: card -> (topic, indicator[, drug[, rule]])
         of cards known to be issued; ``reporter``: who sent them (one counted outcome per card and reporter)."""
         rows = feedback_rows(items)
         if not rows:
@@ -444,17 +462,16 @@ class Store:
     # --- the hot path: never fails a CDS call ------------------------------------------------------------------
 
     def remember_cards(self, service_id: str, cards: list[dict], drugs: Iterable[str | None] | None = None,
-                       rules: Iterable[str | None] | None = None, orders: Iterable[JudgedOrder] = (),
-                       site_config: str | None = None) -> None:
-        """Note the rule (topic, indicator, drug, rule id: ``drugs`` and ``rules`` in the order of the cards) of each
-        card with a uuid, so later feedback can be counted per rule; and each judged ``orders`` with its number of
+                       orders: Iterable[JudgedOrder] = (), site_config: str | None = None) -> None:
+        """Note the rule (topic, indicator, drug: ``drugs`` in the order of the cards, rule id) of each card with a
+        uuid, so later feedback can be counted per rule; and each judged ``orders`` with its number of
         cards (cards per order); both with the ``site_config`` version in force. The note is queued and this
         process's note writer writes it within NOTE_BATCH_DELAY, with the other calls' notes, in one statement: a
         CDS call never waits for the database. Best-effort: never raises; a note that cannot be written is logged
         and counted."""
         try:
             moment = time.monotonic()
-            issued = [card for card in issued_cards(cards, drugs, rules, site_config)
+            issued = [card for card in issued_cards(cards, drugs, site_config)
                       if moment - self._noted.get((service_id, card), -math.inf) >= NOTE_AGAIN_AFTER]
             judged = [order for order in orders
                       if moment - self._noted.get((service_id, (order, site_config)), -math.inf) >= NOTE_AGAIN_AFTER]

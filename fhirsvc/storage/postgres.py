@@ -110,12 +110,16 @@ MIGRATIONS: dict[int, list[str]] = {
             items bigint NOT NULL,
             PRIMARY KEY (service, day))""",
     ],
-    # The rule id and the site configuration version of each card and feedback item; the judged orders (cards per
-    # order); the site configuration versions the service ran with.
+    # The rule id of each card and feedback item (docs/cds-checks.md, "Rules and their identity"); rows stored
+    # before keep their topic, indicator and drug, with no rule id.
     4: [
         "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS rule text",
-        "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS site_config text",
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS rule text",
+    ],
+    # Schema version 5: the site configuration version of each card and feedback item; the judged orders (cards per
+    # order); the site configuration versions the service ran with.
+    5: [
+        "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS site_config text",
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS site_config text",
         """CREATE TABLE IF NOT EXISTS judged_orders (
             service text NOT NULL,
@@ -136,8 +140,8 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 SCHEMA_LOCK = 0x66686972  # pg_advisory_xact_lock key held while the schema is created or migrated ("fhir")
-NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (7 parameters each, within the protocol's 65,535)
-FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (14 parameters each)
+NOTES_PER_STATEMENT = 1000  # issued cards in one INSERT (8 parameters each, within the protocol's 65,535)
+FEEDBACK_PER_STATEMENT = 1000  # feedback items in one INSERT (15 parameters each)
 # SQLSTATE classes of a database that cannot be used now: connection exception, insufficient resources (disk full,
 # too many connections), operator intervention (shutdown, statement timeout), system error (I/O), transaction
 # rollback (serialization, deadlock), object not in prerequisite state (lock not available), internal error; and
@@ -308,13 +312,13 @@ class PostgresStore(Store):
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
             " COALESCE(f.drug, c.drug) AS drug, (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.card,"
-            " f.outcome, f.override_system, f.override_code, f.override_display"
+            " f.outcome, f.override_system, f.override_code, f.override_display, COALESCE(f.rule, c.rule) AS rule"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
-                         f" MAX(override_display), COUNT(*) FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                         f" MAX(override_display), COUNT(*), rule FROM ({joined}) j GROUP BY 1, 2, 3, 4, 5, 6, 7, 10",
                          params),
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
@@ -324,12 +328,12 @@ class PostgresStore(Store):
         if issued:
             where, params = _period("c.service", "c.issued_at", service_id, start, end)
             queries["issued"] = (
-                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
-                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4", params)
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*), c.rule"
+                f" FROM issued_cards c WHERE {where} GROUP BY 1, 2, 3, 4, 6", params)
             queries["answered"] = (
-                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*)"
+                "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*), c.rule"
                 f" FROM issued_cards c WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
-                " AND f.card = c.card) GROUP BY 1, 2, 3, 4", params)
+                " AND f.card = c.card) GROUP BY 1, 2, 3, 4, 6", params)
             queries.update(self.rule_queries(service_id, start, end))
         return queries
 

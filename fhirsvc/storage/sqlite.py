@@ -112,12 +112,16 @@ MIGRATIONS: dict[int, list[str]] = {
             items INTEGER NOT NULL,
             PRIMARY KEY (service, day)) WITHOUT ROWID""",
     ],
-    # The rule id and the site configuration version of each card and feedback item; the judged orders (cards per
-    # order); the site configuration versions the service ran with.
+    # The rule id of each card and feedback item (docs/cds-checks.md, "Rules and their identity"); rows stored
+    # before keep their topic, indicator and drug, with no rule id.
     4: [
         "ALTER TABLE issued_cards ADD COLUMN rule TEXT",
-        "ALTER TABLE issued_cards ADD COLUMN site_config TEXT",
         "ALTER TABLE feedback ADD COLUMN rule TEXT",
+    ],
+    # Schema version 5: the site configuration version of each card and feedback item; the judged orders (cards per
+    # order); the site configuration versions the service ran with.
+    5: [
+        "ALTER TABLE issued_cards ADD COLUMN site_config TEXT",
         "ALTER TABLE feedback ADD COLUMN site_config TEXT",
         """CREATE TABLE IF NOT EXISTS judged_orders (
             service TEXT NOT NULL,
@@ -140,7 +144,7 @@ MIGRATIONS: dict[int, list[str]] = {
 log = logging.getLogger("fhirsvc.storage")
 
 DURABLE, HOT = "durable", "hot"
-NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (7 values each, within SQLite's limit of bound values)
+NOTES_PER_STATEMENT = 500  # issued cards in one INSERT (8 values each, within SQLite's limit of bound values)
 CARDS_PER_LOOKUP = 500  # card ids in one IN (...) of the feedback's lookup of issued cards
 
 
@@ -265,13 +269,14 @@ class SqliteStore(Store):
         joined = (
             "SELECT COALESCE(f.topic, c.topic) AS topic, COALESCE(f.indicator, c.indicator) AS indicator,"
             " COALESCE(f.drug, c.drug) AS drug, substr(f.outcome_timestamp, 1, 10) AS day, f.card, f.outcome,"
-            " f.override_system, f.override_code, f.override_display"
+            " f.override_system, f.override_code, f.override_display, COALESCE(f.rule, c.rule) AS rule"
             " FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
             f" WHERE {where} AND {LATEST}"
         )
         queries = {
             "feedback": ("SELECT topic, indicator, drug, day, outcome, override_system, override_code,"
-                         f" MAX(override_display), COUNT(*) FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7", params),
+                         f" MAX(override_display), COUNT(*), rule FROM ({joined}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 10",
+                         params),
             "unknown": ("SELECT COUNT(DISTINCT f.card) FROM feedback f LEFT JOIN issued_cards c ON c.service ="
                         f" f.service AND c.card = f.card WHERE {where} AND f.topic IS NULL AND f.indicator IS NULL"
                         " AND c.topic IS NULL AND c.indicator IS NULL", params),
@@ -280,14 +285,14 @@ class SqliteStore(Store):
         if issued:
             days, day_params = _days("", service_id, first, last)
             queries["issued"] = (
-                "SELECT topic, indicator, drug, substr(issued_at, 1, 10) AS day, COUNT(*) FROM issued_cards"
-                f" WHERE {days} GROUP BY day, topic, indicator, drug", day_params)
+                "SELECT topic, indicator, drug, substr(issued_at, 1, 10) AS day, COUNT(*), rule FROM issued_cards"
+                f" WHERE {days} GROUP BY day, topic, indicator, drug, rule", day_params)
             # the cards of the period with feedback: from the (fewer) cards that have feedback, each once
             days, day_params = _days("c.", service_id, first, last)
             queries["answered"] = (
-                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*)"
+                "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*), c.rule"
                 " FROM (SELECT DISTINCT service, card FROM feedback) f CROSS JOIN issued_cards c"
-                f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4", day_params)
+                f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4, 6", day_params)
             queries.update(self.rule_queries(service_id, first, last, where, params))
         return queries
 

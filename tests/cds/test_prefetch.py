@@ -27,12 +27,13 @@ def _reset(ehr):
     ehr.reset()
 
 
-def call(request_data, settings, orders=()) -> Call:
+def call(request_data, settings, orders=(), templates=TEMPLATES) -> Call:
     env = Environment(None, "", settings, HTTPAdapter())  # type: ignore[arg-type]  # assembling reads no knowledge
-    return Call(request_data, TEMPLATES, env, NOW, list(orders))
+    return Call(request_data, templates, env, NOW, list(orders))
 
 
-def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="secret-token"):
+def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="secret-token", templates=TEMPLATES,
+             keys=DATA_KEYS):
     request_data = {"hook": "order-sign", "context": {"patientId": "p1", "userId": "u1"}, "fhirServer": ehr.base}
     if token:
         request_data["fhirAuthorization"] = {"access_token": token}
@@ -40,7 +41,7 @@ def assemble(ehr, prefetch=None, allow=True, deadline=1.5, orders=(), token="sec
         request_data["prefetch"] = prefetch
     settings = FetchSettings(allowlist=UrlPolicy([ehr.base] if allow else []), connect_timeout=0.5,
                              read_timeout=1.0, deadline=deadline)
-    return assemble_context(call(request_data, settings, orders))
+    return assemble_context(call(request_data, settings, orders, templates), keys=keys)
 
 
 def test_absent_keys_are_fetched_with_the_bearer_token_and_pages_followed(ehr):
@@ -112,7 +113,112 @@ def test_medication_references_are_resolved_from_contained_bundle_or_server(ehr)
     ]
     prefetch = {key: None for key in DATA_KEYS}
     context = assemble(ehr, prefetch=prefetch, orders=orders)
-    assert context.referenced_medications["#m"]["code"]["text"] == "contained"
+    assert context.referenced_medications["MedicationRequest/a#m"]["code"]["text"] == "contained"
     assert context.referenced_medications["Medication/k1"]["code"]["text"] == "Kineret"
     assert "https://elsewhere.example/fhir/Medication/zz" not in context.referenced_medications
     assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]
+
+
+# --- the optional statements key: the medication list's other half ----------------------------------------------
+
+WITH_STATEMENTS = {**TEMPLATES, "statements": "MedicationStatement?patient={{context.patientId}}"}
+SENT = {"patient": {"resourceType": "Patient", "id": "p1"}, "conditions": None, "allergies": None,
+        "medications": bundle({"resourceType": "MedicationRequest", "id": "mr-1", "status": "active"}),
+        "observations": None}
+
+
+def r5_statement(sid: str, status: str = "recorded", end: str | None = None) -> dict:
+    return {"resourceType": "MedicationStatement", "id": sid, "status": status,
+            "medication": {"concept": {"text": "Enbrel (etanercept)"}},
+            "effectivePeriod": {"start": "2026-01-01", **({"end": end} if end else {})}}
+
+
+def test_sent_statements_join_the_medication_list_an_r5_recorded_one_as_current_or_past(ehr):
+    statements = bundle(r5_statement("current"), r5_statement("ended", end="2026-06-30"),
+                        r5_statement("future-end", end="2027-06-30"), r5_statement("gone", "entered-in-error"))
+    context = assemble(ehr, prefetch={**SENT, "statements": statements}, templates=WITH_STATEMENTS)
+    assert context.unavailable == {}
+    assert [(m["id"], m["status"]) for m in context.medications] == [
+        ("mr-1", "active"), ("current", "active"), ("ended", "completed"), ("future-end", "active"),
+        ("gone", "entered-in-error")]
+    assert ehr.requests == []
+
+
+def test_absent_statements_are_read_from_the_fhir_server_when_it_may_be_read(ehr):
+    context = assemble(ehr, prefetch=SENT, templates=WITH_STATEMENTS)
+    assert context.unavailable == {}
+    assert [m["id"] for m in context.medications] == ["mr-1", "medicationstatement-1"]
+    assert [path for path, _ in ehr.requests] == ["/fhir/MedicationStatement?patient=p1"]
+
+
+@pytest.mark.parametrize("server", ["none", "not-allow-listed"])
+def test_absent_statements_that_cannot_be_read_are_not_sent_not_a_failure(ehr, server):
+    request_data = {"hook": "order-sign", "context": {"patientId": "p1", "userId": "u1"}, "prefetch": SENT}
+    if server == "not-allow-listed":
+        request_data["fhirServer"] = ehr.base
+    settings = FetchSettings(allowlist=UrlPolicy([]))
+    context = assemble_context(call(request_data, settings, templates=WITH_STATEMENTS))
+    assert context.unavailable == {} and [m["id"] for m in context.medications] == ["mr-1"]
+    assert ehr.requests == []
+
+
+def test_failed_statements_make_the_medication_list_unavailable_and_nothing_else(ehr):
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    sent = assemble(ehr, prefetch={**SENT, "statements": outcome}, templates=WITH_STATEMENTS)
+    assert set(sent.unavailable) == {"medications"} and sent.unavailable["medications"].startswith("statements: ")
+    ehr.modes["MedicationStatement"] = "500"
+    fetched = assemble(ehr, prefetch=SENT, templates=WITH_STATEMENTS)
+    assert set(fetched.unavailable) == {"medications"} and "HTTP 500" in fetched.unavailable["medications"]
+
+
+def test_statements_are_read_only_when_the_medication_list_is(ehr):
+    context = assemble(ehr, prefetch={"patient": SENT["patient"]}, templates=WITH_STATEMENTS, keys=("patient",))
+    assert context.unavailable == {} and context.medications == ()
+    assert ehr.requests == []
+
+
+def medication(mid: str | None, text: str) -> dict:
+    return {"resourceType": "Medication", **({"id": mid} if mid else {}), "code": {"text": text}}
+
+
+def referring(oid: str, reference: str, r5: bool = False, **extra) -> dict:
+    named = {"medication": {"reference": {"reference": reference}}} if r5 else \
+        {"medicationReference": {"reference": reference}}
+    return {"resourceType": "MedicationRequest", "id": oid, "status": "draft", **named, **extra}
+
+
+def test_every_form_of_medication_reference_is_resolved_in_the_contract_order(ehr):
+    """contained (per order), the same Bundle by fullUrl or Type/id, prefetch, the FHIR server, in that order."""
+    urn = "urn:uuid:9a1f0c2e-0000-4000-8000-000000000001"
+    orders = [
+        referring("a", "#m", contained=[medication("m", "contained in a")]),
+        referring("b", "#m", contained=[medication("m", "contained in b")]),
+        referring("c", urn),
+        referring("d", "https://pharmacy.example.org/fhir/Medication/77"),
+        referring("e", "Medication/both"),
+        referring("f", "Medication/sent"),
+        referring("g", "Medication/k1", r5=True),
+        referring("h", "Medication/in-bundle/_history/2"),
+        referring("i", "urn:uuid:not-anywhere"),
+    ]
+    draft_entries = [*({"resource": o} for o in orders),
+                     {"fullUrl": urn, "resource": medication("x", "by urn")},
+                     {"fullUrl": "https://pharmacy.example.org/fhir/Medication/77",
+                      "resource": medication(None, "url")},
+                     {"resource": medication("both", "from the Bundle")},
+                     {"resource": medication("in-bundle", "a version")}]
+    prefetch = {**{key: None for key in DATA_KEYS},
+                "medications": bundle(medication("both", "from prefetch"), medication("sent", "from prefetch"))}
+    request_data = {"hook": "order-sign", "fhirServer": ehr.base, "prefetch": prefetch,
+                    "context": {"patientId": "p1", "userId": "u1",
+                                "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                                "entry": draft_entries}}}
+    settings = FetchSettings(allowlist=UrlPolicy([ehr.base]), connect_timeout=0.5, read_timeout=1.0, deadline=1.5)
+    context = assemble_context(call(request_data, settings, orders))
+    texts = {key: med["code"]["text"] for key, med in context.referenced_medications.items()}
+    assert texts == {
+        "MedicationRequest/a#m": "contained in a", "MedicationRequest/b#m": "contained in b", urn: "by urn",
+        "https://pharmacy.example.org/fhir/Medication/77": "url", "Medication/both": "from the Bundle",
+        "Medication/sent": "from prefetch", "Medication/k1": "Kineret",
+        "Medication/in-bundle/_history/2": "a version"}
+    assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]  # only what nothing else held

@@ -44,10 +44,12 @@ def test_discovery_lists_one_service_per_hook_with_the_contract_prefetch(cds):
                                                       "medication-safety-order-sign": "order-sign"}
     (view,) = [s for s in everything if s["hook"] == "patient-view"]
     assert view["id"] == "medication-safety-patient-view"
-    assert set(view["prefetch"]) == {"patient", "conditions", "medications", "observations"}
+    assert set(view["prefetch"]) == {"patient", "conditions", "medications", "statements", "observations"}
     assert {k: services[0]["prefetch"][k] for k in view["prefetch"]} == view["prefetch"]
     for service in services:
-        assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "observations"}
+        assert set(service["prefetch"]) == {"patient", "conditions", "allergies", "medications", "statements",
+                                            "observations"}
+        assert service["prefetch"]["statements"] == "MedicationStatement?patient={{context.patientId}}"
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert "http://loinc.org|29463-7" in service["prefetch"]["observations"]
         assert service["description"] and service["title"] and service["usageRequirements"]
@@ -90,6 +92,8 @@ def test_feedback_and_its_statistics_are_kept_per_service_id(cds):
     sign = cds.get(service_path("order-sign") + "/feedback/stats").get_json()
     assert (select["service"], select["total"], select["unknownCards"]) == ("medication-safety-order-select", 1, 0)
     assert select["byTopic"][0]["topic"] == cards[0]["source"]["topic"]["code"]
+    # through the service, the stored outcome is counted under the rule id its card carried
+    assert [(r["rule"], r["overridden"]) for r in select["byRule"]] == [(cards[0]["extension"]["fhirsvc.rule"], 1)]
     assert (sign["service"], sign["total"], sign["byTopic"]) == ("medication-safety-order-sign", 0, [])
 
 
@@ -179,6 +183,22 @@ def test_bad_requests_are_400_naming_the_field(cds, body, field):
     error = response.get_json()
     assert field in json.dumps(error["fields"])
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    pytest.param({"resource": "MedicationRequest/mr-1"}, "entry[1].resource must be a FHIR resource, not a JSON string",
+                 id="resource-string"),
+    pytest.param({"resource": {"id": "x"}}, "entry[1].resource must be a FHIR resource, not an object without a "
+                 "resourceType", id="resource-without-type"),
+    pytest.param("MedicationRequest/mr-1", "entry[1] must be an object, not a JSON string", id="entry-string"),
+])
+def test_a_draft_order_that_is_not_a_resource_is_400_naming_the_entry(cds, entry, says):
+    """A draft order the service cannot read is refused, never skipped into "no cards"."""
+    body = order_request()
+    body["context"]["draftOrders"]["entry"].append(entry)
+    response = post(cds, body)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert says in json.dumps(response.get_json()["fields"]["context"]["draftOrders"])
 
 
 def test_other_errors(cds):

@@ -149,8 +149,8 @@ def test_an_unrelated_order_without_prefetch_or_fhir_server_is_no_error(service,
 def test_a_live_vaccine_alone_needs_only_the_medication_list(service, ehr):
     status, answer = call(service, fetching(ehr, orders=[LIVE_VACCINE]))
     assert status == HTTPStatus.OK, answer
-    assert ehr.types() == ["MedicationRequest"]
-    assert ehr.requests[0].startswith("/fhir/MedicationRequest?patient=p1")
+    assert ehr.types() == ["MedicationRequest", "MedicationStatement"]  # the medication list, both its keys
+    assert any(r.startswith("/fhir/MedicationRequest?patient=p1") for r in ehr.requests)
     # the current Kineret order in the EHR (by its 11-digit NDC) makes the vaccine critical (#19)
     assert [(c["source"]["topic"]["code"], c["indicator"]) for c in answer["cards"]] == [("DRG", "critical")]
 
@@ -163,10 +163,11 @@ def test_a_live_vaccine_without_its_data_is_412(service, ehr):
     assert "medications" in answer["message"] and "observations" not in answer["message"]
 
 
-def test_an_anakinra_order_reads_the_five_keys_once_each(service, ehr):
+def test_an_anakinra_order_reads_the_six_keys_once_each(service, ehr):
     status, answer = call(service, fetching(ehr, orders=[KINERET_300]))
     assert status == HTTPStatus.OK, answer
-    assert ehr.types() == ["AllergyIntolerance", "Condition", "MedicationRequest", "Observation", "Patient"]
+    assert ehr.types() == ["AllergyIntolerance", "Condition", "MedicationRequest", "MedicationStatement",
+                           "Observation", "Patient"]
     assert ("DOSEH", "warning") in {(c["source"]["topic"]["code"], c["indicator"]) for c in answer["cards"]}
 
 
@@ -193,9 +194,9 @@ def test_a_medication_reference_is_read_from_the_server_only_when_still_needed(s
                     dosageInstruction=KINERET_300["dosageInstruction"])
     status, answer = call(service, fetching(ehr, orders=[kineret]))
     assert status == HTTPStatus.OK, answer
-    assert ehr.requests[0] == "/fhir/Medication/kineret"  # then it matters: the five keys
-    assert ehr.types() == ["AllergyIntolerance", "Condition", "Medication", "MedicationRequest", "Observation",
-                           "Patient"]
+    assert ehr.requests[0] == "/fhir/Medication/kineret"  # then it matters: the six keys
+    assert ehr.types() == ["AllergyIntolerance", "Condition", "Medication", "MedicationRequest",
+                           "MedicationStatement", "Observation", "Patient"]
     assert ("DOSEH", "warning") in {(c["source"]["topic"]["code"], c["indicator"]) for c in answer["cards"]}
 
 

@@ -176,3 +176,44 @@ def test_ndc_scenario_with_the_fhirsvc_check_command(request_file: Path, expecte
     assert status == 0
     assert Counter((f["topic"], f["indicator"]) for f in out["findings"]) == \
         Counter((c["topic"], c["indicator"]) for c in expected["cards"])
+
+
+# The scenarios of records as real EHRs send them (references, statements, units, names): the order-select form
+# of each order scenario gives the order-sign cards, and the cards say what was found in the prescriber's words.
+RECORD_SCENARIOS = [pytest.param(p.values[0], p.values[1], id=p.id) for p in PARAMS
+                    if p.id.split("-", 1)[0] in {str(n) for n in range(301, 320)}]
+
+
+def test_the_record_scenarios_are_there():
+    assert len(RECORD_SCENARIOS) >= 12
+
+
+@pytest.mark.parametrize(("request_file", "expected"), RECORD_SCENARIOS)
+def test_record_scenario_through_order_select(scenario_app, request_file: Path, expected: dict):
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    orders = [e["resource"] for e in body["context"]["draftOrders"]["entry"]
+              if e["resource"]["resourceType"] != "Medication"]
+    body["hook"] = "order-select"
+    body["context"]["selections"] = [f"{o['resourceType']}/{o['id']}" for o in orders]
+    cards = run_scenario(scenario_app, body, datetime.fromisoformat(expected["now"]))
+    assert_valid_response({"cards": cards})
+    assert Counter(pair(c) for c in cards) == Counter((c["topic"], c["indicator"]) for c in expected["cards"])
+
+
+def scenario_cards(app, name: str) -> list[dict]:
+    request_file = SCENARIOS / f"{name}.request.json"
+    expected = json.loads(request_file.with_name(f"{name}.expected.json").read_text(encoding="utf-8"))
+    return run_scenario(app, json.loads(request_file.read_text(encoding="utf-8")),
+                        datetime.fromisoformat(expected["now"]))
+
+
+def test_flumist_quadrivalent_is_named_the_quadrivalent_vaccine(scenario_app):
+    (card,) = scenario_cards(scenario_app, "309-flumist-quadrivalent-by-name")
+    assert "a live vaccine (Influenza, live, quadrivalent, intranasal)" in card["detail"]
+    assert "trivalent" not in card["detail"]
+
+
+def test_an_annotated_unit_is_named_in_words(scenario_app):
+    (card,) = scenario_cards(scenario_app, "312-dose-ucum-annotation-pill")
+    assert "'pill'" in card["summary"] and "1 pill" in card["detail"]
+    assert "{pill}" not in json.dumps(card)

@@ -162,7 +162,8 @@ def test_the_honest_ways_of_naming_the_ehr_are_read(apps, ehr, decoy, form, hone
     response = call(apps[form], fill(HONEST[honest], ehr, decoy))
     assert response.status_code == 200, response.get_json()
     types = {path.split("?")[0].split("/")[2] for path, _ in ehr.requests}
-    assert types == {"Patient", "Condition", "AllergyIntolerance", "MedicationRequest", "Observation"}
+    assert types == {"Patient", "Condition", "AllergyIntolerance", "MedicationRequest", "MedicationStatement",
+                     "Observation"}
     assert {auth for _, auth in ehr.requests} == {f"Bearer {TOKEN}"}
     assert decoy.requests == []
 
@@ -260,16 +261,16 @@ def test_a_bad_allow_list_entry_stops_start_up_with_a_clear_message(entry, tmp_p
 
 def test_a_cookie_set_during_one_call_is_never_sent_on_another(apps, ehr, decoy):
     ehr.modes.update(dict.fromkeys(("Patient", "Condition", "AllergyIntolerance", "MedicationRequest",
-                                    "Observation"), "cookie"))
+                                    "MedicationStatement", "Observation"), "cookie"))
     assert call(apps["base"], ehr.base).status_code == 200  # user A's call: the EHR sets a session cookie
-    first = len(ehr.requests)  # 5 searches and the second page of the conditions
-    assert first == 6 and ehr.cookies == [None] * first
+    first = len(ehr.requests)  # 6 searches and the second page of the conditions
+    assert first == 7 and ehr.cookies == [None] * first
     body = order_request(fhirServer=ehr.base, fhirAuthorization={
         "access_token": "user-b-token", "token_type": "Bearer", "expires_in": 300, "scope": "user/*.read",
         "subject": "cds-service"})
     body.pop("prefetch", None)
     assert apps["base"].test_client().post(SERVICE, json=body).status_code == 200  # user B's call
-    assert ehr.cookies[first:] == [None] * 6
+    assert ehr.cookies[first:] == [None] * 7
     assert {auth for _, auth in ehr.requests[first:]} == {"Bearer user-b-token"}
 
 
@@ -286,4 +287,4 @@ def test_proxy_and_netrc_settings_of_the_environment_are_not_used(apps, ehr, dec
     body.pop("prefetch", None)
     assert apps["base"].test_client().post(SERVICE, json=body).status_code == 200
     assert decoy.requests == []
-    assert len(ehr.requests) == 6 and {auth for _, auth in ehr.requests} == {None}
+    assert len(ehr.requests) == 7 and {auth for _, auth in ehr.requests} == {None}

@@ -58,7 +58,8 @@ def test_timing_codes(code, per_day):
 @pytest.mark.parametrize(("unit", "kind"), [
     ("mg", "mg"), ("MG", "mg"), ("milligrams", "mg"), ("mL", "mL"), ("ML", "mL"), ("ml", "mL"),
     ("syringe", "syringe"), ("Syringes", "syringe"), ("{syringe}", "syringe"), ("prefilled syringe", "syringe"),
-    ("g", None), ("mg/kg", None), ("tablet", None), ("", None), (None, None),
+    ("g", "mg"), ("ug", "mg"), ("mcg", "mg"), ("\u00b5g", "mg"), ("micrograms", "mg"), ("Gram", "mg"),
+    ("mg/kg", None), ("tablet", None), ("{pill}", None), ("kg", None), ("", None), (None, None),
 ])
 def test_accepted_dose_units(unit, kind):
     assert unit_kind(unit) == kind
@@ -71,7 +72,13 @@ def test_accepted_dose_units(unit, kind):
     pytest.param({"value": 1, "unit": "mL"}, 149.253731, id="1-mL"),
     pytest.param({"value": 1, "unit": "syringe"}, 100, id="one-syringe"),
     pytest.param({"value": 2, "unit": "syringes"}, 200, id="two-syringes"),
+    pytest.param({"value": 0.2, "unit": "g"}, 200, id="0.2-g-is-200-mg"),
+    pytest.param({"value": 200000, "unit": "mcg"}, 200, id="200000-mcg-is-200-mg"),
+    pytest.param({"value": 200000, "code": "ug", "unit": "microgram"}, 200, id="ucum-ug"),
+    pytest.param({"value": 100000, "unit": "\u00b5g"}, 100, id="micro-sign"),
+    pytest.param({"value": 0.1, "unit": "grams"}, 100, id="grams-spelled-out"),
     pytest.param({"value": 1, "unit": "tablet"}, None, id="other-unit"),
+    pytest.param({"value": 1, "unit": "{pill}", "code": "{pill}"}, None, id="ucum-annotation"),
     pytest.param({"value": 100}, None, id="no-unit"),
     pytest.param({"unit": "mg"}, None, id="no-value"),
     pytest.param({"value": -1, "unit": "mg"}, None, id="negative"),

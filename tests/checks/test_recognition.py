@@ -9,6 +9,7 @@ import pytest
 from fhirsvc.checks.config import VS_LIVE_VACCINES, VS_TNF_INHIBITORS
 from fhirsvc.checks.recognition import in_value_set, medication_concepts, recognize
 from fhirsvc.drugmodel.profile import drug_profiles
+from fhirsvc.evaluation.references import resolve_medications
 from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED
 from tests.checks.conftest import concept, med_request
 
@@ -32,6 +33,10 @@ KINERET_MED_TEXT = {"resourceType": "Medication", "id": "m2", "code": concept(te
                  id="rxnorm-ingredient-code"),
     pytest.param(med_request(medication=concept({"system": NDC, "code": "66658-234-07"})), {}, ["anakinra"],
                  id="ndc-hyphenated"),
+    pytest.param(med_request(medication=concept({"system": RXNORM, "code": "727713"})), {}, ["anakinra"],
+                 id="rxnorm-clinical-drug-code-alone"),
+    pytest.param(med_request(medication=concept({"system": RXNORM, "code": "727714"})), {}, ["anakinra"],
+                 id="rxnorm-branded-drug-code-alone"),
     pytest.param(med_request(medication=concept({"system": NDC, "code": "66658023428"})), {}, ["anakinra"],
                  id="ndc-11-digit"),
     pytest.param(med_request(medication=concept({"system": SNOMED, "code": "385549000"})), {}, ["anakinra"],
@@ -61,6 +66,8 @@ KINERET_MED_TEXT = {"resourceType": "Medication", "id": "m2", "code": concept(te
     pytest.param(med_request(medication=concept()), {}, [], id="empty"),
 ])
 def test_recognize_the_knowledge_drug(drugs, resource, referenced, expected):
+    """``referenced`` as the evaluation layer resolves it (contained ones included)."""
+    referenced = resolve_medications([resource], [], known=referenced)
     assert names(recognize(medication_concepts(resource, referenced), drugs)) == expected
 
 

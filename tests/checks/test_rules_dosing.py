@@ -81,6 +81,7 @@ def test_no_high_dose_card_with_a_nomid_indication(knowledge):
     pytest.param(dosage(None), "no dose quantity", id="no-dose"),
     pytest.param(dosage(100, "mg", timing={"repeat": {"frequency": 1}}), "no readable frequency", id="no-period"),
     pytest.param(dosage(2, "mg/kg"), "unit 'mg/kg' cannot be converted to mg", id="mg-per-kg-dose"),
+    pytest.param(dosage(1, "{pill}"), "unit 'pill' cannot be converted to mg", id="ucum-annotation-in-words"),
 ])
 def test_unreadable_dose_says_unable_to_check(knowledge, dose, problem):
     found = run(knowledge, context(med_request(dosages=[dose]), **quiet()))
@@ -88,6 +89,26 @@ def test_unreadable_dose_says_unable_to_check(knowledge, dose, problem):
     assert (finding.topic, finding.indicator, finding.unable) == ("DOSE", "warning", True)
     assert finding.summary.startswith("Unable to check dose")
     assert finding.facts["dose_problem"] == problem  # the one finding of #6: its "Unable to check", no high dose
+
+
+def test_the_unable_card_names_an_annotated_unit_in_words_and_escapes_it(knowledge):
+    """The CDS Hooks sandbox's ``{pill}``: "pill" on the card, never the braces; outside text stays escaped."""
+    found = run(knowledge, context(med_request(dosages=[dosage(1, "{pill}"), dosage(1, "{<b>tab</b>}")]), **quiet()))
+    finding = one(found, "anakinra-max-daily-dose")
+    assert finding.unable
+    assert "{" not in finding.summary + finding.detail and "pill" in finding.summary
+    assert "<b>" not in finding.detail
+
+
+@pytest.mark.parametrize("dose", [
+    pytest.param(dosage(0.2, "g"), id="0.2-g"),
+    pytest.param(dosage(200000, "mcg"), id="200000-mcg"),
+    pytest.param(dosage(200000, "ug"), id="ucum-ug"),
+])
+def test_a_dose_in_another_mass_unit_is_judged_in_mg(knowledge, dose):
+    found = run(knowledge, context(med_request(dosages=[dose]), **quiet()))
+    finding = one(found, "anakinra-max-daily-dose")  # one finding of #6: the high dose, not "Unable to check"
+    assert finding.facts["daily_dose_mg"] == 200 and not finding.unable
 
 
 # --- #7 / #8 dose for weight ------------------------------------------------------------------------------

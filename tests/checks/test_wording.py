@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fhirsvc.checks import wording
+from fhirsvc.terminology import ValueSetMatcher
 
 LIVE = "https://fhirsvc.org/fhir/ValueSet/live-vaccines"
 TNF = "https://fhirsvc.org/fhir/ValueSet/tnf-inhibitors"
@@ -29,13 +30,32 @@ def test_a_long_name_without_strength_or_form_is_cut_at_a_word():
 
 
 def test_the_member_label_comes_from_the_value_set(knowledge):
-    by_name = wording.member_label(knowledge, LIVE, [{"text": "Typhoid Vaccine Live Ty21a Oral Capsule"}], "Ty21a")
+    by_name = wording.member_label(knowledge, LIVE, [{"text": "Typhoid Vaccine Live Ty21a Oral Capsule"}], ["Ty21a"])
     assert by_name == "typhoid, oral"
     by_code = wording.member_label(knowledge, LIVE, [{"coding": [{"system": "http://hl7.org/fhir/sid/cvx",
-                                                                  "code": "21"}]}], None)
+                                                                  "code": "21"}]}])
     assert by_code == "varicella"
-    assert wording.member_label(knowledge, TNF, [{"text": "Humira pen"}], "Humira") == "adalimumab"
-    assert wording.member_label(knowledge, LIVE, [{"text": "something else"}], None) == ""
+    assert wording.member_label(knowledge, TNF, [{"text": "Humira pen"}], ["Humira"]) == "adalimumab"
+    assert wording.member_label(knowledge, LIVE, [{"text": "something else"}]) == ""
+
+
+FLUMIST_QUADRIVALENT = "influenza vaccine live intranasal Nasal Spray [FluMist Quadrivalent]"
+
+
+def test_the_most_specific_name_found_names_the_member(knowledge):
+    """"influenza vaccine live intranasal" names every live nasal influenza vaccine, "FluMist Quadrivalent" one
+    (CVX 149, "Influenza, live, quadrivalent, intranasal"): the brand wins over the longer generic phrase."""
+    matcher = ValueSetMatcher.from_value_set(knowledge.resolve(LIVE))
+    found = matcher.names_in(FLUMIST_QUADRIVALENT)
+    assert {"influenza vaccine live intranasal", "flumist", "flumist quadrivalent"} <= set(found)
+    label = wording.member_label(knowledge, LIVE, [{"text": FLUMIST_QUADRIVALENT}], found)
+    assert label == "Influenza, live, quadrivalent, intranasal"
+    # the generic phrase alone names the first of the members that share it, as before
+    generic = wording.member_label(knowledge, LIVE, [], ["influenza vaccine live intranasal"])
+    assert generic == "Influenza, live, trivalent, intranasal, PF"
+    # a brand of one member ("FluMist Home") wins over the brand every member shares ("FluMist")
+    home = wording.member_label(knowledge, LIVE, [], ["flumist", "flumist home"])
+    assert home == "Influenza, live, trivalent, intranasal, self/caregiver admin, PF"
 
 
 def test_the_group_is_named_by_the_knowledge(knowledge):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fhirsvc.canonical import CHECK_OUTCOME, EXT_RULE, PROPOSED_CHANGE, V3_ACT_CODE
-from fhirsvc.checks.context import DATA_KEYS
+from fhirsvc.checks.context import DATA_KEYS, MEDICATIONS, STATEMENTS
 from fhirsvc.evaluation.bundles import SEVERITY
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
 from tests.cds.test_scenarios import PARAMS, pair, run_scenario, scenario_app  # noqa: F401 (fixture)
@@ -25,16 +25,19 @@ KINERET = {"text": "Kineret 100 mg/0.67 mL prefilled syringe"}
 
 
 def parameters(body: dict) -> dict:
-    """A CDS Hooks order request as $check-orders Parameters: the draft orders and the prefetched record in one
-    collection Bundle, the judged orders as selection, and each prefetch key the service could not have read
-    (absent: nothing is fetched here; an OperationOutcome) as unavailable."""
+    """A CDS Hooks order request as $check-orders Parameters: the draft orders (with their fullUrls, which a
+    reference may name) and the prefetched record in one collection Bundle, the judged orders as selection, and
+    each prefetch key the service could not have read (absent: nothing is fetched here; an OperationOutcome) as
+    unavailable; the optional ``statements`` key failing is the medication list's failing, and absent is nothing."""
     context = body["context"]
-    entries = [{"resource": e["resource"]} for e in context["draftOrders"].get("entry", [])]
+    entries = [{k: e[k] for k in ("fullUrl", "resource") if k in e} for e in context["draftOrders"].get("entry", [])]
     unavailable = []
-    for key in DATA_KEYS:
+    for key in (*DATA_KEYS, STATEMENTS):
         value = (body.get("prefetch") or {}).get(key, "absent")
+        if key == STATEMENTS and value == "absent":
+            continue
         if value == "absent" or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
-            unavailable.append(key)
+            unavailable.append(MEDICATIONS if key == STATEMENTS else key)
         elif isinstance(value, dict) and value.get("resourceType") == "Bundle":
             entries += [{"resource": e["resource"]} for e in value.get("entry", [])]
         elif isinstance(value, dict):
@@ -45,7 +48,7 @@ def parameters(body: dict) -> dict:
     return {"resourceType": "Parameters", "parameter": [
         {"name": "orders", "resource": {"resourceType": "Bundle", "type": "collection", "entry": entries}},
         *({"name": "selection", "valueString": s} for s in selections),
-        *({"name": "unavailable", "valueCode": k} for k in unavailable)]}
+        *({"name": "unavailable", "valueCode": k} for k in dict.fromkeys(unavailable))]}
 
 
 def issues(answer: dict) -> list[dict]:
@@ -81,6 +84,7 @@ def test_scenario_through_check_orders_matches_cds_hooks(scenario_app, fhir_clie
     answer = response.get_json()
     assert response.status_code == HTTPStatus.OK, answer
     found = issues(answer)
+    full_urls = {e["fullUrl"] for e in body["context"]["draftOrders"].get("entry", []) if "fullUrl" in e}
     assert Counter(issue_pair(i) for i in found) == Counter(pair(c) for c in cards)
     assert answer["total"] == len(found)
     by_id = {c["uuid"]: c for c in cards}
@@ -93,8 +97,9 @@ def test_scenario_through_check_orders_matches_cds_hooks(scenario_app, fhir_clie
         assert (CHECK_OUTCOME in {c["system"] for c in issue["code"]["coding"]}) == \
             card["summary"].startswith("Unable to check")
         assert len(issue.get("mitigation", ())) == len(card.get("suggestions", ()))
-        assert issue["implicated"][0]["reference"].split("/")[0] in ("MedicationRequest", "ServiceRequest",
-                                                                      "Immunization")
+        implicated = issue["implicated"][0]["reference"]  # the order's fullUrl where its entry has one, else Type/id
+        assert implicated in full_urls or implicated.split("/")[0] in ("MedicationRequest", "ServiceRequest",
+                                                                        "Immunization")
 
 
 def test_the_parity_covers_the_scenarios():
@@ -324,3 +329,107 @@ def test_the_work_grows_with_the_orders_not_with_their_square(open_app):
     python_calls(client, many_orders(20))  # the knowledge's lazy indexes and memos, built once
     small, large = python_calls(client, many_orders(100)), python_calls(client, many_orders(200))
     assert large / small < 2.3, (small, large)
+
+
+# --- references, statements and malformed entries (issue items: urn:uuid references, R5 statements, entry types) --
+
+ANAKINRA_MED = {"resourceType": "Medication", "code": {"coding": [
+    {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "72435"}]}}
+MED_URN = "urn:uuid:5b0d6a0e-8f41-4e1e-9c55-7a3f6a2d9b10"
+E_COLI_ALLERGY = {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"},
+                  "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                                 "allergyintolerance-clinical", "code": "active"}]},
+                  "code": {"text": "Proteins derived from E. coli"}}
+
+
+def referencing_order(version: str, reference: str, dose: float = 200) -> dict:
+    """A draft order naming its medication by reference alone (R4 medicationReference, R5 medication.reference)."""
+    placed = order(dose=dose)
+    del placed["medicationCodeableConcept"]
+    if version == "R5":
+        placed["medication"] = {"reference": {"reference": reference}}
+    else:
+        placed["medicationReference"] = {"reference": reference}
+    return placed
+
+
+def entries_bundle(kind: str, *entries: dict) -> dict:
+    if kind == "transaction":
+        entries = tuple({**e, "request": {"method": "POST", "url": e["resource"]["resourceType"]}} for e in entries)
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+@pytest.mark.parametrize("kind", ["transaction", "collection"])
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@pytest.mark.parametrize(("reference", "full_url", "medication_id"), [
+    pytest.param(MED_URN, MED_URN, None, id="urn-uuid"),
+    pytest.param("https://pharmacy.example.org/fhir/Medication/77", "https://pharmacy.example.org/fhir/Medication/77",
+                 None, id="absolute-full-url"),
+    pytest.param("Medication/m-kin", None, "m-kin", id="type-and-id"),
+])
+def test_a_medication_named_by_reference_in_the_bundle_is_recognised(fhir, kind, version, reference, full_url,
+                                                                     medication_id):
+    """200 mg/day of anakinra named only by a reference to another entry: the high-dose card; with an E. coli
+    protein allergy on file, the critical allergy card."""
+    medication = {**ANAKINRA_MED, **({"id": medication_id} if medication_id else {})}
+    med_entry = {"resource": medication, **({"fullUrl": full_url} if full_url else {})}
+    posted = entries_bundle(kind, {"fullUrl": "urn:uuid:5b0d6a0e-8f41-4e1e-9c55-7a3f6a2d9b11",
+                                   "resource": referencing_order(version, reference)},
+                            med_entry, {"resource": PATIENT}, {"resource": E_COLI_ALLERGY})
+    response = fhir.post(f"/fhir/{version}/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.OK, response.get_json()
+    found = Counter(issue_pair(i) for i in issues(response.get_json()))
+    assert found[("DOSEH", "warning")] == 1 and found[("ALGY", "critical")] == 1
+
+
+def test_an_unresolved_reference_is_read_by_its_display(fhir):
+    named = referencing_order("R4", "urn:uuid:not-in-the-bundle")
+    named["medicationReference"]["display"] = "Kineret"
+    assert ("DOSEH", "warning") in [issue_pair(i) for i in issues(
+        fhir.post("/fhir/R4/$check-orders", json=bundle(named, PATIENT)).get_json())]
+    bare = referencing_order("R4", "urn:uuid:not-in-the-bundle")
+    answer = fhir.post("/fhir/R4/$check-orders", json=bundle(bare, PATIENT)).get_json()
+    assert issues(answer) == []
+
+
+def etanercept_statement(status: str, **extra: Any) -> dict:
+    return {"resourceType": "MedicationStatement", "id": "ms-1", "status": status,
+            "medication": {"concept": {"text": "Enbrel (etanercept) 50 mg/mL"}},
+            "subject": {"reference": "Patient/p1"}, **extra}
+
+
+@pytest.mark.parametrize(("statement", "interaction"), [
+    pytest.param(etanercept_statement("recorded", effectivePeriod={"start": "2026-01-01"}), True, id="recorded"),
+    pytest.param(etanercept_statement("recorded", effectiveDateTime="2026-10-01"), True, id="recorded-date-time"),
+    pytest.param(etanercept_statement("recorded", effectivePeriod={"start": "2026-01-01", "end": "2026-06-30"}), False,
+                 id="recorded-ended"),
+    pytest.param(etanercept_statement("entered-in-error", effectivePeriod={"start": "2026-01-01"}), False,
+                 id="entered-in-error"),
+    pytest.param(etanercept_statement("draft"), False, id="draft"),
+])
+def test_an_r5_statement_recorded_is_current_therapy(fhir, statement, interaction):
+    """Anakinra ordered while etanercept is recorded (R5): the TNF-inhibitor interaction on /fhir/R5/$check-orders."""
+    posted = {"resourceType": "Parameters", "parameter": [
+        {"name": "orders", "resource": bundle(order(), PATIENT, statement)},
+        {"name": "now", "valueDateTime": "2026-11-24T12:00:00Z"}]}
+    response = fhir.post("/fhir/R5/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.OK, response.get_json()
+    assert (("DRG", "warning") in [issue_pair(i) for i in issues(response.get_json())]) is interaction
+
+
+@pytest.mark.parametrize(("resource", "kind"), [
+    pytest.param("MedicationRequest/mr-1", "a JSON string", id="string"),
+    pytest.param(7, "a JSON number", id="number"),
+    pytest.param([order()], "a JSON array", id="array"),
+    pytest.param(None, "a JSON null", id="null"),
+    pytest.param({"id": "x"}, "an object without a resourceType", id="no-resource-type"),
+])
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_an_entry_whose_resource_is_not_a_resource_is_a_400_naming_it(fhir, version, resource, kind):
+    posted = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"resource": PATIENT}, {"resource": resource, "request": {"method": "POST"}}]}
+    response = fhir.post(f"/fhir/{version}/$check-orders", json=posted)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["diagnostics"] == f"Bundle.entry[1].resource must be a FHIR resource, not {kind}"

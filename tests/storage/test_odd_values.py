@@ -130,8 +130,8 @@ def test_odd_feedback_is_refused_naming_the_field_before_the_database(make_app, 
     assert "MAX_FEEDBACK_ITEMS" in too_many.get_json()["message"]
     health = client.get("/healthz").get_json()
     assert health["database"]["status"] == "ok"
-    assert get_store(app).stats(SERVICE_ID) == {"service": SERVICE_ID, "total": 0, "byTopic": [], "unknownCards": 0,
-                                                "notIssued": 0}
+    assert get_store(app).stats(SERVICE_ID) == {"service": SERVICE_ID, "total": 0, "byRule": [], "byTopic": [],
+                                                "unknownCards": 0, "notIssued": 0}
 
 
 def test_forged_feedback_is_answered_and_counted_apart(make_app, key, sql):

@@ -28,12 +28,14 @@ def item(card: str = "card-1", outcome: str = "overridden", at: datetime = T0, *
     return FeedbackItem(card=card, outcome=outcome, outcome_timestamp=at, **kwargs)
 
 
-def card(uuid: str, topic: str | None, indicator: str = "warning", suggestions: tuple[str, ...] = ()) -> dict:
+def card(uuid: str, topic: str | None, indicator: str = "warning", suggestions: tuple[str, ...] = (),
+         rule: str | None = None) -> dict:
     source = {"label": "Anakinra monograph"}
     if topic:
         source["topic"] = {"system": "http://example.org/topics", "code": topic, "display": topic.title()}
     return {"uuid": uuid, "summary": "s", "indicator": indicator, "source": source,
-            "suggestions": [{"label": "l", "uuid": s} for s in suggestions]}
+            "suggestions": [{"label": "l", "uuid": s} for s in suggestions],
+            **({"extension": {"fhirsvc.rule": rule}} if rule else {})}
 
 
 def as_json(value) -> object:
@@ -150,6 +152,7 @@ def test_stats_per_topic_and_outcome(store, sql):
     assert store.stats(SERVICE) == {
         "service": SERVICE,
         "total": 5,
+        "byRule": [],  # cards without a rule id (as noted before rule ids)
         "byTopic": [
             {"topic": "DOSECOND", "indicator": "warning", "accepted": 1, "overridden": 2,
              "overrideReasons": {"pt-declined": 1}},
@@ -163,8 +166,8 @@ def test_stats_per_topic_and_outcome(store, sql):
     assert count_rows(sql) == 6  # the replaced item is kept, not counted; the not-issued ones are not stored
     assert store.stats("other-service")["byTopic"] == []  # cards are remembered per service
     assert store.stats("other-service")["notIssued"] == 1
-    assert store.stats("nobody") == {"service": "nobody", "total": 0, "byTopic": [], "unknownCards": 0,
-                                     "notIssued": 0}
+    assert store.stats("nobody") == {"service": "nobody", "total": 0, "byRule": [], "byTopic": [],
+                                     "unknownCards": 0, "notIssued": 0}
 
 
 def test_feedback_on_a_card_never_issued_is_counted_apart_not_stored(store, sql):
@@ -393,7 +396,7 @@ def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
                 SERVICE, card_id, outcome, stamp(n), topic, "warning" if topic else None, stamp(n))
     store = open_store(database_url)
     try:
-        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(4,)]
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
         rows = run_sql(database_url, "SELECT card, outcome, topic, drug, reporter FROM feedback ORDER BY id")
         assert rows == [("a", "overridden", "OLD", "anakinra", ""), ("a", "overridden", "OLD", "anakinra", ""),
                         ("a", "accepted", "OLD", "anakinra", ""), ("gone", "overridden", None, "anakinra", "")]
@@ -408,16 +411,16 @@ def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
         store.close()
 
 
-def test_a_version_3_database_is_migrated_keeping_its_cards_and_feedback(database_url):
-    """Version 4 adds the rule id and the site configuration version to cards and feedback, the judged orders and the
-    site configuration versions: what was stored is kept (rule unknown), and the new rows are written and read."""
+def test_a_version_4_database_is_migrated_keeping_its_cards_and_feedback(database_url):
+    """Version 5 adds the site configuration version to cards and feedback, the judged orders and the site
+    configuration versions: what was stored is kept (no version), and the new rows are written and read."""
     import importlib
 
     backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
                                                             else "postgres"))
     for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
-                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3],
-                      "INSERT INTO fhirsvc_schema (version) VALUES (3)"]:
+                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3], *backend.MIGRATIONS[4],
+                      "INSERT INTO fhirsvc_schema (version) VALUES (4)"]:
         run_sql(database_url, statement)
     stamp = (T0.isoformat() if database_url.startswith("postgresql")
              else T0.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
@@ -428,11 +431,11 @@ def test_a_version_3_database_is_migrated_keeping_its_cards_and_feedback(databas
                           " 'warning', 'anakinra', ?)", SERVICE, stamp, stamp)
     store = open_store(database_url)
     try:
-        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(4,)]
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
         assert run_sql(database_url, "SELECT card, rule, site_config FROM issued_cards") == [("old", None, None)]
         assert run_sql(database_url, "SELECT card, rule, site_config FROM feedback") == [("old", None, None)]
         assert store.stats(SERVICE)["byTopic"][0]["overridden"] == 1
-        store.remember_cards(SERVICE, [card("new", "DOSEH")], ["anakinra"], ["anakinra-max-daily-dose"],
+        store.remember_cards(SERVICE, [card("new", "DOSEH", rule="anakinra-max-daily-dose")], ["anakinra"],
                              [JudgedOrder("order-1", "anakinra", 1)], site_config="2026-12-a")
         store.write_notes()
         assert run_sql(database_url, "SELECT rule, site_config FROM issued_cards WHERE card = 'new'") == [
@@ -537,3 +540,83 @@ def test_concurrent_processes_lose_nothing(database_url, sql):
     # lock was counted as failed, and its card's feedback as on a card not issued
     assert stats["total"] == workers * count - sum(failed) == sum(t["overridden"] for t in stats["byTopic"])
     assert stats["notIssued"] == sum(failed)
+
+
+def test_stats_and_governance_per_rule_id(store, sql):
+    """Two rules of one topic and indicator (#4 and #19: DRG critical) are counted apart by their rule id; the
+    outcome stored records the rule id of its card."""
+    note(store, SERVICE, [card("v1", "DRG", "critical", rule="anakinra-live-vaccine"),
+                          card("v2", "DRG", "critical", rule="anakinra-live-vaccine-on-therapy"),
+                          card("v3", "DRG", "critical", rule="anakinra-live-vaccine-on-therapy")])
+    store.record(SERVICE, [item("v1", "accepted", accepted_suggestions=("s",)), item("v2", "overridden"),
+                           item("v3", "overridden", override_code="pt-declined", override_system="https://x")])
+    assert sorted(r[0] for r in sql("SELECT rule FROM feedback")) == [
+        "anakinra-live-vaccine", "anakinra-live-vaccine-on-therapy", "anakinra-live-vaccine-on-therapy"]
+    stats = store.stats(SERVICE)
+    assert stats["byRule"] == [
+        {"rule": "anakinra-live-vaccine", "topic": "DRG", "indicator": "critical", "accepted": 1, "overridden": 0,
+         "overrideReasons": {}},
+        {"rule": "anakinra-live-vaccine-on-therapy", "topic": "DRG", "indicator": "critical", "accepted": 0,
+         "overridden": 2, "overrideReasons": {"pt-declined": 1}}]
+    assert [(t["topic"], t["accepted"], t["overridden"]) for t in stats["byTopic"]] == [("DRG", 1, 2)]
+    counts = store.governance(SERVICE, T0.date() - timedelta(days=400), datetime.now(UTC).date())
+    assert sorted((c.rule, c.cards, c.with_feedback) for c in counts.issued) == [
+        ("anakinra-live-vaccine", 1, 1), ("anakinra-live-vaccine-on-therapy", 2, 2)]
+
+
+def test_a_version_3_database_is_migrated_keeping_its_rows_without_a_rule_id(database_url):
+    """Version 4 adds the rule id to issued cards and feedback: every row stored before is kept as it was (its
+    topic, indicator and drug; no rule id) and still counted per topic; new cards and outcomes carry their rule."""
+    import importlib
+
+    backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
+                                                            else "postgres"))
+    for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
+                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3],
+                      "INSERT INTO fhirsvc_schema (version) VALUES (3)"]:
+        run_sql(database_url, statement)
+    stamp = (lambda n: (T0 + timedelta(minutes=n)).isoformat()) if database_url.startswith("postgresql") else (
+        lambda n: (T0 + timedelta(minutes=n)).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
+    run_sql(database_url, "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at)"
+                          " VALUES (?, 'old', 'DRG', 'critical', 'anakinra', '[]', ?)", SERVICE, stamp(0))
+    run_sql(database_url, "INSERT INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
+                          " accepted_suggestions, topic, indicator, drug, received_at)"
+                          " VALUES (?, 'old', 'r', 'overridden', ?, '[]', 'DRG', 'critical', 'anakinra', ?)",
+            SERVICE, stamp(1), stamp(1))
+    store = open_store(database_url)
+    try:
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
+        assert run_sql(database_url, "SELECT card, outcome, topic, indicator, drug, rule FROM feedback") == [
+            ("old", "overridden", "DRG", "critical", "anakinra", None)]
+        assert run_sql(database_url, "SELECT card, topic, drug, rule FROM issued_cards") == [
+            ("old", "DRG", "anakinra", None)]
+        note(store, SERVICE, [card("new", "DRG", "critical", rule="anakinra-live-vaccine")])
+        assert store.record(SERVICE, [item("new", "overridden")]) == 1
+        stats = store.stats(SERVICE)
+        assert [(t["topic"], t["overridden"]) for t in stats["byTopic"]] == [("DRG", 2)]
+        assert [(r["rule"], r["overridden"]) for r in stats["byRule"]] == [("anakinra-live-vaccine", 1)]
+    finally:
+        store.close()
+
+
+
+def test_the_governance_report_keys_on_the_rule_id(store, knowledge):
+    """#4 and #19 share topic, indicator and drug: the report gives each its own row, named by its rule id."""
+    from fhirsvc.governance.report import Period, Thresholds, build_report, report_document
+
+    note(store, SERVICE, [card("g1", "DRG", "critical", rule="anakinra-live-vaccine"),
+                          card("g2", "DRG", "critical", rule="anakinra-live-vaccine-on-therapy"),
+                          card("g3", "DRG", "critical")])  # noted before rule ids: topic + indicator + drug only
+    store.record(SERVICE, [item("g1", "overridden"), item("g2", "accepted", accepted_suggestions=("s",)),
+                           item("g3", "overridden")])
+    today = datetime.now(UTC).date()
+    period = Period(T0.date(), today)
+    report = build_report(store.governance(SERVICE, period.first, period.last), period, SERVICE,
+                          Thresholds(0.5, 1), knowledge, T0.date())
+    rows = {r["rule"]: (r["topic"], r["indicator"], r["accepted"], r["overridden"])
+            for r in report_document(report)["rules"]}
+    assert rows == {"anakinra-live-vaccine": ("DRG", "critical", 0, 1),
+                    "anakinra-live-vaccine-on-therapy": ("DRG", "critical", 1, 0),
+                    None: ("DRG", "critical", 0, 1)}
+    assert {r.label for r in report.rules} >= {"Drug Interaction Alert · critical · drug not recorded · "
+                                               "anakinra-live-vaccine"}

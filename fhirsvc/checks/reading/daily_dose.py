@@ -2,7 +2,8 @@
 
 Contract "Dose arithmetic": daily dose = dose per administration x administrations per day, from
 ``dosageInstruction.timing.repeat`` (``frequency``/``period``/``periodUnit``, incl. ``h``, ``d``, ``wk``)
-or ``timing.code`` (QD, BID, TID, QID, QOD, Q2D, Q8H, ...). Units: ``mg``; ``mL`` (converted with the
+or ``timing.code`` (QD, BID, TID, QID, QOD, Q2D, Q8H, ...). Units: any mass unit (``mg``, ``g``, ``ug``/``mcg``:
+``drugmodel.units.mass_mg``); ``mL`` (converted with the
 drug's strength from the knowledge); a prefilled ``syringe`` (the content of one syringe, from the
 knowledge). Anything else, or no dose, is unreadable and the rule says "Unable to check dose".
 Both R4 shapes are accepted: ``doseAndRate[].doseQuantity`` (an array or a single object) and the older
@@ -15,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fhirsvc.checks.config import MG_UNITS, ML_UNITS, SYRINGE_UNITS
 from fhirsvc.drugmodel.timing import administrations_per_day
-from fhirsvc.fhirtypes import quantity_text, schedule_words
+from fhirsvc.drugmodel.units import dose_unit_kind, mass_mg
+from fhirsvc.fhirtypes import quantity_text, schedule_words, unit_words
 from fhirsvc.terminology import codings
 
 Resource = Mapping[str, Any]
@@ -46,16 +47,7 @@ def dose_range(dosage: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return (ordered or entries)[0]["doseRange"] if entries else None
 
 
-def unit_kind(unit: str | None) -> str | None:
-    """``mg``, ``mL`` or ``syringe`` for the units the contract accepts, else None."""
-    key = " ".join((unit or "").strip().lower().split())
-    if key in MG_UNITS:
-        return "mg"
-    if key in ML_UNITS:
-        return "mL"
-    if key in SYRINGE_UNITS:
-        return "syringe"
-    return None
+unit_kind = dose_unit_kind  # the unit conversions are the drug model's (drugmodel/units.py)
 
 
 def to_mg(quantity: Mapping[str, Any] | None, mg_per_ml: float | None, mg_per_syringe: float | None) -> float | None:
@@ -65,8 +57,12 @@ def to_mg(quantity: Mapping[str, Any] | None, mg_per_ml: float | None, mg_per_sy
     value = quantity.get("value")
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         return None
+    for unit in (quantity.get("code"), quantity.get("unit")):  # the UCUM code first
+        mg = mass_mg(value, unit) if isinstance(unit, str) else None
+        if mg is not None:
+            return round(mg, 6)
     kind = unit_kind(quantity.get("code")) or unit_kind(quantity.get("unit"))
-    factor = {"mg": 1.0, "mL": mg_per_ml, "syringe": mg_per_syringe}.get(kind or "")
+    factor = {"mL": mg_per_ml, "syringe": mg_per_syringe}.get(kind or "")
     return None if factor is None else round(value * factor, 6)
 
 
@@ -101,16 +97,24 @@ class DailyDose:
         return self.low_daily_mg if self.ranged else self.daily_mg
 
 
+def dose_text(quantity: Mapping[str, Any] | None) -> str:
+    """A dose as the prescriber reads it: ``100 mg``, ``1 pill`` (a UCUM annotation in words: ``unit_words``)."""
+    if not isinstance(quantity, Mapping):
+        return ""
+    unit = quantity.get("unit") or quantity.get("code")
+    return quantity_text({**quantity, "unit": unit_words(unit)} if unit else quantity)
+
+
 def range_text(rng: Mapping[str, Any]) -> str:
     """``50-150 mg`` (``up to 150 mg`` without a lower end)."""
     low, high = rng.get("low") or {}, rng.get("high") or {}
-    high_text = quantity_text(high) if high else "?"
+    high_text = dose_text(high) if high else "?"
     if not low:
         return f"up to {high_text}"
     same_unit = (low.get("unit"), low.get("code")) == (high.get("unit"), high.get("code"))
     if same_unit and isinstance(low.get("value"), (int, float)):
         return f"{low['value']:g}-{high_text}"
-    return f"{quantity_text(low)}-{high_text}"
+    return f"{dose_text(low)}-{high_text}"
 
 
 def dosages(order: Resource) -> Sequence[Mapping[str, Any]]:
@@ -141,12 +145,12 @@ def daily_dose(order: Resource, mg_per_ml: float | None, mg_per_syringe: float |
             if not isinstance(quantity, Mapping) or quantity.get("value") is None:
                 return DailyDose(problem="dose range without an upper end", dose_text=", ".join(texts), ranged=True)
         else:
-            texts.append(quantity_text(quantity))
+            texts.append(dose_text(quantity))
         if not quantity or quantity.get("value") is None:
             return DailyDose(problem="no dose quantity", dose_text=", ".join(filter(None, texts)))
         mg = to_mg(quantity, mg_per_ml, mg_per_syringe)
         if mg is None:
-            unit = quantity.get("unit") or quantity.get("code") or "no unit"
+            unit = unit_words(quantity.get("unit") or quantity.get("code")) or "no unit"
             return DailyDose(problem=f"unit '{unit}' cannot be converted to mg", dose_text=", ".join(texts),
                              ranged=ranged)
         low_mg = to_mg(low, mg_per_ml, mg_per_syringe) if low else (None if rng is not None else mg)

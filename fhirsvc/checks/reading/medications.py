@@ -11,8 +11,11 @@ from typing import Any
 from fhirsvc.checks.context import Resource
 from fhirsvc.checks.reading.windows import When, parse_datetime, parse_when
 
-CURRENT_STATUSES = {"active", "on-hold"}
+# MedicationRequest active/on-hold; MedicationStatement (R4) active/intended/on-hold (contract "Recognising a
+# medication"); entered-in-error, not-taken, draft, unknown count as nothing.
+CURRENT_STATUSES = {"active", "on-hold", "intended"}
 PAST_STATUSES = {"stopped", "completed"}
+R5_RECORDED = "recorded"  # the normal R5 MedicationStatement status: current unless its effective[x] ended
 _DRAFT_EXCLUDED = {"entered-in-error", "cancelled", "revoked", "not-done", "stopped", "completed"}
 
 
@@ -29,6 +32,16 @@ def is_current(resource: Resource) -> bool:
 def is_past(resource: Resource) -> bool:
     """A stopped or completed MedicationRequest (or MedicationStatement)."""
     return medication_status(resource) in PAST_STATUSES
+
+
+def as_therapy_record(resource: Resource, now: datetime) -> Resource:
+    """A medication record with the status the checks read: an R5 MedicationStatement ``recorded`` becomes
+    ``active`` (current therapy), or ``completed`` (past therapy) when its effective period ended before ``now``;
+    anything else as it is."""
+    if resource.get("resourceType") != "MedicationStatement" or medication_status(resource) != R5_RECORDED:
+        return resource
+    end = medication_end(resource)
+    return {**resource, "status": "completed" if end is not None and end <= now else "active"}
 
 
 def is_live_draft(order: Resource) -> bool:

@@ -27,7 +27,7 @@ from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.drugmodel.profile import Guideline, Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
-from fhirsvc.terminology import ValueSetMatcher
+from fhirsvc.terminology import ValueSetMatcher, codings
 
 
 def _effect(inter: Interaction) -> str:
@@ -60,9 +60,9 @@ def _group(job: Job, inter: Interaction, concepts: Iterable[Mapping[str, Any]], 
     knowledge = job.run.knowledge
     one = wording.member_name(knowledge, inter.value_set)
     matcher = job.run.value_set(inter.value_set)
-    found = next((name for concept in concepts for text in [concept.get("text"),
-                  *(c.get("display") for c in concept.get("coding") or ())]
-                  if text and matcher is not None for name in [matcher.find_name(text)] if name), None)
+    texts = [text for concept in concepts
+             for text in [concept.get("text"), *(c.get("display") for c in codings(concept))]]
+    found = [name for text in texts if matcher is not None for name in matcher.names_in(text)]
     label = wording.member_label(knowledge, inter.value_set, concepts, found)
     return {"group": wording.member_name(knowledge, inter.value_set, plural=True), "group_one": one,
             "a_member": wording.group_with_member(one, label)}
