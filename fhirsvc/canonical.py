@@ -21,6 +21,7 @@ EXT_SITE_SETTING = STRUCTURE_DEFINITION + "site-setting"  # a rule's number a si
 EXT_NEVER_WEAKEN = STRUCTURE_DEFINITION + "never-weaken"  # a rule a site may weaken only with a reason
 EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule
+EXT_RENEWAL_GAP = STRUCTURE_DEFINITION + "course-renewal-gap"  # a monitoring plan's renewal that continues a course
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"

@@ -19,5 +19,6 @@ Entry points: ``engine.run_checks(context, knowledge)`` (the order hooks) and
   #19-#21), ``dose.py`` (#6-#8, #18, unreadable dose), ``kidney.py`` (#9), ``age.py`` (#10, #11),
   ``infection.py`` (#12, #13), ``monitoring_due.py`` (#14), ``pregnancy.py`` (#15, #16), ``indication.py``
   (#17); ``warning.py`` words what they say of a drug's warning.
-- ``monitoring.py``: the patient-view reminders; ``wording.py``: every card's words.
+- ``monitoring.py``: the patient-view reminders; ``unavailable.py``: one "Unable to check" finding per data
+  key that could not be had (run by the evaluation layer on both pipelines); ``wording.py``: every card's words.
 """

@@ -327,6 +327,12 @@ class Job:
     def order_ref(self) -> str:
         return reference_key(self.order)
 
+    def drug_records(self, test: Callable[[Resource], bool]) -> list[Resource]:
+        """The patient's medication records (not the draft orders) of this job's drug that pass ``test``
+        (``is_current``: on therapy; ``is_past``)."""
+        return [m for m in self.context.medications if test(m) and any(d.id == self.drug.id
+                                                                       for d in self.run.drugs_of(m))]
+
     @cached_property
     def dose(self) -> DailyDose:
         return daily_dose(self.order, self.drug.mg_per_ml, self.drug.mg_per_syringe)
@@ -394,6 +400,8 @@ class Job:
         topic = topic if topic is not None else self.check.topic  # type: ignore[union-attr]
         key, name = (rule, rule) if rule is not None else (self.check.key, self.check.rule)  # type: ignore[union-attr]
         base = {"order": self.order_ref, "drug": self.drug.id}
+        if unable and self.check is not None:  # what could not be checked, in words (checks.unavailable)
+            base["not_checked"] = self.check.title
         return Finding(rule=self.rule_id(key, name), topic=topic, topic_display=TOPICS[topic], indicator=indicator,
                        summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,
                        anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},

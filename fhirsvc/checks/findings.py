@@ -44,6 +44,8 @@ class Finding:
     facts: Mapping[str, Any] = field(default_factory=dict)
     suggestions: tuple[Suggestion, ...] = ()
     unable: bool = False  # an "Unable to check ..." finding (missing, unreadable or stale data)
+    # the patient data key whose failure this finding reports for every check it stopped (checks.unavailable)
+    data_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.indicator not in INDICATORS:

@@ -1,24 +1,29 @@
 """Monitoring reminders for a patient already on therapy (CDS Hooks ``patient-view``).
 
 Entry point: ``run_patient_view(context, knowledge) -> list[Finding]``. For each knowledge drug the patient
-has a current record of (an active or on-hold MedicationRequest, or an active MedicationStatement), what is
-due by the drug's monitoring PlanDefinition (``checks.schedule``):
+has a current record of (``reading.medications.is_current``: an order or a statement the medication list
+reads as current therapy), in contract order:
 
-- ``monitoring-overdue`` (LAB info): the phase of the schedule the therapy is in (months since the
-  earliest start) wants a result every ``window`` days and the newest one is older (or there is none);
-  the card says when the last one was and which interval applies, and suggests creating the
-  ServiceRequest of the action's ActivityDefinition where the plan names one. Past the last phase, nothing.
-- ``monitoring-baseline`` (LAB info): a before-starting test the schedule does not repeat (kidney function)
-  was never recorded at all.
 - ``active-infection`` (COND warning): an active infection or a recent fever while on therapy (the order
   hooks' check #12, run on the current record).
+- ``neutropenia`` (LAB warning): a low newest neutrophil count or a neutropenia condition (#13, read the same
+  way); a newest count that cannot be read is left to the reminder below (counted as not done).
+- ``monitoring-overdue`` (LAB info): the phase of the drug's monitoring PlanDefinition the course is in
+  (whole days since the start of the course: ``reading.medications.course_start``, over renewals within the
+  plan's ``course-renewal-gap``) wants a result every ``window`` days and none readable was taken within it
+  (``rules.monitoring_due.count_within``, the reading of #14 at ordering); the card says when the last one was
+  and which interval applies, and suggests creating the ServiceRequest of the action's ActivityDefinition
+  unless one is already ordered. Past the last phase (12 months), nothing.
+- ``monitoring-baseline`` (LAB info): a before-starting test the schedule does not repeat (kidney function)
+  was never recorded at all.
 - ``interaction-reverse`` (DRG, the class's severity): a member of an interaction class named in
   ``config.PATIENT_VIEW_INTERACTION_CLASSES`` (live vaccines) recorded as due or ordered (a MedicationRequest
   that still stands) while the drug is current (the order hooks' check #19, run on that record).
 
-Nothing for a patient on none of the knowledge's drugs, and nothing when the medication list could not be
-had (whether the patient is on therapy is then unknown: no card rather than noise). Monograph SECTION 4 of 4 >
-Clinical Monitoring (blood test, kidney test, infection); SECTION 3 of 4 > Vaccines.
+Nothing for a patient on none of the knowledge's drugs, or whose therapy was stopped or completed. When the
+medication list could not be had, whether the patient is on therapy is unknown: one "Unable to check" finding
+says so, and nothing else is said. Monograph SECTION 4 of 4 > Clinical Monitoring (blood test, kidney test,
+infection); SECTION 1 of 4 > IMPORTANT INFORMATION (decreased white blood cells); SECTION 3 of 4 > Vaccines.
 """
 
 from __future__ import annotations
@@ -29,20 +34,26 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Check, Job, Run
-from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES, interaction_rule
+from fhirsvc.checks.config import PATIENT_VIEW_INTERACTION_CLASSES, TOPICS, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PatientContext
 from fhirsvc.checks.engine import run_one
-from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.reading.medications import is_current, is_live_draft, medication_start
-from fhirsvc.checks.reading.observations import READABLE_STATUSES, observation_when, observations_of
+from fhirsvc.checks.findings import INDICATORS, Finding
+from fhirsvc.checks.reading.medications import course_start, is_current, is_live_draft, is_past, medication_start
+from fhirsvc.checks.reading.observations import READABLE_STATUSES, observations_of
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
-from fhirsvc.checks.rules.infection import check_infection
+from fhirsvc.checks.rules.infection import check_infection, neutropenia
 from fhirsvc.checks.rules.interactions import check_reverse_current
-from fhirsvc.checks.rules.monitoring_due import schedule_text, service_request
+from fhirsvc.checks.rules.monitoring_due import (
+    count_within,
+    last_count,
+    order_test,
+    ordered_note,
+    schedule_text,
+)
 from fhirsvc.checks.rules.warning import unable_finding
-from fhirsvc.drugmodel.profile import DrugProfile
-from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
+from fhirsvc.drugmodel.profile import DrugProfile, section_of
+from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
@@ -66,36 +77,28 @@ def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
     return plan, monitoring_schedule(plan)
 
 
-def _suggestion(job: Job, phase: Phase, label: str) -> list[Suggestion]:
-    request = service_request(job, phase.action) if phase.definition else None
-    if request is None:
-        return []
-    text, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
-                                                 purpose=label.lower())
-    return [Suggestion(label=text, action="create", description=description, resource=request, recommended=True)]
-
-
 def check_overdue(job: Job) -> Iterable[Finding]:
-    """monitoring-overdue: the therapy's current phase wants a result every ``window`` days and the newest is
-    older, or there is none. Monograph SECTION 4 of 4 > Clinical Monitoring > Blood test."""
+    """monitoring-overdue: the phase of the course wants a count every ``window`` days and none readable was taken
+    within it (read as #14 reads it at ordering: ``monitoring_due.count_within``). The course starts at the
+    earliest start of the continuous run of the drug's records (``course_start``: a renewal within the plan's
+    renewal gap of the previous record's end continues it). Monograph SECTION 4 of 4 > Clinical Monitoring >
+    Blood test."""
     plan, phases = _plan(job)
     after = [p for p in phases if p.kind == "after" and p.value_set]
     if plan is None or not after:
         return []
     section = after[0].section(plan)
-    current = [m for m in job.context.medications if is_current(m)
-               and any(d.id == job.drug.id for d in job.run.drugs_of(m))]
-    known = [s for s in (medication_start(m) for m in current) if s is not None]
-    if not known:
+    current = job.drug_records(is_current)
+    started = course_start([*current, *job.drug_records(is_past)], renewal_gap(plan))
+    if started is None:
         return [job.finding(
             "info",
             *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
                            schedule=schedule_text(plan)),
             section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
-    started = min(known)
     elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
     phase = next((p for p in after if p.start <= elapsed < p.end), None)
-    if phase is None:
+    if phase is None:  # past the last phase (12 months): the monograph gives no schedule
         return []
     matcher = job.run.value_set(phase.value_set)
     if matcher is None:
@@ -104,22 +107,33 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     if OBSERVATIONS in job.context.unavailable:
         return [unable_finding(job, "info", f"whether a {label.lower()} is due",
                                [OBSERVATIONS], phase.section(plan), "monitoring")]
-    window = Window(int(phase.window or 0), "day", "results")  # inclusive, in whole calendar days (windows.py)
-    when = next((w for w in map(observation_when, _results(job, matcher)) if w is not None), None)
-    if window.contains(when, job.run.now):
+    window = Window(int(phase.window or 0), "day", "counts")  # inclusive, in whole calendar days (windows.py)
+    measure = count_within(job, matcher, window)
+    if measure.found:
         return []
+    readable, unreadable, last = last_count(measure, window, job.run.now)
+    also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
+            else "") + ordered_note(job, phase.action)
     months = elapsed / DAYS_PER_UNIT["mo"]
-    last = f"last {when.label()}, {window.how_old(when, job.run.now)}" if when else "none recorded"
     return [job.finding(
         "info",
         *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
                        title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
-                       schedule=schedule_text(plan)),
+                       schedule=schedule_text(plan), also=also),
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
-         "window_days": phase.window, "last_date": when.label() if when else None,
+         "window_days": phase.window, "last_date": readable.date if readable else None,
+         **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
+                                  "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
          "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
-        _suggestion(job, phase, label))]
+        order_test(job, phase.action, label) if phase.definition else [])]
+
+
+def neutropenia_on_therapy(job: Job) -> Iterable[Finding]:
+    """#13 on therapy: the newest readable neutrophil count is low, or a neutropenia condition (the order hooks'
+    check, read the same way). A newer count that cannot be read is not a card of its own here: the blood-count
+    reminder counts it as not done."""
+    return neutropenia(job, newest_readable=True)
 
 
 def check_baseline(job: Job) -> Iterable[Finding]:
@@ -138,7 +152,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
         if OBSERVATIONS in job.context.unavailable:
             out.append(unable_finding(job, "info",
                                       f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
-                                      "monitoring"))
+                                      "monitoring", not_checked=f"{label.lower()} test"))
             continue
         if _results(job, matcher):
             continue
@@ -150,20 +164,50 @@ def check_baseline(job: Job) -> Iterable[Finding]:
             phase.section(plan), "monitoring",
             {"plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id"),
              "value_set": phase.value_set},
-            _suggestion(job, phase, label)))
+            order_test(job, phase.action, label) if phase.definition else []))
     return out
 
 
+# In contract order: the most severe of them names the card when the medication list could not be had.
 PATIENT_VIEW_CHECKS = (
-    Check("monitoring-overdue", (14,), "LAB", "monitoring", "the monitoring schedule", False, check_overdue, 14.0,
-          frozenset({MEDICATIONS, OBSERVATIONS})),
-    Check("monitoring-baseline", (14,), "LAB", "monitoring", "baseline tests", False, check_baseline, 14.1,
-          frozenset({OBSERVATIONS}), rule_key="kidney-function-test"),
     Check("active-infection", (12,), "COND", "warnings", "active infection", False, check_infection, 12.0,
           frozenset({CONDITIONS, OBSERVATIONS})),
+    Check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", False, neutropenia_on_therapy, 13.0,
+          frozenset({CONDITIONS, OBSERVATIONS})),
+    Check("monitoring-overdue", (14,), "LAB", "monitoring", "blood count monitoring", False, check_overdue, 14.0,
+          frozenset({MEDICATIONS, OBSERVATIONS})),
+    Check("monitoring-baseline", (14,), "LAB", "monitoring", "kidney function test", False, check_baseline, 14.1,
+          frozenset({OBSERVATIONS}), rule_key="kidney-function-test"),
 )
 VACCINE_CHECK = Check("interaction-reverse", (19,), "DRG", "interactions", "interactions with current medications",
                       True, check_reverse_current, 19.0, frozenset({MEDICATIONS}))
+
+
+# The indicator of each reminder (the contract's "Patient view" table).
+REMINDER_INDICATORS = {"active-infection": "warning", "neutropenia": "warning", "monitoring-overdue": "info",
+                       "monitoring-baseline": "info"}
+
+
+def therapy_unknown(run: Run) -> list[Finding]:
+    """The one "Unable to check" finding when the medication list could not be had: whether the patient is on any
+    drug with reminders is unknown, so none of them could be checked (indicator and topic of the most severe
+    reminder, section of the drug's monitoring plan). Nothing else is said."""
+    drugs = [d for d in run.drugs if d.monitoring]
+    if not drugs:
+        return []
+    worst = max(PATIENT_VIEW_CHECKS, key=lambda c: INDICATORS.index(REMINDER_INDICATORS[c.rule]))
+    job = Job(run, {}, drugs[0])  # the registry ids of the drug's reminders
+    ids = [job.rule_id(c.key, c.rule) for c in PATIENT_VIEW_CHECKS]
+    names = [c.title for c in PATIENT_VIEW_CHECKS]
+    drug = wording.joined(d.name for d in drugs)
+    plan = drugs[0].monitoring[0]
+    summary, detail = wording.words("monitoring.therapy_unknown", drug=drug, checks=wording.joined(names))
+    return [Finding(
+        rule=job.rule_id(worst.key, worst.rule), topic=worst.topic, topic_display=TOPICS[worst.topic],
+        indicator=REMINDER_INDICATORS[worst.rule], summary=summary, detail=detail, drug=drugs[0].id,
+        section=section_of(plan), anchor="monitoring", unable=True, data_key=MEDICATIONS,
+        facts={"unavailable": [MEDICATIONS], "rules": ids, "not_checked": names,
+               "drugs": [d.id for d in drugs]})]
 
 
 def patient_view_rule_keys(drug: DrugProfile) -> set[str]:
@@ -193,10 +237,10 @@ def therapies(run: Run) -> list[tuple[DrugProfile, Resource]]:
 def run_patient_view(context: PatientContext, knowledge: Knowledge, site: SiteConfig = NO_SITE_CONFIG) -> list[Finding]:
     """Every reminder for the patient, in a deterministic order: by drug id, then by check, then the live
     vaccines in the order of the medication list."""
-    if MEDICATIONS in context.unavailable:
-        logger.info("patient-view: medication list unavailable, no reminders")
-        return []
     run = Run(context, knowledge, site)
+    if MEDICATIONS in context.unavailable:
+        logger.info("patient-view: medication list unavailable, therapy unknown")
+        return therapy_unknown(run)
     findings: list[Finding] = []
     on = therapies(run)
     for drug, record in on:

@@ -65,6 +65,11 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("**{other}** ({where}) is {a_member}.",
          "{relation} {todo}",
          "{quote}")),
+    "interaction.current": (
+        "{Group_one} {state} with this {drug} order: {other}",
+        ("**{other}** is current therapy ({where}): {a_member}.",
+         "{relation} {todo}",
+         "{quote}")),
     "interaction.reverse": (
         "{Group_one} ordered during {drug} therapy: {order}",
         ("**{order}** is {a_member}. {Drug} on record: **{record}** ({where}).",
@@ -144,8 +149,7 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "renal.unable": (
         "Unable to check {drug} dose for kidney function: {brief}",
         ("{Why}.",
-         "In severe kidney disease{threshold} {drug} is given {every}. Order a kidney function test before "
-         "starting {drug}.")),
+         "In severe kidney disease{threshold} {drug} is given {every}. {todo}")),
     # route (#18)
     "route.found": (
         "Route {ordered} ordered; {drug} route: {intended}",
@@ -186,14 +190,19 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     # patient-view reminders (monitoring.py): the same schedule, read between orders
     "monitoring.overdue": (
         "{Label} overdue for {drug} ({last}; {interval} in this phase)",
-        ("{Title}: {drug} started on {started} ({months} months ago), so a result is due {interval} (within "
-         "**{window} days**); {last}.",
+        ("{Title}: this course of {drug} started on {started} ({months} months ago), so a result is due {interval} "
+         "(within **{window} days**); {last}.{also}",
          "Schedule: {schedule}.")),
     "monitoring.baseline": (
         "{Label} never measured for a patient on {drug}",
         ("{Title}: no result is recorded at any date, and {drug} is current.",
          "Order the test.",
          "{quote}")),
+    "monitoring.therapy_unknown": (
+        "Unable to check {drug} monitoring: medication list unavailable, therapy unknown",
+        ("The medication list could not be retrieved, so whether the patient is on {drug} could not be "
+         "determined: {checks} were not checked.",
+         "Review the medication list in the chart.")),
     "monitoring.start_unknown": (
         "Unable to check the monitoring schedule for {drug}: start of therapy unknown",
         ("A current {drug} order exists (**{record}**) but its start date is not recorded, so the monitoring "
@@ -211,10 +220,24 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "unavailable": (
         "Unable to check {what} for {drug}: {data} unavailable",
         ("The {data} could not be retrieved, so {what} could not be checked.", "{advice}")),
+    "unavailable.key": (
+        "Unable to check {count} {drug} checks: {data} unavailable",
+        ("The {data} could not be retrieved: {checks} {were} not checked.",
+         "Review them in the chart.")),
+    "unavailable.key_one": (
+        "Unable to check {checks} for {drug}: {data} unavailable",
+        ("The {data} could not be retrieved: {checks} {were} not checked.",
+         "Review it in the chart.")),
     "failed": (
         "Unable to check {what} for {drug}: the check failed",
         ("The {what} check could not be completed for this order because of an internal error.",
          "Review the order against the monograph.")),
+}
+
+# What to do when kidney function is unknown (#9), by therapy state: a new course, or a patient already on the drug.
+KIDNEY_TEST = {
+    "new": "Order a kidney function test before starting {drug}.",
+    "current": "{Drug} is already being given ({where}): order a kidney function test and review the frequency.",
 }
 
 # What to do, per warning family (the ``todo`` of ``warning.found``).
@@ -281,6 +304,12 @@ def sentence(text: str) -> str:
 def lower_first(text: str) -> str:
     """``Live vaccines`` -> ``live vaccines`` (an acronym such as ``TNF inhibitors`` stays)."""
     return text[0].lower() + text[1:] if len(text) > 1 and text[1].islower() else text
+
+
+def joined(names: Iterable[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def article(noun: str) -> str:
@@ -440,10 +469,11 @@ def group_with_member(group: str, label: str) -> str:
 
 
 def interaction_relation(group: str, indicator: str, effect: str, span: str | None, drug: str,
-                         reverse: bool = False) -> tuple[str, str]:
+                         reverse: bool = False, current: bool = False) -> tuple[str, str]:
     """What an interaction means and what to do, for the ``interaction.*`` templates: a sentence (with the
     knowledge's effect when it is said without addressing the patient) and the action (``reverse``: the
-    judged order is the group member, the drug is on record)."""
+    judged order is the group member, the drug is on record; ``current``: the other party is current therapy,
+    not an order of this call, so it is stopped in the medication list, not cancelled by the card)."""
     effect = "" if not effect or SECOND_PERSON.search(effect) else f": {lower_first(effect.rstrip('.'))}"
     if indicator == "critical":
         during = f"during {drug} therapy and for {span} after it" if span else f"with {drug}"
@@ -451,7 +481,8 @@ def interaction_relation(group: str, indicator: str, effect: str, span: str | No
                  else "Cancel this order.") if reverse else "Cancel one of the orders.")
         return f"{sentence(group)} are contraindicated {during}{effect}.", todo
     return (f"{sentence(group)} and {drug} are not advised together{effect}.",
-            "Review whether both are needed before signing.")
+            f"Review whether both are needed before signing; to switch to {drug}, stop the current one in the "
+            "medication list." if current else "Review whether both are needed before signing.")
 
 
 # --- suggestions --------------------------------------------------------------------------------------

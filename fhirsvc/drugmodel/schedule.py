@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from fhirsvc.canonical import EXT_RENEWAL_GAP
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration
 from fhirsvc.fhirtypes import schedule_words
@@ -95,3 +97,12 @@ def monitoring_schedule(plan: Resource) -> tuple[Phase, ...]:
                 phases.append(Phase("after", action, vs, math.ceil(period - 1e-9), start, end, definition,
                                     schedule_words(repeat.get("frequency") or 1, repeat["period"], unit), period))
     return tuple(phases)
+
+
+def renewal_gap(plan: Resource) -> timedelta:
+    """The longest gap between one record's end and the next one's start that still continues a course of the
+    plan's drug (its ``course-renewal-gap`` extension); none written: only records that meet or overlap do."""
+    for ext in plan.get("extension") or ():
+        if ext.get("url") == EXT_RENEWAL_GAP:
+            return duration(ext.get("valueDuration")) or timedelta(0)
+    return timedelta(0)

@@ -197,8 +197,11 @@ def detected_issues(evaluation: Evaluation, bundle: Mapping[str, Any], version: 
         if subject:
             issue["subject" if version == R5 else "patient"] = {"reference": subject}
         issue["identifiedDateTime"] = format_instant(evaluation.now)
-        if finding.order_id in urls:
-            issue["implicated"] = [{"reference": urls[finding.order_id]}]
+        # the judged order; a card for a failed data key, every order whose checks it stopped
+        implicated = [urls[o] for o in dict.fromkeys([finding.order_id, *finding.facts.get("order_ids", ())])
+                      if o in urls]
+        if implicated:
+            issue["implicated"] = [{"reference": url} for url in implicated]
         issue["detail"] = card["detail"]
         issue["reference"] = card["links"][0]["url"]
         contained: list[dict[str, Any]] = []

@@ -4,7 +4,8 @@ monograph section, override reasons on warning/critical cards, suggestions with 
 Card and suggestion uuids are name-based (uuid5) on rule, drug, order and patient, so repeated
 order-select calls and the later order-sign give the same uuids and feedback lines up. Every card names
 the rule that made it in ``extension["fhirsvc.rule"]`` (its id in the knowledge's rule registry,
-``knowledge.rules``). No null or empty value is ever written.
+``knowledge.rules``); a card for a failed data key names the most severe rule it stopped there and all of them
+in ``extension["fhirsvc.rules"]``. No null or empty value is ever written.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ __all__ = ["OVERRIDE_REASONS", "build_cards", "card_uuid", "override_reasons"]
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
 _REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
 RULE_EXTENSION = "fhirsvc.rule"  # the card's extension key naming its rule (docs/cds-checks.md)
+RULES_EXTENSION = "fhirsvc.rules"  # a card standing for several stopped rules: all their ids
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
 
 
 def card_uuid(finding: Finding, patient_id: str) -> str:
-    return str(uuid.uuid5(CARD_NAMESPACE, "|".join((finding.rule, finding.drug, finding.order_id or "", patient_id))))
+    parts: tuple[str, ...] = (finding.rule, finding.drug, finding.order_id or "", patient_id)
+    if finding.data_key:  # one card per failed data key
+        parts += (f"unavailable:{finding.data_key}",)
+    return str(uuid.uuid5(CARD_NAMESPACE, "|".join(parts)))
 
 
 def _drop_empty(value: Any) -> Any:
@@ -54,6 +59,24 @@ def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any]:
     return body
 
 
+QUOTED = re.compile(r"^> .*\u2014 monograph, \S", re.MULTILINE)  # a quotation line that names its section
+
+
+def with_source(detail: str, drug: str, section: str) -> str:
+    """The detail naming its monograph section once: a card that quotes the monograph names it in the
+    quotation's attribution; any other card ends with ``Source: <drug> monograph, <section>.``"""
+    if QUOTED.search(detail):
+        return detail
+    return f"{detail}\n\nSource: {drug} monograph, {section}."
+
+
+def _stopped_rules(finding: Finding) -> dict[str, list[str]]:
+    """``fhirsvc.rules`` of a card that stands for every check a failed data key stopped (``checks.unavailable``):
+    the ids of all their rules (``fhirsvc.rule`` is the most severe of them)."""
+    rules = finding.facts.get("rules") if finding.data_key else None
+    return {RULES_EXTENSION: list(rules)} if rules else {}
+
+
 SITE_CONFIG_EXTENSION = "fhirsvc.site-config"  # the card's extension key: the site configuration version in force
 
 
@@ -70,13 +93,13 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
         card: dict[str, Any] = {
             "uuid": card_id,
             "summary": finding.summary,
-            "detail": f"{finding.detail}\n\nSource: {names[0]} monograph, {finding.section}.",
+            "detail": with_source(finding.detail, names[0], finding.section),
             "indicator": finding.indicator,
             "source": {"label": f"fhirsvc: {names[0]} monograph", "url": page,
                        "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
                        "url": f"{page}#{finding.anchor}", "type": "absolute"}],
-            "extension": {RULE_EXTENSION: finding.rule},
+            "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding)},
         }
         # an action on an order the EHR gave no usable FHIR id cannot name its target: no such suggestion
         suggestions = [_suggestion(card_id, s) for s in finding.suggestions

@@ -13,7 +13,8 @@ import pytest
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_scenarios import SCENARIOS, run_scenario
 
-MIXED = "070-prefetch-observations-outcome"  # info and warning cards
+MIXED = "044-monitoring-on-therapy-count-due"  # an info and a warning card
+SENIOR = "035-age-65"  # the seniors' info card, whatever the date
 CRITICAL = "016-live-vaccine-same-bundle"  # two critical cards
 
 
@@ -88,7 +89,7 @@ def test_a_bad_configuration_is_a_400_naming_it(cds, settings, named):
 
 def test_the_route_applies_the_configuration(cds):
     """Through the HTTP route: a valid configuration is accepted (200) and a card family switched off is absent."""
-    body, _ = scenario(MIXED)
+    body, _ = scenario(SENIOR)
     plain = cds.post(SERVICE, data=json.dumps(body), content_type="application/json")
     assert plain.status_code == HTTPStatus.OK
     assert indicators(plain.get_json()["cards"])["info"]

@@ -138,3 +138,62 @@ def test_the_typhoid_vaccine_is_named_as_ordered_and_by_its_group(rendered):
     assert card["summary"] == "Live vaccine ordered during anakinra therapy: Typhoid Vaccine Live Ty21a [Vivotif]"
     assert "a live vaccine (typhoid, oral)" in card["detail"]
     assert [s["label"] for s in card["suggestions"]] == ["Cancel the Typhoid Vaccine Live Ty21a [Vivotif] order"]
+
+
+def cards_of(rendered, prefix: str) -> list[dict]:
+    return [card for scenario, _, card in rendered if scenario.startswith(prefix)]
+
+
+def test_every_card_names_its_monograph_section_once(rendered):
+    """A card that quotes the monograph names the section in the quotation's attribution; any other card in one
+    ``Source:`` line. Never both."""
+    for scenario, _, card in rendered:
+        lines = card.get("detail", "").splitlines()
+        sources = [line for line in lines if line.startswith("Source:")]
+        quoted = [line for line in lines if QUOTATION.match(line)]
+        assert (len(sources), bool(quoted)) in {(1, False), (0, True)}, (scenario, sources, quoted)
+
+
+def test_a_failed_data_key_is_one_card_naming_the_checks_it_stopped(rendered):
+    (card,) = cards_of(rendered, "070-")
+    assert card["summary"] == "Unable to check 6 anakinra checks: observations (lab results, vital signs) unavailable"
+    assert card["detail"].splitlines()[0] == (
+        "The observations (lab results, vital signs) could not be retrieved: kidney dosing, active infection, "
+        "neutrophil count, blood count monitoring, pregnancy and breastfeeding were not checked.")
+    assert card["indicator"] == "warning"  # the most severe of the six (active infection, neutrophils, pregnancy)
+    assert card["extension"] == {  # the first of the most severe, and every rule it stopped
+        "fhirsvc.rule": "anakinra-active-infection",
+        "fhirsvc.rules": ["anakinra-kidney-dosing", "anakinra-active-infection", "anakinra-neutropenia",
+                          "anakinra-blood-count-monitoring", "anakinra-pregnancy", "anakinra-breastfeeding"]}
+    (card,) = cards_of(rendered, "215-")  # patient-view, medication list failed: every reminder stopped
+    assert card["extension"] == {
+        "fhirsvc.rule": "anakinra-active-infection",
+        "fhirsvc.rules": ["anakinra-active-infection", "anakinra-neutropenia", "anakinra-blood-count-monitoring",
+                          "anakinra-kidney-function-test"]}
+    for prefix, named in (("071-", "allergies and latex allergy"),
+                          ("072-", "TNF inhibitors, duplicate therapy, blood count monitoring and the indication"),
+                          ("073-", "the age limit and the seniors' warning"),
+                          ("214-", "active infection, neutrophil count, blood count monitoring and kidney function "
+                                   "test")):
+        (card,) = cards_of(rendered, prefix)
+        assert card["summary"].startswith("Unable to check") and f"{named} were not checked" in card["detail"]
+
+
+def test_the_kidney_test_is_worded_by_therapy_state(rendered):
+    (new,) = cards_of(rendered, "031-")
+    assert "Order a kidney function test before starting anakinra." in new["detail"]
+    (current,) = [c for c in cards_of(rendered, "223-") if c["source"]["topic"]["code"] == "DOSECOND"]
+    assert "before starting" not in current["detail"]
+    assert "Anakinra is already being given (active since 2026-10-05): order a kidney function test and review " \
+           "the frequency." in current["detail"]
+
+
+def test_the_tnf_card_cancels_a_drafted_tnf_inhibitor_and_names_current_therapy_in_words(rendered):
+    (drafted,) = cards_of(rendered, "224-")
+    assert [(s["label"], s["actions"][0]["resourceId"]) for s in drafted["suggestions"]] == [
+        ("Cancel the etanercept 50 MG/ML Auto-Injector [Enbrel] order", "MedicationRequest/mr-enbrel"),
+        ("Cancel the anakinra order", "MedicationRequest/mr-kineret")]
+    (current,) = cards_of(rendered, "014-")
+    assert "**Humira (adalimumab) 40 mg/0.4 mL pen** is current therapy (active since 2026-03-02)" in current["detail"]
+    assert "stop the current one in the medication list" in current["detail"]
+    assert [s["actions"][0]["resourceId"] for s in current["suggestions"]] == ["MedicationRequest/mr-kineret"]

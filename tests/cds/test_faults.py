@@ -27,7 +27,7 @@ CONNECT_TIMEOUT, READ_TIMEOUT, DEADLINE = 0.5, 0.8, 1.0
 # What the call may take: the fetch deadline, at most one read timeout for a read already under way, and
 # some room for a busy machine. The faults below would otherwise take 3 s (slow) to 30 s (trickle).
 ANSWER_WITHIN = DEADLINE + READ_TIMEOUT + 0.7
-EHR_TYPES = ("Patient", "Condition", "AllergyIntolerance", "MedicationRequest", "Observation")
+EHR_TYPES = ("Patient", "Condition", "AllergyIntolerance", "MedicationRequest", "Observation", "MedicationStatement")
 HTTP_FAULTS = ("slow", "500", "401", "garbage", "redirect", "loop")
 SOCKET_FAULTS = ("stall", "trickle", "truncated", "close", "silent")
 

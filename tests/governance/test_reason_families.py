@@ -45,8 +45,10 @@ def test_cards_offer_ours_then_the_hl7_clinical_selection(tmp_path):
 
 def test_both_kinds_of_reason_count_in_one_family(database_url):
     app = make_app(database_url)
-    body, now = scenario("070-prefetch-observations-outcome")
-    cards = [c["uuid"] for c in run_scenario(app, body, now) if c["indicator"] in ("warning", "critical")]
+    cards = []
+    for name in ("003-dose-101-mg", "044-monitoring-on-therapy-count-due", "010-allergy-kineret-critical"):
+        body, now = scenario(name)
+        cards += [c["uuid"] for c in run_scenario(app, body, now) if c["indicator"] in ("warning", "critical")]
     assert len(cards) >= 3
     client = app.test_client()
     feedback = [overridden(cards[0], OVERRIDE_REASONS, "will-monitor", 5),  # ours: concerns about outcomes

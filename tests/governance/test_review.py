@@ -100,7 +100,7 @@ def test_rules_to_review_from_the_weekly_firing_rate(database_url):
 def test_cards_per_order_counts_the_cards_of_each_judged_order(database_url):
     app = make_app(database_url)
     counts = []
-    for name in ("001-clean-ra-adult-no-cards", "003-dose-101-mg", "070-prefetch-observations-outcome",
+    for name in ("001-clean-ra-adult-no-cards", "003-dose-101-mg", "044-monitoring-on-therapy-count-due",
                  "035-age-65"):
         body, now = scenario(name)
         counts.append(len(run_scenario(app, body, now)))

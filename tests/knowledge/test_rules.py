@@ -56,7 +56,7 @@ def test_no_orphan_either_way(knowledge):
     drug = profile_of(knowledge, "anakinra")
     assert drug is not None
     assert rule_keys(drug) | patient_view_rule_keys(drug) == {r.key for r in rules(knowledge)}
-    assert patient_view_rule_keys(drug) == {"12", "14", "19", "kidney-function-test"}
+    assert patient_view_rule_keys(drug) == {"12", "13", "14", "19", "kidney-function-test"}
 
 
 def _scenarios() -> list:

@@ -4,8 +4,8 @@ and ended, as written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from fhirsvc.checks.context import Resource
@@ -92,3 +92,24 @@ def medication_start(resource: Resource) -> datetime | None:
         if parsed is not None:
             return parsed
     return None
+
+
+def course_start(records: Iterable[Resource], gap: timedelta) -> datetime | None:
+    """When the course of therapy that the current records belong to began: the earliest start of the current
+    records (``is_current``), extended back over every record of the same drug (current or past, ``is_past``)
+    whose start is earlier and whose end is at most ``gap`` before the course's start, or later (a renewal
+    continues the course; overlapping records too). A past record whose end is not written does not extend
+    the course (whether it ran up to the renewal is unknown). None: no current record has a start date."""
+    records = list(records)
+    start = min((s for s in map(medication_start, filter(is_current, records)) if s is not None), default=None)
+    if start is None:
+        return None
+    ends = [(began, ended) for r in records if is_past(r)
+            and (began := medication_start(r)) is not None and (ended := medication_end(r)) is not None]
+    extended = True
+    while extended:
+        extended = False
+        for began, ended in ends:
+            if began < start and ended >= start - gap:
+                start, extended = began, True
+    return start

@@ -44,7 +44,7 @@ def _unknown(job: Job, holds: Callable[[int], bool]) -> dict[str, Any] | None:
     whose two ages give different answers. None when the age decides."""
     why = _no_age(job)
     if why:
-        return {"age_unknown": why}
+        return {"age_unknown": why, **({"unavailable": [PATIENT]} if PATIENT in job.context.unavailable else {})}
     undecided = _undecided_age(job, holds)
     if undecided:
         return {"age_unknown": undecided, "ages": list(job.run.ages or ())}
@@ -60,7 +60,7 @@ def _unable(job: Job, indicator: str, cud: Resource | None, section: str, anchor
                        section, anchor, unknown, unable=True)
 
 
-@check("age", (10,), "AGE", "children", "age", needs=(PATIENT, CONDITIONS))
+@check("age", (10,), "AGE", "children", "the age limit", needs=(PATIENT, CONDITIONS))
 def check_age(job: Job) -> Iterable[Finding]:
     """#10 AGE warning: the patient is younger than the age the fixed-dose guidelines require (their age
     ``patientCharacteristic``) and no weight-based indication is recorded. Monograph SECTION 3 of 4 > For
@@ -112,7 +112,7 @@ def _child(job: Job, aged: list[Guideline], children: Resource | None, age: int)
          **({"guideline": covering[0].id} if covering else {})})
 
 
-@check("geriatric", (11,), "GEALRT", "seniors", "age", needs=(PATIENT,))
+@check("geriatric", (11,), "GEALRT", "seniors", "the seniors' warning", needs=(PATIENT,))
 def check_geriatric(job: Job) -> Iterable[Finding]:
     """#11 GEALRT info: the patient is at least ``GERIATRIC_AGE_YEARS`` old and the drug has a seniors
     warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""

@@ -24,8 +24,12 @@ from fhirsvc.checks.config import (
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.observations import (
+    Measurement,
+    ObservationIndex,
     Threshold,
     newest_measurement,
+    observations_of,
+    read_quantity,
     readings_within,
 )
 from fhirsvc.checks.reading.resources import reference_key
@@ -33,6 +37,7 @@ from fhirsvc.checks.reading.windows import day
 from fhirsvc.checks.rules.warning import unable_finding, warning_quote, warning_words
 from fhirsvc.drugmodel.profile import section_of
 from fhirsvc.drugmodel.units import cells_10e9_per_l, celsius
+from fhirsvc.terminology import ValueSetMatcher
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
@@ -113,13 +118,27 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
     """#13 LAB warning: the newest absolute neutrophil count is below ``NEUTROPENIA_ANC_10E9_PER_L`` (units
     converted; a percentage is not usable), or an active condition in the drug's neutropenia value set. Monograph
     SECTION 1 of 4 > IMPORTANT INFORMATION > Decreased white blood cells. A missing count is #14's."""
+    return neutropenia(job, newest_readable=False)
+
+
+def _neutrophils(job: Job, matcher: ValueSetMatcher, newest_readable: bool) -> Measurement:
+    """The newest neutrophil count (``newest_readable``: the newest one that can be read, the others skipped)."""
+    observations: Iterable[Resource] | ObservationIndex = job.run.observations
+    if newest_readable:
+        observations = [o for o in observations_of(observations, matcher)
+                        if read_quantity(o, cells_10e9_per_l, ANC_TEST).readable]
+    return newest_measurement(observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", test=ANC_TEST)
+
+
+def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
+    """#13's findings; ``newest_readable`` (patient-view, on therapy): judged on the newest readable count, a newer
+    one that cannot be read being the blood-count reminder's (counted as not done), not a card of its own."""
     cud = job.drug.warning(VS_NEUTROPENIA)
     if cud is None:
         return []
     section = section_of(cud)
     matcher = job.run.value_set(VS_NEUTROPHIL_COUNT)
-    measure = (newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L",
-                                  test=ANC_TEST) if matcher else None)
+    measure = _neutrophils(job, matcher, newest_readable) if matcher else None
     if measure is not None and measure.found and measure.meets:
         shown = f"{measure.shown.split(' ')[0]} {GIGA_PER_L}"
         per_ul = round((measure.value or 0.0) * 1000)

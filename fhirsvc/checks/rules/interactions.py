@@ -68,9 +68,11 @@ def _group(job: Job, inter: Interaction, concepts: Iterable[Mapping[str, Any]], 
             "a_member": wording.group_with_member(one, label)}
 
 
-def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = False) -> dict[str, str]:
+def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = False,
+              current: bool = False) -> dict[str, str]:
     relation, todo = wording.interaction_relation(wording.member_name(job.run.knowledge, inter.value_set, True),
-                                                  indicator, _effect(inter), _span(inter), job.drug.name, reverse)
+                                                  indicator, _effect(inter), _span(inter), job.drug.name, reverse,
+                                                  current)
     return {"relation": relation, "todo": todo}
 
 
@@ -105,21 +107,22 @@ def check_interactions(job: Job) -> Iterable[Finding]:
                     "warning",
                     *wording.words("interaction.unable", drug=job.drug.name, group=group["group"],
                                    quote=_quote(inter)),
-                    section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS]}, unable=True, rule=rule.rule))
+                    section_of(inter.cud), rule.anchor, {"unavailable": [MEDICATIONS], "not_checked": group["group"]},
+                    unable=True, rule=rule.rule))
             continue
         other, kind = conflicts[0]
         concepts = job.run.concepts(other)
-        suggestions = []
-        if kind == "draft":
-            suggestions.append(job.delete(other))
+        drafted = _is_draft(job, other)
+        # a drafted interactant can be cancelled with this order; current therapy is the record's, said in words
+        suggestions = [job.delete(other)] if kind == "draft" else []
         suggestions.append(job.delete(job.order))
         out.append(job.finding(
             rule.indicator,
-            *wording.words("interaction.forward", drug=job.drug.name, other=job.name_of(other),
-                           where=wording.where(other, _is_draft(job, other)),
-                           state="also ordered" if _is_draft(job, other) else str(other.get("status") or "current")
+            *wording.words("interaction.forward" if drafted else "interaction.current", drug=job.drug.name,
+                           other=job.name_of(other), where=wording.where(other, drafted),
+                           state="also ordered" if drafted else str(other.get("status") or "current")
                            .replace("-", " "), **_group(job, inter, concepts),
-                           **_relation(job, inter, rule.indicator), quote=_quote(inter)),
+                           **_relation(job, inter, rule.indicator, current=not drafted), quote=_quote(inter)),
             section_of(inter.cud), rule.anchor,
             {"interactant": reference_key(other), "interactant_kind": kind, "value_set": inter.value_set,
              "interaction": f"ClinicalUseDefinition/{inter.id}",

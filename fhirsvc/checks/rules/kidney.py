@@ -13,9 +13,10 @@ from typing import Any
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
 from fhirsvc.checks.config import KIDNEY_RESULTS
-from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS, Resource
+from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, Resource
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.reading.daily_dose import describe_per_day, dose_quantity, order_per_day
+from fhirsvc.checks.reading.medications import is_current
 from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement
 from fhirsvc.checks.reading.windows import day
 from fhirsvc.checks.rules.dose import applicable_guideline, is_drug_order
@@ -88,8 +89,8 @@ def renal_update(order: Resource, repeat: Mapping[str, Any]) -> dict[str, Any]:
     return new
 
 
-@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "the dose for kidney function",
-       needs=(CONDITIONS, OBSERVATIONS))
+@check("renal-dosing", (9,), "DOSECOND", "kidney-disease", "kidney dosing",
+       needs=(CONDITIONS, MEDICATIONS, OBSERVATIONS))
 def check_renal_dosing(job: Job) -> Iterable[Finding]:
     """#9 DOSECOND warning: severe kidney disease (a kidney function result within 180 days below the
     renal guideline's threshold (a CrCl/eGFR comparator and value), or an active condition of its severe kidney
@@ -175,12 +176,16 @@ def _unable(job: Job, guide: Guideline, measurements: list[Measurement], chars: 
     threshold = next((c for c in chars), None)
     section = section_of(job.run.knowledge.resolve(threshold.value_set) if threshold and threshold.value_set
                          else None) or guide.section
+    current = job.drug_records(is_current)
+    todo = wording.markdown(wording.KIDNEY_TEST["current" if current else "new"], drug=job.drug.name,
+                            Drug=wording.sentence(job.drug.name),
+                            where=wording.where(current[0], False) if current else "")
     return job.finding(
         "info",
-        *wording.words("renal.unable", drug=job.drug.name, brief=brief, why=why, every=every,
+        *wording.words("renal.unable", drug=job.drug.name, brief=brief, why=why, every=every, todo=todo,
                        threshold=f" ({threshold.comparator} {threshold.value:g} {threshold.unit})" if threshold
                        and threshold.value is not None else ""),
         section, "kidney-disease",
-        {**kidney_facts, "window_days": job.window(KIDNEY_RESULTS).limit,
+        {**kidney_facts, "window_days": job.window(KIDNEY_RESULTS).limit, "on_therapy": bool(current),
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
         unable=True)

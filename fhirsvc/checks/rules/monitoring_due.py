@@ -12,18 +12,20 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, plain
+from fhirsvc.checks.config import VS_NEUTROPHIL_COUNT
 from fhirsvc.checks.context import MEDICATIONS, OBSERVATIONS, Resource
 from fhirsvc.checks.findings import Finding, Suggestion
-from fhirsvc.checks.reading.medications import medication_start
+from fhirsvc.checks.reading.medications import course_start, is_current, is_live_draft, is_past
 from fhirsvc.checks.reading.observations import Measurement, Reading, newest_measurement
-from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.resources import code_pairs, reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.checks.rules.infection import ANC_TEST
 from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import section_of
-from fhirsvc.drugmodel.schedule import monitoring_schedule
+from fhirsvc.drugmodel.schedule import monitoring_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l
 from fhirsvc.fhirtypes import concept_text
+from fhirsvc.terminology import ValueSetMatcher
 
 
 def _schedule(plan: Resource) -> list[dict[str, Any]]:
@@ -80,7 +82,24 @@ def _phase_now(job: Job, phases: list[dict[str, Any]], started: datetime | None)
     return phase, f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting"
 
 
-def _last_count(measure: Measurement, window: Window, now: datetime) -> tuple[Reading | None, Reading | None, str]:
+def count_within(job: Job, matcher: ValueSetMatcher, window: Window) -> Measurement:
+    """The newest result of a schedule's value set against its window, read one way for #14 at ordering and for
+    the patient-view reminder: only a readable result found within the window is a done test; a newest result
+    that cannot be read (text, no value; for a neutrophil count also a percentage or any unit that is not a
+    count, which must be an absolute count converted to 10*9/L) with nothing readable in the window is not
+    (``status`` unreadable)."""
+    if matcher.url == VS_NEUTROPHIL_COUNT:
+        return newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", window,
+                                  ANC_TEST)
+    return newest_measurement(job.run.observations, matcher, job.run.now, _as_reported, "", window)
+
+
+def _as_reported(value: float, _unit: str) -> float:
+    """A monitored result other than a neutrophil count, read in the unit it was reported in (any unit)."""
+    return value
+
+
+def last_count(measure: Measurement, window: Window, now: datetime) -> tuple[Reading | None, Reading | None, str]:
     """Of a count not found within the window: the newest readable one (too old), the newest that cannot be
     read, and when the last one was, as a card says it."""
     readable = measure.reading if measure.status == "stale" else measure.older
@@ -90,10 +109,30 @@ def _last_count(measure: Measurement, window: Window, now: datetime) -> tuple[Re
     return readable, unreadable, "none recorded" if unreadable is None else "no usable count"
 
 
-def _order_test(job: Job, action: Mapping[str, Any], label: str) -> list[Suggestion]:
-    """Suggest creating the ServiceRequest of the action's ActivityDefinition (nothing without one)."""
+def already_ordered(job: Job, request: Mapping[str, Any]) -> Resource | None:
+    """A ServiceRequest for the test (one of its codings) that already stands: a live draft order among the
+    draft orders, or an active or on-hold one in the record."""
+    wanted = set(code_pairs(request.get("code")))
+    candidates = [(r, is_live_draft(r)) for r in job.context.draft_orders]
+    candidates += [(r, is_current(r)) for r in job.context.medications]
+    return next((r for r, stands in candidates if stands and r.get("resourceType") == "ServiceRequest"
+                 and wanted & set(code_pairs(r.get("code")))), None)
+
+
+def ordered_note(job: Job, action: Mapping[str, Any]) -> str:
+    """`` A CBC with differential is already ordered.`` when the action's test already stands (``already_ordered``),
+    else empty: the card says why it suggests nothing."""
     request = service_request(job, action)
-    if not request:
+    if not request or already_ordered(job, request) is None:
+        return ""
+    return f" A {concept_text(request['code'])} is already ordered."
+
+
+def order_test(job: Job, action: Mapping[str, Any], label: str) -> list[Suggestion]:
+    """Suggest creating the ServiceRequest of the action's ActivityDefinition (nothing without one, nor when one
+    is already ordered: ``already_ordered``)."""
+    request = service_request(job, action)
+    if not request or already_ordered(job, request) is not None:
         return []
     test_label, description = wording.suggestion_words("order-test", test=concept_text(request["code"]),
                                                        purpose=wording.lower_first(label))
@@ -121,7 +160,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     current = _current_records(job)
     started = None
     if current:
-        started = min((s for s in map(medication_start, current) if s is not None), default=None)
+        started = course_start([*current, *job.drug_records(is_past)], renewal_gap(plan))
         if started is None:
             return [job.finding(
                 "info",
@@ -133,8 +172,7 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     if phase is None or matcher is None:
         return []
     window = Window(phase["window"], "day", "counts")
-    measure = newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", window,
-                                 ANC_TEST)
+    measure = count_within(job, matcher, window)
     if measure.found:
         return []
     return [_due(job, plan, section, phase, stage, started, window, measure)]
@@ -144,9 +182,9 @@ def _due(job: Job, plan: Resource, section: str, phase: dict[str, Any], stage: s
          window: Window, measure: Measurement) -> Finding:
     """#14's finding: the count the phase wants is due (none within its window), with the last one and the test
     to order."""
-    readable, unreadable, last = _last_count(measure, window, job.run.now)
+    readable, unreadable, last = last_count(measure, window, job.run.now)
     also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
-            else "")
+            else "") + ordered_note(job, phase["action"])
     label = concept_text(phase["action"].get("code")) or "Blood count"
     return job.finding(
         "info",
@@ -162,4 +200,4 @@ def _due(job: Job, plan: Resource, section: str, phase: dict[str, Any], stage: s
          **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
                                   "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
          "plan": f"PlanDefinition/{plan.get('id')}", "action": phase["action"].get("id")},
-        _order_test(job, phase["action"], label))
+        order_test(job, phase["action"], label))

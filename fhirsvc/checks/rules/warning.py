@@ -43,9 +43,11 @@ def warning_quote(cud: Resource | None) -> str:
 
 
 def unable_finding(job: Job, indicator: str, what: str, missing: list[str], section: str, anchor: str,
-                   advice: str = "") -> Finding:
-    """The running check's "Unable to check <what>": the patient data ``missing`` could not be had."""
+                   advice: str = "", not_checked: str | None = None) -> Finding:
+    """The running check's "Unable to check <what>": the patient data ``missing`` could not be had.
+    ``not_checked``: what the check checks, in words, when the check's title does not say it."""
     return job.finding(
         indicator,
         *wording.words("unavailable", what=what, drug=job.drug.name, data=unavailable_text(missing), advice=advice),
-        section, anchor, {"unavailable": missing}, unable=True)
+        section, anchor, {"unavailable": missing, **({"not_checked": not_checked} if not_checked else {})},
+        unable=True)
