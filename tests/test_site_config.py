@@ -138,3 +138,17 @@ def test_weakening_with_a_reason_is_accepted(tmp_path):
                                                               "reason": "allergy clinic runs its own check"}}}
     done = run_cli(["check", str(REQUEST)], write(tmp_path, content))
     assert done.returncode == 0, done.stderr
+
+
+def test_check_orders_answers_under_the_site_configuration(tmp_path):
+    """$check-orders evaluates with the site configuration too: the seniors' issue of a 86-year-old is gone."""
+    from tests.fhir.test_check_orders import bundle, issue_pair, issues, order
+
+    elderly = {"resourceType": "Patient", "id": "p1", "birthDate": "1940-05-01", "gender": "female"}
+    posted = bundle(order(dose=100), elderly)
+    found = {}
+    for name, site_config in (("plain", ""), ("site", str(EXAMPLE))):
+        response = make_app(tmp_path / name, site_config).test_client().post("/fhir/R4/$check-orders", json=posted)
+        assert response.status_code == 200
+        found[name] = {issue_pair(issue)[0] for issue in issues(response.get_json())}
+    assert "GEALRT" in found["plain"] and "GEALRT" not in found["site"]

@@ -35,7 +35,7 @@ from fhirsvc.fhir.registry import TypeSpec
 from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhirtypes import now_instant, parse_instant
 from fhirsvc.fhirversion import UnknownResourceType, resource_class
-from fhirsvc.knowledge import get_knowledge
+from fhirsvc.knowledge import get_knowledge, get_site_config
 from fhirsvc.knowledge.frozen import FrozenDict
 from fhirsvc.urls import public_base
 
@@ -274,6 +274,6 @@ def check_orders_operation(requested: str | None) -> Response:
     authenticate()  # 401 without a valid token when authentication is required
     base = _base(requested)
     body = json_body("application/fhir+json")
-    env = Environment.offline(get_knowledge(), public_base())  # nothing is fetched
+    env = Environment.offline(get_knowledge(), public_base(), site=get_site_config())  # nothing is fetched
     answer = check_orders.check_orders(body, env, base.name, _base_url(base, requested))
     return fhir_response(answer, base.name)
