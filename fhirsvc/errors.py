@@ -37,6 +37,11 @@ _ISSUE_CODES = {
 }
 
 
+def issue_code(status: HTTPStatus) -> str:
+    """The FHIR issue type of an answer with this HTTP status (``processing`` for the statuses not listed)."""
+    return _ISSUE_CODES.get(status, "processing")
+
+
 class FhirsvcError(Exception):
     """Base of every error this package raises on purpose: the registered handler answers it with ``status``,
     ``code`` (FHIR issue type), ``public_message`` and ``fields``."""
@@ -46,7 +51,7 @@ class FhirsvcError(Exception):
 
     @property
     def code(self) -> str:
-        return _ISSUE_CODES.get(self.status, "processing")
+        return issue_code(self.status)
 
     @property
     def public_message(self) -> str:
@@ -79,7 +84,7 @@ class ApiError(FhirsvcError):
 
     @property
     def code(self) -> str:
-        return self._code or _ISSUE_CODES.get(self.status, "processing")
+        return self._code or issue_code(self.status)
 
 
 def outcome_issue(diagnostics: str, code: str = "processing", severity: str = "error",

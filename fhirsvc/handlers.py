@@ -10,7 +10,7 @@ from flask import Flask, Response, json, request
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from fhirsvc.errors import _ISSUE_CODES, FhirsvcError, operation_outcome
+from fhirsvc.errors import FhirsvcError, issue_code, operation_outcome
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None
         body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
         mimetype = "application/json"
     else:
-        body = operation_outcome(diagnostics, code or _ISSUE_CODES.get(status, "processing"))
+        body = operation_outcome(diagnostics, code or issue_code(status))
         mimetype = "application/fhir+json"
     response = Response(json.dumps(body), status=status, mimetype=mimetype)
     if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more

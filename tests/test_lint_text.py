@@ -7,8 +7,17 @@ import json
 import subprocess
 import sys
 
+from fhirsvc.canonical import EXT_VALUE_SET
 from tests.conftest import KNOWLEDGE_DIR, ROOT
-from tools.lint_text import CODE_PROVENANCE, KNOWLEDGE, OUTSIDE, lookup_words, provenance_notes
+from tools.lint_text import (
+    CODE_PROVENANCE,
+    KNOWLEDGE,
+    OUTSIDE,
+    PRIVATE_EXEMPT,
+    group_names,
+    lookup_words,
+    provenance_notes,
+)
 
 SCRIPT = ROOT / "tools" / "lint_text.py"
 
@@ -65,3 +74,64 @@ def test_a_planted_repository_fails_on_each_rule(tmp_path):
                for line in lines), lines
     assert any("does not name RxNorm" in line for line in lines), lines
     assert "lint_text: 5 finding(s)" in done.stderr, (done.stdout, done.stderr)
+
+
+def _plant(root, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+
+
+def test_a_private_name_imported_from_another_module_is_a_finding(tmp_path):
+    _plant(tmp_path, {
+        "fhirsvc/words.py": "def _cap(text):\n    return text\n\n\ndef cap(text):\n    return text\n",
+        "fhirsvc/pages/a.py": "from fhirsvc.words import _cap\nfrom fhirsvc.words import cap as _own\n",
+        "fhirsvc/pages/b.py": "from ..words import (\n    cap,\n    _cap,\n)\nfrom os.path import _joinrealpath\n",
+    })
+    done = run(tmp_path)
+    assert done.stdout.splitlines() == [
+        "fhirsvc/pages/a.py:1: private: imports another module's private name _cap",
+        "fhirsvc/pages/b.py:1: private: imports another module's private name _cap"]
+
+
+def test_an_exemption_no_longer_needed_is_a_finding(tmp_path):
+    (exempted, names), = PRIVATE_EXEMPT.items()
+    _plant(tmp_path, {exempted: "from fhirsvc.checks.recognition import texts\n"})
+    assert run(tmp_path).stdout.splitlines() == [
+        f"{exempted}: private: PRIVATE_EXEMPT lists {name}, which it no longer imports" for name in sorted(names)]
+
+
+def test_drug_facts_in_the_rules_or_the_drug_model_are_findings(tmp_path):
+    include = {"system": "http://example.org", "concept": [{"code": "1", "display": "Shingrix"}]}
+    group = {"resourceType": "ValueSet", "id": "vs", "url": "http://example.org/ValueSet/live",
+             "title": "Zoster vaccines", "compose": {"include": [include]}}
+    cud = {"resourceType": "ClinicalUseDefinition", "id": "cud", "type": "interaction", "interaction": {"interactant": [
+        {"itemCodeableConcept": {"extension": [{"url": EXT_VALUE_SET, "valueCanonical": group["url"]}]}}]}}
+    drug = "ana" + "kinra"  # in pieces: this file is no rule, but keep it from naming the drug whole
+    _plant(tmp_path, {
+        f"{KNOWLEDGE}/ValueSet-vs.json": json.dumps(group),
+        f"{KNOWLEDGE}/ClinicalUseDefinition-cud.json": json.dumps(cud),
+        "fhirsvc/checks/rules/dose.py": (
+            f'"""Doses; the zoster vaccines are named in the knowledge."""\n# {drug}\n'
+            '@check("dose", (18,), "topic")\ndef dose(run):\n    return run.value("4548-4") > 149.25\n'
+            'WORDS = "a live vaccine (shingrix)"\n'),
+        "fhirsvc/drugmodel/classes.py": 'ATC_CLASS = "L04AC03"\nLIMIT = 8\nSTEP = 7\n',
+        "fhirsvc/monograph/page.py": f'TITLE = "{drug}, shingrix: 149.25 mg, 4548-4"\n',  # no rule: free to name drugs
+    })
+    lines = run(tmp_path).stdout.splitlines()
+    assert lines == [
+        "fhirsvc/checks/rules/dose.py:2: drug-facts: names a drug fact 'anakinra'",
+        "fhirsvc/checks/rules/dose.py:5: drug-facts: a code-like literal '4548-4'",
+        "fhirsvc/checks/rules/dose.py:5: drug-facts: a drug number 149.25",
+        "fhirsvc/checks/rules/dose.py:6: drug-facts: names a group of the knowledge 'shingrix'",
+        "fhirsvc/drugmodel/classes.py:1: drug-facts: a code-like literal 'L04AC03'",
+        "fhirsvc/drugmodel/classes.py:2: drug-facts: a drug number 8"], lines
+
+
+def test_the_knowledge_names_its_interaction_groups():
+    """The group names the drug-facts rule looks for: the shipped knowledge's, many of them."""
+    names = group_names(KNOWLEDGE_DIR)
+    assert len(names) > 50
+    assert all(len(name) >= 3 for name in names)

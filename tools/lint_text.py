@@ -5,7 +5,14 @@
 - ``lookup``: the READMEs (the repository's and bench/'s), the code, the docs and the fixtures (knowledge and
   scenarios) name no lookup either;
 - ``outside``: no tracked file reads or cites a path outside the repository (a shared folder beside the checkout,
-  an absolute path of a machine): ``make clone-test`` proves the repository stands alone only if none does.
+  an absolute path of a machine): ``make clone-test`` proves the repository stands alone only if none does;
+- ``private``: no module of the package imports another module's private name (``from fhirsvc.x import _y``):
+  what a module shares it names publicly;
+- ``drug-facts``: nothing about the knowledge's drugs is written into the rules or the drug model
+  (``fhirsvc/checks/``, ``fhirsvc/drugmodel/``): no drug or indication names, no code-like literals (LOINC, CVX,
+  RxNorm, NDC, SNOMED CT, ICD-10, ATC), no dose numbers, and no string naming an interaction group of the
+  knowledge (its value sets' titles, member names, displays and designations): the rules read them from the
+  knowledge, so a new drug needs no code change.
 
 Prints ``file:line: rule: message`` for each finding; exit status 0 if none, 1 otherwise.
 """
@@ -13,6 +20,7 @@ Prints ``file:line: rule: message`` for each finding; exit status 0 if none, 1 o
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import subprocess
@@ -21,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fhirsvc.canonical import ATC, CVX, ICD10CM, LOINC, NDC, RXNORM, SNOMED, STRUCTURE_DEFINITION
+from fhirsvc.drugmodel.profile import value_set_of
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = Path("fhirsvc", "knowledge", "data")
@@ -37,6 +46,16 @@ AUTHORITY = {SNOMED: "SNOMED CT", LOINC: "LOINC", RXNORM: "RxNorm", ATC: "ATC", 
 # a shared folder beside the checkout (by a relative path, or ROOT.parent), or an absolute path of this machine
 OUTSIDE = re.compile(r"\.\./shared\b|parents?\[?\d*\]?\s*/\s*\"shared\"|\.parent\s*/\s*\"shared\"|/(?:work)/")
 OUTSIDE_EXEMPT = ("tests/conformance/",)  # payloads reproduced verbatim from elsewhere, with their provenance
+# Private names still imported across modules, by importing module: each is to be made public where it is defined.
+# An entry that no longer matches an import is itself a finding, so the list only shrinks.
+PRIVATE_EXEMPT = {"fhirsvc/checks/index.py": {"_texts"}}
+# The rules and the drug model: what must not know any drug.
+RULE_FOLDERS = (Path("fhirsvc", "checks"), Path("fhirsvc", "drugmodel"))
+DRUG_WORDS = re.compile(r"anakinra|kineret|\bnomid\b|rheumatoid|etanercept|adalimumab|humira|measles|"
+                        r"e\. coli|escherichia|methotrexate", re.IGNORECASE)
+CODE_LIKE = re.compile(r"^(?:\d{3,6}-\d|LA\d+-\d|\d{5}-\d{3,4}-\d{1,2}|\d{6,}|[A-Z]\d{2}(?:\.\d+)?|L04A\w*)$")
+DRUG_NUMBERS = frozenset({100, 0.67, 8, 30, 18, 149.25})  # the knowledge's doses, limits and ages
+GROUP_NAME_MIN = 3  # shorter names of a group ("UK") would match ordinary words
 
 
 def lookup_words(text: str, pattern: re.Pattern[str] = LOOKUP_WORDS) -> list[str]:
@@ -109,9 +128,96 @@ def check_outside(root: Path) -> Iterator[str]:
             yield f"{name}:{line}: outside: points outside the repository: {match.group(0)}"
 
 
+def private_imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, name) of each private name imported from a module of the package (or a relative import)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "fhirsvc"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    yield node.lineno, alias.name
+
+
+def check_private(root: Path) -> Iterator[str]:
+    for path in sorted((root / "fhirsvc").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        exempt = PRIVATE_EXEMPT.get(name, set())
+        seen = set()
+        for line, private in private_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            seen.add(private)
+            if private not in exempt:
+                yield f"{name}:{line}: private: imports another module's private name {private}"
+        for stale in sorted(exempt - seen):
+            yield f"{name}: private: PRIVATE_EXEMPT lists {stale}, which it no longer imports"
+
+
+def rule_sources(root: Path) -> list[Path]:
+    return sorted(p for folder in RULE_FOLDERS for p in (root / folder).rglob("*.py"))
+
+
+def _literals(tree: ast.AST, docstrings: bool = True) -> Iterator[tuple[int, str]]:
+    """(line, value) of the string constants of a module (without its docstrings unless ``docstrings``)."""
+    docs = set() if docstrings else {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body
+        and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    yield from ((n.lineno, n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                and isinstance(n.value, str) and id(n) not in docs)
+
+
+def _numbers(tree: ast.AST) -> Iterator[tuple[int, float]]:
+    """The numeric constants of a module, the contract's rule numbers (``@check("route", (18,), ...)``) left out."""
+    rule_numbers = {id(n) for call in ast.walk(tree) if isinstance(call, ast.Call)
+                    and getattr(call.func, "id", None) == "check" and len(call.args) > 1
+                    for n in ast.walk(call.args[1])}
+    yield from ((n.lineno, n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                and id(n) not in rule_numbers and isinstance(n.value, (int, float)) and not isinstance(n.value, bool))
+
+
+def group_names(knowledge: Path) -> set[str]:
+    """Every name of an interaction group of the knowledge: the titles, member names, displays and designations
+    of the value sets its ClinicalUseDefinitions' interactants stand for."""
+    resources = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(knowledge.glob("*.json"))]
+    by_url = {r["url"]: r for r in resources if isinstance(r, dict) and isinstance(r.get("url"), str)}
+    names: set[str] = set()
+    for cud in (r for r in resources if isinstance(r, dict) and r.get("resourceType") == "ClinicalUseDefinition"):
+        for interactant in (cud.get("interaction") or {}).get("interactant") or ():
+            value_set = by_url.get(value_set_of(interactant.get("itemCodeableConcept")) or "")
+            if not value_set:
+                continue
+            names.add(str(value_set.get("title", "")).split(" (")[0])
+            names.update(str(e.get("valueString")) for e in value_set.get("extension") or () if e.get("valueString")
+                         and "member-name" in e.get("url", ""))
+            for include in (value_set.get("compose") or {}).get("include") or ():
+                for concept in include.get("concept") or ():
+                    names.update([concept.get("display") or "", *(d.get("value") or "" for d in
+                                                                   concept.get("designation") or ())])
+    return {name for name in names if len(name) >= GROUP_NAME_MIN}
+
+
+def check_drug_facts(root: Path) -> Iterator[str]:
+    names = sorted(group_names(root / KNOWLEDGE))
+    groups = re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in names), re.IGNORECASE) if names else None
+    for path in rule_sources(root):
+        name, text = path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")
+        for match in DRUG_WORDS.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            yield f"{name}:{line}: drug-facts: names a drug fact {match.group(0)!r}"
+        tree = ast.parse(text)
+        for line, literal in _literals(tree):
+            if CODE_LIKE.match(literal.strip()):
+                yield f"{name}:{line}: drug-facts: a code-like literal {literal!r}"
+        for line, number in _numbers(tree):
+            if number in DRUG_NUMBERS:
+                yield f"{name}:{line}: drug-facts: a drug number {number!r}"
+        for line, literal in _literals(tree, docstrings=False):
+            if groups and (found := groups.search(literal)):
+                yield f"{name}:{line}: drug-facts: names a group of the knowledge {found.group(0)!r}"
+
+
 def lint(root: Path) -> list[str]:
     """Every finding of every rule over the repository at ``root``."""
-    return [*check_provenance(root), *check_lookup(root), *check_outside(root)]
+    return [*check_provenance(root), *check_lookup(root), *check_outside(root), *check_private(root),
+            *check_drug_facts(root)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,5 +11,5 @@ with their per-day arithmetic and limits, warnings, interactions, and the monito
 - ``schedule.py``: the monitoring schedule of a drug's PlanDefinition.
 
 Imports point one way: faces -> checks -> drug model -> knowledge. Nothing here imports the checks, Flask or
-requests, and nothing here names a drug (``tests/checks/test_no_drug_facts.py`` scans this layer too).
+requests, and nothing here names a drug (the ``drug-facts`` rule of ``tools/lint_text.py`` scans this layer too).
 """

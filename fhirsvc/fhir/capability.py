@@ -1,23 +1,18 @@
-"""The CapabilityStatement of a base, generated from the table that drives routing and search."""
+"""The CapabilityStatement of a base, generated from the tables that drive routing and search (``registry.py``)
+and the operations (``operations.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fhirsvc.canonical import CHECK_ORDERS_OPERATION
-from fhirsvc.evaluation.bundles import OPERATION
 from fhirsvc.fhir.base import FhirBase
+from fhirsvc.fhir.operations import OPERATIONS, Operation
 from fhirsvc.fhirtypes import format_instant
 
-OPERATION_DEFINITIONS = {
-    "expand": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
-    "validate-code": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
-    "validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-}
 SOFTWARE_VERSION = "0.1.0"
 
 
-def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
+def capability_statement(base: FhirBase, url: str, operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     """What this base can do: every served type with its interactions, search parameters and operations."""
     resources = []
     for rtype, spec in base.specs.items():
@@ -38,7 +33,7 @@ def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
         entry["searchParam"] = [
             {"name": p.name, "type": p.type, **({"definition": p.definition} if p.definition else {}),
              "documentation": p.description} for p in spec.params.values()]
-        entry["operation"] = [{"name": name, "definition": OPERATION_DEFINITIONS[name]} for name in spec.operations]
+        entry["operation"] = _operations(operations, base.name, rtype)
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -58,5 +53,10 @@ def capability_statement(base: FhirBase, url: str) -> dict[str, Any]:
         "fhirVersion": base.fhir_version,
         "format": ["json", "application/fhir+json"],
         "rest": [{"mode": "server", "resource": resources,
-                  "operation": [{"name": OPERATION, "definition": CHECK_ORDERS_OPERATION}]}],
+                  "operation": _operations(operations, base.name, None)}],
     }
+
+
+def _operations(operations: tuple[Operation, ...], version: str, rtype: str | None) -> list[dict[str, str]]:
+    """The operations served on a base of ``version``: at system level (``rtype`` None) or for a type."""
+    return [{"name": op.name, "definition": op.definition} for op in operations if op.on(version, rtype)]

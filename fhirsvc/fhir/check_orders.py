@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fhirsvc.bodies import json_body
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.checks.reading.windows import parse_datetime
 from fhirsvc.errors import ApiError
@@ -26,6 +27,11 @@ from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.orders import ORDER_TYPES, check_bundle_size
 from fhirsvc.evaluation.prefetch import PreconditionFailed
 from fhirsvc.evaluation.services import evaluate
+from fhirsvc.knowledge import get_knowledge, get_site_config
+from fhirsvc.urls import public_base
+
+if TYPE_CHECKING:
+    from fhirsvc.fhir.operations import Call
 
 BUNDLE_TYPES = ("collection", "transaction")
 PARAMETERS = ("orders", "now", "unavailable", "selection")
@@ -99,3 +105,9 @@ def check_orders(body: Any, env: Environment, version: str, base_url: str) -> di
     except PreconditionFailed as exc:
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"nothing about the patient can be read: {exc}") from None
     return answer(result, version, base_url, bundle)
+
+
+def check_orders_call(call: Call) -> dict[str, Any]:
+    """``POST [base]/$check-orders`` on the posted body, offline (nothing is fetched)."""
+    env = Environment.offline(get_knowledge(), public_base(), site=get_site_config())  # the site configuration too
+    return check_orders(json_body("application/fhir+json"), env, call.base.name, call.url)

@@ -1,6 +1,7 @@
-"""What each FHIR base serves: types, search parameters (with the paths they index) and operations.
+"""What each FHIR base serves: types and search parameters (with the paths they index).
 
-One table drives routing, search and the CapabilityStatement, so the three cannot drift apart. A
+One table drives routing, search and the CapabilityStatement, so the three cannot drift apart (the operations
+have their own table, ``operations.py``). A
 path is a dotted walk over the resource's JSON (arrays are flattened); ``->`` resolves the references
 found so far and continues in the target resources.
 """
@@ -102,17 +103,12 @@ TYPE_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         "ValueSet", "CodeSystem", "StructureDefinition", "PlanDefinition", "ActivityDefinition", "SearchParameter")},
 }
 
-TYPE_OPERATIONS: dict[str, tuple[str, ...]] = {"ValueSet": ("expand", "validate-code")}
-ALL_TYPE_OPERATIONS = ("validate",)
-
-
 @dataclass(frozen=True)
 class TypeSpec:
     """One served resource type on one base."""
 
     type: str
     params: dict[str, SearchParam] = field(default_factory=dict)
-    operations: tuple[str, ...] = ()
 
     @property
     def references(self) -> tuple[SearchParam, ...]:
@@ -120,10 +116,9 @@ class TypeSpec:
 
 
 def type_specs(version: str, types: set[str]) -> dict[str, TypeSpec]:
-    """The served types of one base with the search parameters and operations that apply there."""
+    """The served types of one base with the search parameters that apply there."""
     specs = {}
     for rtype in sorted(types):
         params = [p for p in (*COMMON_PARAMS, *TYPE_PARAMS.get(rtype, ())) if p.on(version)]
-        specs[rtype] = TypeSpec(rtype, {p.name: p for p in params},
-                                (*TYPE_OPERATIONS.get(rtype, ()), *ALL_TYPE_OPERATIONS))
+        specs[rtype] = TypeSpec(rtype, {p.name: p for p in params})
     return specs

@@ -262,24 +262,34 @@ def _match_one(param: SearchParam, modifier: str | None, value: str, indexed: tu
     return value in indexed  # uri
 
 
-def _match_token(modifier: str | None, value: str, indexed: Iterable[Token],
+def _match_token(modifier: str | None, value: str, indexed: Sequence[Token],
                  ndc: NdcDirectory = EMPTY_DIRECTORY) -> bool:
     if modifier == "text":
         wanted = fold(value)
         return any(t.text and fold(t.text).startswith(wanted) for t in indexed)
     if "|" not in value:
-        return any(t.code == value or (t.system == NDC and _same_ndc(t.code, value, ndc)) for t in indexed)
+        return any(t.code == value for t in indexed) or _any_same_ndc(indexed, value, ndc)
     system, _, code = value.partition("|")
     if not code:
         return any(t.system == system and t.code for t in indexed)
     if system == NDC:  # an NDC in any form (fhirsvc.ndc)
-        return any(t.system == NDC and _same_ndc(t.code, code, ndc) for t in indexed)
+        return _any_same_ndc(indexed, code, ndc)
     return any(t.code == code and (t.system or "") == system for t in indexed)
 
 
-def _same_ndc(indexed: str | None, sent: str, ndc: NdcDirectory) -> bool:
-    """Whether a sent NDC (any form; a product NDC matches its packages) names an indexed one."""
-    return indexed == sent or not set(ndc.lookup_keys(sent)).isdisjoint(knowledge_keys(NDC, indexed))
+def _any_same_ndc(indexed: Iterable[Token], sent: str, ndc: NdcDirectory) -> bool:
+    """Whether a sent NDC (any form; a product NDC matches its packages) names one of the indexed NDCs (the sent
+    one read once, not once per indexed token)."""
+    keys: set[str] | None = None
+    for token in indexed:
+        if token.system != NDC:
+            continue
+        if token.code == sent:
+            return True
+        keys = set(ndc.lookup_keys(sent)) if keys is None else keys
+        if not keys.isdisjoint(knowledge_keys(NDC, token.code)):
+            return True
+    return False
 
 
 def date_range(text: str) -> tuple[str, datetime, datetime]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import request
 
@@ -19,6 +19,10 @@ from fhirsvc.fhir.base import fold
 from fhirsvc.fhirtypes import now_instant
 from fhirsvc.knowledge import get_knowledge
 from fhirsvc.terminology import ValueSetMatcher, knowledge_keys, lookup_keys
+
+if TYPE_CHECKING:
+    from fhirsvc.fhir.base import FhirBase
+    from fhirsvc.fhir.operations import Call
 
 MAX_EXPANSION = 1000
 
@@ -38,6 +42,31 @@ def operation_parameters() -> dict[str, Any]:
             if isinstance(item.get("name"), str) and value is not None:
                 params[item["name"]] = value
     return params
+
+
+def expand_call(call: Call) -> dict[str, Any]:
+    """``ValueSet/$expand`` and ``ValueSet/[id]/$expand``."""
+    params = operation_parameters()
+    return expand(_value_set(call.base, call.rid, params), params)
+
+
+def validate_code_call(call: Call) -> dict[str, Any]:
+    """``ValueSet/$validate-code`` and ``ValueSet/[id]/$validate-code``."""
+    params = operation_parameters()
+    return validate_code(_value_set(call.base, call.rid, params), params)
+
+
+def _value_set(base: FhirBase, rid: str | None, params: dict[str, Any]) -> Any:
+    """The value set of the path's id, or else of the ``url`` parameter; 400 if neither is given, 404 if unknown."""
+    if rid is not None:
+        return base.resource("ValueSet", rid)
+    url = params.get("url")
+    if not url:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "name the value set: ValueSet/[id]/$... or the url parameter")
+    found = [vs for vs in base.of_type("ValueSet") if vs.get("url") == str(url).split("|")[0]]
+    if not found:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no value set with url {url}", "not-found")
+    return found[0]
 
 
 def _integer(params: dict[str, Any], name: str, default: int) -> int:

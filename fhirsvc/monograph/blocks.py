@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from fhirsvc.monograph.text import _num
+from fhirsvc.fhirtypes import number_text
 
 FHIR_BASE = "/fhir/R5"
 
@@ -75,7 +75,7 @@ class DoseCell:
 
     @property
     def mg_text(self) -> str:
-        return f"{_num(self.mg)} mg/day"
+        return f"{number_text(self.mg)} mg/day"
 
     @property
     def ml_text(self) -> str:
@@ -89,7 +89,7 @@ class WeightRow:
 
     @property
     def weight_text(self) -> str:
-        return f"{_num(self.weight_kg)} kg"
+        return f"{number_text(self.weight_kg)} kg"
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ class DrugEntry:
         return f"/monographs/{self.id}"
 
 
-def _ref(resource: Mapping[str, Any]) -> SourceRef:
+def source_ref(resource: Mapping[str, Any]) -> SourceRef:
     return SourceRef(resource["resourceType"], resource["id"])
 
 

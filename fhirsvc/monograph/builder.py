@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhirsvc.checks.config import dosing_anchor
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.monograph.blocks import Page
 from fhirsvc.monograph.sections import (
@@ -24,7 +25,6 @@ from fhirsvc.monograph.sections import (
     warnings,
 )
 from fhirsvc.monograph.sources import HEAD_SECTIONS, TAIL_SECTIONS, Draft, DrugSources
-from fhirsvc.monograph.text import _text
 
 # What a section that the knowledge says nothing about reads (others: EMPTY_SECTION).
 EMPTY = {
@@ -60,7 +60,7 @@ def build(knowledge: Knowledge, mk: Mapping[str, Any]) -> Page:
             draft.cite(mk)
     sections = tuple(d.done(EMPTY.get(d.anchor, EMPTY_SECTION)) for d in ordered)
     title = drug.names[0] + (f" ({', '.join(drug.names[1:])})" if len(drug.names) > 1 else "")
-    return Page(mk["id"], title, _text(mk.get("code")) or None, mk.get("language") or "en", sections,
+    return Page(mk["id"], title, concept_text(mk.get("code")) or None, mk.get("language") or "en", sections,
                 knowledge.version)
 
 

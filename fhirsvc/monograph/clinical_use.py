@@ -8,9 +8,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fhirsvc.canonical import CVX, EXT_LABEL_DIFFERENCE, EXT_SOURCE_SECTION, EXT_VALUE_SET, EXT_WASHOUT
-from fhirsvc.monograph.blocks import Block, LabelNote, Paragraph, SourceRef, _ref
-from fhirsvc.monograph.markup import _markdown_blocks, _plain
-from fhirsvc.monograph.text import _display, _quantity_text, _text, _value_text
+from fhirsvc.fhirtypes import concept_text
+from fhirsvc.monograph.blocks import Block, LabelNote, Paragraph, SourceRef, source_ref
+from fhirsvc.monograph.markup import markdown_blocks, plain_text
+from fhirsvc.monograph.text import reference_display, signed_quantity_text, value_text
 
 # Which section a warning or contraindication belongs to, read from its code, category and condition
 # (first match wins; anything else goes to "warnings"). Generic clinical words, no drug names.
@@ -49,36 +50,36 @@ DRUG_CHARACTERISTIC_TOPICS = (
 TRAVEL = re.compile(r"travel", re.I)
 
 
-def _sections(element: Mapping[str, Any]) -> list[str]:
+def source_sections(element: Mapping[str, Any]) -> list[str]:
     return [str(ext.get("valueString")) for ext in element.get("extension") or ()
             if ext.get("url") == EXT_SOURCE_SECTION and ext.get("valueString")]
 
 
-def _value_sets(concept: Mapping[str, Any] | None) -> list[str]:
+def concept_value_sets(concept: Mapping[str, Any] | None) -> list[str]:
     return [ext.get("valueCanonical") for ext in (concept or {}).get("extension") or ()
             if ext.get("url") == EXT_VALUE_SET and ext.get("valueCanonical")]
 
 
-def _is_vaccine_set(value_set: Mapping[str, Any]) -> bool:
+def is_vaccine_set(value_set: Mapping[str, Any]) -> bool:
     return any(include.get("system") == CVX for include in (value_set.get("compose") or {}).get("include") or ())
 
 
-def _interactant_text(interactant: Mapping[str, Any]) -> str:
+def interactant_text(interactant: Mapping[str, Any]) -> str:
     if interactant.get("itemCodeableConcept"):
-        return _text(interactant["itemCodeableConcept"])
-    return _display(interactant.get("itemReference"))
+        return concept_text(interactant["itemCodeableConcept"])
+    return reference_display(interactant.get("itemReference"))
 
 
-def _washout(interaction: Mapping[str, Any]) -> str | None:
+def washout_text(interaction: Mapping[str, Any]) -> str | None:
     for ext in interaction.get("extension") or ():
         if ext.get("url") == EXT_WASHOUT:
             for key in ("valueDuration", "valueQuantity"):
                 if ext.get(key):
-                    return _quantity_text(ext[key])
+                    return signed_quantity_text(ext[key])
     return None
 
 
-def _short_name(cud_id: str, drug_id: str) -> str:
+def short_name(cud_id: str, drug_id: str) -> str:
     """The short name of an indication from its CUD id: the part after ``indication-`` (``<drug>-indication-ra``
     -> ``ra``), else the id without the drug's prefix."""
     match = re.search(r"(?:^|-)indication-(.+)$", cud_id)
@@ -87,32 +88,33 @@ def _short_name(cud_id: str, drug_id: str) -> str:
     return cud_id.removeprefix(f"{drug_id}-") or cud_id
 
 
-def _indication_name(cud: Mapping[str, Any]) -> str:
+def indication_name(cud: Mapping[str, Any]) -> str:
     indication = cud.get("indication") or {}
-    return _text((indication.get("diseaseSymptomProcedure") or {}).get("concept")) or cud["id"]
+    return concept_text((indication.get("diseaseSymptomProcedure") or {}).get("concept")) or cud["id"]
 
 
-def _cud_title(cud: Mapping[str, Any]) -> str:
+def cud_title(cud: Mapping[str, Any]) -> str:
     """A short title of a ClinicalUseDefinition (its code, condition or interactant)."""
     kind = cud.get("type")
     if kind == "warning":
-        return _text((cud.get("warning") or {}).get("code")) or "Warning"
+        return concept_text((cud.get("warning") or {}).get("code")) or "Warning"
     if kind == "contraindication":
-        condition = _text(((cud.get("contraindication") or {}).get("diseaseSymptomProcedure") or {}).get("concept"))
+        situation = (cud.get("contraindication") or {}).get("diseaseSymptomProcedure") or {}
+        condition = concept_text(situation.get("concept"))
         return f"Do not use: {condition}" if condition else "Contraindication"
     if kind == "indication":
-        return _indication_name(cud)
+        return indication_name(cud)
     if kind == "interaction":
-        items = [_interactant_text(i) for i in (cud.get("interaction") or {}).get("interactant") or ()]
+        items = [interactant_text(i) for i in (cud.get("interaction") or {}).get("interactant") or ()]
         return "Interaction: " + "; ".join(filter(None, items[1:] or items))
     if kind == "undesirable-effect":
-        return _text(((cud.get("undesirableEffect") or {}).get("symptomConditionEffect") or {}).get("concept"))
+        return concept_text(((cud.get("undesirableEffect") or {}).get("symptomConditionEffect") or {}).get("concept"))
     return str(cud.get("id", ""))
 
 
-def _cud_topic_text(cud: Mapping[str, Any]) -> str:
+def cud_topic_text(cud: Mapping[str, Any]) -> str:
     """The words that decide a warning's or contraindication's section: title, category codes, code displays."""
-    words = [_cud_title(cud)]
+    words = [cud_title(cud)]
     for category in cud.get("category") or ():
         words += [str(c.get("code") or "") for c in category.get("coding") or ()]
     concepts = [(cud.get("warning") or {}).get("code"),
@@ -121,66 +123,66 @@ def _cud_topic_text(cud: Mapping[str, Any]) -> str:
     return " ".join(words)
 
 
-def _cud_body(cud: Mapping[str, Any]) -> list[Block]:
+def cud_body(cud: Mapping[str, Any]) -> list[Block]:
     if cud.get("type") == "warning":
         description = (cud.get("warning") or {}).get("description") or ""
-        return _markdown_blocks(re.sub(r"^\s*\*\*[^*\n]{1,80}\*\*\s*", "", description)) if description else []
+        return markdown_blocks(re.sub(r"^\s*\*\*[^*\n]{1,80}\*\*\s*", "", description)) if description else []
     contraindication = cud.get("contraindication") or {}
     blocks: list[Block] = []
     for comorbidity in contraindication.get("comorbidity") or ():
-        blocks.append(Paragraph(_text(comorbidity), label="With"))
+        blocks.append(Paragraph(concept_text(comorbidity), label="With"))
     for other in contraindication.get("otherTherapy") or ():
-        blocks.append(Paragraph(_text((other.get("treatment") or {}).get("concept")), label="With"))
+        blocks.append(Paragraph(concept_text((other.get("treatment") or {}).get("concept")), label="With"))
     return blocks
 
 
-def _statement(element: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
+def statement_text(element: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
     """What the knowledge states where a label difference sits."""
     if element is resource and resource.get("resourceType") == "ClinicalUseDefinition":
         kind = resource.get("type")
         if kind == "warning" and (resource.get("warning") or {}).get("description"):
-            return _plain(resource["warning"]["description"])
+            return plain_text(resource["warning"]["description"])
         if kind == "indication":
-            effect = _text(((resource.get("indication") or {}).get("intendedEffect") or {}).get("concept"))
-            return "; ".join(filter(None, [_indication_name(resource), effect]))
+            effect = concept_text(((resource.get("indication") or {}).get("intendedEffect") or {}).get("concept"))
+            return "; ".join(filter(None, [indication_name(resource), effect]))
         if kind == "interaction":
             interaction = resource.get("interaction") or {}
-            effect = _text((interaction.get("effect") or {}).get("concept"))
-            return " ".join(filter(None, [effect and f"{effect}.", *(_text(m) for m in interaction.get("management")
-                                                                    or ())]))
-        return _cud_title(resource)
+            effect = concept_text((interaction.get("effect") or {}).get("concept"))
+            management = [concept_text(m) for m in interaction.get("management") or ()]
+            return " ".join(filter(None, [effect and f"{effect}.", *management]))
+        return cud_title(resource)
     for key in ("valueString", "valueMarkdown", "text", "description", "name", "title"):
         if isinstance(element.get(key), str):
-            return _plain(element[key])
-    return _value_text(element) or _text(element.get("type"))
+            return plain_text(element[key])
+    return value_text(element) or concept_text(element.get("type"))
 
 
-def _statement_topic(element: Mapping[str, Any]) -> str:
-    return _text(element.get("type")) or str(element.get("id") or element.get("title") or "")
+def statement_topic(element: Mapping[str, Any]) -> str:
+    return concept_text(element.get("type")) or str(element.get("id") or element.get("title") or "")
 
 
-def _label_note(ext: Mapping[str, Any], topic: str, monograph: str, source: SourceRef) -> LabelNote:
+def label_note(ext: Mapping[str, Any], topic: str, monograph: str, source: SourceRef) -> LabelNote:
     parts = {sub.get("url"): sub for sub in ext.get("extension") or ()}
-    label = _plain(str((parts.get("text") or {}).get("valueMarkdown") or (parts.get("text") or {}).get("valueString")
-                       or ""))
+    text = parts.get("text") or {}
+    label = plain_text(str(text.get("valueMarkdown") or text.get("valueString") or ""))
     date = (parts.get("date") or {}).get("valueDate")
     url = (parts.get("source") or {}).get("valueUri") or (parts.get("source") or {}).get("valueUrl")
     safe = url if isinstance(url, str) and re.match(r"https?://", url) else None
     return LabelNote(topic, monograph, label, date, safe, source)
 
 
-def _all_label_notes(resource: Mapping[str, Any], mk_ref: str) -> Iterator[LabelNote]:
+def all_label_notes(resource: Mapping[str, Any], mk_ref: str) -> Iterator[LabelNote]:
     """Every label difference anywhere in a resource."""
     for element in _walk(resource):
         for ext in element.get("extension") or ():
             if ext.get("url") == EXT_LABEL_DIFFERENCE:
                 if element is not resource:
-                    topic = _statement_topic(element)
+                    topic = statement_topic(element)
                 elif resource.get("resourceType") == "ClinicalUseDefinition":
-                    topic = _cud_title(resource)
+                    topic = cud_title(resource)
                 else:
                     topic = str(resource.get("title") or resource["id"])
-                yield _label_note(ext, topic or resource["id"], _statement(element, resource), _ref(resource))
+                yield label_note(ext, topic or resource["id"], statement_text(element, resource), source_ref(resource))
 
 
 def _walk(value: Any) -> Iterator[Mapping[str, Any]]:
@@ -194,5 +196,5 @@ def _walk(value: Any) -> Iterator[Mapping[str, Any]]:
             yield from _walk(item)
 
 
-def _topic(text: str, topics: Sequence[tuple[str, re.Pattern[str]]]) -> str | None:
+def topic_of(text: str, topics: Sequence[tuple[str, re.Pattern[str]]]) -> str | None:
     return next((anchor for anchor, pattern in topics if pattern.search(text)), None)

@@ -10,14 +10,14 @@ from typing import Any
 from fhirsvc.monograph.blocks import Block, ItemList, Paragraph, Table
 
 
-def _plain(markdown: str) -> str:
+def plain_text(markdown: str) -> str:
     """Markdown as one line of plain text: emphasis markers and link targets dropped."""
     text = re.sub(r"\*\*|__|`", "", markdown)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _markdown_blocks(markdown: str) -> list[Block]:
+def markdown_blocks(markdown: str) -> list[Block]:
     """Markdown as paragraphs and lists of plain text (no HTML passes through)."""
     blocks: list[Block] = []
     for chunk in re.split(r"\n\s*\n", markdown.strip()):
@@ -26,13 +26,13 @@ def _markdown_blocks(markdown: str) -> list[Block]:
             continue
         bullets = [m for line in lines if (m := re.match(r"^(?:[-*+]|(\d+)[.)])\s+(.*)$", line))]
         if len(bullets) == len(lines):
-            blocks.append(ItemList(tuple(_plain(m.group(2)) for m in bullets), ordered=bool(bullets[0].group(1))))
+            blocks.append(ItemList(tuple(plain_text(m.group(2)) for m in bullets), ordered=bool(bullets[0].group(1))))
         else:
-            blocks.append(Paragraph(_plain(" ".join(lines))))
+            blocks.append(Paragraph(plain_text(" ".join(lines))))
     return blocks
 
 
-def _xhtml_blocks(div: str) -> list[Block]:
+def xhtml_blocks(div: str) -> list[Block]:
     """A FHIR narrative as paragraphs and lists of plain text (the markup itself is never passed on)."""
     if not div:
         return []
@@ -66,13 +66,13 @@ def _squash(element: ET.Element) -> str:
     return re.sub(r"\s+", " ", "".join(element.itertext())).strip()
 
 
-def _money_text(money: Mapping[str, Any] | None) -> str:
+def money_text(money: Mapping[str, Any] | None) -> str:
     if not money or money.get("value") is None:
         return ""
     return f"{money['value']:.2f} {money.get('currency') or ''}".strip()
 
 
-def _composition_sections(sections: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+def composition_sections(sections: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     for section in sections:
         yield section
-        yield from _composition_sections(section.get("section") or ())
+        yield from composition_sections(section.get("section") or ())

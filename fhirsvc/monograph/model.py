@@ -9,6 +9,7 @@ The model holds only text and numbers; the templates turn it into HTML (and esca
 
 from __future__ import annotations
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.monograph.blocks import (
     DoseCell,
@@ -29,15 +30,15 @@ from fhirsvc.monograph.blocks import (
 )
 from fhirsvc.monograph.builder import build
 from fhirsvc.monograph.sections.dosing import TABLE_WEIGHTS_KG
-from fhirsvc.monograph.text import _names, _text
+from fhirsvc.monograph.text import drug_names
 
 
 def list_drugs(knowledge: Knowledge) -> tuple[DrugEntry, ...]:
     """Every MedicationKnowledge, by name."""
     entries = []
     for mk in knowledge.of_type("MedicationKnowledge"):
-        names = _names(mk)
-        entries.append(DrugEntry(mk["id"], names[0], tuple(names[1:]), _text(mk.get("code")) or None,
+        names = drug_names(mk)
+        entries.append(DrugEntry(mk["id"], names[0], tuple(names[1:]), concept_text(mk.get("code")) or None,
                                  mk.get("status")))
     return tuple(sorted(entries, key=lambda entry: (entry.name.lower(), entry.id)))
 

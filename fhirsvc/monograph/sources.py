@@ -10,17 +10,17 @@ from fhirsvc.canonical import EXT_LABEL_DIFFERENCE
 from fhirsvc.checks.config import dosing_anchor
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Strength, profile_of
 from fhirsvc.knowledge import Knowledge
-from fhirsvc.monograph.blocks import Block, LabelNote, Paragraph, Section, SourceRef, _ref
+from fhirsvc.monograph.blocks import Block, LabelNote, Paragraph, Section, SourceRef, source_ref
 from fhirsvc.monograph.clinical_use import (
-    _cud_title,
-    _indication_name,
-    _label_note,
-    _short_name,
-    _statement,
-    _statement_topic,
+    cud_title,
+    indication_name,
+    label_note,
+    short_name,
+    statement_text,
+    statement_topic,
 )
-from fhirsvc.monograph.text import _names, _reference
-from fhirsvc.monograph.timeline import _plan_targets, _timeline
+from fhirsvc.monograph.text import drug_names, reference_of
+from fhirsvc.monograph.timeline import plan_targets, timeline_entries
 
 # The sections of every page, in order: (anchor, title). Dosing sections (one per indication guideline,
 # ``dosing-<short name>``) come after "how-it-works".
@@ -61,7 +61,7 @@ class Draft:
         for resource in resources:
             if resource is None:
                 continue
-            ref = resource if isinstance(resource, SourceRef) else _ref(resource)
+            ref = resource if isinstance(resource, SourceRef) else source_ref(resource)
             if ref not in self.sources:
                 self.sources.append(ref)
 
@@ -88,13 +88,13 @@ class DrugSources:
         self.k = knowledge
         self.mk = mk
         self.mk_ref = f"MedicationKnowledge/{mk['id']}"
-        self.names = _names(mk)
+        self.names = drug_names(mk)
         self.products = self._products()
         self.product_refs = {self.mk_ref} | {f"Medication/{p['id']}" for p in self.products}
         self.cuds = self._cuds()
         self.compositions = self._linked("Composition", lambda r: [s.get("reference") for s in r.get("subject") or ()])
-        self.plans = self._linked("PlanDefinition", _plan_targets)
-        self.packs = [pack for pack in (self.resolve(_reference(p.get("packagedProduct")))
+        self.plans = self._linked("PlanDefinition", plan_targets)
+        self.packs = [pack for pack in (self.resolve(reference_of(p.get("packagedProduct")))
                                         for p in mk.get("packaging") or ()) if pack is not None]
         self.guides = self._guides()
         # the drug model the checks read: the page's dose arithmetic, strength and guideline kinds come from it
@@ -120,7 +120,7 @@ class DrugSources:
             if product is not None and product.get("resourceType") == "Medication":
                 found[product["id"]] = product
         for product in self.k.of_type("Medication"):
-            if _reference(product.get("definition")) == self.mk_ref:
+            if reference_of(product.get("definition")) == self.mk_ref:
                 found[product["id"]] = product
         return list(found.values())
 
@@ -131,7 +131,7 @@ class DrugSources:
             if cud is not None and cud.get("resourceType") == "ClinicalUseDefinition":
                 found[cud["id"]] = cud
         for cud in self.k.of_type("ClinicalUseDefinition"):
-            if any(_reference(subject) in self.product_refs for subject in cud.get("subject") or ()):
+            if any(reference_of(subject) in self.product_refs for subject in cud.get("subject") or ()):
                 found.setdefault(cud["id"], cud)
         return sorted(found.values(), key=lambda cud: cud["id"])
 
@@ -143,27 +143,27 @@ class DrugSources:
         guides: list[Guide] = []
         used: set[str] = {a for a, _ in HEAD_SECTIONS + TAIL_SECTIONS}
         for guideline in self.mk.get("indicationGuideline") or ():
-            indication = next((cud for cud in (self.resolve(_reference(ind.get("reference")))
+            indication = next((cud for cud in (self.resolve(reference_of(ind.get("reference")))
                                                for ind in guideline.get("indication") or ())
                                if cud is not None and cud.get("resourceType") == "ClinicalUseDefinition"), None)
             dosing_ids = [d.get("id") for d in guideline.get("dosingGuideline") or () if d.get("id")]
-            short = _short_name(indication["id"], self.mk["id"]) if indication else None
+            short = short_name(indication["id"], self.mk["id"]) if indication else None
             anchor = f"dosing-{short}" if short else dosing_anchor(dosing_ids[0]) if dosing_ids else "dosing"
             if anchor in used:  # two guidelines for one indication, or a name clash: keep anchors unique
                 anchor = next(f"{anchor}-{n}" for n in range(2, 100) if f"{anchor}-{n}" not in used)
             used.add(anchor)
-            name = _indication_name(indication) if indication else (short or anchor.removeprefix("dosing-"))
+            name = indication_name(indication) if indication else (short or anchor.removeprefix("dosing-"))
             guides.append(Guide(indication, guideline, anchor, name))
         return guides
 
     def plan_entries(self) -> list[tuple[str, str, Mapping[str, Any]]]:
         """(when, what, plan) for each action of the monitoring plans, in timeline order."""
-        return [(entry.when, item, plan) for plan in self.plans for entry in _timeline(plan)
+        return [(entry.when, item, plan) for plan in self.plans for entry in timeline_entries(plan)
                 for item in entry.items]
 
     def label_notes(self, element: Mapping[str, Any], resource: Mapping[str, Any] | None = None) -> list[LabelNote]:
         """The label differences on an element (not inside it) or, for a resource, on its root."""
         owner = resource or element
-        return [_label_note(ext, _cud_title(owner) if owner is element else _statement_topic(element),
-                            _statement(element, owner), _ref(owner))
+        return [label_note(ext, cud_title(owner) if owner is element else statement_topic(element),
+                            statement_text(element, owner), source_ref(owner))
                 for ext in element.get("extension") or () if ext.get("url") == EXT_LABEL_DIFFERENCE]

@@ -8,26 +8,27 @@ from typing import Any
 
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
+from fhirsvc.fhirtypes import concept_text, number_text
 from fhirsvc.knowledge.rules import is_registry
 from fhirsvc.monograph.blocks import TimelineEntry
-from fhirsvc.monograph.text import _num, _reference, _text
+from fhirsvc.monograph.text import reference_of
 
 
-def _plan_targets(plan: Mapping[str, Any]) -> list[str | None]:
+def plan_targets(plan: Mapping[str, Any]) -> list[str | None]:
     if is_registry(plan):  # the rule registry is listed by `fhirsvc rules`, not drawn as a timeline
         return []
-    targets = [_reference(a.get("resourceReference")) for a in plan.get("relatedArtifact") or ()]
-    return [*targets, _reference(plan.get("subjectReference"))]
+    targets = [reference_of(a.get("resourceReference")) for a in plan.get("relatedArtifact") or ()]
+    return [*targets, reference_of(plan.get("subjectReference"))]
 
 
-def _actions(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+def plan_actions(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     for action in plan.get("action") or ():
         yield action
-        yield from _actions(action)
+        yield from plan_actions(action)
 
 
 def _action_text(action: Mapping[str, Any]) -> str:
-    return _text(action.get("code")) or action.get("title") or ""
+    return concept_text(action.get("code")) or action.get("title") or ""
 
 
 def _months(phase: Phase) -> list[float | None]:
@@ -40,7 +41,7 @@ def _months(phase: Phase) -> list[float | None]:
     return [None]
 
 
-def _timeline(plan: Mapping[str, Any]) -> list[TimelineEntry]:
+def timeline_entries(plan: Mapping[str, Any]) -> list[TimelineEntry]:
     """The plan's actions by time point (``drugmodel.schedule``, the reading the checks use): baseline, each timed
     occurrence (months after the start), throughout."""
     points: dict[float | None, list[str]] = {}
@@ -48,10 +49,10 @@ def _timeline(plan: Mapping[str, Any]) -> list[TimelineEntry]:
         for month in _months(phase):
             text = phase.action.get("title") if month in (0.0, None) else _action_text(phase.action)
             if month == 0.0 and text and phase.window:
-                text = f"{text} (within {_num(phase.window)} days)"
+                text = f"{text} (within {number_text(phase.window)} days)"
             if text and text not in points.setdefault(month, []):
                 points[month].append(text)
-    entries = [TimelineEntry("Baseline (before starting)" if month == 0 else f"Month {_num(month)}", month,
+    entries = [TimelineEntry("Baseline (before starting)" if month == 0 else f"Month {number_text(month)}", month,
                              tuple(points[month])) for month in sorted(m for m in points if m is not None)]
     if None in points:
         entries.append(TimelineEntry("Throughout treatment", None, tuple(points[None])))

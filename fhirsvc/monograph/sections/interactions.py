@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.monograph.blocks import Block, Heading, ItemList, Link, Paragraph, Table
-from fhirsvc.monograph.clinical_use import _interactant_text, _is_vaccine_set, _value_sets, _washout
+from fhirsvc.monograph.clinical_use import concept_value_sets, interactant_text, is_vaccine_set, washout_text
 from fhirsvc.monograph.sources import Draft, DrugSources
-from fhirsvc.monograph.text import _reference, _text
+from fhirsvc.monograph.text import reference_of
 from fhirsvc.terminology import SYSTEM_NAMES
 
 
@@ -18,26 +19,26 @@ def interactions(drug: DrugSources, draft: Draft, vaccines: Draft) -> None:
             continue
         interaction = cud.get("interaction") or {}
         others = [i for i in interaction.get("interactant") or ()
-                  if _reference(i.get("itemReference")) not in drug.product_refs]
-        name = "; ".join(_interactant_text(i) for i in others) or "Other medicines"
-        value_sets = [vs for vs in (drug.resolve(url) for i in others for url in _value_sets(
+                  if reference_of(i.get("itemReference")) not in drug.product_refs]
+        name = "; ".join(interactant_text(i) for i in others) or "Other medicines"
+        value_sets = [vs for vs in (drug.resolve(url) for i in others for url in concept_value_sets(
             i.get("itemCodeableConcept"))) if vs is not None]
-        live = [vs for vs in value_sets if _is_vaccine_set(vs)]
+        live = [vs for vs in value_sets if is_vaccine_set(vs)]
         blocks: list[Block | None] = [Heading(name)]
-        kind = _text(interaction.get("type"))
+        kind = concept_text(interaction.get("type"))
         blocks.append(Paragraph(kind, label="Type") if kind else None)
-        effect = _text((interaction.get("effect") or {}).get("concept"))
+        effect = concept_text((interaction.get("effect") or {}).get("concept"))
         blocks.append(Paragraph(effect, label="Effect") if effect else None)
-        blocks.append(Paragraph(_text(interaction.get("incidence")), label="Incidence")
+        blocks.append(Paragraph(concept_text(interaction.get("incidence")), label="Incidence")
                       if interaction.get("incidence") else None)
-        management = [_text(m) for m in interaction.get("management") or ()]
+        management = [concept_text(m) for m in interaction.get("management") or ()]
         if management:
             blocks.append(ItemList(tuple(management), label="What to do"))
-        washout = _washout(interaction)
+        washout = washout_text(interaction)
         if washout:
             blocks.append(Paragraph(f"at least {washout} after stopping", label="Washout"))
         for vs in value_sets:
-            if not _is_vaccine_set(vs) and vs.get("title"):
+            if not is_vaccine_set(vs) and vs.get("title"):
                 blocks.append(Paragraph(vs["title"], label="Includes"))
         if live:
             blocks.append(ItemList((Link("The live vaccines", "#live-vaccines"),)))

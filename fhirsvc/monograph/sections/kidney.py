@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhirsvc.monograph.blocks import Heading, ItemList, Link, Table
 from fhirsvc.monograph.clinical_use import KIDNEY
 from fhirsvc.monograph.sources import Draft, DrugSources
-from fhirsvc.monograph.text import NONE, _characteristics_text, _dose_text, _timing_text
+from fhirsvc.monograph.text import NONE, characteristics_text, dose_text, timing_text
 
 
 def kidney(drug: DrugSources, draft: Draft) -> None:
@@ -16,8 +16,8 @@ def kidney(drug: DrugSources, draft: Draft) -> None:
                 continue
             for group in dosing.get("dosage") or ():
                 for dosage in group.get("dosage") or ():
-                    rows.append((guide.name, _characteristics_text(dosing) or NONE,
-                                 _dose_text(dosage) or "as prescribed", _timing_text(dosage.get("timing")) or NONE))
+                    rows.append((guide.name, characteristics_text(dosing) or NONE,
+                                 dose_text(dosage) or "as prescribed", timing_text(dosage.get("timing")) or NONE))
             draft.cite(drug.mk)
     if rows:
         draft.add(Table("Dosing in kidney disease", ("Indication", "When", "Dose", "How often"),

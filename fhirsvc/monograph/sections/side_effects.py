@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.monograph.blocks import Heading, ItemList, LabelNote, Paragraph
 from fhirsvc.monograph.sources import Draft, DrugSources
-from fhirsvc.monograph.text import _text
 
 
 def side_effects(drug: DrugSources, draft: Draft) -> None:
@@ -14,14 +14,14 @@ def side_effects(drug: DrugSources, draft: Draft) -> None:
         if cud.get("type") != "undesirable-effect":
             continue
         effect = cud.get("undesirableEffect") or {}
-        text = _text((effect.get("symptomConditionEffect") or {}).get("concept"))
+        text = concept_text((effect.get("symptomConditionEffect") or {}).get("concept"))
         classification = effect.get("classification") or {}
         if any(c.get("code") == "serious" for c in classification.get("coding") or ()):
-            serious.append((text, _text(classification)))
+            serious.append((text, concept_text(classification)))
         elif effect.get("frequencyOfOccurrence"):
-            common.append((text, _text(effect["frequencyOfOccurrence"])))
+            common.append((text, concept_text(effect["frequencyOfOccurrence"])))
         else:
-            other.append((text, _text(classification)))
+            other.append((text, concept_text(classification)))
         draft.cite(cud)
         notes += drug.label_notes(cud)
     for title, effects in (("Common side effects", common), ("Serious side effects", serious),

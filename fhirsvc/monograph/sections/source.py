@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.monograph.blocks import Heading, Paragraph, Table
-from fhirsvc.monograph.clinical_use import PATIENT_TOPICS, _all_label_notes, _topic
-from fhirsvc.monograph.markup import _composition_sections, _xhtml_blocks
+from fhirsvc.monograph.clinical_use import PATIENT_TOPICS, all_label_notes, topic_of
+from fhirsvc.monograph.markup import composition_sections, xhtml_blocks
 from fhirsvc.monograph.sources import Draft, DrugSources
-from fhirsvc.monograph.text import _cap, _display, _reference, _text
+from fhirsvc.monograph.text import capitalized, reference_display, reference_of
 
 
 def patient_information(drug: DrugSources, drafts: dict[str, Draft]) -> None:
     for composition in drug.compositions:
-        for section in _composition_sections(composition.get("section") or ()):
-            anchor = _topic(section.get("title") or "", PATIENT_TOPICS) or "summary"
-            blocks = _xhtml_blocks(((section.get("text") or {}).get("div")) or "")
+        for section in composition_sections(composition.get("section") or ()):
+            anchor = topic_of(section.get("title") or "", PATIENT_TOPICS) or "summary"
+            blocks = xhtml_blocks(((section.get("text") or {}).get("div")) or "")
             title = section.get("title") or ""
             same = title.lower() == drafts[anchor].title.lower()
             blocks.insert(0, Heading("Patient information" if same or not title else title))
@@ -23,20 +24,20 @@ def patient_information(drug: DrugSources, drafts: dict[str, Draft]) -> None:
 
 def source(drug: DrugSources, draft: Draft) -> None:
     for monograph in drug.mk.get("monograph") or ():
-        document = drug.resolve(_reference(monograph.get("source")))
+        document = drug.resolve(reference_of(monograph.get("source")))
         if document is None or document.get("resourceType") != "DocumentReference":
             continue
         attachments = [c.get("attachment") or {} for c in document.get("content") or ()]
         rows = [("Document", "; ".join(a["title"] for a in attachments if a.get("title"))
-                 or _text(document.get("type")))]
+                 or concept_text(document.get("type")))]
         if monograph.get("type"):
-            rows.append(("Kind", _text(monograph["type"])))
-        authors = [_display(a) for a in document.get("author") or ()]
+            rows.append(("Kind", concept_text(monograph["type"])))
+        authors = [reference_display(a) for a in document.get("author") or ()]
         if any(authors):
             rows.append(("Authors", "; ".join(filter(None, authors))))
         for attester in document.get("attester") or ():
-            what = _cap(_text(attester.get("mode")) or "attested")
-            who = _display(attester.get("party"))
+            what = capitalized(concept_text(attester.get("mode")) or "attested")
+            who = reference_display(attester.get("party"))
             rows.append((what, " by ".join(filter(None, [attester.get("time"), who]))))
         if document.get("description"):
             rows.append(("Description", document["description"]))
@@ -45,14 +46,14 @@ def source(drug: DrugSources, draft: Draft) -> None:
         draft.add(Table("Source document", ("Field", "Value"), tuple(rows)))
         draft.cite(document)
     for composition in drug.compositions:
-        writers = "; ".join(filter(None, (_display(a) for a in composition.get("author") or ())))
+        writers = "; ".join(filter(None, (reference_display(a) for a in composition.get("author") or ())))
         text = ", ".join(filter(None, [composition.get("title"), writers and f"by {writers}",
                                        composition.get("date")]))
         draft.add(Paragraph(text, label="Patient information"))
         draft.cite(composition)
     draft.add(Paragraph(drug.k.version, label="Knowledge version"))
     notes = [note for resource in [drug.mk, *drug.cuds, *drug.products, *drug.plans, *drug.compositions,
-                                   *drug.packs] for note in _all_label_notes(resource, drug.mk_ref)]
+                                   *drug.packs] for note in all_label_notes(resource, drug.mk_ref)]
     if notes:
         draft.add(Heading("Where the current label differs"), *notes)
         draft.cite(*(note.source for note in notes))

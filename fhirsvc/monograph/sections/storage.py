@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.monograph.blocks import Heading, ItemList, Paragraph, Table
-from fhirsvc.monograph.clinical_use import TRAVEL, _sections
-from fhirsvc.monograph.markup import _markdown_blocks, _money_text
+from fhirsvc.monograph.clinical_use import TRAVEL, source_sections
+from fhirsvc.monograph.markup import markdown_blocks, money_text
 from fhirsvc.monograph.sources import Draft, DrugSources
-from fhirsvc.monograph.text import _cap, _quantity_text, _text, _value_text
+from fhirsvc.monograph.text import capitalized, signed_quantity_text, value_text
 
 
 def storage(drug: DrugSources, storage: Draft, travel: Draft) -> None:
     for guideline in drug.mk.get("storageGuideline") or ():
         texts = [n.get("text") or "" for n in guideline.get("note") or ()] + [
-            _text(s.get("type")) + " " + _value_text(s) for s in guideline.get("environmentalSetting") or ()]
-        is_travel = any(TRAVEL.search(text) for text in texts + _sections(guideline))
+            concept_text(s.get("type")) + " " + value_text(s) for s in guideline.get("environmentalSetting") or ()]
+        is_travel = any(TRAVEL.search(text) for text in texts + source_sections(guideline))
         draft = travel if is_travel else storage
-        rows = tuple((_cap(_text(s.get("type"))), _value_text(s))
+        rows = tuple((capitalized(concept_text(s.get("type"))), value_text(s))
                      for s in guideline.get("environmentalSetting") or ())
         if rows:
             draft.add(Table("When travelling" if is_travel else "Storage conditions", ("Condition", "Requirement"),
@@ -24,16 +25,16 @@ def storage(drug: DrugSources, storage: Draft, travel: Draft) -> None:
         if notes:
             draft.add(ItemList(notes))
         if guideline.get("stabilityDuration"):
-            draft.add(Paragraph(_quantity_text(guideline["stabilityDuration"]), label="Stable for"))
+            draft.add(Paragraph(signed_quantity_text(guideline["stabilityDuration"]), label="Stable for"))
         draft.cite(drug.mk)
 
 
 def self_injection(drug: DrugSources, draft: Draft) -> None:
     instruction = drug.mk.get("preparationInstruction")
     if instruction:
-        draft.add(Heading("Preparation and injection"), *_markdown_blocks(instruction))
+        draft.add(Heading("Preparation and injection"), *markdown_blocks(instruction))
         draft.cite(drug.mk)
-    costs = [_text(c.get("costCodeableConcept")) or _money_text(c.get("costMoney")) for c in drug.mk.get("cost")
+    costs = [concept_text(c.get("costCodeableConcept")) or money_text(c.get("costMoney")) for c in drug.mk.get("cost")
              or ()]
     if any(costs):
         draft.add(Heading("Costs"), ItemList(tuple(filter(None, costs))))

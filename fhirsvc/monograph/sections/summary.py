@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhirsvc.fhirtypes import concept_text
 from fhirsvc.monograph.blocks import Heading, ItemList, Link, Paragraph, Table
-from fhirsvc.monograph.clinical_use import DRUG_CHARACTERISTIC_TOPICS, _indication_name, _topic
+from fhirsvc.monograph.clinical_use import DRUG_CHARACTERISTIC_TOPICS, indication_name, topic_of
 from fhirsvc.monograph.sources import Draft, DrugSources, Guide
-from fhirsvc.monograph.text import _cap, _range_text, _strength_text, _text, _value_text
+from fhirsvc.monograph.text import capitalized, range_text, strength_text, value_text
 
 
 def summary(drug: DrugSources, draft: Draft) -> None:
@@ -17,7 +18,7 @@ def summary(drug: DrugSources, draft: Draft) -> None:
     if rows:
         draft.add(Table("At a glance", ("Feature", "Value"), tuple(rows)))
     _uses(drug, draft)
-    products = [_text(p.get("code")) for p in drug.products] + [p.get("name") or p.get("description") or ""
+    products = [concept_text(p.get("code")) for p in drug.products] + [p.get("name") or p.get("description") or ""
                                                                 for p in drug.packs]
     if any(products):
         draft.add(Heading("Products and packs"), ItemList(tuple(filter(None, products))))
@@ -33,21 +34,21 @@ def _at_a_glance(drug: DrugSources) -> list[tuple[str, ...]]:
     if len(drug.names) > 1:
         rows.append(("Names", ", ".join(drug.names)))
     if definitional.get("doseForm"):
-        rows.append(("Form", _text(definitional["doseForm"])))
-    routes = [_text(route) for route in definitional.get("intendedRoute") or ()]
+        rows.append(("Form", concept_text(definitional["doseForm"])))
+    routes = [concept_text(route) for route in definitional.get("intendedRoute") or ()]
     if routes:
         rows.append(("Route", "; ".join(routes)))
     if drug.strength:
-        rows.append(("Strength", _strength_text(drug.strength)))
+        rows.append(("Strength", strength_text(drug.strength)))
     for classification in mk.get("medicineClassification") or ():
-        values = [_text(c) for c in classification.get("classification") or ()]
+        values = [concept_text(c) for c in classification.get("classification") or ()]
         codes = [f"{c.get('code')} {c.get('display') or ''}".strip() for cc in classification.get("classification")
                  or () for c in cc.get("coding") or () if not cc.get("text")]
-        rows.append((_cap(_text(classification.get("type"))) or "Class", "; ".join(codes or values)))
+        rows.append((capitalized(concept_text(classification.get("type"))) or "Class", "; ".join(codes or values)))
     for characteristic in definitional.get("drugCharacteristic") or ():
-        kind = _text(characteristic.get("type"))
-        if not _topic(kind, DRUG_CHARACTERISTIC_TOPICS) and _value_text(characteristic):
-            rows.append((_cap(kind) or "Feature", _value_text(characteristic)))
+        kind = concept_text(characteristic.get("type"))
+        if not topic_of(kind, DRUG_CHARACTERISTIC_TOPICS) and value_text(characteristic):
+            rows.append((capitalized(kind) or "Feature", value_text(characteristic)))
     return rows
 
 
@@ -67,16 +68,16 @@ def _uses(drug: DrugSources, draft: Draft) -> None:
 def _use(drug: DrugSources, draft: Draft, cud: Mapping[str, Any], guide: Guide | None) -> None:
     """One indication: its aim, duration, other therapy, status and a link to its dosing section."""
     indication = cud.get("indication") or {}
-    draft.add(Paragraph(_indication_name(cud), label="Use"))
-    effect = _text((indication.get("intendedEffect") or {}).get("concept"))
+    draft.add(Paragraph(indication_name(cud), label="Use"))
+    effect = concept_text((indication.get("intendedEffect") or {}).get("concept"))
     draft.add(Paragraph(effect, label="Aim") if effect else None)
-    duration = indication.get("durationString") or _range_text(indication.get("durationRange"))
+    duration = indication.get("durationString") or range_text(indication.get("durationRange"))
     draft.add(Paragraph(duration, label="Duration") if duration else None)
     for other in indication.get("otherTherapy") or ():
-        treatment = _text((other.get("treatment") or {}).get("concept"))
-        draft.add(Paragraph(f"{_text(other.get('relationshipType'))}: {treatment}".strip(": "),
+        treatment = concept_text((other.get("treatment") or {}).get("concept"))
+        draft.add(Paragraph(f"{concept_text(other.get('relationshipType'))}: {treatment}".strip(": "),
                             label="Other treatment"))
-    status = _text(cud.get("status"))
+    status = concept_text(cud.get("status"))
     draft.add(Paragraph(status, label="Status") if status else None)
     if guide:
         draft.add(ItemList((Link(f"Dosing: {guide.name}", f"#{guide.anchor}"),)))
@@ -86,10 +87,10 @@ def _use(drug: DrugSources, draft: Draft, cud: Mapping[str, Any], guide: Guide |
 
 def how_it_works(drug: DrugSources, draft: Draft) -> None:
     for characteristic in (drug.mk.get("definitional") or {}).get("drugCharacteristic") or ():
-        if _topic(_text(characteristic.get("type")), DRUG_CHARACTERISTIC_TOPICS) == "how-it-works":
-            draft.add(Paragraph(_value_text(characteristic)), *drug.label_notes(characteristic, drug.mk))
+        if topic_of(concept_text(characteristic.get("type")), DRUG_CHARACTERISTIC_TOPICS) == "how-it-works":
+            draft.add(Paragraph(value_text(characteristic)), *drug.label_notes(characteristic, drug.mk))
             draft.cite(drug.mk)
-    classes = [_text(c) for classification in drug.mk.get("medicineClassification") or ()
+    classes = [concept_text(c) for classification in drug.mk.get("medicineClassification") or ()
                for c in classification.get("classification") or () if c.get("text")]
     if classes:
         draft.add(Paragraph("; ".join(classes), label="Drug class"))
