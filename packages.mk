@@ -1,6 +1,6 @@
 # The knowledge as FHIR NPM packages (docs/packages.md): `make package` writes the R5 and the R4 package into dist/,
 # `make release VERSION=x.y.z` checks the version was bumped where the content changed since the last release in
-# releases/, builds the packages, records the R5 one there and writes the change list.
+# releases/ (the knowledge and its R4 view), builds the packages, records both there and writes the change list.
 # `make package-loader`: npm's fhir-package-loader (SUSHI's package loader), installed into .package-loader/, the
 # independent reader the package tests load both packages with (tests/fhir/test_packages.py); `make test` installs it.
 .PHONY: package release package-loader

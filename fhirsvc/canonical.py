@@ -22,12 +22,14 @@ EXT_NEVER_WEAKEN = STRUCTURE_DEFINITION + "never-weaken"  # a rule a site may we
 EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule
 EXT_RENEWAL_GAP = STRUCTURE_DEFINITION + "course-renewal-gap"  # a monitoring plan's renewal that continues a course
+EXT_SOURCE_ATTRIBUTES = STRUCTURE_DEFINITION + "source-attributes"  # a registry rule's HTI-1 source attributes
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"
 OFFERED_OVERRIDE_REASONS = CANONICAL + "ValueSet/cds-override-reasons"  # ours and HL7's, as the cards offer them
 OVERRIDE_REASON_FAMILIES = CANONICAL + "ConceptMap/override-reason-families"  # each reason -> its HL7 category
 CHECK_OUTCOME = CANONICAL + "CodeSystem/check-outcome"
+DSI_DATA_ELEMENTS = CANONICAL + "CodeSystem/dsi-source-data-elements"  # the nine HTI-1 patient data elements
 PROPOSED_CHANGE = STRUCTURE_DEFINITION + "proposed-change"
 CHECK_ORDERS_OPERATION = CANONICAL + "OperationDefinition/check-orders"
 INDICATION_SEARCH_PARAMETER = CANONICAL + "SearchParameter/medicationknowledge-indication"

@@ -365,9 +365,9 @@ def validate_knowledge(extra: Sequence[Path], packages: Sequence[Path] = ()) -> 
 def validate_package(path: Path) -> tuple[list[Path], list[Problem]]:
     """A built package's files and problems: its manifest and index (``package.check_package``), then an R5
     package's resources as the knowledge is validated (models, ids, references, the independent validator), an
-    R4 package's against the R4 models."""
+    R4 package's against the R4 models; the package's own ImplementationGuide by the models of its version."""
     from fhirsvc.knowledge.independent import validate_files
-    from fhirsvc.knowledge.loader import check_paths
+    from fhirsvc.knowledge.loader import check_paths, read_resource
     from fhirsvc.knowledge.package import PackageError, check_package, check_r4_resources, open_package
 
     try:
@@ -380,6 +380,8 @@ def validate_package(path: Path) -> tuple[list[Path], list[Problem]]:
         return files, problems
     if package.manifest.get("fhirVersions") == ["5.0.0"]:
         problems += check_paths([package.folder])[1] + validate_files(files)
+        if package.guide_file is not None:  # not knowledge, so not among check_paths' files
+            problems += read_resource(package.guide_file)[1]
     else:
         problems += check_r4_resources(files)
     return files, problems

@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # Days an issued card is kept (for the feedback statistics and the governance view's card counts; feedback
     # itself is kept, with its rule).
     "CARD_RETENTION_DAYS": 30,
+    # The CDS Hooks prefetch templates discovery declares: "2.0" (CDS Hooks 2.0.1 tokens) or "3.0" (the 3.0 ballot's
+    # FHIRPath date tokens: the observations of the last 400 days only).
+    "PREFETCH_STYLE": "2.0",
     # JSON file of the site configuration (rules switched off, indicators, adjustable thresholds; docs/configuration.md)
     # empty: every rule as the knowledge says. Validated at start-up: a mistake stops it with a message naming it.
     "SITE_CONFIG": "",

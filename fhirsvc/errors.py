@@ -1,4 +1,5 @@
-"""One exception tree, turned into an OperationOutcome (FHIR routes) or a JSON error (CDS routes).
+"""One exception tree, turned into an OperationOutcome on every JSON route (FHIR routes and, as CDS Hooks 3.0
+recommends, the CDS routes: each bad field of a CDS request an issue of its own), or an HTML page.
 
     FhirsvcError             status, FHIR issue code, public message, per-field messages
      +-- KnowledgeError      bad knowledge files; stops start-up (carries every Problem found)
@@ -17,9 +18,9 @@ no Flask: the handlers that answer these errors are in ``fhirsvc.handlers``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fhirsvc.knowledge.problems import Problem
@@ -34,6 +35,7 @@ _ISSUE_CODES = {
     HTTPStatus.NOT_ACCEPTABLE: "not-supported",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "too-costly",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "not-supported",
+    HTTPStatus.SERVICE_UNAVAILABLE: "transient",
 }
 
 
@@ -105,3 +107,27 @@ def operation_outcome(diagnostics: str = "", code: str = "processing", severity:
         outcome["id"] = resource_id
     outcome["issue"] = list(issues) if issues else [outcome_issue(diagnostics, code, severity)]
     return outcome
+
+
+def field_issues(fields: Mapping[str, Any] | None, code: str = "invalid") -> list[dict]:
+    """One issue per bad field of a request (marshmallow's nested messages): ``expression`` is the field's path
+    (``context.draftOrders.entry[0].resource``); a message about the whole body (``_schema``) has none."""
+    issues: list[dict] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if isinstance(key, int) or str(key).isdigit():
+                    walk(value, f"{path}[{key}]")
+                elif str(key).startswith("_"):
+                    walk(value, path)
+                else:
+                    walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item, path)
+        else:
+            issues.append(outcome_issue(str(node), code, expression=(path,) if path else ()))
+
+    walk(fields or {}, "")
+    return issues

@@ -1,5 +1,7 @@
-"""The error handlers: every exception becomes a well-formed answer in the format of its route (CDS JSON error,
-HTML page or FHIR OperationOutcome), with the status the exception carries (``fhirsvc.errors``)."""
+"""The error handlers: every exception becomes a well-formed answer in the format of its route (HTML page, or a
+FHIR OperationOutcome: ``application/fhir+json`` on the FHIR routes, ``application/json`` on the CDS routes, as
+CDS Hooks 3.0 "Returning OperationOutcome" recommends), with the status the exception carries
+(``fhirsvc.errors``)."""
 
 from __future__ import annotations
 
@@ -10,26 +12,25 @@ from flask import Flask, Response, json, request
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from fhirsvc.errors import FhirsvcError, issue_code, operation_outcome
+from fhirsvc.errors import FhirsvcError, field_issues, issue_code, operation_outcome, outcome_issue
 
 log = logging.getLogger(__name__)
 
 CDS_PREFIX = "/cds-services"
-HTML_PREFIX = "/monographs"  # HTML pages: their errors are HTML too
+HTML_PREFIX = ("/monographs", "/rules/")  # HTML pages: their errors are HTML too
 
 
 def error_response(status: HTTPStatus, diagnostics: str, code: str | None = None,
                    fields: dict | None = None) -> Response:
-    """Answer an error in the format of the route: CDS JSON error, HTML page or FHIR OperationOutcome."""
+    """Answer an error in the format of the route: HTML page, or an OperationOutcome whose first issue says what
+    went wrong and whose next ones name each bad field (``fields``: CDS request validation)."""
     if request.path.startswith(HTML_PREFIX):
         text = f"<!doctype html><title>{status.phrase}</title><h1>{status.phrase}</h1><p>{escape(diagnostics)}</p>"
         return Response(text, status=status, mimetype="text/html")
-    if request.path.startswith(CDS_PREFIX):
-        body = {"error": status.phrase, "message": diagnostics, **({"fields": fields} if fields else {})}
-        mimetype = "application/json"
-    else:
-        body = operation_outcome(diagnostics, code or issue_code(status))
-        mimetype = "application/fhir+json"
+    code = code or issue_code(status)
+    body = operation_outcome(issues=[outcome_issue(diagnostics, code), *field_issues(fields)])
+    # CDS Hooks clients (2.0 ones included) read JSON: the same resource, as application/json
+    mimetype = "application/json" if request.path.startswith(CDS_PREFIX) else "application/fhir+json"
     response = Response(json.dumps(body), status=status, mimetype=mimetype)
     if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750 section 3: say which scheme is expected, and nothing more
         response.headers["WWW-Authenticate"] = "Bearer"

@@ -22,6 +22,22 @@ KNOWLEDGE_DIR = ROOT / "fhirsvc" / "knowledge" / "data"  # the shipped knowledge
 CONFORMANCE_DIR = ROOT / "tests" / "conformance"  # CDS Hooks payloads from the spec and the sandbox (README)
 
 
+def error_message(body: dict) -> str:
+    """What an error answer says (every route answers errors as an OperationOutcome): its first issue."""
+    assert body["resourceType"] == "OperationOutcome", body
+    return body["issue"][0]["diagnostics"]
+
+
+def error_fields(body: dict) -> dict[str, list[str]]:
+    """The bad fields an error answer names: each issue with an ``expression`` (the field's path), by path."""
+    assert body["resourceType"] == "OperationOutcome", body
+    fields: dict[str, list[str]] = {}
+    for issue in body["issue"][1:]:
+        for path in issue.get("expression") or ["_schema"]:
+            fields.setdefault(path, []).append(issue["diagnostics"])
+    return fields
+
+
 WAIT = 60.0  # seconds a test waits for a condition at most: a bound against a hang, not a speed
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fhirsvc import bodies, handlers, jsontext
 from fhirsvc.bodies import json_body
 from fhirsvc.jsontext import MAX_DEPTH, ORJSON_DEPTH_LIMIT, too_deep
+from tests.conftest import error_message
 
 DEEP = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
 
@@ -63,13 +64,13 @@ def test_json_body_accepts_and_refuses(client, name):
     if status == 200:
         assert response.get_json()["body"] == json.loads(raw)
     else:
-        assert message in response.get_json()["message"]
+        assert message in error_message(response.get_json())
 
 
 def test_another_media_type_is_415(client):
     response = client.post("/cds-services/echo", data=b"{}", content_type="text/plain")
     assert response.status_code == 415
-    assert "send application/json" in response.get_json()["message"]
+    assert "send application/json" in error_message(response.get_json())
 
 
 def nesting(value: Any) -> int:
@@ -158,7 +159,7 @@ def test_every_body_counts_against_the_limit(bounded, path, size, chunked):
         assert response.get_json()["length"] == size - (2 if form else 8)
     else:
         assert response.status_code == 413
-        message = response.get_json()["issue"][0]["diagnostics"] if form else response.get_json()["message"]
+        message = error_message(response.get_json())
         assert f"larger than the limit of {LIMIT} bytes (FHIRSVC_MAX_CONTENT_LENGTH)" in message
 
 

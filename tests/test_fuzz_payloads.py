@@ -6,7 +6,8 @@ when present, each as sent and, when it has no prefetch, with an empty prefetch 
 run instead of a 412). Hypothesis mutates them: fields dropped, set to null, retyped or duplicated (a
 repeated JSON key), huge strings, deep nesting, non-UTF-8 bytes, wrong resourceTypes inside draftOrders.
 Every answer must be a 200 with ``{"cards": [...]}`` valid per CDS Hooks 2.0.1 (``card_schema``), or a
-4xx ``{"error", "message"}``. The run is derandomized and bounded (``FUZZ_PAYLOAD_EXAMPLES``). Mutated
+4xx OperationOutcome (CDS Hooks 3.0 "Returning OperationOutcome"). The run is derandomized and bounded
+(``FUZZ_PAYLOAD_EXAMPLES``). Mutated
 bodies go to the deprecated shared id, which routes by the body's own ``hook`` (mutated too); the seeds as
 sent go to their hook's own service.
 """
@@ -24,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhirsvc import create_app
-from tests.cds.card_schema import assert_valid_response
+from tests.cds.card_schema import assert_valid_outcome, assert_valid_response
 from tests.cds.conftest import CONFORMANCE, LEGACY_SERVICE, SERVICE, empty_prefetch, order_request, service_path
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_message
 
 pytestmark = pytest.mark.slow  # fuzzing: hypothesis
 
@@ -211,7 +212,8 @@ def check_answer(response, description: str) -> None:
         assert set(body) == {"cards"}, description
         assert_valid_response(body)
     else:
-        assert isinstance(body.get("error"), str) and isinstance(body.get("message"), str), (description, body)
+        assert_valid_outcome(body)
+        assert isinstance(error_message(body), str), (description, body)
 
 
 @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, print_blob=True,

@@ -77,7 +77,8 @@ def test_card_links(client):
     cards = client.post(SERVICE, json=order, headers=FORGED).get_json()["cards"]
     assert cards
     urls = ours(absolute_urls(cards))
-    assert urls and all(u.startswith(f"{PUBLIC}/monographs/") for u in urls), urls
+    assert urls and all(u.startswith((f"{PUBLIC}/monographs/", f"{PUBLIC}/rules/")) for u in urls), urls
+    assert any(u.startswith(f"{PUBLIC}/rules/") for u in urls)  # "About this rule"
 
 
 def test_check_orders(client):
@@ -98,7 +99,7 @@ def test_without_a_public_base_url_the_host_names_the_service(tmp_path):
     bundle = client.get("/fhir/R4/Medication?_count=1", headers=host).get_json()
     assert bundle["link"][0]["url"] == "http://cds.internal:8080/fhir/R4/Medication?_count=1"
     cards = client.post(SERVICE, json=order_request(), headers=host).get_json()["cards"]
-    assert all(u.startswith("http://cds.internal:8080/monographs/")
+    assert all(u.startswith(("http://cds.internal:8080/monographs/", "http://cds.internal:8080/rules/"))
                for u in ours(absolute_urls(cards), "http://cds.internal:8080"))
 
 

@@ -1,9 +1,9 @@
 """CDS Hooks routes: discovery, the service call, feedback and feedback statistics.
 
-Errors are JSON ``{"error", "message", "fields"?}`` with the right status: 400 invalid request (each
-bad field named), 401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body
-too large, 415 not JSON. A call logs one structured line (hookInstance, service, hook, status,
-duration, card count) and nothing about the patient.
+Errors are FHIR OperationOutcomes sent as ``application/json`` (CDS Hooks 3.0 "Returning OperationOutcome";
+``handlers.py``) with the right status: 400 invalid request (an issue per bad field, its path in ``expression``),
+401 authentication (no detail), 404 unknown service, 412 no patient data, 413 body too large, 415 not JSON. A call
+logs one structured line (hookInstance, service, hook, status, duration, card count) and nothing about the patient.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
 from fhirsvc.evaluation.reasons import family_counts
-from fhirsvc.evaluation.rules import catalogue
+from fhirsvc.evaluation.rules import catalogue, describe_id
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from fhirsvc.knowledge import Knowledge, get_knowledge, get_site_config
@@ -55,7 +55,10 @@ class CdsState:
 
     def __init__(self, app: Flask, knowledge: Knowledge):
         config = app.config
-        self.services = services(knowledge)
+        try:
+            self.services = services(knowledge, str(config["PREFETCH_STYLE"]))
+        except ValueError as exc:
+            raise ConfigError(f"FHIRSVC_{exc}") from None
         drug_index(knowledge)  # built once here, before gunicorn forks the workers, and shared by every call
         self.auth_required = config["AUTH"] != "off"
         self.public_base = str(config["PUBLIC_BASE_URL"]).rstrip("/")
@@ -115,6 +118,17 @@ def rule_list() -> dict:
     section and the services that run each (no patient data)."""
     authenticate()
     return {"rules": catalogue(get_knowledge())}
+
+
+@blueprint.get("/rules/<rule_id>")
+def rule_detail(rule_id: str) -> dict:
+    """One rule as the listing gives it, with its HTI-1 source attributes (``sourceAttributes``); 404 for an id the
+    knowledge has none of. Its page for people: ``/rules/<rule id>``."""
+    authenticate()
+    described = describe_id(get_knowledge(), rule_id)
+    if described is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no rule {rule_id[:100]!r}")
+    return described
 
 
 @blueprint.post("/<service_id>")

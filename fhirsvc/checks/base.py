@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -26,7 +26,7 @@ from fhirsvc.checks.context import (
     PATIENT,
     PatientContext,
 )
-from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.findings import Action, Finding, Suggestion
 from fhirsvc.checks.index import DrugIndex, drug_index
 from fhirsvc.checks.reading.age import age_range, age_years
 from fhirsvc.checks.reading.conditions import (
@@ -53,6 +53,10 @@ Resource = Mapping[str, Any]
 SUMMARY_MAX = 139
 # Most ``Type/id``s a finding's facts list of the other records it found (``others``): the card names one.
 FACTS_LIST_MAX = 20
+# Most orders one suggestion cancels together: an order set holds a few orders of one interaction class; a pipeline
+# checking hundreds at once would otherwise get a suggestion per order naming all the others (work and answer size
+# growing with the square of the orders). Past it, the suggestion cancels the first of them, as one order would.
+MAX_ACTIONS_PER_SUGGESTION = 10
 
 
 def clip(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -448,6 +452,17 @@ class Job:
         label, description = wording.suggestion_words("cancel", name=self.name_of(resource))
         return Suggestion(label=clip(label, 80), action="delete", description=description,
                           resource_id=reference_key(resource))
+
+    def delete_all(self, resources: Sequence[Resource], group: str) -> Suggestion:
+        """Suggest cancelling several draft orders of one ``group`` (a value set's member name) together: one
+        suggestion, a ``delete`` action per order, all of them taken (``action_selection`` ``all``: one order left
+        keeps the problem); a single order, or more than ``MAX_ACTIONS_PER_SUGGESTION``: ``delete`` of the first."""
+        if len(resources) == 1 or len(resources) > MAX_ACTIONS_PER_SUGGESTION:
+            return self.delete(resources[0])
+        first, *rest = (self.delete(resource) for resource in resources)
+        label, _ = wording.suggestion_words("cancel-all", count=len(resources), group=group)
+        return replace(first, label=clip(label, 80), action_selection="all",
+                       more=tuple(Action("delete", s.description, resource_id=s.resource_id) for s in rest))
 
 
 def _codes_by_reference(conditions: Iterable[Resource]) -> dict[str, list[Any]]:

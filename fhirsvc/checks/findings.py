@@ -15,9 +15,21 @@ INDICATORS = ("info", "warning", "critical")
 
 
 @dataclass(frozen=True)
+class Action:
+    """One change: ``create`` a resource, ``update`` an order (the whole changed resource, same id, never the
+    incoming object mutated) or ``delete`` one (``resource_id`` = ``Type/id``)."""
+
+    action: str  # create | update | delete
+    description: str
+    resource: Mapping[str, Any] | None = None
+    resource_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Suggestion:
-    """One suggested change: ``create`` a resource, ``update`` an order (the whole changed resource,
-    same id, never the incoming object mutated) or ``delete`` one (``resource_id`` = ``Type/id``)."""
+    """One suggested change (its first action: ``action``, ``description``, ``resource``, ``resource_id``), and
+    ``more`` actions taken with it; ``action_selection`` says how a user may choose among several actions (CDS Hooks
+    3.0 ``suggestion.actionSelectionBehavior``: ``all``, ``any`` or ``at-most-one``)."""
 
     label: str
     action: str  # create | update | delete
@@ -25,6 +37,12 @@ class Suggestion:
     resource: Mapping[str, Any] | None = None
     resource_id: str | None = None
     recommended: bool = False
+    more: tuple[Action, ...] = ()
+    action_selection: str = "all"
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return (Action(self.action, self.description, self.resource, self.resource_id), *self.more)
 
 
 @dataclass(frozen=True)

@@ -489,6 +489,7 @@ def interaction_relation(group: str, indicator: str, effect: str, span: str | No
 
 SUGGESTIONS: dict[str, tuple[str, str]] = {
     "cancel": ("Cancel the {name} order", "Cancel the unsigned order for {name}"),
+    "cancel-all": ("Cancel the {count} {group} orders", "Cancel the {count} unsigned {group} orders"),
     "reschedule": ("Change to {every} (same dose)", "Give the same dose {every} ({why})"),
     "order-test": ("Order {test}", "Order {test} ({purpose} monitoring)"),
 }

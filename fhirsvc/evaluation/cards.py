@@ -1,6 +1,11 @@
 """Findings -> CDS Hooks 2.0.1 cards: summary < 140, indicator, source with topic, link to the
 monograph section, override reasons on warning/critical cards, suggestions with actions.
 
+Each card names the records it concerns in Da Vinci CRD's associated-resource card extension
+(``extension["davinci-crd.associated-resource"]``: local references, ``Type/id``; CRD "Linking cards to requests"):
+the judged order of an order hook (or, on patient-view, the medication record the reminder is about), then the
+other draft orders its suggestions change or cancel. A record without a usable FHIR id cannot be named.
+
 Card and suggestion uuids are name-based (uuid5) on rule, drug, order and patient, so repeated
 order-select calls and the later order-sign give the same uuids and feedback lines up. Every card names
 the rule that made it in ``extension["fhirsvc.rule"]`` (its id in the knowledge's rule registry,
@@ -16,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fhirsvc.canonical import OVERRIDE_REASONS, V3_ACT_CODE
-from fhirsvc.checks.findings import Finding, Suggestion
+from fhirsvc.checks.findings import Action, Finding, Suggestion
 from fhirsvc.evaluation.reasons import override_reasons
 from fhirsvc.knowledge import Knowledge
 
@@ -46,14 +51,26 @@ def _drop_empty(value: Any) -> Any:
     return value
 
 
-def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any]:
-    action: dict[str, Any] = {"type": suggestion.action, "description": suggestion.description}
-    if suggestion.resource is not None:
-        action["resource"] = suggestion.resource
-    if suggestion.resource_id is not None:
-        action["resourceId"] = suggestion.resource_id
+def _action(action: Action) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": action.action, "description": action.description}
+    if action.resource is not None:
+        body["resource"] = action.resource
+    if action.resource_id is not None:
+        body["resourceId"] = action.resource_id
+    return body
+
+
+def _suggestion(card_id: str, suggestion: Suggestion) -> dict[str, Any] | None:
+    """The suggestion's JSON, or None when none of its actions can name its target: an action on an order the EHR
+    gave no usable FHIR id is left out. Several actions: ``actionSelectionBehavior`` (CDS Hooks 3.0 ballot; a 2.0
+    client takes all the actions of a suggestion, as ``all`` says)."""
+    actions = [_action(a) for a in suggestion.actions if a.resource_id is None or _REFERENCE.fullmatch(a.resource_id)]
+    if not actions:
+        return None
     body: dict[str, Any] = {"label": suggestion.label, "uuid": str(uuid.uuid5(uuid.UUID(card_id), suggestion.label)),
-                            "actions": [action]}
+                            "actions": actions}
+    if len(actions) > 1:
+        body["actionSelectionBehavior"] = suggestion.action_selection
     if suggestion.recommended:
         body["isRecommended"] = True
     return body
@@ -77,6 +94,20 @@ def _stopped_rules(finding: Finding) -> dict[str, list[str]]:
     return {RULES_EXTENSION: list(rules)} if rules else {}
 
 
+ASSOCIATED_RESOURCE = "davinci-crd.associated-resource"  # CRD's card extension key
+ABOUT_THE_RULE = "About this rule"  # the link to the rule's page: its source attributes (HTI-1)
+
+
+def associated_resources(finding: Finding) -> list[str]:
+    """The local references of the records a finding's card concerns: its order (every order it stopped, for the one
+    card of a failed data key), then the targets of its suggestions' update and delete actions (the other draft
+    orders), each once."""
+    orders = finding.facts.get("orders")
+    targets = [finding.facts.get("order"), *(orders if isinstance(orders, list) else ()),
+               *(a.resource_id for s in finding.suggestions for a in s.actions)]
+    return list(dict.fromkeys(t for t in targets if isinstance(t, str) and _REFERENCE.fullmatch(t)))
+
+
 SITE_CONFIG_EXTENSION = "fhirsvc.site-config"  # the card's extension key: the site configuration version in force
 
 
@@ -98,12 +129,12 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
             "source": {"label": f"fhirsvc: {names[0]} monograph", "url": page,
                        "topic": {"system": V3_ACT_CODE, "code": finding.topic, "display": finding.topic_display}},
             "links": [{"label": f"{names[0].capitalize()} monograph: {finding.section.split(SECTION_SEPARATOR)[-1]}",
-                       "url": f"{page}#{finding.anchor}", "type": "absolute"}],
-            "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding)},
+                       "url": f"{page}#{finding.anchor}", "type": "absolute"},
+                      {"label": ABOUT_THE_RULE, "url": f"{public_base}/rules/{finding.rule}", "type": "absolute"}],
+            "extension": {RULE_EXTENSION: finding.rule, **_stopped_rules(finding),
+                          ASSOCIATED_RESOURCE: associated_resources(finding)},
         }
-        # an action on an order the EHR gave no usable FHIR id cannot name its target: no such suggestion
-        suggestions = [_suggestion(card_id, s) for s in finding.suggestions
-                       if s.resource_id is None or _REFERENCE.fullmatch(s.resource_id)]
+        suggestions = [body for body in (_suggestion(card_id, s) for s in finding.suggestions) if body]
         if suggestions:
             card["selectionBehavior"] = "at-most-one"
             card["suggestions"] = suggestions

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -30,14 +31,16 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from fhirsvc.checks.context import DATA_KEYS, MEDICATIONS, PATIENT, STATEMENTS, PatientContext
+from fhirsvc.checks.context import DATA_KEYS, MEDICATIONS, OBSERVATIONS, PATIENT, STATEMENTS, PatientContext
 from fhirsvc.checks.reading.medications import as_therapy_record
 from fhirsvc.errors import FhirsvcError
 from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, check_bundle_size
 from fhirsvc.evaluation.references import MedicationPool, bundle_medications, resolve_medications
+from fhirsvc.evaluation.tokens import fill_template, observation_value_sets, window_start
 from fhirsvc.evaluation.urlpolicy import Url, UrlRefused, host_for_log
 from fhirsvc.jsontext import NotJson, parse_json
+from fhirsvc.terminology import LOINC
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -205,13 +208,6 @@ def resources_of(document: Any, key: str, server: FhirServer) -> tuple[dict[str,
     return (document,)
 
 
-def fill_template(template: str, context: Mapping[str, Any]) -> str:
-    """Replace the ``{{context.x}}`` tokens of a prefetch template."""
-    for name in ("patientId", "userId", "encounterId"):
-        template = template.replace("{{context." + name + "}}", str(context.get(name, "")))
-    return template
-
-
 def fhir_server(request: Mapping[str, Any], env: Environment) -> FhirServer:
     """The EHR's FHIR server of one call (``fhirServer`` with the token of ``fhirAuthorization``)."""
     authorization = request.get("fhirAuthorization")
@@ -246,7 +242,8 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
             raise FetchError("not in prefetch, and the request names no fhirServer")
         if not server.usable:
             raise FetchError("not in prefetch, and fhirServer is not allow-listed")
-        return resources_of(server.get(fill_template(templates[key], request["context"])), key, server)
+        url = fill_template(templates[key], request["context"], call.now.date())
+        return resources_of(server.get(url), key, server)
 
     # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
     fetched = [key for key in (*wanted, *optional) if key not in prefetch or _has_next_page(prefetch[key])]
@@ -257,6 +254,11 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
                 data[key] = futures[key].result() if key in futures else read_key(key)
             except FetchError as exc:
                 data[key], unavailable[key] = (), str(exc)
+    if OBSERVATIONS in wanted and OBSERVATIONS not in unavailable:
+        try:
+            data[OBSERVATIONS] = with_older_results(data[OBSERVATIONS], call, server)
+        except FetchError as exc:
+            data[OBSERVATIONS], unavailable[OBSERVATIONS] = (), str(exc)
     if wanted and all(key in unavailable for key in wanted):
         reasons = "; ".join(f"{key}: {why}" for key, why in unavailable.items())
         raise PreconditionFailed(f"no patient data could be obtained from prefetch or fhirServer ({reasons})")
@@ -304,6 +306,32 @@ def medication_fetcher(server: FhirServer) -> Callable[[str], dict[str, Any]] | 
             raise FetchError("fhirServer is not allow-listed")
         return server.get(url)
     return fetch if server.named else None
+
+
+def with_older_results(observations: tuple[dict[str, Any], ...], call: Call,
+                       server: FhirServer) -> tuple[dict[str, Any], ...]:
+    """The observations, completed with the older results the service reads itself when its template asked for a
+    window only (``PREFETCH_STYLE=3.0``: the last 400 days): for the codes of every value set none of whose codes
+    has a result in the window, one search of the results before it (``date=lt``, two days' margin for the EHR's
+    own "today"), so that "never measured" and "last on" are said of the whole record. FetchError when they are
+    needed and cannot be read (the key is then unavailable: no card claims what the window cannot show)."""
+    start = window_start(call.templates.get(OBSERVATIONS), call.now.date())
+    if start is None:
+        return observations
+    seen = {(c.get("system"), c.get("code")) for o in observations if isinstance(o.get("code"), dict)
+            for c in o["code"].get("coding") or () if isinstance(c, dict)}
+    lacking = sorted({code for codes in observation_value_sets(call.env.knowledge).values()
+                      if not any((LOINC, code) in seen for code in codes) for code in codes})
+    if not lacking:
+        return observations
+    if not server.usable:
+        raise FetchError(f"only the results since {start} were sent, and the older ones cannot be read: "
+                         "fhirServer is missing or not allow-listed")
+    query = (f"Observation?patient={call.request['context']['patientId']}&code="
+             f"{','.join(f'{LOINC}|{code}' for code in lacking)}&date=lt{start + timedelta(days=2)}&_sort=-date")
+    older = resources_of(server.get(query), OBSERVATIONS, server)
+    known = {(o.get("resourceType"), o.get("id")) for o in observations}
+    return observations + tuple(o for o in older if (o.get("resourceType"), o.get("id")) not in known)
 
 
 def _has_next_page(value: Any) -> bool:

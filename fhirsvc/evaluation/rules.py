@@ -17,8 +17,9 @@ from fhirsvc.drugmodel.profile import profile_of
 from fhirsvc.evaluation.pipeline import evaluate_patient_view
 from fhirsvc.evaluation.services import Service, services
 from fhirsvc.knowledge import Knowledge
-from fhirsvc.knowledge.rules import Rule, rules
+from fhirsvc.knowledge.rules import Rule, rule, rules
 from fhirsvc.knowledge.site import adjustable
+from fhirsvc.knowledge.source_attributes import source_attributes
 
 
 def rule_services(knowledge: Knowledge, rule: Rule) -> list[Service]:
@@ -42,13 +43,21 @@ COMMON_SETTINGS = (
 
 def describe(knowledge: Knowledge, rule: Rule) -> dict[str, Any]:
     """One rule as JSON: id, number, title, topic, default indicator, source section, the knowledge holding its
-    numbers, the services (with their hooks) that run it, and what a site configuration may set of it (``settings``;
-    ``neverWeaken``: switching it off or lowering its indicator needs a reason)."""
+    numbers, the services (with their hooks) that run it, its HTI-1 source attributes
+    (``knowledge.source_attributes``), and what a site configuration may set of it (``settings``; ``neverWeaken``:
+    switching it off or lowering its indicator needs a reason)."""
     found = adjustable(knowledge).get(rule.id)
     return {**rule.as_json(),
             "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)],
+            "sourceAttributes": source_attributes(knowledge, rule.registry, rule.id, rule.section),
             "settings": [*COMMON_SETTINGS, *(s.as_json() for s in (found.settings if found else ()))],
             "neverWeaken": bool(found and found.never_weaken)}
+
+
+def describe_id(knowledge: Knowledge, rule_id: str) -> dict[str, Any] | None:
+    """The rule with this id as JSON (``describe``), or None when the knowledge has none."""
+    found = rule(knowledge, rule_id)
+    return describe(knowledge, found) if found is not None else None
 
 
 def catalogue(knowledge: Knowledge) -> list[dict[str, Any]]:

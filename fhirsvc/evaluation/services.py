@@ -7,7 +7,11 @@ served both order hooks, still answers both for existing callers (deprecated, no
 is then routed by the body's ``hook``. ``patient-view`` gives monitoring reminders for patients already on
 therapy. Each declaration names the pipeline that answers it (``evaluation.pipeline``) and the schema of its
 context (``evaluation.schemas``); a hook is dispatched through this table alone (``validate_request``, ``run``).
-Prefetch keys are the service contract's; the observation codes come from the knowledge's LOINC value sets.
+Prefetch keys are the service contract's; the observation codes come from the knowledge's LOINC value sets. The
+templates are of the CDS Hooks 2.0.1 kind, or with ``PREFETCH_STYLE=3.0`` the observations of the last 400 days
+only, in the 3.0.0 ballot's FHIRPath tokens (``evaluation.tokens``). Each service advertises the CDS Hooks version
+it implements (the 3.0.0 ballot's discovery ``version``: ``STU2``, or ``STU3`` with the 3.0 templates, which only a
+3.0 client fills).
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from fhirsvc.evaluation.callconfig import options_extension, parse_call_configur
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.evaluation.schemas import ORDER_CONTEXT, ORDER_SELECT_CONTEXT, PATIENT_VIEW_CONTEXT, validate_request
+from fhirsvc.evaluation.tokens import check_style, observation_value_sets, observations_template
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.terminology import LOINC
 
 HOOKS = ("order-select", "order-sign")
 PATIENT_VIEW = "patient-view"
 LEGACY_SERVICE_ID = "medication-safety"  # deprecated: one id for both order hooks; not in discovery
+# the discovery ``version`` (3.0.0 ballot, "Discovery" > "Response": STU1 | STU2 | STU3) of each prefetch style
+CDS_HOOKS_VERSION = {"2.0": "STU2", "3.0": "STU3"}
 
 
 def service_id(hook: str) -> str:
@@ -48,29 +55,27 @@ class Service:
     description: str
     prefetch: dict[str, str]
     usage_requirements: str
+    version: str = CDS_HOOKS_VERSION["2.0"]
     context: Schema = field(default=ORDER_CONTEXT, compare=False)  # the schema of the request's context
     handler: Callable[[Mapping[str, Any], Mapping[str, str], Environment], Evaluation] = field(
         default=evaluate_orders, compare=False)  # the pipeline that answers a call
 
     def discovery(self) -> dict:
         return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
-                "prefetch": self.prefetch, "usageRequirements": self.usage_requirements,
+                "prefetch": self.prefetch, "usageRequirements": self.usage_requirements, "version": self.version,
                 "extension": options_extension()}
 
 
 def observation_codes(knowledge: Knowledge) -> list[str]:
     """The LOINC observation codes the rules read (value-set members; LOINC answer codes LA... excluded)."""
-    codes: set[str] = set()
-    for value_set in knowledge.of_type("ValueSet"):
-        for include in (value_set.get("compose") or {}).get("include") or ():
-            if include.get("system") == LOINC:
-                codes.update(c["code"] for c in include.get("concept") or () if not c["code"].startswith("LA"))
-    return sorted(codes)
+    return sorted(set().union(*observation_value_sets(knowledge).values()))
 
 
-def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
-    """The services this knowledge supports, one per hook, each with its own id."""
+def declare_services(knowledge: Knowledge, style: str = "2.0") -> tuple[Service, ...]:
+    """The services this knowledge supports, one per hook, each with its own id, with the prefetch templates of
+    ``style`` (``evaluation.tokens``)."""
     loinc = ",".join(f"{LOINC}|{code}" for code in observation_codes(knowledge))
+    version = CDS_HOOKS_VERSION[check_style(style)]
     prefetch = {
         "patient": "Patient/{{context.patientId}}",
         "conditions": "Condition?patient={{context.patientId}}",
@@ -78,7 +83,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         "medications": "MedicationRequest?patient={{context.patientId}}",
         # optional: what the patient reports or another organisation prescribed (the medication list's other half)
         "statements": "MedicationStatement?patient={{context.patientId}}",
-        "observations": f"Observation?patient={{{{context.patientId}}}}&code={loinc}&_sort=-date",
+        "observations": observations_template(loinc, style),
     }
     drugs = ", ".join(sorted(mk["name"][0] for mk in knowledge.of_type("MedicationKnowledge") if mk.get("name")))
     usage = ("Works best with the prefetch data; without it the service reads the same data from fhirServer "
@@ -88,7 +93,7 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         f"Checks {'the selected' if hook == 'order-select' else 'all draft'} medication orders against the "
         f"monograph knowledge ({drugs}): allergies, interactions, live vaccines, duplicates, dose limits, "
         "kidney function, age, infections, neutrophils, monitoring, pregnancy, breastfeeding, route.",
-        prefetch, usage, ORDER_SELECT_CONTEXT if hook == "order-select" else ORDER_CONTEXT) for hook in HOOKS)
+        prefetch, usage, version, ORDER_SELECT_CONTEXT if hook == "order-select" else ORDER_CONTEXT) for hook in HOOKS)
     view = Service(
         PATIENT_VIEW_ID, PATIENT_VIEW, "Monitoring reminders for patients on therapy",
         f"For a patient with a current order of a drug of the monograph knowledge ({drugs}): what its monitoring "
@@ -96,14 +101,15 @@ def declare_services(knowledge: Knowledge) -> tuple[Service, ...]:
         "while on therapy, a live vaccine due or ordered. Nothing for patients on none of these drugs.",
         {key: prefetch[key] for key in ("patient", "conditions", "medications", "statements", "observations")},
         "Works best with the prefetch data; without it the service reads the same data from fhirServer "
-        "(allow-listed servers only). Without the medication list, nothing is said.", PATIENT_VIEW_CONTEXT,
+        "(allow-listed servers only). Without the medication list, nothing is said.", version, PATIENT_VIEW_CONTEXT,
         evaluate_patient_view)
     return (*orders, view)
 
 
-def services(knowledge: Knowledge) -> tuple[Service, ...]:
-    """The services of ``knowledge``, declared on first use and kept with it."""
-    return knowledge.derived("evaluation.services", declare_services)
+def services(knowledge: Knowledge, style: str = "2.0") -> tuple[Service, ...]:
+    """The services of ``knowledge`` with the prefetch templates of ``style``, declared on first use and kept with
+    it."""
+    return knowledge.derived(f"evaluation.services.{style}", lambda known: declare_services(known, style))
 
 
 def validated(body: Any, knowledge: Knowledge, message: str | None = None) -> dict:

@@ -4,8 +4,8 @@ changes`` (``make package``, ``make release VERSION=...``).
 Two packages of one version (the knowledge's release version, ``fhirsvc.knowledge.release``): the R5 knowledge
 as authored (``fhirsvc.knowledge.anakinra``) and the R4 view as ``/fhir/R4`` serves it, built by the same
 ``build_r4_view`` (``fhirsvc.knowledge.anakinra.r4``). Both come from whatever the configured knowledge folder
-holds. A release records the R5 package in ``releases/`` (with its SHA-256) and the change list from the
-previous release there; docs/packages.md says the rest.
+holds. A release records both packages in ``releases/`` (each with its SHA-256) and the change list from the
+previous release there, the R4 view compared as well as the knowledge; docs/packages.md says the rest.
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ from fhirsvc.knowledge.package import (
     open_package,
     write_package,
 )
-from fhirsvc.knowledge.release import change_list, compare, parse_version, release_problems, stamp
+from fhirsvc.knowledge.release import (
+    NO_CHANGES,
+    change_list,
+    compare,
+    count_changes,
+    parse_version,
+    release_problems,
+    stamp,
+)
 
 Key = tuple[str, str]
 DESCRIPTION = "fhirsvc medication-safety knowledge (the anakinra monograph) as FHIR {release} resources"
@@ -74,7 +82,8 @@ def build_packages(knowledge: Knowledge, out: Path) -> tuple[Path, Path]:
 
 
 def read_package_resources(path: Path, fhir_version: str | None = "5.0.0") -> dict[Key, dict[str, Any]]:
-    """The resources of a package (checked as ``check_package`` does), by (type, id)."""
+    """The resources of a package (checked as ``check_package`` does), by (type, id), less the package's own
+    ImplementationGuide (generated from the rest: never a change of its own)."""
     try:
         package = open_package(path)
     except PackageError as exc:
@@ -83,7 +92,7 @@ def read_package_resources(path: Path, fhir_version: str | None = "5.0.0") -> di
     if problems:
         raise PackagingError([str(problem) for problem in problems])
     resources = {}
-    for file in package.resource_files:
+    for file in package.content_files:
         resource = json.loads(file.read_text(encoding="utf-8"))
         resources[(resource["resourceType"], resource["id"])] = resource
     return resources
@@ -91,10 +100,16 @@ def read_package_resources(path: Path, fhir_version: str | None = "5.0.0") -> di
 
 @dataclass(frozen=True)
 class Release:
-    """A recorded release: its version and the R5 package file."""
+    """A recorded release: its version and the R5 package file (the R4 one beside it, when recorded)."""
 
     version: str
     path: Path
+
+    @property
+    def r4_path(self) -> Path | None:
+        """The release's R4 package, or None for a release that recorded none."""
+        path = self.path.with_name(f"{PACKAGE_NAME}{R4_SUFFIX}-{self.version}.tgz")
+        return path if path.is_file() else None
 
 
 def recorded_releases(releases: Path) -> list[Release]:
@@ -109,30 +124,54 @@ def recorded_releases(releases: Path) -> list[Release]:
 
 
 def make_release(knowledge: Knowledge, version: str, releases: Path, out: Path) -> tuple[Path, Path, Path]:
-    """Check the knowledge may be released as ``version`` (against the last recorded release), build both
-    packages into ``out``, record the R5 package and its SHA-256 in ``releases`` and write the change list
-    there; return the two packages and the change list."""
+    """Check the knowledge may be released as ``version`` (against the last recorded release: the knowledge
+    against its R5 package, the R4 view against its R4 package when it recorded one), build both packages into
+    ``out``, record them and their SHA-256 in ``releases`` and write the change list there; return the two
+    packages and the change list."""
     resources = knowledge_resources(knowledge)
+    view = build_r4_view(knowledge)
     recorded = recorded_releases(releases)
-    if any(release.version == version for release in recorded):
-        raise PackagingError([f"release {version} is already recorded in {releases}"])
+    same = [release for release in recorded if release.version == version]
+    if same:
+        raise PackagingError([f"release {version} is already recorded in {releases}",
+                              *_differs_from(same[0], resources, view)])
     previous = recorded[-1] if recorded else None
     old = read_package_resources(previous.path) if previous else None
-    changes = compare(old or {}, resources)
+    old_view = read_package_resources(previous.r4_path, "4.0.1") if previous and previous.r4_path else None
     problems = release_problems(version, stamp(resources),
-                                (previous.version, stamp(old)) if previous and old is not None else None, changes)
+                                (previous.version, stamp(old)) if previous and old is not None else None,
+                                compare(old or {}, resources),
+                                compare(old_view, view) if old_view is not None else NO_CHANGES)
     if problems:
         raise PackagingError(problems)
     r5_path, r4_path = build_packages(knowledge, out)
     releases.mkdir(parents=True, exist_ok=True)
-    recorded_path = releases / r5_path.name
-    shutil.copyfile(r5_path, recorded_path)
-    digest = hashlib.sha256(recorded_path.read_bytes()).hexdigest()
-    (releases / f"{r5_path.name}.sha256").write_text(f"{digest}  {r5_path.name}\n", encoding="utf-8")
+    for built in (r5_path, r4_path):
+        recorded_path = releases / built.name
+        shutil.copyfile(built, recorded_path)
+        digest = hashlib.sha256(recorded_path.read_bytes()).hexdigest()
+        (releases / f"{built.name}.sha256").write_text(f"{digest}  {built.name}\n", encoding="utf-8")
     changes_path = releases / f"CHANGES-{version}.md"
     changes_path.write_text(change_list(PACKAGE_NAME, (previous.version, old) if previous and old is not None
-                                        else None, (version, resources)), encoding="utf-8")
+                                        else None, (version, resources), (old_view, view)), encoding="utf-8")
     return r5_path, r4_path, changes_path
+
+
+def _differs_from(release: Release, resources: dict[Key, dict[str, Any]], view: dict[Key, dict[str, Any]]) -> list[str]:
+    """When the knowledge still carries a recorded release's version but not its content: say so, and what a
+    release of it needs."""
+    if stamp(resources).version != release.version:
+        return []
+    old = read_package_resources(release.path)
+    changes = compare(old, resources)
+    view_changes = (compare(read_package_resources(release.r4_path, "4.0.1"), view) if release.r4_path
+                    else NO_CHANGES)
+    changed = "; ".join(f"{what}: {count_changes(found)}" for what, found in (("the knowledge", changes),
+                                                                              ("its R4 view", view_changes)) if found)
+    if not changed:
+        return []
+    return [f"the knowledge still carries version {release.version} but its content is no longer that release's "
+            f"({changed}): release it as a newer version, dated after {stamp(old).date}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

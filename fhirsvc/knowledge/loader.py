@@ -134,7 +134,8 @@ def knowledge_files(paths: Iterable[Path], problems: list[Problem]) -> list[Path
 
 
 def package_resource_files(path: Path, problems: list[Problem]) -> list[Path]:
-    """The resource files of an R5 knowledge package, or none (and the problems) when it is not one."""
+    """The resource files of an R5 knowledge package, or none (and the problems) when it is not one. The
+    package's own ImplementationGuide describes the package, not the knowledge: it is not loaded."""
     try:
         package = open_package(path)
     except PackageError as exc:
@@ -142,7 +143,7 @@ def package_resource_files(path: Path, problems: list[Problem]) -> list[Path]:
         return []
     package_problems = check_package(package)
     problems += package_problems
-    return [] if package_problems else [file.resolve() for file in package.resource_files]
+    return [] if package_problems else [file.resolve() for file in package.content_files]
 
 
 def read_resource(path: Path, cache: ValidationCache | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:

@@ -5,7 +5,10 @@ The layout is the FHIR NPM package one (https://hl7.org/fhir/packages.html, "FHI
 with a ``package/`` folder holding ``package.json`` (``name``, ``version``, ``fhirVersions``, ``dependencies``,
 ...), one JSON file per resource and ``.index.json`` (``index-version`` 2: one entry per resource file with its
 ``filename``, ``resourceType``, ``id`` and, where the resource has them, ``url``, ``version``, ``kind``, ``type``,
-``supplements``, ``content``). docs/packages.md says how the packages are named, built and loaded.
+``supplements``, ``content``). Each package also carries an ImplementationGuide resource that describes it
+(``implementation_guide``: its packageId, version, FHIR version, the core package it depends on, and every resource
+it holds), generated from the package's own manifest and resource list; the service does not load it as knowledge.
+docs/packages.md says how the packages are named, built and loaded.
 
 Reading a tarball never trusts it: only regular files under ``package/`` are taken (no links, devices, absolute
 paths or ``..``), each member and the whole are bounded, and the files are written into a fresh temporary folder
@@ -19,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -36,6 +40,10 @@ from fhirsvc.knowledge.problems import Problem
 PACKAGE_NAME = "fhirsvc.knowledge.anakinra"  # the R5 package; the R4 view's is PACKAGE_NAME + ".r4"
 R4_SUFFIX = ".r4"
 CORE_PACKAGES = {"5.0.0": "hl7.fhir.r5.core", "4.0.1": "hl7.fhir.r4.core"}
+# The canonical of the core specification's own ImplementationGuide (every core package's): what an
+# ImplementationGuide.dependsOn names when it depends on a core package.
+CORE_GUIDE = "http://hl7.org/fhir/ImplementationGuide/fhir"
+GUIDE_TYPE = "ImplementationGuide"
 KNOWLEDGE_FHIR_VERSION = "5.0.0"  # the service loads R5 knowledge only
 MANIFEST, INDEX = "package.json", ".index.json"
 INDEX_VERSION = 2
@@ -87,13 +95,58 @@ def manifest(name: str, version: str, fhir_version: str, description: str) -> di
     }
 
 
+def guide_name(package_name: str) -> str:
+    """The computer-friendly name of a package's guide: ``fhirsvc.knowledge.anakinra`` gives
+    ``FhirsvcKnowledgeAnakinra`` (a letter, then letters and digits, as ImplementationGuide.name asks)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", package_name) if part)
+
+
+def implementation_guide(package_json: Mapping[str, Any], resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ImplementationGuide describing a package, from its manifest and its resources only: id and packageId
+    the package name, its version, FHIR version and license, a dependsOn per core package it depends on, and one
+    ``definition.resource`` per resource. The release date and status are the resources' own (one each when
+    the knowledge carries one release). Only elements R4 and R5 share, so the same shape is valid in both."""
+    resources = list(resources)
+    listed = sorted((res["resourceType"], res["id"]) for res in resources)
+    canonical = [res for res in resources if isinstance(res, Mapping) and isinstance(res.get("url"), str)]
+    dates = {res["date"] for res in canonical if isinstance(res.get("date"), str)}
+    statuses = {res["status"] for res in canonical if isinstance(res.get("status"), str)}
+    name = package_json["name"]
+    guide: dict[str, Any] = {
+        "resourceType": GUIDE_TYPE,
+        "id": name,
+        "url": f"{CANONICAL}{GUIDE_TYPE}/{name}",
+        "version": package_json["version"],
+        "name": guide_name(name),
+        "title": package_json.get("description", name),
+        "status": statuses.pop() if len(statuses) == 1 else "draft",
+        **({"date": dates.pop()} if len(dates) == 1 else {}),
+        "publisher": package_json.get("author", ""),
+        "description": f"The FHIR package {name} {package_json['version']}: {package_json.get('description', '')}",
+        "packageId": name,
+        "license": package_json.get("license", "not-open-source"),
+        "fhirVersion": list(package_json["fhirVersions"]),
+        "dependsOn": [{"uri": CORE_GUIDE, "packageId": core, "version": version}
+                      for core, version in sorted(package_json.get("dependencies", {}).items())
+                      if core in CORE_PACKAGES.values()],
+        "definition": {"resource": [{"reference": {"reference": f"{rtype}/{rid}"}} for rtype, rid in listed]},
+    }
+    return {key: value for key, value in guide.items() if value not in ("", [])}
+
+
 def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def package_files(package_json: Mapping[str, Any], resources: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
-    """Every file of the ``package/`` folder by name: the resources, ``.index.json`` and ``package.json``."""
+    """Every file of the ``package/`` folder by name: the resources, the package's ImplementationGuide,
+    ``.index.json`` and ``package.json``."""
+    resources = list(resources)
     files = {resource_filename(res): (_json_bytes(res), res) for res in resources}
+    guide = implementation_guide(package_json, resources)
+    if resource_filename(guide) in files:
+        raise ValueError(f"{resource_filename(guide)}: the package's own ImplementationGuide is generated, not given")
+    files[resource_filename(guide)] = (_json_bytes(guide), guide)
     index = {"index-version": INDEX_VERSION,
              "files": [index_entry(name, res) for name, (_, res) in sorted(files.items())]}
     return {**{name: data for name, (data, _) in files.items()}, INDEX: _json_bytes(index),
@@ -124,13 +177,20 @@ def write_package(path: Path, package_json: Mapping[str, Any], resources: Iterab
 @dataclass(frozen=True)
 class Package:
     """A package opened for reading: its ``package/`` folder, its manifest and index as parsed (None when
-    missing or unreadable: ``check_package`` says why), and its resource files."""
+    missing or unreadable: ``check_package`` says why), its resource files, and among them the package's own
+    ImplementationGuide (the one whose packageId is the package name), if it has one."""
 
     source: Path
     folder: Path
     manifest: Any
     index: Any
     resource_files: tuple[Path, ...] = field(default=())
+    guide_file: Path | None = None
+
+    @property
+    def content_files(self) -> tuple[Path, ...]:
+        """The resource files less the package's own ImplementationGuide: what the package holds as knowledge."""
+        return tuple(path for path in self.resource_files if path != self.guide_file)
 
 
 def is_package(path: Path) -> bool:
@@ -151,7 +211,22 @@ def open_package(path: Path) -> Package:
         raise PackageError(f"no {MANIFEST}: a FHIR package holds package/{MANIFEST}")
     resources = sorted(p for p in folder.glob("*.json") if p.name not in (MANIFEST, INDEX) and p.is_file()
                        and not p.is_symlink())
-    return Package(source, folder, _read_json(folder / MANIFEST), _read_json(folder / INDEX), tuple(resources))
+    package_json = _read_json(folder / MANIFEST)
+    return Package(source, folder, package_json, _read_json(folder / INDEX), tuple(resources),
+                   _guide_file(resources, package_json))
+
+
+def _guide_file(files: Iterable[Path], package_json: Any) -> Path | None:
+    """The package's own ImplementationGuide among its files: an ImplementationGuide whose packageId is the
+    package's name."""
+    name = package_json.get("name") if isinstance(package_json, dict) else None
+    for path in files:
+        if path.name.startswith(f"{GUIDE_TYPE}-"):
+            resource = _read_json(path)
+            if (isinstance(resource, dict) and resource.get("resourceType") == GUIDE_TYPE
+                    and isinstance(name, str) and resource.get("packageId") == name):
+                return path
+    return None
 
 
 def _read_json(path: Path) -> Any:
@@ -262,7 +337,7 @@ def check_package(package: Package, fhir_version: str | None = KNOWLEDGE_FHIR_VE
         expected = f'["{fhir_version}"]' if fhir_version else " or ".join(f'["{v}"]' for v in CORE_PACKAGES)
         problems.append(Problem(where, f"{MANIFEST}.fhirVersions", f"is {json.dumps(versions)}, expected {expected}"
                                 + (" (the service loads R5 knowledge)" if fhir_version else "")))
-    return problems + _check_index(package)
+    return problems + _check_index(package) + _check_guide(package)
 
 
 def _check_index(package: Package) -> list[Problem]:
@@ -286,6 +361,39 @@ def _check_index(package: Package) -> list[Problem]:
                 problems.append(Problem(where, INDEX, f"the entry of {name} does not match the file "
                                         f"(expected {json.dumps(expected, ensure_ascii=False)})"))
     return problems
+
+
+def _check_guide(package: Package) -> list[Problem]:
+    """The package's own ImplementationGuide (when it has one) says what its manifest says (version, FHIR
+    version) and lists exactly the resources the package holds."""
+    if package.guide_file is None:
+        return []
+    where, guide = str(package.guide_file), _read_json(package.guide_file)
+    problems = []
+    for element, expected in (("version", package.manifest.get("version")),
+                              ("fhirVersion", package.manifest.get("fhirVersions"))):
+        if guide.get(element) != expected:
+            problems.append(Problem(where, f"{GUIDE_TYPE}.{element}", f"is {json.dumps(guide.get(element))}, "
+                                    f"the package.json says {json.dumps(expected)}"))
+    listed = _guide_references(guide)
+    held = set()
+    for path in package.content_files:
+        resource = _read_json(path)
+        if isinstance(resource, dict):
+            held.add(f"{resource.get('resourceType')}/{resource.get('id')}")
+    for reference in sorted(held - listed):
+        problems.append(Problem(where, f"{GUIDE_TYPE}.definition.resource", f"{reference} is not listed"))
+    for reference in sorted(listed - held):
+        problems.append(Problem(where, f"{GUIDE_TYPE}.definition.resource",
+                                f"lists {reference}, which the package does not hold"))
+    return problems
+
+
+def _guide_references(guide: Mapping[str, Any]) -> set[str]:
+    definition = guide.get("definition")
+    items = definition.get("resource") if isinstance(definition, dict) else None
+    return {str(item.get("reference", {}).get("reference")) for item in items or ()
+            if isinstance(item, dict) and isinstance(item.get("reference"), dict)}
 
 
 def check_r4_resources(files: Iterable[Path]) -> list[Problem]:

@@ -184,10 +184,15 @@ def _shown(value: Any) -> str:
 # --- the release check and the change list ------------------------------------------------------------------
 
 
-def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] | None, changes: Changes) -> list[str]:
+NO_CHANGES = Changes((), (), {})
+
+
+def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] | None, changes: Changes,
+                     view_changes: Changes = NO_CHANGES) -> list[str]:
     """Why the knowledge cannot be released as ``version``: a stamp that is not one release's, a version other
     than the knowledge's, a status other than active, or content changed since the previous release without a
-    newer version and date (nothing changed at all is no release either)."""
+    newer version and date (nothing changed at all is no release either). ``view_changes``: the changes of the
+    R4 view since the previous release's R4 package; a change seen only there is a change all the same."""
     problems = current.problems()
     if parse_version(version) is None:
         problems.append(f"VERSION {version!r} is not major.minor.patch (optionally -label)")
@@ -199,10 +204,12 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
     if previous is None:
         return problems
     previous_version, previous_stamp = previous
-    if not changes:
+    changed = "; ".join(f"{what}: {count_changes(found)}" for what, found in (("the knowledge", changes),
+                                                                      ("its R4 view", view_changes)) if found)
+    if not changed:
         problems.append(f"nothing changed since {previous_version}: no release to make")
     elif not newer(version, previous_version):
-        problems.append(f"the content changed since {previous_version} ({_count(changes)}) but the version "
+        problems.append(f"the content changed since {previous_version} ({changed}) but the version "
                         f"{version} is not newer: bump it")
     elif current.date is not None and previous_stamp.date is not None and current.date <= previous_stamp.date:
         problems.append(f"the content changed since {previous_version} but the date {current.date} is not after "
@@ -210,13 +217,16 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
     return problems
 
 
-def _count(changes: Changes) -> str:
+def count_changes(changes: Changes) -> str:
+    """How many resources were added, removed and changed."""
     return (f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.changed)} changed "
             "resource(s)")
 
 
-def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Resources]) -> str:
-    """The human-readable change list (Markdown) from release ``old`` to ``new`` (version, resources)."""
+def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Resources],
+                view: tuple[Resources | None, Resources] | None = None) -> str:
+    """The human-readable change list (Markdown) from release ``old`` to ``new`` (version, resources), and when
+    ``view`` is given (the R4 views of both, None for a release that recorded none) the R4 view's changes."""
     new_version, new_resources = new
     date = stamp(new_resources).date or "?"
     if old is None:
@@ -224,9 +234,27 @@ def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Re
         return "\n".join([*lines, *(f"- {t}/{i}" for t, i in sorted(new_resources)), ""])
     old_version, old_resources = old
     changes = compare(old_resources, new_resources)
+    old_date = stamp(old_resources).date or "?"
     lines = [f"# {name} {old_version} → {new_version}", "",
-             f"Released {date}; compared with {old_version} ({stamp(old_resources).date or '?'}): {_count(changes)}.",
-             ""]
+             f"Released {date}; compared with {old_version} ({old_date}): {count_changes(changes)}.",
+             "", *_change_lines(changes, old_resources, new_resources, "##", "")]
+    if view is not None:
+        old_view, new_view = view
+        lines += ["## The R4 view", ""]
+        if old_view is None:
+            lines += [f"Release {old_version} recorded no R4 package: the R4 view is not compared.", ""]
+        else:
+            view_changes = compare(old_view, new_view)
+            lines += [f"Compared with the R4 package of {old_version}: {count_changes(view_changes)}.", "",
+                      *_change_lines(view_changes, old_view, new_view, "###", "R4 view: ")]
+    return "\n".join(lines)
+
+
+def _change_lines(changes: Changes, old_resources: Resources, new_resources: Resources, heading: str,
+                  prefix: str) -> list[str]:
+    """The counts by kind, the resources added and removed, and each changed resource's changes, under
+    headings of level ``heading`` (each resource one level below) named with ``prefix``."""
+    lines = []
     kinds = [change.kind for found in changes.changed.values() for change in found]
     if kinds:
         lines += [", ".join(f"{kinds.count(kind)} {kind} change(s)" for kind in ("number", "code", "text", "element")
@@ -234,13 +262,13 @@ def change_list(name: str, old: tuple[str, Resources] | None, new: tuple[str, Re
     for title, keys, resources in (("Added", changes.added, new_resources),
                                    ("Removed", changes.removed, old_resources)):
         if keys:
-            lines += [f"## {title} resources", ""]
+            lines += [f"{heading} {prefix}{title} resources", ""]
             lines += [f"- {t}/{i}: {_title(resources[(t, i)])}" for t, i in keys] + [""]
     if changes.changed:
-        lines += ["## Changed resources", ""]
+        lines += [f"{heading} {prefix}Changed resources", ""]
         for (rtype, rid), found in changes.changed.items():
-            lines += [f"### {rtype}/{rid}", "", *(f"- {change}" for change in found), ""]
-    return "\n".join(lines)
+            lines += [f"{heading}# {rtype}/{rid}", "", *(f"- {change}" for change in found), ""]
+    return lines
 
 
 def _title(resource: Mapping[str, Any]) -> str:

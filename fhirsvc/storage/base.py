@@ -4,7 +4,7 @@ A backend (``SqliteStore``, ``PostgresStore``) implements a few ``_db_*`` method
 raise its own errors (``database_errors``, told apart by ``is_unavailable``). ``Store`` turns those into the
 service's behaviour, the same for both:
 
-- ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with a CDS JSON error) when the database
+- ``record`` (feedback) and ``stats`` raise ``StoreUnavailable`` (a 503 with an OperationOutcome) when the database
   cannot be reached or written: nothing is acknowledged that is not committed. An error of the statement itself
   (a value the database refuses: ``is_unavailable`` tells them apart by the driver's error class) is not an
   outage: ``record`` answers it ``StoreRefused`` (400), and the hot path never falls back to memory for it.

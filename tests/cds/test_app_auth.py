@@ -114,7 +114,8 @@ def test_every_failure_is_a_401_without_detail(secured, key, attack):
     header = ATTACKS[attack](key)
     response = secured.post(SERVICE, json=order_request(), headers={"Authorization": header} if header else {})
     assert response.status_code == 401
-    assert response.get_json() == {"error": "Unauthorized", "message": "authentication required"}
+    assert response.get_json() == {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "login", "diagnostics": "authentication required"}]}
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_scenarios import SCENARIOS, run_scenario
+from tests.conftest import error_fields, error_message
 
 MIXED = "044-monitoring-on-therapy-count-due"  # an info and a warning card
 SENIOR = "035-age-65"  # the seniors' info card, whatever the date
@@ -83,8 +84,8 @@ def test_a_bad_configuration_is_a_400_naming_it(cds, settings, named):
                         content_type="application/json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     error = response.get_json()
-    assert named in error["message"]
-    assert "extension.davinci-crd.configuration" in error["fields"]
+    assert named in error_message(error)
+    assert "extension.davinci-crd.configuration" in error_fields(error)
 
 
 def test_the_route_applies_the_configuration(cds):

@@ -164,8 +164,10 @@ def test_a_failed_data_key_is_one_card_naming_the_checks_it_stopped(rendered):
     assert card["extension"] == {  # the first of the most severe, and every rule it stopped
         "fhirsvc.rule": "anakinra-active-infection",
         "fhirsvc.rules": ["anakinra-kidney-dosing", "anakinra-active-infection", "anakinra-neutropenia",
-                          "anakinra-blood-count-monitoring", "anakinra-pregnancy", "anakinra-breastfeeding"]}
-    (card,) = cards_of(rendered, "215-")  # patient-view, medication list failed: every reminder stopped
+                          "anakinra-blood-count-monitoring", "anakinra-pregnancy", "anakinra-breastfeeding"],
+        "davinci-crd.associated-resource": ["MedicationRequest/mr-kineret"]}  # the order it stopped the checks of
+    # patient-view, medication list failed: every reminder stopped, and no record to name
+    (card,) = cards_of(rendered, "215-")
     assert card["extension"] == {
         "fhirsvc.rule": "anakinra-active-infection",
         "fhirsvc.rules": ["anakinra-active-infection", "anakinra-neutropenia", "anakinra-blood-count-monitoring",

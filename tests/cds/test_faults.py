@@ -18,8 +18,9 @@ import time
 import pytest
 
 from fhirsvc import create_app
-from tests.cds.card_schema import assert_valid_response
+from tests.cds.card_schema import assert_valid_outcome, assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
+from tests.conftest import error_message
 
 pytestmark = pytest.mark.slow  # chaos: a misbehaving FHIR server, each call waiting out its fetch deadline
 
@@ -135,7 +136,8 @@ def call(service, fhir_server: str, prefetched: tuple[str, ...] = (), orders: li
     if response.status_code == 200:
         assert_valid_response(payload)
     else:
-        assert set(payload) == {"error", "message"} and "no patient data" in payload["message"]
+        assert_valid_outcome(payload)
+        assert len(payload["issue"]) == 1 and "no patient data" in error_message(payload)
     return response.status_code, payload
 
 

@@ -16,7 +16,7 @@ from bench.workload import free_port, served
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import SERVICE, order_request
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_message
 
 SEKMET = ROOT / ".venv-ehr" / "bin" / "sekmet"
 PATIENT_DATA = [
@@ -103,4 +103,4 @@ def test_a_fhir_server_that_is_not_allow_listed_is_never_contacted(tmp_path):
         with pytest.raises(BlockingIOError):
             listener.accept()
     assert response.status_code == 412
-    assert "not allow-listed" in response.get_json()["message"]
+    assert "not allow-listed" in error_message(response.get_json())

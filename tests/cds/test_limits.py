@@ -11,8 +11,9 @@ import pytest
 from fhirsvc import create_app
 from fhirsvc.evaluation.offline import UnreadableInput, evaluate_offline
 from fhirsvc.evaluation.orders import MAX_BUNDLE_RESOURCES, MAX_ORDERS
-from tests.cds.card_schema import assert_valid_response
+from tests.cds.card_schema import assert_valid_outcome, assert_valid_response
 from tests.cds.conftest import SERVICE, empty_prefetch, order_request
+from tests.conftest import error_message
 
 
 def orders(count: int) -> list[dict]:
@@ -42,8 +43,9 @@ def test_more_orders_than_allowed_is_a_413_naming_the_limit(cds, hook):
                         json=order_request(hook, orders=orders(MAX_ORDERS + 1)))
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     body = response.get_json()
-    assert set(body) == {"error", "message"}
-    assert "MAX_ORDERS" in body["message"] and f"more than {MAX_ORDERS} draft orders" in body["message"]
+    assert_valid_outcome(body)
+    assert len(body["issue"]) == 1 and body["issue"][0]["code"] == "too-costly"
+    assert "MAX_ORDERS" in error_message(body) and f"more than {MAX_ORDERS} draft orders" in error_message(body)
 
 
 def test_a_draft_bundle_of_more_resources_than_allowed_is_a_413(cds):
@@ -52,14 +54,14 @@ def test_a_draft_bundle_of_more_resources_than_allowed_is_a_413(cds):
                                                 for i in range(MAX_BUNDLE_RESOURCES)]
     response = cds.post(SERVICE, json=body)
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    assert "MAX_BUNDLE_RESOURCES" in response.get_json()["message"]
+    assert "MAX_BUNDLE_RESOURCES" in error_message(response.get_json())
 
 
 def test_a_prefetch_value_of_more_resources_than_allowed_is_a_413(cds):
     prefetch = {**empty_prefetch(), "conditions": searchset(MAX_BUNDLE_RESOURCES + 1)}
     response = cds.post(SERVICE, json=order_request(prefetch=prefetch))
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    message = response.get_json()["message"]
+    message = error_message(response.get_json())
     assert "prefetch conditions" in message and "MAX_BUNDLE_RESOURCES" in message
     prefetch["conditions"] = searchset(MAX_BUNDLE_RESOURCES)
     assert cds.post(SERVICE, json=order_request(prefetch=prefetch)).status_code == HTTPStatus.OK

@@ -10,7 +10,7 @@ from http import HTTPStatus
 import pytest
 
 from fhirsvc.evaluation.services import HOOKS
-from tests.cds.card_schema import assert_valid_response
+from tests.cds.card_schema import assert_valid_outcome, assert_valid_response
 from tests.cds.conftest import (
     LEGACY_SERVICE,
     SERVICE,
@@ -20,6 +20,7 @@ from tests.cds.conftest import (
     order_request,
     service_path,
 )
+from tests.conftest import error_fields, error_message
 
 ORDER_HOOK_REQUESTS = [p.name for p in conformance_files()
                        if ("request" in p.name) and json.loads(p.read_text()).get("hook") in ("order-select",
@@ -71,7 +72,7 @@ def test_a_service_refuses_the_other_hook(cds, hook):
     other = next(h for h in HOOKS if h != hook)
     response = cds.post(service_path(hook), json=order_request(hook=other, prefetch=empty_prefetch()))
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.get_json()["fields"] == {"hook": [f"must be one of {hook}"]}
+    assert error_fields(response.get_json()) == {"hook": [f"must be one of {hook}"]}
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -130,7 +131,7 @@ def test_conformance_request_without_reachable_data_is_412_only_when_an_order_ma
     response = post(cds, body)
     if name.startswith("anakinra."):
         assert response.status_code == HTTPStatus.PRECONDITION_FAILED
-        assert "no patient data could be obtained" in response.get_json()["message"]
+        assert "no patient data could be obtained" in error_message(response.get_json())
     else:
         assert response.status_code == HTTPStatus.OK, response.get_json()
         assert response.get_json() == {"cards": []}
@@ -181,7 +182,9 @@ def test_bad_requests_are_400_naming_the_field(cds, body, field):
     response = post(cds, body)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     error = response.get_json()
-    assert field in json.dumps(error["fields"])
+    assert_valid_outcome(error)
+    assert error["issue"][0]["code"] == "invalid"
+    assert field in json.dumps(error_fields(error))
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
@@ -198,7 +201,9 @@ def test_a_draft_order_that_is_not_a_resource_is_400_naming_the_entry(cds, entry
     body["context"]["draftOrders"]["entry"].append(entry)
     response = post(cds, body)
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert says in json.dumps(response.get_json()["fields"]["context"]["draftOrders"])
+    named = {path: messages for path, messages in error_fields(response.get_json()).items()
+             if path.startswith("context.draftOrders")}
+    assert says in json.dumps(named), named
 
 
 def test_other_errors(cds):
@@ -208,7 +213,7 @@ def test_other_errors(cds):
     assert cds.post(SERVICE, data="{not json", content_type="application/json").status_code == HTTPStatus.BAD_REQUEST
     huge = cds.post(SERVICE, data="[" + "1," * (3 * 1024 * 1024) + "1]", content_type="application/json")
     assert huge.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    assert huge.get_json()["error"] == "Request Entity Too Large"
+    assert huge.get_json()["issue"][0]["code"] == "too-costly"
     assert cds.get(SERVICE).status_code == HTTPStatus.METHOD_NOT_ALLOWED
 
 

@@ -25,7 +25,7 @@ from flask import Flask, jsonify, request
 from fhirsvc import create_app
 from tests.cds.card_schema import assert_valid_response
 from tests.cds.conftest import empty_prefetch, order_request, service_path
-from tests.conftest import serving
+from tests.conftest import error_message, serving
 
 EXAMPLES = Path(__file__).parent / "hl7_r4_examples"
 NDC = "http://hl7.org/fhir/sid/ndc"
@@ -160,7 +160,7 @@ def test_a_live_vaccine_without_its_data_is_412(service, ehr):
     del body["fhirServer"]
     status, answer = call(service, body)
     assert status == HTTPStatus.PRECONDITION_FAILED
-    assert "medications" in answer["message"] and "observations" not in answer["message"]
+    assert "medications" in error_message(answer) and "observations" not in error_message(answer)
 
 
 def test_an_anakinra_order_reads_the_six_keys_once_each(service, ehr):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,8 +18,9 @@ from fhirsvc.cli import main as fhirsvc_main
 from fhirsvc.fhir import views
 from fhirsvc.fhir.packages import PackagingError, build_packages, main, make_release, read_package_resources
 from fhirsvc.fhir.registry import R4
+from fhirsvc.fhirversion import resource_class
 from fhirsvc.knowledge import load_knowledge
-from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package
+from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package, write_package
 from tests.conftest import KNOWLEDGE_DIR, ROOT
 
 LOADER_DIR = ROOT / ".package-loader"
@@ -75,8 +77,36 @@ def test_the_packages_are_built_from_the_folder_whatever_it_holds(tmp_path):
     for path, version in ((r5, "5.0.0"), (r4, "4.0.1")):
         keys = set(read_package_resources(path, version))
         assert ("ValueSet", "added-later") in keys and ("ValueSet", "pregnancy-status-pregnant") not in keys
-        index = open_package(path).index
-        assert {entry["filename"] for entry in index["files"]} == {f"{t}-{i}.json" for t, i in keys}
+        package = open_package(path)
+        guide = json.loads(package.guide_file.read_text(encoding="utf-8"))
+        assert {entry["filename"] for entry in package.index["files"]} == {
+            f"{t}-{i}.json" for t, i in keys} | {package.guide_file.name}
+        assert _guide_references(guide) == {f"{t}/{i}" for t, i in keys}
+
+
+def _guide_references(guide: dict) -> set[str]:
+    return {item["reference"]["reference"] for item in guide["definition"]["resource"]}
+
+
+def test_each_package_carries_an_implementation_guide_describing_it(built):
+    knowledge = _folder_resources(KNOWLEDGE_DIR)
+    release = {(res["version"], res["date"], res["status"]) for res in knowledge.values() if "url" in res}
+    for path, release_name in zip(built, ("R5", "R4"), strict=True):
+        package = open_package(path)
+        name, fhir_version = package.manifest["name"], package.manifest["fhirVersions"][0]
+        guides = [file for file in package.resource_files if file.name.startswith("ImplementationGuide-")]
+        assert guides == [package.guide_file]
+        guide = json.loads(package.guide_file.read_text(encoding="utf-8"))
+        resource_class(release_name, "ImplementationGuide").model_validate(guide)  # R5, or R4 (the R4B model)
+        assert (guide["id"], guide["packageId"], guide["version"]) == (name, name, package.manifest["version"])
+        assert guide["url"].endswith(f"/ImplementationGuide/{name}") and guide["fhirVersion"] == [fhir_version]
+        assert {(guide["version"], guide["date"], guide["status"])} == release
+        core = package.manifest["dependencies"]
+        assert guide["dependsOn"] == [{"uri": "http://hl7.org/fhir/ImplementationGuide/fhir", "packageId": core_name,
+                                       "version": core_version} for core_name, core_version in core.items()]
+        held = read_package_resources(path, fhir_version)
+        assert _guide_references(guide) == {f"{t}/{i}" for t, i in held} and len(held) > 60
+        assert ("ImplementationGuide", name) not in held  # the guide describes the package, it is no knowledge
 
 
 def test_the_packages_are_reproducible(built, tmp_path):
@@ -124,11 +154,14 @@ def first_release(tmp_path) -> tuple[Path, Path]:
     return folder, releases
 
 
-def test_a_release_is_recorded_with_its_hash_and_first_change_list(first_release):
-    _, releases = first_release
-    recorded = releases / f"{PACKAGE_NAME}-1.0.0.tgz"
-    digest, name = (releases / f"{recorded.name}.sha256").read_text(encoding="utf-8").split()
-    assert name == recorded.name and digest == hashlib.sha256(recorded.read_bytes()).hexdigest()
+def test_a_release_is_recorded_with_its_hash_and_first_change_list(first_release, tmp_path):
+    folder, releases = first_release
+    rebuilt = build_packages(load_knowledge([folder]), tmp_path / "rebuilt")
+    for package_name, built_again in zip((PACKAGE_NAME, PACKAGE_NAME + R4_SUFFIX), rebuilt, strict=True):
+        recorded = releases / f"{package_name}-1.0.0.tgz"  # both packages, byte for byte what a rebuild gives
+        digest, name = (releases / f"{recorded.name}.sha256").read_text(encoding="utf-8").split()
+        assert name == recorded.name and digest == hashlib.sha256(recorded.read_bytes()).hexdigest()
+        assert recorded.read_bytes() == built_again.read_bytes()
     assert (releases / "CHANGES-1.0.0.md").read_text(encoding="utf-8").startswith(f"# {PACKAGE_NAME} 1.0.0\n")
 
 
@@ -138,8 +171,9 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
     with pytest.raises(PackagingError, match=r"the knowledge's version is 1\.0\.0, not 1\.0\.1"):
         make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
     _restamped(folder, "0.9.0", "2026-12-07")
-    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(0 added, 0 removed, 1 changed "
-                       r"resource\(s\)\) but the version 0\.9\.0 is not newer: bump it$"):
+    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(the knowledge: 0 added, 0 removed, "
+                       r"1 changed resource\(s\); its R4 view: 0 added, 0 removed, 1 changed resource\(s\)\) but the "
+                       r"version 0\.9\.0 is not newer: bump it$"):
         make_release(load_knowledge([folder]), "0.9.0", releases, tmp_path / "dist")
     _restamped(folder, "1.0.1", "2026-12-06")
     with pytest.raises(PackagingError, match="the date 2026-12-06 is not after that release's"):
@@ -151,8 +185,53 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
     assert "### MedicationKnowledge/anakinra" in text and "1 number change(s)." in text
     assert ("- number: `MedicationKnowledge.indicationGuideline[0].dosingGuideline[ra-adult].dosage[0].dosage[0]"
             ".maxDosePerPeriod[0].numerator.value`: 100 → 200") in text
-    assert "version" not in text.split("## Changed resources")[1].replace("1.0.1", "")  # the stamp is no change
-    assert sorted(p.name for p in releases.glob("*.tgz")) == [f"{PACKAGE_NAME}-1.0.0.tgz", f"{PACKAGE_NAME}-1.0.1.tgz"]
+    knowledge_part, view_part = text.split("## The R4 view")
+    assert "version" not in knowledge_part.split("## Changed resources")[1].replace("1.0.1", "")  # the stamp is none
+    assert "Compared with the R4 package of 1.0.0: 0 added, 0 removed, 1 changed resource(s)." in view_part
+    assert "#### MedicationKnowledge/anakinra" in view_part and "numerator.value`: 100 → 200" in view_part
+    assert sorted(p.name for p in releases.glob("*.tgz")) == sorted(
+        f"{name}-{version}.tgz" for name in (PACKAGE_NAME, PACKAGE_NAME + R4_SUFFIX) for version in ("1.0.0", "1.0.1"))
+
+
+def _changed_r4_view(releases: Path, version: str) -> str:
+    """Rewrite the recorded R4 package of ``version`` as if the R4 view had then rendered one element otherwise
+    (the knowledge itself unchanged); return the element's path."""
+    recorded = releases / f"{PACKAGE_NAME}{R4_SUFFIX}-{version}.tgz"
+    package = open_package(recorded)
+    view = read_package_resources(recorded, "4.0.1")
+    view[("MedicationKnowledge", "anakinra")]["synonym"].append("an older rendering")
+    write_package(recorded, package.manifest, view.values())
+    digest = hashlib.sha256(recorded.read_bytes()).hexdigest()
+    (releases / f"{recorded.name}.sha256").write_text(f"{digest}  {recorded.name}\n", encoding="utf-8")
+    return "MedicationKnowledge.synonym"
+
+
+def test_a_change_seen_only_in_the_r4_view_is_a_change(first_release, tmp_path):
+    folder, releases = first_release
+    path = _changed_r4_view(releases, "1.0.0")
+    _restamped(folder, "0.9.0", "2026-12-07")
+    with pytest.raises(PackagingError, match=r"^the content changed since 1\.0\.0 \(its R4 view: 0 added, 0 removed, "
+                       r"1 changed resource\(s\)\) but the version 0\.9\.0 is not newer: bump it$"):
+        make_release(load_knowledge([folder]), "0.9.0", releases, tmp_path / "dist")
+    _restamped(folder, "1.0.1", "2026-12-07")
+    *_, changes = make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    knowledge_part, view_part = changes.read_text(encoding="utf-8").split("## The R4 view")
+    assert "0 added, 0 removed, 0 changed resource(s)." in knowledge_part and "### " not in knowledge_part
+    assert "#### MedicationKnowledge/anakinra" in view_part and f"`{path}[" in view_part
+    assert "\"an older rendering\" → (none)" in view_part
+
+
+def test_a_release_without_an_r4_package_is_compared_by_its_knowledge_alone(first_release, tmp_path):
+    folder, releases = first_release
+    for path in releases.glob(f"{PACKAGE_NAME}{R4_SUFFIX}-*"):
+        path.unlink()  # as release 1.0.0 of the repository, recorded before the R4 package was
+    with pytest.raises(PackagingError, match=r"nothing changed since 1\.0\.0"):
+        make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    _set_ra_adult_max_daily_dose(folder, 200)
+    _restamped(folder, "1.0.1", "2026-12-07")
+    *_, changes = make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
+    assert "Release 1.0.0 recorded no R4 package: the R4 view is not compared." in changes.read_text(encoding="utf-8")
+    assert (releases / f"{PACKAGE_NAME}{R4_SUFFIX}-1.0.1.tgz.sha256").is_file()
 
 
 def test_the_change_list_between_any_two_packages(first_release, tmp_path, capsys):
@@ -190,16 +269,24 @@ def test_make_release_refuses_a_version_already_recorded(first_release, tmp_path
     monkeypatch.setenv("FHIRSVC_KNOWLEDGE_DIR", str(folder))
     monkeypatch.setenv("FHIRSVC_KNOWLEDGE_PATH", "")
     assert main(["release", "--version", "1.0.0", "--releases", str(releases), "--out", str(tmp_path / "d")]) == 1
-    assert "release 1.0.0 is already recorded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "release 1.0.0 is already recorded" in err and "still carries" not in err
+    _set_ra_adult_max_daily_dose(folder, 200)  # changed, the version left as it was
+    assert main(["release", "--version", "1.0.0", "--releases", str(releases), "--out", str(tmp_path / "d")]) == 1
+    assert ("the knowledge still carries version 1.0.0 but its content is no longer that release's (the knowledge: "
+            "0 added, 0 removed, 1 changed resource(s); its R4 view: 0 added, 0 removed, 1 changed resource(s)): "
+            "release it as a newer version, dated after 2026-12-06") in capsys.readouterr().err
 
 
 def test_the_recorded_releases_match_their_hashes():
     recorded = sorted((ROOT / "releases").glob(f"{PACKAGE_NAME}-*.tgz"))
     assert recorded
-    for path in recorded:
+    r4_recorded = sorted((ROOT / "releases").glob(f"{PACKAGE_NAME}{R4_SUFFIX}-*.tgz"))
+    for path in [*recorded, *r4_recorded]:
         digest, name = (path.parent / f"{path.name}.sha256").read_text(encoding="utf-8").split()
         assert name == path.name and digest == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert read_package_resources(path)  # a readable R5 knowledge package
+    assert all(read_package_resources(path) for path in recorded)  # readable R5 knowledge packages
+    assert all(read_package_resources(path, "4.0.1") for path in r4_recorded)
 
 
 # --- fhirsvc validate --package -----------------------------------------------------------------------------------
@@ -225,6 +312,21 @@ def test_fhirsvc_validate_validates_the_packages(built, tmp_path, capsys, monkey
     assert f"{issue}: DetectedIssue.severity" in capsys.readouterr().out
 
 
+def test_fhirsvc_validate_validates_each_packages_guide_by_its_fhir_version(built, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FHIRSVC_KNOWLEDGE_PATH", "")
+    monkeypatch.delenv("FHIRSVC_KNOWLEDGE_DIR", raising=False)
+    for path in built:
+        broken = shutil.copytree(open_package(path).folder, tmp_path / path.name)
+        guide_file = open_package(broken).guide_file
+        guide = json.loads(guide_file.read_text(encoding="utf-8"))
+        guide["dependsOn"][0]["packageVersion"] = guide["dependsOn"][0].pop("version")  # no such element
+        guide_file.write_text(json.dumps(guide), encoding="utf-8")
+        assert fhirsvc_main(["validate", "--package", str(broken)]) == 1
+        out = capsys.readouterr().out  # R5: dependsOn[0].packageVersion, R4 (its models' paths): dependsOn.0...
+        element = r"ImplementationGuide\.dependsOn(\[0\]|\.0)\.packageVersion"
+        assert re.search(rf"{re.escape(str(guide_file))}: {element}", out)
+
+
 # --- an independent reader --------------------------------------------------------------------------------------
 
 
@@ -246,7 +348,8 @@ def test_fhir_package_loader_reads_every_resource_of_both_packages(built, tmp_pa
         files = {(e["resourceType"], e["id"]): e for e in package.index["files"]}
         read = {(r["resourceType"], r["id"]): r for r in report["resources"]}
         assert set(read) == set(files) and len(read) == len(package.resource_files)
-        fhir_version = package.manifest["fhirVersions"][0]
-        assert {key: r["json"] for key, r in read.items()} == read_package_resources(path, fhir_version)
+        files_read = [json.loads(file.read_text(encoding="utf-8")) for file in package.resource_files]
+        assert {key: r["json"] for key, r in read.items()} == {(r["resourceType"], r["id"]): r for r in files_read}
+        assert ("ImplementationGuide", package.manifest["name"]) in read  # the package's guide, read as any
         assert all(r.get("url") == files[key].get("url") for key, r in read.items())
     assert not [line for line in loaded["logs"] if line.startswith(("error", "warn"))], loaded["logs"]

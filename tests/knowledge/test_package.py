@@ -72,12 +72,16 @@ def test_the_index_lists_every_resource_file_with_its_fields(tarball, tmp_path):
     index = json.loads((tmp_path / "package" / INDEX).read_text(encoding="utf-8"))
     assert index["index-version"] == 2
     files = sorted(p.name for p in (tmp_path / "package").glob("*.json") if p.name not in (MANIFEST, INDEX))
-    assert [entry["filename"] for entry in index["files"]] == files and len(files) == len(_resources())
+    assert [entry["filename"] for entry in index["files"]] == files and len(files) == len(_resources()) + 1
     by_name = {entry["filename"]: entry for entry in index["files"]}
     sd = by_name["StructureDefinition-source-section.json"]
     assert sd["kind"] == "complex-type" and sd["type"] == "Extension" and sd["version"] == "1.0.0"
     assert by_name["CodeSystem-check-outcome.json"]["content"] == "complete"
     assert set(by_name["MedicationKnowledge-anakinra.json"]) == {"filename", "resourceType", "id"}
+    assert by_name["ImplementationGuide-test.knowledge.json"] == {  # the package's own guide
+        "filename": "ImplementationGuide-test.knowledge.json", "resourceType": "ImplementationGuide",
+        "id": "test.knowledge", "url": "https://fhirsvc.org/fhir/ImplementationGuide/test.knowledge",
+        "version": "1.0.0"}
 
 
 def test_the_knowledge_loads_from_a_tarball_and_from_its_folder_as_from_the_folder(tarball, tmp_path):
@@ -104,6 +108,8 @@ def test_the_service_serves_the_knowledge_of_a_package(tarball, monkeypatch, set
     client = app.test_client()
     answer = client.get("/fhir/R5/MedicationKnowledge/anakinra")
     assert answer.status_code == 200 and answer.json["id"] == "anakinra"
+    guide = client.get("/fhir/R5/ImplementationGuide/test.knowledge")  # it describes the package: not served
+    assert guide.status_code == 404 and guide.json["resourceType"] == "OperationOutcome"
     if setting == "KNOWLEDGE_PATH":
         assert client.get("/fhir/R5/ValueSet/from-a-package").status_code == 200
 
@@ -144,6 +150,21 @@ def test_an_index_that_does_not_match_the_files_is_refused(tmp_path):
     members = [(info, json.dumps(wrong).encode() if info.name.endswith(INDEX) else data) for info, data in members]
     message = _load_problems(_tar(tmp_path / "index.tgz", members))
     assert "does not match the file" in message and "lists Missing-x.json, which the package does not hold" in message
+
+
+def test_a_guide_that_does_not_describe_the_package_is_refused(tmp_path):
+    members = _good_members()
+    name = "package/ImplementationGuide-test.knowledge.json"
+    guide = json.loads(next(data for info, data in members if info.name == name))
+    dropped = guide["definition"]["resource"].pop(0)["reference"]["reference"]
+    guide["definition"]["resource"].append({"reference": {"reference": "ValueSet/not-in-the-package"}})
+    guide["version"] = "0.9.0"
+    members = [(info, json.dumps(guide).encode() if info.name == name else data) for info, data in members]
+    message = _load_problems(_tar(tmp_path / "guide.tgz", members))
+    assert "ImplementationGuide-test.knowledge.json: ImplementationGuide.version: is \"0.9.0\", the package.json " \
+           "says \"1.0.0\"" in message
+    assert f"ImplementationGuide.definition.resource: {dropped} is not listed" in message
+    assert "lists ValueSet/not-in-the-package, which the package does not hold" in message
 
 
 def _escape_member(kind: str) -> tarfile.TarInfo:

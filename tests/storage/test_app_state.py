@@ -65,8 +65,9 @@ def check_service_without_its_database(client) -> None:
     assert cards and all(card.get("uuid") for card in cards)
     posted = client.post(SERVICE + "/feedback", json=FEEDBACK)
     assert posted.status_code == 503
-    assert posted.get_json() == {"error": "Service Unavailable", "message": "the service's database is unavailable: "
-                                 "the feedback could not be completed; try again later"}
+    assert posted.get_json() == {"resourceType": "OperationOutcome", "issue": [{
+        "severity": "error", "code": "transient",
+        "diagnostics": "the service's database is unavailable: the feedback could not be completed; try again later"}]}
     health = client.get("/healthz")
     assert health.status_code == 200
     database = health.get_json()["database"]
@@ -84,7 +85,7 @@ def test_the_service_without_its_database_and_back(make_app, database_url, outag
         check_service_without_its_database(client)
         stats = client.get(SERVICE + "/feedback/stats")
         if database_url.startswith("postgresql"):
-            assert stats.status_code == 503 and stats.get_json()["error"] == "Service Unavailable"
+            assert stats.status_code == 503 and stats.get_json()["issue"][0]["code"] == "transient"
         else:  # another writer's lock does not stop readers
             assert stats.status_code == 200
     assert wait_for_health(client, "ok")["database"]["status"] == "ok"

@@ -20,6 +20,7 @@ from fhirsvc.storage.base import StoreRefused
 from fhirsvc.storage.replay import ReplayUnrecordable
 from tests.cds.conftest import SERVICE, order_request
 from tests.cds.test_app_auth import BASE, token, trust_file
+from tests.conftest import error_fields, error_message
 from tests.storage.test_store import NOW, issue, item
 
 SERVICE_ID = SERVICE.rsplit("/", 1)[1]
@@ -87,7 +88,7 @@ def test_odd_jti_values_are_refused_and_a_replay_is_refused_across_instances(mak
     for jti in ["j" * 257, base64.b64encode(os.urandom(3000)).decode(), "a\x00b", "\ud800"]:
         answer = post(a, key, SERVICE, order_request(), jti=jti)
         assert answer.status_code == 401, jti[:20]
-        assert answer.get_json()["error"] == "Unauthorized"
+        assert answer.get_json()["issue"][0]["code"] == "login"
     assert post(a, key, SERVICE, order_request(), jti="j" * 256).status_code == 200  # the bound itself is taken
     bearer = token(key, BASE + SERVICE)
     headers = {"Authorization": f"Bearer {bearer}"}
@@ -120,14 +121,12 @@ def test_odd_feedback_is_refused_naming_the_field_before_the_database(make_app, 
     for body, status, path in cases:
         answer = post(client, key, FEEDBACK, body)
         assert answer.status_code == status, (path, answer.get_json())
-        node = answer.get_json()["fields"]["feedback"]
-        for part in path:
-            node = node[part]
-        assert node, path
+        expression = "feedback" + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in path)
+        assert error_fields(answer.get_json())[expression], path
     too_many = post(client, key, FEEDBACK, {"feedback": [feedback_item(f"c{n}") for n in range(101)]})
     assert too_many.status_code == 413
-    assert too_many.get_json()["error"] == "Request Entity Too Large"
-    assert "MAX_FEEDBACK_ITEMS" in too_many.get_json()["message"]
+    assert too_many.get_json()["issue"][0]["code"] == "too-costly"
+    assert "MAX_FEEDBACK_ITEMS" in error_message(too_many.get_json())
     health = client.get("/healthz").get_json()
     assert health["database"]["status"] == "ok"
     assert get_store(app).stats(SERVICE_ID) == {"service": SERVICE_ID, "total": 0, "byRule": [], "byTopic": [],

@@ -14,10 +14,11 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from fhirsvc.checks import wording
-from fhirsvc.checks.base import Job, Others, check
+from fhirsvc.checks.base import MAX_ACTIONS_PER_SUGGESTION, Job, Others, check
 from fhirsvc.checks.config import dosing_anchor, interaction_rule
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, PATIENT
 from fhirsvc.checks.findings import Finding
@@ -90,7 +91,8 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     """#3 DRG warning (a TNF inhibitor current or drafted; monograph SECTION 3 of 4 > TNF inhibitors,
     anti-inflammatory drugs) and #4 DRG critical (a live vaccine among the draft orders; SECTION 3 of 4 >
     Vaccines): one finding per interaction class of the drug, with the severity of the class's rule
-    (``config.INTERACTION_RULES``). Suggestions: delete the other draft order, or this one."""
+    (``config.INTERACTION_RULES``). Suggestions: delete the other draft orders of the class (all of them, one
+    suggestion of a delete action each), or this one."""
     out = []
     for inter in job.drug.interactions:
         matcher = job.run.value_set(inter.value_set)
@@ -113,8 +115,14 @@ def check_interactions(job: Job) -> Iterable[Finding]:
         other, kind = conflicts[0]
         concepts = job.run.concepts(other)
         drafted = _is_draft(job, other)
-        # a drafted interactant can be cancelled with this order; current therapy is the record's, said in words
-        suggestions = [job.delete(other)] if kind == "draft" else []
+        # drafted interactants can be cancelled with this order (all of them together: one left keeps the problem);
+        # current therapy is the record's, said in words
+        suggestions = []
+        # the drafts come first among the conflicts: past the bound, no need to read on
+        drafts = list(islice((record for record, record_kind in conflicts if record_kind == "draft"),
+                             MAX_ACTIONS_PER_SUGGESTION + 1))
+        if drafts:
+            suggestions.append(job.delete_all(drafts, wording.member_name(job.run.knowledge, inter.value_set)))
         suggestions.append(job.delete(job.order))
         out.append(job.finding(
             rule.indicator,
