@@ -171,7 +171,7 @@ def _differs_from(release: Release, resources: dict[Key, dict[str, Any]], view: 
     if not changed:
         return []
     return [f"the knowledge still carries version {release.version} but its content is no longer that release's "
-            f"({changed}): release it as a newer version, dated after {stamp(old).date}"]
+            f"({changed}): release it as a newer version, dated no earlier than {stamp(old).date}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -191,7 +191,7 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
                      view_changes: Changes = NO_CHANGES) -> list[str]:
     """Why the knowledge cannot be released as ``version``: a stamp that is not one release's, a version other
     than the knowledge's, a status other than active, or content changed since the previous release without a
-    newer version and date (nothing changed at all is no release either). ``view_changes``: the changes of the
+    newer version and a date not before the previous release's (nothing changed at all is no release either). ``view_changes``: the changes of the
     R4 view since the previous release's R4 package; a change seen only there is a change all the same."""
     problems = current.problems()
     if parse_version(version) is None:
@@ -211,8 +211,8 @@ def release_problems(version: str, current: Stamp, previous: tuple[str, Stamp] |
     elif not newer(version, previous_version):
         problems.append(f"the content changed since {previous_version} ({changed}) but the version "
                         f"{version} is not newer: bump it")
-    elif current.date is not None and previous_stamp.date is not None and current.date <= previous_stamp.date:
-        problems.append(f"the content changed since {previous_version} but the date {current.date} is not after "
+    elif current.date is not None and previous_stamp.date is not None and current.date < previous_stamp.date:
+        problems.append(f"the content changed since {previous_version} but the date {current.date} is before "
                         f"that release's ({previous_stamp.date}): set `date` of every canonical resource")
     return problems
 

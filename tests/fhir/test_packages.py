@@ -175,8 +175,8 @@ def test_a_changed_number_needs_a_bumped_version_and_is_named_in_the_change_list
                        r"1 changed resource\(s\); its R4 view: 0 added, 0 removed, 1 changed resource\(s\)\) but the "
                        r"version 0\.9\.0 is not newer: bump it$"):
         make_release(load_knowledge([folder]), "0.9.0", releases, tmp_path / "dist")
-    _restamped(folder, "1.0.1", "2026-12-06")
-    with pytest.raises(PackagingError, match="the date 2026-12-06 is not after that release's"):
+    _restamped(folder, "1.0.1", "2026-12-05")
+    with pytest.raises(PackagingError, match="the date 2026-12-05 is before that release's"):
         make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
     _restamped(folder, "1.0.1", "2026-12-07")
     *_, changes = make_release(load_knowledge([folder]), "1.0.1", releases, tmp_path / "dist")
@@ -275,7 +275,7 @@ def test_make_release_refuses_a_version_already_recorded(first_release, tmp_path
     assert main(["release", "--version", "1.0.0", "--releases", str(releases), "--out", str(tmp_path / "d")]) == 1
     assert ("the knowledge still carries version 1.0.0 but its content is no longer that release's (the knowledge: "
             "0 added, 0 removed, 1 changed resource(s); its R4 view: 0 added, 0 removed, 1 changed resource(s)): "
-            "release it as a newer version, dated after 2026-12-06") in capsys.readouterr().err
+            "release it as a newer version, dated no earlier than 2026-12-06") in capsys.readouterr().err
 
 
 def test_the_recorded_releases_match_their_hashes():
