@@ -146,7 +146,8 @@ def measure_governance(quick: bool, scratch: Path, order_sign_body: bytes) -> tu
     cards, feedback = (20_000, 4_000) if quick else (100_000, 20_000)
     runs = 10 if quick else 30
     history = generate(2026, cards, feedback, *default_window(30))
-    result: dict[str, Any] = {"cards": cards, "feedback": feedback, "runs": runs, "backends": {}}
+    result: dict[str, Any] = {"cards": cards, "feedback": feedback, "runs": runs, "backends": {},
+                              "cards_per_order": measure_cards_per_order(scratch)}
     errors = 0
     print(f"  governance, sqlite: {cards} cards, {feedback} feedback items ...", flush=True)
     result["backends"]["sqlite"], bad = measure_backend(f"sqlite:///{scratch / 'governance.sqlite3'}", history,
@@ -161,6 +162,31 @@ def measure_governance(quick: bool, scratch: Path, order_sign_body: bytes) -> tu
                                                                     order_sign_body, runs, scratch)
             errors += bad
     return result, errors
+
+
+def measure_cards_per_order(scratch: Path) -> dict[str, Any]:
+    """Cards per anakinra order (mean, p90) before and after the shipped example configuration, over the history of
+    bench/config_history.py (the golden scenarios' real cards), as governance reads them from a SQLite store."""
+    from fhirsvc import create_app
+
+    try:
+        from bench import config_history
+    except ImportError:
+        import config_history  # type: ignore[no-redef]  # bench/run.py, run with bench/ on its path
+
+    url = f"sqlite:///{scratch / 'config-change.sqlite3'}"
+    app = create_app({"TESTING": True, "KNOWLEDGE_PATH": "", "AUTH": "off", "DATABASE_URL": url, "GOVERNANCE": "on",
+                      "SITE_CONFIG": str(config_history.EXAMPLE), "CARD_RETENTION_DAYS": 3650})
+    from fhirsvc.knowledge import get_knowledge
+    from fhirsvc.storage import get_store
+
+    history = config_history.generate(get_knowledge(app))
+    config_history.load(get_store(app), history)
+    first = history.orders[0].at.date().isoformat()
+    report = app.test_client().get(f"/governance/report.json?from={first}").get_json()
+    found = report["cardsPerOrder"].get("anakinra", {})
+    return {"overall": {k: found.get(k) for k in ("orders", "mean", "p90")},
+            "by_configuration": found.get("byConfiguration", {}), "change": history.change.isoformat()}
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -187,6 +213,12 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"    order-sign p50 alone {part['order_sign_alone']['p50_ms']:.2f} ms, while another process "
                      f"reads the counts in a loop {part['order_sign_while_counting']['p50_ms']:.2f} ms (p99 "
                      f"{part['order_sign_alone']['p99_ms']:.2f} / {part['order_sign_while_counting']['p99_ms']:.2f})")
+    per_order = result.get("cards_per_order")
+    if per_order:
+        lines.append("Cards per anakinra order (the golden scenarios' real cards, 8 weeks, configuration changed on "
+                     f"{per_order['change'][:10]}): " + "; ".join(
+                         f"{version} mean {numbers['mean']:.2f}, p90 {numbers['p90']} ({numbers['orders']} orders)"
+                         for version, numbers in per_order["by_configuration"].items()))
     return lines
 
 

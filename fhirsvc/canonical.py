@@ -17,6 +17,8 @@ EXT_SOURCE_SECTION = STRUCTURE_DEFINITION + "source-section"  # the monograph se
 EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"
 EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
 EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
+EXT_SITE_SETTING = STRUCTURE_DEFINITION + "site-setting"  # a rule's number a site configuration may adjust
+EXT_NEVER_WEAKEN = STRUCTURE_DEFINITION + "never-weaken"  # a rule a site may weaken only with a reason
 EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule
 EXT_RENEWAL_GAP = STRUCTURE_DEFINITION + "course-renewal-gap"  # a monitoring plan's renewal that continues a course
@@ -24,6 +26,8 @@ EXT_SOURCE_ATTRIBUTES = STRUCTURE_DEFINITION + "source-attributes"  # a registry
 
 # What the service defines for its answers
 OVERRIDE_REASONS = CANONICAL + "CodeSystem/cds-override-reasons"
+OFFERED_OVERRIDE_REASONS = CANONICAL + "ValueSet/cds-override-reasons"  # ours and HL7's, as the cards offer them
+OVERRIDE_REASON_FAMILIES = CANONICAL + "ConceptMap/override-reason-families"  # each reason -> its HL7 category
 CHECK_OUTCOME = CANONICAL + "CodeSystem/check-outcome"
 DSI_DATA_ELEMENTS = CANONICAL + "CodeSystem/dsi-source-data-elements"  # the nine HTI-1 patient data elements
 PROPOSED_CHANGE = STRUCTURE_DEFINITION + "proposed-change"
@@ -43,6 +47,9 @@ SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 CVX = "http://hl7.org/fhir/sid/cvx"
 LOINC = "http://loinc.org"
+# HL7's non-adherence (override) reasons, CDS Hooks 3.0 ballot (HL7/cds-hooks input/vocabulary/); the earlier draft URL
+# is read too
+NON_ADHERENCE_REASONS = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 # HL7 v3 ActCode: the code system of the FHIR DetectedIssue categories (a card's topic, an issue's code)

@@ -121,6 +121,7 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         read_document,
     )
     from fhirsvc.knowledge import load_knowledge
+    from fhirsvc.knowledge.site import load_site_config
 
     config = load_config()
     try:
@@ -134,8 +135,13 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
         print(f"fhirsvc check: the knowledge does not load: {exc}", file=sys.stderr)
         return 2
     try:
+        site = load_site_config(config["SITE_CONFIG"], knowledge)
+    except ConfigError as exc:
+        print(f"fhirsvc check: {plain_text(exc)}", file=sys.stderr)
+        return 2
+    try:
         public = str(config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE).rstrip("/")
-        result = evaluate_offline(document, knowledge, now=now, public_base=public)
+        result = evaluate_offline(document, knowledge, now=now, public_base=public, site=site)
     except UnreadableInput as exc:
         print(f"fhirsvc check: {path}: {plain_text(exc)}", file=sys.stderr)  # it may quote the input
         return 2
@@ -157,6 +163,14 @@ def check_file(path: Path, as_json: bool = False, now: datetime | None = None, f
     return 1 if result.critical else 0
 
 
+def site_settings_text(rule: dict[str, Any]) -> str:
+    """A rule's adjustable settings in a few words (``kidney-result-max-age-days=180 (30-365 days)``); a rule never
+    to be weakened says so."""
+    own = [f"{s['code']}={s['default']} ({s['minimum']}-{s['maximum']} {s['unit']})"
+           for s in rule["settings"] if "minimum" in s]
+    return "; ".join([*own, *(["never weaken without reason"] if rule["neverWeaken"] else [])]) or "-"
+
+
 def print_rules(as_json: bool = False) -> int:
     """The rules of the knowledge as a table (or JSON), from the same list as ``GET /cds-services/rules``."""
     from fhirsvc.escaping import plain_text, terminal_json
@@ -173,10 +187,10 @@ def print_rules(as_json: bool = False) -> int:
     if as_json:
         print(terminal_json(json.dumps({"rules": listed}, indent=2, ensure_ascii=False)))
         return 0
-    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SOURCE SECTION")
+    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SITE SETTINGS", "SOURCE SECTION")
     rows = [tuple(plain_text(cell) for cell in (r["id"], r["number"] or "-", r["topic"]["code"], r["indicator"],
                                                 ",".join(s["hook"] for s in r["services"]) or "-", r["title"],
-                                                r["sourceSection"])) for r in listed]
+                                                site_settings_text(r), r["sourceSection"])) for r in listed]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])), row[-1]]).rstrip()
              for row in [header, *rows]]
@@ -190,6 +204,7 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
     from fhirsvc.escaping import terminal_json
     from fhirsvc.governance.report import BadParameter, governance_report, report_document, report_table, write_csv
     from fhirsvc.knowledge.loader import load_knowledge
+    from fhirsvc.knowledge.site import load_site_config
     from fhirsvc.storage import StorageError, open_store
 
     config = load_config()
@@ -200,8 +215,9 @@ def print_governance(start: str | None, end: str | None, service: str | None, ou
         print(f"fhirsvc governance: {exc}", file=sys.stderr)
         return 2
     try:
-        report = governance_report(store, knowledge, config, start, end, service, datetime.now(UTC).date())
-    except BadParameter as exc:
+        report = governance_report(store, knowledge, config, start, end, service, datetime.now(UTC).date(),
+                                   load_site_config(config["SITE_CONFIG"], knowledge))
+    except (BadParameter, ConfigError) as exc:
         print(f"fhirsvc governance: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the database went away meanwhile

@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     # The CDS Hooks prefetch templates discovery declares: "2.0" (CDS Hooks 2.0.1 tokens) or "3.0" (the 3.0 ballot's
     # FHIRPath date tokens: the observations of the last 400 days only).
     "PREFETCH_STYLE": "2.0",
+    # JSON file of the site configuration (rules switched off, indicators, adjustable thresholds; docs/configuration.md)
+    # empty: every rule as the knowledge says. Validated at start-up: a mistake stops it with a message naming it.
+    "SITE_CONFIG": "",
     # The governance view (GET /governance/): "on" serves it; "off" (default) answers 404 there.
     "GOVERNANCE": "off",
     # The governance view flags a rule whose override rate is at least this share (0-1) ...

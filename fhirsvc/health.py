@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fhirsvc.knowledge import get_knowledge
+from fhirsvc.knowledge import get_knowledge, get_site_config
 from fhirsvc.storage import get_store
 
 blueprint = Blueprint("health", __name__)
@@ -23,4 +23,7 @@ def healthz() -> dict:
         "status": "ok" if database["status"] == "ok" else "degraded",
         "knowledge": {"version": knowledge.version, "total": sum(counts.values()), "resources": counts},
         "database": database,
+        # the site configuration in force (docs/configuration.md): its version, and a digest of its settings
+        "siteConfig": {"version": site.version, "digest": site.digest} if (site := get_site_config()).version
+        else {"version": None},
     }

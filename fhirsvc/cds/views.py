@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -26,17 +27,21 @@ from fhirsvc.cds.feedback import parse_feedback, reporter
 from fhirsvc.checks.index import drug_index
 from fhirsvc.errors import ApiError, ConfigError, FhirsvcError
 from fhirsvc.evaluation.environment import Environment, FetchSettings
+from fhirsvc.evaluation.reasons import family_counts
 from fhirsvc.evaluation.rules import catalogue, describe_id
 from fhirsvc.evaluation.services import HOOKS, LEGACY_SERVICE_ID, Service, run, services, validated
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
-from fhirsvc.knowledge import Knowledge, get_knowledge
+from fhirsvc.knowledge import Knowledge, get_knowledge, get_site_config
 from fhirsvc.storage import get_store
+from fhirsvc.storage.base import JudgedOrder
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("cds", __name__, url_prefix="/cds-services")
 STATE = "fhirsvc.cds"
 calls_log = logging.getLogger("fhirsvc.cds.calls")
 log = logging.getLogger(__name__)
+# judged orders are stored under a name-based key (no patient data): the same order judged again is one row
+ORDER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/judged-orders")
 
 
 class CdsState:
@@ -74,7 +79,7 @@ class CdsState:
         # the public base is the request's when PUBLIC_BASE_URL is not set: each call sets its own (evaluate)
         # one bare HTTPAdapter for everything fetched: the EHR's FHIR server (prefetch) and trusted issuers' JWK Sets
         http = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
-        self.env = Environment(knowledge, self.public_base, fetch, http)
+        self.env = Environment(knowledge, self.public_base, fetch, http, site=get_site_config(app))
         self.feedback = get_store(app)  # feedback, issued cards and used token ids (fhirsvc.storage)
         # used token ids in the shared database, so that every worker and instance refuses a token replayed to it
         self.verifier = JwtVerifier(issuers, replay_cache=self.feedback, http=http)
@@ -155,8 +160,13 @@ def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[di
     env = replace(state().env, knowledge=get_knowledge(), public_base=public_base()).at(now)
     request_data = validated(body, env.knowledge, "the request is not a valid CDS Hooks call")  # 400, fields named
     result = run(state().service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
-    # a card per finding: each card's drug for the statistics
-    state().feedback.remember_cards(service_id, result.cards, [finding.drug for finding in result.findings])
+    # a card per finding: each card's drug and rule for the statistics; each judged order of a drug of the knowledge
+    # with its number of cards (cards per order)
+    patient = str(request_data["context"]["patientId"])
+    state().feedback.remember_cards(
+        service_id, result.cards, [finding.drug for finding in result.findings],
+        [JudgedOrder(str(uuid.uuid5(ORDER_NAMESPACE, "|".join((patient, order, drug)))), drug, cards)
+         for order, drug, cards in result.cards_per_order()], env.site.version)
     return result.cards
 
 
@@ -171,10 +181,15 @@ def feedback(service_id: str) -> dict:
 
 @blueprint.get("/<service_id>/feedback/stats")
 def feedback_stats(service_id: str) -> Mapping[str, Any]:
-    """Counts per card topic and outcome, so that noisy rules can be seen (no patient data)."""
+    """Counts per card topic and outcome, and overrides per reason code and reason family, so that noisy rules can
+    be seen (no patient data)."""
     authenticate()
     state().service(service_id)
-    return state().feedback.stats(service_id)
+    stats = state().feedback.stats(service_id)
+    for group in [*stats["byRule"], *stats["byTopic"]]:  # ours and HL7's codes in one count per family (reasons)
+        group["overrideReasonFamilies"] = family_counts(
+            get_knowledge(), {(None, code): count for code, count in group["overrideReasons"].items()})
+    return stats
 
 
 def init_app(app: Flask, knowledge: Knowledge) -> None:

@@ -40,10 +40,12 @@ from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
 from fhirsvc.checks.reading.observations import ObservationIndex
 from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.rules import rule_for
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig, setting_value
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
 
@@ -80,9 +82,10 @@ def plain(value: Any) -> Any:
 class Run:
     """One CDS call: the context, the knowledge, and what every check needs, computed once."""
 
-    def __init__(self, context: PatientContext, knowledge: Knowledge) -> None:
+    def __init__(self, context: PatientContext, knowledge: Knowledge, site: SiteConfig = NO_SITE_CONFIG) -> None:
         self.context = context
         self.knowledge = knowledge
+        self.site = site  # the site configuration: the adjustable values the checks read (Job.setting)
         self.now = context.now
         self.index: DrugIndex = drug_index(knowledge)
         # per resource (by identity; the resource is kept, so its id is not reused): its concepts and drugs
@@ -407,6 +410,18 @@ class Job:
                        summary=clip(summary), detail=detail, drug=self.drug.id, section=section or self.drug.section,
                        anchor=anchor, order_id=self.order_id, facts={**base, **(facts or {})},
                        suggestions=tuple(suggestions), unable=unable)
+
+    def setting(self, code: str) -> int:
+        """The value in force of an adjustable setting of the running check's rule: the site configuration's, else
+        the knowledge's default (``knowledge.site``)."""
+        if self.check is None:
+            raise ValueError("a setting belongs to a rule: run the check with engine.run_one")
+        return setting_value(self.run.knowledge, self.run.site, self.rule_id(self.check.key, self.check.rule), code)
+
+    def window(self, spec: tuple[str, str, str]) -> Window:
+        """The time window of an adjustable setting (``checks.config``: code, unit, what it selects)."""
+        code, unit, noun = spec
+        return Window(self.setting(code), unit, noun)
 
     def rule_id(self, key: str, name: str) -> str:
         """The id of the drug's rule named by ``key`` in the registry; a drug without a registry entry for it

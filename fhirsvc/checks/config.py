@@ -49,8 +49,11 @@ TOPICS: dict[str, str] = {
 # calendar days, inclusive ("within 90 days": a result 90 days old is used, 91 days old is not); the
 # 72-hour fever window in exact hours. Each card states the rule it applied.
 WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken within 90 days"
-KIDNEY_MAX_AGE = Window(180, "day", "results")  # "newest of creatinine clearance or eGFR within 180 days"
-TEMPERATURE_WINDOW = Window(72, "hour", "temperatures")  # #12 "body temperature >= 38.0 °C in the last 72 h"
+# Two windows a site may adjust (docs/configuration.md) live in the knowledge, as adjustable settings of their rule in
+# the rule registry (``site-setting``: default and allowed range), read through ``Job.window``: #9 "newest of
+# creatinine clearance or eGFR within 180 days" and #12 "body temperature >= 38.0 °C in the last 72 h".
+KIDNEY_RESULTS = ("kidney-result-max-age-days", "day", "results")  # setting code, window unit, what it selects
+FEVER_TEMPERATURES = ("fever-window-hours", "hour", "temperatures")
 # #15 reads "the newest pregnancy status"; a status older than the longest pregnancy (42 weeks) cannot
 # describe the present one. Not in the contract: this service's reading, so that a years-old
 # "pregnant" answer does not raise a warning.

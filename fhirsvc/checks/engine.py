@@ -35,6 +35,7 @@ from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.medications import is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.drugmodel.profile import DrugProfile
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import NDC, parse
 from fhirsvc.terminology import codings
@@ -118,10 +119,20 @@ def run_one(check: Check, job: Job) -> list[Finding]:
             job.drug.section, check.anchor, {"error": type(exc).__name__}, unable=True)]
 
 
-def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[Check] | None = None) -> list[Finding]:
-    """Every finding about the judged draft orders, in a deterministic order: by the order's position in
-    the draft Bundle, then by check (registry order), then as each check reports them."""
+def drug_orders(context: PatientContext, knowledge: Knowledge) -> list[tuple[str, str]]:
+    """The judged live draft orders that are for a drug of the knowledge, as (order id, drug id): the orders whose
+    cards are counted per order (cards per order, governance)."""
     run = Run(context, knowledge)
+    return [(str(order.get("id")), drug.id) for order in context.judged_orders() if is_live_draft(order)
+            for drug in sorted(run.drugs_of(order), key=lambda d: d.id)]
+
+
+def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[Check] | None = None,
+               site: SiteConfig = NO_SITE_CONFIG) -> list[Finding]:
+    """Every finding about the judged draft orders, in a deterministic order: by the order's position in
+    the draft Bundle, then by check (registry order), then as each check reports them. ``site``: the site
+    configuration, whose adjustable values the checks read."""
+    run = Run(context, knowledge, site)
     registry: Sequence[Check] = CHECKS if checks is None else checks
     findings: list[Finding] = []
     for order in context.judged_orders():

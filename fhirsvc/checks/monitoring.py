@@ -56,6 +56,7 @@ from fhirsvc.drugmodel.profile import DrugProfile, section_of
 from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.fhirtypes import concept_text
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher
 
@@ -233,10 +234,10 @@ def therapies(run: Run) -> list[tuple[DrugProfile, Resource]]:
     return out
 
 
-def run_patient_view(context: PatientContext, knowledge: Knowledge) -> list[Finding]:
+def run_patient_view(context: PatientContext, knowledge: Knowledge, site: SiteConfig = NO_SITE_CONFIG) -> list[Finding]:
     """Every reminder for the patient, in a deterministic order: by drug id, then by check, then the live
     vaccines in the order of the medication list."""
-    run = Run(context, knowledge)
+    run = Run(context, knowledge, site)
     if MEDICATIONS in context.unavailable:
         logger.info("patient-view: medication list unavailable, therapy unknown")
         return therapy_unknown(run)

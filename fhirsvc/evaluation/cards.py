@@ -22,24 +22,16 @@ from typing import Any
 
 from fhirsvc.canonical import OVERRIDE_REASONS, V3_ACT_CODE
 from fhirsvc.checks.findings import Action, Finding, Suggestion
+from fhirsvc.evaluation.reasons import override_reasons
 from fhirsvc.knowledge import Knowledge
+
+__all__ = ["OVERRIDE_REASONS", "build_cards", "card_uuid", "override_reasons"]
 
 SECTION_SEPARATOR = " \u203a "  # joins the monograph headings in a source-section
 _REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # Type/id, with a FHIR id
 RULE_EXTENSION = "fhirsvc.rule"  # the card's extension key naming its rule (docs/cds-checks.md)
 RULES_EXTENSION = "fhirsvc.rules"  # a card standing for several stopped rules: all their ids
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhirsvc.org/cds-services/cards")
-
-
-def override_reasons(knowledge: Knowledge) -> list[dict[str, str]]:
-    """The override reasons offered on warning and critical cards, from the knowledge's CodeSystem."""
-    return [dict(reason) for reason in knowledge.derived("cds.override_reasons", _override_reasons)]
-
-
-def _override_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
-    system = knowledge.resolve(OVERRIDE_REASONS)
-    return tuple({"system": OVERRIDE_REASONS, "code": c["code"], "display": c["display"]}
-                 for c in (system or {}).get("concept", ()))
 
 
 def card_uuid(finding: Finding, patient_id: str) -> str:
@@ -116,8 +108,13 @@ def associated_resources(finding: Finding) -> list[str]:
     return list(dict.fromkeys(t for t in targets if isinstance(t, str) and _REFERENCE.fullmatch(t)))
 
 
-def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str) -> list[dict]:
-    """One card per finding, in the order the checks gave them."""
+SITE_CONFIG_EXTENSION = "fhirsvc.site-config"  # the card's extension key: the site configuration version in force
+
+
+def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str,
+                site_config: str | None = None) -> list[dict]:
+    """One card per finding, in the order the checks gave them; each names the ``site_config`` version that made it
+    (``extension["fhirsvc.site-config"]``), when the site has one."""
     reasons = override_reasons(knowledge)
     cards = []
     for finding in findings:
@@ -143,5 +140,7 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
             card["suggestions"] = suggestions
         if finding.indicator in ("warning", "critical") and reasons:
             card["overrideReasons"] = reasons
+        if site_config:
+            card.setdefault("extension", {})[SITE_CONFIG_EXTENSION] = site_config
         cards.append(_drop_empty(card))
     return cards

@@ -1,7 +1,7 @@
 """What an evaluation reads besides the request: one ``Environment``, and the ``Call`` it makes of one request.
 
 The environment holds the knowledge, how (and whether) the EHR's FHIR server is read (``FetchSettings`` and the
-HTTP connection pool), the service's public URL (the card links) and the clock; site configuration will join it.
+HTTP connection pool), the service's public URL (the card links), the clock and the site configuration.
 Each face builds it once: the CDS routes from the app's configuration (``cds/views.py``), the faces that fetch
 nothing (``fhirsvc check``, ``$check-orders``) with ``Environment.offline``, whose empty allow-list admits no
 server, so a prefetch key that is missing counts as unavailable ("Unable to check").
@@ -17,6 +17,7 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.knowledge.store import Knowledge
 
 DEFAULT_PUBLIC_BASE = "http://127.0.0.1:8080"  # where `make run` serves the monograph pages
@@ -50,13 +51,14 @@ class Environment:
     # so no cookie jar carried from one call to the next, no redirects, nothing from the environment.
     http: HTTPAdapter = _NEVER_SENDS
     clock: Callable[[], datetime] = utc_now
+    site: SiteConfig = NO_SITE_CONFIG  # the site configuration (knowledge.site): rules off, indicators, thresholds
 
     @classmethod
     def offline(cls, knowledge: Knowledge, public_base: str = DEFAULT_PUBLIC_BASE,
-                now: datetime | None = None) -> Environment:
+                now: datetime | None = None, site: SiteConfig = NO_SITE_CONFIG) -> Environment:
         """The environment of the faces that fetch nothing: no FHIR server is read, the clock fixed at ``now``
         when given."""
-        return cls(knowledge, public_base.rstrip("/")).at(now)
+        return cls(knowledge, public_base.rstrip("/"), site=site).at(now)
 
     def at(self, now: datetime | None) -> Environment:
         """This environment with its clock fixed at ``now`` (as it is when ``now`` is None)."""

@@ -28,6 +28,7 @@ from fhirsvc.evaluation.pipeline import Evaluation
 from fhirsvc.evaluation.services import evaluate
 from fhirsvc.jsontext import NotJson, parse_json
 from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 
 MAX_INPUT_BYTES = DEFAULTS["MAX_CONTENT_LENGTH"]  # the largest file read, as the largest HTTP body
 
@@ -108,11 +109,11 @@ def request_of(document: Any) -> Any:
 
 
 def evaluate_offline(document: Any, knowledge: Knowledge, now: datetime | None = None,
-                     public_base: str = DEFAULT_PUBLIC_BASE) -> OfflineResult:
-    """Run the checks on a saved request or a plain Bundle: the findings and the cards the service would
-    answer. Nothing is fetched. UnreadableInput if the document cannot be checked."""
+                     public_base: str = DEFAULT_PUBLIC_BASE, site: SiteConfig = NO_SITE_CONFIG) -> OfflineResult:
+    """Run the checks on a saved request or a plain Bundle, under the ``site`` configuration: the findings and the
+    cards the service would answer. Nothing is fetched. UnreadableInput if the document cannot be checked."""
     try:
-        result = evaluate(request_of(document), Environment.offline(knowledge, public_base, now))
+        result = evaluate(request_of(document), Environment.offline(knowledge, public_base, now, site))
     except FhirsvcError as exc:  # not valid (400), more than a limit allows (413), nothing about the patient (412)
         raise UnreadableInput(str(exc)) from None
     refs = tuple(f"{o.get('resourceType')}/{o.get('id')}" for o in result.orders if o.get("id") in result.judged)

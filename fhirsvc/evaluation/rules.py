@@ -18,6 +18,7 @@ from fhirsvc.evaluation.pipeline import evaluate_patient_view
 from fhirsvc.evaluation.services import Service, services
 from fhirsvc.knowledge import Knowledge
 from fhirsvc.knowledge.rules import Rule, rule, rules
+from fhirsvc.knowledge.site import adjustable
 from fhirsvc.knowledge.source_attributes import source_attributes
 
 
@@ -31,13 +32,26 @@ def rule_services(knowledge: Knowledge, rule: Rule) -> list[Service]:
             if rule.key in (view_keys if s.handler is evaluate_patient_view else order_keys)]
 
 
+# What a site configuration may set of every rule (knowledge.site), before the rule's own adjustable settings.
+COMMON_SETTINGS = (
+    {"code": "enabled", "type": "boolean", "default": True, "description": "false: the rule gives no card"},
+    {"code": "indicator", "type": "code", "values": ["info", "warning", "critical"],
+     "description": "the card indicator instead of the rule's default"},
+    {"code": "reason", "type": "string", "description": "why the site changed the rule (shown in governance)"},
+)
+
+
 def describe(knowledge: Knowledge, rule: Rule) -> dict[str, Any]:
     """One rule as JSON: id, number, title, topic, default indicator, source section, the knowledge holding its
-    numbers, the services (with their hooks) that run it, and its HTI-1 source attributes
-    (``knowledge.source_attributes``)."""
+    numbers, the services (with their hooks) that run it, its HTI-1 source attributes
+    (``knowledge.source_attributes``), and what a site configuration may set of it (``settings``; ``neverWeaken``:
+    switching it off or lowering its indicator needs a reason)."""
+    found = adjustable(knowledge).get(rule.id)
     return {**rule.as_json(),
             "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)],
-            "sourceAttributes": source_attributes(knowledge, rule.registry, rule.id, rule.section)}
+            "sourceAttributes": source_attributes(knowledge, rule.registry, rule.id, rule.section),
+            "settings": [*COMMON_SETTINGS, *(s.as_json() for s in (found.settings if found else ()))],
+            "neverWeaken": bool(found and found.never_weaken)}
 
 
 def describe_id(knowledge: Knowledge, rule_id: str) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from fhirsvc.errors import ApiError
+from fhirsvc.evaluation.callconfig import options_extension, parse_call_configuration
 from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.pipeline import Evaluation, evaluate_orders, evaluate_patient_view
 from fhirsvc.evaluation.schemas import ORDER_CONTEXT, ORDER_SELECT_CONTEXT, PATIENT_VIEW_CONTEXT, validate_request
@@ -61,7 +62,8 @@ class Service:
 
     def discovery(self) -> dict:
         return {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description,
-                "prefetch": self.prefetch, "usageRequirements": self.usage_requirements, "version": self.version}
+                "prefetch": self.prefetch, "usageRequirements": self.usage_requirements, "version": self.version,
+                "extension": options_extension()}
 
 
 def observation_codes(knowledge: Knowledge) -> list[str]:
@@ -111,13 +113,16 @@ def services(knowledge: Knowledge, style: str = "2.0") -> tuple[Service, ...]:
 
 
 def validated(body: Any, knowledge: Knowledge, message: str | None = None) -> dict:
-    """The request ``body`` validated (``schemas.validate_request``); else 400 (ApiError) with the message of each
-    bad field, and ``message`` (default: those messages on one line)."""
+    """The request ``body`` validated (``schemas.validate_request``, and its per-call configuration,
+    ``callconfig``); else 400 (ApiError) with the message of each bad field, and ``message`` (default: those
+    messages on one line)."""
     try:
-        return validate_request(body, services(knowledge))
+        data = validate_request(body, services(knowledge))
     except ValidationError as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST, message or f"not a valid CDS Hooks request: {one_line(exc.messages)}",
                        fields=exc.normalized_messages()) from None
+    parse_call_configuration(data.get("extension"))  # a bad per-call configuration: 400 before anything is read
+    return data
 
 
 def run(service: Service, data: Mapping[str, Any], env: Environment, what: str = "the request") -> Evaluation:

@@ -27,7 +27,7 @@ from fhirsvc.evaluation.environment import Environment
 from fhirsvc.evaluation.orders import ORDER_TYPES, check_bundle_size
 from fhirsvc.evaluation.prefetch import PreconditionFailed
 from fhirsvc.evaluation.services import evaluate
-from fhirsvc.knowledge import get_knowledge
+from fhirsvc.knowledge import get_knowledge, get_site_config
 from fhirsvc.urls import public_base
 
 if TYPE_CHECKING:
@@ -109,5 +109,5 @@ def check_orders(body: Any, env: Environment, version: str, base_url: str) -> di
 
 def check_orders_call(call: Call) -> dict[str, Any]:
     """``POST [base]/$check-orders`` on the posted body, offline (nothing is fetched)."""
-    env = Environment.offline(get_knowledge(), public_base())
+    env = Environment.offline(get_knowledge(), public_base(), site=get_site_config())  # the site configuration too
     return check_orders(json_body("application/fhir+json"), env, call.base.name, call.url)

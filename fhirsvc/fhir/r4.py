@@ -29,7 +29,7 @@ CUD_TYPE_SYSTEM = "http://hl7.org/fhir/clinical-use-definition-type"
 R4_TYPES: frozenset[str] = frozenset({
     "MedicationKnowledge", "Medication", "ValueSet", "CodeSystem", "DocumentReference", "Composition",
     "PlanDefinition", "ActivityDefinition", "StructureDefinition", "SearchParameter", "DetectedIssue",
-    "OperationDefinition",
+    "OperationDefinition", "ConceptMap",
 })
 
 # Types of R5 that R4 does not have: their instances are folded into other resources or become DetectedIssues.
@@ -64,6 +64,7 @@ R4_ELEMENTS: Mapping[str, frozenset[str]] = {
     rtype: frozenset((*_DOMAIN, *names)) for rtype, names in {
         "Medication": ("identifier", "code", "status", "manufacturer", "form", "amount", "ingredient", "batch"),
         "ValueSet": (*_CANONICAL, "immutable", "compose", "expansion"),
+        "ConceptMap": (*_CANONICAL, "sourceUri", "sourceCanonical", "targetUri", "targetCanonical", "group"),
         "CodeSystem": (*_CANONICAL, "caseSensitive", "valueSet", "hierarchyMeaning", "compositional",
                        "versionNeeded", "content", "supplements", "count", "filter", "property", "concept"),
         "DocumentReference": ("masterIdentifier", "identifier", "status", "docStatus", "type", "category",
@@ -618,6 +619,31 @@ def _canonical_resource(resource: Json, knowledge: Knowledge) -> list[Json]:
     return [_r4_resource(resource)]
 
 
+# R5 ConceptMap.group.element.target.relationship as R4's equivalence (the R5 code is kept in its extension)
+R4_EQUIVALENCE = {"related-to": "relatedto", "equivalent": "equivalent", "source-is-narrower-than-target": "wider",
+                  "source-is-broader-than-target": "narrower", "not-related-to": "unmatched"}
+
+
+def _concept_map(concept_map: Json, knowledge: Knowledge) -> list[Json]:
+    """R5 ConceptMap as R4: sourceScopeCanonical as sourceCanonical, each target's relationship as equivalence."""
+    groups = []
+    for group in concept_map.get("group", ()):
+        elements = []
+        for element in group.get("element", ()):
+            targets = []
+            for target in element.get("target", ()):
+                r4 = {key: value for key, value in target.items() if key != "relationship"}
+                r4["equivalence"] = R4_EQUIVALENCE.get(target.get("relationship", ""), "relatedto")
+                r4["extension"] = [*r4.get("extension", ()),
+                                   *xver("ConceptMap.group.element.target.relationship", target["relationship"])]
+                targets.append(r4)
+            elements.append({**element, "target": targets})
+        groups.append({**group, "element": elements})
+    return [_r4_resource(concept_map, {"sourceScopeCanonical": None,
+                                       "sourceCanonical": concept_map.get("sourceScopeCanonical"),
+                                       "group": groups or None})]
+
+
 def _document_reference(document: Json, knowledge: Knowledge) -> list[Json]:
     """R5 DocumentReference as R4: a subject R4 does not allow (a Medication) goes to context.related."""
     subject = document.get("subject")
@@ -761,4 +787,5 @@ _CONVERTERS: Mapping[str, Callable[[Json, Any], list[Json]]] = {
     "StructureDefinition": _structure_definition,
     "SearchParameter": _search_parameter,
     "OperationDefinition": _canonical_resource,
+    "ConceptMap": _concept_map,
 }

@@ -9,7 +9,9 @@ over the period [from, to] (whole UTC days, both included):
 - **with feedback**: of those cards, how many got any feedback (whenever it came); the share is of the cards issued;
 - **accepted**, **overridden**: the feedback items with an outcomeTimestamp in the period;
 - **override rate**: overridden / (accepted + overridden); none without feedback;
-- **override reasons**: the overridden items per reason code (items without a code: "no reason coded");
+- **override reasons**: the overridden items per reason code (items without a code: "no reason coded"), and per
+  reason family: the service's codes and HL7's non-adherence reasons (CDS Hooks 3.0 ballot) mapped by the knowledge's
+  ConceptMap ``override-reason-families`` to HL7's six categories, so both count in one number per family;
 - **weekly**: the same numbers per ISO week (Monday to Sunday, UTC), the first and last week cut to the period;
 - **flag**: an override rate at or above ``GOVERNANCE_FLAG_OVERRIDE_RATE`` over at least
   ``GOVERNANCE_FLAG_MIN_FEEDBACK`` feedback items.
@@ -30,10 +32,22 @@ from typing import IO, Any
 
 from fhirsvc.checks.config import TOPICS
 from fhirsvc.escaping import csv_cell, plain_text
-from fhirsvc.evaluation.cards import OVERRIDE_REASONS
+from fhirsvc.evaluation.cards import override_reasons
+from fhirsvc.evaluation.reasons import families as reason_families
 from fhirsvc.evaluation.services import LEGACY_SERVICE_ID
 from fhirsvc.evaluation.services import services as declared_services
+from fhirsvc.governance.review import (
+    CONTROL_METHOD,
+    MIN_BASELINE_WEEKS,
+    SIGMAS,
+    PerOrder,
+    Review,
+    RuleInForce,
+    build_review,
+    configuration_in_force,
+)
 from fhirsvc.knowledge import Knowledge
+from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
 from fhirsvc.storage.base import Governance, Store
 
 DEFAULT_DAYS = 30
@@ -167,6 +181,7 @@ class RuleReport:
     total: Tally
     weeks: list[Tally]
     reasons: list[Reason] = field(default_factory=list)
+    families: list[Reason] = field(default_factory=list)  # the overrides per reason family (ours and HL7's together)
     flagged: bool = False
     rank: int = 0
     rule: str | None = None  # the rule id; None for cards noted before rule ids
@@ -199,6 +214,14 @@ class Report:
     unknown_cards: int
     cards_kept_since: date  # issued cards older than this are no longer kept
     not_issued: int = 0  # feedback items received on cards not issued by this store (or no longer kept): not stored
+    review: Review | None = None  # cards per order, rules to review, effect of configuration changes (review.py)
+    site: SiteConfig = NO_SITE_CONFIG  # the site configuration in force
+    in_force: list[RuleInForce] = field(default_factory=list)  # per rule: its settings in force and since when
+
+    @property
+    def site_changes(self) -> list[RuleInForce]:
+        """The rules the site configuration changes (the others are as the knowledge says)."""
+        return [rule for rule in self.in_force if rule.changed]
 
     @property
     def empty(self) -> bool:
@@ -222,8 +245,19 @@ def _drug_name(knowledge: Knowledge, drug: str | None) -> str:
 
 
 def _reason_displays(knowledge: Knowledge) -> dict[tuple[str | None, str | None], str]:
-    system = knowledge.resolve(OVERRIDE_REASONS) or {}
-    return {(OVERRIDE_REASONS, c["code"]): c["display"] for c in system.get("concept", ())}
+    """The display of each reason the cards offer (ours and HL7's), by system and code."""
+    return {(r["system"], r["code"]): r["display"] for r in override_reasons(knowledge)}
+
+
+def _families(knowledge: Knowledge, reasons: list[Reason]) -> list[Reason]:
+    """The overrides per reason family (the knowledge's ConceptMap: ours and HL7's codes in one count)."""
+    found = reason_families(knowledge)
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        family = found.of(reason.system, reason.code)
+        counts[family] = counts.get(family, 0) + reason.count
+    return [Reason(None, family, found.display(family), count)
+            for family, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def build_report(counts: Governance, period: Period, service: str | None, thresholds: Thresholds,
@@ -276,6 +310,7 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
             (Reason(system, code, displays.get((system, code)) or plain_text(code or "") or NO_REASON, count)
              for (system, code), (count, _display) in reasons.get(key, {}).items()),
             key=lambda r: (-r.count, r.code is None, r.code or "", r.system or ""))
+        found.families = _families(knowledge, found.reasons)
         rate = found.total.override_rate
         found.flagged = (rate is not None and rate >= thresholds.override_rate
                          and found.total.feedback >= thresholds.min_feedback)
@@ -287,19 +322,25 @@ def build_report(counts: Governance, period: Period, service: str | None, thresh
         total.add(found.total)
         for week, tally in zip(total_weeks, found.weeks, strict=True):
             week.add(tally)
+    review = build_review(counts.rules, counts.orders, counts.versions, weeks, thresholds.override_rate,
+                          thresholds.min_feedback)
     return Report(period, service, thresholds, weeks, ranked, total, total_weeks, unknown_items,
-                  counts.feedback.unknown_cards, cards_kept_since, counts.feedback.not_issued)
+                  counts.feedback.unknown_cards, cards_kept_since, counts.feedback.not_issued, review)
 
 
 def governance_report(store: Store, knowledge: Knowledge, config: Mapping[str, Any], from_text: str | None,
-                      to_text: str | None, service_text: str | None, today: date) -> Report:
-    """The report for these parameters (BadParameter if one cannot be used), read from the store: what the page,
-    the CSV, the JSON and ``fhirsvc governance`` all show."""
+                      to_text: str | None, service_text: str | None, today: date,
+                      site: SiteConfig = NO_SITE_CONFIG) -> Report:
+    """The report for these parameters (BadParameter if one cannot be used), read from the store, with the ``site``
+    configuration in force: what the page, the CSV, the JSON and ``fhirsvc governance`` all show."""
     period = parse_period(from_text, to_text, today)
     service = parse_service(service_text, knowledge)
     counts = store.governance(service, period.first, period.last)
     kept_since = today - timedelta(days=int(config["CARD_RETENTION_DAYS"]))
-    return build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)
+    report = build_report(counts, period, service, Thresholds.from_config(config), knowledge, kept_since)
+    report.site = site
+    report.in_force = configuration_in_force(knowledge, site, counts.versions)
+    return report
 
 
 # --- the report as data: the JSON twin and the CSV ------------------------------------------------------------
@@ -335,11 +376,54 @@ def report_document(report: Report) -> dict[str, Any]:
             "drug": rule.drug, "drugName": rule.drug_name, **tally_document(rule.total), "flagged": rule.flagged,
             "overrideReasons": [{"system": r.system, "code": r.code, "display": r.display, "count": r.count}
                                 for r in rule.reasons],
+            "overrideReasonFamilies": [{"family": f.code, "display": f.display, "count": f.count}
+                                       for f in rule.families],
             "weekly": weekly(rule.weeks),
         } for rule in report.rules],
         "totals": {**tally_document(report.total), "weekly": weekly(report.total_weeks)},
         "unknownRule": {"feedback": report.unknown_items, "cards": report.unknown_cards},
         "notIssued": {"feedback": report.not_issued},
+        **(review_document(report.review) if report.review else {}),
+        "configurationInForce": {
+            "version": report.site.version, "digest": report.site.digest,
+            "rules": [{"rule": r.rule, "enabled": r.enabled, "indicator": r.indicator,
+                       "defaultIndicator": r.default_indicator,
+                       "settings": [{"code": code, "value": value, "default": default, "unit": unit}
+                                    for code, value, default, unit in r.values],
+                       "reason": r.reason, "weakened": r.weakened, "neverWeaken": r.never_weaken,
+                       "setBySite": r.changed, "since": r.since.isoformat() if r.since else None}
+                      for r in report.in_force]},
+    }
+
+
+def _per_order(found: PerOrder) -> dict[str, Any]:
+    return {"orders": found.orders, "mean": None if found.mean is None else round(found.mean, 4), "p90": found.p90}
+
+
+def review_document(review: Review) -> dict[str, Any]:
+    """Cards per order, the rules to review with the control charts' method, the effect of configuration changes."""
+    return {
+        "cardsPerOrder": {drug: {**_per_order(found), "byConfiguration": {
+            version: _per_order(review.per_order_by_version[drug][version]) for version in review.version_order
+            if version in review.per_order_by_version.get(drug, {})}}
+            for drug, found in sorted(review.per_order.items())},
+        "rulesToReview": [{"rule": r.rule, "why": r.why, "detail": r.detail} for r in review.to_review],
+        "controlCharts": {
+            "method": CONTROL_METHOD, "sigmas": SIGMAS, "minBaselineWeeks": MIN_BASELINE_WEEKS,
+            "falseAlarm": {"meanPerRule": _rate(review.false_alarm_mean), "anyRule": _rate(review.false_alarm_any),
+                           "rulesCharted": len(review.charted)},
+            "rules": [{"rule": c.rule, "drug": c.drug, "week": c.last.isoformat() if c.last else None,
+                       "centre": _rate(c.centre), "lower": _rate(c.lower), "upper": _rate(c.upper),
+                       "signal": c.signal, "falseAlarm": _rate(c.false_alarm),
+                       "weeks": [{"week": w.isoformat(), "cards": c.weeks[w].cards, "orders": c.weeks[w].orders}
+                                 for w in sorted(c.weeks)]} for c in review.charts]},
+        "configurationEffect": {
+            "versions": review.version_order,
+            "rules": {rule: {version: {"cardsIssued": v.issued, "accepted": v.accepted, "overridden": v.overridden,
+                                       "overrideRate": _rate(v.override_rate)} for version, v in versions.items()}
+                      for rule, versions in sorted(review.by_version.items())}},
+        "configurationVersions": [{"version": v.version, "digest": v.digest, "firstSeen": v.first_seen.isoformat()}
+                                  for v in review.versions],
     }
 
 

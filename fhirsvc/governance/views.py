@@ -30,7 +30,8 @@ from fhirsvc.governance.report import (
     services,
     write_csv,
 )
-from fhirsvc.knowledge import get_knowledge
+from fhirsvc.governance.review import CONTROL_METHOD, MIN_BASELINE_WEEKS
+from fhirsvc.knowledge import get_knowledge, get_site_config
 from fhirsvc.pages import HTML_HEADERS
 from fhirsvc.storage import get_store
 
@@ -54,7 +55,7 @@ def make_report() -> Report:
     """The report for the request's parameters (BadParameter if one cannot be used)."""
     args = request.args
     return governance_report(get_store(), get_knowledge(), current_app.config, args.get("from"), args.get("to"),
-                             args.get("service"), today())
+                             args.get("service"), today(), get_site_config())
 
 
 def _page(body: str, status: int = 200) -> Response:
@@ -116,6 +117,7 @@ def page() -> Response:
         reasons_text=reasons_text, rates_chart=override_chart(report, "chart-rates-title"),
         trend_chart=trend_chart(report, "chart-trend-title"),
         retention_days=int(current_app.config["CARD_RETENTION_DAYS"]),
+        control_method=CONTROL_METHOD, min_baseline_weeks=MIN_BASELINE_WEEKS,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")))
 
 

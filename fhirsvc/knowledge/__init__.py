@@ -11,9 +11,13 @@ from fhirsvc.knowledge.store import Knowledge
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["APP_EXTENSION", "Knowledge", "Problem", "check_paths", "get_knowledge", "load_knowledge"]
+    from fhirsvc.knowledge.site import SiteConfig
+
+__all__ = ["APP_EXTENSION", "SITE_EXTENSION", "Knowledge", "Problem", "check_paths", "get_knowledge",
+           "get_site_config", "load_knowledge"]
 
 APP_EXTENSION = "fhirsvc.knowledge"
+SITE_EXTENSION = "fhirsvc.site-config"
 
 
 def get_knowledge(app: Flask | None = None) -> Knowledge:
@@ -22,3 +26,10 @@ def get_knowledge(app: Flask | None = None) -> Knowledge:
     from flask import current_app
 
     return (app or current_app).extensions[APP_EXTENSION]
+
+
+def get_site_config(app: Flask | None = None) -> SiteConfig:
+    """The site configuration ``create_app`` loaded (``knowledge.site``), validated against the knowledge."""
+    from flask import current_app
+
+    return (app or current_app).extensions[SITE_EXTENSION]

@@ -28,6 +28,7 @@ service's behaviour, the same for both:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -60,7 +61,7 @@ class FeedbackItem:
     user_comment: str | None = None
 
 
-SCHEMA_VERSION = 4  # the version this code writes; a database at a higher version is refused at start-up
+SCHEMA_VERSION = 5  # the version this code writes; a database at a higher version is refused at start-up
 HOT_TIMEOUT = 0.25  # seconds a CDS call's bookkeeping (issued-cards note, jti) may wait for the database
 RETRY_AFTER = 1.0  # seconds the hot path leaves the database alone after a failure
 HEALTH_TIMEOUT = 1.0  # seconds /healthz waits for the database
@@ -122,6 +123,18 @@ class IssuedCard:
     suggestions: str  # JSON array of suggestion uuids
     drug: str | None = None  # the MedicationKnowledge id the card is about
     rule: str | None = None  # the card's rule id (its extension["fhirsvc.rule"]); None on cards noted before it
+    site_config: str | None = None  # the version of the site configuration in force when it was issued
+
+
+@dataclass(frozen=True)
+class JudgedOrder:
+    """One judged order of a drug of the knowledge and how many cards this call gave about it. ``order`` is a
+    name-based key (uuid5 of patient, order and drug, as the card uuids), so the same order judged again (order-select
+    at every keystroke, then order-sign) is one row: its latest judgement."""
+
+    order: str
+    drug: str
+    cards: int
 
 
 @dataclass(frozen=True)
@@ -143,9 +156,11 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None] | None = None) -> list[IssuedCard]:
+def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None] | None = None,
+                 site_config: str | None = None) -> list[IssuedCard]:
     """The cards with a uuid (clients send feedback only on those), the last of a uuid winning; ``drugs`` gives
-    each card's drug, in the order of the cards."""
+    each card's drug, in the order of the cards (the rule is the card's ``extension["fhirsvc.rule"]``);
+    ``site_config`` the site configuration's version."""
     found: dict[str, IssuedCard] = {}
     cards = list(cards)
     drug_of = list(drugs) if drugs is not None else [None] * len(cards)
@@ -165,7 +180,7 @@ def issued_cards(cards: Iterable[Mapping[str, Any]], drugs: Iterable[str | None]
         found[uuid] = IssuedCard(uuid, code if isinstance(code, str) else None,
                                  indicator if isinstance(indicator, str) else None, json.dumps(suggestions),
                                  drug if isinstance(drug, str) and drug else None,
-                                 rule if isinstance(rule, str) and rule else None)
+                                 rule if isinstance(rule, str) and rule else None, site_config or None)
     return list(found.values())
 
 
@@ -214,11 +229,48 @@ class FeedbackCounts:
 
 
 @dataclass(frozen=True)
+class RuleCount:
+    """Cards of one rule id, issued under one site configuration version, on one UTC day; and of those cards' latest
+    feedback items dated that day, how many were accepted and overridden (``kind``: "issued" or the outcome)."""
+
+    rule: str
+    drug: str | None
+    site_config: str | None
+    day: date
+    kind: str  # issued | accepted | overridden
+    count: int
+
+
+@dataclass(frozen=True)
+class OrderCount:
+    """Judged orders of one drug, under one site configuration version, on one UTC day, that got ``cards`` cards."""
+
+    drug: str
+    site_config: str | None
+    day: date
+    cards: int
+    orders: int
+
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    """A site configuration version the service ran with, and when a process first started with it."""
+
+    version: str
+    digest: str  # SHA-256 of its canonical JSON: the same version name with other settings is told apart
+    first_seen: datetime
+    settings: str  # the configuration as canonical JSON
+
+
+@dataclass(frozen=True)
 class Governance:
     """What the governance view reads for one period, in one snapshot of the database."""
 
     issued: list[IssuedCount]
     feedback: FeedbackCounts
+    rules: list[RuleCount] = field(default_factory=list)
+    orders: list[OrderCount] = field(default_factory=list)
+    versions: list[ConfigVersion] = field(default_factory=list)
 
 
 def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
@@ -299,8 +351,9 @@ class Store:
         self._down_until = -math.inf  # monotonic time until which the hot path skips the database
         self._fallback = MemoryReplayCache()
         self._pending_jti: dict[tuple[str, str], float] = {}
-        self._noted: dict[tuple[str, IssuedCard], float] = {}  # (service, card) -> monotonic time noted
-        self._queue: list[tuple[str, list[IssuedCard], datetime]] = []  # notes waiting for the note writer
+        self._noted: dict[tuple[str, Any], float] = {}  # (service, card or order) -> monotonic time noted
+        # notes waiting for the note writer: service, cards, judged orders, site configuration version, time
+        self._queue: list[tuple[str, list[IssuedCard], list[JudgedOrder], str | None, datetime]] = []
         self._notes_queued = threading.Event()
         self._write_lock = threading.Lock()
         self._writer_pid: int | None = None
@@ -328,9 +381,15 @@ class Store:
         the governance view."""
         raise NotImplementedError
 
-    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
-        """Insert or update each (service, card, issued_at), at most once per (service, card); first delete the
-        cards issued before ``prune_before``, if given."""
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None,
+                           orders: list[tuple[str, JudgedOrder, str | None, datetime]] | None = None) -> None:
+        """Insert or update each (service, card, issued_at), at most once per (service, card), and each (service,
+        judged order, site configuration version, judged_at), at most once per (service, order); first delete the
+        cards and orders noted before ``prune_before``, if given."""
+        raise NotImplementedError
+
+    def _db_config_seen(self, version: ConfigVersion) -> ConfigVersion:
+        """Record a site configuration version unless recorded (same version and digest); the stored record."""
         raise NotImplementedError
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
@@ -360,7 +419,7 @@ class Store:
         if not rows:
             return 0
         self.write_notes()  # so the rules of this process's cards are known
-        known = {card: (*rule, None, None, None, None)[:4] for card, rule in (topics or {}).items()}
+        known = {card: (*rule, None, None, None, None, None)[:5] for card, rule in (topics or {}).items()}
         new = self._durable("feedback", lambda: self._db_record(service_id, rows, known, datetime.now(UTC),
                                                                 reporter), refusable=True)
         log.info("feedback for %s: %d item(s), %d stored", service_id, len(items), new)
@@ -378,6 +437,14 @@ class Store:
         self.write_notes()
         return self._durable("governance report", lambda: self._db_counts(service_id, first, last, True))
 
+    def config_seen(self, version: str, settings: Mapping[str, Any]) -> ConfigVersion:
+        """Record that the service runs with this site configuration version (first-seen time kept; the same
+        version name with other settings is a version of its own, told apart by its digest). StoreUnavailable if
+        the database cannot be written (start-up stops)."""
+        text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+        record = ConfigVersion(version, hashlib.sha256(text.encode()).hexdigest(), datetime.now(UTC), text)
+        return self._durable("site configuration record", lambda: self._db_config_seen(record))
+
     def _durable(self, what: str, operation: Callable[[], T], refusable: bool = False) -> T:
         """``operation``, its outage answered StoreUnavailable (503); if ``refusable`` (it writes values of the
         request), a refused statement StoreRefused (400). Any other error is a fault of the service (500)."""
@@ -394,25 +461,31 @@ class Store:
 
     # --- the hot path: never fails a CDS call ------------------------------------------------------------------
 
-    def remember_cards(self, service_id: str, cards: list[dict], drugs: Iterable[str | None] | None = None) -> None:
-        """Note the rule (topic, indicator, drug: ``drugs`` in the order of the cards) of each card with a uuid, so
-        later feedback can be counted per rule. The note is queued and this process's note writer writes it within
-        NOTE_BATCH_DELAY, with the other calls' notes, in one statement: a CDS call never waits for the database.
-        Best-effort: never raises; a note that cannot be written is logged and counted."""
+    def remember_cards(self, service_id: str, cards: list[dict], drugs: Iterable[str | None] | None = None,
+                       orders: Iterable[JudgedOrder] = (), site_config: str | None = None) -> None:
+        """Note the rule (topic, indicator, drug: ``drugs`` in the order of the cards, rule id) of each card with a
+        uuid, so later feedback can be counted per rule; and each judged ``orders`` with its number of
+        cards (cards per order); both with the ``site_config`` version in force. The note is queued and this
+        process's note writer writes it within NOTE_BATCH_DELAY, with the other calls' notes, in one statement: a
+        CDS call never waits for the database. Best-effort: never raises; a note that cannot be written is logged
+        and counted."""
         try:
             moment = time.monotonic()
-            issued = [card for card in issued_cards(cards, drugs)
+            issued = [card for card in issued_cards(cards, drugs, site_config)
                       if moment - self._noted.get((service_id, card), -math.inf) >= NOTE_AGAIN_AFTER]
-            if not issued:
+            judged = [order for order in orders
+                      if moment - self._noted.get((service_id, (order, site_config)), -math.inf) >= NOTE_AGAIN_AFTER]
+            if not issued and not judged:
                 return
             with self._lock:
-                if len(self._noted) + len(issued) > NOTED_MAX:
+                if len(self._noted) + len(issued) + len(judged) > NOTED_MAX:
                     self._noted.clear()
                 self._noted.update(((service_id, card), moment) for card in issued)
+                self._noted.update(((service_id, (order, site_config)), moment) for order in judged)
                 if len(self._queue) >= NOTES_QUEUED_MAX:
                     self.card_notes_failed += 1
                     return
-                self._queue.append((service_id, issued, datetime.now(UTC)))
+                self._queue.append((service_id, issued, judged, site_config, datetime.now(UTC)))
                 if self._writer_pid != os.getpid():  # one writer thread per process, started after fork
                     self._writer_pid = os.getpid()
                     threading.Thread(target=self._write_notes_forever, name="fhirsvc-card-notes", daemon=True).start()
@@ -440,12 +513,15 @@ class Store:
                 self._count_failed_note(len(batch))
                 return
             rows = {(service_id, card.card): (service_id, card, issued_at)
-                    for service_id, cards, issued_at in batch for card in cards}  # the last of a uuid wins
+                    for service_id, cards, _, _, issued_at in batch for card in cards}  # the last of a uuid wins
+            judged = {(service_id, order.order): (service_id, order, version, judged_at)
+                      for service_id, _, orders, version, judged_at in batch for order in orders}
             moment = time.monotonic()
             prune = self._pruned_at is None or moment - self._pruned_at >= self.prune_every.total_seconds()
             try:
                 self._db_remember_cards(list(rows.values()),
-                                        datetime.now(UTC) - self.card_max_age if prune else None)
+                                        datetime.now(UTC) - self.card_max_age if prune else None,
+                                        list(judged.values()))
             except Exception as exc:
                 self._noted.clear()  # write them again next time
                 self._count_failed_note(len(batch))

@@ -40,11 +40,15 @@ from fhirsvc.storage.base import (
     HEALTH_TIMEOUT,
     HOT_TIMEOUT,
     PRUNE_EVERY,
+    ConfigVersion,
     FeedbackCount,
     FeedbackCounts,
     FeedbackRow,
     Governance,
     IssuedCard,
+    JudgedOrder,
+    OrderCount,
+    RuleCount,
     StorageError,
     Store,
     day_bounds,
@@ -111,6 +115,27 @@ MIGRATIONS: dict[int, list[str]] = {
     4: [
         "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS rule text",
         "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS rule text",
+    ],
+    # Schema version 5: the site configuration version of each card and feedback item; the judged orders (cards per
+    # order); the site configuration versions the service ran with.
+    5: [
+        "ALTER TABLE issued_cards ADD COLUMN IF NOT EXISTS site_config text",
+        "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS site_config text",
+        """CREATE TABLE IF NOT EXISTS judged_orders (
+            service text NOT NULL,
+            order_key text NOT NULL,                   -- uuid5 of patient, order and drug (no patient data)
+            drug text NOT NULL,
+            cards integer NOT NULL,
+            site_config text,
+            judged_at timestamptz NOT NULL,
+            PRIMARY KEY (service, order_key))""",
+        "CREATE INDEX IF NOT EXISTS judged_orders_judged_at ON judged_orders (judged_at)",
+        """CREATE TABLE IF NOT EXISTS site_config_versions (
+            version text NOT NULL,
+            digest text NOT NULL,                      -- SHA-256 of the canonical JSON
+            first_seen timestamptz NOT NULL,
+            settings jsonb NOT NULL,
+            PRIMARY KEY (version, digest))""",
     ],
 }
 
@@ -251,18 +276,18 @@ class PostgresStore(Store):
             with self.durable_transaction(conn):  # one short transaction: a lookup, the inserts, one upsert
                 unknown = sorted({row.card for row in rows} - known.keys())
                 if unknown:
-                    for card, topic, indicator, drug, rule in conn.execute(
-                            "SELECT card, topic, indicator, drug, rule FROM issued_cards WHERE service = %s"
-                            " AND card = ANY(%s)", (service_id, unknown)):
-                        known[card] = (topic, indicator, drug, rule)
+                    for card, *rule in conn.execute(
+                            "SELECT card, topic, indicator, drug, rule, site_config FROM issued_cards"
+                            " WHERE service = %s AND card = ANY(%s)", (service_id, unknown)):
+                        known[card] = tuple(rule)
                 issued = [row for row in rows if row.card in known]
                 for chunk in range(0, len(issued), FEEDBACK_PER_STATEMENT):
                     part = issued[chunk:chunk + FEEDBACK_PER_STATEMENT]
                     stored += len(conn.execute(
                         "INSERT INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
                         " accepted_suggestions, override_system, override_code, override_display, user_comment,"
-                        " topic, indicator, drug, rule, received_at) VALUES "
-                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        " topic, indicator, drug, rule, site_config, received_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
                         + " ON CONFLICT (service, card, reporter, outcome, outcome_timestamp) DO NOTHING RETURNING 1",
                         [value for row in part for value in (
                             service_id, row.card, reporter, row.outcome, row.outcome_timestamp,
@@ -309,7 +334,32 @@ class PostgresStore(Store):
                 "SELECT c.topic, c.indicator, c.drug, (c.issued_at AT TIME ZONE 'UTC')::date, COUNT(*), c.rule"
                 f" FROM issued_cards c WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.service = c.service"
                 " AND f.card = c.card) GROUP BY 1, 2, 3, 4, 6", params)
+            queries.update(self.rule_queries(service_id, start, end))
         return queries
+
+    def rule_queries(self, service_id: str | None, start: datetime | None,
+                     end: datetime | None) -> dict[str, tuple[str, list]]:
+        """The per-rule-id counts (cards issued, latest feedback per outcome, by site configuration version and UTC
+        day), the judged orders' card counts, and the site configuration versions: aggregated in SQL."""
+        issued, issued_params = _period("c.service", "c.issued_at", service_id, start, end)
+        fed, fed_params = _period("f.service", "f.outcome_timestamp", service_id, start, end)
+        judged, judged_params = _period("o.service", "o.judged_at", service_id, start, end)
+        return {
+            "rule_issued": ("SELECT c.rule, c.drug, c.site_config, (c.issued_at AT TIME ZONE 'UTC')::date, 'issued',"
+                            f" COUNT(*) FROM issued_cards c WHERE {issued} AND c.rule IS NOT NULL GROUP BY 1, 2, 3, 4",
+                            issued_params),
+            "rule_feedback": (
+                "SELECT rule, drug, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                " COALESCE(f.drug, c.drug) AS drug,"
+                " COALESCE(f.site_config, c.site_config) AS site_config,"
+                " (f.outcome_timestamp AT TIME ZONE 'UTC')::date AS day, f.outcome FROM feedback f"
+                f" LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card WHERE {fed} AND {LATEST}) j"
+                " WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5", fed_params),
+            "orders": ("SELECT o.drug, o.site_config, (o.judged_at AT TIME ZONE 'UTC')::date, o.cards, COUNT(*)"
+                       f" FROM judged_orders o WHERE {judged} GROUP BY 1, 2, 3, 4", judged_params),
+            "versions": ("SELECT version, digest, first_seen, settings::text FROM site_config_versions"
+                         " ORDER BY first_seen, version", []),
+        }
 
     def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
@@ -323,29 +373,63 @@ class PostgresStore(Store):
                 not_issued = _count(conn, queries["not_issued"])
                 cards = conn.execute(*queries["issued"]).fetchall() if issued else []
                 answered = conn.execute(*queries["answered"]).fetchall() if issued else []
+                by_rule = [*conn.execute(*queries["rule_issued"]), *conn.execute(*queries["rule_feedback"])] \
+                    if issued else []
+                orders = conn.execute(*queries["orders"]).fetchall() if issued else []
+                versions = conn.execute(*queries["versions"]).fetchall() if issued else []
             return Governance(merge_issued(cards, answered),
-                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown, not_issued))
+                              FeedbackCounts([FeedbackCount(*row) for row in rows], unknown, not_issued),
+                              [RuleCount(*row) for row in by_rule], [OrderCount(*row) for row in orders],
+                              [ConfigVersion(version, digest, seen, settings) for version, digest, seen, settings
+                               in versions])
 
         return self._run(counts, self.timeout)
 
-    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None,
+                           orders: list[tuple[str, JudgedOrder, str | None, datetime]] | None = None) -> None:
         def remember(conn: psycopg.Connection) -> None:
             with conn.transaction():
                 if prune_before is not None:
                     conn.execute("DELETE FROM issued_cards WHERE issued_at < %s", (prune_before,))
+                    conn.execute("DELETE FROM judged_orders WHERE judged_at < %s", (prune_before,))
                 for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
                     part = rows[chunk:chunk + NOTES_PER_STATEMENT]
                     conn.execute(
-                        "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, suggestions,"
-                        " issued_at) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                        "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, site_config,"
+                        " suggestions, issued_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
                         + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
                         " indicator = excluded.indicator, drug = excluded.drug, rule = excluded.rule,"
-                        " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+                        " site_config = excluded.site_config, suggestions = excluded.suggestions,"
+                        " issued_at = excluded.issued_at",
                         [value for service_id, card, issued_at in part
                          for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.rule,
-                                       card.suggestions, issued_at)])
+                                       card.site_config, card.suggestions, issued_at)])
+                judged = list(orders or ())
+                for chunk in range(0, len(judged), NOTES_PER_STATEMENT):
+                    orders_part = judged[chunk:chunk + NOTES_PER_STATEMENT]
+                    conn.execute(
+                        "INSERT INTO judged_orders (service, order_key, drug, cards, site_config, judged_at) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(orders_part))
+                        + " ON CONFLICT (service, order_key) DO UPDATE SET drug = excluded.drug,"
+                        " cards = excluded.cards, site_config = excluded.site_config, judged_at = excluded.judged_at",
+                        [value for service_id, order, version, judged_at in orders_part
+                         for value in (service_id, order.order, order.drug, order.cards, version, judged_at)])
 
         self._run(remember, HOT_TIMEOUT, HOT)
+
+    def _db_config_seen(self, version: ConfigVersion) -> ConfigVersion:
+        def seen(conn: psycopg.Connection) -> ConfigVersion:
+            with self.durable_transaction(conn):
+                conn.execute("INSERT INTO site_config_versions (version, digest, first_seen, settings)"
+                             " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (version, digest) DO NOTHING",
+                             (version.version, version.digest, version.first_seen, version.settings))
+                row = conn.execute("SELECT first_seen FROM site_config_versions WHERE version = %s AND digest = %s",
+                                   (version.version, version.digest)).fetchone()
+            assert row is not None
+            return ConfigVersion(version.version, version.digest, row[0], version.settings)
+
+        return self._run(seen, self.timeout)
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         def first_use(conn: psycopg.Connection) -> list[bool]:

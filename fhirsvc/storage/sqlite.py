@@ -20,11 +20,15 @@ from fhirsvc.storage.base import (
     CARD_MAX_AGE,
     HOT_TIMEOUT,
     PRUNE_EVERY,
+    ConfigVersion,
     FeedbackCount,
     FeedbackCounts,
     FeedbackRow,
     Governance,
     IssuedCard,
+    JudgedOrder,
+    OrderCount,
+    RuleCount,
     StorageError,
     Store,
     as_day,
@@ -113,6 +117,27 @@ MIGRATIONS: dict[int, list[str]] = {
     4: [
         "ALTER TABLE issued_cards ADD COLUMN rule TEXT",
         "ALTER TABLE feedback ADD COLUMN rule TEXT",
+    ],
+    # Schema version 5: the site configuration version of each card and feedback item; the judged orders (cards per
+    # order); the site configuration versions the service ran with.
+    5: [
+        "ALTER TABLE issued_cards ADD COLUMN site_config TEXT",
+        "ALTER TABLE feedback ADD COLUMN site_config TEXT",
+        """CREATE TABLE IF NOT EXISTS judged_orders (
+            service TEXT NOT NULL,
+            order_key TEXT NOT NULL,              -- uuid5 of patient, order and drug (no patient data)
+            drug TEXT NOT NULL,
+            cards INTEGER NOT NULL,
+            site_config TEXT,
+            judged_at TEXT NOT NULL,
+            PRIMARY KEY (service, order_key)) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS judged_orders_day ON judged_orders (substr(judged_at, 1, 10), drug)",
+        """CREATE TABLE IF NOT EXISTS site_config_versions (
+            version TEXT NOT NULL,
+            digest TEXT NOT NULL,                 -- SHA-256 of the canonical JSON
+            first_seen TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            PRIMARY KEY (version, digest))""",
     ],
 }
 
@@ -215,13 +240,15 @@ class SqliteStore(Store):
             for chunk in range(0, len(unknown), CARDS_PER_LOOKUP):
                 part = unknown[chunk:chunk + CARDS_PER_LOOKUP]
                 topics.update((card, tuple(rule)) for card, *rule in conn.execute(
-                    "SELECT card, topic, indicator, drug, rule FROM issued_cards WHERE service = ? AND card IN ("
+                    "SELECT card, topic, indicator, drug, rule, site_config FROM issued_cards WHERE service = ? AND"
+                    " card IN ("
                     + ", ".join(["?"] * len(part)) + ")", (service_id, *part)))
             issued = [row for row in rows if row.card in topics]
             stored = conn.executemany(
                 "INSERT OR IGNORE INTO feedback (service, card, reporter, outcome, outcome_timestamp,"
                 " accepted_suggestions, override_system, override_code, override_display, user_comment, topic,"
-                " indicator, drug, rule, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " indicator, drug, rule, site_config, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?)",
                 [(service_id, row.card, reporter, row.outcome, utc_text(row.outcome_timestamp),
                   row.accepted_suggestions, row.override_system, row.override_code, row.override_display,
                   row.user_comment, *topics[row.card], utc_text(received_at)) for row in issued]).rowcount
@@ -266,7 +293,29 @@ class SqliteStore(Store):
                 "SELECT c.topic, c.indicator, c.drug, substr(c.issued_at, 1, 10), COUNT(*), c.rule"
                 " FROM (SELECT DISTINCT service, card FROM feedback) f CROSS JOIN issued_cards c"
                 f" ON c.service = f.service AND c.card = f.card WHERE {days} GROUP BY 1, 2, 3, 4, 6", day_params)
+            queries.update(self.rule_queries(service_id, first, last, where, params))
         return queries
+
+    def rule_queries(self, service_id: str | None, first: date | None, last: date | None, where: str,
+                     params: list) -> dict[str, tuple[str, list]]:
+        """The per-rule-id counts (cards issued, latest feedback per outcome, by site configuration version and UTC
+        day), the judged orders' card counts, and the site configuration versions: aggregated in SQL."""
+        days, day_params = _days("", service_id, first, last)
+        judged, judged_params = _days("", service_id, first, last, "judged_at")
+        return {
+            "rule_issued": ("SELECT rule, drug, site_config, substr(issued_at, 1, 10) AS day, 'issued', COUNT(*)"
+                            f" FROM issued_cards WHERE {days} AND rule IS NOT NULL GROUP BY 1, 2, 3, 4", day_params),
+            "rule_feedback": (
+                "SELECT rule, drug, site_config, day, outcome, COUNT(*) FROM (SELECT COALESCE(f.rule, c.rule) AS rule,"
+                " COALESCE(f.drug, c.drug) AS drug,"
+                " COALESCE(f.site_config, c.site_config) AS site_config, substr(f.outcome_timestamp, 1, 10) AS day,"
+                " f.outcome FROM feedback f LEFT JOIN issued_cards c ON c.service = f.service AND c.card = f.card"
+                f" WHERE {where} AND {LATEST}) WHERE rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5", params),
+            "orders": ("SELECT drug, site_config, substr(judged_at, 1, 10) AS day, cards, COUNT(*) FROM judged_orders"
+                       f" WHERE {judged} GROUP BY 1, 2, 3, 4", judged_params),
+            "versions": ("SELECT version, digest, first_seen, settings FROM site_config_versions"
+                         " ORDER BY first_seen, version", []),
+        }
 
     def _db_counts(self, service_id: str | None, first: date | None, last: date | None,
                    issued: bool) -> Governance:
@@ -278,27 +327,55 @@ class SqliteStore(Store):
             not_issued = conn.execute(*queries["not_issued"]).fetchone()[0]
             cards = conn.execute(*queries["issued"]).fetchall() if issued else []
             answered = conn.execute(*queries["answered"]).fetchall() if issued else []
+            by_rule = [*conn.execute(*queries["rule_issued"]), *conn.execute(*queries["rule_feedback"])] if issued \
+                else []
+            orders = conn.execute(*queries["orders"]).fetchall() if issued else []
+            versions = conn.execute(*queries["versions"]).fetchall() if issued else []
         return Governance(
             merge_issued(cards, answered),
             FeedbackCounts([FeedbackCount(topic, indicator, drug, as_day(day), *rest)
-                            for topic, indicator, drug, day, *rest in rows], unknown, not_issued))
+                            for topic, indicator, drug, day, *rest in rows], unknown, not_issued),
+            [RuleCount(rule, drug, version, as_day(day), kind, count) for rule, drug, version, day, kind, count
+             in by_rule],
+            [OrderCount(drug, version, as_day(day), cards, count) for drug, version, day, cards, count in orders],
+            [ConfigVersion(version, digest, from_utc_text(seen), settings) for version, digest, seen, settings
+             in versions])
 
-    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None) -> None:
+    def _db_remember_cards(self, rows: list[tuple[str, IssuedCard, datetime]], prune_before: datetime | None,
+                           orders: list[tuple[str, JudgedOrder, str | None, datetime]] | None = None) -> None:
         conn = self._conn(HOT)
         with _Transaction(conn, "IMMEDIATE"):
             if prune_before is not None:
                 conn.execute("DELETE FROM issued_cards WHERE issued_at < ?", (utc_text(prune_before),))
+                conn.execute("DELETE FROM judged_orders WHERE judged_at < ?", (utc_text(prune_before),))
             for chunk in range(0, len(rows), NOTES_PER_STATEMENT):
                 part = rows[chunk:chunk + NOTES_PER_STATEMENT]
                 conn.execute(
-                    "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, suggestions, issued_at)"
-                    " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                    "INSERT INTO issued_cards (service, card, topic, indicator, drug, rule, site_config, suggestions,"
+                    " issued_at) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
                     + " ON CONFLICT (service, card) DO UPDATE SET topic = excluded.topic,"
                     " indicator = excluded.indicator, drug = excluded.drug, rule = excluded.rule,"
-                    " suggestions = excluded.suggestions, issued_at = excluded.issued_at",
+                    " site_config = excluded.site_config, suggestions = excluded.suggestions,"
+                    " issued_at = excluded.issued_at",
                     [value for service_id, card, issued_at in part
                      for value in (service_id, card.card, card.topic, card.indicator, card.drug, card.rule,
-                                   card.suggestions, utc_text(issued_at))])
+                                   card.site_config, card.suggestions, utc_text(issued_at))])
+            conn.executemany(
+                "INSERT INTO judged_orders (service, order_key, drug, cards, site_config, judged_at) VALUES"
+                " (?, ?, ?, ?, ?, ?) ON CONFLICT (service, order_key) DO UPDATE SET drug = excluded.drug,"
+                " cards = excluded.cards, site_config = excluded.site_config, judged_at = excluded.judged_at",
+                [(service_id, order.order, order.drug, order.cards, version, utc_text(judged_at))
+                 for service_id, order, version, judged_at in orders or ()])
+
+    def _db_config_seen(self, version: ConfigVersion) -> ConfigVersion:
+        conn = self._conn()
+        with _Transaction(conn, "IMMEDIATE"):
+            conn.execute("INSERT INTO site_config_versions (version, digest, first_seen, settings) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT (version, digest) DO NOTHING",
+                         (version.version, version.digest, utc_text(version.first_seen), version.settings))
+            seen = conn.execute("SELECT first_seen FROM site_config_versions WHERE version = ? AND digest = ?",
+                                (version.version, version.digest)).fetchone()[0]
+        return ConfigVersion(version.version, version.digest, from_utc_text(seen), version.settings)
 
     def _db_first_use(self, pairs: list[tuple[str, str, float]], now: float, purge: bool) -> list[bool]:
         conn = self._conn(HOT)
@@ -351,7 +428,13 @@ def _not_issued(service_id: str | None, first: date | None, last: date | None) -
     return f"SELECT COALESCE(SUM(items), 0) FROM feedback_not_issued WHERE {' AND '.join(clauses)}", params
 
 
-def _days(alias: str, service_id: str | None, first: date | None, last: date | None) -> tuple[str, list[str]]:
+def from_utc_text(text: str) -> datetime:
+    """The instant of a ``utc_text`` value."""
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def _days(alias: str, service_id: str | None, first: date | None, last: date | None,
+          column: str = "issued_at") -> tuple[str, list[str]]:
     """The WHERE clause of issued cards of one service, or all, on the UTC days first to last: on the day
     expression, so that the issued_cards_day index serves it."""
     clauses, params = ["1 = 1"], []
@@ -360,7 +443,7 @@ def _days(alias: str, service_id: str | None, first: date | None, last: date | N
         params.append(service_id)
     for bound, op in ((first, ">="), (last, "<=")):
         if bound is not None:
-            clauses.append(f"substr({alias}issued_at, 1, 10) {op} ?")
+            clauses.append(f"substr({alias}{column}, 1, 10) {op} ?")
             params.append(bound.isoformat())
     return " AND ".join(clauses), params
 

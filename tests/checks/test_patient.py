@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fhirsvc.canonical import value_set_url
-from fhirsvc.checks.config import KIDNEY_MAX_AGE, WEIGHT_MAX_AGE
+from fhirsvc.checks.config import WEIGHT_MAX_AGE
 from fhirsvc.checks.reading.age import age_years
 from fhirsvc.checks.reading.conditions import is_active_allergy, is_active_condition
 from fhirsvc.checks.reading.medications import is_current, is_live_draft, is_past, medication_end, medication_start
 from fhirsvc.checks.reading.observations import newest_measurement
-from fhirsvc.checks.reading.windows import parse_datetime
+from fhirsvc.checks.reading.windows import Window, parse_datetime
 from fhirsvc.drugmodel.units import (
     cells_10e9_per_l,
     celsius,
@@ -22,6 +22,8 @@ from fhirsvc.drugmodel.units import (
     weight_kg,
 )
 from tests.checks.conftest import NOW, allergy, birth_date, condition, med_request, observation, stopped_med
+
+KIDNEY_MAX_AGE = Window(180, "day", "results")  # the shipped default (rule anakinra-kidney-dosing)
 
 
 @pytest.mark.parametrize(("value", "end", "expected"), [

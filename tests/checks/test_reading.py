@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fhirsvc.checks.config import KIDNEY_MAX_AGE, TEMPERATURE_WINDOW, WEIGHT_MAX_AGE
+from fhirsvc.checks.config import WEIGHT_MAX_AGE
 from fhirsvc.checks.reading.conditions import condition_in
 from fhirsvc.checks.reading.observations import Threshold, observation_when, read_coded, read_quantity
 from fhirsvc.checks.reading.windows import Window, parse_when
@@ -43,6 +43,10 @@ from tests.checks.conftest import (
     stopped_med,
     when,
 )
+
+# the shipped defaults of the two windows a site may adjust (the rule registry's site-setting extensions)
+KIDNEY_MAX_AGE = Window(180, "day", "results")
+TEMPERATURE_WINDOW = Window(72, "hour", "temperatures")
 
 # --- 1. measurements: readable, unreadable, absent, too old ----------------------------------------------------
 

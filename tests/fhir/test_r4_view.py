@@ -98,7 +98,8 @@ def test_the_view_serves_only_r4_types(knowledge, view):
     served = {rtype for rtype, _ in view}
     expected = {"MedicationKnowledge", "Medication", "ValueSet", "CodeSystem", "DocumentReference", "Composition",
                 "PlanDefinition", "ActivityDefinition", "StructureDefinition", "DetectedIssue"}
-    expected |= {rtype for rtype in ("SearchParameter", "OperationDefinition") if knowledge.of_type(rtype)}
+    expected |= {rtype for rtype in ("SearchParameter", "OperationDefinition", "ConceptMap")
+                 if knowledge.of_type(rtype)}
     assert served == expected
     assert served <= R4_TYPES
     assert not R4_TYPES & NOT_IN_R4

@@ -45,7 +45,7 @@ def test_a_version_1_database_is_migrated(database_url):
     run_sql(database_url, "INSERT INTO issued_cards (service, card, topic, indicator, suggestions, issued_at)"
                           " VALUES ('s', 'c', 'DOSEH', 'warning', '[]', '2026-11-20T10:00:00.000000Z')")
     store = open_store(database_url)
-    assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
     store.record("s", [FeedbackItem("c", "overridden", datetime(2026, 11, 20, 11, tzinfo=UTC))])
     counts = store.governance("s", date(2026, 11, 20), date(2026, 11, 20))
     assert [(r.topic, r.indicator, r.drug, r.cards, r.with_feedback) for r in counts.issued] == [

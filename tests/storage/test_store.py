@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fhirsvc.storage import SCHEMA_VERSION, StorageError, open_store
-from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER, FeedbackItem
+from fhirsvc.storage.base import HOT_TIMEOUT, NOTE_AGAIN_AFTER, FeedbackItem, JudgedOrder
 from tests.storage.conftest import run_sql
 
 SERVICE = "anakinra-order-select"
@@ -396,7 +396,7 @@ def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
                 SERVICE, card_id, outcome, stamp(n), topic, "warning" if topic else None, stamp(n))
     store = open_store(database_url)
     try:
-        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(4,)]
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
         rows = run_sql(database_url, "SELECT card, outcome, topic, drug, reporter FROM feedback ORDER BY id")
         assert rows == [("a", "overridden", "OLD", "anakinra", ""), ("a", "overridden", "OLD", "anakinra", ""),
                         ("a", "accepted", "OLD", "anakinra", ""), ("gone", "overridden", None, "anakinra", "")]
@@ -407,6 +407,50 @@ def test_a_version_2_database_is_migrated_keeping_its_feedback(database_url):
         assert store.record(SERVICE, [item("a", at=T0)], reporter="client") == 1  # the key holds the reporter now
         assert store.record(SERVICE, [item("never-issued")]) == 0
         assert store.stats(SERVICE)["notIssued"] == 1
+    finally:
+        store.close()
+
+
+def test_a_version_4_database_is_migrated_keeping_its_cards_and_feedback(database_url):
+    """Version 5 adds the site configuration version to cards and feedback, the judged orders and the site
+    configuration versions: what was stored is kept (no version), and the new rows are written and read."""
+    import importlib
+
+    backend = importlib.import_module("fhirsvc.storage." + ("sqlite" if database_url.startswith("sqlite")
+                                                            else "postgres"))
+    for statement in ["CREATE TABLE fhirsvc_schema (version integer NOT NULL)", *backend.MIGRATIONS[1],
+                      *backend.MIGRATIONS[2], *backend.MIGRATIONS[3], *backend.MIGRATIONS[4],
+                      "INSERT INTO fhirsvc_schema (version) VALUES (4)"]:
+        run_sql(database_url, statement)
+    stamp = (T0.isoformat() if database_url.startswith("postgresql")
+             else T0.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
+    run_sql(database_url, "INSERT INTO issued_cards (service, card, topic, indicator, drug, suggestions, issued_at)"
+                          " VALUES (?, 'old', 'DOSEH', 'warning', 'anakinra', '[]', ?)", SERVICE, stamp)
+    run_sql(database_url, "INSERT INTO feedback (service, card, outcome, outcome_timestamp, accepted_suggestions,"
+                          " topic, indicator, drug, received_at) VALUES (?, 'old', 'overridden', ?, '[]', 'DOSEH',"
+                          " 'warning', 'anakinra', ?)", SERVICE, stamp, stamp)
+    store = open_store(database_url)
+    try:
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
+        assert run_sql(database_url, "SELECT card, rule, site_config FROM issued_cards") == [("old", None, None)]
+        assert run_sql(database_url, "SELECT card, rule, site_config FROM feedback") == [("old", None, None)]
+        assert store.stats(SERVICE)["byTopic"][0]["overridden"] == 1
+        store.remember_cards(SERVICE, [card("new", "DOSEH", rule="anakinra-max-daily-dose")], ["anakinra"],
+                             [JudgedOrder("order-1", "anakinra", 1)], site_config="2026-12-a")
+        store.write_notes()
+        assert run_sql(database_url, "SELECT rule, site_config FROM issued_cards WHERE card = 'new'") == [
+            ("anakinra-max-daily-dose", "2026-12-a")]
+        assert run_sql(database_url, "SELECT order_key, drug, cards, site_config FROM judged_orders") == [
+            ("order-1", "anakinra", 1, "2026-12-a")]
+        store.record(SERVICE, [item("new")])
+        assert run_sql(database_url, "SELECT rule, site_config FROM feedback WHERE card = 'new'") == [
+            ("anakinra-max-daily-dose", "2026-12-a")]
+        seen = store.config_seen("2026-12-a", {"version": "2026-12-a", "rules": {}})
+        again = store.config_seen("2026-12-a", {"version": "2026-12-a", "rules": {}})
+        assert again.first_seen == seen.first_seen  # the first time is kept
+        other = store.config_seen("2026-12-a", {"version": "2026-12-a", "rules": {"x": {}}})
+        assert other.digest != seen.digest
+        assert len(run_sql(database_url, "SELECT version FROM site_config_versions")) == 2
     finally:
         store.close()
 
@@ -541,7 +585,7 @@ def test_a_version_3_database_is_migrated_keeping_its_rows_without_a_rule_id(dat
             SERVICE, stamp(1), stamp(1))
     store = open_store(database_url)
     try:
-        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(4,)]
+        assert run_sql(database_url, "SELECT version FROM fhirsvc_schema") == [(SCHEMA_VERSION,)] == [(5,)]
         assert run_sql(database_url, "SELECT card, outcome, topic, indicator, drug, rule FROM feedback") == [
             ("old", "overridden", "DRG", "critical", "anakinra", None)]
         assert run_sql(database_url, "SELECT card, topic, drug, rule FROM issued_cards") == [

@@ -14,8 +14,8 @@ from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import (
     FEVER_CELSIUS,
+    FEVER_TEMPERATURES,
     NEUTROPENIA_ANC_10E9_PER_L,
-    TEMPERATURE_WINDOW,
     VS_BODY_TEMPERATURE,
     VS_NEUTROPENIA,
     VS_NEUTROPHIL_COUNT,
@@ -53,7 +53,8 @@ def _sentence(text: str) -> str:
 @check("active-infection", (12,), "COND", "warnings", "active infection", needs=(CONDITIONS, OBSERVATIONS))
 def check_infection(job: Job) -> Iterable[Finding]:
     """#12 COND warning: an active condition in the drug's serious-infection value set, or a body
-    temperature of at least ``FEVER_CELSIUS`` within ``TEMPERATURE_WINDOW``. Monograph SECTION 1 of 4 >
+    temperature of at least ``FEVER_CELSIUS`` within the rule's fever window (``FEVER_TEMPERATURES``, a setting a site
+    may adjust). Monograph SECTION 1 of 4 >
     IMPORTANT INFORMATION > Inability to fight infections."""
     cud = job.drug.warning(VS_SERIOUS_INFECTIONS)
     if cud is None:
@@ -71,10 +72,11 @@ def check_infection(job: Job) -> Iterable[Finding]:
                       wording.ADVICE["infection"]),
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
-    readings = readings_within(job.run.observations, matcher, job.run.now, TEMPERATURE_WINDOW, celsius,
+    window = job.window(FEVER_TEMPERATURES)
+    readings = readings_within(job.run.observations, matcher, job.run.now, window, celsius,
                                Threshold.compare(">=", FEVER_CELSIUS, "°C")) if matcher is not None else []
     fevers = [r for r in readings if r.readable and r.meets]
-    window_text = f"within {TEMPERATURE_WINDOW.limit} hours; {TEMPERATURE_WINDOW.rule}"
+    window_text = f"within {window.limit} hours; {window.rule}"
     if fevers:
         fever = max(fevers, key=lambda r: (r.value or 0.0))
         value, obs, when = round(fever.value or 0.0, 1), fever.observation, fever.when
@@ -88,7 +90,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
                              **({"comparator": fever.comparator} if fever.comparator else {})},
-             "threshold_celsius": FEVER_CELSIUS, "window_hours": TEMPERATURE_WINDOW.limit,
+             "threshold_celsius": FEVER_CELSIUS, "window_hours": window.limit,
              "placed_at": "last instant of its date" if when and not when.exact else "as recorded"})]
     missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
     if missing:
@@ -101,13 +103,13 @@ def check_infection(job: Job) -> Iterable[Finding]:
             *wording.words("warning.unable", what="fever", drug=job.drug.name,
                            problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
                            reason=f"No active infection is recorded, and no body temperature of the last "
-                           f"{TEMPERATURE_WINDOW.limit} hours can be used: the newest ({newest.described()}). Fever "
+                           f"{window.limit} hours can be used: the newest ({newest.described()}). Fever "
                            f"is {FEVER_CELSIUS:g} °C or more ({window_text}).",
                            todo="Take the temperature before signing.", quote=warning_quote(cud)),
             section, "warnings",
             {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
                                          "found": r.shown, "problem": r.problem} for r in readings],
-             "window_hours": TEMPERATURE_WINDOW.limit}, unable=True)]
+             "window_hours": window.limit}, unable=True)]
     return []
 
 

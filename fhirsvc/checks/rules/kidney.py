@@ -12,7 +12,7 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check, lower_first, plain, unavailable_text
-from fhirsvc.checks.config import KIDNEY_MAX_AGE
+from fhirsvc.checks.config import KIDNEY_RESULTS
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, Resource
 from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.reading.daily_dose import describe_per_day, dose_quantity, order_per_day
@@ -57,7 +57,7 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             test = Threshold(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
                         if char.value is not None else char.unit)
             measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
-                                         KIDNEY_MAX_AGE, test)
+                                         job.window(KIDNEY_RESULTS), test)
             chars.append(char)
             measurements.append(measure)
             if measure.found and measure.meets and evidence is None:
@@ -170,7 +170,7 @@ def _unable(job: Job, guide: Guideline, measurements: list[Measurement], chars: 
             or next((m for m in measurements if m.status == "stale"), None)
         called = next((c.text for c in chars if c.text), "")
         why = brief = (f"no kidney function result{f' ({lower_first(called)})' if called else ''} "
-                       f"in the last {KIDNEY_MAX_AGE.limit} days")
+                       f"in the last {job.window(KIDNEY_RESULTS).limit} days")
         if shown is not None:
             why, brief = shown.problem("kidney function result"), shown.brief("kidney function result")
     threshold = next((c for c in chars), None)
@@ -186,6 +186,6 @@ def _unable(job: Job, guide: Guideline, measurements: list[Measurement], chars: 
                        threshold=f" ({threshold.comparator} {threshold.value:g} {threshold.unit})" if threshold
                        and threshold.value is not None else ""),
         section, "kidney-disease",
-        {**kidney_facts, "window_days": KIDNEY_MAX_AGE.limit, "on_therapy": bool(current),
+        {**kidney_facts, "window_days": job.window(KIDNEY_RESULTS).limit, "on_therapy": bool(current),
          **({"unavailable": gone} if (gone := job.run.unavailable(OBSERVATIONS, CONDITIONS)) else {})},
         unable=True)
