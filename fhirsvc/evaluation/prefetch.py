@@ -245,8 +245,12 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         url = fill_template(templates[key], request["context"], call.now.date())
         return resources_of(server.get(url), key, server)
 
-    # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
-    fetched = [key for key in (*wanted, *optional) if key not in prefetch or _has_next_page(prefetch[key])]
+    def goes_to_server(key: str) -> bool:  # whether read_key sends a request (a next page, or the key's search)
+        return _has_next_page(prefetch[key]) if key in prefetch else server.base is not None
+
+    # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start: a key
+    # neither sent nor readable is answered without a request).
+    fetched = [key for key in (*wanted, *optional) if goes_to_server(key)]
     with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
         futures = {key: pool.submit(read_key, key) for key in fetched} if pool is not None else {}
         for key in (*wanted, *optional):
