@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fhirsvc.checks.context import Resource
-from fhirsvc.checks.reading.resources import code_pairs, concept_codes, reference_key
+from fhirsvc.checks.reading.resources import code_pairs, concept_codes, is_object, reference_key
 from fhirsvc.checks.reading.windows import When, Window, day, parse_when
 from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.fhirtypes import concept_text, quantity_text
@@ -306,7 +306,7 @@ class ObservationIndex:
                 if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
                     continue
                 code = obs.get("code")
-                if not isinstance(code, Mapping):  # no code: of no value set
+                if not is_object(code):  # no code: of no value set
                     continue
                 key = concept_key(code)
                 if key is not None and key in by_key:

@@ -12,6 +12,12 @@ from fhirsvc.terminology import ValueSetMatcher, codings
 Resource = Mapping[str, Any]
 
 
+def is_object(value: Any) -> bool:
+    """Whether a value is a JSON object (a dict, or a Mapping such as the knowledge's frozen ones): ``isinstance``
+    with ``Mapping`` alone, without its abstract-class check on the values sent data mostly has (dicts, absent)."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
 def concept_codes(concept: Mapping[str, Any] | None) -> list[dict[str, str]]:
     """The codings of a CodeableConcept as small {system, code, display} dicts (for facts)."""
     return [{k: str(c[k]) for k in ("system", "code", "display") if c.get(k)} for c in codings(concept)]
