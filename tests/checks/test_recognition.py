@@ -134,8 +134,8 @@ def frozen(value):
 
 @pytest.mark.parametrize("resource", [
     med_request(medication=concept({"system": RXNORM, "code": "72435"})),
-    {"resourceType": "MedicationRequest", "id": "r5", "medication": {"reference": {"reference": "Medication/ehr-med-0001"},
-                                                                      "concept": concept(text="Kineret")}},
+    {"resourceType": "MedicationRequest", "id": "r5",
+     "medication": {"reference": {"reference": "Medication/ehr-med-0001"}, "concept": concept(text="Kineret")}},
     {"resourceType": "MedicationRequest", "id": "r4", "medicationReference": {"reference": "Medication/ehr-med-0001",
                                                                               "display": "Kineret 100 mg"}},
     {"resourceType": "MedicationRequest", "id": "odd", "medicationReference": "Medication/1", "medication": [1]},
