@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
@@ -216,11 +216,13 @@ def fhir_server(request: Mapping[str, Any], env: Environment) -> FhirServer:
 
 
 def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirServer | None = None,
-                     referenced: Mapping[str, dict[str, Any]] | None = None) -> PatientContext:
+                     referenced: Mapping[str, dict[str, Any]] | None = None,
+                     pools: Sequence[MedicationPool] | None = None) -> PatientContext:
     """Read the data ``keys`` (the checks' needs; default all) from prefetch or the FHIR server, leaving the
     others empty; 412 (PreconditionFailed) if none of them could be had. The medication list is the
     ``medications`` key and, when sent (or readable from fhirServer), the optional ``statements`` key, whose
-    failure makes the medication list unavailable. ``referenced``: Medications already resolved."""
+    failure makes the medication list unavailable. ``referenced``: Medications already resolved; ``pools``: the
+    call's ``medication_pools``, when the caller has them."""
     request, templates, orders = call.request, call.templates, call.orders
     server = server or fhir_server(request, call.env)
     wanted = [key for key in DATA_KEYS if key in set(keys)]
@@ -273,7 +275,8 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         del unavailable[STATEMENTS]
     records = tuple(as_therapy_record(r, call.now) for r in _of_type(
         (*data[MEDICATIONS], *data[STATEMENTS]), "MedicationRequest", "MedicationStatement"))
-    pools = [*medication_pools(call), MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
+    pools = [*(medication_pools(call) if pools is None else pools),
+             MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
     patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
     return PatientContext(
         now=call.now, hook=request["hook"], patient=patient,

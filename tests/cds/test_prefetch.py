@@ -13,6 +13,7 @@ from requests.adapters import HTTPAdapter
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
 from fhirsvc.evaluation.prefetch import PreconditionFailed, assemble_context
+from fhirsvc.evaluation.references import MedicationPool
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from tests.cds.fake_ehr import bundle
 
@@ -256,3 +257,16 @@ def test_every_form_of_medication_reference_is_resolved_in_the_contract_order(eh
         "Medication/sent": "from prefetch", "Medication/k1": "Kineret",
         "Medication/in-bundle/_history/2": "a version"}
     assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]  # only what nothing else held
+
+
+def test_the_callers_medication_pools_are_the_ones_searched(ehr):
+    """A caller that has read the call's medication pools (``relevance.judged_context``) hands them over; they are
+    searched as they are, not read again from the request."""
+    order = referring("a", "Medication/held")
+    request_data = {"hook": "order-sign", "prefetch": SENT, "context": {"patientId": "p1", "userId": "u1"}}
+    settings = FetchSettings(allowlist=UrlPolicy([]))
+    assert assemble_context(call(request_data, settings, [order])).referenced_medications == {}
+    pools = [MedicationPool.of_resources([medication("held", "from the caller's pools")])]
+    context = assemble_context(call(request_data, settings, [order]), pools=pools)
+    assert {key: med["code"]["text"] for key, med in context.referenced_medications.items()} == {
+        "Medication/held": "from the caller's pools"}
