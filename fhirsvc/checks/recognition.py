@@ -90,7 +90,9 @@ def _list(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in value if is_object(item)] if isinstance(value, list) else []
 
 
-def _texts(concepts: Iterable[Concept]) -> list[str]:
+def concept_texts(concepts: Iterable[Concept]) -> list[str]:
+    """The names the concepts carry, where a drug's or a value set's name is looked for: each concept's ``text``,
+    then its codings' ``display`` (non-empty strings only)."""
     texts = []
     for concept in concepts:
         texts.append(concept.get("text"))
@@ -105,7 +107,7 @@ def recognize(concepts: Sequence[Concept], drugs: Iterable[DrugProfile]) -> list
                                        for concept in concepts for c in codings(concept))]
     if by_code:
         return by_code
-    texts = _texts(concepts)
+    texts = concept_texts(concepts)
     return [d for d in drugs if any(d.find_name(t) for t in texts)]
 
 
