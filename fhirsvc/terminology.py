@@ -76,16 +76,16 @@ def concept_key(concept: Any) -> tuple[str | None, ...] | None:
     display. None when one of them is neither None nor a short string: such a concept is not remembered."""
     if concept is None or not isinstance(concept, (dict, Mapping)):
         return None
-    key: tuple[Any, ...] = (concept.get("text"),)
+    parts: list[Any] = [concept.get("text")]
     found = concept.get("coding")
     if isinstance(found, (list, tuple)):  # as ``codings``, without building its list
         for coding in found:
             if isinstance(coding, (dict, Mapping)):
-                key += (coding.get("system"), coding.get("code"), coding.get("display"))
-    for part in key:
+                parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+    for part in parts:
         if part is not None and (type(part) is not str or len(part) > _MEMO_TEXT):
             return None
-    return key
+    return tuple(parts)
 
 
 def normalize_name(text: str) -> str:

@@ -9,6 +9,7 @@ import sys
 
 from fhirsvc.canonical import EXT_VALUE_SET
 from tests.conftest import KNOWLEDGE_DIR, ROOT
+from tools import lint_text
 from tools.lint_text import (
     CODE_PROVENANCE,
     KNOWLEDGE,
@@ -96,11 +97,17 @@ def test_a_private_name_imported_from_another_module_is_a_finding(tmp_path):
         "fhirsvc/pages/b.py:1: private: imports another module's private name _cap"]
 
 
-def test_an_exemption_no_longer_needed_is_a_finding(tmp_path):
-    (exempted, names), = PRIVATE_EXEMPT.items()
-    _plant(tmp_path, {exempted: "from fhirsvc.checks.recognition import texts\n"})
-    assert run(tmp_path).stdout.splitlines() == [
-        f"{exempted}: private: PRIVATE_EXEMPT lists {name}, which it no longer imports" for name in sorted(names)]
+def test_an_exemption_no_longer_needed_is_a_finding(tmp_path, monkeypatch):
+    monkeypatch.setattr(lint_text, "PRIVATE_EXEMPT", {"fhirsvc/pages/a.py": {"_cap", "_gone"}})
+    _plant(tmp_path, {"fhirsvc/words.py": "def _cap(text):\n    return text\n",
+                      "fhirsvc/pages/a.py": "from fhirsvc.words import _cap\n"})
+    assert list(lint_text.check_private(tmp_path)) == [
+        "fhirsvc/pages/a.py: private: PRIVATE_EXEMPT lists _gone, which it no longer imports"]
+
+
+def test_no_module_is_exempt_from_the_private_name_rule():
+    assert PRIVATE_EXEMPT == {}
+    assert list(lint_text.check_private(ROOT)) == []
 
 
 def test_drug_facts_in_the_rules_or_the_drug_model_are_findings(tmp_path):

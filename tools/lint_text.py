@@ -48,7 +48,7 @@ OUTSIDE = re.compile(r"\.\./shared\b|parents?\[?\d*\]?\s*/\s*\"shared\"|\.parent
 OUTSIDE_EXEMPT = ("tests/conformance/",)  # payloads reproduced verbatim from elsewhere, with their provenance
 # Private names still imported across modules, by importing module: each is to be made public where it is defined.
 # An entry that no longer matches an import is itself a finding, so the list only shrinks.
-PRIVATE_EXEMPT = {"fhirsvc/checks/index.py": {"_texts"}}
+PRIVATE_EXEMPT: dict[str, set[str]] = {}
 # The rules and the drug model: what must not know any drug.
 RULE_FOLDERS = (Path("fhirsvc", "checks"), Path("fhirsvc", "drugmodel"))
 DRUG_WORDS = re.compile(r"anakinra|kineret|\bnomid\b|rheumatoid|etanercept|adalimumab|humira|measles|"

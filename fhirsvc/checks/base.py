@@ -90,6 +90,7 @@ class Run:
         self.index: DrugIndex = drug_index(knowledge)
         # per resource (by identity; the resource is kept, so its id is not reused): its concepts and drugs
         self._concepts: dict[int, tuple[Resource, list[Mapping[str, Any]]]] = {}
+        self._keyed: dict[int, tuple[Resource, list[tuple[Mapping[str, Any], Any]]]] = {}  # with their concept_key
         self._drugs: dict[int, tuple[Resource, list[DrugProfile]]] = {}
         self._in_value_set: dict[tuple[str, str | None], list[Resource]] = {}  # active conditions/allergies
         # records that pass a named test, with the position of each Type/id (Run.others_where)
@@ -211,6 +212,13 @@ class Run:
             self._concepts[id(resource)] = (resource, medication_concepts(resource,
                                                                           self.context.referenced_medications))
         return self._concepts[id(resource)][1]
+
+    def concepts_in(self, resource: Resource, matcher: ValueSetMatcher) -> bool:
+        """Whether one of the resource's concepts is a member of the value set (``recognition.in_value_set``),
+        each concept's ``concept_key`` read once per call."""
+        if id(resource) not in self._keyed:
+            self._keyed[id(resource)] = (resource, [(c, concept_key(c)) for c in self.concepts(resource)])
+        return any(matcher.matches_keyed(c, key) for c, key in self._keyed[id(resource)][1])
 
     def drugs_of(self, resource: Resource) -> list[DrugProfile]:
         """The knowledge drugs a resource is for (``recognition.recognize``, through the index)."""

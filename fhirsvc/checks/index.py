@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fhirsvc.checks.recognition import _texts as concept_texts
-from fhirsvc.checks.recognition import in_value_set
+from fhirsvc.checks.recognition import concept_texts, in_value_set
 from fhirsvc.drugmodel.profile import DrugProfile, Interaction, drug_profiles
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from fhirsvc.checks import wording
@@ -39,7 +40,7 @@ from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, Patien
 from fhirsvc.checks.engine import run_one
 from fhirsvc.checks.findings import INDICATORS, Finding
 from fhirsvc.checks.reading.medications import course_start, is_current, is_live_draft, is_past, medication_start
-from fhirsvc.checks.reading.observations import READABLE_STATUSES, observations_of
+from fhirsvc.checks.reading.observations import READABLE_STATUSES, Reading, observations_of
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.checks.rules.infection import check_infection, neutropenia
@@ -83,50 +84,85 @@ def check_overdue(job: Job) -> Iterable[Finding]:
     earliest start of the continuous run of the drug's records (``course_start``: a renewal within the plan's
     renewal gap of the previous record's end continues it). Monograph SECTION 4 of 4 > Clinical Monitoring >
     Blood test."""
-    plan, phases = _plan(job)
-    after = [p for p in phases if p.kind == "after" and p.value_set]
-    if plan is None or not after:
+    plan, after = _repeated_tests(job)
+    if plan is None:
         return []
-    section = after[0].section(plan)
     current = job.drug_records(is_current)
     started = course_start([*current, *job.drug_records(is_past)], renewal_gap(plan))
     if started is None:
-        return [job.finding(
-            "info",
-            *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
-                           schedule=schedule_text(plan)),
-            section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
+        return [_start_unknown(job, plan, after[0].section(plan), current)]
     elapsed = whole_days(started, job.run.now)  # whole calendar days since the start date, as #14 counts them
-    phase = next((p for p in after if p.start <= elapsed < p.end), None)
-    if phase is None:  # past the last phase (12 months): the monograph gives no schedule
+    due = _phase_test(job, after, elapsed)
+    if due is None:  # past the last phase (12 months): the monograph gives no schedule
         return []
-    matcher = job.run.value_set(phase.value_set)
-    if matcher is None:
-        return []
-    label = concept_text(phase.action.get("code")) or phase.title
+    phase, matcher = due
     if OBSERVATIONS in job.context.unavailable:
-        return [unable_finding(job, "info", f"whether a {label.lower()} is due",
+        return [unable_finding(job, "info", f"whether a {_action_label(phase).lower()} is due",
                                [OBSERVATIONS], phase.section(plan), "monitoring")]
     window = Window(int(phase.window or 0), "day", "counts")  # inclusive, in whole calendar days (windows.py)
     measure = count_within(job, matcher, window)
     if measure.found:
         return []
-    readable, unreadable, last = last_count(measure, window, job.run.now)
+    return [_overdue(job, plan, phase, started, elapsed, last_count(measure, window, job.run.now))]
+
+
+def _repeated_tests(job: Job) -> tuple[Resource | None, list[Phase]]:
+    """The drug's monitoring plan and its phases of repeated tests (``after`` the start, of a value set); no plan
+    when it has none."""
+    plan, phases = _plan(job)
+    after = [p for p in phases if p.kind == "after" and p.value_set]
+    return (plan, after) if plan is not None and after else (None, [])
+
+
+def _phase_test(job: Job, after: list[Phase], elapsed: int) -> tuple[Phase, ValueSetMatcher] | None:
+    """The phase the course is in after ``elapsed`` days, with its test's value set; None past the last phase (or
+    when the knowledge lacks the value set)."""
+    phase = next((p for p in after if p.start <= elapsed < p.end), None)
+    matcher = job.run.value_set(phase.value_set) if phase is not None else None
+    return None if phase is None or matcher is None else (phase, matcher)
+
+
+def _action_label(phase: Phase) -> str:
+    """What the phase's action measures, for card text: its code's text, else the phase's title."""
+    return concept_text(phase.action.get("code")) or phase.title
+
+
+def _start_unknown(job: Job, plan: Resource, section: str, current: list[Resource]) -> Finding:
+    """The course's start cannot be read from the drug's records: whether a count is due is unknown."""
+    return job.finding(
+        "info",
+        *wording.words("monitoring.start_unknown", drug=job.drug.name, record=job.name_of(job.order),
+                       schedule=schedule_text(plan)),
+        section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)
+
+
+def _overdue(job: Job, plan: Resource, phase: Phase, started: datetime, elapsed: int,
+             last: tuple[Reading | None, Reading | None, str]) -> Finding:
+    """The reminder that the phase's count is due: when the last one was (``last_count``), which interval applies,
+    and the ServiceRequest of the action's ActivityDefinition unless one is already ordered."""
+    readable, unreadable, when = last
+    label = _action_label(phase)
     also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
             else "") + ordered_note(job, phase.action)
     months = elapsed / DAYS_PER_UNIT["mo"]
-    return [job.finding(
+    return job.finding(
         "info",
-        *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=last, interval=phase.interval,
+        *wording.words("monitoring.overdue", label=label, drug=job.drug.name, last=when, interval=phase.interval,
                        title=phase.title, started=day(started), months=f"{months:.1f}", window=f"{phase.window:g}",
                        schedule=schedule_text(plan), also=also),
         phase.section(plan), "monitoring",
         {"started": day(started), "months_on_therapy": round(months, 2), "interval": phase.interval,
          "window_days": phase.window, "last_date": readable.date if readable else None,
-         **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
-                                  "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
-         "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
-        order_test(job, phase.action, label) if phase.definition else [])]
+         **_unreadable_facts(unreadable), "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
+        order_test(job, phase.action, label) if phase.definition else [])
+
+
+def _unreadable_facts(unreadable: Reading | None) -> dict[str, Any]:
+    """The newest count that could not be read, for the facts (nothing when there is none)."""
+    if unreadable is None:
+        return {}
+    return {"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
+                                 "found": unreadable.shown, "problem": unreadable.problem}}
 
 
 def neutropenia_on_therapy(job: Job) -> Iterable[Finding]:
@@ -148,7 +184,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
         matcher = job.run.value_set(phase.value_set)
         if matcher is None:
             continue
-        label = concept_text(phase.action.get("code")) or phase.title
+        label = _action_label(phase)
         if OBSERVATIONS in job.context.unavailable:
             out.append(unable_finding(job, "info",
                                       f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),

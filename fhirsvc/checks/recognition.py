@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from fhirsvc.checks.reading.resources import is_object
 from fhirsvc.drugmodel.profile import DrugProfile
 from fhirsvc.terminology import ValueSetMatcher, codings
 
@@ -25,19 +26,25 @@ def medication_reference(resource: Resource) -> Mapping[str, Any]:
     """The Reference naming the medication of an order or a medication record: R4 ``medicationReference``, R5
     ``medication.reference`` (a CodeableReference); empty if there is none."""
     ref = resource.get("medicationReference")
-    if not isinstance(ref, Mapping):
+    if type(ref) is dict:  # the common cases first: a dict, or nothing (R4 medicationCodeableConcept)
+        return ref
+    if ref is None and resource.get("medication") is None:
+        return {}
+    if not is_object(ref):
         medication = resource.get("medication")
-        ref = medication.get("reference") if isinstance(medication, Mapping) else None
-    return ref if isinstance(ref, Mapping) else {}
+        ref = medication.get("reference") if is_object(medication) else None
+    return ref if is_object(ref) else {}
 
 
 def medication_code(resource: Resource) -> Mapping[str, Any] | None:
     """The CodeableConcept naming the medication: R4 ``medicationCodeableConcept``, R5 ``medication.concept``."""
     concept = resource.get("medicationCodeableConcept")
-    if not isinstance(concept, Mapping):
+    if type(concept) is dict:
+        return concept or None
+    if not is_object(concept):
         medication = resource.get("medication")
-        concept = medication.get("concept") if isinstance(medication, Mapping) else None
-    return concept if isinstance(concept, Mapping) and concept else None
+        concept = medication.get("concept") if is_object(medication) else None
+    return concept if is_object(concept) and concept else None
 
 
 def medication_reference_key(resource: Resource) -> str | None:
@@ -58,9 +65,9 @@ def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] |
     Immunization's vaccine code."""
     rtype = resource.get("resourceType")
     if rtype == "ServiceRequest":
-        return [resource["code"]] if isinstance(resource.get("code"), Mapping) else []
+        return [resource["code"]] if is_object(resource.get("code")) else []
     if rtype == "Immunization":
-        return [resource["vaccineCode"]] if isinstance(resource.get("vaccineCode"), Mapping) else []
+        return [resource["vaccineCode"]] if is_object(resource.get("vaccineCode")) else []
     out: list[Concept] = []
     code = medication_code(resource)
     if code is not None:
@@ -69,21 +76,23 @@ def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] |
     key = medication_reference_key(resource)
     if key is not None:
         med = (referenced or {}).get(key)
-        if isinstance(med, Mapping):
+        if is_object(med):
             if med.get("code"):
                 out.append(med["code"])
             out += [i["itemCodeableConcept"] for i in _list(med.get("ingredient")) if i.get("itemCodeableConcept")]
     if ref.get("display"):
         out.append({"text": ref["display"]})
-    return [concept for concept in out if isinstance(concept, Mapping)]
+    return [concept for concept in out if is_object(concept)]
 
 
 def _list(value: Any) -> list[Mapping[str, Any]]:
     """The objects of a JSON array (nothing if it is not one): sent data can have any JSON type."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    return [item for item in value if is_object(item)] if isinstance(value, list) else []
 
 
-def _texts(concepts: Iterable[Concept]) -> list[str]:
+def concept_texts(concepts: Iterable[Concept]) -> list[str]:
+    """The names the concepts carry, where a drug's or a value set's name is looked for: each concept's ``text``,
+    then its codings' ``display`` (non-empty strings only)."""
     texts = []
     for concept in concepts:
         texts.append(concept.get("text"))
@@ -98,7 +107,7 @@ def recognize(concepts: Sequence[Concept], drugs: Iterable[DrugProfile]) -> list
                                        for concept in concepts for c in codings(concept))]
     if by_code:
         return by_code
-    texts = _texts(concepts)
+    texts = concept_texts(concepts)
     return [d for d in drugs if any(d.find_name(t) for t in texts)]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from fhirsvc.canonical import EXT_MEMBER_NAME
@@ -319,6 +320,8 @@ def article(noun: str) -> str:
 
 # --- quotations ---------------------------------------------------------------------------------------
 
+QUOTED_TEXTS = 1024  # monograph texts whose quotable sentences are remembered
+
 def _sentences(text: str) -> list[str]:
     """The prose sentences of a monograph text: its bold heading, list items and lead-ins ending in ':' left
     out."""
@@ -332,9 +335,11 @@ def _sentences(text: str) -> list[str]:
     return [s for s in out if not s.endswith(":")]
 
 
+@lru_cache(maxsize=QUOTED_TEXTS)
 def quote_sentences(text: str, most: int = 2) -> str:
     """The sentences of a monograph text worth quoting to a prescriber: those that do not address the
-    patient (at most ``most``), else the first one."""
+    patient (at most ``most``), else the first one. Only the knowledge's texts are quoted, the same ones in every
+    call: answers are remembered (the most recent ``QUOTED_TEXTS``)."""
     found = _sentences(text)
     impersonal = [s for s in found if not SECOND_PERSON.search(s)]
     return " ".join(impersonal[:most] or found[:1])

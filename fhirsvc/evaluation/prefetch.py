@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
@@ -216,11 +216,13 @@ def fhir_server(request: Mapping[str, Any], env: Environment) -> FhirServer:
 
 
 def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirServer | None = None,
-                     referenced: Mapping[str, dict[str, Any]] | None = None) -> PatientContext:
+                     referenced: Mapping[str, dict[str, Any]] | None = None,
+                     pools: Sequence[MedicationPool] | None = None) -> PatientContext:
     """Read the data ``keys`` (the checks' needs; default all) from prefetch or the FHIR server, leaving the
     others empty; 412 (PreconditionFailed) if none of them could be had. The medication list is the
     ``medications`` key and, when sent (or readable from fhirServer), the optional ``statements`` key, whose
-    failure makes the medication list unavailable. ``referenced``: Medications already resolved."""
+    failure makes the medication list unavailable. ``referenced``: Medications already resolved; ``pools``: the
+    call's ``medication_pools``, when the caller has them."""
     request, templates, orders = call.request, call.templates, call.orders
     server = server or fhir_server(request, call.env)
     wanted = [key for key in DATA_KEYS if key in set(keys)]
@@ -245,8 +247,12 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         url = fill_template(templates[key], request["context"], call.now.date())
         return resources_of(server.get(url), key, server)
 
-    # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start).
-    fetched = [key for key in (*wanted, *optional) if key not in prefetch or _has_next_page(prefetch[key])]
+    def goes_to_server(key: str) -> bool:  # whether read_key sends a request (a next page, or the key's search)
+        return _has_next_page(prefetch[key]) if key in prefetch else server.base is not None
+
+    # Keys that mean fetching are read in threads, concurrently; the others at once (no thread to start: a key
+    # neither sent nor readable is answered without a request).
+    fetched = [key for key in (*wanted, *optional) if goes_to_server(key)]
     with ThreadPoolExecutor(max_workers=len(fetched)) if fetched else nullcontext() as pool:
         futures = {key: pool.submit(read_key, key) for key in fetched} if pool is not None else {}
         for key in (*wanted, *optional):
@@ -269,7 +275,8 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         del unavailable[STATEMENTS]
     records = tuple(as_therapy_record(r, call.now) for r in _of_type(
         (*data[MEDICATIONS], *data[STATEMENTS]), "MedicationRequest", "MedicationStatement"))
-    pools = [*medication_pools(call), MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
+    pools = [*(medication_pools(call) if pools is None else pools),
+             MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
     patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
     return PatientContext(
         now=call.now, hook=request["hook"], patient=patient,

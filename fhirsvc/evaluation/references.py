@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhirsvc.checks.reading.resources import is_object
 from fhirsvc.checks.recognition import medication_reference, medication_reference_key
 from fhirsvc.errors import FhirsvcError
 
@@ -53,7 +54,7 @@ class MedicationPool:
         """The pool of a Bundle's ``entry`` array (anything else holds none)."""
         pool = cls()
         for entry in entries if isinstance(entries, list) else ():
-            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            resource = entry.get("resource") if is_object(entry) else None
             if isinstance(resource, dict) and resource.get("resourceType") == "Medication":
                 pool.add(resource, entry.get("fullUrl"))
         return pool

@@ -50,5 +50,5 @@ def judged_context(call: Call) -> PatientContext | None:
         log.debug("no judged order is for a drug the knowledge knows or interacts with: nothing fetched, no card")
         return None
     log.debug("judging %d order(s); data keys needed: %s", len(found.orders), ", ".join(sorted(found.keys)))
-    return assemble_context(call, keys=found.keys, server=server, referenced=referenced)
+    return assemble_context(call, keys=found.keys, server=server, referenced=referenced, pools=pools)
 

@@ -3,6 +3,7 @@ behaves well, badly, or is not allow-listed (tests/cds/test_urlpolicy.py tries t
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from requests.adapters import HTTPAdapter
 from fhirsvc.checks.context import DATA_KEYS
 from fhirsvc.evaluation.environment import Call, Environment, FetchSettings
 from fhirsvc.evaluation.prefetch import PreconditionFailed, assemble_context
+from fhirsvc.evaluation.references import MedicationPool
 from fhirsvc.evaluation.urlpolicy import UrlPolicy
 from tests.cds.fake_ehr import bundle
 
@@ -162,6 +164,39 @@ def test_absent_statements_that_cannot_be_read_are_not_sent_not_a_failure(ehr, s
     assert ehr.requests == []
 
 
+@pytest.fixture
+def started_threads(monkeypatch):
+    """The names of the threads the test's own thread starts while it runs (``Thread.start`` still starts them;
+    the stand-in EHR's threads are started by its server's)."""
+    started: list[str] = []
+    real_start = threading.Thread.start
+    caller = threading.current_thread()
+
+    def start(thread):
+        if threading.current_thread() is caller:
+            started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started
+
+
+@pytest.mark.parametrize("server", ["none", "not-allow-listed"])
+def test_keys_that_send_no_request_start_no_thread(ehr, server, started_threads):
+    """Every key sent but an optional one that cannot be read: answered at once, no thread pool started for it."""
+    request_data = {"hook": "order-sign", "context": {"patientId": "p1", "userId": "u1"}, "prefetch": SENT}
+    if server == "not-allow-listed":
+        request_data["fhirServer"] = ehr.base
+    context = assemble_context(call(request_data, FetchSettings(allowlist=UrlPolicy([])), templates=WITH_STATEMENTS))
+    assert [m["id"] for m in context.medications] == ["mr-1"]
+    assert started_threads == []
+
+
+def test_a_key_fetched_from_the_server_is_read_in_a_thread(ehr, started_threads):
+    assemble(ehr, prefetch=SENT, templates=WITH_STATEMENTS)
+    assert len(started_threads) == 1
+
+
 def test_failed_statements_make_the_medication_list_unavailable_and_nothing_else(ehr):
     outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
     sent = assemble(ehr, prefetch={**SENT, "statements": outcome}, templates=WITH_STATEMENTS)
@@ -222,3 +257,16 @@ def test_every_form_of_medication_reference_is_resolved_in_the_contract_order(eh
         "Medication/sent": "from prefetch", "Medication/k1": "Kineret",
         "Medication/in-bundle/_history/2": "a version"}
     assert [path for path, _ in ehr.requests] == ["/fhir/Medication/k1?"]  # only what nothing else held
+
+
+def test_the_callers_medication_pools_are_the_ones_searched(ehr):
+    """A caller that has read the call's medication pools (``relevance.judged_context``) hands them over; they are
+    searched as they are, not read again from the request."""
+    order = referring("a", "Medication/held")
+    request_data = {"hook": "order-sign", "prefetch": SENT, "context": {"patientId": "p1", "userId": "u1"}}
+    settings = FetchSettings(allowlist=UrlPolicy([]))
+    assert assemble_context(call(request_data, settings, [order])).referenced_medications == {}
+    pools = [MedicationPool.of_resources([medication("held", "from the caller's pools")])]
+    context = assemble_context(call(request_data, settings, [order]), pools=pools)
+    assert {key: med["code"]["text"] for key, med in context.referenced_medications.items()} == {
+        "Medication/held": "from the caller's pools"}

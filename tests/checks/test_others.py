@@ -13,6 +13,7 @@ from fhirsvc.checks.base import Run
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
+from fhirsvc.checks.recognition import in_value_set, medication_concepts
 
 STATUSES = ["draft", "active", "on-hold", "cancelled", "stopped", "completed", "entered-in-error", None]
 record = st.fixed_dictionaries({"resourceType": st.sampled_from(["MedicationRequest", "MedicationStatement"]),
@@ -49,3 +50,23 @@ def test_the_selection_is_the_scan(knowledge, drafts, medications, with_medicati
         live = run.others_where(order, "statements", lambda r, _k: r["resourceType"] == "MedicationStatement",
                                 medications=with_medications)
         assert [id(r) for r, _ in live] == [id(r) for r, _ in expected if r["resourceType"] == "MedicationStatement"]
+
+
+MEDICATION_NAMES = ["anakinra", "Kineret 100 mg", "etanercept", "adalimumab", "MMR vaccine", "zoster vaccine live",
+                    "methotrexate", "", "x" * 300]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(MEDICATION_NAMES), min_size=1, max_size=6))
+def test_concepts_in_answers_as_in_value_set_for_every_value_set(knowledge, names):
+    """``Run.concepts_in`` (each record's concept keys read once per call) against ``in_value_set`` asked anew,
+    for every value set of the knowledge and records named by text, display or an unmemoisable long text."""
+    medications = tuple({"resourceType": "MedicationStatement", "id": f"m{i}", "status": "active",
+                         "medicationCodeableConcept": {"text": name} if i % 2 else
+                         {"coding": [{"system": "http://example.org/local", "code": str(i), "display": name}]}}
+                        for i, name in enumerate(names))
+    run = Run(PatientContext(now=datetime(2026, 11, 24, tzinfo=UTC), hook="order-sign", medications=medications),
+              knowledge)
+    for matcher in knowledge.value_sets.values():
+        for med in medications:
+            assert run.concepts_in(med, matcher) == in_value_set(medication_concepts(med), matcher)

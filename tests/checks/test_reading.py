@@ -14,11 +14,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhirsvc.checks.config import WEIGHT_MAX_AGE
 from fhirsvc.checks.reading.conditions import condition_in
-from fhirsvc.checks.reading.observations import Threshold, observation_when, read_coded, read_quantity
-from fhirsvc.checks.reading.windows import Window, parse_when
+from fhirsvc.checks.reading.observations import (
+    Threshold,
+    observation_time,
+    observation_when,
+    read_coded,
+    read_quantity,
+)
+from fhirsvc.checks.reading.windows import Window, parse_when, when_start
 from fhirsvc.drugmodel.units import cells_10e9_per_l, kidney_ml_per_min
 from fhirsvc.terminology import ICD10CM, LOINC, SNOMED
 from tests.checks.conftest import (
@@ -225,6 +233,8 @@ def test_when_an_observation_applies(timing, expected):
     obs = {"resourceType": "Observation", "status": "final", **timing}
     found = observation_when(obs)
     assert (found.start.isoformat() if found else None) == expected
+    time = observation_time(obs)
+    assert (time.isoformat() if time else None) == expected
 
 
 # --- 2. history, screening and exposure; clinical statuses ---------------------------------------------------
@@ -438,6 +448,19 @@ def test_parse_when(value, precision, first, last):
 @pytest.mark.parametrize("value", ["2026-02-30", "20261120", "yesterday", "", None, 20261120])
 def test_parse_when_refuses_what_is_not_a_date(value):
     assert parse_when(value) is None
+
+
+@settings(max_examples=500)
+@given(st.one_of(
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())).map(lambda moment: moment.isoformat()),
+    st.datetimes().map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M")),
+    st.dates().map(lambda day_: day_.isoformat()), st.dates().map(lambda day_: day_.isoformat()[:7]),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.+Z-]{0,20}\Z"), st.text(max_size=30), st.none(),
+    st.integers()))
+def test_when_start_is_the_start_of_parse_when(value):
+    """The date-time read without its ``When`` is the same instant, and refuses the same values."""
+    parsed = parse_when(value)
+    assert when_start(value) == (parsed.start if parsed else None)
 
 
 @pytest.mark.parametrize(("window", "value", "age", "inside", "said"), [

@@ -4,10 +4,19 @@ membership of vaccines and TNF inhibitors by code or name."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from fhirsvc.checks.config import VS_LIVE_VACCINES, VS_TNF_INHIBITORS
-from fhirsvc.checks.recognition import in_value_set, medication_concepts, recognize
+from fhirsvc.checks.reading.resources import is_object
+from fhirsvc.checks.recognition import (
+    in_value_set,
+    medication_code,
+    medication_concepts,
+    medication_reference,
+    recognize,
+)
 from fhirsvc.drugmodel.profile import drug_profiles
 from fhirsvc.evaluation.references import resolve_medications
 from fhirsvc.terminology import ATC, CVX, NDC, RXNORM, SNOMED
@@ -114,3 +123,32 @@ def test_live_vaccine_membership(knowledge, resource, live):
 ])
 def test_tnf_membership(knowledge, medication, tnf):
     assert in_value_set([medication], knowledge.value_set(VS_TNF_INHIBITORS)) is tnf
+
+
+def frozen(value):
+    """``value`` with every object a read-only Mapping that is not a dict (as the knowledge holds its resources)."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    return [frozen(item) for item in value] if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("resource", [
+    med_request(medication=concept({"system": RXNORM, "code": "72435"})),
+    {"resourceType": "MedicationRequest", "id": "r5",
+     "medication": {"reference": {"reference": "Medication/ehr-med-0001"}, "concept": concept(text="Kineret")}},
+    {"resourceType": "MedicationRequest", "id": "r4", "medicationReference": {"reference": "Medication/ehr-med-0001",
+                                                                              "display": "Kineret 100 mg"}},
+    {"resourceType": "MedicationRequest", "id": "odd", "medicationReference": "Medication/1", "medication": [1]},
+    {"resourceType": "MedicationRequest", "id": "none"},
+], ids=["r4-concept", "r5-codeable-reference", "r4-reference", "not-objects", "no-medication"])
+def test_a_read_only_mapping_names_the_same_medication_as_a_dict(resource):
+    referenced = {"Medication/ehr-med-0001": KINERET_MED}
+    assert medication_reference(frozen(resource)) == medication_reference(resource)
+    assert medication_code(frozen(resource)) == medication_code(resource)
+    assert medication_concepts(frozen(resource), frozen(referenced)) == medication_concepts(resource, referenced)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({}, True), ({"a": 1}, True), (MappingProxyType({}), True), (None, False), ([], False), ("{}", False), (0, False)])
+def test_is_object_is_a_json_object_whatever_mapping_holds_it(value, expected):
+    assert is_object(value) is expected

@@ -77,6 +77,15 @@ def test_a_quote_leaves_out_the_sentences_that_address_the_patient():
     assert wording.quote("", "SECTION 1") == ""
 
 
+def test_a_monograph_text_is_read_for_quoting_once():
+    text = "**Heading.** Quoted once. You may be told again."
+    first = wording.quote_sentences(text)
+    hits = wording.quote_sentences.cache_info().hits
+    assert wording.quote_sentences(text) == first == "Quoted once."
+    assert wording.quote_sentences.cache_info().hits == hits + 1
+    assert wording.quote_sentences(text, 1) == first  # another question: read anew, the same answer
+
+
 def test_a_statement_keeps_only_its_impersonal_clauses():
     assert wording.impersonal("Allergy to X; ask your healthcare provider if you aren't sure") == "Allergy to X"
     assert wording.impersonal("Reaction to X; taking it again could be fatal") == \

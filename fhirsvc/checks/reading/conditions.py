@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhirsvc.checks.context import Resource
-from fhirsvc.checks.reading.resources import code_pairs
+from fhirsvc.checks.reading.resources import code_pairs, is_object
 from fhirsvc.terminology import MEMO_SIZE, ValueSetMatcher, codings, concept_key
 
 _INACTIVE_CLINICAL = {"inactive", "resolved", "remission"}
@@ -89,7 +89,7 @@ def condition_in(matcher: ValueSetMatcher, concept: Mapping[str, Any] | None,
     concept with no code from such a system (uncoded, or local codes only). A code of the ``not_active``
     value set never counts. The same problem-list entries come in every call: answers are remembered by
     ``concept_key`` (at most MEMO_SIZE; ``key``: that key if the caller has it)."""
-    if not isinstance(concept, Mapping) or not concept:
+    if not is_object(concept) or not concept:
         return False
     if key is ...:
         key = concept_key(concept)

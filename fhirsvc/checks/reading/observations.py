@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fhirsvc.checks.context import Resource
-from fhirsvc.checks.reading.resources import code_pairs, concept_codes, reference_key
-from fhirsvc.checks.reading.windows import When, Window, day, parse_when
+from fhirsvc.checks.reading.resources import code_pairs, concept_codes, is_object, reference_key
+from fhirsvc.checks.reading.windows import When, Window, day, parse_when, when_start
 from fhirsvc.drugmodel.units import unit_of
 from fhirsvc.fhirtypes import concept_text, quantity_text
 from fhirsvc.terminology import ValueSetMatcher, concept_key
@@ -32,18 +32,22 @@ READABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 def observation_when(observation: Resource) -> When | None:
     """When the observation applies: ``effectiveDateTime``/``effectiveInstant``; an ``effectivePeriod``'s end
     (else its start); without effective[x] (or with only ``effectiveTiming``), ``issued``."""
-    for key in ("effectiveDateTime", "effectiveInstant"):
-        if observation.get(key):
-            return parse_when(observation[key])
-    period = observation.get("effectivePeriod")
-    period = period if isinstance(period, Mapping) else {}
-    return parse_when(period.get("end") or period.get("start") or observation.get("issued"))
+    return parse_when(_applies(observation))
 
 
 def observation_time(observation: Resource) -> datetime | None:
     """``observation_when`` as its first instant."""
-    when = observation_when(observation)
-    return when.start if when else None
+    return when_start(_applies(observation))
+
+
+def _applies(observation: Resource) -> Any:
+    """The date the observation applies at, as written (``observation_when``)."""
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        if observation.get(key):
+            return observation[key]
+    period = observation.get("effectivePeriod")
+    period = period if is_object(period) else {}
+    return period.get("end") or period.get("start") or observation.get("issued")
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -306,7 +310,7 @@ class ObservationIndex:
                 if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
                     continue
                 code = obs.get("code")
-                if not isinstance(code, Mapping):  # no code: of no value set
+                if not is_object(code):  # no code: of no value set
                     continue
                 key = concept_key(code)
                 if key is not None and key in by_key:

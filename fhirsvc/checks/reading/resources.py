@@ -5,11 +5,17 @@ resource's ``Type/id``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from fhirsvc.terminology import ValueSetMatcher, codings
 
 Resource = Mapping[str, Any]
+
+
+def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """Whether a value is a JSON object (a dict, or a Mapping such as the knowledge's frozen ones): ``isinstance``
+    with ``Mapping`` alone, without its abstract-class check on the values sent data mostly has (dicts, absent)."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 def concept_codes(concept: Mapping[str, Any] | None) -> list[dict[str, str]]:

@@ -93,6 +93,19 @@ def parse_when(value: object) -> When | None:
     return When(parsed, parsed, "time", text)
 
 
+def when_start(value: object) -> datetime | None:
+    """``parse_when(value).start`` (None if it is not a date): the common date-time read without building its
+    ``When``."""
+    if isinstance(value, str) and len(value) > 16 and value[4] == "-" and value[7] == "-" and value[10] == "T":
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    when = parse_when(value)
+    return when.start if when else None
+
+
 def whole_days(since: datetime, now: datetime) -> int:
     """Whole calendar days from an instant's date to the date of ``now`` (both in the time zone of ``now``)."""
     zone = now.tzinfo or UTC

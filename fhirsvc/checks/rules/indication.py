@@ -81,7 +81,7 @@ def _before_other_therapy(job: Job, cud: Resource, found: list[str]) -> list[Fin
         return [unable_finding(job, "info", "earlier therapy", [MEDICATIONS], section_of(cud), "summary")]
     recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
         reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
-        and any(matcher.matches_concept(c) for c in job.run.concepts(m))})
+        and job.run.concepts_in(m, matcher)})
     if recorded_keys - {job.order_ref}:
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}

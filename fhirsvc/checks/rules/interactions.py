@@ -25,7 +25,6 @@ from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.medications import is_past, medication_end_when
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window
-from fhirsvc.checks.recognition import in_value_set
 from fhirsvc.drugmodel.profile import Guideline, Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.terminology import ValueSetMatcher, codings
@@ -79,7 +78,7 @@ def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = Fals
 
 def _concepts_in(job: Job, matcher: ValueSetMatcher, resource: Mapping[str, Any], _kind: str) -> bool:
     """Whether a medication record's concepts are in the value set (the test of ``others_where``)."""
-    return in_value_set(job.run.concepts(resource), matcher)
+    return job.run.concepts_in(resource, matcher)
 
 
 def _is_draft(job: Job, resource: Mapping[str, Any]) -> bool:
