@@ -86,7 +86,23 @@ class Change:
     new: Any
 
     def __str__(self) -> str:
-        return f"{self.kind}: `{self.path}`: {_shown(self.old)} → {_shown(self.new)}"
+        old, new = self.old, self.new
+        if isinstance(old, str) and isinstance(new, str):
+            old, new = _from_first_difference(old, new)
+        return f"{self.kind}: `{self.path}`: {_shown(old)} → {_shown(new)}"
+
+
+SHOWN_BEFORE_DIFFERENCE = 40
+
+
+def _from_first_difference(old: str, new: str) -> tuple[str, str]:
+    """Two long texts shown from a little before where they first differ, so a change list names the change
+    rather than the part both share."""
+    same = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    start = max(0, same - SHOWN_BEFORE_DIFFERENCE)
+    if start == 0:
+        return old, new
+    return "..." + old[start:], "..." + new[start:]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from fhirsvc.fhir.registry import R4
 from fhirsvc.fhirversion import resource_class
 from fhirsvc.knowledge import load_knowledge
 from fhirsvc.knowledge.package import PACKAGE_NAME, R4_SUFFIX, open_package, write_package
+from fhirsvc.knowledge.release import Change
 from tests.conftest import KNOWLEDGE_DIR, ROOT
 
 LOADER_DIR = ROOT / ".package-loader"
@@ -353,3 +354,12 @@ def test_fhir_package_loader_reads_every_resource_of_both_packages(built, tmp_pa
         assert ("ImplementationGuide", package.manifest["name"]) in read  # the package's guide, read as any
         assert all(r.get("url") == files[key].get("url") for key, r in read.items())
     assert not [line for line in loaded["logs"] if line.startswith(("error", "warn"))], loaded["logs"]
+
+
+def test_a_long_changed_text_is_shown_from_where_it_changes():
+    shared = "The medication-safety checks of the CDS Hooks order hooks as a FHIR operation, " * 3
+    line = str(Change("OperationDefinition.description", "text", shared + "old ending.", shared + "new ending."))
+    assert '"old ending."' not in line and "old ending." in line and "new ending." in line
+    assert line.count("...") == 2 and len(line) < 2 * len(shared)
+    assert str(Change("ValueSet.title", "text", "Live vaccines", "Live vaccines (revised)")) == (
+        'text: `ValueSet.title`: "Live vaccines" → "Live vaccines (revised)"')

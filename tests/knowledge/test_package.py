@@ -75,7 +75,8 @@ def test_the_index_lists_every_resource_file_with_its_fields(tarball, tmp_path):
     assert [entry["filename"] for entry in index["files"]] == files and len(files) == len(_resources()) + 1
     by_name = {entry["filename"]: entry for entry in index["files"]}
     sd = by_name["StructureDefinition-source-section.json"]
-    assert sd["kind"] == "complex-type" and sd["type"] == "Extension" and sd["version"] == "1.0.0"
+    source = json.loads((KNOWLEDGE_DIR / "StructureDefinition-source-section.json").read_text(encoding="utf-8"))
+    assert sd["kind"] == "complex-type" and sd["type"] == "Extension" and sd["version"] == source["version"]
     assert by_name["CodeSystem-check-outcome.json"]["content"] == "complete"
     assert set(by_name["MedicationKnowledge-anakinra.json"]) == {"filename", "resourceType", "id"}
     assert by_name["ImplementationGuide-test.knowledge.json"] == {  # the package's own guide
