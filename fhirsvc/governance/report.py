@@ -427,7 +427,7 @@ def review_document(review: Review) -> dict[str, Any]:
     }
 
 
-CSV_COLUMNS = ("rank", "topic", "topic_display", "indicator", "drug", "drug_name", "cards_issued",
+CSV_COLUMNS = ("rank", "rule", "topic", "topic_display", "indicator", "drug", "drug_name", "cards_issued",
                "cards_with_feedback", "share_with_feedback", "feedback", "accepted", "overridden", "override_rate",
                "flagged", "top_override_reasons")
 
@@ -450,7 +450,7 @@ def write_csv(report: Report, out: IO[str], lineterminator: str = "\r\n") -> Non
 
 def report_rows(report: Report) -> list[tuple]:
     """The page's rule table as rows of CSV_COLUMNS (rates as fractions with 4 decimals)."""
-    return [(rule.rank, rule.topic or "", rule.topic_display, rule.indicator or "", rule.drug or "", rule.drug_name,
+    return [(rule.rank, rule.rule or "", rule.topic or "", rule.topic_display, rule.indicator or "", rule.drug or "", rule.drug_name,
              rule.total.issued, rule.total.with_feedback, _fraction(rule.total.share_with_feedback),
              rule.total.feedback, rule.total.accepted, rule.total.overridden, _fraction(rule.total.override_rate),
              "yes" if rule.flagged else "no", reasons_text(rule)) for rule in report.rules]

@@ -4,6 +4,8 @@ effect of a configuration change; every number from stored rows."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from datetime import UTC, date, datetime, timedelta
@@ -95,6 +97,10 @@ def test_rules_to_review_from_the_weekly_firing_rate(database_url):
     page = client.get(f"/governance/?from={WEEKS[0]}&to={WEEKS[-1] + timedelta(days=6)}").get_data(as_text=True)
     assert 'data-rule="anakinra-surge" data-why="fires far more"' in page
     assert "u-chart" in page and "False-alarm rate" in page
+    period = f"from={WEEKS[0]}&to={WEEKS[-1] + timedelta(days=6)}"
+    table = client.get(f"/governance/report.csv?{period}").get_data(as_text=True)
+    assert {row["rule"] for row in csv.DictReader(io.StringIO(table))} == {  # the CSV names each row's rule id
+        "anakinra-steady", "anakinra-surge", "anakinra-silent"}
 
 
 def test_cards_per_order_counts_the_cards_of_each_judged_order(database_url):

@@ -121,6 +121,7 @@ def test_csv_json_and_terminal_say_the_same(client, history, loaded_url, monkeyp
     assert {(r["topic"], r["indicator"], r["drug"]): (r["cardsIssued"], r["cardsWithFeedback"], r["accepted"],
                                                       r["overridden"]) for r in document["rules"]} == want
     assert [r["rank"] for r in document["rules"]] == [int(r["rank"]) for r in rows]
+    assert [r["rule"] or "" for r in document["rules"]] == [r["rule"] for r in rows]  # each row names its rule id
 
     monkeypatch.setenv("FHIRSVC_DATABASE_URL", loaded_url)
     assert main(["governance", "--from", str(FIRST), "--to", str(LAST), "--csv"]) == 0
@@ -164,7 +165,7 @@ def test_an_empty_store_says_so(tmp_path):
     assert 'id="empty"' in page and "No cards were issued and no feedback on issued cards was received" in page
     assert "<svg" not in page and 'id="rules"' not in page
     csv_text = client.get("/governance/report.csv").get_data(as_text=True)
-    assert csv_text.splitlines() == [csv_text.splitlines()[0]] and csv_text.startswith("rank,topic,")
+    assert csv_text.splitlines() == [csv_text.splitlines()[0]] and csv_text.startswith("rank,rule,topic,")
     document = client.get("/governance/report.json").get_json()
     assert document["rules"] == [] and document["totals"]["cardsIssued"] == 0
     assert document["totals"]["overrideRate"] is None
