@@ -450,7 +450,8 @@ def write_csv(report: Report, out: IO[str], lineterminator: str = "\r\n") -> Non
 
 def report_rows(report: Report) -> list[tuple]:
     """The page's rule table as rows of CSV_COLUMNS (rates as fractions with 4 decimals)."""
-    return [(rule.rank, rule.rule or "", rule.topic or "", rule.topic_display, rule.indicator or "", rule.drug or "", rule.drug_name,
+    return [(rule.rank, rule.rule or "", rule.topic or "", rule.topic_display, rule.indicator or "", rule.drug or "",
+             rule.drug_name,
              rule.total.issued, rule.total.with_feedback, _fraction(rule.total.share_with_feedback),
              rule.total.feedback, rule.total.accepted, rule.total.overridden, _fraction(rule.total.override_rate),
              "yes" if rule.flagged else "no", reasons_text(rule)) for rule in report.rules]
