@@ -36,6 +36,18 @@ def _newest_status(job: Job, code_vs: str, max_age: Window | None) -> Measuremen
     return None if matcher is None else newest_coded(job.run.observations, matcher, job.run.now, max_age)
 
 
+Evidence = tuple[str, str, str]  # what was recorded, ", <date>" or "", where it was found
+
+
+def _on_problem_list(job: Job, value_set: str) -> tuple[Evidence | None, dict[str, str | None]]:
+    """The first active condition of the value set, as evidence and facts (None and {} without one)."""
+    found = job.run.conditions_in(value_set)
+    if not found:
+        return None, {}
+    return ((wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list"),
+            {"condition": reference_key(found[0])})
+
+
 @check("pregnancy", (15,), "PREG", "pregnancy", "pregnancy", needs=(CONDITIONS, OBSERVATIONS))
 def check_pregnancy(job: Job) -> Iterable[Finding]:
     """#15 PREG warning: an active pregnancy condition, or the newest pregnancy status observation (its
@@ -45,13 +57,8 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     if cud is None:
         return []
     section = section_of(cud)
-    found = job.run.conditions_in(VS_PREGNANCY)
-    evidence = None
-    facts: dict[str, str | None] = {}
-    if found:
-        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
-        facts = {"condition": reference_key(found[0])}
-    else:
+    evidence, facts = _on_problem_list(job, VS_PREGNANCY)
+    if evidence is None:
         status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
         pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
         answer = status.observation.get("valueCodeableConcept") if status and status.observation else None
@@ -93,13 +100,8 @@ def check_breastfeeding(job: Job) -> Iterable[Finding]:
     if cud is None:
         return []
     section = section_of(cud)
-    found = job.run.conditions_in(VS_BREASTFEEDING)
-    evidence = None
-    facts: dict[str, str | None] = {}
-    if found:
-        evidence = (wording.record_name(found[0]), wording.recorded_on(found[0]), "Problem list")
-        facts = {"condition": reference_key(found[0])}
-    else:
+    evidence, facts = _on_problem_list(job, VS_BREASTFEEDING)
+    if evidence is None:
         status = _newest_status(job, VS_BREASTFEEDING_STATUS, None)
         answers = job.run.value_set(VS_BREASTFEEDING)
         obs = status.observation if status is not None and status.found else None
