@@ -161,6 +161,11 @@ def threshold(knowledge: Knowledge, drug: str, code: str) -> RuleThreshold:
     return found
 
 
+def thresholds_of(knowledge: Knowledge, found: Rule) -> list[RuleThreshold]:
+    """The fixed thresholds a rule reads (``THRESHOLDS``), as in force for its drug (``threshold``)."""
+    return [threshold(knowledge, found.drug, code) for code, (key, _) in THRESHOLDS.items() if key == found.key]
+
+
 def _declared_thresholds(knowledge: Knowledge) -> dict[tuple[str, str], RuleThreshold]:
     """(drug, code) -> the threshold its rule of that code declares; ("", code) -> the first registry's."""
     found: dict[tuple[str, str], RuleThreshold] = {}
