@@ -57,7 +57,7 @@ FEVER_TEMPERATURES = ("fever-window-hours", "hour", "temperatures")
 # #15 reads "the newest pregnancy status": a status older than the knowledge's fixed threshold
 # ``pregnancy-status-max-age`` (the longest pregnancy; this service's reading, not the contract's) is not read,
 # through ``Job.threshold_window`` (threshold code, what it selects).
-PREGNANCY_STATUS_MAX_AGE = ("pregnancy-status-max-age", "pregnancy statuses")
+PREGNANCY_STATUSES = ("pregnancy-status-max-age", "pregnancy statuses")
 
 # --- Fixed thresholds ------------------------------------------------------------------------------------------
 # #11's age, #12's fever and #13's neutrophil count are the knowledge's: fixed thresholds of their rules in the rule

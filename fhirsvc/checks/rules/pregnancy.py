@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import (
-    PREGNANCY_STATUS_MAX_AGE,
+    PREGNANCY_STATUSES,
     VS_BREASTFEEDING,
     VS_BREASTFEEDING_STATUS,
     VS_PREGNANCY,
@@ -56,7 +56,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     cud = job.drug.warning(VS_PREGNANCY)
     if cud is None:
         return []
-    section, max_age = section_of(cud), job.threshold_window(PREGNANCY_STATUS_MAX_AGE)
+    section, max_age = section_of(cud), job.threshold_window(PREGNANCY_STATUSES)
     evidence, facts = _on_problem_list(job, VS_PREGNANCY)
     if evidence is None:
         status = _newest_status(job, VS_PREGNANCY_STATUS, max_age)
