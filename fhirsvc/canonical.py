@@ -18,6 +18,7 @@ EXT_WASHOUT = STRUCTURE_DEFINITION + "washout-period"
 EXT_LABEL_DIFFERENCE = STRUCTURE_DEFINITION + "label-difference"
 EXT_MEMBER_NAME = STRUCTURE_DEFINITION + "member-name"  # what one member of a value set is called
 EXT_SITE_SETTING = STRUCTURE_DEFINITION + "site-setting"  # a rule's number a site configuration may adjust
+EXT_RULE_THRESHOLD = STRUCTURE_DEFINITION + "rule-threshold"  # a rule's fixed threshold (no site may change it)
 EXT_NEVER_WEAKEN = STRUCTURE_DEFINITION + "never-weaken"  # a rule a site may weaken only with a reason
 EXT_RULE = STRUCTURE_DEFINITION + "rule"  # on a DetectedIssue: the registry id of the rule that raised it
 EXT_CDS_INDICATOR = STRUCTURE_DEFINITION + "cds-indicator"  # the default card indicator of a registry rule

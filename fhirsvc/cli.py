@@ -78,11 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "GET /governance/report.json)")
 
     rules = commands.add_parser(
-        "rules", help="list the rules: id, number, topic, default indicator, hooks, title, source section",
+        "rules", help="list the rules: id, number, topic, default indicator, hooks, title, site settings, fixed "
+                      "thresholds, source section",
         description="List the rules of the knowledge's rule registries, as GET /cds-services/rules does: per rule "
                     "its id (the extension[\"fhirsvc.rule\"] of its cards), its number in the contract, title, "
-                    "v3-ActCode topic, default indicator, monograph source section and the services (hooks) that "
-                    "run it. Exit status: 0, or 2 if the knowledge does not load.")
+                    "v3-ActCode topic, default indicator, monograph source section, the services (hooks) that "
+                    "run it, the settings a site may adjust and the fixed thresholds (which it may not). Exit "
+                    "status: 0, or 2 if the knowledge does not load.")
     rules.add_argument("--json", action="store_true", help="print the list as JSON (as GET /cds-services/rules)")
 
     args = parser.parse_args(argv)
@@ -171,6 +173,11 @@ def site_settings_text(rule: dict[str, Any]) -> str:
     return "; ".join([*own, *(["never weaken without reason"] if rule["neverWeaken"] else [])]) or "-"
 
 
+def thresholds_text(rule: dict[str, Any]) -> str:
+    """A rule's fixed thresholds in a few words (``fever-celsius >= 38 Cel``), not a site setting."""
+    return "; ".join(f"{t['code']} {t['comparator']} {t['value']:g} {t['unit']}" for t in rule["thresholds"]) or "-"
+
+
 def print_rules(as_json: bool = False) -> int:
     """The rules of the knowledge as a table (or JSON), from the same list as ``GET /cds-services/rules``."""
     from fhirsvc.escaping import plain_text, terminal_json
@@ -187,10 +194,11 @@ def print_rules(as_json: bool = False) -> int:
     if as_json:
         print(terminal_json(json.dumps({"rules": listed}, indent=2, ensure_ascii=False)))
         return 0
-    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SITE SETTINGS", "SOURCE SECTION")
+    header = ("ID", "#", "TOPIC", "INDICATOR", "HOOKS", "TITLE", "SITE SETTINGS", "THRESHOLDS", "SOURCE SECTION")
     rows = [tuple(plain_text(cell) for cell in (r["id"], r["number"] or "-", r["topic"]["code"], r["indicator"],
                                                 ",".join(s["hook"] for s in r["services"]) or "-", r["title"],
-                                                site_settings_text(r), r["sourceSection"])) for r in listed]
+                                                site_settings_text(r), thresholds_text(r), r["sourceSection"]))
+            for r in listed]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])), row[-1]]).rstrip()
              for row in [header, *rows]]

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from fhirsvc.canonical import EXT_VALUE_SET
+from fhirsvc.canonical import EXT_RULE_THRESHOLD, EXT_VALUE_SET
 from tests.conftest import KNOWLEDGE_DIR, ROOT
 from tools import lint_text
 from tools.lint_text import (
@@ -135,6 +135,25 @@ def test_drug_facts_in_the_rules_or_the_drug_model_are_findings(tmp_path):
         "fhirsvc/checks/rules/dose.py:6: drug-facts: names a group of the knowledge 'shingrix'",
         "fhirsvc/drugmodel/classes.py:1: drug-facts: a code-like literal 'L04AC03'",
         "fhirsvc/drugmodel/classes.py:2: drug-facts: a drug number 8"], lines
+
+
+def test_a_rules_fixed_threshold_written_into_the_rules_is_a_finding(tmp_path):
+    registry = {"resourceType": "PlanDefinition", "id": "rules", "action": [{"id": "fever", "extension": [
+        {"url": EXT_RULE_THRESHOLD, "extension": [
+            {"url": "code", "valueCode": "fever-celsius"},
+            {"url": "value", "valueQuantity": {"value": 38.0, "code": "Cel"}}]}]}]}
+    _plant(tmp_path, {
+        f"{KNOWLEDGE}/PlanDefinition-rules.json": json.dumps(registry),
+        "fhirsvc/checks/config.py": "FEVER_CELSIUS = 38.0\nSTEP = 37.5\n",
+        "fhirsvc/pages/fever.py": "SHOWN = 38\n",  # no rule: free to say the number
+    })
+    assert lint_text.threshold_numbers(tmp_path / KNOWLEDGE) == {38.0}
+    assert list(lint_text.check_drug_facts(tmp_path)) == [
+        "fhirsvc/checks/config.py:1: drug-facts: a rule's fixed threshold 38.0 (the knowledge's rule-threshold)"]
+
+
+def test_the_shipped_thresholds_are_known_to_the_rule():
+    assert lint_text.threshold_numbers(KNOWLEDGE_DIR) == {65, 38.0, 1.5, 42}
 
 
 def test_the_knowledge_names_its_interaction_groups():

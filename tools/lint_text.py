@@ -10,9 +10,10 @@
   what a module shares it names publicly;
 - ``drug-facts``: nothing about the knowledge's drugs is written into the rules or the drug model
   (``fhirsvc/checks/``, ``fhirsvc/drugmodel/``): no drug or indication names, no code-like literals (LOINC, CVX,
-  RxNorm, NDC, SNOMED CT, ICD-10, ATC), no dose numbers, and no string naming an interaction group of the
-  knowledge (its value sets' titles, member names, displays and designations): the rules read them from the
-  knowledge, so a new drug needs no code change.
+  RxNorm, NDC, SNOMED CT, ICD-10, ATC), no dose numbers, no number the knowledge declares as a rule's fixed
+  threshold (the values of its ``rule-threshold`` extensions: the fever, the neutrophil count, the seniors' age),
+  and no string naming an interaction group of the knowledge (its value sets' titles, member names, displays and
+  designations): the rules read them from the knowledge, so a new drug needs no code change.
 
 Prints ``file:line: rule: message`` for each finding; exit status 0 if none, 1 otherwise.
 """
@@ -28,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from fhirsvc.canonical import ATC, CVX, ICD10CM, LOINC, NDC, RXNORM, SNOMED, STRUCTURE_DEFINITION
+from fhirsvc.canonical import ATC, CVX, EXT_RULE_THRESHOLD, ICD10CM, LOINC, NDC, RXNORM, SNOMED, STRUCTURE_DEFINITION
 from fhirsvc.drugmodel.profile import value_set_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,7 +195,28 @@ def group_names(knowledge: Path) -> set[str]:
     return {name for name in names if len(name) >= GROUP_NAME_MIN}
 
 
+def threshold_numbers(knowledge: Path) -> set[float]:
+    """The values of every ``rule-threshold`` extension of the knowledge (the rules' fixed thresholds)."""
+    found: set[float] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("url") == EXT_RULE_THRESHOLD:
+                found.update(p["valueQuantity"]["value"] for p in node.get("extension") or ()
+                             if isinstance(p.get("valueQuantity"), dict) and "value" in p["valueQuantity"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted(knowledge.glob("*.json")):
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    return found
+
+
 def check_drug_facts(root: Path) -> Iterator[str]:
+    thresholds = threshold_numbers(root / KNOWLEDGE)
     names = sorted(group_names(root / KNOWLEDGE))
     groups = re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in names), re.IGNORECASE) if names else None
     for path in rule_sources(root):
@@ -209,6 +231,8 @@ def check_drug_facts(root: Path) -> Iterator[str]:
         for line, number in _numbers(tree):
             if number in DRUG_NUMBERS:
                 yield f"{name}:{line}: drug-facts: a drug number {number!r}"
+            elif number in thresholds:
+                yield f"{name}:{line}: drug-facts: a rule's fixed threshold {number!r} (the knowledge's rule-threshold)"
         for line, literal in _literals(tree, docstrings=False):
             if groups and (found := groups.search(literal)):
                 yield f"{name}:{line}: drug-facts: names a group of the knowledge {found.group(0)!r}"

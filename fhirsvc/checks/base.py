@@ -43,8 +43,9 @@ from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window
 from fhirsvc.checks.recognition import medication_concepts
 from fhirsvc.drugmodel.profile import DrugProfile, Guideline, Interaction
+from fhirsvc.drugmodel.units import duration
 from fhirsvc.fhirtypes import concept_text
-from fhirsvc.knowledge.rules import rule_for
+from fhirsvc.knowledge.rules import RuleThreshold, rule_for, threshold
 from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig, setting_value
 from fhirsvc.knowledge.store import Knowledge
 from fhirsvc.terminology import ValueSetMatcher, codings, concept_key
@@ -430,6 +431,21 @@ class Job:
         """The time window of an adjustable setting (``checks.config``: code, unit, what it selects)."""
         code, unit, noun = spec
         return Window(self.setting(code), unit, noun)
+
+    def threshold(self, code: str) -> RuleThreshold:
+        """A fixed threshold of the drug's rules (``knowledge.rules.threshold``: the drug's registry, else another
+        registry's; no site configuration changes it): ``.value`` in ``.unit``, ``.holds(measured)``."""
+        return threshold(self.run.knowledge, self.drug.id, code)
+
+    def threshold_window(self, spec: tuple[str, str]) -> Window:
+        """A fixed threshold that is a time span (a UCUM duration, e.g. ``wk``) as a window of whole days (else
+        hours): ``spec`` is its code and what the window selects (``checks.config``)."""
+        code, noun = spec
+        found = self.threshold(code)
+        span = duration({"value": found.value, "code": found.unit})
+        if span is None:
+            raise ValueError(f"the threshold {code!r} is not a time span ({found.unit})")
+        return Window.of(span, noun)
 
     def rule_id(self, key: str, name: str) -> str:
         """The id of the drug's rule named by ``key`` in the registry; a drug without a registry entry for it

@@ -4,9 +4,9 @@ Everything a rule knows about a *drug* (its codes and names, doses and limits, t
 age limits of its dosing guidelines, its interactions and washout periods, its warnings, its monitoring
 schedule) is read from the FHIR knowledge (``fhirsvc/knowledge/data/``). What stays here is what the service
 contract (``docs/cds-checks.md``, "the contract" below) fixes for every drug: the card topics,
-the freshness windows of patient data, a few clinical thresholds that the monograph does not give as
-numbers, and which clinical-concept value sets of the knowledge each rule reads. Each constant names its
-contract source.
+the freshness windows of patient data, and which clinical-concept value sets of the knowledge each rule reads.
+The clinical thresholds the monograph does not give as numbers are knowledge too (the rule registry's
+``rule-threshold`` extensions, read through ``Job.threshold``). Each constant names its contract source.
 
 The value sets named here are the knowledge's *clinical concept* groups (latex allergy, infections,
 neutropenia, pregnancy, ...), shared by every drug: a rule that reads one of them runs for a drug only if
@@ -54,15 +54,17 @@ WEIGHT_MAX_AGE = Window(90, "day", "results")  # "newest body weight ... taken w
 # creatinine clearance or eGFR within 180 days" and #12 "body temperature >= 38.0 °C in the last 72 h".
 KIDNEY_RESULTS = ("kidney-result-max-age-days", "day", "results")  # setting code, window unit, what it selects
 FEVER_TEMPERATURES = ("fever-window-hours", "hour", "temperatures")
-# #15 reads "the newest pregnancy status"; a status older than the longest pregnancy (42 weeks) cannot
-# describe the present one. Not in the contract: this service's reading, so that a years-old
-# "pregnant" answer does not raise a warning.
-PREGNANCY_STATUS_MAX_AGE = Window(42 * 7, "day", "pregnancy statuses")
+# #15 reads "the newest pregnancy status": a status older than the knowledge's fixed threshold
+# ``pregnancy-status-max-age`` (the longest pregnancy; this service's reading, not the contract's) is not read,
+# through ``Job.threshold_window`` (threshold code, what it selects).
+PREGNANCY_STATUSES = ("pregnancy-status-max-age", "pregnancy statuses")
 
-# --- Thresholds the monograph states only in words -------------------------------------------------------
-FEVER_CELSIUS = 38.0  # #12: temperature >= 38.0 °C
-NEUTROPENIA_ANC_10E9_PER_L = 1.5  # #13: absolute neutrophil count < 1.5 x 10^9/L (1500 /uL)
-GERIATRIC_AGE_YEARS = 65  # #11: "patient 65 years or older" (monograph: "over the age of 65")
+# --- Fixed thresholds ------------------------------------------------------------------------------------------
+# #11's age, #12's fever and #13's neutrophil count are the knowledge's: fixed thresholds of their rules in the rule
+# registry (``rule-threshold``: comparator, UCUM quantity, source), read through ``Job.threshold``; no site
+# configuration changes them.
+
+# --- Monograph headings ----------------------------------------------------------------------------------------
 # #11 applies to a drug whose monograph has a seniors warning: a warning ClinicalUseDefinition whose
 # source-section ends with this heading of the monograph template ("SECTION 3 of 4 > For Seniors").
 SENIORS_HEADING = "For Seniors"

@@ -17,7 +17,7 @@ from fhirsvc.drugmodel.profile import profile_of
 from fhirsvc.evaluation.pipeline import evaluate_patient_view
 from fhirsvc.evaluation.services import Service, services
 from fhirsvc.knowledge import Knowledge
-from fhirsvc.knowledge.rules import Rule, rule, rules
+from fhirsvc.knowledge.rules import Rule, rule, rules, thresholds_of
 from fhirsvc.knowledge.site import adjustable
 from fhirsvc.knowledge.source_attributes import source_attributes
 
@@ -44,13 +44,15 @@ COMMON_SETTINGS = (
 def describe(knowledge: Knowledge, rule: Rule) -> dict[str, Any]:
     """One rule as JSON: id, number, title, topic, default indicator, source section, the knowledge holding its
     numbers, the services (with their hooks) that run it, its HTI-1 source attributes
-    (``knowledge.source_attributes``), and what a site configuration may set of it (``settings``; ``neverWeaken``:
-    switching it off or lowering its indicator needs a reason)."""
+    (``knowledge.source_attributes``), what a site configuration may set of it (``settings``; ``neverWeaken``:
+    switching it off or lowering its indicator needs a reason), and its fixed thresholds, which no site configuration
+    changes (``thresholds``: code, comparator, value, UCUM unit, source; ``knowledge.rules.thresholds_of``)."""
     found = adjustable(knowledge).get(rule.id)
     return {**rule.as_json(),
             "services": [{"id": s.id, "hook": s.hook} for s in rule_services(knowledge, rule)],
             "sourceAttributes": source_attributes(knowledge, rule.registry, rule.id, rule.section),
             "settings": [*COMMON_SETTINGS, *(s.as_json() for s in (found.settings if found else ()))],
+            "thresholds": [t.as_json() for t in thresholds_of(knowledge, rule)],
             "neverWeaken": bool(found and found.never_weaken)}
 
 

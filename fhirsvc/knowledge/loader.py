@@ -22,6 +22,7 @@ from fhirsvc.fhirversion import UnknownResourceType, r5_class
 from fhirsvc.knowledge.frozen import freeze
 from fhirsvc.knowledge.package import PackageError, check_package, is_package, open_package
 from fhirsvc.knowledge.problems import Problem
+from fhirsvc.knowledge.rules import threshold_problems
 from fhirsvc.knowledge.store import Knowledge
 
 _RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]+)?$")
@@ -39,8 +40,9 @@ def load_knowledge(paths: Sequence[Path], cache: str | Path | None = None) -> Kn
 
 
 def check_paths(paths: Sequence[Path], cache: str | Path | None = None) -> tuple[list[Entry], list[Problem]]:
-    """Read and check every file: R5 structure, unique ids and urls, resolvable references. The resources
-    come back frozen (read-only, as the store keeps them: frozen once, file by file, never held twice)."""
+    """Read and check every file: R5 structure, unique ids and urls, resolvable references, the rule registries'
+    fixed thresholds (``rules.threshold_problems``). The resources come back frozen (read-only, as the store keeps
+    them: frozen once, file by file, never held twice)."""
     entries: list[Entry] = []
     problems: list[Problem] = []
     validated = ValidationCache(cache)
@@ -53,6 +55,7 @@ def check_paths(paths: Sequence[Path], cache: str | Path | None = None) -> tuple
     problems += check_unique(entries)
     problems += check_references(entries)
     problems += check_ndcs(entries)
+    problems += threshold_problems(entries)
     return entries, problems
 
 

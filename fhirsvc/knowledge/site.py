@@ -10,6 +10,9 @@ A JSON file ``{"version": "...", "rules": {"<rule id>": {...}}}``; per rule, eac
 - ``reason``: why; required to weaken a rule the knowledge marks as never to be weakened (``never-weaken``: the
   critical allergy and live-vaccine rules): ``enabled: false`` or a lower indicator.
 
+A rule's fixed thresholds (``rule-threshold``, read by ``knowledge.rules.threshold``) are not settings: no key of
+this file reaches them.
+
 Read once at start-up (``load_site_config``) and validated against the knowledge: an unreadable file, bad JSON, an
 unknown rule id or setting, a value of the wrong type or out of its range, a weakening without a reason stops
 start-up (``ConfigError``) with a message naming each. The checks read each adjustable value through

@@ -27,10 +27,15 @@ def test_the_cli_lists_the_rules_as_the_route_does(capsys, monkeypatch, cds):
         "3", "DRG", "warning", "SECTION 3 of 4 \u203a TNF inhibitors, anti-inflammatory drugs")
     assert tnf["sources"] == [{"reference": "ClinicalUseDefinition/anakinra-interaction-tnf-inhibitors",
                                "element": "interaction"}]
+    assert tnf["thresholds"] == [] and [t["code"] for t in by_id["anakinra-neutropenia"]["thresholds"]] == [
+        "neutrophil-count"]
 
     assert main(["rules"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:5] == ["ID", "#", "TOPIC", "INDICATOR", "HOOKS"]
+    assert "THRESHOLDS" in table[0].split()
+    assert "seniors-age >= 65 a" in next(line for line in table if line.startswith("anakinra-seniors "))
+    assert "neutrophil-count < 1.5 10*9/L" in next(line for line in table if line.startswith("anakinra-neutropenia "))
     assert table[2].split()[:5] == ["anakinra-allergy", "1", "ALGY", "critical", "order-select,order-sign"]
     assert table[-2].split()[:5] == ["anakinra-kidney-function-test", "-", "LAB", "info", "patient-view"]
     assert table[-1] == f"{len(RULE_IDS)} rule(s)"

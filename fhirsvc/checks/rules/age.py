@@ -12,7 +12,7 @@ from typing import Any
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
-from fhirsvc.checks.config import CHILDREN_HEADING, GERIATRIC_AGE_YEARS, SENIORS_HEADING
+from fhirsvc.checks.config import CHILDREN_HEADING, SENIORS_HEADING
 from fhirsvc.checks.context import CONDITIONS, PATIENT, Resource
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.rules.indication import indication_text, short_name
@@ -114,22 +114,23 @@ def _child(job: Job, aged: list[Guideline], children: Resource | None, age: int)
 
 @check("geriatric", (11,), "GEALRT", "seniors", "the seniors' warning", needs=(PATIENT,))
 def check_geriatric(job: Job) -> Iterable[Finding]:
-    """#11 GEALRT info: the patient is at least ``GERIATRIC_AGE_YEARS`` old and the drug has a seniors
-    warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""
+    """#11 GEALRT info: the patient's age meets the knowledge's ``seniors-age`` threshold and the drug has a
+    seniors warning (infection risk, reduced kidney function). Monograph SECTION 3 of 4 > For Seniors."""
     cud = job.drug.warning_with_heading(SENIORS_HEADING)
     if cud is None:
         return []
-    unknown = _unknown(job, lambda years: years >= GERIATRIC_AGE_YEARS)
+    senior = job.threshold("seniors-age")
+    unknown = _unknown(job, senior.holds)
     if unknown:
         return [_unable(job, "info", cud, section_of(cud), "seniors",
-                        f"The seniors' warning applies from {GERIATRIC_AGE_YEARS}.", unknown)]
+                        f"The seniors' warning applies from {senior.value}.", unknown)]
     age = job.run.age
     assert age is not None
-    if age < GERIATRIC_AGE_YEARS:
+    if not senior.holds(age):
         return []
     return [job.finding(
         "info",
         *wording.words("age.senior", age=age, risk=warning_statement(cud, after_colon=True),
-                       threshold=GERIATRIC_AGE_YEARS, quote=warning_quote(cud)),
-        section_of(cud), "seniors", {"age_years": age, "threshold_years": GERIATRIC_AGE_YEARS,
+                       threshold=senior.value, quote=warning_quote(cud)),
+        section_of(cud), "seniors", {"age_years": age, "threshold_years": senior.value,
                                      "warning": f"ClinicalUseDefinition/{cud.get('id')}"})]

@@ -13,9 +13,7 @@ from typing import Any
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import (
-    FEVER_CELSIUS,
     FEVER_TEMPERATURES,
-    NEUTROPENIA_ANC_10E9_PER_L,
     VS_BODY_TEMPERATURE,
     VS_NEUTROPENIA,
     VS_NEUTROPHIL_COUNT,
@@ -41,8 +39,13 @@ from fhirsvc.terminology import ValueSetMatcher
 
 Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
-# #13: is the count below the threshold (a count reported as a bound, "<0.5", is read when it decides this)
-ANC_TEST = Threshold.compare("<", NEUTROPENIA_ANC_10E9_PER_L, "10*9/L")
+
+
+def anc_test(job: Job) -> Threshold:
+    """#13: is the count below the knowledge's threshold (a count reported as a bound, "<0.5", is read when it
+    decides this)."""
+    low = job.threshold("neutrophil-count")
+    return Threshold.compare(low.comparator, low.value, low.unit)
 
 
 def _sentence(text: str) -> str:
@@ -53,8 +56,8 @@ def _sentence(text: str) -> str:
 @check("active-infection", (12,), "COND", "warnings", "active infection", needs=(CONDITIONS, OBSERVATIONS))
 def check_infection(job: Job) -> Iterable[Finding]:
     """#12 COND warning: an active condition in the drug's serious-infection value set, or a body
-    temperature of at least ``FEVER_CELSIUS`` within the rule's fever window (``FEVER_TEMPERATURES``, a setting a site
-    may adjust). Monograph SECTION 1 of 4 >
+    temperature of at least the knowledge's ``fever-celsius`` threshold within the rule's fever window
+    (``FEVER_TEMPERATURES``, a setting a site may adjust). Monograph SECTION 1 of 4 >
     IMPORTANT INFORMATION > Inability to fight infections."""
     cud = job.drug.warning(VS_SERIOUS_INFECTIONS)
     if cud is None:
@@ -72,9 +75,10 @@ def check_infection(job: Job) -> Iterable[Finding]:
                       wording.ADVICE["infection"]),
             section, "warnings", {"condition": reference_key(cond), "value_set": VS_SERIOUS_INFECTIONS})]
     matcher = job.run.value_set(VS_BODY_TEMPERATURE)
-    window = job.window(FEVER_TEMPERATURES)
+    window, fever_celsius = job.window(FEVER_TEMPERATURES), job.threshold("fever-celsius")
+    fever_test = Threshold.compare(fever_celsius.comparator, fever_celsius.value, "°C")
     readings = readings_within(job.run.observations, matcher, job.run.now, window, celsius,
-                               Threshold.compare(">=", FEVER_CELSIUS, "°C")) if matcher is not None else []
+                               fever_test) if matcher is not None else []
     fevers = [r for r in readings if r.readable and r.meets]
     window_text = f"within {window.limit} hours; {window.rule}"
     if fevers:
@@ -86,11 +90,12 @@ def check_infection(job: Job) -> Iterable[Finding]:
             *warning_words(job, f"Fever {shown} °C ({fever.date})",
                       wording.markdown("Body temperature **{shown} °C** on {date}, a sign of infection (fever: "
                                        "{fever:g} °C or more {window}).", shown=shown, date=fever.date,
-                                       fever=FEVER_CELSIUS, window=window_text), cud, wording.ADVICE["infection"]),
+                                       fever=fever_celsius.value, window=window_text), cud,
+                      wording.ADVICE["infection"]),
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
                              **({"comparator": fever.comparator} if fever.comparator else {})},
-             "threshold_celsius": FEVER_CELSIUS, "window_hours": window.limit,
+             "threshold_celsius": fever_celsius.value, "window_hours": window.limit,
              "placed_at": "last instant of its date" if when and not when.exact else "as recorded"})]
     missing = job.run.unavailable(CONDITIONS, OBSERVATIONS)
     if missing:
@@ -104,7 +109,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
                            problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
                            reason=f"No active infection is recorded, and no body temperature of the last "
                            f"{window.limit} hours can be used: the newest ({newest.described()}). Fever "
-                           f"is {FEVER_CELSIUS:g} °C or more ({window_text}).",
+                           f"is {fever_celsius.value:g} °C or more ({window_text}).",
                            todo="Take the temperature before signing.", quote=warning_quote(cud)),
             section, "warnings",
             {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
@@ -115,8 +120,9 @@ def check_infection(job: Job) -> Iterable[Finding]:
 
 @check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", needs=(CONDITIONS, OBSERVATIONS))
 def check_neutropenia(job: Job) -> Iterable[Finding]:
-    """#13 LAB warning: the newest absolute neutrophil count is below ``NEUTROPENIA_ANC_10E9_PER_L`` (units
-    converted; a percentage is not usable), or an active condition in the drug's neutropenia value set. Monograph
+    """#13 LAB warning: the newest absolute neutrophil count is below the knowledge's ``neutrophil-count``
+    threshold (units converted; a percentage is not usable), or an active condition in the drug's neutropenia
+    value set. Monograph
     SECTION 1 of 4 > IMPORTANT INFORMATION > Decreased white blood cells. A missing count is #14's."""
     return neutropenia(job, newest_readable=False)
 
@@ -124,10 +130,11 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
 def _neutrophils(job: Job, matcher: ValueSetMatcher, newest_readable: bool) -> Measurement:
     """The newest neutrophil count (``newest_readable``: the newest one that can be read, the others skipped)."""
     observations: Iterable[Resource] | ObservationIndex = job.run.observations
+    test = anc_test(job)
     if newest_readable:
         observations = [o for o in observations_of(observations, matcher)
-                        if read_quantity(o, cells_10e9_per_l, ANC_TEST).readable]
-    return newest_measurement(observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", test=ANC_TEST)
+                        if read_quantity(o, cells_10e9_per_l, test).readable]
+    return newest_measurement(observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", test=test)
 
 
 def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
@@ -137,7 +144,7 @@ def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
     if cud is None:
         return []
     section = section_of(cud)
-    matcher = job.run.value_set(VS_NEUTROPHIL_COUNT)
+    matcher, low = job.run.value_set(VS_NEUTROPHIL_COUNT), job.threshold("neutrophil-count").value
     measure = _neutrophils(job, matcher, newest_readable) if matcher else None
     if measure is not None and measure.found and measure.meets:
         shown = f"{measure.shown.split(' ')[0]} {GIGA_PER_L}"
@@ -147,9 +154,9 @@ def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
             *warning_words(job, f"Low neutrophil count {shown} ({day(measure.when)})",
                       wording.markdown("Newest absolute neutrophil count: **{shown}** ({per_ul} /\u00b5L) on {when}, "
                                        "below {limit:g} {unit}.", shown=shown, per_ul=per_ul, when=day(measure.when),
-                                       limit=NEUTROPENIA_ANC_10E9_PER_L, unit=GIGA_PER_L), cud,
+                                       limit=low, unit=GIGA_PER_L), cud,
                       wording.ADVICE['neutropenia']),
-            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L})]
+            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": low})]
     found = job.run.conditions_in(VS_NEUTROPENIA)
     if found:
         cond = found[0]
@@ -176,8 +183,8 @@ def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
             *wording.words("warning.unable", what="the neutrophil count", drug=job.drug.name,
                            problem=measure.brief(label), reason=f"{_sentence(measure.problem(label))}.",
                            todo=f"An absolute count (\u00d7 10\u2079/L or /\u00b5L, status final) is needed to check "
-                           f"for neutropenia (below {NEUTROPENIA_ANC_10E9_PER_L:g} {GIGA_PER_L}).",
+                           f"for neutropenia (below {low:g} {GIGA_PER_L}).",
                            quote=warning_quote(cud)),
-            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": NEUTROPENIA_ANC_10E9_PER_L},
+            section, "warnings", {**measure.facts("neutrophils"), "threshold_10e9_per_l": low},
             unable=True)]
     return []

@@ -19,7 +19,7 @@ from fhirsvc.checks.reading.medications import course_start, is_current, is_live
 from fhirsvc.checks.reading.observations import Measurement, Reading, newest_measurement
 from fhirsvc.checks.reading.resources import code_pairs, reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
-from fhirsvc.checks.rules.infection import ANC_TEST
+from fhirsvc.checks.rules.infection import anc_test
 from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import section_of
 from fhirsvc.drugmodel.schedule import monitoring_schedule, renewal_gap
@@ -90,7 +90,7 @@ def count_within(job: Job, matcher: ValueSetMatcher, window: Window) -> Measurem
     (``status`` unreadable)."""
     if matcher.url == VS_NEUTROPHIL_COUNT:
         return newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", window,
-                                  ANC_TEST)
+                                  anc_test(job))
     return newest_measurement(job.run.observations, matcher, job.run.now, _as_reported, "", window)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
 from fhirsvc.checks.config import (
-    PREGNANCY_STATUS_MAX_AGE,
+    PREGNANCY_STATUSES,
     VS_BREASTFEEDING,
     VS_BREASTFEEDING_STATUS,
     VS_PREGNANCY,
@@ -56,10 +56,10 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
     cud = job.drug.warning(VS_PREGNANCY)
     if cud is None:
         return []
-    section = section_of(cud)
+    section, max_age = section_of(cud), job.threshold_window(PREGNANCY_STATUSES)
     evidence, facts = _on_problem_list(job, VS_PREGNANCY)
     if evidence is None:
-        status = _newest_status(job, VS_PREGNANCY_STATUS, PREGNANCY_STATUS_MAX_AGE)
+        status = _newest_status(job, VS_PREGNANCY_STATUS, max_age)
         pregnant = job.run.value_set(VS_PREGNANCY_STATUS_PREGNANT)
         answer = status.observation.get("valueCodeableConcept") if status and status.observation else None
         if status is not None and status.found and pregnant is not None and has_code_in(pregnant, answer):
@@ -71,7 +71,7 @@ def check_pregnancy(job: Job) -> Iterable[Finding]:
         if missing:
             return [unable_finding(job, "warning", "pregnancy", missing, section, "pregnancy")]
         reading = status.reading if status is not None and status.status == "unreadable" else None
-        if status is not None and reading is not None and PREGNANCY_STATUS_MAX_AGE.contains(reading.when, job.run.now):
+        if status is not None and reading is not None and max_age.contains(reading.when, job.run.now):
             label = "pregnancy status"
             return [job.finding(
                 "warning",
