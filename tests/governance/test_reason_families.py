@@ -63,12 +63,13 @@ def test_both_kinds_of_reason_count_in_one_family(database_url):
         families.update(group["overrideReasonFamilies"])
     assert families == Counter({"recipient-concerns-outcomes": 2, "cds-not-applicable": 1})
 
-    today = datetime.now(UTC).date().isoformat()
-    report = client.get(f"/governance/report.json?from={today}&to={today}").get_json()
+    # the days the feedback's timestamps fall on (minutes ago: just after midnight, yesterday too)
+    first, today = ((datetime.now(UTC) - timedelta(minutes=m)).date().isoformat() for m in (10, 0))
+    report = client.get(f"/governance/report.json?from={first}&to={today}").get_json()
     counted = Counter()
     for rule in report["rules"]:
         counted.update({f["family"]: f["count"] for f in rule["overrideReasonFamilies"]})
         assert sum(f["count"] for f in rule["overrideReasonFamilies"]) == rule["overridden"]
     assert counted == Counter({"recipient-concerns-outcomes": 2, "cds-not-applicable": 1})
-    page = client.get(f"/governance/?from={today}&to={today}").get_data(as_text=True)
+    page = client.get(f"/governance/?from={first}&to={today}").get_data(as_text=True)
     assert "Recipient has concerns regarding potential health outcomes" in page
