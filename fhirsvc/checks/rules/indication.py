@@ -74,15 +74,12 @@ def _before_other_therapy(job: Job, cud: Resource, found: list[str]) -> list[Fin
     """#17 when the recorded indication must follow other therapy and the medication list shows none (any
     record but entered-in-error, other than the order itself)."""
     prior_vs, prior_text = _prerequisite(cud)
-    matcher = job.run.value_set(prior_vs)
-    if matcher is None:
+    if job.run.value_set(prior_vs) is None:
         return []
     if MEDICATIONS in job.context.unavailable:
         return [unable_finding(job, "info", "earlier therapy", [MEDICATIONS], section_of(cud), "summary")]
-    recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
-        reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
-        and job.run.concepts_in(m, matcher)})
-    if recorded_keys - {job.order_ref}:
+    if any(m.get("status") != "entered-in-error" and reference_key(m) != job.order_ref
+           for m in job.run.medications_in(prior_vs)):
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}
     title = str(vs.get("title") or prior_text)
