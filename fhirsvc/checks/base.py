@@ -32,9 +32,8 @@ from fhirsvc.checks.reading.age import age_range, age_years
 from fhirsvc.checks.reading.conditions import (
     allergy_concepts,
     condition_in,
+    condition_standing,
     is_active_allergy,
-    is_active_condition,
-    is_recorded_condition,
 )
 from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
@@ -118,8 +117,24 @@ class Run:
         return age_range(self.context.patient, self.now)
 
     @cached_property
+    def _condition_list(self) -> tuple[list[Resource], list[Resource], dict[int, Any]]:
+        """(the active conditions, the conditions on the list, the ``concept_key`` of each one's code by its
+        identity): each condition's statuses and code read once per call (``condition_standing``)."""
+        active: list[Resource] = []
+        recorded: list[Resource] = []
+        keys: dict[int, Any] = {}
+        for condition in self.context.conditions:
+            is_active, is_recorded = condition_standing(condition)
+            if is_recorded:
+                recorded.append(condition)
+                keys[id(condition)] = concept_key(condition.get("code"))
+            if is_active:
+                active.append(condition)
+        return active, recorded, keys
+
+    @property
     def active_conditions(self) -> list[Resource]:
-        return [c for c in self.context.conditions if is_active_condition(c)]
+        return self._condition_list[0]
 
     @cached_property
     def active_allergies(self) -> list[Resource]:
@@ -131,9 +146,9 @@ class Run:
         sets: each value set's observations are selected once per call."""
         return ObservationIndex(self.context.observations)
 
-    @cached_property
+    @property
     def recorded_conditions(self) -> list[Resource]:
-        return [c for c in self.context.conditions if is_recorded_condition(c)]
+        return self._condition_list[1]
 
     @cached_property
     def not_active(self) -> ValueSetMatcher | None:
@@ -152,14 +167,9 @@ class Run:
         return _codes_by_reference(self.context.conditions)
 
     @cached_property
-    def _condition_keys(self) -> dict[int, Any]:
-        """The ``concept_key`` of each condition's code, once per call (by the condition's identity)."""
-        return {id(c): concept_key(c.get("code")) for c in self.context.conditions}
-
-    @cached_property
-    def _keyed_allergies(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
-        return [(a, [(concept, concept_key(concept)) for concept in allergy_concepts(a)])
-                for a in self.active_allergies]
+    def _keyed_allergies(self) -> list[tuple[Resource, tuple[list[Mapping[str, Any]], tuple[Any, ...]]]]:
+        """Each active allergy with what it is to (``allergy_concepts``) and the ``concept_key`` of each."""
+        return [(a, _keyed(allergy_concepts(a))) for a in self.active_allergies]
 
     def conditions_in(self, url: str | None) -> tuple[Resource, ...]:
         """The active conditions that are the value set's condition (``condition_in``), once per value set."""
@@ -173,7 +183,7 @@ class Run:
     def _conditions(self, url: str | None, kind: str, records: list[Resource]) -> tuple[Resource, ...]:
         found = self._in_value_set.get((kind, url))
         if found is None:
-            keys, matcher, not_active = self._condition_keys, self.value_set(url), self.not_active
+            keys, matcher, not_active = self._condition_list[2], self.value_set(url), self.not_active
             found = self._in_value_set[(kind, url)] = tuple(
                 c for c in records if condition_in(matcher, c.get("code"), not_active, keys[id(c)])
             ) if matcher is not None else ()
@@ -186,7 +196,7 @@ class Run:
             matcher = self.value_set(url)
             found = self._in_value_set[("allergies", url)] = tuple(
                 record for record, concepts in self._keyed_allergies
-                if any(matcher.matches_keyed(c, k) for c, k in concepts)) if matcher is not None else ()
+                if any(map(matcher.matches_keyed, *concepts))) if matcher is not None else ()
         return found
 
     def medications_in(self, url: str | None) -> tuple[Resource, ...]:
@@ -220,18 +230,25 @@ class Run:
     @cached_property
     def _named_drafts(self) -> dict[int, Named]:
         """Every draft order, named (``Named``) in one pass, by identity."""
-        return {id(order): self._name(order) for order in self.context.draft_orders}
+        return self._name_all(self.context.draft_orders)
 
     @cached_property
     def _named_medications(self) -> dict[int, Named]:
         """Every medication record, named (``Named``) in one pass, by identity (the records are kept by the
         context: an id is not reused while the call lasts)."""
-        return {id(med): self._name(med) for med in self.context.medications}
+        return self._name_all(self.context.medications)
+
+    def _name_all(self, resources: Iterable[Resource]) -> dict[int, Named]:
+        referenced, recognize = self.context.referenced_medications, self.index.recognize_keyed
+        named = {}
+        for resource in resources:
+            concepts = medication_concepts(resource, referenced)
+            keys = concept_keys(concepts)
+            named[id(resource)] = Named(resource, concepts, keys, recognize(concepts, keys))
+        return named
 
     def _name(self, resource: Resource) -> Named:
-        concepts = medication_concepts(resource, self.context.referenced_medications)
-        keys = concept_keys(concepts)
-        return Named(resource, concepts, keys, self.index.recognize_keyed(concepts, keys))
+        return self._name_all((resource,))[id(resource)]
 
     def named(self, resource: Resource) -> Named:
         """What names the medication of a draft order or a medication record (from the passes above; another
@@ -401,9 +418,13 @@ class Named(NamedTuple):
     drugs: tuple[DrugProfile, ...]
 
 
+def _keyed(concepts: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], tuple[Any, ...]]:
+    return concepts, concept_keys(concepts)
+
+
 def _named_in(named: Named, matcher: ValueSetMatcher) -> bool:
     """Whether one of the named concepts is a member of the value set (``recognition.in_value_set``)."""
-    return any(matcher.matches_keyed(concept, key) for concept, key in zip(named.concepts, named.keys, strict=True))
+    return any(map(matcher.matches_keyed, named.concepts, named.keys))
 
 
 @dataclass
