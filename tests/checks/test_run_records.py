@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fhirsvc.checks.base import Run
 from fhirsvc.checks.config import VS_NOT_ACTIVE_CONDITION
 from fhirsvc.checks.context import PatientContext
+from fhirsvc.checks.index import drug_index
 from fhirsvc.checks.reading.conditions import _status_code, allergy_concepts, condition_in, condition_standing
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
@@ -54,8 +55,6 @@ def scan(order, drafts, medications, with_medications: bool) -> list[tuple[dict,
 
 
 def drug_ids(knowledge, resource) -> list[str]:
-    from fhirsvc.checks.index import drug_index
-
     return [d.id for d in recognize(medication_concepts(resource), drug_index(knowledge).drugs)]
 
 
@@ -199,3 +198,22 @@ codings = st.one_of(st.fixed_dictionaries({}, optional={"system": values, "code"
                                                                                           values)}), values))
 def test_the_concept_key_of_one_coding_is_its_general_reading(concept):
     assert concept_key(concept) == concept_key_in_general(concept)
+
+
+statuses = st.one_of(values, st.fixed_dictionaries({}, optional={"coding": st.one_of(st.lists(codings, max_size=3),
+                                                                                       values), "text": values}))
+
+
+def status_code_in_general(concept) -> str | None:
+    """A status's code by the general reading: the first object coding with a code."""
+    if concept is None or isinstance(concept, str):
+        return concept
+    found = concept.get("coding") if isinstance(concept, dict) else None
+    return next((str(c["code"]) for c in (found if isinstance(found, list) else ())
+                 if isinstance(c, dict) and c.get("code")), None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(statuses)
+def test_the_status_code_of_one_coding_is_its_general_reading(concept):
+    assert _status_code(concept) == status_code_in_general(concept)

@@ -17,10 +17,13 @@ _EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
 
 
 def _status_code(concept: Any) -> str | None:
-    if concept is None:
-        return None
-    if isinstance(concept, str):
+    """The code of a status (a CodeableConcept's first coding with a code; R5 may send a plain code)."""
+    if concept is None or isinstance(concept, str):
         return concept
+    found = concept.get("coding") if type(concept) is dict else None
+    if type(found) is list and len(found) == 1 and type(found[0]) is dict:  # the common case: one coding
+        code = found[0].get("code")
+        return str(code) if code else None
     for coding in codings(concept):
         if coding.get("code"):
             return str(coding["code"])
