@@ -185,7 +185,7 @@ class Run:
         if found is None:
             keys, matcher, not_active = self._condition_list[2], self.value_set(url), self.not_active
             found = self._in_value_set[(kind, url)] = tuple(
-                c for c in records if condition_in(matcher, c.get("code"), not_active, keys[id(c)])
+                c for c in records if condition_in(matcher, c.get("code"), not_active, keys.get(id(c), ...))
             ) if matcher is not None else ()
         return found
 
