@@ -175,8 +175,8 @@ def _past_records(job: Job) -> tuple[list, bool]:
     """The past records of the knowledge drug (stopped/completed medications) but the order's own, and whether
     that is every one of them (the answer for any order)."""
     past = job.drug_records(is_past)
-    mine = [m for m in past if reference_key(m) != job.order_ref]
-    return (past, True) if len(mine) == len(past) else (mine, False)
+    others = [m for m in past if reference_key(m) != job.order_ref]
+    return (past, True) if len(others) == len(past) else (others, False)
 
 
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
