@@ -74,14 +74,18 @@ _MEMO_TEXT = 200  # longest string a remembered concept may hold
 def concept_key(concept: Any) -> tuple[str | None, ...] | None:
     """What membership by concept reads of a CodeableConcept: its text, then each coding's system, code and
     display. None when one of them is neither None nor a short string: such a concept is not remembered."""
-    if concept is None or not isinstance(concept, (dict, Mapping)):
+    if type(concept) is not dict and (concept is None or not isinstance(concept, Mapping)):
         return None
-    parts: list[Any] = [concept.get("text")]
     found = concept.get("coding")
-    if isinstance(found, (list, tuple)):  # as ``codings``, without building its list
-        for coding in found:
-            if isinstance(coding, (dict, Mapping)):
-                parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+    if type(found) is list and len(found) == 1 and type(found[0]) is dict:  # the common case: one coding
+        coding = found[0]
+        parts: Any = (concept.get("text"), coding.get("system"), coding.get("code"), coding.get("display"))
+    else:
+        parts = [concept.get("text")]
+        if isinstance(found, (list, tuple)):  # as ``codings``, without building its list
+            for coding in found:
+                if isinstance(coding, (dict, Mapping)):
+                    parts += (coding.get("system"), coding.get("code"), coding.get("display"))
     for part in parts:
         if part is not None and (type(part) is not str or len(part) > _MEMO_TEXT):
             return None

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.config import TOPICS, VS_NOT_ACTIVE_CONDITION
@@ -27,14 +27,13 @@ from fhirsvc.checks.context import (
     PatientContext,
 )
 from fhirsvc.checks.findings import Action, Finding, Suggestion
-from fhirsvc.checks.index import DrugIndex, drug_index
+from fhirsvc.checks.index import DrugIndex, concept_keys, drug_index
 from fhirsvc.checks.reading.age import age_range, age_years
 from fhirsvc.checks.reading.conditions import (
     allergy_concepts,
     condition_in,
+    condition_standing,
     is_active_allergy,
-    is_active_condition,
-    is_recorded_condition,
 )
 from fhirsvc.checks.reading.daily_dose import DailyDose, daily_dose
 from fhirsvc.checks.reading.medications import is_current, is_live_draft
@@ -89,13 +88,11 @@ class Run:
         self.site = site  # the site configuration: the adjustable values the checks read (Job.setting)
         self.now = context.now
         self.index: DrugIndex = drug_index(knowledge)
-        # per resource (by identity; the resource is kept, so its id is not reused): its concepts and drugs
-        self._concepts: dict[int, tuple[Resource, list[Mapping[str, Any]]]] = {}
-        self._keyed: dict[int, tuple[Resource, list[tuple[Mapping[str, Any], Any]]]] = {}  # with their concept_key
-        self._drugs: dict[int, tuple[Resource, list[DrugProfile]]] = {}
-        self._in_value_set: dict[tuple[str, str | None], list[Resource]] = {}  # active conditions/allergies
+        self._named: dict[int, Named] = {}  # records outside the call's lists, by identity (Run.named)
+        # active conditions/allergies and medication records in a value set, by (kind, value set)
+        self._in_value_set: dict[tuple[str, str | None], tuple[Resource, ...]] = {}
         # records that pass a named test, with the position of each Type/id (Run.others_where)
-        self._selected: dict[tuple[Hashable, bool], tuple[list[tuple[Resource, str]], dict[str, int]]] = {}
+        self._selected: dict[Hashable, tuple[list[tuple[Resource, str]], dict[str, int]]] = {}
         self._once: dict[Hashable, Any] = {}
 
     @property
@@ -120,8 +117,24 @@ class Run:
         return age_range(self.context.patient, self.now)
 
     @cached_property
+    def _condition_list(self) -> tuple[list[Resource], list[Resource], dict[int, Any]]:
+        """(the active conditions, the conditions on the list, the ``concept_key`` of each one's code by its
+        identity): each condition's statuses and code read once per call (``condition_standing``)."""
+        active: list[Resource] = []
+        recorded: list[Resource] = []
+        keys: dict[int, Any] = {}
+        for condition in self.context.conditions:
+            is_active, is_recorded = condition_standing(condition)
+            if is_recorded:
+                recorded.append(condition)
+                keys[id(condition)] = concept_key(condition.get("code"))
+            if is_active:
+                active.append(condition)
+        return active, recorded, keys
+
+    @property
     def active_conditions(self) -> list[Resource]:
-        return [c for c in self.context.conditions if is_active_condition(c)]
+        return self._condition_list[0]
 
     @cached_property
     def active_allergies(self) -> list[Resource]:
@@ -133,9 +146,9 @@ class Run:
         sets: each value set's observations are selected once per call."""
         return ObservationIndex(self.context.observations)
 
-    @cached_property
+    @property
     def recorded_conditions(self) -> list[Resource]:
-        return [c for c in self.context.conditions if is_recorded_condition(c)]
+        return self._condition_list[1]
 
     @cached_property
     def not_active(self) -> ValueSetMatcher | None:
@@ -154,42 +167,48 @@ class Run:
         return _codes_by_reference(self.context.conditions)
 
     @cached_property
-    def _condition_keys(self) -> dict[int, Any]:
-        """The ``concept_key`` of each condition's code, once per call (by the condition's identity)."""
-        return {id(c): concept_key(c.get("code")) for c in self.context.conditions}
+    def _keyed_allergies(self) -> list[tuple[Resource, tuple[list[Mapping[str, Any]], tuple[Any, ...]]]]:
+        """Each active allergy with what it is to (``allergy_concepts``) and the ``concept_key`` of each."""
+        return [(a, _keyed(allergy_concepts(a))) for a in self.active_allergies]
 
-    @cached_property
-    def _keyed_allergies(self) -> list[tuple[Resource, list[tuple[Any, Any]]]]:
-        return [(a, [(concept, concept_key(concept)) for concept in allergy_concepts(a)])
-                for a in self.active_allergies]
-
-    def conditions_in(self, url: str | None) -> list[Resource]:
+    def conditions_in(self, url: str | None) -> tuple[Resource, ...]:
         """The active conditions that are the value set's condition (``condition_in``), once per value set."""
         return self._conditions(url, "active", self.active_conditions)
 
-    def recorded_in(self, url: str | None) -> list[Resource]:
+    def recorded_in(self, url: str | None) -> tuple[Resource, ...]:
         """The conditions on the list (any clinical status) that are the value set's condition: how an
         indication is recorded."""
         return self._conditions(url, "recorded", self.recorded_conditions)
 
-    def _conditions(self, url: str | None, kind: str, records: list[Resource]) -> list[Resource]:
-        if (kind, url) not in self._in_value_set:
-            keys = self._condition_keys
-            self._in_value_set[(kind, url)] = [c for c in records
-                                               if self.condition_in(url, c.get("code"), keys.get(id(c), ...))]
-        return list(self._in_value_set[(kind, url)])
+    def _conditions(self, url: str | None, kind: str, records: list[Resource]) -> tuple[Resource, ...]:
+        found = self._in_value_set.get((kind, url))
+        if found is None:
+            keys, matcher, not_active = self._condition_list[2], self.value_set(url), self.not_active
+            found = self._in_value_set[(kind, url)] = tuple(
+                c for c in records if condition_in(matcher, c.get("code"), not_active, keys.get(id(c), ...))
+            ) if matcher is not None else ()
+        return found
 
-    def allergies_in(self, url: str | None) -> list[Resource]:
+    def allergies_in(self, url: str | None) -> tuple[Resource, ...]:
         """The active allergies to something in the value set (``patient.matching``), once per value set."""
-        return self._in(url, "allergies", self._keyed_allergies)
-
-    def _in(self, url: str | None, kind: str, keyed: list[tuple[Resource, list[tuple[Any, Any]]]]) -> list[Resource]:
-        if (kind, url) not in self._in_value_set:
+        found = self._in_value_set.get(("allergies", url))
+        if found is None:
             matcher = self.value_set(url)
-            self._in_value_set[(kind, url)] = [
-                record for record, concepts in keyed if any(matcher.matches_keyed(c, k) for c, k in concepts)
-            ] if matcher else []
-        return list(self._in_value_set[(kind, url)])
+            found = self._in_value_set[("allergies", url)] = tuple(
+                record for record, concepts in self._keyed_allergies
+                if any(map(matcher.matches_keyed, *concepts))) if matcher is not None else ()
+        return found
+
+    def medications_in(self, url: str | None) -> tuple[Resource, ...]:
+        """The medication records (any status; not the draft orders) with a concept in the value set
+        (``recognition.in_value_set``), once per value set."""
+        found = self._in_value_set.get(("medications", url))
+        if found is None:
+            matcher = self.value_set(url)
+            found = self._in_value_set[("medications", url)] = tuple(
+                named.resource for named in self._named_medications.values() if _named_in(named, matcher)
+            ) if matcher is not None else ()
+        return found
 
     def _members(self, url: str | None, concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
         """The value set's concepts (``compose.include.concept``) that the concept's codings are."""
@@ -208,24 +227,63 @@ class Run:
                 return str(min(names, key=len))
         return concept_text(concept)
 
+    @cached_property
+    def _named_drafts(self) -> dict[int, Named]:
+        """Every draft order, named (``Named``) in one pass, by identity."""
+        return self._name_all(self.context.draft_orders)
+
+    @cached_property
+    def _named_medications(self) -> dict[int, Named]:
+        """Every medication record, named (``Named``) in one pass, by identity (the records are kept by the
+        context: an id is not reused while the call lasts)."""
+        return self._name_all(self.context.medications)
+
+    def _name_all(self, resources: Iterable[Resource]) -> dict[int, Named]:
+        referenced, recognize = self.context.referenced_medications, self.index.recognize_keyed
+        named = {}
+        for resource in resources:
+            concepts = medication_concepts(resource, referenced)
+            keys = concept_keys(concepts)
+            named[id(resource)] = Named(resource, concepts, keys, recognize(concepts, keys))
+        return named
+
+    def _name(self, resource: Resource) -> Named:
+        return self._name_all((resource,))[id(resource)]
+
+    def named(self, resource: Resource) -> Named:
+        """What names the medication of a draft order or a medication record (from the passes above; another
+        resource is named on its own, once)."""
+        key = id(resource)
+        found = self._named_drafts.get(key) or self._named_medications.get(key) or self._named.get(key)
+        if found is None:
+            found = self._named[key] = self._name(resource)
+        return found
+
     def concepts(self, resource: Resource) -> list[Mapping[str, Any]]:
-        if id(resource) not in self._concepts:
-            self._concepts[id(resource)] = (resource, medication_concepts(resource,
-                                                                          self.context.referenced_medications))
-        return self._concepts[id(resource)][1]
+        """The concepts that name what a resource orders or records (``recognition.medication_concepts``)."""
+        return self.named(resource).concepts
 
     def concepts_in(self, resource: Resource, matcher: ValueSetMatcher) -> bool:
         """Whether one of the resource's concepts is a member of the value set (``recognition.in_value_set``),
-        each concept's ``concept_key`` read once per call."""
-        if id(resource) not in self._keyed:
-            self._keyed[id(resource)] = (resource, [(c, concept_key(c)) for c in self.concepts(resource)])
-        return any(matcher.matches_keyed(c, key) for c, key in self._keyed[id(resource)][1])
+        from each concept's ``concept_key`` read once per call."""
+        return _named_in(self.named(resource), matcher)
 
-    def drugs_of(self, resource: Resource) -> list[DrugProfile]:
+    def drugs_of(self, resource: Resource) -> tuple[DrugProfile, ...]:
         """The knowledge drugs a resource is for (``recognition.recognize``, through the index)."""
-        if id(resource) not in self._drugs:
-            self._drugs[id(resource)] = (resource, self.index.recognize(self.concepts(resource)))
-        return list(self._drugs[id(resource)][1])
+        return self.named(resource).drugs
+
+    @cached_property
+    def _medications_of(self) -> dict[str, list[Resource]]:
+        """The medication records (not the draft orders) of each knowledge drug, in the order of the list."""
+        found: dict[str, list[Resource]] = {}
+        for med in self.context.medications:
+            for drug in self.drugs_of(med):
+                found.setdefault(drug.id, []).append(med)
+        return found
+
+    def medications_of(self, drug_id: str) -> Sequence[Resource]:
+        """The medication records (any status; not the draft orders) of a knowledge drug."""
+        return self._medications_of.get(drug_id, ())
 
     @property
     def patient_reference(self) -> str | None:
@@ -263,23 +321,52 @@ class Run:
                 medications.append((med, "medication"))
         return drafts, medications
 
+    def _candidates(self, medications: bool) -> list[tuple[Resource, str]]:
+        drafts, current = self._records
+        return drafts + current if medications else drafts
+
+    def _without(self, memo: Hashable, order: Resource) -> Others:
+        chosen, positions = self._selected[memo]
+        return Others(chosen, positions.get(reference_key(order)))
+
     def others(self, order: Resource, *, medications: bool = True) -> Others:
         """The records that can conflict with ``order``: the other live draft orders, then (``medications``) the
         current (active/on-hold) medications, each ``Type/id`` once, tagged ``draft`` or ``medication``."""
-        return self.others_where(order, "all", lambda _record, _kind: True, medications=medications)
+        memo = ("all", medications)
+        if memo not in self._selected:
+            self._selected[memo] = _selection(self._candidates(medications))
+        return self._without(memo, order)
 
     def others_where(self, order: Resource, name: Hashable, test: Callable[[Resource, str], bool], *,
                      medications: bool = True) -> Others:
         """``others(order)`` that pass ``test(record, kind)``. The records that pass are selected once per call
         and ``name`` (which stands for the test: a value set, a drug), so that asking for every order costs
         no more than the records: the answer is that selection without the order's own ``Type/id``."""
-        memo = (name, medications)
+        memo = ("where", name, medications)
         if memo not in self._selected:
-            drafts, current = self._records
-            chosen = [(r, kind) for r, kind in (drafts + current if medications else drafts) if test(r, kind)]
-            self._selected[memo] = (chosen, {reference_key(r): i for i, (r, _) in enumerate(chosen)})
-        chosen, positions = self._selected[memo]
-        return Others(chosen, positions.get(reference_key(order)))
+            self._selected[memo] = _selection([(r, kind) for r, kind in self._candidates(medications) if test(r, kind)])
+        return self._without(memo, order)
+
+    def others_in(self, order: Resource, url: str | None, *, medications: bool = True) -> Others:
+        """``others(order)`` with a concept in the value set (``concepts_in``)."""
+        memo = ("value-set", url, medications)
+        if memo not in self._selected:
+            matcher = self.value_set(url)
+            self._selected[memo] = _selection([(r, kind) for r, kind in self._candidates(medications)
+                                               if matcher is not None and _named_in(self.named(r), matcher)])
+        return self._without(memo, order)
+
+    def others_of(self, order: Resource, drug_id: str, *, drafts: bool = True, medications: bool = True,
+                  types: frozenset[str] | None = None) -> Others:
+        """``others(order)`` for the knowledge drug (``drugs_of``): without the draft orders unless ``drafts``,
+        of the resource ``types`` only if given."""
+        memo = ("drug", drug_id, drafts, medications, types)
+        if memo not in self._selected:
+            self._selected[memo] = _selection([
+                (r, kind) for r, kind in self._candidates(medications)
+                if (drafts or kind != "draft") and (types is None or r.get("resourceType") in types)
+                and any(d.id == drug_id for d in self.drugs_of(r))])
+        return self._without(memo, order)
 
     def once(self, name: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``, computed once per call and ``name`` (an answer the same for every order)."""
@@ -316,6 +403,30 @@ class Others(Sequence[tuple[Resource, str]]):
         return [reference_key(r) for r, _ in self[:limit]]
 
 
+def _selection(chosen: list[tuple[Resource, str]]) -> tuple[list[tuple[Resource, str]], dict[str, int]]:
+    """Selected records with the position of each ``Type/id`` (``Run._without``)."""
+    return chosen, {reference_key(r): i for i, (r, _) in enumerate(chosen)}
+
+
+class Named(NamedTuple):
+    """What names the medication of a draft order or a medication record, read once per call: its concepts
+    (``recognition.medication_concepts``), the ``concept_key`` of each, and the knowledge drugs it is for."""
+
+    resource: Resource  # kept with its answers: its id is not reused while the call lasts
+    concepts: list[Mapping[str, Any]]
+    keys: tuple[Any, ...]
+    drugs: tuple[DrugProfile, ...]
+
+
+def _keyed(concepts: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], tuple[Any, ...]]:
+    return concepts, concept_keys(concepts)
+
+
+def _named_in(named: Named, matcher: ValueSetMatcher) -> bool:
+    """Whether one of the named concepts is a member of the value set (``recognition.in_value_set``)."""
+    return any(map(matcher.matches_keyed, named.concepts, named.keys))
+
+
 @dataclass
 class Job:
     """One judged order and one drug: a forward job (the order is for ``drug``), or a reverse job (the
@@ -343,8 +454,7 @@ class Job:
     def drug_records(self, test: Callable[[Resource], bool]) -> list[Resource]:
         """The patient's medication records (not the draft orders) of this job's drug that pass ``test``
         (``is_current``: on therapy; ``is_past``)."""
-        return [m for m in self.context.medications if test(m) and any(d.id == self.drug.id
-                                                                       for d in self.run.drugs_of(m))]
+        return [m for m in self.run.medications_of(self.drug.id) if test(m)]
 
     @cached_property
     def dose(self) -> DailyDose:
@@ -364,14 +474,28 @@ class Job:
                 out.append({"text": ref["display"]})
         return out
 
+    @cached_property
+    def _reasons(self) -> list[tuple[Mapping[str, Any], Any]]:
+        """The order's reasons with their ``concept_key``, read once per job."""
+        return [(reason, concept_key(reason)) for reason in self.order_reasons()]
+
+    @cached_property
+    def _recorded(self) -> dict[str | None, list[str]]:
+        return {}
+
     def indication_recorded(self, url: str | None) -> list[str]:
         """How the indication of a value set is recorded: the active conditions and order reasons in it
-        (their names), empty if it is not recorded."""
-        matcher = self.run.value_set(url)
-        if matcher is None:
+        (their names), empty if it is not recorded. Once per job and value set."""
+        names = self._recorded.get(url)
+        if names is None:
+            names = self._recorded[url] = self._indication_names(url)
+        return names
+
+    def _indication_names(self, url: str | None) -> list[str]:
+        if self.run.value_set(url) is None:
             return []
         names = [_name(c.get("code")) for c in self.run.recorded_in(url)]
-        names += [_name(r) for r in self.order_reasons() if self.run.condition_in(url, r)]
+        names += [_name(r) for r, key in self._reasons if self.run.condition_in(url, r, key)]
         return names
 
     @cached_property

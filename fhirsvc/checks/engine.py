@@ -46,10 +46,11 @@ logger = logging.getLogger(__name__)
 def jobs_for(run: Run, order: Mapping[str, Any]) -> tuple[list[Job], list[Job]]:
     """The forward jobs (one per knowledge drug the order is for) and the reverse jobs (one per
     interaction of another knowledge drug whose interactant class the order belongs to)."""
-    drugs = sorted(run.drugs_of(order), key=lambda d: d.id)
+    named = run.named(order)
+    drugs = sorted(named.drugs, key=lambda d: d.id)
     forward = [Job(run, order, drug) for drug in drugs]
     reverse = [Job(run, order, found.drug, found.interaction)
-               for found in run.index.reverse(run.concepts(order), own={d.id for d in drugs})]
+               for found in run.index.reverse(named.concepts, {d.id for d in drugs}, named.keys)]
     return forward, reverse
 
 

@@ -32,6 +32,8 @@ from fhirsvc.terminology import (
 )
 
 Concept = Mapping[str, Any]
+# a drug's interaction with a class: (the drug's position, (interaction id, value set), the drug, the interaction)
+Member = tuple[int, tuple[str, str], DrugProfile, Interaction]
 
 
 class TermIndex:
@@ -93,7 +95,7 @@ class DrugIndex:
                                 {normalize_name(n) for n in drug.names} | (product.names if product else frozenset()),
                                 code_filters=bool(product and product.code_patterns))
         # interaction value set -> (drug position, interaction order, drug, interaction), as the engine orders them
-        by_class: defaultdict[str, list[tuple[int, tuple[str, str], DrugProfile, Interaction]]] = defaultdict(list)
+        by_class: defaultdict[str, list[Member]] = defaultdict(list)
         for position, drug in enumerate(self.drugs):
             for inter in drug.interactions:
                 if inter.value_set in knowledge.value_sets:
@@ -105,20 +107,24 @@ class DrugIndex:
         for item, matcher in enumerate(self.matchers):
             self.class_terms.add(item, matcher.codes, matcher.names, code_filters=bool(matcher.code_patterns))
         self._recognized: dict[tuple[Any, ...], tuple[DrugProfile, ...]] = {}  # by the concepts' keys
+        self._reversed: dict[tuple[Any, ...], tuple[Member, ...]] = {}  # by the concepts' keys
 
     def recognize(self, concepts: Sequence[Concept]) -> list[DrugProfile]:
         """The drugs the concepts name, as ``recognition.recognize`` finds them over every drug: by code if any
-        code matches, else by whole-word name; in id order. Remembered by the concepts' ``concept_key``s (the
-        same medications come in every call), at most MEMO_SIZE."""
-        key = tuple(concept_key(concept) for concept in concepts)
-        if None in key:
-            return self._recognize(concepts)
-        found = self._recognized.get(key)
+        code matches, else by whole-word name; in id order."""
+        return list(self.recognize_keyed(concepts, concept_keys(concepts)))
+
+    def recognize_keyed(self, concepts: Sequence[Concept], keys: tuple[Any, ...]) -> tuple[DrugProfile, ...]:
+        """``recognize`` with the concepts' ``concept_key``s already known (``keys``), by which the answers are
+        remembered (the same medications come in every call), at most MEMO_SIZE."""
+        if None in keys:
+            return tuple(self._recognize(concepts))
+        found = self._recognized.get(keys)
         if found is None:
             if len(self._recognized) >= MEMO_SIZE:
                 self._recognized.clear()
-            found = self._recognized[key] = tuple(self._recognize(concepts))
-        return list(found)
+            found = self._recognized[keys] = tuple(self._recognize(concepts))
+        return found
 
     def _recognize(self, concepts: Sequence[Concept]) -> list[DrugProfile]:
         pairs = [(c.get("system"), c.get("code")) for concept in concepts for c in codings(concept)]
@@ -130,14 +136,33 @@ class DrugIndex:
         return [self.drugs[i] for i in sorted(self.drug_terms.by_texts(texts))
                 if any(self.drugs[i].find_name(t) for t in texts)]
 
-    def reverse(self, concepts: Sequence[Concept], own: Iterable[str] = ()) -> list[Reverse]:
+    def reverse(self, concepts: Sequence[Concept], own: Iterable[str] = (), keys: tuple[Any, ...] | None = None
+                ) -> list[Reverse]:
         """The interactions of drugs (not in ``own``) whose interactant value set the concepts belong to: by
-        drug in id order, then by interaction id and value set."""
+        drug in id order, then by interaction id and value set. Remembered by the concepts' ``concept_key``s
+        (``keys``, if the caller has them), at most MEMO_SIZE."""
+        keys = concept_keys(concepts) if keys is None else keys
+        found = self._reversed.get(keys) if None not in keys else None
+        if found is None:
+            found = self._reverse(concepts)
+            if None not in keys:
+                if len(self._reversed) >= MEMO_SIZE:
+                    self._reversed.clear()
+                self._reversed[keys] = found
         skip = set(own)
+        return [Reverse(drug, inter) for _, _, drug, inter in found if drug.id not in skip]
+
+    def _reverse(self, concepts: Sequence[Concept]) -> tuple[Member, ...]:
+        """Every interaction whose interactant value set the concepts belong to, in the order ``reverse`` gives."""
         candidates = self.class_terms.by_codes(concepts, self.ndc) | self.class_terms.by_texts(concept_texts(concepts))
         found = [member for item in candidates if in_value_set(concepts, self.matchers[item])
-                 for member in self.class_members[self.classes[item]] if member[2].id not in skip]
-        return [Reverse(drug, inter) for _, _, drug, inter in sorted(found, key=lambda m: (m[0], m[1]))]
+                 for member in self.class_members[self.classes[item]]]
+        return tuple(sorted(found, key=lambda m: (m[0], m[1])))
+
+
+def concept_keys(concepts: Sequence[Concept]) -> tuple[Any, ...]:
+    """The ``concept_key`` of each concept (None for one that is not remembered)."""
+    return tuple(map(concept_key, concepts))
 
 
 def drug_index(knowledge: Knowledge) -> DrugIndex:

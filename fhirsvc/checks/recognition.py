@@ -51,7 +51,11 @@ def medication_reference_key(resource: Resource) -> str | None:
     """The key of a resource's medication reference in ``PatientContext.referenced_medications``: the reference
     as written, a contained one (``#id``) prefixed with its owner's ``Type/id`` (two orders may each contain a
     ``#med``); None without a reference."""
-    target = medication_reference(resource).get("reference")
+    return _reference_key(resource, medication_reference(resource))
+
+
+def _reference_key(resource: Resource, ref: Mapping[str, Any]) -> str | None:
+    target = ref.get("reference")
     if not isinstance(target, str) or not target:
         return None
     if target.startswith("#"):
@@ -68,18 +72,25 @@ def medication_concepts(resource: Resource, referenced: Mapping[str, Resource] |
         return [resource["code"]] if is_object(resource.get("code")) else []
     if rtype == "Immunization":
         return [resource["vaccineCode"]] if is_object(resource.get("vaccineCode")) else []
-    out: list[Concept] = []
     code = medication_code(resource)
-    if code is not None:
-        out.append(code)
+    out: list[Concept] = [] if code is None else [code]
     ref = medication_reference(resource)
-    key = medication_reference_key(resource)
-    if key is not None:
-        med = (referenced or {}).get(key)
-        if is_object(med):
-            if med.get("code"):
-                out.append(med["code"])
-            out += [i["itemCodeableConcept"] for i in _list(med.get("ingredient")) if i.get("itemCodeableConcept")]
+    if ref:
+        out += _referenced_concepts(resource, ref, referenced or {})
+    return out
+
+
+def _referenced_concepts(resource: Resource, ref: Mapping[str, Any], referenced: Mapping[str, Resource]
+                         ) -> list[Concept]:
+    """The concepts a medication reference names: the referenced Medication's code and ingredients (resolved in
+    ``referenced``), then the reference's display as text."""
+    out: list[Any] = []
+    key = _reference_key(resource, ref)
+    med = referenced.get(key) if key is not None else None
+    if is_object(med):
+        if med.get("code"):
+            out.append(med["code"])
+        out += [i["itemCodeableConcept"] for i in _list(med.get("ingredient")) if i.get("itemCodeableConcept")]
     if ref.get("display"):
         out.append({"text": ref["display"]})
     return [concept for concept in out if is_object(concept)]

@@ -17,29 +17,39 @@ _EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
 
 
 def _status_code(concept: Any) -> str | None:
-    if isinstance(concept, str):
+    """The code of a status (a CodeableConcept's first coding with a code; R5 may send a plain code)."""
+    if concept is None or isinstance(concept, str):
         return concept
+    found = concept.get("coding") if type(concept) is dict else None
+    if type(found) is list and len(found) == 1 and type(found[0]) is dict:  # the common case: one coding
+        code = found[0].get("code")
+        return str(code) if code else None
     for coding in codings(concept):
         if coding.get("code"):
             return str(coding["code"])
     return None
 
 
+def condition_standing(condition: Resource) -> tuple[bool, bool]:
+    """(``is_active_condition``, ``is_recorded_condition``) of a condition, its statuses read once."""
+    clinical = _status_code(condition.get("clinicalStatus"))
+    if _status_code(condition.get("verificationStatus")) in _EXCLUDED_VERIFICATION:
+        return False, False
+    abated = clinical is None and any(k.startswith("abatement") for k in condition)
+    return clinical not in _INACTIVE_CLINICAL and not abated, clinical != "resolved"
+
+
 def is_recorded_condition(condition: Resource) -> bool:
     """The patient's diagnosis on the list: not refuted, not entered-in-error, and not resolved (a disease in
     remission, relapse or recurrence, inactive, or with no status, is still the patient's diagnosis; a
     resolved one is gone with negligible risk of return)."""
-    return (_status_code(condition.get("verificationStatus")) not in _EXCLUDED_VERIFICATION
-            and _status_code(condition.get("clinicalStatus")) != "resolved")
+    return condition_standing(condition)[1]
 
 
 def is_active_condition(condition: Resource) -> bool:
     """Active (or recurrence/relapse; no status counts as active), not refuted, not entered-in-error,
     and not abated: remission, resolved and inactive are not active."""
-    clinical = _status_code(condition.get("clinicalStatus"))
-    if clinical in _INACTIVE_CLINICAL or _status_code(condition.get("verificationStatus")) in _EXCLUDED_VERIFICATION:
-        return False
-    return not (clinical is None and any(k.startswith("abatement") for k in condition))
+    return condition_standing(condition)[0]
 
 
 def is_active_allergy(allergy: Resource) -> bool:

@@ -18,6 +18,7 @@ from fhirsvc.checks.context import ALLERGIES, CONDITIONS
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.conditions import allergy_concepts
 from fhirsvc.checks.reading.resources import concept_codes, reference_key
+from fhirsvc.checks.rules.warning import warning_quote
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 
 
@@ -73,15 +74,13 @@ def check_latex_allergy(job: Job) -> Iterable[Finding]:
     cud = job.drug.warning(VS_LATEX_ALLERGY)
     if cud is None:
         return []
-    warning = cud.get("warning") or {}
     missing = job.run.unavailable(ALLERGIES)
-    records = job.run.allergies_in(VS_LATEX_ALLERGY) + job.run.conditions_in(VS_LATEX_ALLERGY)
-    quoted = wording.quote(wording.quote_sentences(str(warning.get("description") or "")), section_of(cud))
+    records = job.run.allergies_in(VS_LATEX_ALLERGY) or job.run.conditions_in(VS_LATEX_ALLERGY)
     if not records:
         if missing:
             return [job.finding(
                 "warning",
-                *wording.words("latex.unable", drug=job.drug.name, quote=quoted),
+                *wording.words("latex.unable", drug=job.drug.name, quote=warning_quote(cud)),
                 section_of(cud), "allergies", {"unavailable": missing}, unable=True)]
         return []
     record = records[0]
@@ -89,7 +88,7 @@ def check_latex_allergy(job: Job) -> Iterable[Finding]:
         "warning",
         *wording.words("latex.found", drug=job.drug.name, what=wording.record_name(record),
                        list="Allergy list" if record.get("resourceType") == "AllergyIntolerance" else "Problem list",
-                       recorded=wording.recorded_on(record), quote=quoted),
+                       recorded=wording.recorded_on(record), quote=warning_quote(cud)),
         section_of(cud), "allergies",
         {"record": reference_key(record), "value_set": VS_LATEX_ALLERGY,
          "warning": f"ClinicalUseDefinition/{cud.get('id')}",

@@ -51,10 +51,11 @@ def check_indication(job: Job) -> Iterable[Finding]:
     recorded = [(cud, vs, names) for cud, vs, names in recorded if names]
     if not recorded:
         return [_none_recorded(job, indications)]
-    if any(_prerequisite(cud)[0] is None for cud, _, _ in recorded):
+    prerequisites = [_prerequisite(cud) for cud, _, _ in recorded]
+    if any(prior_vs is None for prior_vs, _ in prerequisites):
         return []
     cud, _, found = recorded[0]
-    return _before_other_therapy(job, cud, found)
+    return _before_other_therapy(job, cud, found, prerequisites[0])
 
 
 def _none_recorded(job: Job, indications: list[tuple[Resource, str]]) -> Finding:
@@ -70,19 +71,17 @@ def _none_recorded(job: Job, indications: list[tuple[Resource, str]]) -> Finding
         section, "summary", {"indications": [f"ClinicalUseDefinition/{c.get('id')}" for c, _ in indications]})
 
 
-def _before_other_therapy(job: Job, cud: Resource, found: list[str]) -> list[Finding]:
-    """#17 when the recorded indication must follow other therapy and the medication list shows none (any
-    record but entered-in-error, other than the order itself)."""
-    prior_vs, prior_text = _prerequisite(cud)
-    matcher = job.run.value_set(prior_vs)
-    if matcher is None:
+def _before_other_therapy(job: Job, cud: Resource, found: list[str], prerequisite: tuple[str | None, str]
+                          ) -> list[Finding]:
+    """#17 when the recorded indication must follow other therapy (``prerequisite``: its value set and text) and
+    the medication list shows none (any record but entered-in-error, other than the order itself)."""
+    prior_vs, prior_text = prerequisite
+    if job.run.value_set(prior_vs) is None:
         return []
     if MEDICATIONS in job.context.unavailable:
         return [unable_finding(job, "info", "earlier therapy", [MEDICATIONS], section_of(cud), "summary")]
-    recorded_keys = job.run.once(("recorded-in", prior_vs), lambda: {
-        reference_key(m) for m in job.context.medications if m.get("status") != "entered-in-error"
-        and job.run.concepts_in(m, matcher)})
-    if recorded_keys - {job.order_ref}:
+    if any(m.get("status") != "entered-in-error" and reference_key(m) != job.order_ref
+           for m in job.run.medications_in(prior_vs)):
         return []
     vs = job.run.knowledge.resolve(prior_vs or "") or {}
     title = str(vs.get("title") or prior_text)

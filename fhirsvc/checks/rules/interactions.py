@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -27,7 +26,7 @@ from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import Window
 from fhirsvc.drugmodel.profile import Guideline, Interaction, section_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
-from fhirsvc.terminology import ValueSetMatcher, codings
+from fhirsvc.terminology import codings
 
 
 def _effect(inter: Interaction) -> str:
@@ -76,11 +75,6 @@ def _relation(job: Job, inter: Interaction, indicator: str, reverse: bool = Fals
     return {"relation": relation, "todo": todo}
 
 
-def _concepts_in(job: Job, matcher: ValueSetMatcher, resource: Mapping[str, Any], _kind: str) -> bool:
-    """Whether a medication record's concepts are in the value set (the test of ``others_where``)."""
-    return job.run.concepts_in(resource, matcher)
-
-
 def _is_draft(job: Job, resource: Mapping[str, Any]) -> bool:
     return reference_key(resource) in job.run.draft_keys
 
@@ -94,13 +88,10 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     suggestion of a delete action each), or this one."""
     out = []
     for inter in job.drug.interactions:
-        matcher = job.run.value_set(inter.value_set)
-        if matcher is None:
+        if job.run.value_set(inter.value_set) is None:
             continue
         rule = interaction_rule(inter.value_set, inter.id)
-        conflicts = job.run.others_where(job.order, ("value-set", inter.value_set),
-                                         partial(_concepts_in, job, matcher),
-                                         medications=rule.current_medications)
+        conflicts = job.run.others_in(job.order, inter.value_set, medications=rule.current_medications)
         if not conflicts:
             if rule.current_medications and MEDICATIONS in job.context.unavailable:
                 group = _group(job, inter, ())
@@ -138,6 +129,10 @@ def check_interactions(job: Job) -> Iterable[Finding]:
     return out
 
 
+# What a duplicate order can be: a medication order or statement (not a procedure or a vaccination).
+MEDICATION_RECORDS = frozenset({"MedicationRequest", "MedicationStatement"})
+
+
 @check("duplicate-therapy", (5,), "DUPTHPY", "summary", "duplicate therapy", needs=(PATIENT, CONDITIONS, MEDICATIONS))
 def check_duplicate(job: Job) -> Iterable[Finding]:
     """#5 DUPTHPY warning: another order of the same drug is active/on-hold in the medication list or in
@@ -146,8 +141,7 @@ def check_duplicate(job: Job) -> Iterable[Finding]:
     guide = job.weight_based_indication or job.fixed_guideline
     section = guide.section if guide else job.drug.section
     anchor = dosing_anchor(guide.id if guide else None)
-    same = job.run.others_where(job.order, ("same-drug", job.drug.id), lambda res, _kind: res.get("resourceType") in (
-        "MedicationRequest", "MedicationStatement") and any(d.id == job.drug.id for d in job.run.drugs_of(res)))
+    same = job.run.others_of(job.order, job.drug.id, types=MEDICATION_RECORDS)
     if not same:
         if MEDICATIONS in job.context.unavailable:
             return [job.finding(
@@ -174,20 +168,15 @@ def _instruction(guide: Guideline | None) -> str:
 
 def _current_records(job: Job, drafts: bool = True) -> Others:
     """The current records of the knowledge drug (active/on-hold medications and, with ``drafts``, live drafts)."""
-    return job.run.others_where(job.order, ("drug-records", job.drug.id, drafts),
-                                lambda res, kind: (drafts or kind != "draft")
-                                and any(d.id == job.drug.id for d in job.run.drugs_of(res)))
+    return job.run.others_of(job.order, job.drug.id, drafts=drafts)
 
 
 def _past_records(job: Job) -> tuple[list, bool]:
     """The past records of the knowledge drug (stopped/completed medications) but the order's own, and whether
     that is every one of them (the answer for any order)."""
-    past = job.run.once(("past-records", job.drug.id), lambda: [
-        m for m in job.context.medications if is_past(m) and any(d.id == job.drug.id for d in job.run.drugs_of(m))])
-    keys = job.run.once(("past-keys", job.drug.id), lambda: {reference_key(m) for m in past})
-    if job.order_ref not in keys:
-        return past, True
-    return [m for m in past if reference_key(m) != job.order_ref], False
+    past = job.drug_records(is_past)
+    others = [m for m in past if reference_key(m) != job.order_ref]
+    return (past, True) if len(others) == len(past) else (others, False)
 
 
 @check("interaction-reverse", (19, 21), "DRG", "interactions", "interactions with current medications",
