@@ -140,7 +140,12 @@ def read_quantity(observation: Resource, convert: Callable[[float, str], float |
     """The observation as a measurement: readable when its status is final, amended or corrected, it has no
     ``dataAbsentReason``, and its ``valueQuantity`` has a number in a unit ``convert`` knows. A value with a
     comparator is readable only for a ``test`` that it decides."""
-    when = observation_when(observation)
+    return _quantity(observation, observation_when(observation), convert, test)
+
+
+def _quantity(observation: Resource, when: When | None, convert: Callable[[float, str], float | None],
+              test: Threshold | None = None) -> Reading:
+    """``read_quantity`` of an observation whose date is already read."""
     quantity = observation.get("valueQuantity")
     quantity = quantity if isinstance(quantity, Mapping) else {}
     shown = quantity_text(quantity, "joined") if quantity else _shown_value(observation)
@@ -171,7 +176,11 @@ def read_coded(observation: Resource) -> Reading:
     """The observation as a coded answer (pregnancy or breastfeeding status): readable when its status is
     final, amended or corrected, it has no ``dataAbsentReason``, and it answers with a coded
     ``valueCodeableConcept`` or a ``valueBoolean``."""
-    when = observation_when(observation)
+    return _coded(observation, observation_when(observation))
+
+
+def _coded(observation: Resource, when: When | None) -> Reading:
+    """``read_coded`` of an observation whose date is already read."""
     shown = _shown_value(observation)
     problem = _status_problem(observation)
     if problem:
@@ -284,82 +293,116 @@ def _plural_window(window: Window) -> str:
 def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher) -> list[Resource]:
     """The observations whose code is in the value set (by code or name), newest first, without
     entered-in-error, cancelled or undated ones."""
-    index = observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
-    return index.of(matcher)
+    return [obs for _, obs in _index(observations).dated(matcher)]
+
+
+def _index(observations: Iterable[Resource] | ObservationIndex) -> ObservationIndex:
+    return observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
+
+
+class _Code:
+    """The observations of one code (one ``concept_key``; an observation whose code has no key is a code of its
+    own), each dated once, when a value set first selects them: (its first instant, minus its position, when it
+    applies, the observation), newest first, at the same time in sent order."""
+
+    __slots__ = ("_dated", "code", "key", "members")
+
+    def __init__(self, code: Mapping[str, Any], key: Any, position: int, observation: Resource) -> None:
+        self.code = code
+        self.key = key
+        self.members = [(position, observation)]
+        self._dated: list[tuple[datetime, int, When, Resource]] | None = None
+
+    def dated(self) -> list[tuple[datetime, int, When, Resource]]:
+        if self._dated is None:
+            rows = [(when.start, -position, when, obs) for position, obs in self.members
+                    if (when := observation_when(obs)) is not None]
+            rows.sort(key=_newest_first, reverse=True)
+            self._dated = rows
+        return self._dated
+
+
+def _newest_first(row: tuple[datetime, int, When, Resource]) -> tuple[datetime, int]:
+    return row[0], row[1]
 
 
 class ObservationIndex:
-    """One call's observations, for ``observations_of`` over several value sets: observations of the same code
-    (the same ``concept_key``) are matched against a value set once, an observation's time is read only when
-    a value set selects it, and each value set's observations are selected once."""
+    """One call's observations, indexed in one pass by code (``concept_key``): a value set is matched against each
+    code once (``ValueSetMatcher.matches_keyed``, remembered across calls), an observation's date is read once,
+    when a value set first selects its code, and each value set's observations are selected once."""
 
     def __init__(self, observations: Iterable[Resource]) -> None:
         self.observations = tuple(observations)
-        self._groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] | None = None
-        self._times: dict[int, datetime | None] = {}
-        self._selected: dict[ValueSetMatcher, list[Resource]] = {}
+        self._codes: list[_Code] | None = None
+        self._selected: dict[ValueSetMatcher, list[tuple[When, Resource]]] = {}
 
-    def groups(self) -> list[tuple[Any, Any, list[tuple[int, Resource]]]]:
-        """(code, its ``concept_key``, [(position, observation)]) of the observations not excluded by their
-        status, one group per code (an observation whose code has no key is a group of its own)."""
-        if self._groups is None:
-            groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] = []
-            by_key: dict[Any, list[tuple[int, Resource]]] = {}
+    def codes(self) -> list[_Code]:
+        """The codes of the observations not excluded by their status, in the order they first come."""
+        if self._codes is None:
+            codes: list[_Code] = []
+            by_key: dict[Any, _Code] = {}
             for position, obs in enumerate(self.observations):
                 status = obs.get("status")
-                if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
-                    continue
                 code = obs.get("code")
-                if not is_object(code):  # no code: of no value set
-                    continue
+                if (isinstance(status, str) and status in _EXCLUDED_OBSERVATION) or not is_object(code):
+                    continue  # not a result, or no code: of no value set
                 key = concept_key(code)
-                if key is not None and key in by_key:
-                    by_key[key].append((position, obs))
+                found = by_key.get(key) if key is not None else None
+                if found is not None:
+                    found.members.append((position, obs))
                     continue
-                members = [(position, obs)]
-                groups.append((code, key, members))
+                found = _Code(code, key, position, obs)
+                codes.append(found)
                 if key is not None:
-                    by_key[key] = members
-            self._groups = groups
-        return self._groups
+                    by_key[key] = found
+            self._codes = codes
+        return self._codes
 
-    def time(self, position: int, observation: Resource) -> datetime | None:
-        if position not in self._times:
-            self._times[position] = observation_time(observation)
-        return self._times[position]
+    def dated(self, matcher: ValueSetMatcher) -> list[tuple[When, Resource]]:
+        """The value set's dated observations with their dates, newest first (at the same time, in sent order)."""
+        if matcher not in self._selected:
+            chosen = [code.dated() for code in self.codes() if matcher.matches_keyed(code.code, code.key)]
+            rows = chosen[0] if len(chosen) == 1 else sorted((row for rows in chosen for row in rows),
+                                                               key=_newest_first, reverse=True)
+            self._selected[matcher] = [(when, obs) for _, _, when, obs in rows]
+        return self._selected[matcher]
 
     def of(self, matcher: ValueSetMatcher) -> list[Resource]:
-        if matcher not in self._selected:
-            chosen = [(when, -position, obs) for code, key, members in self.groups() if matcher.matches_keyed(code, key)
-                      for position, obs in members if (when := self.time(position, obs)) is not None]
-            chosen.sort(key=lambda row: row[:2], reverse=True)  # newest first; at the same time, in sent order
-            self._selected[matcher] = [obs for _, _, obs in chosen]
-        return list(self._selected[matcher])
+        return [obs for _, obs in self.dated(matcher)]
 
 
 def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
-                       max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
+                       max_age: timedelta | Window | None = None, test: Threshold | None = None, *,
+                       readable_only: bool = False) -> Measurement:
     """The newest readable observation of the value set decides (``read_quantity``): ``found`` if it is within
     ``max_age`` (a window in whole days, inclusive: ``Window``), else ``stale``; ``unreadable`` when the newest
-    observation cannot be read and no readable one is within the window; ``missing`` if there is none."""
-    return _newest(observations_of(observations, matcher), lambda obs: read_quantity(obs, convert, test), now,
-                   unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
+    observation cannot be read and no readable one is within the window; ``missing`` if there is none.
+    ``readable_only``: the observations that cannot be read are left out (a newer one is not said)."""
+    def read(when: When | None, obs: Resource) -> Reading:
+        return _quantity(obs, when, convert, test)
+
+    candidates = _index(observations).dated(matcher)
+    if readable_only:
+        first = next((row for row in candidates if read(*row).readable), None)
+        candidates = [first] if first is not None else []
+    return _newest(candidates, read, now, unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
 def newest_coded(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                  max_age: timedelta | Window | None = None) -> Measurement:
     """``newest_measurement`` for a coded answer (``read_coded``: pregnancy or breastfeeding status)."""
-    return _newest(observations_of(observations, matcher), read_coded, now, "",
+    return _newest(_index(observations).dated(matcher), lambda when, obs: _coded(obs, when), now, "",
                    Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
-def _newest(candidates: list[Resource], read: Callable[[Resource], Reading], now: datetime, unit: str,
-            window: Window | None) -> Measurement:
+def _newest(candidates: list[tuple[When, Resource]], read: Callable[[When | None, Resource], Reading], now: datetime,
+            unit: str, window: Window | None) -> Measurement:
     if not candidates:
         return Measurement("missing", window=window, now=now)
-    newest = read(candidates[0])
-    readable = newest if newest.readable else next((r for r in map(read, candidates[1:]) if r.readable), None)
+    newest = read(*candidates[0])
+    readable = newest if newest.readable else next((r for r in (read(*row) for row in candidates[1:])
+                                                    if r.readable), None)
     unreadable = None if newest.readable else newest
 
     def recent(reading: Reading) -> bool:
@@ -386,5 +429,5 @@ def readings_within(observations: Iterable[Resource] | ObservationIndex, matcher
                     convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
     """Every observation of the value set within the window (an imprecise date placed at its last instant:
     ``windows``), read (``read_quantity``), newest first."""
-    return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)
-            if window.contains(observation_when(obs), now, place="last")]
+    return [_quantity(obs, when, convert, test) for when, obs in _index(observations).dated(matcher)
+            if window.contains(when, now, place="last")]

@@ -21,15 +21,7 @@ from fhirsvc.checks.config import (
 )
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.reading.observations import (
-    Measurement,
-    ObservationIndex,
-    Threshold,
-    newest_measurement,
-    observations_of,
-    read_quantity,
-    readings_within,
-)
+from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement, readings_within
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.reading.windows import day
 from fhirsvc.checks.rules.warning import unable_finding, warning_quote, warning_words
@@ -129,12 +121,8 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
 
 def _neutrophils(job: Job, matcher: ValueSetMatcher, newest_readable: bool) -> Measurement:
     """The newest neutrophil count (``newest_readable``: the newest one that can be read, the others skipped)."""
-    observations: Iterable[Resource] | ObservationIndex = job.run.observations
-    test = anc_test(job)
-    if newest_readable:
-        observations = [o for o in observations_of(observations, matcher)
-                        if read_quantity(o, cells_10e9_per_l, test).readable]
-    return newest_measurement(observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", test=test)
+    return newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L",
+                              test=anc_test(job), readable_only=newest_readable)
 
 
 def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:
