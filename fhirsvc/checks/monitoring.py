@@ -54,7 +54,7 @@ from fhirsvc.checks.rules.monitoring_due import (
 )
 from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import DrugProfile, section_of
-from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule, renewal_gap
+from fhirsvc.drugmodel.schedule import Phase, plan_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
@@ -75,7 +75,7 @@ def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
     if not job.drug.monitoring:
         return None, ()
     plan = job.drug.monitoring[0]
-    return plan, monitoring_schedule(plan)
+    return plan, plan_schedule(job.run.knowledge, plan)
 
 
 def check_overdue(job: Job) -> Iterable[Finding]:

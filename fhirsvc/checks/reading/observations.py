@@ -293,48 +293,54 @@ def _plural_window(window: Window) -> str:
 def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher) -> list[Resource]:
     """The observations whose code is in the value set (by code or name), newest first, without
     entered-in-error, cancelled or undated ones."""
-    return [obs for _, obs in _index(observations).dated(matcher)]
+    return [obs for _, _, obs in _index(observations).dated(matcher)]
 
 
 def _index(observations: Iterable[Resource] | ObservationIndex) -> ObservationIndex:
     return observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
 
 
+# An observation a value set selects: its first instant, minus its position in the call (the later sent, the lower),
+# the observation. Rows sort newest first, at the same time in sent order.
+Row = tuple[datetime, int, Resource]
+
+
 class _Code:
     """The observations of one code (one ``concept_key``; an observation whose code has no key is a code of its
-    own), each dated once, when a value set first selects them: (its first instant, minus its position, when it
-    applies, the observation), newest first, at the same time in sent order."""
+    own), dated once, when a value set first selects them, as rows newest first."""
 
-    __slots__ = ("_dated", "code", "key", "members")
+    __slots__ = ("_rows", "code", "key", "members")
 
     def __init__(self, code: Mapping[str, Any], key: Any, position: int, observation: Resource) -> None:
         self.code = code
         self.key = key
         self.members = [(position, observation)]
-        self._dated: list[tuple[datetime, int, When, Resource]] | None = None
+        self._rows: list[Row] | None = None
 
-    def dated(self) -> list[tuple[datetime, int, When, Resource]]:
-        if self._dated is None:
-            rows = [(when.start, -position, when, obs) for position, obs in self.members
-                    if (when := observation_when(obs)) is not None]
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            rows = [(time, -position, obs) for position, obs in self.members
+                    if (time := observation_time(obs)) is not None]
             rows.sort(key=_newest_first, reverse=True)
-            self._dated = rows
-        return self._dated
+            self._rows = rows
+        return self._rows
 
 
-def _newest_first(row: tuple[datetime, int, When, Resource]) -> tuple[datetime, int]:
+def _newest_first(row: Row) -> tuple[datetime, int]:
     return row[0], row[1]
 
 
 class ObservationIndex:
     """One call's observations, indexed in one pass by code (``concept_key``): a value set is matched against each
-    code once (``ValueSetMatcher.matches_keyed``, remembered across calls), an observation's date is read once,
-    when a value set first selects its code, and each value set's observations are selected once."""
+    code once (``ValueSetMatcher.matches_keyed``, remembered across calls), an observation is dated once, when a
+    value set first selects its code, each value set's observations are selected once, and an observation read
+    has when it applies read once (``when``)."""
 
     def __init__(self, observations: Iterable[Resource]) -> None:
         self.observations = tuple(observations)
         self._codes: list[_Code] | None = None
-        self._selected: dict[ValueSetMatcher, list[tuple[When, Resource]]] = {}
+        self._selected: dict[ValueSetMatcher, list[Row]] = {}
+        self._when: dict[int, When | None] = {}
 
     def codes(self) -> list[_Code]:
         """The codes of the observations not excluded by their status, in the order they first come."""
@@ -358,17 +364,22 @@ class ObservationIndex:
             self._codes = codes
         return self._codes
 
-    def dated(self, matcher: ValueSetMatcher) -> list[tuple[When, Resource]]:
-        """The value set's dated observations with their dates, newest first (at the same time, in sent order)."""
+    def dated(self, matcher: ValueSetMatcher) -> list[Row]:
+        """The rows of the value set's dated observations, newest first (at the same time, in sent order)."""
         if matcher not in self._selected:
-            chosen = [code.dated() for code in self.codes() if matcher.matches_keyed(code.code, code.key)]
-            rows = chosen[0] if len(chosen) == 1 else sorted((row for rows in chosen for row in rows),
-                                                               key=_newest_first, reverse=True)
-            self._selected[matcher] = [(when, obs) for _, _, when, obs in rows]
+            chosen = [code.rows() for code in self.codes() if matcher.matches_keyed(code.code, code.key)]
+            self._selected[matcher] = chosen[0] if len(chosen) == 1 else sorted(
+                (row for rows in chosen for row in rows), key=_newest_first, reverse=True)
         return self._selected[matcher]
 
+    def when(self, row: Row) -> When | None:
+        """When the row's observation applies (``observation_when``)."""
+        if row[1] not in self._when:
+            self._when[row[1]] = observation_when(row[2])
+        return self._when[row[1]]
+
     def of(self, matcher: ValueSetMatcher) -> list[Resource]:
-        return [obs for _, obs in self.dated(matcher)]
+        return [obs for _, _, obs in self.dated(matcher)]
 
 
 def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
@@ -379,30 +390,32 @@ def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matc
     ``max_age`` (a window in whole days, inclusive: ``Window``), else ``stale``; ``unreadable`` when the newest
     observation cannot be read and no readable one is within the window; ``missing`` if there is none.
     ``readable_only``: the observations that cannot be read are left out (a newer one is not said)."""
-    def read(when: When | None, obs: Resource) -> Reading:
-        return _quantity(obs, when, convert, test)
+    index = _index(observations)
 
-    candidates = _index(observations).dated(matcher)
+    def read(row: Row) -> Reading:
+        return _quantity(row[2], index.when(row), convert, test)
+
+    rows = index.dated(matcher)
     if readable_only:
-        first = next((row for row in candidates if read(*row).readable), None)
-        candidates = [first] if first is not None else []
-    return _newest(candidates, read, now, unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
+        first = next((row for row in rows if read(row).readable), None)
+        rows = [first] if first is not None else []
+    return _newest(rows, read, now, unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
 def newest_coded(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                  max_age: timedelta | Window | None = None) -> Measurement:
     """``newest_measurement`` for a coded answer (``read_coded``: pregnancy or breastfeeding status)."""
-    return _newest(_index(observations).dated(matcher), lambda when, obs: _coded(obs, when), now, "",
+    index = _index(observations)
+    return _newest(index.dated(matcher), lambda row: _coded(row[2], index.when(row)), now, "",
                    Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
-def _newest(candidates: list[tuple[When, Resource]], read: Callable[[When | None, Resource], Reading], now: datetime,
-            unit: str, window: Window | None) -> Measurement:
-    if not candidates:
+def _newest(rows: list[Row], read: Callable[[Row], Reading], now: datetime, unit: str,
+            window: Window | None) -> Measurement:
+    if not rows:
         return Measurement("missing", window=window, now=now)
-    newest = read(*candidates[0])
-    readable = newest if newest.readable else next((r for r in (read(*row) for row in candidates[1:])
-                                                    if r.readable), None)
+    newest = read(rows[0])
+    readable = newest if newest.readable else next((r for r in map(read, rows[1:]) if r.readable), None)
     unreadable = None if newest.readable else newest
 
     def recent(reading: Reading) -> bool:
@@ -429,5 +442,6 @@ def readings_within(observations: Iterable[Resource] | ObservationIndex, matcher
                     convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
     """Every observation of the value set within the window (an imprecise date placed at its last instant:
     ``windows``), read (``read_quantity``), newest first."""
-    return [_quantity(obs, when, convert, test) for when, obs in _index(observations).dated(matcher)
-            if window.contains(when, now, place="last")]
+    index = _index(observations)
+    return [_quantity(row[2], when, convert, test) for row in index.dated(matcher)
+            if window.contains(when := index.when(row), now, place="last")]

@@ -123,7 +123,7 @@ class Window:
 
     ``noun`` names what it selects in messages ("results", "counts", "temperatures")."""
 
-    limit: int
+    limit: float  # whole days or hours (a plan may write them as decimals: 30.0)
     unit: str = "day"
     noun: str = "results"
 
