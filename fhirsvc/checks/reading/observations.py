@@ -429,10 +429,13 @@ def _newest(rows: list[Row], read: Callable[[Row], Reading], now: datetime, unit
     return _measured("stale", readable, unit, now, window, newest_unreadable=unreadable)
 
 
+_DAYS = Window(0)  # ages in whole calendar days
+
+
 def _measured(status: str, reading: Reading, unit: str, now: datetime, window: Window | None,
               newest_unreadable: Reading | None = None, older: Reading | None = None) -> Measurement:
     when = reading.when
-    age = timedelta(days=Window(0).age(when, now)) if when else None
+    age = timedelta(days=_DAYS.age(when, now)) if when else None
     return Measurement(status, reading.observation, when.start if when else None, reading.value, unit, age,
                        reading, newest_unreadable, older, window, now)
 

@@ -23,7 +23,7 @@ from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement, readings_within
 from fhirsvc.checks.reading.resources import reference_key
-from fhirsvc.checks.reading.windows import day
+from fhirsvc.checks.reading.windows import Window, day
 from fhirsvc.checks.rules.warning import unable_finding, warning_quote, warning_words
 from fhirsvc.drugmodel.profile import section_of
 from fhirsvc.drugmodel.units import cells_10e9_per_l, celsius
@@ -72,7 +72,6 @@ def check_infection(job: Job) -> Iterable[Finding]:
     readings = readings_within(job.run.observations, matcher, job.run.now, window, celsius,
                                fever_test) if matcher is not None else []
     fevers = [r for r in readings if r.readable and r.meets]
-    window_text = f"within {window.limit} hours; {window.rule}"
     if fevers:
         fever = max(fevers, key=lambda r: (r.value or 0.0))
         value, obs, when = round(fever.value or 0.0, 1), fever.observation, fever.when
@@ -82,7 +81,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
             *warning_words(job, f"Fever {shown} °C ({fever.date})",
                       wording.markdown("Body temperature **{shown} °C** on {date}, a sign of infection (fever: "
                                        "{fever:g} °C or more {window}).", shown=shown, date=fever.date,
-                                       fever=fever_celsius.value, window=window_text), cud,
+                                       fever=fever_celsius.value, window=_within(window)), cud,
                       wording.ADVICE["infection"]),
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
@@ -101,13 +100,18 @@ def check_infection(job: Job) -> Iterable[Finding]:
                            problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
                            reason=f"No active infection is recorded, and no body temperature of the last "
                            f"{window.limit} hours can be used: the newest ({newest.described()}). Fever "
-                           f"is {fever_celsius.value:g} °C or more ({window_text}).",
+                           f"is {fever_celsius.value:g} °C or more ({_within(window)}).",
                            todo="Take the temperature before signing.", quote=warning_quote(cud)),
             section, "warnings",
             {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
                                          "found": r.shown, "problem": r.problem} for r in readings],
              "window_hours": window.limit}, unable=True)]
     return []
+
+
+def _within(window: Window) -> str:
+    """The fever window as a card says it: ``within 72 hours; temperatures older than 72 hours are not used``."""
+    return f"within {window.limit} hours; {window.rule}"
 
 
 @check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", needs=(CONDITIONS, OBSERVATIONS))
