@@ -65,10 +65,10 @@ logger = logging.getLogger(__name__)
 Resource = Mapping[str, Any]
 
 
-def _results(job: Job, matcher: ValueSetMatcher) -> list[Resource]:
-    """The usable results of a value set, newest first: a readable status (``READABLE_STATUSES``) and a value."""
-    return [o for o in observations_of(job.run.observations, matcher) if o.get("status") in READABLE_STATUSES
-            and any(key.startswith("value") for key in o)]
+def _has_result(job: Job, matcher: ValueSetMatcher) -> bool:
+    """Whether a usable result of the value set is recorded: a readable status (``READABLE_STATUSES``) and a value."""
+    return any(o.get("status") in READABLE_STATUSES and any(key.startswith("value") for key in o)
+               for o in observations_of(job.run.observations, matcher))
 
 
 def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
@@ -190,7 +190,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
                                       f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
                                       "monitoring", not_checked=f"{label.lower()} test"))
             continue
-        if _results(job, matcher):
+        if _has_result(job, matcher):
             continue
         out.append(job.finding(
             "info",

@@ -321,13 +321,9 @@ class _Code:
         if self._rows is None:
             rows = [(time, -position, obs) for position, obs in self.members
                     if (time := observation_time(obs)) is not None]
-            rows.sort(key=_newest_first, reverse=True)
+            rows.sort(reverse=True)  # by time, then position (never the same): the observations are not compared
             self._rows = rows
         return self._rows
-
-
-def _newest_first(row: Row) -> tuple[datetime, int]:
-    return row[0], row[1]
 
 
 class ObservationIndex:
@@ -369,7 +365,7 @@ class ObservationIndex:
         if matcher not in self._selected:
             chosen = [code.rows() for code in self.codes() if matcher.matches_keyed(code.code, code.key)]
             self._selected[matcher] = chosen[0] if len(chosen) == 1 else sorted(
-                (row for rows in chosen for row in rows), key=_newest_first, reverse=True)
+                (row for rows in chosen for row in rows), reverse=True)
         return self._selected[matcher]
 
     def when(self, row: Row) -> When | None:
