@@ -374,9 +374,6 @@ class ObservationIndex:
             self._when[row[1]] = observation_when(row[2])
         return self._when[row[1]]
 
-    def of(self, matcher: ValueSetMatcher) -> list[Resource]:
-        return [obs for _, _, obs in self.dated(matcher)]
-
 
 def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,

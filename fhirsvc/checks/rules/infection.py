@@ -7,8 +7,7 @@ An active infection or a recent fever (#12); a low absolute neutrophil count or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
@@ -29,7 +28,6 @@ from fhirsvc.drugmodel.profile import section_of
 from fhirsvc.drugmodel.units import cells_10e9_per_l, celsius
 from fhirsvc.terminology import ValueSetMatcher
 
-Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
 
 
