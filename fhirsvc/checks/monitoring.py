@@ -283,12 +283,22 @@ def run_patient_view(context: PatientContext, knowledge: Knowledge, site: SiteCo
         job = Job(run, record, drug)
         for chk in PATIENT_VIEW_CHECKS:
             findings.extend(run_one(chk, job))
-    drugs = {drug.id for drug, _ in on}
-    for med in context.medications:
-        if med.get("resourceType") != "MedicationRequest" or not is_live_draft(med) or med.get("status") == "unknown":
-            continue
-        for found in run.index.reverse(run.concepts(med)):
-            if found.drug.id in drugs and found.interaction.value_set in PATIENT_VIEW_INTERACTION_CLASSES:
-                findings.extend(run_one(VACCINE_CHECK, Job(run, med, found.drug, found.interaction)))
+    for job in reminded_orders(run, on):
+        findings.extend(run_one(VACCINE_CHECK, job))
     return findings
+
+
+def reminded_orders(run: Run, on: list[tuple[DrugProfile, Resource]]) -> list[Job]:
+    """A job per order of the medication list (a MedicationRequest that still stands) that is a member of an
+    interaction class patient-view reminds of (``PATIENT_VIEW_INTERACTION_CLASSES``) of a drug the patient is on:
+    in the order of the list, then as the drug index orders the interactions (``DrugIndex.reverse``: by drug id,
+    then by interaction id and value set). Only those classes are asked of each order."""
+    reminded = sorted(((drug, inter) for drug, _ in on for inter in drug.interactions
+                       if inter.value_set in PATIENT_VIEW_INTERACTION_CLASSES and run.value_set(inter.value_set)),
+                      key=lambda pair: (pair[0].id, pair[1].id, pair[1].value_set))
+    if not reminded:
+        return []
+    return [Job(run, med, drug, inter) for med in run.context.medications
+            if med.get("resourceType") == "MedicationRequest" and is_live_draft(med) and med.get("status") != "unknown"
+            for drug, inter in reminded if run.concepts_in(med, run.knowledge.value_sets[inter.value_set])]
 
