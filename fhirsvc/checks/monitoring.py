@@ -54,7 +54,7 @@ from fhirsvc.checks.rules.monitoring_due import (
 )
 from fhirsvc.checks.rules.warning import unable_finding
 from fhirsvc.drugmodel.profile import DrugProfile, section_of
-from fhirsvc.drugmodel.schedule import Phase, monitoring_schedule, renewal_gap
+from fhirsvc.drugmodel.schedule import Phase, plan_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.knowledge.site import NO_SITE_CONFIG, SiteConfig
@@ -65,17 +65,17 @@ logger = logging.getLogger(__name__)
 Resource = Mapping[str, Any]
 
 
-def _results(job: Job, matcher: ValueSetMatcher) -> list[Resource]:
-    """The usable results of a value set, newest first: a readable status (``READABLE_STATUSES``) and a value."""
-    return [o for o in observations_of(job.run.observations, matcher) if o.get("status") in READABLE_STATUSES
-            and any(key.startswith("value") for key in o)]
+def _has_result(job: Job, matcher: ValueSetMatcher) -> bool:
+    """Whether a usable result of the value set is recorded: a readable status (``READABLE_STATUSES``) and a value."""
+    return any(o.get("status") in READABLE_STATUSES and any(key.startswith("value") for key in o)
+               for o in observations_of(job.run.observations, matcher))
 
 
 def _plan(job: Job) -> tuple[Resource | None, tuple[Phase, ...]]:
     if not job.drug.monitoring:
         return None, ()
     plan = job.drug.monitoring[0]
-    return plan, monitoring_schedule(plan)
+    return plan, plan_schedule(job.run.knowledge, plan)
 
 
 def check_overdue(job: Job) -> Iterable[Finding]:
@@ -190,7 +190,7 @@ def check_baseline(job: Job) -> Iterable[Finding]:
                                       f"whether {label.lower()} was measured", [OBSERVATIONS], phase.section(plan),
                                       "monitoring", not_checked=f"{label.lower()} test"))
             continue
-        if _results(job, matcher):
+        if _has_result(job, matcher):
             continue
         out.append(job.finding(
             "info",
@@ -283,12 +283,22 @@ def run_patient_view(context: PatientContext, knowledge: Knowledge, site: SiteCo
         job = Job(run, record, drug)
         for chk in PATIENT_VIEW_CHECKS:
             findings.extend(run_one(chk, job))
-    drugs = {drug.id for drug, _ in on}
-    for med in context.medications:
-        if med.get("resourceType") != "MedicationRequest" or not is_live_draft(med) or med.get("status") == "unknown":
-            continue
-        for found in run.index.reverse(run.concepts(med)):
-            if found.drug.id in drugs and found.interaction.value_set in PATIENT_VIEW_INTERACTION_CLASSES:
-                findings.extend(run_one(VACCINE_CHECK, Job(run, med, found.drug, found.interaction)))
+    for job in reminded_orders(run, on):
+        findings.extend(run_one(VACCINE_CHECK, job))
     return findings
+
+
+def reminded_orders(run: Run, on: list[tuple[DrugProfile, Resource]]) -> list[Job]:
+    """A job per order of the medication list (a MedicationRequest that still stands) that is a member of an
+    interaction class patient-view reminds of (``PATIENT_VIEW_INTERACTION_CLASSES``) of a drug the patient is on:
+    in the order of the list, then as the drug index orders the interactions (``DrugIndex.reverse``: by drug id,
+    then by interaction id and value set). Only those classes are asked of each order."""
+    reminded = sorted(((drug, inter) for drug, _ in on for inter in drug.interactions
+                       if inter.value_set in PATIENT_VIEW_INTERACTION_CLASSES and run.value_set(inter.value_set)),
+                      key=lambda pair: (pair[0].id, pair[1].id, pair[1].value_set))
+    if not reminded:
+        return []
+    return [Job(run, med, drug, inter) for med in run.context.medications
+            if med.get("resourceType") == "MedicationRequest" and is_live_draft(med) and med.get("status") != "unknown"
+            for drug, inter in reminded if run.concepts_in(med, run.knowledge.value_sets[inter.value_set])]
 

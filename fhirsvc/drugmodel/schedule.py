@@ -26,6 +26,7 @@ from fhirsvc.canonical import EXT_RENEWAL_GAP
 from fhirsvc.drugmodel.profile import section_of, value_set_of
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, duration
 from fhirsvc.fhirtypes import schedule_words
+from fhirsvc.knowledge.store import Knowledge
 
 Resource = Mapping[str, Any]
 
@@ -97,6 +98,18 @@ def monitoring_schedule(plan: Resource) -> tuple[Phase, ...]:
                 phases.append(Phase("after", action, vs, math.ceil(period - 1e-9), start, end, definition,
                                     schedule_words(repeat.get("frequency") or 1, repeat["period"], unit), period))
     return tuple(phases)
+
+
+def plan_schedule(knowledge: Knowledge, plan: Resource) -> tuple[Phase, ...]:
+    """``monitoring_schedule`` of a plan, read once per knowledge load when the plan is the knowledge's own (kept
+    with the knowledge, which never changes: at most one schedule per PlanDefinition); any other plan, each time."""
+    plan_id = str(plan.get("id"))
+    if knowledge.get("PlanDefinition", plan_id) is not plan:
+        return monitoring_schedule(plan)
+    schedules: dict[str, tuple[Phase, ...]] = knowledge.derived("drugmodel.schedules", lambda _knowledge: {})
+    if plan_id not in schedules:
+        schedules[plan_id] = monitoring_schedule(plan)
+    return schedules[plan_id]
 
 
 def renewal_gap(plan: Resource) -> timedelta:

@@ -140,7 +140,12 @@ def read_quantity(observation: Resource, convert: Callable[[float, str], float |
     """The observation as a measurement: readable when its status is final, amended or corrected, it has no
     ``dataAbsentReason``, and its ``valueQuantity`` has a number in a unit ``convert`` knows. A value with a
     comparator is readable only for a ``test`` that it decides."""
-    when = observation_when(observation)
+    return _quantity(observation, observation_when(observation), convert, test)
+
+
+def _quantity(observation: Resource, when: When | None, convert: Callable[[float, str], float | None],
+              test: Threshold | None = None) -> Reading:
+    """``read_quantity`` of an observation whose date is already read."""
     quantity = observation.get("valueQuantity")
     quantity = quantity if isinstance(quantity, Mapping) else {}
     shown = quantity_text(quantity, "joined") if quantity else _shown_value(observation)
@@ -171,7 +176,11 @@ def read_coded(observation: Resource) -> Reading:
     """The observation as a coded answer (pregnancy or breastfeeding status): readable when its status is
     final, amended or corrected, it has no ``dataAbsentReason``, and it answers with a coded
     ``valueCodeableConcept`` or a ``valueBoolean``."""
-    when = observation_when(observation)
+    return _coded(observation, observation_when(observation))
+
+
+def _coded(observation: Resource, when: When | None) -> Reading:
+    """``read_coded`` of an observation whose date is already read."""
     shown = _shown_value(observation)
     problem = _status_problem(observation)
     if problem:
@@ -284,82 +293,122 @@ def _plural_window(window: Window) -> str:
 def observations_of(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher) -> list[Resource]:
     """The observations whose code is in the value set (by code or name), newest first, without
     entered-in-error, cancelled or undated ones."""
-    index = observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
-    return index.of(matcher)
+    return [obs for _, _, obs in _index(observations).dated(matcher)]
+
+
+def _index(observations: Iterable[Resource] | ObservationIndex) -> ObservationIndex:
+    return observations if isinstance(observations, ObservationIndex) else ObservationIndex(observations)
+
+
+# An observation a value set selects: its first instant, minus its position in the call (the later sent, the lower),
+# the observation. Rows sort newest first, at the same time in sent order.
+Row = tuple[datetime, int, Resource]
+
+
+class _Code:
+    """The observations of one code (one ``concept_key``; an observation whose code has no key is a code of its
+    own), dated once, when a value set first selects them, as rows newest first."""
+
+    __slots__ = ("_rows", "code", "key", "members")
+
+    def __init__(self, code: Mapping[str, Any], key: Any, position: int, observation: Resource) -> None:
+        self.code = code
+        self.key = key
+        self.members = [(position, observation)]
+        self._rows: list[Row] | None = None
+
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            rows = [(time, -position, obs) for position, obs in self.members
+                    if (time := observation_time(obs)) is not None]
+            rows.sort(reverse=True)  # by time, then position (never the same): the observations are not compared
+            self._rows = rows
+        return self._rows
 
 
 class ObservationIndex:
-    """One call's observations, for ``observations_of`` over several value sets: observations of the same code
-    (the same ``concept_key``) are matched against a value set once, an observation's time is read only when
-    a value set selects it, and each value set's observations are selected once."""
+    """One call's observations, indexed in one pass by code (``concept_key``): a value set is matched against each
+    code once (``ValueSetMatcher.matches_keyed``, remembered across calls), an observation is dated once, when a
+    value set first selects its code, each value set's observations are selected once, and an observation read
+    has when it applies read once (``when``)."""
 
     def __init__(self, observations: Iterable[Resource]) -> None:
         self.observations = tuple(observations)
-        self._groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] | None = None
-        self._times: dict[int, datetime | None] = {}
-        self._selected: dict[ValueSetMatcher, list[Resource]] = {}
+        self._codes: list[_Code] | None = None
+        self._selected: dict[ValueSetMatcher, list[Row]] = {}
+        self._when: dict[int, When | None] = {}
 
-    def groups(self) -> list[tuple[Any, Any, list[tuple[int, Resource]]]]:
-        """(code, its ``concept_key``, [(position, observation)]) of the observations not excluded by their
-        status, one group per code (an observation whose code has no key is a group of its own)."""
-        if self._groups is None:
-            groups: list[tuple[Any, Any, list[tuple[int, Resource]]]] = []
-            by_key: dict[Any, list[tuple[int, Resource]]] = {}
+    def codes(self) -> list[_Code]:
+        """The codes of the observations not excluded by their status, in the order they first come."""
+        if self._codes is None:
+            codes: list[_Code] = []
+            by_key: dict[Any, _Code] = {}
             for position, obs in enumerate(self.observations):
                 status = obs.get("status")
-                if isinstance(status, str) and status in _EXCLUDED_OBSERVATION:
-                    continue
                 code = obs.get("code")
-                if not is_object(code):  # no code: of no value set
-                    continue
+                if (isinstance(status, str) and status in _EXCLUDED_OBSERVATION) or not is_object(code):
+                    continue  # not a result, or no code: of no value set
                 key = concept_key(code)
-                if key is not None and key in by_key:
-                    by_key[key].append((position, obs))
+                found = by_key.get(key) if key is not None else None
+                if found is not None:
+                    found.members.append((position, obs))
                     continue
-                members = [(position, obs)]
-                groups.append((code, key, members))
+                found = _Code(code, key, position, obs)
+                codes.append(found)
                 if key is not None:
-                    by_key[key] = members
-            self._groups = groups
-        return self._groups
+                    by_key[key] = found
+            self._codes = codes
+        return self._codes
 
-    def time(self, position: int, observation: Resource) -> datetime | None:
-        if position not in self._times:
-            self._times[position] = observation_time(observation)
-        return self._times[position]
-
-    def of(self, matcher: ValueSetMatcher) -> list[Resource]:
+    def dated(self, matcher: ValueSetMatcher) -> list[Row]:
+        """The rows of the value set's dated observations, newest first (at the same time, in sent order)."""
         if matcher not in self._selected:
-            chosen = [(when, -position, obs) for code, key, members in self.groups() if matcher.matches_keyed(code, key)
-                      for position, obs in members if (when := self.time(position, obs)) is not None]
-            chosen.sort(key=lambda row: row[:2], reverse=True)  # newest first; at the same time, in sent order
-            self._selected[matcher] = [obs for _, _, obs in chosen]
-        return list(self._selected[matcher])
+            chosen = [code.rows() for code in self.codes() if matcher.matches_keyed(code.code, code.key)]
+            self._selected[matcher] = chosen[0] if len(chosen) == 1 else sorted(
+                (row for rows in chosen for row in rows), reverse=True)
+        return self._selected[matcher]
+
+    def when(self, row: Row) -> When | None:
+        """When the row's observation applies (``observation_when``)."""
+        if row[1] not in self._when:
+            self._when[row[1]] = observation_when(row[2])
+        return self._when[row[1]]
 
 
 def newest_measurement(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                        convert: Callable[[float, str], float | None], unit: str,
-                       max_age: timedelta | Window | None = None, test: Threshold | None = None) -> Measurement:
+                       max_age: timedelta | Window | None = None, test: Threshold | None = None, *,
+                       readable_only: bool = False) -> Measurement:
     """The newest readable observation of the value set decides (``read_quantity``): ``found`` if it is within
     ``max_age`` (a window in whole days, inclusive: ``Window``), else ``stale``; ``unreadable`` when the newest
-    observation cannot be read and no readable one is within the window; ``missing`` if there is none."""
-    return _newest(observations_of(observations, matcher), lambda obs: read_quantity(obs, convert, test), now,
-                   unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
+    observation cannot be read and no readable one is within the window; ``missing`` if there is none.
+    ``readable_only``: the observations that cannot be read are left out (a newer one is not said)."""
+    index = _index(observations)
+
+    def read(row: Row) -> Reading:
+        return _quantity(row[2], index.when(row), convert, test)
+
+    rows = index.dated(matcher)
+    if readable_only:
+        first = next((row for row in rows if read(row).readable), None)
+        rows = [first] if first is not None else []
+    return _newest(rows, read, now, unit, Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
 def newest_coded(observations: Iterable[Resource] | ObservationIndex, matcher: ValueSetMatcher, now: datetime,
                  max_age: timedelta | Window | None = None) -> Measurement:
     """``newest_measurement`` for a coded answer (``read_coded``: pregnancy or breastfeeding status)."""
-    return _newest(observations_of(observations, matcher), read_coded, now, "",
+    index = _index(observations)
+    return _newest(index.dated(matcher), lambda row: _coded(row[2], index.when(row)), now, "",
                    Window.of(max_age) if isinstance(max_age, timedelta) else max_age)
 
 
-def _newest(candidates: list[Resource], read: Callable[[Resource], Reading], now: datetime, unit: str,
+def _newest(rows: list[Row], read: Callable[[Row], Reading], now: datetime, unit: str,
             window: Window | None) -> Measurement:
-    if not candidates:
+    if not rows:
         return Measurement("missing", window=window, now=now)
-    newest = read(candidates[0])
-    readable = newest if newest.readable else next((r for r in map(read, candidates[1:]) if r.readable), None)
+    newest = read(rows[0])
+    readable = newest if newest.readable else next((r for r in map(read, rows[1:]) if r.readable), None)
     unreadable = None if newest.readable else newest
 
     def recent(reading: Reading) -> bool:
@@ -373,10 +422,13 @@ def _newest(candidates: list[Resource], read: Callable[[Resource], Reading], now
     return _measured("stale", readable, unit, now, window, newest_unreadable=unreadable)
 
 
+_DAYS = Window(0)  # ages in whole calendar days
+
+
 def _measured(status: str, reading: Reading, unit: str, now: datetime, window: Window | None,
               newest_unreadable: Reading | None = None, older: Reading | None = None) -> Measurement:
     when = reading.when
-    age = timedelta(days=Window(0).age(when, now)) if when else None
+    age = timedelta(days=_DAYS.age(when, now)) if when else None
     return Measurement(status, reading.observation, when.start if when else None, reading.value, unit, age,
                        reading, newest_unreadable, older, window, now)
 
@@ -386,5 +438,6 @@ def readings_within(observations: Iterable[Resource] | ObservationIndex, matcher
                     convert: Callable[[float, str], float | None], test: Threshold | None = None) -> list[Reading]:
     """Every observation of the value set within the window (an imprecise date placed at its last instant:
     ``windows``), read (``read_quantity``), newest first."""
-    return [read_quantity(obs, convert, test) for obs in observations_of(observations, matcher)
-            if window.contains(observation_when(obs), now, place="last")]
+    index = _index(observations)
+    return [_quantity(row[2], when, convert, test) for row in index.dated(matcher)
+            if window.contains(when := index.when(row), now, place="last")]

@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 from fhirsvc.fhirtypes import date_bounds, parse_instant
 
@@ -123,7 +124,7 @@ class Window:
 
     ``noun`` names what it selects in messages ("results", "counts", "temperatures")."""
 
-    limit: int
+    limit: float  # whole days or hours (a plan may write them as decimals: 30.0)
     unit: str = "day"
     noun: str = "results"
 
@@ -135,8 +136,9 @@ class Window:
             return cls(math.ceil(hours), "hour", noun)
         return cls(int(hours // 24), "day", noun)
 
-    @property
+    @cached_property
     def span(self) -> timedelta:
+        """The window as a duration (read once per window: ``contains`` asks it of every record)."""
         return timedelta(days=self.limit) if self.unit == "day" else timedelta(hours=self.limit)
 
     def age(self, when: When, now: datetime, place: str = "first") -> float:

@@ -7,8 +7,7 @@ An active infection or a recent fever (#12); a low absolute neutrophil count or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from fhirsvc.checks import wording
 from fhirsvc.checks.base import Job, check
@@ -21,23 +20,14 @@ from fhirsvc.checks.config import (
 )
 from fhirsvc.checks.context import CONDITIONS, OBSERVATIONS
 from fhirsvc.checks.findings import Finding
-from fhirsvc.checks.reading.observations import (
-    Measurement,
-    ObservationIndex,
-    Threshold,
-    newest_measurement,
-    observations_of,
-    read_quantity,
-    readings_within,
-)
+from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement, readings_within
 from fhirsvc.checks.reading.resources import reference_key
-from fhirsvc.checks.reading.windows import day
+from fhirsvc.checks.reading.windows import Window, day
 from fhirsvc.checks.rules.warning import unable_finding, warning_quote, warning_words
 from fhirsvc.drugmodel.profile import section_of
 from fhirsvc.drugmodel.units import cells_10e9_per_l, celsius
 from fhirsvc.terminology import ValueSetMatcher
 
-Resource = Mapping[str, Any]
 GIGA_PER_L = "\u00d7 10\u2079/L"  # x 10^9/L as printed on a card
 
 
@@ -80,7 +70,6 @@ def check_infection(job: Job) -> Iterable[Finding]:
     readings = readings_within(job.run.observations, matcher, job.run.now, window, celsius,
                                fever_test) if matcher is not None else []
     fevers = [r for r in readings if r.readable and r.meets]
-    window_text = f"within {window.limit} hours; {window.rule}"
     if fevers:
         fever = max(fevers, key=lambda r: (r.value or 0.0))
         value, obs, when = round(fever.value or 0.0, 1), fever.observation, fever.when
@@ -90,7 +79,7 @@ def check_infection(job: Job) -> Iterable[Finding]:
             *warning_words(job, f"Fever {shown} °C ({fever.date})",
                       wording.markdown("Body temperature **{shown} °C** on {date}, a sign of infection (fever: "
                                        "{fever:g} °C or more {window}).", shown=shown, date=fever.date,
-                                       fever=fever_celsius.value, window=window_text), cud,
+                                       fever=fever_celsius.value, window=_within(window)), cud,
                       wording.ADVICE["infection"]),
             section, "warnings",
             {"temperature": {"value": value, "unit": "Cel", "date": fever.date, "observation": reference_key(obs),
@@ -109,13 +98,18 @@ def check_infection(job: Job) -> Iterable[Finding]:
                            problem=f"newest temperature cannot be used ({newest.shown or 'no value'}, {newest.date})",
                            reason=f"No active infection is recorded, and no body temperature of the last "
                            f"{window.limit} hours can be used: the newest ({newest.described()}). Fever "
-                           f"is {fever_celsius.value:g} °C or more ({window_text}).",
+                           f"is {fever_celsius.value:g} °C or more ({_within(window)}).",
                            todo="Take the temperature before signing.", quote=warning_quote(cud)),
             section, "warnings",
             {"temperature_unreadable": [{"observation": reference_key(r.observation), "date": r.date,
                                          "found": r.shown, "problem": r.problem} for r in readings],
              "window_hours": window.limit}, unable=True)]
     return []
+
+
+def _within(window: Window) -> str:
+    """The fever window as a card says it: ``within 72 hours; temperatures older than 72 hours are not used``."""
+    return f"within {window.limit} hours; {window.rule}"
 
 
 @check("neutropenia", (13,), "LAB", "warnings", "neutrophil count", needs=(CONDITIONS, OBSERVATIONS))
@@ -129,12 +123,8 @@ def check_neutropenia(job: Job) -> Iterable[Finding]:
 
 def _neutrophils(job: Job, matcher: ValueSetMatcher, newest_readable: bool) -> Measurement:
     """The newest neutrophil count (``newest_readable``: the newest one that can be read, the others skipped)."""
-    observations: Iterable[Resource] | ObservationIndex = job.run.observations
-    test = anc_test(job)
-    if newest_readable:
-        observations = [o for o in observations_of(observations, matcher)
-                        if read_quantity(o, cells_10e9_per_l, test).readable]
-    return newest_measurement(observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L", test=test)
+    return newest_measurement(job.run.observations, matcher, job.run.now, cells_10e9_per_l, "10*9/L",
+                              test=anc_test(job), readable_only=newest_readable)
 
 
 def neutropenia(job: Job, newest_readable: bool) -> list[Finding]:

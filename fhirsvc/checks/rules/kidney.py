@@ -18,7 +18,7 @@ from fhirsvc.checks.findings import Finding, Suggestion
 from fhirsvc.checks.reading.daily_dose import describe_per_day, dose_quantity, order_per_day
 from fhirsvc.checks.reading.medications import is_current
 from fhirsvc.checks.reading.observations import Measurement, Threshold, newest_measurement
-from fhirsvc.checks.reading.windows import day
+from fhirsvc.checks.reading.windows import Window, day
 from fhirsvc.checks.rules.dose import applicable_guideline, is_drug_order
 from fhirsvc.drugmodel.profile import Characteristic, Guideline, section_of
 from fhirsvc.drugmodel.timing import administrations_per_day
@@ -41,6 +41,7 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
     measurements: list[Measurement] = []
     chars: list[Characteristic] = []
     evidence = None
+    window: Window | None = None  # read once, when a measurement is asked for
     for guide in guides:
         for char in guide.of_kind("condition"):
             found = job.run.conditions_in(char.value_set)
@@ -54,10 +55,10 @@ def _severity_evidence(job: Job, guides: list[Guideline]) -> tuple[dict[str, Any
             if conversion is None or matcher is None:
                 continue
             unit, convert = conversion
+            window = window or job.window(KIDNEY_RESULTS)
             test = Threshold(char.holds, f"{char.comparator or ''} {char.value:g} {char.unit}".strip()
                         if char.value is not None else char.unit)
-            measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit,
-                                         job.window(KIDNEY_RESULTS), test)
+            measure = newest_measurement(job.run.observations, matcher, job.run.now, convert, unit, window, test)
             chars.append(char)
             measurements.append(measure)
             if measure.found and measure.meets and evidence is None:
@@ -110,13 +111,13 @@ def check_renal_dosing(job: Job) -> Iterable[Finding]:
     if target is not None and per_day is not None and per_day <= target + 1e-9:
         return []
     evidence, measurements, chars = _severity_evidence(job, guides)
+    if evidence is None and any(m.found for m in measurements):
+        return []  # a recent result above the threshold (it decides even if the condition list is missing)
     kidney_facts: dict[str, Any] = {}
     for measure in measurements:
         kidney_facts.update(measure.facts("kidney_function"))
     if evidence is not None:
         return [_too_often(job, evidence, kidney_facts, schedule, per_day, target)]
-    if any(m.found for m in measurements):
-        return []  # a recent result above the threshold (it decides even if the condition list is missing)
     return [_unable(job, guides[0], measurements, chars, kidney_facts, describe_per_day(target))]
 
 

@@ -21,20 +21,17 @@ from fhirsvc.checks.reading.resources import code_pairs, reference_key
 from fhirsvc.checks.reading.windows import Window, day, whole_days
 from fhirsvc.checks.rules.infection import anc_test
 from fhirsvc.checks.rules.warning import unable_finding
-from fhirsvc.drugmodel.profile import section_of
-from fhirsvc.drugmodel.schedule import monitoring_schedule, renewal_gap
+from fhirsvc.drugmodel.schedule import Phase, plan_schedule, renewal_gap
 from fhirsvc.drugmodel.units import DAYS_PER_UNIT, cells_10e9_per_l
 from fhirsvc.fhirtypes import concept_text
 from fhirsvc.terminology import ValueSetMatcher
 
 
-def _schedule(plan: Resource) -> list[dict[str, Any]]:
+def _schedule(job: Job, plan: Resource) -> list[Phase]:
     """The plan's orderable phases (``drugmodel.schedule``: the actions with a code value set and a
     ``definitionCanonical``): ``before`` (new therapy: a result within ``window`` days) or ``after``
     (``start``-``end`` days after starting: one every ``window`` days)."""
-    return [{"kind": phase.kind, "window": phase.window, "action": phase.action, "value_set": phase.value_set,
-             **({"start": phase.start, "end": phase.end} if phase.kind == "after" else {})}
-            for phase in monitoring_schedule(plan) if phase.value_set and phase.definition
+    return [phase for phase in plan_schedule(job.run.knowledge, plan) if phase.value_set and phase.definition
             and (phase.kind == "after" or (phase.kind == "before" and phase.window))]
 
 
@@ -72,13 +69,13 @@ def _current_records(job: Job) -> list[Resource]:
                                                and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
 
 
-def _phase_now(job: Job, phases: list[dict[str, Any]], started: datetime | None) -> tuple[dict[str, Any] | None, str]:
+def _phase_now(job: Job, phases: list[Phase], started: datetime | None) -> tuple[Phase | None, str]:
     """The phase the therapy is in, and the stage as a card says it: new therapy (``started`` None) is the
     ``before`` phase; on therapy, the ``after`` phase of the whole calendar days since the start (windows.py)."""
     if started is None:
-        return next((p for p in phases if p["kind"] == "before"), None), "before starting"
+        return next((p for p in phases if p.kind == "before"), None), "before starting"
     elapsed = whole_days(started, job.run.now)
-    phase = next((p for p in phases if p["kind"] == "after" and p["start"] <= elapsed < p["end"]), None)
+    phase = next((p for p in phases if p.kind == "after" and p.start <= elapsed < p.end), None)
     return phase, f"{elapsed / DAYS_PER_UNIT['mo']:.1f} months after starting"
 
 
@@ -150,10 +147,10 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
     if not job.drug.monitoring or job.order.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
         return []
     plan = job.drug.monitoring[0]
-    phases = _schedule(plan)
+    phases = _schedule(job, plan)
     if not phases:
         return []
-    section = section_of(phases[0]["action"], plan)
+    section = phases[0].section(plan)
     missing = job.run.unavailable(MEDICATIONS, OBSERVATIONS)
     if missing:
         return [unable_finding(job, "info", "whether a blood count is due", missing, section, "monitoring")]
@@ -168,36 +165,36 @@ def check_monitoring(job: Job) -> Iterable[Finding]:
                                schedule=schedule_text(plan)),
                 section, "monitoring", {"current": [reference_key(m) for m in current]}, unable=True)]
     phase, stage = _phase_now(job, phases, started)
-    matcher = job.run.value_set(phase["value_set"]) if phase else None
-    if phase is None or matcher is None:
+    matcher = job.run.value_set(phase.value_set) if phase else None
+    if phase is None or phase.window is None or matcher is None:
         return []
-    window = Window(phase["window"], "day", "counts")
+    window = Window(phase.window, "day", "counts")
     measure = count_within(job, matcher, window)
     if measure.found:
         return []
     return [_due(job, plan, section, phase, stage, started, window, measure)]
 
 
-def _due(job: Job, plan: Resource, section: str, phase: dict[str, Any], stage: str, started: datetime | None,
+def _due(job: Job, plan: Resource, section: str, phase: Phase, stage: str, started: datetime | None,
          window: Window, measure: Measurement) -> Finding:
     """#14's finding: the count the phase wants is due (none within its window), with the last one and the test
     to order."""
     readable, unreadable, last = last_count(measure, window, job.run.now)
     also = (f" The newest count ({unreadable.described()}) does not count as a result." if unreadable is not None
-            else "") + ordered_note(job, phase["action"])
-    label = concept_text(phase["action"].get("code")) or "Blood count"
+            else "") + ordered_note(job, phase.action)
+    label = concept_text(phase.action.get("code")) or "Blood count"
     return job.finding(
         "info",
         *wording.words("monitoring.due", label=label, drug=job.drug.name, stage=stage, last=last,
-                       title=phase["action"].get("title", label), window=f"{phase['window']:g}",
+                       title=phase.action.get("title", label), window=f"{phase.window:g}",
                        stage_full=stage + (f" on {day(started)}" if started else ""),
                        rule=window.rule, also=also, schedule=schedule_text(plan)),
         section, "monitoring",
         {"stage": "new therapy" if started is None else "on therapy", "started": day(started),
-         "window_days": phase["window"], "last_count_date": readable.date if readable else None,
+         "window_days": phase.window, "last_count_date": readable.date if readable else None,
          "last_count": {"value": readable.value, "unit": "10*9/L"} if readable and readable.value is not None
          else None,
          **({"unreadable_count": {"observation": reference_key(unreadable.observation), "date": unreadable.date,
                                   "found": unreadable.shown, "problem": unreadable.problem}} if unreadable else {}),
-         "plan": f"PlanDefinition/{plan.get('id')}", "action": phase["action"].get("id")},
-        order_test(job, phase["action"], label))
+         "plan": f"PlanDefinition/{plan.get('id')}", "action": phase.action.get("id")},
+        order_test(job, phase.action, label))
