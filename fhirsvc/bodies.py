@@ -14,14 +14,17 @@ from http import HTTPStatus
 from typing import IO, Any, cast
 
 from flask import Flask, Request, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.utils import cached_property
-from werkzeug.wsgi import LimitedStream, get_input_stream
+from werkzeug.wsgi import LimitedStream
 
 from fhirsvc.errors import ApiError
 from fhirsvc.jsontext import NotJson, parse_json
 
 JSON_TYPES = ("application/json", "application/fhir+json")
+# Bytes asked of the server's stream in one read: a whole CDS call or search body, while a stream that gives each
+# read a buffer of the size asked (io.RawIOBase) never takes more memory than this for it.
+READ_SIZE = 1 << 20
 
 
 def too_large(limit: int) -> RequestEntityTooLarge:
@@ -31,12 +34,13 @@ def too_large(limit: int) -> RequestEntityTooLarge:
 
 
 class _BoundedStream(LimitedStream):
-    """A request body that raises 413 as soon as more than ``limit`` bytes have arrived: it lets one byte past the
-    limit through from the stream below (so that a body of exactly ``limit`` bytes is not taken for a longer one)
-    and never buffers more."""
+    """A request body read from the server's stream up to ``end`` bytes: its Content-Length, or, when the server
+    ends the stream itself (``terminated``: gunicorn, chunked or not), one byte past ``limit`` (so that a body of
+    exactly ``limit`` bytes is not taken for a longer one). It raises 413 as soon as more than ``limit`` bytes have
+    arrived, and never buffers more."""
 
-    def __init__(self, stream: IO[bytes], limit: int):
-        super().__init__(stream, limit + 1, is_max=True)
+    def __init__(self, stream: IO[bytes], end: int, limit: int, terminated: bool):
+        super().__init__(stream, end, is_max=terminated)
         self.max_bytes = limit
 
     # typed as werkzeug's LimitedStream.readinto (a bytearray), narrower than io's (any writable buffer)
@@ -45,6 +49,26 @@ class _BoundedStream(LimitedStream):
         if self.tell() > self.max_bytes:
             raise too_large(self.max_bytes)
         return size
+
+    def readall(self) -> bytes:
+        """The rest of the body (``request.get_data()``), asked of the server's stream READ_SIZE bytes at a time:
+        gunicorn's stream answers a CDS call's body in one read. (Werkzeug's own readall asks for 64 kB at a time,
+        each read into a new buffer and copied twice more.) A stream that fails, or ends before Content-Length, is
+        ClientDisconnected (400), as in werkzeug's reads."""
+        parts = []
+        while not self.is_exhausted:
+            try:
+                data = self._stream.read(min(self.limit - self._pos, READ_SIZE))
+            except (OSError, ValueError) as exc:
+                raise ClientDisconnected() from exc
+            if not data:
+                self.on_disconnect()  # the end of a stream the server ends; ClientDisconnected before Content-Length
+                break
+            self._pos += len(data)
+            parts.append(data)
+        if self._pos > self.max_bytes:
+            raise too_large(self.max_bytes)
+        return b"".join(parts)
 
 
 class BoundedRequest(Request):
@@ -55,14 +79,19 @@ class BoundedRequest(Request):
 
     @cached_property
     def stream(self) -> IO[bytes]:
-        limit = self.max_content_length
+        limit, length = self.max_content_length, self.content_length
         if limit is None:
             return super().stream
-        if self.content_length is not None and self.content_length > limit:
+        if length is not None and length > limit:
             raise too_large(limit)
+        source = self.environ["wsgi.input"]
         # A raw binary stream, as werkzeug's own LimitedStream is cast in get_input_stream: typeshed has no IO[bytes]
         # for io.RawIOBase.
-        return cast(IO[bytes], _BoundedStream(get_input_stream(self.environ, max_content_length=limit + 1), limit))
+        if "wsgi.input_terminated" in self.environ:  # the server ends the body: read to its end, or past the limit
+            return cast(IO[bytes], _BoundedStream(source, limit + 1, limit, terminated=True))
+        if length is None:  # no length and no end: nothing is read (werkzeug's empty stream)
+            return super().stream
+        return cast(IO[bytes], _BoundedStream(source, length, limit, terminated=False))
 
 
 def init_app(app: Flask) -> None:

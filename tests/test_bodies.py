@@ -178,3 +178,66 @@ def test_a_form_has_no_smaller_limit_than_the_body():
                                       content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert response.get_json()["length"] == 1_000_000 - 2
+
+
+class Pieces(io.BytesIO):
+    """A server's input stream that gives at most ``piece`` bytes a read (as a socket gives what has arrived), and
+    counts the reads asked of it."""
+
+    def __init__(self, data: bytes, piece: int):
+        super().__init__(data)
+        self.piece, self.reads = piece, 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        return super().read(self.piece if size is None or size < 0 else min(size, self.piece))
+
+    def readinto(self, buffer: Any) -> int:
+        self.reads += 1
+        return super().readinto(memoryview(buffer)[:self.piece])
+
+
+def environ_of(data: bytes, piece: int, terminated: bool) -> dict[str, Any]:
+    environ = {"REQUEST_METHOD": "POST", "wsgi.input": Pieces(data, piece), "CONTENT_TYPE": "application/json"}
+    return environ | ({"wsgi.input_terminated": True} if terminated else {"CONTENT_LENGTH": str(len(data))})
+
+
+def werkzeug_read(data: bytes, limit: int, piece: int, terminated: bool) -> bytes | None:
+    """The body as werkzeug's own reading gives it, one byte past the limit at most; None for a 413."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+    from werkzeug.wsgi import get_input_stream
+
+    try:
+        read = get_input_stream(environ_of(data, piece, terminated), max_content_length=limit + 1).read()
+    except RequestEntityTooLarge:
+        return None
+    return None if len(read) > limit else read
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=3000), limit=st.integers(min_value=1, max_value=2500),
+       piece=st.integers(min_value=1, max_value=4000), terminated=st.booleans())
+def test_the_body_reads_as_werkzeugs_general_reading(data, limit, piece, terminated):
+    """``get_data()`` through BoundedRequest (the server's stream asked for the whole body) gives the bytes
+    werkzeug's own reading gives, and 413 exactly when that reading runs past the limit, whatever the size of the
+    pieces the stream gives."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    request = bodies.BoundedRequest(environ_of(data, piece, terminated))
+    request.max_content_length = limit
+    try:
+        read: bytes | None = request.get_data()
+    except RequestEntityTooLarge:
+        read = None
+    assert read == werkzeug_read(data, limit, piece, terminated)
+
+
+@pytest.mark.parametrize("terminated", [True, False], ids=["server-ended", "content-length"])
+def test_a_cds_body_is_asked_of_the_server_in_one_read(terminated):
+    """A 66 kB body from a stream that gives what is asked (gunicorn's) takes one read, and one more to see the end
+    of a stream the server ends (werkzeug's reading asks for 64 kB at a time: three or four reads)."""
+    data = padded(66_000)
+    request = bodies.BoundedRequest(environ_of(data, len(data), terminated))
+    request.max_content_length = 5 * 1024 * 1024
+    assert request.get_data() == data
+    assert request.environ["wsgi.input"].reads == (2 if terminated else 1)
