@@ -6,7 +6,7 @@ Below the knowledge, the checks and every face: this module imports nothing of t
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -125,8 +125,10 @@ def second_instant(second: int) -> str:
 
 
 def random_uuid() -> str:
-    """A random (version 4) UUID as text, what ``str(uuid.uuid4())`` gives (a search Bundle's id)."""
-    return uuid4_text(os.urandom(16))
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` writes one (a search Bundle's id), from Python's
+    generator rather than a system call for ``os.urandom``: the id must be unique, not secret (``random`` is seeded
+    from the system at start-up and again in every forked worker)."""
+    return uuid4_text(random.getrandbits(128).to_bytes(16))
 
 
 def uuid4_text(raw: bytes) -> str:

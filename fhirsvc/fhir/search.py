@@ -95,9 +95,12 @@ def parse_search(base: FhirBase, rtype: str, params: Sequence[tuple[str, str]], 
     return request
 
 
+MODIFIERS = {"token": frozenset({"text", "not", "missing"}), "string": frozenset({"exact", "contains", "missing"})}
+OTHER_MODIFIERS = frozenset({"missing"})  # the modifiers of every other type
+
+
 def _check_modifier(param: SearchParam, modifier: str | None) -> None:
-    allowed = {"token": {"text", "not"}, "string": {"exact", "contains"}}.get(param.type, set()) | {"missing"}
-    if modifier is not None and modifier not in allowed:
+    if modifier is not None and modifier not in MODIFIERS.get(param.type, OTHER_MODIFIERS):
         raise bad_request(f"modifier :{modifier} is not supported on {param.type} parameter {param.name}")
 
 
@@ -199,8 +202,10 @@ def _parse_include(base: FhirBase, rtype: str, name: str, value: str) -> tuple[s
 
 def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResult:
     """Select, sort and page; gather _include/_revinclude resources for the page."""
-    ids = [rid for rid in base.ids.get(rtype, ()) if all(
-        _matches(base, rtype, rid, param, modifier, values) for param, modifier, values in request.criteria)]
+    ids = base.ids.get(rtype, ())
+    for param, modifier, values in request.criteria:  # ANDed: each narrows what the one before it kept
+        indexed = base.index[(rtype, param.name)]
+        ids = [rid for rid in ids if _matches(param, modifier, values, indexed[rid], base.ndc)]
     matches = [base.resources[(rtype, rid)] for rid in ids]
     for key, descending in reversed(request.sort):
         matches.sort(key=_sort_key(base, rtype, key), reverse=descending)
@@ -232,14 +237,14 @@ def _sortable(value: Any) -> Any:
     return value
 
 
-def _matches(base: FhirBase, rtype: str, rid: str, param: SearchParam, modifier: str | None,
-             values: list[str]) -> bool:
-    indexed = base.index[(rtype, param.name)][rid]
+def _matches(param: SearchParam, modifier: str | None, values: list[str], indexed: tuple[Any, ...],
+             ndc: NdcDirectory) -> bool:
+    """Whether a resource whose ``indexed`` values of ``param`` are these meets the criterion."""
     if modifier == "missing":
         if values[0] not in ("true", "false"):
             raise bad_request(f"{param.name}:missing must be true or false")
         return (not indexed) == (values[0] == "true")
-    found = any(_match_one(param, modifier, value, indexed, base.ndc) for value in values)
+    found = any(_match_one(param, modifier, value, indexed, ndc) for value in values)
     return not found if modifier == "not" else found
 
 
@@ -328,6 +333,8 @@ def _match_date(text: str, indexed: Iterable[datetime]) -> bool:
 
 def _included(base: FhirBase, rtype: str, page: list[FrozenDict], request: SearchRequest) -> list[FrozenDict]:
     """Resources named by _include (referenced from the page) and _revinclude (referencing the page)."""
+    if not request.includes and not request.revincludes:
+        return []
     found: dict[tuple[str, str], FrozenDict] = {}
     on_page = {(r["resourceType"], r["id"]) for r in page}
     for source, param in request.includes:
