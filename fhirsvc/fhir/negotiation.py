@@ -144,7 +144,7 @@ def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: M
     text: str | bytes
     if (_argument("_pretty") or "").lower() == "true":
         text = json.dumps(body, indent=2, ensure_ascii=False)
-    elif texts and (id(body) in texts or (isinstance(body, Mapping) and body.get("resourceType") == "Bundle")):
+    elif texts and (id(body) in texts or (isinstance(body, dict) and body.get("resourceType") == "Bundle")):
         text = _spliced(body, texts)
     else:
         text = compact_json(body)

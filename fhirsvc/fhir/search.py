@@ -202,7 +202,7 @@ def _parse_include(base: FhirBase, rtype: str, name: str, value: str) -> tuple[s
 
 def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResult:
     """Select, sort and page; gather _include/_revinclude resources for the page."""
-    ids = base.ids.get(rtype, ())
+    ids: Sequence[str] = base.ids.get(rtype, ())
     for param, modifier, values in request.criteria:  # ANDed: each narrows what the one before it kept
         indexed = base.index[(rtype, param.name)]
         ids = [rid for rid in ids if _matches(param, modifier, values, indexed[rid], base.ndc)]
