@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fhirsvc.errors import ApiError
-from fhirsvc.fhir.base import FhirBase, Token, fold
+from fhirsvc.fhir.base import FhirBase, Token, TokenLookup, fold
 from fhirsvc.fhir.registry import R5, SearchParam
 from fhirsvc.fhirtypes import date_bounds, parse_instant
 from fhirsvc.fhirversion import r4b_class, r5_class
@@ -204,8 +204,12 @@ def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResu
     """Select, sort and page; gather _include/_revinclude resources for the page."""
     ids: Sequence[str] = base.ids.get(rtype, ())
     for param, modifier, values in request.criteria:  # ANDed: each narrows what the one before it kept
-        indexed = base.index[(rtype, param.name)]
-        ids = [rid for rid in ids if _matches(param, modifier, values, indexed[rid], base.ndc)]
+        if param.type == "token" and modifier is None and not any("|" in value for value in values):
+            holding = _holding_codes(base, base.by_code[(rtype, param.name)], values)
+            ids = [rid for rid in ids if rid in holding]
+        else:
+            indexed = base.index[(rtype, param.name)]
+            ids = [rid for rid in ids if _matches(param, modifier, values, indexed[rid], base.ndc)]
     matches = [base.resources[(rtype, rid)] for rid in ids]
     for key, descending in reversed(request.sort):
         matches.sort(key=_sort_key(base, rtype, key), reverse=descending)
@@ -280,6 +284,19 @@ def _match_token(modifier: str | None, value: str, indexed: Sequence[Token],
     if system == NDC:  # an NDC in any form (fhirsvc.ndc)
         return _any_same_ndc(indexed, code, ndc)
     return any(t.code == code and (t.system or "") == system for t in indexed)
+
+
+def _holding_codes(base: FhirBase, lookup: TokenLookup, values: list[str]) -> set[str]:
+    """The ids of the resources a bare code matches (``_match_token`` of a value without ``|``: a token of that
+    code, or an NDC token the value names in any NDC form), read from the parameter's lookup, not resource by
+    resource."""
+    holding: set[str] = set()
+    for value in values:
+        holding.update(lookup.codes.get(value, ()))
+        if lookup.ndc_keys:
+            for key in base.ndc.lookup_keys(value):
+                holding.update(lookup.ndc_keys.get(key, ()))
+    return holding
 
 
 def _any_same_ndc(indexed: Iterable[Token], sent: str, ndc: NdcDirectory) -> bool:

@@ -154,3 +154,30 @@ def test_criteria_applied_one_after_another_select_what_all_of_them_select(open_
     expected = outcome(lambda: matched_resource_by_resource(base, "ValueSet", search))
     found = outcome(lambda: [r["id"] for r in search_module.run_search(base, "ValueSet", search).matches])
     assert found == expected  # the same ids in the same order, or the same error
+
+
+# Bare codes (no system, no modifier) as clients send them: the knowledge's own codes, NDCs in other forms, others.
+def token_values(base) -> st.SearchStrategy:
+    known = sorted({t.code for values in base.index.values() for indexed in values.values() for t in indexed
+                    if isinstance(getattr(t, "code", None), str)})
+    ndcs = ["66658023407", "66658-0234-07", "66658-234", "6665823407", "0066658234", "66658-234-28"]
+    return st.lists(st.sampled_from(known + ndcs) | st.text("0123456789-L", max_size=12), min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_bare_code_looked_up_selects_what_matching_each_resource_selects(open_app, version):
+    base = open_app.extensions[BASES_EXTENSION][version]
+    tokens = [(rtype, name) for (rtype, name) in base.by_code]
+
+    @settings(max_examples=300, deadline=None)
+    @given(where=st.sampled_from(tokens), values=token_values(base))
+    def check(where, values):
+        rtype, name = where
+        param = base.specs[rtype].params[name]
+        indexed = base.index[(rtype, name)]
+        expected = [rid for rid in base.ids[rtype]
+                    if search_module._matches(param, None, values, indexed[rid], base.ndc)]
+        search = search_module.SearchRequest(criteria=[(param, None, values)], count=500)
+        assert [r["id"] for r in search_module.run_search(base, rtype, search).matches] == expected
+
+    check()
