@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
@@ -139,14 +139,40 @@ def _swapped(value: Any, texts: Mapping[int, bytes], spliced: list[bytes]) -> An
 def fhir_response(body: Any, version: str, status: int = HTTPStatus.OK, texts: Mapping[int, bytes] | None = None
                   ) -> Response:
     """A FHIR JSON response, pretty when ``_pretty=true``, labelled with its FHIR version. ``texts`` holds the
-    ready-made JSON of the base's resources, already encoded, so a read or search neither serializes nor
-    encodes them again."""
+    ready-made JSON of the base's resources, already encoded, so a read neither serializes nor encodes them
+    again."""
     text: str | bytes
-    if (_argument("_pretty") or "").lower() == "true":
+    if _pretty():
         text = json.dumps(body, indent=2, ensure_ascii=False)
-    elif texts and (id(body) in texts or (isinstance(body, dict) and body.get("resourceType") == "Bundle")):
+    elif texts:
         text = _spliced(body, texts)
     else:
         text = compact_json(body)
+    return _response(text, version, status)
+
+
+def searchset_response(head: dict[str, Any], entries: Sequence[tuple[str, Any, str]], version: str,
+                       texts: Mapping[int, bytes]) -> Response:
+    """A search answer: the Bundle ``head`` (its members but the entries: strings, integers, and lists and objects
+    of them, no float) and its ``entries`` as (fullUrl, resource, search mode), written as ``fhir_response``
+    writes the Bundle with the entries as its last member. Compact, it is written in pieces joined once: the head
+    and each entry's members by orjson (which writes them as ``json.dumps`` does), each resource by ``_spliced``
+    (a served one is its start-up text), without walking the Bundle for its served resources."""
+    if _pretty() or not entries:
+        members = [{"fullUrl": url, "resource": resource, "search": {"mode": mode}} for url, resource, mode in entries]
+        return fhir_response({**head, "entry": members} if members else head, version, texts=texts)
+    parts = [orjson.dumps(head)[:-1], b',"entry":[']
+    for number, (url, resource, mode) in enumerate(entries):
+        parts += (b',{"fullUrl":' if number else b'{"fullUrl":', orjson.dumps(url), b',"resource":',
+                  _spliced(resource, texts), b',"search":{"mode":', orjson.dumps(mode), b"}}")
+    parts.append(b"]}")
+    return _response(b"".join(parts), version)
+
+
+def _pretty() -> bool:
+    return (_argument("_pretty") or "").lower() == "true"
+
+
+def _response(text: str | bytes, version: str, status: int = HTTPStatus.OK) -> Response:
     return Response(text, status=status,
                     content_type=f"application/fhir+json; fhirVersion={MIME_PARAMETER[version]}; charset=utf-8")

@@ -26,7 +26,7 @@ from fhirsvc.cds.auth import authenticate
 from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.fhir import capability
 from fhirsvc.fhir.base import FhirBase
-from fhirsvc.fhir.negotiation import fhir_response, header, negotiate
+from fhirsvc.fhir.negotiation import fhir_response, header, negotiate, searchset_response
 from fhirsvc.fhir.operations import OPERATIONS, Call, Operation, Route
 from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhir.validation import MAX_VALIDATE_ISSUES as MAX_VALIDATE_ISSUES  # the limits of $validate, named
@@ -139,7 +139,7 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         bundle["link"].append(link("next", search.offset + search.count))
     if search.count and search.offset:
         bundle["link"].append(link("previous", max(0, search.offset - search.count)))
-    entries = []
+    entries: list[tuple[str, Any, str]] = []  # (fullUrl, resource, search mode)
     if search.count:
         entries += [_entry(url, subset(r, base.name, search.summary, search.elements), "match")
                     for r in result.matches]
@@ -148,15 +148,12 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
     if notes or search.notes:
         outcome = operation_outcome(issues=[outcome_issue(note, "not-supported", "warning")
                                             for note in [*notes, *search.notes]], resource_id=random_uuid())
-        entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
-    if entries:
-        bundle["entry"] = entries
-    return fhir_response(bundle, base.name, texts=base.texts)
+        entries.append((f"urn:uuid:{outcome['id']}", outcome, "outcome"))
+    return searchset_response(bundle, entries, base.name, base.texts)
 
 
-def _entry(url: str, resource: Any, mode: str) -> dict:
-    return {"fullUrl": f"{url}/{resource['resourceType']}/{resource['id']}", "resource": resource,
-            "search": {"mode": mode}}
+def _entry(url: str, resource: Any, mode: str) -> tuple[str, Any, str]:
+    return f"{url}/{resource['resourceType']}/{resource['id']}", resource, mode
 
 
 def operation_view(operation: Operation, route: Route) -> Callable[..., Response]:

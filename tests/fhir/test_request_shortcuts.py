@@ -181,3 +181,24 @@ def test_a_bare_code_looked_up_selects_what_matching_each_resource_selects(open_
         assert [r["id"] for r in search_module.run_search(base, rtype, search).matches] == expected
 
     check()
+
+
+# A search Bundle's own members as the search view writes them (strings, integers, lists and objects of them).
+HEAD_VALUES = st.recursive(st.text(max_size=8) | st.integers(-(2**63), 2**63) | st.booleans() | st.none(),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                       max_size=3), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=SHARED_FIXTURE)
+@given(data=st.data(), pretty=st.booleans())
+def test_a_searchset_written_in_pieces_is_what_json_dumps_writes(open_app, base, served, data, pretty):
+    head = {"resourceType": "Bundle", **data.draw(st.dictionaries(st.text(max_size=5), HEAD_VALUES, max_size=4))}
+    # a served resource, a subset of one (a new object holding floats) or an outcome, under any fullUrl and mode
+    resources = st.sampled_from(served) | st.builds(lambda extra: {**served[0], "extra": extra}, SCALARS)
+    entries = data.draw(st.lists(st.tuples(st.text(max_size=8), resources, st.text(max_size=8)), max_size=3))
+    members = [{"fullUrl": url, "resource": resource, "search": {"mode": mode}} for url, resource, mode in entries]
+    bundle = {**head, "entry": members} if members else head
+    with open_app.test_request_context("/fhir/R4/MedicationKnowledge", query_string={"_pretty": str(pretty)}):
+        written = outcome(lambda: negotiation.searchset_response(head, entries, "R4", base.texts).get_data())
+        expected = negotiation.fhir_response(bundle, "R4").get_data() if pretty else outcome(lambda: dumps(bundle))
+    assert written == expected
