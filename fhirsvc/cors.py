@@ -14,15 +14,15 @@ PRIVATE_PREFIX = "/governance"
 def init_app(app: Flask) -> None:
     """Add CORS headers to every response; preflights (OPTIONS) are answered by Flask's automatic OPTIONS."""
     origins = [o.strip() for o in str(app.config["CORS_ORIGINS"]).split(",") if o.strip()]
+    any_origin = "*" in origins
 
     @app.after_request
     def _cors(response: Response) -> Response:
         if request.path.startswith(PRIVATE_PREFIX):
             return response
-        origin = request.headers.get("Origin")
-        if "*" in origins:
+        if any_origin:
             response.headers["Access-Control-Allow-Origin"] = "*"
-        elif origin in origins:
+        elif (origin := request.environ.get("HTTP_ORIGIN")) in origins:  # request.headers.get("Origin")
             response.headers["Access-Control-Allow-Origin"] = origin
             response.vary.add("Origin")
         else:

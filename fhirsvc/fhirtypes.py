@@ -6,9 +6,12 @@ Below the knowledge, the checks and every face: this module imports nothing of t
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 # UCUM time units (a Timing's periodUnit, a Duration's code) in words
@@ -111,7 +114,28 @@ def format_instant(moment: datetime) -> str:
 
 def now_instant() -> str:
     """This instant as FHIR writes it (a Bundle's ``meta.lastUpdated``, an expansion's ``timestamp``)."""
-    return format_instant(datetime.now(UTC))
+    return second_instant(int(time.time()))
+
+
+@lru_cache(maxsize=1)
+def second_instant(second: int) -> str:
+    """``format_instant`` of a Unix time in whole seconds (the last one remembered: a busy server writes the same
+    second many times)."""
+    return format_instant(datetime.fromtimestamp(second, UTC))
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` writes one (a search Bundle's id), from Python's
+    generator rather than a system call for ``os.urandom``: the id must be unique, not secret (``random`` is seeded
+    from the system at start-up and again in every forked worker)."""
+    return uuid4_text(random.getrandbits(128).to_bytes(16))
+
+
+def uuid4_text(raw: bytes) -> str:
+    """The version 4 UUID of 16 random bytes as text, ``str(uuid.UUID(bytes=raw, version=4))`` without building the
+    UUID object: the version nibble set to 4 and the variant bits to RFC 4122's ``10``."""
+    x = raw.hex()
+    return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{'89ab'[int(x[16], 16) & 3]}{x[17:20]}-{x[20:]}"
 
 
 def schedule_words(frequency: float, period: float, unit: str, once: bool = False) -> str:

@@ -37,8 +37,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _public_location(response: Response) -> Response:
-        location, base = response.headers.get("Location"), configured_base()
-        if not location or not base:
+        base = configured_base()
+        location = base and response.headers.get("Location")  # no base set (the default): nothing to rewrite
+        if not location:
             return response
         target = urlsplit(location)
         own = urlsplit(_host_base(request.scheme, request.host))

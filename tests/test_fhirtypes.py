@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fhirsvc.errors import operation_outcome, outcome_issue
 from fhirsvc.fhirtypes import (
     concept_text,
     date_bounds,
     format_instant,
+    now_instant,
     number_text,
     parse_instant,
     quantity_text,
+    random_uuid,
     schedule_words,
+    second_instant,
     unit_words,
+    uuid4_text,
 )
 
 SNOMED = "http://snomed.info/sct"
@@ -104,6 +111,29 @@ def test_instants_are_written_in_utc_to_the_second():
     assert parse_instant("2026-10-02T08:30:15Z") == moment.replace(microsecond=0)
     assert parse_instant("2026-10-02T10:30:15+02:00") == moment.replace(microsecond=0)
     assert format_instant(parse_instant("2026-10-02T08:30:15Z")) == "2026-10-02T08:30:15Z"
+
+
+@given(second=st.integers(0, 253402300799))  # up to 9999-12-31T23:59:59Z
+def test_an_instant_of_a_whole_second_is_format_instant_s(second):
+    assert second_instant(second) == format_instant(datetime.fromtimestamp(second, UTC))
+
+
+def test_now_is_written_to_the_second():
+    before = format_instant(datetime.now(UTC))
+    now = now_instant()
+    assert before <= now <= format_instant(datetime.now(UTC))
+    assert parse_instant(now).tzinfo == UTC
+
+
+@given(raw=st.binary(min_size=16, max_size=16))
+def test_the_text_of_a_version_4_uuid_is_the_uuid_module_s(raw):
+    assert uuid4_text(raw) == str(uuid.UUID(bytes=raw, version=4))
+
+
+def test_random_uuids_are_version_4_and_differ():
+    first, second = random_uuid(), random_uuid()
+    assert uuid.UUID(first).version == 4 and str(uuid.UUID(first)) == first
+    assert first != second
 
 
 # --- schedules ---------------------------------------------------------------------------------------------

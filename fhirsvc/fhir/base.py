@@ -15,8 +15,8 @@ from fhirsvc.errors import ApiError
 from fhirsvc.fhir.registry import FHIR_VERSIONS, SearchParam, TypeSpec, type_specs
 from fhirsvc.fhirtypes import format_instant, parse_instant
 from fhirsvc.knowledge.frozen import FrozenDict, freeze
-from fhirsvc.ndc import EMPTY_DIRECTORY, NdcDirectory
-from fhirsvc.terminology import ndc_directory
+from fhirsvc.ndc import EMPTY_DIRECTORY, NDC, NdcDirectory
+from fhirsvc.terminology import knowledge_keys, ndc_directory
 
 Key = tuple[str, str]
 
@@ -92,6 +92,30 @@ def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
+@dataclass(frozen=True)
+class TokenLookup:
+    """The resources of one token parameter by code: ``codes`` maps each code of a token to the ids holding it,
+    ``ndc_keys`` each index key of an NDC token (``terminology.knowledge_keys``) to the ids holding it."""
+
+    codes: Mapping[str, frozenset[str]]
+    ndc_keys: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def build(cls, indexed: Mapping[str, tuple[Any, ...]]) -> TokenLookup:
+        codes: dict[str, set[str]] = {}
+        ndc_keys: dict[str, set[str]] = {}
+        for rid, values in indexed.items():
+            for token in values:
+                if token.code is None:  # a text alone: no code to match
+                    continue
+                codes.setdefault(token.code, set()).add(rid)
+                if token.system == NDC:
+                    for key in knowledge_keys(NDC, token.code):
+                        ndc_keys.setdefault(key, set()).add(rid)
+        return cls({code: frozenset(ids) for code, ids in codes.items()},
+                   {key: frozenset(ids) for key, ids in ndc_keys.items()})
+
+
 def version_id(resource: Mapping[str, Any]) -> str:
     """The resource's version: a short hash of its content, stable across restarts, new when it changes."""
     body = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -111,6 +135,8 @@ class FhirBase:
     built: datetime
     texts: Mapping[int, bytes]  # id(resource) -> its compact JSON in UTF-8, serialized once at start-up
     ndc: NdcDirectory = field(default=EMPTY_DIRECTORY)  # the NDCs the token indexes hold (search by any NDC form)
+    # (type, token parameter) -> the ids of the resources holding each code, and each NDC index key
+    by_code: Mapping[tuple[str, str], TokenLookup] = field(default_factory=dict)
 
     @classmethod
     def build(cls, name: str, resources: Mapping[Key, Mapping[str, Any]],
@@ -144,7 +170,9 @@ class FhirBase:
         texts = {id(resource): compact_json(resource).encode() for resource in served.values()}
         ndc = ndc_directory((t.system, t.code) for values in index.values() for indexed in values.values()
                             for t in indexed if isinstance(t, Token))
-        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts, ndc)
+        by_code = {key: TokenLookup.build(values) for key, values in index.items()
+                   if specs[key[0]].params[key[1]].type == "token"}
+        return cls(name, FHIR_VERSIONS[name], specs, served, ids, index, datetime.now(UTC), texts, ndc, by_code)
 
     def get(self, rtype: str, rid: str) -> FrozenDict | None:
         return self.resources.get((rtype, rid))

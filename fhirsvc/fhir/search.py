@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fhirsvc.errors import ApiError
-from fhirsvc.fhir.base import FhirBase, Token, fold
+from fhirsvc.fhir.base import FhirBase, Token, TokenLookup, fold
 from fhirsvc.fhir.registry import R5, SearchParam
 from fhirsvc.fhirtypes import date_bounds, parse_instant
 from fhirsvc.fhirversion import r4b_class, r5_class
@@ -95,9 +95,12 @@ def parse_search(base: FhirBase, rtype: str, params: Sequence[tuple[str, str]], 
     return request
 
 
+MODIFIERS = {"token": frozenset({"text", "not", "missing"}), "string": frozenset({"exact", "contains", "missing"})}
+OTHER_MODIFIERS = frozenset({"missing"})  # the modifiers of every other type
+
+
 def _check_modifier(param: SearchParam, modifier: str | None) -> None:
-    allowed = {"token": {"text", "not"}, "string": {"exact", "contains"}}.get(param.type, set()) | {"missing"}
-    if modifier is not None and modifier not in allowed:
+    if modifier is not None and modifier not in MODIFIERS.get(param.type, OTHER_MODIFIERS):
         raise bad_request(f"modifier :{modifier} is not supported on {param.type} parameter {param.name}")
 
 
@@ -199,8 +202,14 @@ def _parse_include(base: FhirBase, rtype: str, name: str, value: str) -> tuple[s
 
 def run_search(base: FhirBase, rtype: str, request: SearchRequest) -> SearchResult:
     """Select, sort and page; gather _include/_revinclude resources for the page."""
-    ids = [rid for rid in base.ids.get(rtype, ()) if all(
-        _matches(base, rtype, rid, param, modifier, values) for param, modifier, values in request.criteria)]
+    ids: Sequence[str] = base.ids.get(rtype, ())
+    for param, modifier, values in request.criteria:  # ANDed: each narrows what the one before it kept
+        if param.type == "token" and modifier is None and not any("|" in value for value in values):
+            holding = _holding_codes(base, base.by_code[(rtype, param.name)], values)
+            ids = [rid for rid in ids if rid in holding]
+        else:
+            indexed = base.index[(rtype, param.name)]
+            ids = [rid for rid in ids if _matches(param, modifier, values, indexed[rid], base.ndc)]
     matches = [base.resources[(rtype, rid)] for rid in ids]
     for key, descending in reversed(request.sort):
         matches.sort(key=_sort_key(base, rtype, key), reverse=descending)
@@ -232,14 +241,14 @@ def _sortable(value: Any) -> Any:
     return value
 
 
-def _matches(base: FhirBase, rtype: str, rid: str, param: SearchParam, modifier: str | None,
-             values: list[str]) -> bool:
-    indexed = base.index[(rtype, param.name)][rid]
+def _matches(param: SearchParam, modifier: str | None, values: list[str], indexed: tuple[Any, ...],
+             ndc: NdcDirectory) -> bool:
+    """Whether a resource whose ``indexed`` values of ``param`` are these meets the criterion."""
     if modifier == "missing":
         if values[0] not in ("true", "false"):
             raise bad_request(f"{param.name}:missing must be true or false")
         return (not indexed) == (values[0] == "true")
-    found = any(_match_one(param, modifier, value, indexed, base.ndc) for value in values)
+    found = any(_match_one(param, modifier, value, indexed, ndc) for value in values)
     return not found if modifier == "not" else found
 
 
@@ -275,6 +284,19 @@ def _match_token(modifier: str | None, value: str, indexed: Sequence[Token],
     if system == NDC:  # an NDC in any form (fhirsvc.ndc)
         return _any_same_ndc(indexed, code, ndc)
     return any(t.code == code and (t.system or "") == system for t in indexed)
+
+
+def _holding_codes(base: FhirBase, lookup: TokenLookup, values: list[str]) -> set[str]:
+    """The ids of the resources a bare code matches (``_match_token`` of a value without ``|``: a token of that
+    code, or an NDC token the value names in any NDC form), read from the parameter's lookup, not resource by
+    resource."""
+    holding: set[str] = set()
+    for value in values:
+        holding.update(lookup.codes.get(value, ()))
+        if lookup.ndc_keys:
+            for key in base.ndc.lookup_keys(value):
+                holding.update(lookup.ndc_keys.get(key, ()))
+    return holding
 
 
 def _any_same_ndc(indexed: Iterable[Token], sent: str, ndc: NdcDirectory) -> bool:
@@ -328,6 +350,8 @@ def _match_date(text: str, indexed: Iterable[datetime]) -> bool:
 
 def _included(base: FhirBase, rtype: str, page: list[FrozenDict], request: SearchRequest) -> list[FrozenDict]:
     """Resources named by _include (referenced from the page) and _revinclude (referencing the page)."""
+    if not request.includes and not request.revincludes:
+        return []
     found: dict[tuple[str, str], FrozenDict] = {}
     on_page = {(r["resourceType"], r["id"]) for r in page}
     for source, param in request.includes:

@@ -11,7 +11,6 @@ trusted issuer, addressed to the operation's URL under PUBLIC_BASE_URL); the kno
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,12 +26,12 @@ from fhirsvc.cds.auth import authenticate
 from fhirsvc.errors import ApiError, operation_outcome, outcome_issue
 from fhirsvc.fhir import capability
 from fhirsvc.fhir.base import FhirBase
-from fhirsvc.fhir.negotiation import fhir_response, negotiate
+from fhirsvc.fhir.negotiation import fhir_response, header, negotiate, searchset_response
 from fhirsvc.fhir.operations import OPERATIONS, Call, Operation, Route
 from fhirsvc.fhir.search import parse_search, read_subset, run_search, subset
 from fhirsvc.fhir.validation import MAX_VALIDATE_ISSUES as MAX_VALIDATE_ISSUES  # the limits of $validate, named
 from fhirsvc.fhir.validation import MAX_VALIDATE_VALUES as MAX_VALIDATE_VALUES  # where its routes are
-from fhirsvc.fhirtypes import now_instant, parse_instant
+from fhirsvc.fhirtypes import now_instant, parse_instant, random_uuid
 from fhirsvc.urls import public_base
 
 blueprint = Blueprint("fhir", __name__)
@@ -79,9 +78,11 @@ def _conditional(base: FhirBase, resource: Any) -> Response:
     etag = f'W/"{resource["meta"]["versionId"]}"'
     http_date, modified = _last_modified(resource["meta"]["lastUpdated"])
     summary, elements = read_subset(request.args.items(multi=True), _strict()) if request.query_string else (None, [])
-    if is_resource_modified(http_if_none_match=request.headers.get("If-None-Match"),
-                            http_if_modified_since=request.headers.get("If-Modified-Since"),
-                            etag=etag, last_modified=modified):
+    if_none_match, if_modified_since = header("If-None-Match"), header("If-Modified-Since")
+    # without either header the copy is one the client does not have (werkzeug's answer too, read without parsing)
+    if (if_none_match is None and if_modified_since is None) or is_resource_modified(
+            http_if_none_match=if_none_match, http_if_modified_since=if_modified_since, etag=etag,
+            last_modified=modified):
         response = fhir_response(subset(resource, base.name, summary, elements), base.name, texts=base.texts)
     else:
         response = Response(status=HTTPStatus.NOT_MODIFIED)
@@ -114,7 +115,7 @@ def search_post(requested: str | None, rtype: str) -> Response:
 def _strict() -> bool:
     """``Prefer: handling=strict``: what the server would ignore is an error instead (FHIR search, "Handling
     Errors")."""
-    return "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+    return "handling=strict" in (header("Prefer") or "").replace(" ", "")
 
 
 def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) -> Response:
@@ -130,7 +131,7 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         return {"relation": relation, "url": f"{url}/{rtype}" + (f"?{query}" if query else "")}
 
     bundle: dict[str, Any] = {
-        "resourceType": "Bundle", "id": str(uuid.uuid4()),
+        "resourceType": "Bundle", "id": random_uuid(),
         "meta": {"lastUpdated": now_instant()},
         "type": "searchset", "total": result.total, "link": [link("self", search.offset)],
     }
@@ -138,7 +139,7 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
         bundle["link"].append(link("next", search.offset + search.count))
     if search.count and search.offset:
         bundle["link"].append(link("previous", max(0, search.offset - search.count)))
-    entries = []
+    entries: list[tuple[str, Any, str]] = []  # (fullUrl, resource, search mode)
     if search.count:
         entries += [_entry(url, subset(r, base.name, search.summary, search.elements), "match")
                     for r in result.matches]
@@ -146,16 +147,13 @@ def _search(requested: str | None, rtype: str, params: list[tuple[str, str]]) ->
     notes = ([f"unknown search parameters ignored: {', '.join(search.ignored)}"] if search.ignored else [])
     if notes or search.notes:
         outcome = operation_outcome(issues=[outcome_issue(note, "not-supported", "warning")
-                                            for note in [*notes, *search.notes]], resource_id=str(uuid.uuid4()))
-        entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome, "search": {"mode": "outcome"}})
-    if entries:
-        bundle["entry"] = entries
-    return fhir_response(bundle, base.name, texts=base.texts)
+                                            for note in [*notes, *search.notes]], resource_id=random_uuid())
+        entries.append((f"urn:uuid:{outcome['id']}", outcome, "outcome"))
+    return searchset_response(bundle, entries, base.name, base.texts)
 
 
-def _entry(url: str, resource: Any, mode: str) -> dict:
-    return {"fullUrl": f"{url}/{resource['resourceType']}/{resource['id']}", "resource": resource,
-            "search": {"mode": mode}}
+def _entry(url: str, resource: Any, mode: str) -> tuple[str, Any, str]:
+    return f"{url}/{resource['resourceType']}/{resource['id']}", resource, mode
 
 
 def operation_view(operation: Operation, route: Route) -> Callable[..., Response]:
