@@ -348,4 +348,4 @@ def _has_next_page(value: Any) -> bool:
 
 
 def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[str, Any], ...]:
-    return tuple(r for r in resources if r.get("resourceType") in types)
+    return tuple([r for r in resources if r.get("resourceType") in types])

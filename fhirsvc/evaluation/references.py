@@ -138,6 +138,16 @@ def _fetched(wanted: list[tuple[str, str]], fetch: Callable[[str], dict[str, Any
     return out
 
 
+def names_elsewhere(records: Iterable[Resource]) -> bool:
+    """Whether one of the records names its Medication by a reference that is not contained (not ``#id``): the only
+    kind that is looked for in a Bundle or the prefetch (so their Medications are gathered only then)."""
+    for record in records:
+        target = medication_reference(record).get("reference")
+        if isinstance(target, str) and target and not target.startswith("#"):
+            return True
+    return False
+
+
 def unresolved(records: Iterable[Resource], referenced: Mapping[str, Any]) -> list[Resource]:
     """The records whose medication reference could still be read from the FHIR server (not contained, not a
     ``urn:``) and is not resolved yet."""

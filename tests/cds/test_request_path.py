@@ -3,10 +3,12 @@ answered (the general step is written out here as the reference)."""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -19,9 +21,12 @@ from fhirsvc.checks.findings import INDICATORS, Finding
 from fhirsvc.checks.unavailable import one_card_per_failed_key
 from fhirsvc.evaluation.cards import _drop_empty, build_cards
 from fhirsvc.evaluation.environment import Environment
+from fhirsvc.evaluation.orders import normalize_order
 from fhirsvc.evaluation.pipeline import site_findings
 from fhirsvc.evaluation.reasons import override_reasons
+from fhirsvc.evaluation.references import MedicationPool, names_elsewhere, resolve_medications
 from fhirsvc.evaluation.services import evaluate
+from fhirsvc.evaluation.tokens import window_start
 from fhirsvc.knowledge.site import RuleSettings, SiteConfig
 from tests.conftest import ROOT
 
@@ -107,7 +112,9 @@ def test_the_call_s_one_run_answers_what_a_run_of_each_step_answered(knowledge):
     for path in ORDER_SCENARIOS:
         expected = path.with_name(path.name.removesuffix(".request.json") + ".expected.json")
         now = datetime.fromisoformat(json.loads(expected.read_text(encoding="utf-8"))["now"])
-        evaluation = evaluate(json.loads(path.read_text(encoding="utf-8")), Environment.offline(knowledge, now=now))
+        body = json.loads(path.read_text(encoding="utf-8"))
+        evaluation = evaluate(body, Environment.offline(knowledge, now=now))
+        assert body == json.loads(path.read_text(encoding="utf-8")), path.name  # the request is never changed
         if evaluation.context is None:
             continue
         judged += 1
@@ -115,3 +122,77 @@ def test_the_call_s_one_run_answers_what_a_run_of_each_step_answered(knowledge):
             run_checks(evaluation.context, knowledge), evaluation.context, knowledge), path.name
         assert evaluation.drug_orders == tuple(drug_orders(Run(evaluation.context, knowledge))), path.name
     assert judged > 100
+
+
+dose = st.fixed_dictionaries({"value": st.integers(1, 200), "unit": st.sampled_from(["mg", "mL"])})
+repeat = st.dictionaries(st.sampled_from(["frequency", "period", "periodUnit", "periodUnits", "durationUnits"]),
+                         st.one_of(st.integers(1, 3), st.sampled_from(["d", "h", "wk"])), max_size=4)
+dosage = st.fixed_dictionaries({}, optional={
+    "text": st.text(max_size=5), "doseQuantity": dose, "rateQuantity": dose,
+    "doseAndRate": st.one_of(st.fixed_dictionaries({"doseQuantity": dose}),
+                             st.lists(st.fixed_dictionaries({"doseQuantity": dose}), max_size=2)),
+    "timing": st.fixed_dictionaries({}, optional={"repeat": repeat, "code": st.just({"text": "BID"})}),
+    "additionalInstruction": st.one_of(st.just({"text": "with food"}), st.lists(st.just({"text": "x"}), max_size=2))})
+concept = st.one_of(st.just({"text": "anakinra"}), st.lists(st.just({"text": "RA"}), max_size=2))
+draft_order = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["MedicationRequest", "MedicationOrder", "Immunization"]),
+     "id": st.sampled_from(["rx-1", "rx-2"])},
+    optional={"status": st.sampled_from(["draft", "active"]), "patient": st.just({"reference": "Patient/p1"}),
+              "dateWritten": st.just("2026-11-24"), "reasonCodeableConcept": concept, "reasonCode": concept,
+              "category": concept, "note": st.just({"text": "a note"}), "identifier": st.just([{"value": "1"}]),
+              "medicationCodeableConcept": st.just({"coding": [{"system": "s", "code": "c"}]}),
+              "dosageInstruction": st.one_of(dosage, st.lists(st.one_of(dosage, st.just("text")), max_size=3))})
+
+
+@SETTINGS
+@given(draft_order)
+def test_an_order_is_normalised_as_a_copy_of_it_was_and_is_left_as_sent(order):
+    sent = copy.deepcopy(order)
+    normalised = normalize_order(order)
+    assert order == sent  # the request is never changed
+    assert normalised == normalize_order(copy.deepcopy(order))  # what normalising a whole copy of it gave
+    assert normalised is not order and all(normalised[key] is not order.get(key) for key in normalised
+                                           if key in ("dosageInstruction", "category", "reasonCode", "note"))
+
+
+reference = st.one_of(st.none(), st.just(""), st.just(7), st.sampled_from(
+    ["#m", "urn:uuid:1", "Medication/m1", "https://pharmacy.example.org/fhir/Medication/m1"]))
+
+
+def naming(oid: str, target: Any, r5: bool) -> dict:
+    if target is None:
+        return {"resourceType": "MedicationRequest", "id": oid, "medicationCodeableConcept": {"text": "anakinra"}}
+    reference = {"reference": target}
+    named = {"medication": {"reference": reference}} if r5 else {"medicationReference": reference}
+    return {"resourceType": "MedicationRequest", "id": oid, "contained": [
+        {"resourceType": "Medication", "id": "m", "code": {"text": "contained"}}], **named}
+
+
+@SETTINGS
+@given(st.lists(st.tuples(reference, st.booleans()), max_size=4))
+def test_the_request_s_medications_are_gathered_only_for_a_reference_they_can_answer(named):
+    records = [naming(f"rx-{i}", target, r5) for i, (target, r5) in enumerate(named)]
+    pool = MedicationPool.of_entries([{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Medication", "id": "m1"}},
+                                      {"fullUrl": "https://pharmacy.example.org/fhir/Medication/m1",
+                                       "resource": {"resourceType": "Medication", "id": "m2"}}])
+    gathered = resolve_medications(records, [pool] if names_elsewhere(records) else [])
+    assert gathered == resolve_medications(records, [pool])
+
+
+def window_start_reference(template: str, today: date) -> date | None:
+    found = re.search(r"[?&]date=ge(\{\{[^}]*\}\})", template)
+    token = re.fullmatch(r"\{\{\s*today\(\)\s*(?:([+-])\s*(\d{1,5})\s*days?\s*)?\}\}", found[1]) if found else None
+    if token is None:
+        return None
+    days = int(token[2] or 0)
+    return today + timedelta(days=-days if token[1] == "-" else days)
+
+
+@SETTINGS
+@given(st.sampled_from(["", "&date=ge{{today()}}", "&date=ge{{today() - 400 days}}", "&date=ge{{ today() + 3 day }}",
+                        "&date=ge{{context.patientId}}", "&date=le{{today() - 1 days}}"]),
+       st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)))
+def test_the_window_of_a_template_is_read_as_it_was(window, today):
+    template = f"Observation?patient={{{{context.patientId}}}}&code=http://loinc.org|2160-0{window}&_sort=-date"
+    for _ in range(2):  # the second time from what the first read
+        assert window_start(template, today) == window_start_reference(template, today)
