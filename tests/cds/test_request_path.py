@@ -175,8 +175,16 @@ def test_the_request_s_medications_are_gathered_only_for_a_reference_they_can_an
     pool = MedicationPool.of_entries([{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Medication", "id": "m1"}},
                                       {"fullUrl": "https://pharmacy.example.org/fhir/Medication/m1",
                                        "resource": {"resourceType": "Medication", "id": "m2"}}])
-    gathered = resolve_medications(records, [pool] if names_elsewhere(records) else [])
-    assert gathered == resolve_medications(records, [pool])
+    assert resolve_medications(records, [pool] if names_elsewhere(records) else []) == \
+        resolve_medications(records, [pool])
+    started = []
+
+    def gathering():  # the pools, gathered when they are first looked in
+        started.append(True)
+        yield pool
+
+    assert resolve_medications(records, gathering()) == resolve_medications(records, [pool])
+    assert started == ([True] if names_elsewhere(records) else [])
 
 
 def window_start_reference(template: str, today: date) -> date | None:
