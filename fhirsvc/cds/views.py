@@ -157,13 +157,14 @@ def call(service_id: str) -> Any:
 
 def evaluate(service_id: str, body: Any, now: datetime | None = None) -> list[dict]:
     """Validate the request, assemble the patient context, run the checks, build the cards."""
-    env = replace(state().env, knowledge=get_knowledge(), public_base=public_base()).at(now)
+    cds = state()
+    env = replace(cds.env, knowledge=get_knowledge(), public_base=public_base()).at(now)
     request_data = validated(body, env.knowledge, "the request is not a valid CDS Hooks call")  # 400, fields named
-    result = run(state().service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
+    result = run(cds.service(service_id, request_data["hook"]), request_data, env)  # PreconditionFailed: 412
     # a card per finding: each card's drug and rule for the statistics; each judged order of a drug of the knowledge
     # with its number of cards (cards per order)
     patient = str(request_data["context"]["patientId"])
-    state().feedback.remember_cards(
+    cds.feedback.remember_cards(
         service_id, result.cards, [finding.drug for finding in result.findings],
         [JudgedOrder(str(uuid.uuid5(ORDER_NAMESPACE, "|".join((patient, order, drug)))), drug, cards)
          for order, drug, cards in result.cards_per_order()], env.site.version)

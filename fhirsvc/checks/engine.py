@@ -120,11 +120,11 @@ def run_one(check: Check, job: Job) -> list[Finding]:
             job.drug.section, check.anchor, {"error": type(exc).__name__}, unable=True)]
 
 
-def drug_orders(context: PatientContext, knowledge: Knowledge) -> list[tuple[str, str]]:
-    """The judged live draft orders that are for a drug of the knowledge, as (order id, drug id): the orders whose
-    cards are counted per order (cards per order, governance)."""
-    run = Run(context, knowledge)
-    return [(str(order.get("id")), drug.id) for order in context.judged_orders() if is_live_draft(order)
+def drug_orders(run: Run) -> list[tuple[str, str]]:
+    """The judged live draft orders of the ``run``'s call that are for a drug of the knowledge, as (order id, drug
+    id): the orders whose cards are counted per order (cards per order, governance). Given the Run the checks ran
+    in, each order's drugs are those they recognised, not recognised again."""
+    return [(str(order.get("id")), drug.id) for order in run.context.judged_orders() if is_live_draft(order)
             for drug in sorted(run.drugs_of(order), key=lambda d: d.id)]
 
 
@@ -133,10 +133,14 @@ def run_checks(context: PatientContext, knowledge: Knowledge, checks: Sequence[C
     """Every finding about the judged draft orders, in a deterministic order: by the order's position in
     the draft Bundle, then by check (registry order), then as each check reports them. ``site``: the site
     configuration, whose adjustable values the checks read."""
-    run = Run(context, knowledge, site)
+    return findings_of(Run(context, knowledge, site), checks)
+
+
+def findings_of(run: Run, checks: Sequence[Check] | None = None) -> list[Finding]:
+    """``run_checks`` in a Run made by the caller (who reads more of the call from it: ``drug_orders``)."""
     registry: Sequence[Check] = CHECKS if checks is None else checks
     findings: list[Finding] = []
-    for order in context.judged_orders():
+    for order in run.context.judged_orders():
         if not is_live_draft(order):
             continue
         forward, reverse = jobs_for(run, order)

@@ -41,13 +41,23 @@ def card_uuid(finding: Finding, patient_id: str) -> str:
     return str(uuid.uuid5(CARD_NAMESPACE, "|".join(parts)))
 
 
+EMPTY: tuple[Any, ...] = (None, "", [], {})  # what CDS Hooks forbids as a value
+
+
 def _drop_empty(value: Any) -> Any:
-    """The value without None, "", [] or {} anywhere (CDS Hooks forbids them)."""
-    if isinstance(value, Mapping):
-        cleaned = {k: _drop_empty(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
+    """The value without None, "", [] or {} anywhere (CDS Hooks forbids them). A card is mostly text and dicts:
+    those are told apart first, before the slower test for any other Mapping."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, Mapping)):
+        cleaned = {}
+        for key, item in value.items():
+            item = _drop_empty(item)
+            if item not in EMPTY:
+                cleaned[key] = item
+        return cleaned
     if isinstance(value, (list, tuple)):
-        return [v for v in (_drop_empty(item) for item in value) if v not in (None, "", [], {})]
+        return [item for item in map(_drop_empty, value) if item not in EMPTY]
     return value
 
 
@@ -111,11 +121,16 @@ def associated_resources(finding: Finding) -> list[str]:
 SITE_CONFIG_EXTENSION = "fhirsvc.site-config"  # the card's extension key: the site configuration version in force
 
 
+def offered_reasons(knowledge: Knowledge) -> tuple[dict[str, str], ...]:
+    """The override reasons of a card (``override_reasons``) without empty values, cleaned once per knowledge."""
+    return knowledge.derived("cds.card_override_reasons", lambda known: tuple(_drop_empty(override_reasons(known))))
+
+
 def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowledge, public_base: str,
                 site_config: str | None = None) -> list[dict]:
     """One card per finding, in the order the checks gave them; each names the ``site_config`` version that made it
     (``extension["fhirsvc.site-config"]``), when the site has one."""
-    reasons = override_reasons(knowledge)
+    reasons = offered_reasons(knowledge)
     cards = []
     for finding in findings:
         card_id = card_uuid(finding, patient_id)
@@ -138,9 +153,10 @@ def build_cards(findings: Iterable[Finding], patient_id: str, knowledge: Knowled
         if suggestions:
             card["selectionBehavior"] = "at-most-one"
             card["suggestions"] = suggestions
-        if finding.indicator in ("warning", "critical") and reasons:
-            card["overrideReasons"] = reasons
         if site_config:
             card.setdefault("extension", {})[SITE_CONFIG_EXTENSION] = site_config
-        cards.append(_drop_empty(card))
+        card = _drop_empty(card)
+        if finding.indicator in ("warning", "critical") and reasons:  # the last key, already without empty values
+            card["overrideReasons"] = [dict(reason) for reason in reasons]
+        cards.append(card)
     return cards

@@ -94,19 +94,11 @@ def normalize_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
     return fixed
 
 
-def _copy(value: Any) -> Any:
-    """A deep copy of parsed JSON (objects, arrays and immutable leaves): what ``copy.deepcopy`` gives here, at a
-    fraction of its cost."""
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
-
-
 def normalize_order(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of one draft order in R4 shape (MedicationOrder becomes MedicationRequest)."""
-    order = _copy(dict(resource))
+    """One draft order in R4 shape (MedicationOrder becomes MedicationRequest): a new object wherever something is
+    changed (the order itself, a list made of a single value, each dosage, its ``doseAndRate`` and ``timing``), the
+    parts left as they were shared with the request, which is never changed."""
+    order = dict(resource)
     if order.get("resourceType") == "MedicationOrder":
         order["resourceType"] = "MedicationRequest"
         order.setdefault("intent", "order")

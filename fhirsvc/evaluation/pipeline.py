@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from fhirsvc.checks.base import Run
 from fhirsvc.checks.context import CONDITIONS, MEDICATIONS, OBSERVATIONS, PATIENT, PatientContext
-from fhirsvc.checks.engine import drug_orders, run_checks
+from fhirsvc.checks.engine import drug_orders, findings_of
 from fhirsvc.checks.findings import Finding
 from fhirsvc.checks.monitoring import run_patient_view
 from fhirsvc.checks.unavailable import one_card_per_failed_key
@@ -38,7 +39,12 @@ PATIENT_VIEW_KEYS = (PATIENT, CONDITIONS, MEDICATIONS, OBSERVATIONS)  # what pat
 def site_findings(findings: list[Finding], site: SiteConfig) -> list[Finding]:
     """The findings as the site configuration wants them: none of a rule it switched off, each with the indicator
     it set for the rule (``knowledge.site``)."""
-    return [replace(f, indicator=site.indicator(f.rule, f.indicator)) for f in findings if site.enabled(f.rule)]
+    kept = []
+    for finding in findings:
+        if site.enabled(finding.rule):
+            indicator = site.indicator(finding.rule, finding.indicator)
+            kept.append(finding if indicator == finding.indicator else replace(finding, indicator=indicator))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,11 @@ def evaluate_orders(data: Mapping[str, Any], templates: Mapping[str, str], env: 
     patient = judged_context(Call(data, templates, env, now, orders, others, judged))
     if patient is None:  # no judged order is for anything the knowledge judges: nothing fetched, nothing said
         return Evaluation(data, data["hook"], now, tuple(orders), judged, None)
+    run = Run(patient, env.knowledge, env.site)  # one per call: the checks' and the cards-per-order count's
     findings = parse_call_configuration(data.get("extension")).keep(one_card_per_failed_key(
-        site_findings(run_checks(patient, env.knowledge, site=env.site), env.site), patient, env.knowledge))
+        site_findings(findings_of(run), env.site), patient, env.knowledge))
     cards = build_cards(findings, str(context["patientId"]), env.knowledge, env.public_base, env.site.version)
-    return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards,
-                      tuple(drug_orders(patient, env.knowledge)))
+    return Evaluation(data, data["hook"], now, tuple(orders), judged, patient, findings, cards, tuple(drug_orders(run)))
 
 
 def evaluate_patient_view(data: Mapping[str, Any], templates: Mapping[str, str], env: Environment) -> Evaluation:

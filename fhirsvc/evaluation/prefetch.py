@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
@@ -273,10 +273,8 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
     if STATEMENTS in unavailable:  # part of the medication list is missing: the list is unavailable
         unavailable.setdefault(MEDICATIONS, f"{STATEMENTS}: {unavailable[STATEMENTS]}")
         del unavailable[STATEMENTS]
-    records = tuple(as_therapy_record(r, call.now) for r in _of_type(
-        (*data[MEDICATIONS], *data[STATEMENTS]), "MedicationRequest", "MedicationStatement"))
-    pools = [*(medication_pools(call) if pools is None else pools),
-             MedicationPool.of_resources((*data[MEDICATIONS], *data[STATEMENTS]))]
+    records = tuple([as_therapy_record(r, call.now) for r in _of_type(
+        (*data[MEDICATIONS], *data[STATEMENTS]), "MedicationRequest", "MedicationStatement")])
     patient = next((r for r in data[PATIENT] if r.get("resourceType") == "Patient"), None)
     return PatientContext(
         now=call.now, hook=request["hook"], patient=patient,
@@ -285,9 +283,18 @@ def assemble_context(call: Call, keys: Iterable[str] = DATA_KEYS, server: FhirSe
         medications=records,
         observations=_of_type(data["observations"], "Observation"),
         unavailable=unavailable, draft_orders=tuple(orders), judged_ids=call.judged,
-        referenced_medications=resolve_medications([*orders, *records], pools, medication_fetcher(server),
-                                                   known=referenced),
+        referenced_medications=resolve_medications(
+            [*orders, *records], _gathered(call, pools, (*data[MEDICATIONS], *data[STATEMENTS])),
+            medication_fetcher(server), known=referenced),
     )
+
+
+def _gathered(call: Call, pools: Sequence[MedicationPool] | None,
+              records: Iterable[dict[str, Any]]) -> Iterator[MedicationPool]:
+    """The pools a medication reference is looked for in: the caller's (else the request's, ``medication_pools``),
+    then the Medications among the medication records; gathered only when a reference is looked for."""
+    yield from medication_pools(call) if pools is None else pools
+    yield MedicationPool.of_resources(records)
 
 
 def _draft_entries(request: Mapping[str, Any]) -> Any:
@@ -348,4 +355,4 @@ def _has_next_page(value: Any) -> bool:
 
 
 def _of_type(resources: tuple[dict[str, Any], ...], *types: str) -> tuple[dict[str, Any], ...]:
-    return tuple(r for r in resources if r.get("resourceType") in types)
+    return tuple([r for r in resources if r.get("resourceType") in types])

@@ -102,8 +102,9 @@ def resolve_medications(records: Iterable[Resource], pools: Iterable[MedicationP
                         known: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """The Medications the ``records`` (orders, medication records) name, by ``medication_reference_key``:
     ``known`` ones, contained, in the ``pools`` (the same Bundle first, then prefetch), else read with ``fetch``
-    (the FHIR server's GET; None: nothing is fetched), at most MAX_FETCHED of them."""
-    pools = list(pools)
+    (the FHIR server's GET; None: nothing is fetched), at most MAX_FETCHED of them. ``pools`` is read only for a
+    reference that is not contained, once: it may be a generator that gathers them then."""
+    searched: list[MedicationPool] | None = None
     resolved: dict[str, dict[str, Any]] = dict(known or {})
     wanted: dict[str, str] = {}  # key -> reference to fetch
     for record in records:
@@ -114,7 +115,8 @@ def resolve_medications(records: Iterable[Resource], pools: Iterable[MedicationP
         if target.startswith("#"):
             found = _contained(record, target)
         else:
-            found = next((m for pool in pools if (m := pool.find(target)) is not None), None)
+            searched = list(pools) if searched is None else searched
+            found = next((m for pool in searched if (m := pool.find(target)) is not None), None)
         if found is not None:
             resolved[key] = dict(found)
         elif not target.startswith(("#", "urn:")):
@@ -136,6 +138,16 @@ def _fetched(wanted: list[tuple[str, str]], fetch: Callable[[str], dict[str, Any
             if medication.get("resourceType") == "Medication":
                 out[key] = medication
     return out
+
+
+def names_elsewhere(records: Iterable[Resource]) -> bool:
+    """Whether one of the records names its Medication by a reference that is not contained (not ``#id``): the only
+    kind that is looked for in a Bundle or the prefetch (so their Medications are gathered only then)."""
+    for record in records:
+        target = medication_reference(record).get("reference")
+        if isinstance(target, str) and target and not target.startswith("#"):
+            return True
+    return False
 
 
 def unresolved(records: Iterable[Resource], referenced: Mapping[str, Any]) -> list[Resource]:

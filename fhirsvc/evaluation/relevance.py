@@ -24,7 +24,7 @@ from fhirsvc.checks.reading.medications import is_live_draft
 from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.evaluation.environment import Call
 from fhirsvc.evaluation.prefetch import assemble_context, fhir_server, medication_fetcher, medication_pools
-from fhirsvc.evaluation.references import resolve_medications, unresolved
+from fhirsvc.evaluation.references import names_elsewhere, resolve_medications, unresolved
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ def judged_context(call: Call) -> PatientContext | None:
     PreconditionFailed (412) when none of the data their checks need could be had."""
     server = None  # named only when something is to be fetched
     knowledge = call.env.knowledge
-    pools = medication_pools(call)
-    referenced = resolve_medications(list(call.orders), pools)
+    # the Medications of the request gathered only for an order that names one elsewhere (else: by assemble_context)
+    pools = medication_pools(call) if names_elsewhere(call.orders) else None
+    referenced = resolve_medications(list(call.orders), pools or ())
     drafts = PatientContext(now=call.now, hook=call.request["hook"], draft_orders=tuple(call.orders),
                             judged_ids=call.judged, referenced_medications=referenced)
     found = relevance(drafts, knowledge)
@@ -44,7 +45,7 @@ def judged_context(call: Call) -> PatientContext | None:
                if is_live_draft(order) and reference_key(order) not in mattering]
     if pending:  # still needed: only the FHIR server can tell what these orders are for
         server = fhir_server(call.request, call.env)
-        referenced = resolve_medications(pending, pools, medication_fetcher(server), known=referenced)
+        referenced = resolve_medications(pending, pools or (), medication_fetcher(server), known=referenced)
         found = relevance(replace(drafts, referenced_medications=referenced), knowledge)
     if not found.orders:
         log.debug("no judged order is for a drug the knowledge knows or interacts with: nothing fetched, no card")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fhirsvc.knowledge import Knowledge
@@ -52,11 +53,16 @@ def fill_template(template: str, context: Mapping[str, Any], today: date) -> str
 
 def window_start(template: str | None, today: date) -> date | None:
     """The first day a template's ``date=ge{{today() - N days}}`` asks for (None: the template has no window)."""
-    found = _WINDOW.search(template or "")
-    if found is None:
-        return None
-    token = _TODAY.fullmatch(found[1])
+    token = _window_token(template or "")
     return date.fromisoformat(_relative_date(token, today)) if token else None
+
+
+@lru_cache(maxsize=16)
+def _window_token(template: str) -> re.Match[str] | None:
+    """The ``{{today() ...}}`` token of a template's window, if it has one: searched once per template (a service's
+    own, the same on every call; the observations template is a long list of codes)."""
+    found = _WINDOW.search(template)
+    return _TODAY.fullmatch(found[1]) if found else None
 
 
 def observations_template(loinc_codes: str, style: str) -> str:
