@@ -14,10 +14,9 @@ from fhirsvc.checks.config import VS_NOT_ACTIVE_CONDITION
 from fhirsvc.checks.context import PatientContext
 from fhirsvc.checks.index import drug_index
 from fhirsvc.checks.reading.conditions import _status_code, allergy_concepts, condition_in, condition_standing
-from fhirsvc.checks.reading.medications import is_current, is_live_draft
-from fhirsvc.checks.reading.resources import reference_key
 from fhirsvc.checks.recognition import in_value_set, medication_concepts, recognize
 from fhirsvc.terminology import ICD10CM, RXNORM, SNOMED, concept_key
+from tests.checks.test_others import scan
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -37,21 +36,6 @@ record = st.builds(lambda rtype, rid, status, name: {"resourceType": rtype, "id"
                    NAMES)
 service_request = st.builds(lambda rid, name: {"resourceType": "ServiceRequest", "id": rid, "status": "draft",
                                                "code": name}, st.sampled_from("ab"), NAMES)
-
-
-def scan(order, drafts, medications, with_medications: bool) -> list[tuple[dict, str]]:
-    """The records that can conflict with an order, read anew: the other live drafts, then the current
-    medications, each ``Type/id`` once."""
-    seen, out = {reference_key(order)}, []
-    for draft in drafts:
-        if reference_key(draft) not in seen and is_live_draft(draft):
-            seen.add(reference_key(draft))
-            out.append((draft, "draft"))
-    for med in medications if with_medications else ():
-        if reference_key(med) not in seen and is_current(med):
-            seen.add(reference_key(med))
-            out.append((med, "medication"))
-    return out
 
 
 def drug_ids(knowledge, resource) -> list[str]:
