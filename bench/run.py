@@ -181,12 +181,14 @@ def bare_app(size: int, post_size: int = 0):
 
 def serve_bare(bind: str, workers: int, threads: int, size: int, post_size: int) -> None:
     """Serve the bare app with gunicorn, configured as ``fhirsvc serve`` configures it (the shipped gunicorn
-    settings and FHIRSVC_GUNICORN_CONFIG, the same workers and threads)."""
-    from fhirsvc.cli import gunicorn_server, gunicorn_settings
+    settings and FHIRSVC_GUNICORN_CONFIG, the same workers and threads, the garbage collector set up alike)."""
+    from fhirsvc.cli import gunicorn_server, gunicorn_settings, tune_gc
 
     config = os.environ.get("FHIRSVC_GUNICORN_CONFIG") or None  # as fhirsvc serve reads it
-    gunicorn_server(bare_app(size, post_size),
-                    gunicorn_settings(config and Path(config), bind=bind, workers=workers, threads=threads)).run()
+    server = gunicorn_server(bare_app(size, post_size),
+                             gunicorn_settings(config and Path(config), bind=bind, workers=workers, threads=threads))
+    tune_gc()  # as fhirsvc serve does once start-up is done
+    server.run()
 
 
 # --- measuring ------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class Run:
         self._named: dict[int, Named] = {}  # records outside the call's lists, by identity (Run.named)
         # active conditions/allergies and medication records in a value set, by (kind, value set)
         self._in_value_set: dict[tuple[str, str | None], tuple[Resource, ...]] = {}
-        # records that pass a named test, with the position of each Type/id (Run.others_where)
+        # selections of the records that can conflict with an order, with the position of each Type/id (Run.others)
         self._selected: dict[Hashable, tuple[list[tuple[Resource, str]], dict[str, int]]] = {}
         self._once: dict[Hashable, Any] = {}
 
@@ -335,16 +335,6 @@ class Run:
         memo = ("all", medications)
         if memo not in self._selected:
             self._selected[memo] = _selection(self._candidates(medications))
-        return self._without(memo, order)
-
-    def others_where(self, order: Resource, name: Hashable, test: Callable[[Resource, str], bool], *,
-                     medications: bool = True) -> Others:
-        """``others(order)`` that pass ``test(record, kind)``. The records that pass are selected once per call
-        and ``name`` (which stands for the test: a value set, a drug), so that asking for every order costs
-        no more than the records: the answer is that selection without the order's own ``Type/id``."""
-        memo = ("where", name, medications)
-        if memo not in self._selected:
-            self._selected[memo] = _selection([(r, kind) for r, kind in self._candidates(medications) if test(r, kind)])
         return self._without(memo, order)
 
     def others_in(self, order: Resource, url: str | None, *, medications: bool = True) -> Others:

@@ -64,9 +64,7 @@ def service_request(job: Job, action: Mapping[str, Any]) -> dict[str, Any] | Non
 
 def _current_records(job: Job) -> list[Resource]:
     """The patient's current medication records of the drug (not the draft orders): on therapy if any."""
-    return [m for m, _ in job.run.others_where(job.order, ("current-medications", job.drug.id),
-                                               lambda m, kind: kind == "medication"
-                                               and any(d.id == job.drug.id for d in job.run.drugs_of(m)))]
+    return [m for m, _ in job.run.others_of(job.order, job.drug.id, drafts=False)]
 
 
 def _phase_now(job: Job, phases: list[Phase], started: datetime | None) -> tuple[Phase | None, str]:
