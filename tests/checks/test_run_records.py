@@ -30,10 +30,19 @@ NAMES = st.sampled_from([
     {"coding": [{"system": "http://example.org/local", "code": "1", "display": "anakinra"}]},
 ])
 STATUSES = st.sampled_from(["draft", "active", "on-hold", "cancelled", "stopped", "completed", "entered-in-error"])
-record = st.builds(lambda rtype, rid, status, name: {"resourceType": rtype, "id": rid, "status": status,
-                                                     "medicationCodeableConcept": name},
-                   st.sampled_from(["MedicationRequest", "MedicationStatement"]), st.sampled_from("abcd"), STATUSES,
-                   NAMES)
+# R5's CodeableReference may hold a concept and a reference both: a record named by two concepts, the second the
+# reference's display (``recognition.medication_concepts``), so that a match on either one counts.
+DISPLAYS = st.sampled_from([None, "Kineret", "etanercept", "MMR vaccine live", "saline"])
+
+
+def _record(rtype: str, rid: str, status: str, name: dict, display: str | None) -> dict:
+    medication = ({"medication": {"concept": name, "reference": {"display": display}}} if display is not None
+                  else {"medicationCodeableConcept": name})
+    return {"resourceType": rtype, "id": rid, "status": status, **medication}
+
+
+record = st.builds(_record, st.sampled_from(["MedicationRequest", "MedicationStatement"]), st.sampled_from("abcd"),
+                   STATUSES, NAMES, DISPLAYS)
 service_request = st.builds(lambda rid, name: {"resourceType": "ServiceRequest", "id": rid, "status": "draft",
                                                "code": name}, st.sampled_from("ab"), NAMES)
 
